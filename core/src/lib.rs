@@ -1,0 +1,27 @@
+//! Refport's domain core: every business rule of the product, with no I/O, no clock and no
+//! `worker` types. The Worker shell (`src/`) loads data, calls into this crate to decide, and
+//! writes the result. Everything here is synchronous and takes `now` (UTC milliseconds since
+//! the Unix epoch) and secrets as arguments, so it is unit-tested natively with `cargo test`.
+//!
+//! Where is X decided?
+//! - a commission amount:            [`rules`]
+//! - which click gets the credit:    [`attribution`]
+//! - status changes, refunds:        [`commission`]
+//! - who gets paid, and when:        [`payout`]
+//! - embed tokens, webhook signatures, key hashing: [`token`], [`crypto`]
+//! - program / link / partner input: [`program`], [`link`], [`partner`]
+
+pub mod attribution;
+pub mod click;
+pub mod commission;
+pub mod crypto;
+pub mod error;
+pub mod ids;
+pub mod link;
+pub mod money;
+pub mod partner;
+pub mod payout;
+pub mod program;
+pub mod rules;
+pub mod time;
+pub mod token;

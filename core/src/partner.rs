@@ -1,0 +1,152 @@
+//! Partners: enrolment input, status, and the email rule.
+
+use crate::error::Invalid;
+use crate::program::nullable;
+use crate::rules::Rewards;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartnerStatus {
+    Invited,
+    Active,
+    Banned,
+}
+
+impl PartnerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartnerStatus::Invited => "invited",
+            PartnerStatus::Active => "active",
+            PartnerStatus::Banned => "banned",
+        }
+    }
+    pub fn parse(s: &str) -> Option<PartnerStatus> {
+        match s {
+            "invited" => Some(PartnerStatus::Invited),
+            "active" => Some(PartnerStatus::Active),
+            "banned" => Some(PartnerStatus::Banned),
+            _ => None,
+        }
+    }
+}
+
+/// `POST /api/v1/programs/{id}/partners` body.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerInput {
+    pub email: String,
+    pub name: String,
+    /// Per-partner reward override (replaces the program's reward per event kind).
+    #[serde(default)]
+    pub rewards: Option<Rewards>,
+    /// `true`: the partner is created `invited` (an invitation is sent) rather than `active`.
+    #[serde(default)]
+    pub invite: bool,
+}
+
+/// `PATCH /api/v1/partners/{id}` body.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerPatch {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub status: Option<PartnerStatus>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub rewards: Option<Option<Rewards>>,
+}
+
+/// A validated partner.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartnerFields {
+    pub email: String,
+    pub name: String,
+    pub status: PartnerStatus,
+    pub rewards: Option<Rewards>,
+}
+
+/// Normalised email: trimmed, lower-case; one `@`, a non-empty local part, a dotted domain.
+pub fn parse_email(field: &str, s: &str) -> Result<String, Invalid> {
+    let e = s.trim().to_ascii_lowercase();
+    let bad = || Invalid::new(field, "invalid_email", format!("`{s}` is not a valid email address"));
+    let (local, domain) = e.split_once('@').ok_or_else(bad)?;
+    let ok = !local.is_empty()
+        && e.len() <= 254
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    ok.then_some(e).ok_or_else(bad)
+}
+
+fn parse_name(s: &str) -> Result<String, Invalid> {
+    let n = s.trim();
+    if n.is_empty() || n.chars().count() > 200 {
+        return Err(Invalid::new("name", "invalid_name", "name must be 1 to 200 characters"));
+    }
+    Ok(n.to_string())
+}
+
+impl PartnerInput {
+    pub fn validate(self) -> Result<PartnerFields, Invalid> {
+        if let Some(r) = &self.rewards {
+            r.validate("rewards")?;
+        }
+        Ok(PartnerFields {
+            email: parse_email("email", &self.email)?,
+            name: parse_name(&self.name)?,
+            status: if self.invite { PartnerStatus::Invited } else { PartnerStatus::Active },
+            rewards: self.rewards,
+        })
+    }
+}
+
+impl PartnerFields {
+    pub fn apply(&self, p: PartnerPatch) -> Result<PartnerFields, Invalid> {
+        let rewards = p.rewards.unwrap_or_else(|| self.rewards.clone());
+        if let Some(r) = &rewards {
+            r.validate("rewards")?;
+        }
+        Ok(PartnerFields {
+            email: match p.email {
+                Some(e) => parse_email("email", &e)?,
+                None => self.email.clone(),
+            },
+            name: match p.name {
+                Some(n) => parse_name(&n)?,
+                None => self.name.clone(),
+            },
+            status: p.status.unwrap_or(self.status),
+            rewards,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(parse_email("email", " Jane@Example.COM ").unwrap(), "jane@example.com");
+        for bad in ["", "jane", "@x.com", "jane@", "jane@x", "jane@.com", "ja ne@x.com", "a@b@c.com"] {
+            assert!(parse_email("email", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn input_and_patch() {
+        let i: PartnerInput = serde_json::from_str(r#"{"email":"a@b.co","name":"Ann"}"#).unwrap();
+        let p = i.validate().unwrap();
+        assert_eq!(p.status, PartnerStatus::Active);
+        let patch: PartnerPatch = serde_json::from_str(r#"{"status":"banned"}"#).unwrap();
+        let q = p.apply(patch).unwrap();
+        assert_eq!(q.status, PartnerStatus::Banned);
+        assert_eq!(q.email, "a@b.co");
+        assert!(serde_json::from_str::<PartnerPatch>(r#"{"status":"gone"}"#).is_err());
+        assert!(serde_json::from_str::<PartnerInput>(r#"{"email":"a@b.co","name":"Ann","x":1}"#).is_err());
+        let invited: PartnerInput = serde_json::from_str(r#"{"email":"a@b.co","name":"Ann","invite":true}"#).unwrap();
+        assert_eq!(invited.validate().unwrap().status, PartnerStatus::Invited);
+    }
+}

@@ -1,0 +1,286 @@
+//! Program settings (SPEC 1): parsed from the wire into a validated [`ProgramSettings`], the only
+//! form the rest of the system sees. A PATCH is applied onto the current settings and the whole
+//! result validated again, so a program can never be left in a state a create would refuse.
+
+use crate::attribution::Model;
+use crate::error::Invalid;
+use crate::link::parse_hostname;
+use crate::money::{Currency, MAX_AMOUNT};
+use crate::payout::Schedule;
+use crate::rules::Rewards;
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub const DEFAULT_WINDOW_DAYS: u32 = 90;
+pub const DEFAULT_HOLD_DAYS: u32 = 30;
+pub const DEFAULT_BRAND_COLOR: &str = "#4f46e5";
+pub const DEFAULT_MIN_PAYOUT: i64 = 5000;
+
+/// Validated program settings; serialized as the program's wire shape (without id/timestamps).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProgramSettings {
+    pub name: String,
+    pub description: String,
+    pub logo_url: Option<String>,
+    pub brand_color: String,
+    pub domains: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+    pub cookie_domain: Option<String>,
+    pub payout_currency: Currency,
+    pub min_payout: i64,
+    pub payout_schedule: Schedule,
+    pub attribution_window_days: u32,
+    pub attribution_model: Model,
+    pub hold_days: u32,
+    pub rewards: Rewards,
+}
+
+/// `POST /api/v1/programs` body. Unknown fields are refused.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramInput {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub logo_url: Option<String>,
+    #[serde(default)]
+    pub brand_color: Option<String>,
+    pub domains: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+    #[serde(default)]
+    pub cookie_domain: Option<String>,
+    pub payout_currency: String,
+    #[serde(default)]
+    pub min_payout: Option<i64>,
+    #[serde(default)]
+    pub payout_schedule: Option<Schedule>,
+    #[serde(default)]
+    pub attribution_window_days: Option<u32>,
+    #[serde(default)]
+    pub attribution_model: Option<Model>,
+    #[serde(default)]
+    pub hold_days: Option<u32>,
+    #[serde(default)]
+    pub rewards: Option<Rewards>,
+}
+
+/// `PATCH /api/v1/programs/{id}` body: every field optional; `null` clears a nullable field.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramPatch {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub logo_url: Option<Option<String>>,
+    pub brand_color: Option<String>,
+    pub domains: Option<Vec<String>>,
+    pub allowed_hosts: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub cookie_domain: Option<Option<String>>,
+    pub payout_currency: Option<String>,
+    pub min_payout: Option<i64>,
+    pub payout_schedule: Option<Schedule>,
+    pub attribution_window_days: Option<u32>,
+    pub attribution_model: Option<Model>,
+    pub hold_days: Option<u32>,
+    pub rewards: Option<Rewards>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn hostnames(field: &str, list: &[String], max: usize) -> Result<Vec<String>, Invalid> {
+    if list.is_empty() || list.len() > max {
+        return Err(Invalid::new(field, "invalid_hostname", format!("{field} needs 1 to {max} hostnames")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for (i, h) in list.iter().enumerate() {
+        let h = parse_hostname(&format!("{field}[{i}]"), h)?;
+        if !out.contains(&h) {
+            out.push(h);
+        }
+    }
+    Ok(out)
+}
+
+fn https_url(field: &str, s: &str) -> Result<String, Invalid> {
+    let bad = || Invalid::new(field, "invalid_url", format!("{field} must be an absolute https URL"));
+    let u = url::Url::parse(s).map_err(|_| bad())?;
+    if u.scheme() != "https" || s.len() > 2048 || u.host_str().is_none() {
+        return Err(bad());
+    }
+    Ok(u.to_string())
+}
+
+fn color(s: &str) -> Result<String, Invalid> {
+    let ok = s.len() == 7 && s.starts_with('#') && s[1..].bytes().all(|b| b.is_ascii_hexdigit());
+    if !ok {
+        return Err(Invalid::new("brand_color", "invalid_color", "brand_color must be a hex colour like #4f46e5"));
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
+impl ProgramInput {
+    pub fn validate(self) -> Result<ProgramSettings, Invalid> {
+        let name = self.name.trim().to_string();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(Invalid::new("name", "invalid_name", "name must be 1 to 100 characters"));
+        }
+        let description = self.description.unwrap_or_default();
+        if description.chars().count() > 1000 {
+            return Err(Invalid::new("description", "invalid_description", "description must be at most 1000 characters"));
+        }
+        let logo_url = self.logo_url.filter(|s| !s.is_empty()).map(|s| https_url("logo_url", &s)).transpose()?;
+        let brand_color = color(self.brand_color.as_deref().unwrap_or(DEFAULT_BRAND_COLOR))?;
+        let domains = hostnames("domains", &self.domains, 10)?;
+        let allowed_hosts = hostnames("allowed_hosts", &self.allowed_hosts, 50)?;
+        let cookie_domain = match self.cookie_domain.filter(|s| !s.is_empty()) {
+            None => None,
+            Some(c) => {
+                let c = parse_hostname("cookie_domain", &c)?;
+                if let Some(d) = domains.iter().find(|d| **d != c && !d.ends_with(&format!(".{c}"))) {
+                    return Err(Invalid::new(
+                        "cookie_domain",
+                        "invalid_cookie_domain",
+                        format!("cookie_domain `{c}` must be a parent of every branded domain (not of `{d}`)"),
+                    ));
+                }
+                Some(c)
+            }
+        };
+        let payout_currency = Currency::parse(&self.payout_currency).ok_or_else(|| {
+            Invalid::new("payout_currency", "invalid_currency", format!("`{}` is not a supported ISO 4217 currency", self.payout_currency))
+        })?;
+        let min_payout = self.min_payout.unwrap_or(DEFAULT_MIN_PAYOUT);
+        if !(0..=MAX_AMOUNT).contains(&min_payout) {
+            return Err(Invalid::new("min_payout", "invalid_amount", "min_payout must be a non-negative integer amount in minor units"));
+        }
+        let payout_schedule = self.payout_schedule.unwrap_or_default();
+        payout_schedule.validate()?;
+        let attribution_window_days = self.attribution_window_days.unwrap_or(DEFAULT_WINDOW_DAYS);
+        if !(1..=365).contains(&attribution_window_days) {
+            return Err(Invalid::new("attribution_window_days", "invalid_window", "attribution_window_days must be 1 to 365"));
+        }
+        let hold_days = self.hold_days.unwrap_or(DEFAULT_HOLD_DAYS);
+        if hold_days > 365 {
+            return Err(Invalid::new("hold_days", "invalid_hold", "hold_days must be 0 to 365"));
+        }
+        let rewards = self.rewards.unwrap_or_default();
+        rewards.validate("rewards")?;
+        Ok(ProgramSettings {
+            name,
+            description,
+            logo_url,
+            brand_color,
+            domains,
+            allowed_hosts,
+            cookie_domain,
+            payout_currency,
+            min_payout,
+            payout_schedule,
+            attribution_window_days,
+            attribution_model: self.attribution_model.unwrap_or(Model::LastClick),
+            hold_days,
+            rewards,
+        })
+    }
+}
+
+impl ProgramSettings {
+    /// The settings after a PATCH, validated as a whole.
+    pub fn apply(&self, p: ProgramPatch) -> Result<ProgramSettings, Invalid> {
+        let cur = self.clone();
+        ProgramInput {
+            name: p.name.unwrap_or(cur.name),
+            description: p.description.unwrap_or(Some(cur.description)),
+            logo_url: p.logo_url.unwrap_or(cur.logo_url),
+            brand_color: Some(p.brand_color.unwrap_or(cur.brand_color)),
+            domains: p.domains.unwrap_or(cur.domains),
+            allowed_hosts: p.allowed_hosts.unwrap_or(cur.allowed_hosts),
+            cookie_domain: p.cookie_domain.unwrap_or(cur.cookie_domain),
+            payout_currency: p.payout_currency.unwrap_or_else(|| cur.payout_currency.code().to_string()),
+            min_payout: Some(p.min_payout.unwrap_or(cur.min_payout)),
+            payout_schedule: Some(p.payout_schedule.unwrap_or(cur.payout_schedule)),
+            attribution_window_days: Some(p.attribution_window_days.unwrap_or(cur.attribution_window_days)),
+            attribution_model: Some(p.attribution_model.unwrap_or(cur.attribution_model)),
+            hold_days: Some(p.hold_days.unwrap_or(cur.hold_days)),
+            rewards: Some(p.rewards.unwrap_or(cur.rewards)),
+        }
+        .validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> ProgramInput {
+        serde_json::from_str(
+            r#"{"name":"Acme Partners","domains":["go.acme.com"],"allowed_hosts":["acme.com","www.acme.com"],
+                "cookie_domain":"acme.com","payout_currency":"USD",
+                "rewards":{"lead":{"type":"flat","amount":500},"sale":{"type":"percentage","amount":2000,"duration_months":12}}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn defaults_and_normalisation() {
+        let s = input().validate().unwrap();
+        assert_eq!(s.payout_currency.code(), "usd");
+        assert_eq!(s.attribution_window_days, 90);
+        assert_eq!(s.hold_days, 30);
+        assert_eq!(s.min_payout, DEFAULT_MIN_PAYOUT);
+        assert_eq!(s.attribution_model, Model::LastClick);
+        assert_eq!(s.brand_color, DEFAULT_BRAND_COLOR);
+        let back: ProgramSettings = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn refusals() {
+        let cases: Vec<(Box<dyn Fn(&mut ProgramInput)>, &str)> = vec![
+            (Box::new(|i| i.name = " ".into()), "name"),
+            (Box::new(|i| i.payout_currency = "xyz".into()), "payout_currency"),
+            (Box::new(|i| i.min_payout = Some(-1)), "min_payout"),
+            (Box::new(|i| i.domains = vec![]), "domains"),
+            (Box::new(|i| i.domains = vec!["bad host".into()]), "domains[0]"),
+            (Box::new(|i| i.cookie_domain = Some("other.com".into())), "cookie_domain"),
+            (Box::new(|i| i.brand_color = Some("red".into())), "brand_color"),
+            (Box::new(|i| i.logo_url = Some("http://x.com/l.png".into())), "logo_url"),
+            (Box::new(|i| i.attribution_window_days = Some(0)), "attribution_window_days"),
+            (Box::new(|i| i.hold_days = Some(366)), "hold_days"),
+        ];
+        for (mutate, field) in cases {
+            let mut i = input();
+            mutate(&mut i);
+            assert_eq!(i.validate().unwrap_err().field, field);
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_fail_to_parse() {
+        assert!(serde_json::from_str::<ProgramInput>(r#"{"name":"x","domains":[],"allowed_hosts":[],"payout_currency":"usd","bogus":1}"#).is_err());
+        assert!(serde_json::from_str::<ProgramInput>(r#"{"name":"x","domains":[],"allowed_hosts":[],"payout_currency":"usd","min_payout":1.5}"#).is_err());
+        assert!(serde_json::from_str::<ProgramInput>(r#"{"name":1,"domains":[],"allowed_hosts":[],"payout_currency":"usd"}"#).is_err());
+    }
+
+    #[test]
+    fn patch_revalidates_the_whole() {
+        let s = input().validate().unwrap();
+        let p: ProgramPatch = serde_json::from_str(r#"{"hold_days":7,"logo_url":null,"cookie_domain":null}"#).unwrap();
+        let t = s.apply(p).unwrap();
+        assert_eq!(t.hold_days, 7);
+        assert_eq!(t.cookie_domain, None);
+        assert_eq!(t.name, s.name);
+        // moving the domains away from the cookie domain is refused
+        let p: ProgramPatch = serde_json::from_str(r#"{"domains":["go.other.com"]}"#).unwrap();
+        assert_eq!(s.apply(p).unwrap_err().field, "cookie_domain");
+    }
+}

@@ -1,0 +1,94 @@
+//! The one API error type and its single mapping to HTTP: `{"error": {"code", "message"}}`.
+//! Internal details are logged, never sent to the client.
+
+use refport_core::error::Invalid;
+use serde_json::json;
+use worker::Response;
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// Malformed request: bad JSON, wrong types, unknown fields, bad query parameters. 400.
+    BadRequest { code: &'static str, message: String },
+    /// Well-formed but semantically invalid input (core validation). 422.
+    Invalid(Invalid),
+    /// Missing or unknown API key / token. 401.
+    Unauthorized(&'static str),
+    /// The key is valid but lacks the permission. 403.
+    Forbidden(String),
+    /// Unknown resource, or one outside the key's program. 404.
+    NotFound(&'static str),
+    MethodNotAllowed,
+    /// Conflicts with stored state (duplicate key, illegal status transition). 409.
+    Conflict { code: &'static str, message: String },
+    /// Request understood and valid, but cannot be processed in this state. 422.
+    Unprocessable { code: &'static str, message: String },
+    PayloadTooLarge,
+    /// Anything else: logged with its cause, answered as a bare 500.
+    Internal(String),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest { code, message: message.into() }
+    }
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Conflict { code, message: message.into() }
+    }
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Unprocessable { code, message: message.into() }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::BadRequest { .. } => 400,
+            ApiError::Unauthorized(_) => 401,
+            ApiError::Forbidden(_) => 403,
+            ApiError::NotFound(_) => 404,
+            ApiError::MethodNotAllowed => 405,
+            ApiError::Conflict { .. } => 409,
+            ApiError::PayloadTooLarge => 413,
+            ApiError::Invalid(_) | ApiError::Unprocessable { .. } => 422,
+            ApiError::Internal(_) => 500,
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match &self {
+            ApiError::BadRequest { code, message }
+            | ApiError::Conflict { code, message }
+            | ApiError::Unprocessable { code, message } => json!({"error": {"code": code, "message": message}}),
+            ApiError::Invalid(i) => json!({"error": {"code": i.code, "message": i.to_string(), "field": i.field}}),
+            ApiError::Unauthorized(m) => json!({"error": {"code": "unauthorized", "message": m}}),
+            ApiError::Forbidden(m) => json!({"error": {"code": "forbidden", "message": m}}),
+            ApiError::NotFound(what) => json!({"error": {"code": "not_found", "message": format!("{what} not found")}}),
+            ApiError::MethodNotAllowed => json!({"error": {"code": "method_not_allowed", "message": "method not allowed on this path"}}),
+            ApiError::PayloadTooLarge => json!({"error": {"code": "payload_too_large", "message": format!("request body exceeds {} bytes", super::MAX_BODY)}}),
+            ApiError::Internal(cause) => {
+                worker::console_error!("internal error: {cause}");
+                json!({"error": {"code": "internal_error", "message": "internal error"}})
+            }
+        };
+        super::json_response(status, &body)
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(i: Invalid) -> Self {
+        ApiError::Invalid(i)
+    }
+}
+
+impl From<worker::Error> for ApiError {
+    fn from(e: worker::Error) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for ApiError {
+    fn from(e: serde_json::Error) -> Self {
+        ApiError::Internal(format!("json: {e}"))
+    }
+}

@@ -1,0 +1,88 @@
+use super::auth::Perm;
+use super::error::{ApiError, ApiResult};
+use super::{body, created, ok, path_id, programs, Call, Page};
+use crate::state::new_id;
+use crate::store::{commissions, partners, Count};
+use refport_core::ids;
+use refport_core::partner::{PartnerInput, PartnerPatch};
+use worker::{query, Request, Response};
+
+pub async fn load(c: &Call, id: &str) -> ApiResult<partners::Partner> {
+    let id = path_id(id, ids::PARTNER, "partner")?;
+    let p = partners::get(&c.state.db, &id).await?.ok_or(ApiError::NotFound("partner"))?;
+    c.who.check_program(&p.program_id, "partner")?;
+    Ok(p)
+}
+
+pub async fn create(req: &mut Request, c: &Call, program_id: &str) -> ApiResult<Response> {
+    c.who.require(Perm::Write)?;
+    let program = programs::load(c, program_id).await?;
+    let f = body::<PartnerInput>(req).await?.validate()?;
+    let p = partners::Partner {
+        id: new_id(ids::PARTNER, c.now),
+        program_id: program.id,
+        email: f.email,
+        name: f.name,
+        status: f.status,
+        rewards: f.rewards,
+        stripe_account_id: None,
+        payouts_enabled: false,
+        created_at: c.now,
+        updated_at: c.now,
+    };
+    partners::insert(&c.state.db, &p).await?;
+    created(&p)
+}
+
+pub async fn list(c: &Call, program_id: &str) -> ApiResult<Response> {
+    c.who.require(Perm::Read)?;
+    let program = programs::load(c, program_id).await?;
+    let page = Page::from_query(&c.query)?;
+    let rows = partners::list(&c.state.db, &program.id, &page.before(), page.limit).await?;
+    page.respond(rows, |p| p.id.clone())
+}
+
+pub async fn get(c: &Call, id: &str) -> ApiResult<Response> {
+    c.who.require(Perm::Read)?;
+    ok(&load(c, id).await?)
+}
+
+pub async fn patch(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response> {
+    c.who.require(Perm::Write)?;
+    let old = load(c, id).await?;
+    let f = old.fields().apply(body::<PartnerPatch>(req).await?)?;
+    partners::update(&c.state.db, &old.id, &f, c.now).await?;
+    if f.status != old.status {
+        // A ban stops attribution on every link at once (the cache carries it).
+        programs::refresh_links(c, &old.program_id, Some(&old.id)).await?;
+        if f.status == refport_core::partner::PartnerStatus::Banned {
+            commissions::reject_open_for_partner(&c.state.db, &old.id, "partner_banned", c.now).await?;
+        }
+    }
+    let p = partners::Partner {
+        email: f.email,
+        name: f.name,
+        status: f.status,
+        rewards: f.rewards,
+        updated_at: c.now,
+        ..old
+    };
+    ok(&p)
+}
+
+pub async fn stats(c: &Call, id: &str) -> ApiResult<Response> {
+    c.who.require(Perm::Read)?;
+    let p = load(c, id).await?;
+    let db = &c.state.db;
+    let clicks: Option<Count> = crate::store::first(query!(db, "SELECT COUNT(*) AS n FROM clicks WHERE partner_id = ?1", &p.id)?).await?;
+    let s = commissions::partner_stats(db, &p.id).await?;
+    ok(&serde_json::json!({
+        "partner_id": p.id,
+        "clicks": clicks.map(|c| c.n).unwrap_or(0),
+        "leads": s.leads,
+        "sales": s.sales,
+        "sale_amount": s.sale_amount,
+        "currency": s.currency,
+        "earnings": s.earnings,
+    }))
+}

@@ -1,0 +1,118 @@
+//! The hot path: `GET https://{branded-domain}/{key}` -> 302 to the destination with
+//! `refport_id` appended and the attribution cookie set. KV answers; D1 only on a cache miss.
+//! The click is written after the response, through `ctx.wait_until`.
+
+use crate::state::{now_ms, random, AppState};
+use crate::store::clicks::{self, NewClick};
+use crate::store::link_cache::{self, CachedLink, Lookup};
+use refport_core::click::{attribution_cookie, country, is_bot, referrer_host};
+use refport_core::crypto::hmac_sha256_hex;
+use refport_core::ids;
+use refport_core::link::redirect_location;
+use worker::{Context, Env, Headers, Method, Request, Response};
+
+const NOT_FOUND_PAGE: &str = "<!doctype html><meta charset=utf-8><title>Link not found</title>\
+<body style=\"font:16px system-ui;margin:4rem auto;max-width:32rem;color:#1f2937\">\
+<h1>Link not found</h1><p>This referral link does not exist or was removed.</p>";
+
+pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
+    match serve(req, env, ctx).await {
+        Ok(r) => r,
+        Err(e) => {
+            worker::console_error!("redirect: {e}");
+            plain(503, "Service temporarily unavailable")
+        }
+    }
+}
+
+fn plain(status: u16, text: &str) -> Response {
+    Response::ok(text).map(|r| r.with_status(status)).unwrap_or_else(|_| crate::http::json_response(status, &()))
+}
+
+fn not_found() -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "text/html; charset=utf-8");
+    let _ = headers.set("cache-control", "no-store");
+    Response::ok(NOT_FOUND_PAGE)
+        .map(|r| r.with_status(404).with_headers(headers))
+        .unwrap_or_else(|_| plain(404, "Not found"))
+}
+
+fn is_key(k: &str) -> bool {
+    !k.is_empty() && k.len() <= refport_core::link::MAX_KEY_LEN && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let method = req.method();
+    if method != Method::Get && method != Method::Head {
+        return Ok(plain(405, "Method not allowed"));
+    }
+    let path = req.path();
+    let key = &path[1..];
+    let headers = req.headers();
+    let host = headers.get("host")?.unwrap_or_default();
+    let host = host.split(':').next().unwrap_or("").to_ascii_lowercase();
+    if !is_key(key) || host.is_empty() {
+        return Ok(not_found());
+    }
+    let kv = env.kv("LINKS")?;
+    let link: CachedLink = match link_cache::get(&kv, &host, key).await? {
+        Lookup::Hit(l) => l,
+        Lookup::Unknown => return Ok(not_found()),
+        Lookup::Miss => {
+            let state = AppState::load(&env)?;
+            let found = link_cache::load(&state.db, &host, key).await?;
+            let (h, k, v) = (host.clone(), key.to_string(), found.clone());
+            ctx.wait_until(async move {
+                if let Err(e) = link_cache::put(&kv, &h, &k, v.as_ref()).await {
+                    worker::console_error!("kv refill: {e}");
+                }
+            });
+            match found {
+                Some(l) => l,
+                None => return Ok(not_found()),
+            }
+        }
+    };
+
+    let ua = headers.get("user-agent")?;
+    let out = Headers::new();
+    out.set("cache-control", "private, no-store")?;
+    out.set("referrer-policy", "no-referrer-when-downgrade")?;
+    if is_bot(method == Method::Get, ua.as_deref()) || !link.attributable {
+        // Redirected, not counted, no cookie.
+        out.set("location", &link.url)?;
+        return Ok(Response::empty()?.with_status(302).with_headers(out));
+    }
+
+    let now = now_ms();
+    let click_id = ids::new_id(ids::CLICK, now, random::<10>());
+    out.set("location", &redirect_location(&link.url, &click_id))?;
+    out.set("set-cookie", &attribution_cookie(&click_id, link.window_days, link.cookie_domain.as_deref()))?;
+
+    let ip = headers.get("cf-connecting-ip")?;
+    let cf_country = req.cf().and_then(|cf| cf.country()).or(headers.get("cf-ipcountry")?);
+    let referer = headers.get("referer")?;
+    ctx.wait_until(async move {
+        let salt = env.secret("IP_HASH_SALT").map(|s| s.to_string()).unwrap_or_default();
+        let click = NewClick {
+            id: &click_id,
+            program_id: &link.program_id,
+            partner_id: &link.partner_id,
+            link_id: &link.link_id,
+            at: now,
+            country: country(cf_country.as_deref()),
+            referrer_host: referrer_host(referer.as_deref()),
+            ip_hash: ip.map(|ip| hmac_sha256_hex(salt.as_bytes(), ip.as_bytes())),
+            ua_hash: ua.map(|ua| hmac_sha256_hex(salt.as_bytes(), ua.as_bytes())),
+        };
+        let result = match env.d1("DB") {
+            Ok(db) => clicks::insert(&db, &click).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            worker::console_error!("click {} not recorded: {e}", click.id);
+        }
+    });
+    Ok(Response::empty()?.with_status(302).with_headers(out))
+}

@@ -1,0 +1,99 @@
+use super::{all, changes, first, is_unique_violation};
+use crate::http::error::{ApiError, ApiResult};
+use serde::{Deserialize, Serialize};
+use worker::{query, D1Database};
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Link {
+    pub id: String,
+    pub program_id: String,
+    pub partner_id: String,
+    pub domain: String,
+    pub key: String,
+    pub url: String,
+    #[serde(serialize_with = "super::programs::ser_time")]
+    pub created_at: i64,
+    #[serde(serialize_with = "super::programs::ser_time")]
+    pub updated_at: i64,
+}
+
+const COLS: &str = "id, program_id, partner_id, domain, key, url, created_at, updated_at";
+
+pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Link>> {
+    Ok(first(query!(db, &format!("SELECT {COLS} FROM links WHERE id = ?1 AND deleted_at IS NULL"), id)?).await?)
+}
+
+pub async fn list_for_partner(db: &D1Database, partner_id: &str, before: &str, limit: u32) -> ApiResult<Vec<Link>> {
+    Ok(all(query!(
+        db,
+        &format!(
+            "SELECT {COLS} FROM links WHERE partner_id = ?1 AND deleted_at IS NULL AND id < ?2 ORDER BY id DESC LIMIT ?3"
+        ),
+        partner_id,
+        before,
+        limit + 1
+    )?)
+    .await?)
+}
+
+/// Live links of a program or partner (for cache refresh after a settings or status change).
+pub async fn keys_of(db: &D1Database, program_id: &str, partner_id: Option<&str>) -> ApiResult<Vec<Link>> {
+    Ok(all(query!(
+        db,
+        &format!(
+            "SELECT {COLS} FROM links WHERE program_id = ?1 AND (?2 IS NULL OR partner_id = ?2) AND deleted_at IS NULL LIMIT 1000"
+        ),
+        program_id,
+        partner_id
+    )?)
+    .await?)
+}
+
+pub enum Inserted {
+    Ok,
+    KeyTaken,
+}
+
+pub async fn insert(db: &D1Database, l: &Link) -> ApiResult<Inserted> {
+    let r = query!(
+        db,
+        "INSERT INTO links (id, program_id, partner_id, domain, key, url, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        &l.id,
+        &l.program_id,
+        &l.partner_id,
+        &l.domain,
+        &l.key,
+        &l.url,
+        l.created_at
+    )?
+    .run()
+    .await;
+    match r {
+        Ok(_) => Ok(Inserted::Ok),
+        Err(e) if is_unique_violation(&e) => Ok(Inserted::KeyTaken),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn update(db: &D1Database, l: &Link) -> ApiResult<()> {
+    let r = query!(
+        db,
+        "UPDATE links SET url = ?2, key = ?3, updated_at = ?4 WHERE id = ?1 AND deleted_at IS NULL",
+        &l.id,
+        &l.url,
+        &l.key,
+        l.updated_at
+    )?
+    .run()
+    .await;
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(ApiError::conflict("key_taken", "this key is already used on the domain")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn soft_delete(db: &D1Database, id: &str, now: i64) -> ApiResult<bool> {
+    Ok(changes(query!(db, "UPDATE links SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL", id, now)?).await? == 1)
+}

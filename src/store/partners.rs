@@ -1,0 +1,131 @@
+use super::{all, first, is_unique_violation};
+use crate::http::error::{ApiError, ApiResult};
+use refport_core::partner::{PartnerFields, PartnerStatus};
+use refport_core::rules::Rewards;
+use serde::{Deserialize, Serialize};
+use worker::{query, D1Database};
+
+#[derive(Deserialize)]
+struct Row {
+    id: String,
+    program_id: String,
+    email: String,
+    name: String,
+    status: String,
+    rewards: Option<String>,
+    stripe_account_id: Option<String>,
+    payouts_enabled: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Partner {
+    pub id: String,
+    pub program_id: String,
+    pub email: String,
+    pub name: String,
+    pub status: PartnerStatus,
+    /// Per-partner reward override; `null` means the program's rewards apply.
+    pub rewards: Option<Rewards>,
+    pub stripe_account_id: Option<String>,
+    pub payouts_enabled: bool,
+    #[serde(serialize_with = "super::programs::ser_time")]
+    pub created_at: i64,
+    #[serde(serialize_with = "super::programs::ser_time")]
+    pub updated_at: i64,
+}
+
+impl Partner {
+    pub fn fields(&self) -> PartnerFields {
+        PartnerFields { email: self.email.clone(), name: self.name.clone(), status: self.status, rewards: self.rewards.clone() }
+    }
+}
+
+impl TryFrom<Row> for Partner {
+    type Error = ApiError;
+    fn try_from(r: Row) -> ApiResult<Partner> {
+        Ok(Partner {
+            status: PartnerStatus::parse(&r.status).ok_or_else(|| ApiError::Internal(format!("bad partner status {}", r.status)))?,
+            rewards: r.rewards.as_deref().map(serde_json::from_str).transpose()?,
+            id: r.id,
+            program_id: r.program_id,
+            email: r.email,
+            name: r.name,
+            stripe_account_id: r.stripe_account_id,
+            payouts_enabled: r.payouts_enabled != 0,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+const COLS: &str =
+    "id, program_id, email, name, status, rewards, stripe_account_id, payouts_enabled, created_at, updated_at";
+
+pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Partner>> {
+    let row: Option<Row> = first(query!(db, &format!("SELECT {COLS} FROM partners WHERE id = ?1"), id)?).await?;
+    row.map(Partner::try_from).transpose()
+}
+
+pub async fn list(db: &D1Database, program_id: &str, before: &str, limit: u32) -> ApiResult<Vec<Partner>> {
+    let rows: Vec<Row> = all(query!(
+        db,
+        &format!("SELECT {COLS} FROM partners WHERE program_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"),
+        program_id,
+        before,
+        limit + 1
+    )?)
+    .await?;
+    rows.into_iter().map(Partner::try_from).collect()
+}
+
+fn email_conflict(e: worker::Error) -> ApiError {
+    if is_unique_violation(&e) {
+        ApiError::conflict("partner_exists", "a partner with this email is already enrolled in the program")
+    } else {
+        e.into()
+    }
+}
+
+fn rewards_json(r: &Option<Rewards>) -> ApiResult<Option<String>> {
+    Ok(r.as_ref().map(serde_json::to_string).transpose()?)
+}
+
+pub async fn insert(db: &D1Database, p: &Partner) -> ApiResult<()> {
+    let rewards = rewards_json(&p.rewards)?;
+    query!(
+        db,
+        "INSERT INTO partners (id, program_id, email, name, status, rewards, payouts_enabled, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7)",
+        &p.id,
+        &p.program_id,
+        &p.email,
+        &p.name,
+        p.status.as_str(),
+        rewards,
+        p.created_at
+    )?
+    .run()
+    .await
+    .map_err(email_conflict)?;
+    Ok(())
+}
+
+pub async fn update(db: &D1Database, id: &str, f: &PartnerFields, now: i64) -> ApiResult<()> {
+    let rewards = rewards_json(&f.rewards)?;
+    query!(
+        db,
+        "UPDATE partners SET email = ?2, name = ?3, status = ?4, rewards = ?5, updated_at = ?6 WHERE id = ?1",
+        id,
+        &f.email,
+        &f.name,
+        f.status.as_str(),
+        rewards,
+        now
+    )?
+    .run()
+    .await
+    .map_err(email_conflict)?;
+    Ok(())
+}

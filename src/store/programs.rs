@@ -1,0 +1,105 @@
+use super::{all, batch, first, is_fk_violation, is_unique_violation};
+use crate::http::error::{ApiError, ApiResult};
+use refport_core::program::ProgramSettings;
+use refport_core::time::rfc3339;
+use serde::{Deserialize, Serialize};
+use worker::{query, D1Database};
+
+#[derive(Deserialize)]
+struct Row {
+    id: String,
+    settings: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+/// A stored program: its id, validated settings and timestamps. Serializes as the wire shape.
+#[derive(Clone, Debug, Serialize)]
+pub struct Program {
+    pub id: String,
+    #[serde(flatten)]
+    pub settings: ProgramSettings,
+    #[serde(serialize_with = "crate::store::programs::ser_time")]
+    pub created_at: i64,
+    #[serde(serialize_with = "crate::store::programs::ser_time")]
+    pub updated_at: i64,
+}
+
+pub fn ser_time<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*ms))
+}
+
+pub fn ser_opt_time<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => s.serialize_str(&rfc3339(*ms)),
+        None => s.serialize_none(),
+    }
+}
+
+impl TryFrom<Row> for Program {
+    type Error = ApiError;
+    fn try_from(r: Row) -> ApiResult<Program> {
+        Ok(Program { id: r.id, settings: serde_json::from_str(&r.settings)?, created_at: r.created_at, updated_at: r.updated_at })
+    }
+}
+
+const COLS: &str = "id, settings, created_at, updated_at";
+
+pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Program>> {
+    let row: Option<Row> = first(query!(db, &format!("SELECT {COLS} FROM programs WHERE id = ?1"), id)?).await?;
+    row.map(Program::try_from).transpose()
+}
+
+pub async fn list(db: &D1Database, only: Option<&str>, before: &str, limit: u32) -> ApiResult<Vec<Program>> {
+    let rows: Vec<Row> = all(query!(
+        db,
+        &format!("SELECT {COLS} FROM programs WHERE id < ?1 AND (?2 IS NULL OR id = ?2) ORDER BY id DESC LIMIT ?3"),
+        before,
+        only,
+        limit + 1
+    )?)
+    .await?;
+    rows.into_iter().map(Program::try_from).collect()
+}
+
+fn domain_conflict(e: worker::Error) -> ApiError {
+    if is_unique_violation(&e) {
+        ApiError::conflict("domain_taken", "one of the domains already belongs to another program")
+    } else if is_fk_violation(&e) {
+        ApiError::conflict("domain_in_use", "a removed domain still has links; delete or move them first")
+    } else {
+        e.into()
+    }
+}
+
+/// Creates the program and claims its domains, atomically: a taken domain writes nothing.
+pub async fn insert(db: &D1Database, p: &Program) -> ApiResult<()> {
+    let json = serde_json::to_string(&p.settings)?;
+    let mut stmts = vec![query!(
+        db,
+        "INSERT INTO programs (id, settings, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+        &p.id,
+        json,
+        p.created_at
+    )?];
+    for d in &p.settings.domains {
+        stmts.push(query!(db, "INSERT INTO program_domains (domain, program_id) VALUES (?1, ?2)", d, &p.id)?);
+    }
+    batch(db, stmts).await.map_err(domain_conflict)?;
+    Ok(())
+}
+
+/// Saves new settings and moves the domain claims, atomically.
+pub async fn update(db: &D1Database, old: &Program, new: &Program) -> ApiResult<()> {
+    let json = serde_json::to_string(&new.settings)?;
+    let mut stmts =
+        vec![query!(db, "UPDATE programs SET settings = ?2, updated_at = ?3 WHERE id = ?1", &new.id, json, new.updated_at)?];
+    for d in old.settings.domains.iter().filter(|d| !new.settings.domains.contains(d)) {
+        stmts.push(query!(db, "DELETE FROM program_domains WHERE domain = ?1 AND program_id = ?2", d, &new.id)?);
+    }
+    for d in new.settings.domains.iter().filter(|d| !old.settings.domains.contains(d)) {
+        stmts.push(query!(db, "INSERT INTO program_domains (domain, program_id) VALUES (?1, ?2)", d, &new.id)?);
+    }
+    batch(db, stmts).await.map_err(domain_conflict)?;
+    Ok(())
+}

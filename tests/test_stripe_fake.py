@@ -1,0 +1,612 @@
+"""Faithfulness tests for tests/stripe_fake: driven by the official `stripe` Python package.
+
+    python3 -m venv /tmp/stripe-venv && /tmp/stripe-venv/bin/pip install -r tests/requirements-stripe.txt
+    /tmp/stripe-venv/bin/python -m pytest tests/test_stripe_fake.py -q
+"""
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import stripe
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from stripe_fake import server as fake  # noqa: E402
+
+KEY = "sk_test_refport_0123456789"
+WHSEC = "whsec_test_secret_abc123"
+FIXTURES = HERE.parent.parent / "shared" / "stripe" / "fixtures.json"
+
+
+# --------------------------------------------------------------------------- fixtures / helpers
+
+@pytest.fixture(scope="module")
+def base_url():
+    server, _thread, url = fake.start(port=0)
+    yield url
+    fake.stop(server)
+
+
+@pytest.fixture(autouse=True)
+def _reset(base_url):
+    control(base_url, "reset")
+
+
+@pytest.fixture
+def client(base_url):
+    return make_client(base_url)
+
+
+def make_client(base_url, retries=0, key=KEY):
+    return stripe.StripeClient(key, base_addresses={"api": base_url},
+                               max_network_retries=retries)
+
+
+def control(base_url, path, data=None, method=None):
+    body = None if data is None else json.dumps(data).encode()
+    method = method or ("GET" if path in ("requests", "state", "deliveries") else "POST")
+    req = urllib.request.Request(f"{base_url}/_control/{path}", data=body, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def raw(base_url, method, path, form=None, headers=None):
+    """Plain HTTP call -> (status, headers, json body)."""
+    data = urllib.parse.urlencode(form).encode() if form is not None else None
+    req = urllib.request.Request(base_url + path, data=data, method=method,
+                                 headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.headers, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, json.loads(e.read())
+
+
+def onboarded_account(client, base_url, email="partner@example.com"):
+    acct = client.v1.accounts.create(params={
+        "type": "express", "email": email,
+        "capabilities": {"transfers": {"requested": True}},
+        "metadata": {"partner_id": "p_1"}})
+    control(base_url, f"accounts/{acct.id}/complete_onboarding")
+    return acct
+
+
+def new_transfer(client, dest, amount=1500, key=None, **extra):
+    params = {"amount": amount, "currency": "usd", "destination": dest, **extra}
+    return client.v1.transfers.create(params=params,
+                                      options={"idempotency_key": key} if key else None)
+
+
+def transfers_in_state(base_url):
+    return control(base_url, "state")["transfers"]
+
+
+def available(base_url, currency="usd"):
+    bal = control(base_url, "state")["balance"]["available"]
+    return next(b["amount"] for b in bal if b["currency"] == currency)
+
+
+class Receiver:
+    """A tiny webhook endpoint that records raw bodies and Stripe-Signature headers."""
+
+    def __init__(self, status=200):
+        self.received: list[tuple[str, str]] = []
+        self.cond = threading.Condition()
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                with outer.cond:
+                    outer.received.append((body, self.headers.get("Stripe-Signature")))
+                    outer.cond.notify_all()
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/stripe"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, n, timeout=5.0):
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.received) >= n, timeout), self.received
+            return list(self.received)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver(base_url):
+    r = Receiver()
+    control(base_url, "webhook", {"url": r.url, "secret": WHSEC})
+    yield r
+    r.close()
+
+
+# --------------------------------------------------------------------------- auth and errors
+
+def test_missing_and_bad_api_key(base_url):
+    status, headers, body = raw(base_url, "GET", "/v1/balance")
+    assert status == 401
+    assert body["error"]["type"] == "invalid_request_error"
+    assert "did not provide an API key" in body["error"]["message"]
+    assert headers["Request-Id"].startswith("req_")
+
+    status, _, body = raw(base_url, "GET", "/v1/balance",
+                          headers={"Authorization": "Bearer sk_live_nope1234"})
+    assert status == 401
+    assert body["error"]["message"].startswith("Invalid API Key provided: sk_live_")
+    assert "nope" not in body["error"]["message"]  # key is masked
+
+    with pytest.raises(stripe.AuthenticationError):
+        make_client(base_url, key="rk_test_wrongkind").v1.balance.retrieve()
+
+    basic = "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()  # curl -u sk_test_...:
+    assert raw(base_url, "GET", "/v1/balance", headers={"Authorization": basic})[0] == 200
+
+
+def test_unknown_url_and_unknown_object(client, base_url):
+    status, headers, body = raw(base_url, "GET", "/v1/nope",
+                                headers={"Authorization": f"Bearer {KEY}",
+                                         "Stripe-Version": "2024-06-20"})
+    assert status == 404 and "Unrecognized request URL (GET: /v1/nope)" in body["error"]["message"]
+    assert headers["Stripe-Version"] == "2024-06-20"
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        client.v1.transfers.retrieve("tr_doesnotexist")
+    assert ei.value.http_status == 404
+    assert ei.value.code == "resource_missing" and ei.value.param == "id"
+    assert "No such transfer: 'tr_doesnotexist'" in ei.value.user_message
+
+
+# --------------------------------------------------------------------------- accounts
+
+def test_express_account_onboarding(client, base_url):
+    acct = client.v1.accounts.create(params={
+        "type": "express", "email": "partner@example.com",
+        "capabilities": {"transfers": {"requested": True}},
+        "metadata": {"partner_id": "p_42"}})
+    assert isinstance(acct, stripe.Account)
+    assert acct.id.startswith("acct_1") and acct.object == "account"
+    assert acct.type == "express" and acct.email == "partner@example.com"
+    assert acct.metadata["partner_id"] == "p_42"
+    assert acct.charges_enabled is False and acct.payouts_enabled is False
+    assert acct.details_submitted is False
+    assert acct.capabilities.transfers == "inactive"
+    assert acct.requirements.currently_due
+
+    link = client.v1.account_links.create(params={
+        "account": acct.id, "type": "account_onboarding",
+        "refresh_url": "https://refport.example/refresh",
+        "return_url": "https://refport.example/return"})
+    assert isinstance(link, stripe.AccountLink) and link.object == "account_link"
+    assert link.url.startswith(f"{base_url}/connect/onboarding/")
+    assert link.expires_at > link.created
+
+    control(base_url, f"accounts/{acct.id}/complete_onboarding")
+    again = client.v1.accounts.retrieve(acct.id)
+    assert again.payouts_enabled is True and again.charges_enabled is True
+    assert again.details_submitted is True
+    assert again.capabilities.transfers == "active"
+    assert again.requirements.currently_due == []
+
+    events = client.v1.events.list(params={"type": "account.updated"})
+    assert len(events.data) == 1
+    evt = events.data[0]
+    assert evt.account == acct.id and evt.data.object.id == acct.id
+    assert evt.data.previous_attributes.payouts_enabled is False
+
+    login = client.v1.accounts.login_links.create(acct.id)
+    assert login.object == "login_link" and login.url.startswith(base_url)
+
+
+def test_account_link_validation(client, base_url):
+    acct = client.v1.accounts.create(params={"type": "express"})
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        client.v1.account_links.create(params={
+            "account": acct.id, "type": "account_onboarding",
+            "return_url": "https://refport.example/return"})
+    assert ei.value.code == "parameter_missing" and ei.value.param == "refresh_url"
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        client.v1.account_links.create(params={
+            "account": "acct_missing", "type": "account_onboarding",
+            "refresh_url": "https://r.example/a", "return_url": "https://r.example/b"})
+    assert ei.value.http_status == 400 and ei.value.code == "resource_missing"
+    assert ei.value.param == "account" and "No such account: 'acct_missing'" in str(ei.value)
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        client.v1.accounts.retrieve("acct_missing")
+    assert ei.value.code == "resource_missing"
+
+
+def test_hosted_onboarding_link_redirects(client, base_url):
+    acct = client.v1.accounts.create(params={"type": "express",
+                                             "capabilities": {"transfers": {"requested": True}}})
+    link = client.v1.account_links.create(params={
+        "account": acct.id, "type": "account_onboarding",
+        "refresh_url": "https://refport.example/refresh",
+        "return_url": "https://refport.example/return"})
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **k):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    with opener.open(link.url, timeout=5) as resp:
+        assert resp.status == 200 and b"Complete" in resp.read()
+    for expected in ("https://refport.example/return", "https://refport.example/refresh"):
+        with pytest.raises(urllib.error.HTTPError) as ei:  # 302 surfaces as HTTPError
+            opener.open(urllib.request.Request(link.url, data=b"action=complete"), timeout=5)
+        assert ei.value.code == 302 and ei.value.headers["Location"] == expected
+    assert client.v1.accounts.retrieve(acct.id).payouts_enabled is True
+
+
+# --------------------------------------------------------------------------- balance and transfers
+
+def test_balance_set_by_control(client, base_url):
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    control(base_url, "balance", {"currency": "eur", "amount": 500})
+    bal = client.v1.balance.retrieve()
+    assert isinstance(bal, stripe.Balance) and bal.object == "balance"
+    got = {b.currency: b.amount for b in bal.available}
+    assert got == {"eur": 500, "usd": 10_000}
+
+
+def test_transfer_create_and_idempotent_replay(client, base_url):
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    params = {"amount": 2500, "currency": "usd", "destination": acct.id,
+              "transfer_group": "payout_run_7", "description": "June commissions",
+              "metadata": {"payout_id": "po_1", "partner_id": "p_1"}}
+    tr = client.v1.transfers.create(params=params, options={"idempotency_key": "payout-po_1"})
+    assert isinstance(tr, stripe.Transfer)
+    assert tr.id.startswith("tr_1") and len(tr.id) == len("tr_") + 24
+    assert (tr.object, tr.amount, tr.currency, tr.destination) == \
+        ("transfer", 2500, "usd", acct.id)
+    assert tr.transfer_group == "payout_run_7" and tr.description == "June commissions"
+    assert tr.metadata.to_dict() == {"payout_id": "po_1", "partner_id": "p_1"}
+    assert tr.reversed is False and tr.amount_reversed == 0 and tr.livemode is False
+    assert tr.reversals.data == [] and abs(tr.created - time.time()) < 60
+    assert tr.last_response.headers["idempotency-key"] == "payout-po_1"
+    assert "idempotent-replayed" not in tr.last_response.headers
+
+    again = client.v1.transfers.create(params=params,
+                                       options={"idempotency_key": "payout-po_1"})
+    assert again.id == tr.id and again.created == tr.created
+    assert again.last_response.headers["idempotent-replayed"] == "true"
+    assert len(transfers_in_state(base_url)) == 1
+    assert available(base_url) == 7500
+    assert client.v1.transfers.retrieve(tr.id).amount == 2500
+
+    # same key, different parameters -> idempotency_error
+    with pytest.raises(stripe.IdempotencyError) as ei:
+        client.v1.transfers.create(params={**params, "amount": 2600},
+                                   options={"idempotency_key": "payout-po_1"})
+    assert ei.value.http_status == 400
+    assert ei.value.json_body["error"]["type"] == "idempotency_error"
+    # same key, other endpoint -> idempotency_error too
+    with pytest.raises(stripe.IdempotencyError):
+        client.v1.accounts.create(params={"type": "express"},
+                                  options={"idempotency_key": "payout-po_1"})
+    # keys are scoped per API key
+    other = make_client(base_url, key="sk_test_another_platform")
+    tr2 = other.v1.transfers.create(params=params, options={"idempotency_key": "payout-po_1"})
+    assert tr2.id != tr.id and len(transfers_in_state(base_url)) == 2
+
+
+def test_idempotency_key_in_flight_gets_409(client, base_url):
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    control(base_url, "delay_next", {"path_prefix": "/v1/transfers", "seconds": 1.0})
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault(
+        "tr", new_transfer(client, acct.id, key="slow-key")))
+    t.start()
+    time.sleep(0.3)
+    with pytest.raises(stripe.APIError) as ei:
+        new_transfer(client, acct.id, key="slow-key")
+    t.join()
+    assert ei.value.http_status == 409
+    err = ei.value.json_body["error"]
+    assert err["type"] == "idempotency_error" and err["code"] == "idempotency_key_in_use"
+    assert new_transfer(client, acct.id, key="slow-key").id == result["tr"].id
+    assert len(transfers_in_state(base_url)) == 1
+
+
+def test_insufficient_balance(client, base_url):
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 1000})
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        new_transfer(client, acct.id, amount=1001, key="k-insufficient")
+    assert ei.value.http_status == 400 and ei.value.code == "balance_insufficient"
+    assert "insufficient available funds" in ei.value.user_message
+    with pytest.raises(stripe.InvalidRequestError) as ei:  # no balance at all in eur
+        client.v1.transfers.create(params={"amount": 1, "currency": "eur",
+                                           "destination": acct.id})
+    assert ei.value.code == "balance_insufficient"
+    assert available(base_url) == 1000 and transfers_in_state(base_url) == {}
+    # the endpoint executed, so Stripe saved the error under the key: a retry replays it
+    control(base_url, "balance", {"currency": "usd", "amount": 5000})
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        new_transfer(client, acct.id, amount=1001, key="k-insufficient")
+    assert ei.value.code == "balance_insufficient"
+    assert ei.value.headers["idempotent-replayed"] == "true"
+    assert new_transfer(client, acct.id, amount=1001, key="k-fresh").amount == 1001
+
+
+def test_destination_checks(client, base_url):
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    pending = client.v1.accounts.create(params={
+        "type": "express", "capabilities": {"transfers": {"requested": True}}})
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        new_transfer(client, pending.id)
+    assert ei.value.code == "insufficient_capabilities_for_transfer"
+    assert ei.value.param == "destination"
+    assert "capabilities enabled: transfers" in ei.value.user_message
+
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        new_transfer(client, "acct_1NoSuchAccount")
+    assert ei.value.code == "resource_missing" and ei.value.param == "destination"
+    assert ei.value.http_status == 400
+
+    ok = onboarded_account(client, base_url)
+    assert new_transfer(client, ok.id).destination == ok.id
+    control(base_url, f"accounts/{ok.id}/disable_transfers")
+    assert client.v1.accounts.retrieve(ok.id).capabilities.transfers == "inactive"
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        new_transfer(client, ok.id)
+    assert ei.value.code == "insufficient_capabilities_for_transfer"
+    assert available(base_url) == 10_000 - 1500
+
+
+def test_parameter_validation_is_not_saved_under_the_key(client, base_url):
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        client.v1.transfers.create(params={"currency": "usd", "destination": acct.id},
+                                   options={"idempotency_key": "k-val"})
+    assert ei.value.code == "parameter_missing" and ei.value.param == "amount"
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        new_transfer(client, acct.id, amount=0)
+    assert ei.value.code == "parameter_invalid_integer"
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        new_transfer(client, acct.id, destinaton="typo")
+    assert ei.value.code == "parameter_unknown" and ei.value.param == "destinaton"
+    # validation failures are not stored: the same key can be used with corrected params
+    assert new_transfer(client, acct.id, key="k-val").amount == 1500
+
+
+def test_reversals(client, base_url):
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    tr = new_transfer(client, acct.id, amount=3000)
+    part = client.v1.transfers.reversals.create(tr.id, params={"amount": 1000},
+                                                options={"idempotency_key": "rev-1"})
+    assert isinstance(part, stripe.TransferReversal) and part.object == "transfer_reversal"
+    assert part.id.startswith("trr_1") and part.amount == 1000 and part.transfer == tr.id
+    after = client.v1.transfers.retrieve(tr.id)
+    assert after.amount_reversed == 1000 and after.reversed is False
+    assert [r.id for r in after.reversals.data] == [part.id]
+    assert available(base_url) == 8000
+
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        client.v1.transfers.reversals.create(tr.id, params={"amount": 2001})
+    assert ei.value.param == "amount"
+    rest = client.v1.transfers.reversals.create(tr.id)  # no amount: reverses the remainder
+    assert rest.amount == 2000
+    final = client.v1.transfers.retrieve(tr.id)
+    assert final.reversed is True and final.amount_reversed == 3000
+    assert available(base_url) == 10_000
+    listed = client.v1.transfers.reversals.list(tr.id)
+    assert [r.id for r in listed.data] == [rest.id, part.id]
+    assert client.v1.transfers.reversals.retrieve(tr.id, part.id).amount == 1000
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.transfers.reversals.create(tr.id, params={"amount": 1})
+    types = [e.type for e in client.v1.events.list().data]
+    assert types.count("transfer.reversed") == 2
+
+
+def test_list_transfers(client, base_url):
+    a, b = onboarded_account(client, base_url), onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 100_000})
+    made = [new_transfer(client, a.id, amount=100 + i, transfer_group="g1") for i in range(3)]
+    made.append(new_transfer(client, b.id, amount=999, transfer_group="g2"))
+    page = client.v1.transfers.list(params={"transfer_group": "g1"})
+    assert isinstance(page, stripe.ListObject)
+    assert page.object == "list" and page.url == "/v1/transfers" and page.has_more is False
+    assert {t.id for t in page.data} == {t.id for t in made[:3]}
+    assert [t.id for t in client.v1.transfers.list(params={"destination": b.id}).data] == \
+        [made[3].id]
+    first = client.v1.transfers.list(params={"limit": 2})
+    assert len(first.data) == 2 and first.has_more is True
+    assert len(list(first.auto_paging_iter())) == 4
+
+
+def test_connected_account_balance_via_stripe_account_header(client, base_url):
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    new_transfer(client, acct.id, amount=1234)
+    bal = client.v1.balance.retrieve(options={"stripe_account": acct.id})
+    assert [(b.currency, b.amount) for b in bal.available] == [("usd", 1234)]
+
+
+def test_module_level_api(base_url):
+    saved = (stripe.api_key, stripe.api_base, stripe.max_network_retries)
+    try:
+        stripe.api_key, stripe.api_base, stripe.max_network_retries = KEY, base_url, 0
+        acct = stripe.Account.create(type="express",
+                                     capabilities={"transfers": {"requested": True}})
+        control(base_url, f"accounts/{acct.id}/complete_onboarding")
+        control(base_url, "balance", {"currency": "usd", "amount": 500})
+        tr = stripe.Transfer.create(amount=500, currency="usd", destination=acct.id,
+                                    metadata={"payout_id": "po_9"}, idempotency_key="mod-1")
+        assert stripe.Transfer.retrieve(tr.id).metadata["payout_id"] == "po_9"
+        assert stripe.Balance.retrieve().available[0].amount == 0
+    finally:
+        stripe.api_key, stripe.api_base, stripe.max_network_retries = saved
+
+
+# --------------------------------------------------------------------------- webhooks
+
+def test_webhook_delivery_and_signature(client, base_url, receiver):
+    acct = onboarded_account(client, base_url)  # emits account.updated
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    tr = new_transfer(client, acct.id, key="wh-1", metadata={"payout_id": "po_7"})
+    received = receiver.wait_for(2)
+    events = []
+    for payload, sig in received:
+        assert sig.startswith("t=") and ",v1=" in sig
+        events.append(stripe.Webhook.construct_event(payload, sig, WHSEC))
+    assert [e.type for e in events] == ["account.updated", "transfer.created"]
+    evt = events[1]
+    assert isinstance(evt, stripe.Event) and evt.id.startswith("evt_1")
+    assert evt.data.object.id == tr.id and evt.data.object.metadata["payout_id"] == "po_7"
+    assert evt.request.idempotency_key == "wh-1" and evt.livemode is False
+    assert client.v1.events.retrieve(evt.id).type == "transfer.created"
+
+    payload, sig = received[1]
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.Webhook.construct_event(payload.replace("po_7", "po_8"), sig, WHSEC)
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.Webhook.construct_event(payload, sig, "whsec_other")
+    with pytest.raises(stripe.SignatureVerificationError):  # outside the 300 s tolerance
+        stripe.Webhook.construct_event(payload, sig, WHSEC, tolerance=-1)
+
+    deadline = time.time() + 5
+    while len(control(base_url, "deliveries")["data"]) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    deliveries = control(base_url, "deliveries")["data"]
+    assert [d["status"] for d in deliveries] == [200, 200]
+    assert deliveries[1]["event_id"] == evt.id
+
+    control(base_url, f"events/{evt.id}/redeliver")
+    again = receiver.wait_for(3)[2]
+    assert stripe.Webhook.construct_event(again[0], again[1], WHSEC).id == evt.id
+
+
+def test_control_sign_and_custom_event(client, base_url, receiver):
+    payload = json.dumps({"id": "evt_custom", "object": "event", "type": "payout.failed",
+                          "data": {"object": {"id": "po_1", "object": "payout"}}})
+    header = control(base_url, "sign", {"payload": payload, "secret": WHSEC,
+                                        "timestamp": int(time.time())})["header"]
+    assert stripe.Webhook.construct_event(payload, header, WHSEC).type == "payout.failed"
+    old = control(base_url, "sign", {"payload": payload, "secret": WHSEC,
+                                     "timestamp": int(time.time()) - 3600})["header"]
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.Webhook.construct_event(payload, old, WHSEC)
+
+    evt = control(base_url, "events", {"type": "payout.paid", "account": "acct_1Xyz",
+                                       "data_object": {"id": "po_2", "object": "payout",
+                                                       "amount": 100}})
+    body, sig = receiver.wait_for(1)[0]
+    got = stripe.Webhook.construct_event(body, sig, WHSEC)
+    assert got.id == evt["id"] and got.account == "acct_1Xyz"
+    assert got.data.object.amount == 100
+
+
+# --------------------------------------------------------------------------- fault injection
+
+def test_fail_next_then_retry_with_same_key(client, base_url):
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    control(base_url, "fail_next", {"path_prefix": "/v1/transfers", "status": 500, "count": 1})
+    with pytest.raises(stripe.APIError) as ei:
+        new_transfer(client, acct.id, key="f-1")
+    assert ei.value.http_status == 500
+    assert ei.value.json_body["error"]["type"] == "api_error"
+    assert transfers_in_state(base_url) == {}
+    tr = new_transfer(client, acct.id, key="f-1")
+    assert list(transfers_in_state(base_url)) == [tr.id] and available(base_url) == 8500
+
+    # stripe-python's own retries (auto-generated idempotency key) ride over 500s
+    control(base_url, "fail_next", {"path_prefix": "/v1/transfers", "status": 503, "count": 2})
+    make_client(base_url, retries=2).v1.transfers.create(
+        params={"amount": 100, "currency": "usd", "destination": acct.id})
+    assert len(transfers_in_state(base_url)) == 2
+    log = [r for r in control(base_url, "requests")["data"] if r["path"] == "/v1/transfers"]
+    assert [r["status"] for r in log] == [500, 200, 503, 503, 200]
+    assert log[0]["idempotency_key"] == "f-1" and log[0]["injected"] == "fail"
+    assert log[-1]["params"]["amount"] == "100"
+    assert len({r["idempotency_key"] for r in log[2:]}) == 1
+
+
+def test_drop_next_executes_but_loses_the_answer(client, base_url):
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    control(base_url, "drop_next", {"path_prefix": "/v1/transfers", "count": 1})
+    with pytest.raises(stripe.APIConnectionError):
+        new_transfer(client, acct.id, key="d-1")
+    executed = transfers_in_state(base_url)
+    assert len(executed) == 1 and available(base_url) == 8500
+    tr = new_transfer(client, acct.id, key="d-1")
+    assert list(executed) == [tr.id]
+    assert tr.last_response.headers["idempotent-replayed"] == "true"
+    assert len(transfers_in_state(base_url)) == 1 and available(base_url) == 8500
+
+    control(base_url, "drop_next", {"path_prefix": "/v1/transfers", "count": 1})
+    make_client(base_url, retries=1).v1.transfers.create(
+        params={"amount": 100, "currency": "usd", "destination": acct.id})
+    assert len(transfers_in_state(base_url)) == 2 and available(base_url) == 8400
+
+
+# --------------------------------------------------------------------------- shapes, CLI
+
+@pytest.mark.skipif(not FIXTURES.exists(), reason="shared/stripe/fixtures.json not present")
+def test_objects_have_the_fixture_fields(client, base_url, receiver):
+    fixtures = json.loads(FIXTURES.read_text())
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    tr = new_transfer(client, acct.id)
+    rev = client.v1.transfers.reversals.create(tr.id, params={"amount": 1})
+    link = client.v1.account_links.create(params={
+        "account": acct.id, "type": "account_onboarding",
+        "refresh_url": "https://r.example/a", "return_url": "https://r.example/b"})
+    status, _, evt = raw(base_url, "GET", "/v1/events?limit=1",
+                         headers={"Authorization": f"Bearer {KEY}"})
+    got = {"transfer": tr, "transfer_reversal": rev, "account_link": link,
+           "balance": client.v1.balance.retrieve(), "event": evt["data"][0],
+           "login_link": client.v1.accounts.login_links.create(acct.id)}
+    for name, obj in got.items():
+        keys = obj.to_dict() if isinstance(obj, stripe.StripeObject) else obj
+        missing = set(fixtures[name]) - set(keys)
+        assert not missing, f"{name} lacks {missing}"
+    # account: every top-level field Refport may read
+    for field in ("id", "object", "type", "email", "capabilities", "charges_enabled",
+                  "payouts_enabled", "details_submitted", "requirements", "metadata",
+                  "country", "created", "default_currency", "controller"):
+        assert field in acct.to_dict(), field
+
+
+def test_cli_prints_ready_and_enforces_api_key(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "stripe_fake" / "server.py"), "--port", "0",
+         "--api-key", "sk_test_only_this_one"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().split()
+        assert line[0] == "READY"
+        url = f"http://127.0.0.1:{line[1]}"
+        status, _, _ = raw(url, "GET", "/v1/balance",
+                           headers={"Authorization": "Bearer sk_test_only_this_one"})
+        assert status == 200
+        status, _, body = raw(url, "GET", "/v1/balance",
+                              headers={"Authorization": "Bearer sk_test_another"})
+        assert status == 401 and "Invalid API Key" in body["error"]["message"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
