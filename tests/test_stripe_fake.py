@@ -1,6 +1,6 @@
 """Faithfulness tests for tests/stripe_fake: driven by the official `stripe` Python package.
 
-    python3 -m venv /tmp/stripe-venv && /tmp/stripe-venv/bin/pip install -r tests/requirements-stripe.txt
+    python3 -m venv /tmp/stripe-venv && /tmp/stripe-venv/bin/pip install -r tests/requirements.txt
     /tmp/stripe-venv/bin/python -m pytest tests/test_stripe_fake.py -q
 """
 from __future__ import annotations

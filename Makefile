@@ -1,0 +1,65 @@
+# Refport: `make dev` serves the Worker locally with a seeded demo program; `make test` runs
+# every test. Both install what is missing first and are safe to run again.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+
+WORKER_BUILD_VERSION := 0.8.7
+# wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly.
+WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ {getline; gsub(/"/, "", $$3); print $$3}' Cargo.lock)
+PORT ?= 8787
+PERSIST ?= .wrangler/state
+STAMP := .wrangler/stamps
+
+.PHONY: dev test setup tools build unit e2e seed clean bench
+
+setup: tools $(STAMP)/npm $(STAMP)/venv .dev.vars
+
+tools:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@[ "$$(worker-build --version 2>/dev/null)" = "$(WORKER_BUILD_VERSION)" ] || cargo install --locked --force worker-build@$(WORKER_BUILD_VERSION)
+	@[ "$$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $(WASM_BINDGEN_VERSION)" ] || cargo install --force wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+
+$(STAMP)/npm: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@mkdir -p $(STAMP) && touch $@
+
+$(STAMP)/venv: tests/requirements.txt
+	python3 -m venv .venv
+	.venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	@mkdir -p $(STAMP) && touch $@
+
+.dev.vars:
+	cp .dev.vars.example .dev.vars
+
+build: setup
+	bash scripts/build.sh
+
+seed: build
+	wrangler d1 execute DB --local --persist-to $(PERSIST) --file schema.sql > /dev/null
+	wrangler d1 execute DB --local --persist-to $(PERSIST) --file scripts/seed.sql > /dev/null
+
+dev: seed
+	@echo
+	@echo "Refport is starting on http://127.0.0.1:$(PORT)"
+	@echo "  admin API key: REFPORT_ADMIN_KEY in .dev.vars"
+	@echo "  click the demo link:  curl -i -A 'Mozilla/5.0' -H 'Host: go.example.test' http://127.0.0.1:$(PORT)/demo"
+	@echo "  list programs:        curl -H \"Authorization: Bearer $$(grep ^REFPORT_ADMIN_KEY .dev.vars | cut -d= -f2)\" http://127.0.0.1:$(PORT)/api/v1/programs"
+	@echo "  see the clicks:       curl -H \"Authorization: Bearer $$(grep ^REFPORT_ADMIN_KEY .dev.vars | cut -d= -f2)\" http://127.0.0.1:$(PORT)/api/v1/clicks"
+	@echo "  run the cron:         curl 'http://127.0.0.1:$(PORT)/cdn-cgi/handler/scheduled?cron=*/15+*+*+*+*'"
+	@echo
+	REFPORT_SKIP_BUILD=1 wrangler dev --ip 127.0.0.1 --port $(PORT) --persist-to $(PERSIST)
+
+unit: tools
+	cargo test --quiet -p refport-core
+
+e2e: build
+	.venv/bin/python -m pytest -q tests
+
+test: build unit e2e
+
+bench: build
+	bash bench/run.sh
+
+clean:
+	rm -rf build target .wrangler

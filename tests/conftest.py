@@ -1,0 +1,224 @@
+"""End-to-end harness: one `wrangler dev` (local D1 + KV, fresh state) and one Stripe-compatible
+server per test session, both on 127.0.0.1, always stopped. Helpers create a program, partner
+and link in one line; `db` reads the local D1 file to assert on stored rows."""
+
+import glob
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import pytest
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from stripe_fake.server import start as start_stripe, stop as stop_stripe  # noqa: E402
+
+BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dev_vars():
+    out = {}
+    path = os.path.join(ROOT, ".dev.vars")
+    if not os.path.exists(path):
+        path = os.path.join(ROOT, ".dev.vars.example")
+    for line in open(path):
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            k, v = line.split("=", 1)
+            out[k] = v
+    return out
+
+
+def wrangler_env():
+    env = dict(os.environ)
+    env["PATH"] = os.path.join(ROOT, "node_modules", ".bin") + os.pathsep + env["PATH"]
+    env["REFPORT_SKIP_BUILD"] = "1"
+    env["WRANGLER_SEND_METRICS"] = "false"
+    return env
+
+
+class Worker:
+    def __init__(self, base, persist, stripe_base, secrets):
+        self.base = base
+        self.persist = persist
+        self.stripe_base = stripe_base
+        self.secrets = secrets
+        self.admin_key = secrets["REFPORT_ADMIN_KEY"]
+        self.session = requests.Session()
+
+    # -- HTTP ---------------------------------------------------------------------------------
+    def request(self, method, path, json_body=None, key="admin", data=None, headers=None, **kw):
+        h = dict(headers or {})
+        if key == "admin":
+            h["Authorization"] = f"Bearer {self.admin_key}"
+        elif key:
+            h["Authorization"] = f"Bearer {key}"
+        if json_body is not None:
+            data = json.dumps(json_body)
+            h.setdefault("Content-Type", "application/json")
+        return self.session.request(method, self.base + path, data=data, headers=h, timeout=30, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def patch(self, path, body=None, **kw):
+        return self.request("PATCH", path, body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def ok(self, method, path, body=None, status=(200, 201), **kw):
+        r = self.request(method, path, body, **kw)
+        assert r.status_code in (status if isinstance(status, tuple) else (status,)), (r.status_code, r.text)
+        return r.json()
+
+    # -- one-line fixtures ----------------------------------------------------------------------
+    def program(self, **overrides):
+        tag = uuid.uuid4().hex[:10]
+        body = {
+            "name": f"Program {tag}",
+            "domains": [f"go.{tag}.test"],
+            "allowed_hosts": [f"{tag}.test", f"www.{tag}.test"],
+            "cookie_domain": f"{tag}.test",
+            "payout_currency": "usd",
+            "min_payout": 5000,
+            "rewards": {
+                "lead": {"type": "flat", "amount": 500},
+                "sale": {"type": "percentage", "amount": 2000, "duration_months": 12},
+            },
+        }
+        body.update(overrides)
+        return self.ok("POST", "/api/v1/programs", body, status=201)
+
+    def partner(self, program, **overrides):
+        tag = uuid.uuid4().hex[:8]
+        body = {"email": f"partner-{tag}@partners.test", "name": f"Partner {tag}"}
+        body.update(overrides)
+        return self.ok("POST", f"/api/v1/programs/{program['id']}/partners", body, status=201)
+
+    def link(self, partner, program, path="/landing", **overrides):
+        body = {"url": f"https://{program['allowed_hosts'][0]}{path}"}
+        body.update(overrides)
+        return self.ok("POST", f"/api/v1/partners/{partner['id']}/links", body, status=201)
+
+    def click(self, link, ua=BROWSER_UA, method="GET", headers=None):
+        h = {"Host": link["domain"]}
+        if ua is not None:
+            h["User-Agent"] = ua
+        h.update(headers or {})
+        return requests.request(method, f"{self.base}/{link['key']}", headers=h, allow_redirects=False, timeout=30)
+
+    def click_id(self, link):
+        r = self.click(link)
+        assert r.status_code == 302, r.text
+        m = re.search(r"refport_id=(clk_[0-9A-Z]+)", r.headers["Location"])
+        assert m, r.headers["Location"]
+        return m.group(1)
+
+    # -- stored state ---------------------------------------------------------------------------
+    def db(self):
+        files = [f for f in glob.glob(os.path.join(self.persist, "v3", "d1", "*", "*.sqlite")) if not f.endswith("metadata.sqlite")]
+        assert len(files) == 1, files
+        conn = sqlite3.connect(f"file:{files[0]}?mode=ro", uri=True, timeout=10)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def rows(self, sql, *args):
+        with self.db() as c:
+            return [dict(r) for r in c.execute(sql, args).fetchall()]
+
+    def count(self, sql, *args):
+        with self.db() as c:
+            return c.execute(sql, args).fetchone()[0]
+
+    def wait_count(self, sql, *args, expect, timeout=10.0):
+        """Polls until the count equals `expect` (clicks are written after the response)."""
+        deadline = time.time() + timeout
+        n = self.count(sql, *args)
+        while n != expect and time.time() < deadline:
+            time.sleep(0.1)
+            n = self.count(sql, *args)
+        return n
+
+    def table_counts(self):
+        tables = ["programs", "program_domains", "partners", "links", "clicks", "customers", "events",
+                  "commissions", "payouts", "api_keys", "refunds", "commission_changes"]
+        return {t: self.count(f"SELECT COUNT(*) FROM {t}") for t in tables}
+
+    def scheduled(self, cron="*/15 * * * *"):
+        return requests.get(f"{self.base}/cdn-cgi/handler/scheduled", params={"cron": cron}, timeout=120)
+
+
+def start_wrangler(persist, port, inspector, extra_vars):
+    env = wrangler_env()
+    subprocess.run(
+        ["wrangler", "d1", "execute", "DB", "--local", "--persist-to", persist, "--file", "schema.sql"],
+        cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", str(port), "--inspector-port", str(inspector),
+            "--persist-to", persist, "--log-level", "warn"]
+    for k, v in extra_vars.items():
+        args += ["--var", f"{k}:{v}"]
+    log = open(os.path.join(persist, "wrangler.log"), "w")
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("wrangler dev exited: " + open(log.name).read()[-3000:])
+        try:
+            if requests.get(base + "/api/v1/health", timeout=2).status_code == 200:
+                return proc, base
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    stop_process(proc)
+    raise RuntimeError("wrangler dev did not become ready: " + open(log.name).read()[-3000:])
+
+
+def stop_process(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture(scope="session")
+def stripe_server():
+    server, _thread, base = start_stripe(port=0)
+    yield base
+    stop_stripe(server)
+
+
+@pytest.fixture(scope="session")
+def worker(stripe_server, tmp_path_factory):
+    persist = str(tmp_path_factory.mktemp("wrangler-state"))
+    secrets = dev_vars()
+    proc, base = start_wrangler(persist, free_port(), free_port(), {"STRIPE_API_BASE": stripe_server})
+    try:
+        yield Worker(base, persist, stripe_server, secrets)
+    finally:
+        stop_process(proc)
