@@ -203,10 +203,15 @@ CREATE TABLE IF NOT EXISTS refunds (
   amount          INTEGER NOT NULL CHECK (amount > 0),
   idempotency_key TEXT,
   commission_id   TEXT REFERENCES commissions(id),
+  -- The commission's refunded_amount this refund was planned against: two refunds planned
+  -- against the same state cannot both land (the loser's batch rolls back and re-plans).
+  refunded_before INTEGER,
   effect          TEXT NOT NULL,
+  clawback_id     TEXT REFERENCES commissions(id),
   created_at      INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS refunds_idempotency ON refunds(program_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS refunds_sequential ON refunds(commission_id, refunded_before) WHERE commission_id IS NOT NULL;
 
 -- Stripe webhook events already processed (a replayed event id changes nothing).
 CREATE TABLE IF NOT EXISTS stripe_events (

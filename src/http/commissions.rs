@@ -1,13 +1,75 @@
+//! Commission API: list with filters, approve, reject. Every status change goes through the
+//! core's transition table and lands only if the row is still in the state it was read in.
+
+use super::auth::Perm;
 use super::error::{ApiError, ApiResult};
-use super::Call;
+use super::{body, id_param, ok, path_id, Call, Page};
+use crate::store::commissions::{self, Filter};
+use refport_core::commission::{transition, Status};
+use refport_core::error::Invalid;
+use refport_core::ids;
+use serde::Deserialize;
 use worker::{Request, Response};
 
-pub async fn list(_c: &Call) -> ApiResult<Response> {
-    Err(ApiError::NotFound("route"))
+pub async fn list(c: &Call) -> ApiResult<Response> {
+    c.who.require(Perm::Read)?;
+    let page = Page::from_query(&c.query)?;
+    let partner_id = id_param(&c.query, "partner_id", ids::PARTNER)?;
+    let mut program_id = id_param(&c.query, "program_id", ids::PROGRAM)?;
+    if let Some(bound) = &c.who.program_id {
+        match &program_id {
+            Some(p) if p != bound => return Err(ApiError::NotFound("program")),
+            _ => program_id = Some(bound.clone()),
+        }
+    }
+    let status = match c.query.get("status") {
+        None => None,
+        Some(s) => Some(
+            Status::parse(s)
+                .ok_or_else(|| ApiError::bad_request("invalid_query", "status must be pending, approved, paid or rejected"))?
+                .as_str(),
+        ),
+    };
+    let f = Filter { program_id: program_id.as_deref(), partner_id: partner_id.as_deref(), status };
+    let rows = commissions::list(&c.state.db, &f, &page.before(), page.limit).await?;
+    page.respond(rows, |r| r.id.clone())
 }
-pub async fn approve(_c: &Call, _id: &str) -> ApiResult<Response> {
-    Err(ApiError::NotFound("route"))
+
+async fn load(c: &Call, id: &str) -> ApiResult<commissions::Commission> {
+    let id = path_id(id, ids::COMMISSION, "commission")?;
+    let cm = commissions::get(&c.state.db, &id).await?.ok_or(ApiError::NotFound("commission"))?;
+    c.who.check_program(&cm.program_id, "commission")?;
+    Ok(cm)
 }
-pub async fn reject(_req: &mut Request, _c: &Call, _id: &str) -> ApiResult<Response> {
-    Err(ApiError::NotFound("route"))
+
+async fn move_to(c: &Call, id: &str, to: Status, reason: Option<&str>) -> ApiResult<Response> {
+    c.who.require(Perm::Write)?;
+    let cm = load(c, id).await?;
+    let from = cm.status();
+    transition(from, to).map_err(|e| ApiError::conflict(e.code(), e.message()))?;
+    if !commissions::transition(&c.state.db, &cm.id, from, to, reason, c.now).await? {
+        return Err(ApiError::conflict("concurrent_update", "the commission changed meanwhile; read it again"));
+    }
+    let cm = commissions::get(&c.state.db, &cm.id).await?.ok_or(ApiError::NotFound("commission"))?;
+    ok(&cm)
+}
+
+pub async fn approve(c: &Call, id: &str) -> ApiResult<Response> {
+    move_to(c, id, Status::Approved, None).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RejectIn {
+    reason: String,
+}
+
+pub async fn reject(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response> {
+    c.who.require(Perm::Write)?;
+    let input = body::<RejectIn>(req).await?;
+    let reason = input.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 200 {
+        return Err(Invalid::new("reason", "invalid_reason", "reason must be 1 to 200 characters").into());
+    }
+    move_to(c, id, Status::Rejected, Some(reason)).await
 }

@@ -96,3 +96,173 @@ pub async fn reject_open_for_partner(db: &D1Database, partner_id: &str, reason: 
     .await?;
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Commission rows
+
+use super::first;
+use refport_core::commission::{Kind, Status};
+use worker::d1::D1PreparedStatement;
+
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+pub struct Commission {
+    pub id: String,
+    pub program_id: String,
+    pub partner_id: String,
+    pub customer_id: Option<String>,
+    pub event_id: Option<String>,
+    pub parent_id: Option<String>,
+    pub kind: String,
+    pub invoice_id: Option<String>,
+    pub sale_amount: i64,
+    pub original_amount: i64,
+    pub amount: i64,
+    pub currency: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub refunded_amount: i64,
+    pub clawed_back: i64,
+    pub payout_id: Option<String>,
+    #[serde(serialize_with = "super::programs::ser_time")]
+    pub created_at: i64,
+    #[serde(serialize_with = "super::programs::ser_time")]
+    pub updated_at: i64,
+    #[serde(serialize_with = "super::programs::ser_opt_time")]
+    pub approved_at: Option<i64>,
+    #[serde(serialize_with = "super::programs::ser_opt_time")]
+    pub paid_at: Option<i64>,
+}
+
+impl Commission {
+    pub fn status(&self) -> Status {
+        Status::parse(&self.status).unwrap_or(Status::Rejected)
+    }
+}
+
+pub const COLS: &str = "id, program_id, partner_id, customer_id, event_id, parent_id, kind, invoice_id, sale_amount, \
+     original_amount, amount, currency, status, reason, refunded_amount, clawed_back, payout_id, created_at, updated_at, \
+     approved_at, paid_at";
+
+pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Commission>> {
+    Ok(first(query!(db, &format!("SELECT {COLS} FROM commissions WHERE id = ?1"), id)?).await?)
+}
+
+pub async fn for_event(db: &D1Database, event_id: &str) -> ApiResult<Option<Commission>> {
+    Ok(first(query!(db, &format!("SELECT {COLS} FROM commissions WHERE event_id = ?1 AND kind != 'clawback'"), event_id)?)
+        .await?)
+}
+
+pub struct Filter<'a> {
+    pub program_id: Option<&'a str>,
+    pub partner_id: Option<&'a str>,
+    pub status: Option<&'a str>,
+}
+
+pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> ApiResult<Vec<Commission>> {
+    Ok(all(query!(
+        db,
+        &format!(
+            "SELECT {COLS} FROM commissions WHERE id < ?1 AND (?2 IS NULL OR program_id = ?2)
+             AND (?3 IS NULL OR partner_id = ?3) AND (?4 IS NULL OR status = ?4) ORDER BY id DESC LIMIT ?5"
+        ),
+        before,
+        f.program_id,
+        f.partner_id,
+        f.status,
+        limit + 1
+    )?)
+    .await?)
+}
+
+/// A commission to create, decided by the core.
+pub struct NewCommission<'a> {
+    pub id: &'a str,
+    pub program_id: &'a str,
+    pub partner_id: &'a str,
+    pub customer_ref: (&'a str, &'a str), // (program_id, external_id): resolved in SQL
+    pub event_id: &'a str,
+    pub kind: Kind,
+    pub invoice_id: Option<&'a str>,
+    pub sale_amount: i64,
+    pub amount: i64,
+    pub currency: &'a str,
+    pub status: Status,
+    pub reason: Option<&'a str>,
+    pub now: i64,
+}
+
+/// Inserts the commission only if its event row was inserted by the same batch (`event_id` is
+/// fresh, so it exists only when this request won the idempotency race), and logs it.
+pub fn insert_if_event_won(db: &D1Database, c: &NewCommission<'_>) -> worker::Result<Vec<D1PreparedStatement>> {
+    Ok(vec![
+        query!(
+            db,
+            "INSERT INTO commissions (id, program_id, partner_id, customer_id, event_id, kind, invoice_id, sale_amount,
+                 original_amount, amount, currency, status, reason, created_at, updated_at)
+             SELECT ?1, ?2, ?3, (SELECT id FROM customers WHERE program_id = ?4 AND external_id = ?5), ?6, ?7, ?8, ?9,
+                 ?10, ?10, ?11, ?12, ?13, ?14, ?14
+             WHERE EXISTS (SELECT 1 FROM events WHERE id = ?6)
+             ON CONFLICT DO NOTHING",
+            c.id,
+            c.program_id,
+            c.partner_id,
+            c.customer_ref.0,
+            c.customer_ref.1,
+            c.event_id,
+            c.kind.as_str(),
+            c.invoice_id,
+            c.sale_amount,
+            c.amount,
+            c.currency,
+            c.status.as_str(),
+            c.reason,
+            c.now
+        )?,
+        query!(
+            db,
+            "INSERT INTO commission_changes (commission_id, from_status, to_status, amount_before, amount_after, reason, created_at)
+             SELECT id, NULL, status, NULL, amount, reason, created_at FROM commissions WHERE id = ?1",
+            c.id
+        )?,
+    ])
+}
+
+/// Moves a commission from `from` to `to` if it is still in `from`; answers whether it moved.
+/// The change record and the update are one atomic batch, both conditioned on the same state.
+pub async fn transition(
+    db: &D1Database,
+    id: &str,
+    from: Status,
+    to: Status,
+    reason: Option<&str>,
+    now: i64,
+) -> ApiResult<bool> {
+    let changed = super::batch(
+        db,
+        vec![
+            query!(
+                db,
+                "INSERT INTO commission_changes (commission_id, from_status, to_status, amount_before, amount_after, reason, created_at)
+                 SELECT id, status, ?3, amount, amount, ?4, ?5 FROM commissions WHERE id = ?1 AND status = ?2",
+                id,
+                from.as_str(),
+                to.as_str(),
+                reason,
+                now
+            )?,
+            query!(
+                db,
+                "UPDATE commissions SET status = ?3, reason = COALESCE(?4, reason), updated_at = ?5,
+                     approved_at = CASE WHEN ?3 = 'approved' THEN ?5 ELSE approved_at END
+                 WHERE id = ?1 AND status = ?2",
+                id,
+                from.as_str(),
+                to.as_str(),
+                reason,
+                now
+            )?,
+        ],
+    )
+    .await?;
+    Ok(changed.get(1).copied().unwrap_or(0) == 1)
+}

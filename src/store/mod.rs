@@ -4,10 +4,12 @@
 pub mod api_keys;
 pub mod clicks;
 pub mod commissions;
+pub mod conversions;
 pub mod link_cache;
 pub mod links;
 pub mod partners;
 pub mod programs;
+pub mod refunds;
 
 use serde::de::DeserializeOwned;
 use worker::d1::D1PreparedStatement;

@@ -1,0 +1,194 @@
+//! Refunds: each one is planned by the core against the commission's current state and written
+//! in one batch whose first statement claims that state (unique (commission, refunded_before)):
+//! two refunds planned against the same state cannot both land.
+
+use super::{batch, first, is_unique_violation};
+use crate::http::error::ApiResult;
+use refport_core::commission::RefundPlan;
+use serde::{Deserialize, Serialize};
+use worker::{query, D1Database};
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Refund {
+    pub id: String,
+    pub program_id: String,
+    pub invoice_id: String,
+    pub amount: i64,
+    pub commission_id: Option<String>,
+    pub clawback_id: Option<String>,
+    pub effect: String,
+    #[serde(serialize_with = "super::programs::ser_time")]
+    pub created_at: i64,
+}
+
+const COLS: &str = "id, program_id, invoice_id, amount, commission_id, clawback_id, effect, created_at";
+
+pub async fn by_idempotency_key(db: &D1Database, program_id: &str, key: &str) -> ApiResult<Option<Refund>> {
+    Ok(first(query!(
+        db,
+        &format!("SELECT {COLS} FROM refunds WHERE program_id = ?1 AND idempotency_key = ?2"),
+        program_id,
+        key
+    )?)
+    .await?)
+}
+
+pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Refund>> {
+    Ok(first(query!(db, &format!("SELECT {COLS} FROM refunds WHERE id = ?1"), id)?).await?)
+}
+
+pub struct Planned<'a> {
+    pub id: &'a str,
+    pub program_id: &'a str,
+    pub invoice_id: &'a str,
+    pub idempotency_key: Option<&'a str>,
+    pub amount: i64,
+    /// The commission and the state the plan was made against: (id, status, amount, refunded, clawed_back).
+    pub commission: Option<(&'a str, &'a str, i64, i64, i64)>,
+    pub plan: Option<RefundPlan>,
+    pub clawback_id: &'a str,
+    pub now: i64,
+}
+
+pub enum Outcome {
+    Applied,
+    /// Another refund changed the commission first: re-read and re-plan.
+    Raced,
+    /// The same Idempotency-Key landed first.
+    DuplicateKey,
+}
+
+pub fn effect_of(plan: &Option<RefundPlan>) -> &'static str {
+    match plan {
+        None => "no_commission",
+        Some(RefundPlan::Reduce { .. }) => "commission_reduced",
+        Some(RefundPlan::Reject) => "commission_rejected",
+        Some(RefundPlan::Clawback { .. }) => "clawback_created",
+        Some(RefundPlan::NoChange) => "no_change",
+    }
+}
+
+pub async fn apply(db: &D1Database, r: &Planned<'_>) -> ApiResult<Outcome> {
+    let effect = effect_of(&r.plan);
+    let clawback = matches!(r.plan, Some(RefundPlan::Clawback { .. }));
+    let (cid, refunded_before) = match r.commission {
+        Some((id, _, _, refunded, _)) => (Some(id), Some(refunded)),
+        None => (None, None),
+    };
+    let mut stmts = vec![query!(
+        db,
+        "INSERT INTO refunds (id, program_id, invoice_id, amount, idempotency_key, commission_id, refunded_before, effect, clawback_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        r.id,
+        r.program_id,
+        r.invoice_id,
+        r.amount,
+        r.idempotency_key,
+        cid,
+        refunded_before,
+        effect,
+        if clawback { Some(r.clawback_id) } else { None },
+        r.now
+    )?];
+    if let (Some((id, status, amount, refunded, clawed)), Some(plan)) = (r.commission, &r.plan) {
+        let new_refunded = refunded + r.amount;
+        // Every write below is conditioned on the exact state the plan was computed from.
+        let (new_status, new_amount, new_clawed, reason) = match plan {
+            RefundPlan::Reduce { new_amount } => (status, *new_amount, clawed, None),
+            RefundPlan::Reject => ("rejected", amount, clawed, Some("refund")),
+            RefundPlan::Clawback { amount: c } => (status, amount, clawed - c, None),
+            RefundPlan::NoChange => (status, amount, clawed, None),
+        };
+        stmts.push(query!(
+            db,
+            "INSERT INTO commission_changes (commission_id, from_status, to_status, amount_before, amount_after, reason, created_at)
+             SELECT id, status, ?6, amount, ?7, ?8, ?9 FROM commissions
+             WHERE id = ?1 AND status = ?2 AND amount = ?3 AND refunded_amount = ?4 AND clawed_back = ?5",
+            id,
+            status,
+            amount,
+            refunded,
+            clawed,
+            new_status,
+            new_amount,
+            reason.unwrap_or("refund"),
+            r.now
+        )?);
+        stmts.push(query!(
+            db,
+            "UPDATE commissions SET status = ?6, amount = ?7, refunded_amount = ?8, clawed_back = ?9,
+                 reason = COALESCE(?10, reason), updated_at = ?11
+             WHERE id = ?1 AND status = ?2 AND amount = ?3 AND refunded_amount = ?4 AND clawed_back = ?5",
+            id,
+            status,
+            amount,
+            refunded,
+            clawed,
+            new_status,
+            new_amount,
+            new_refunded,
+            new_clawed,
+            reason,
+            r.now
+        )?);
+        // Guard: if the update above did not land (the commission changed since it was read),
+        // this insert violates NOT NULL and the whole batch, refund row included, rolls back.
+        stmts.push(query!(
+            db,
+            "INSERT INTO commission_changes (commission_id, to_status, amount_after, created_at)
+             SELECT NULL, 'guard', 0, 0 WHERE NOT EXISTS (SELECT 1 FROM commissions
+                 WHERE id = ?1 AND status = ?2 AND amount = ?3 AND refunded_amount = ?4 AND clawed_back = ?5)",
+            id,
+            new_status,
+            new_amount,
+            new_refunded,
+            new_clawed
+        )?);
+        if let RefundPlan::Clawback { amount: c } = plan {
+            stmts.push(query!(
+                db,
+                "INSERT INTO commissions (id, program_id, partner_id, customer_id, event_id, parent_id, kind, invoice_id,
+                     sale_amount, original_amount, amount, currency, status, reason, created_at, updated_at, approved_at)
+                 SELECT ?1, program_id, partner_id, customer_id, NULL, id, 'clawback', invoice_id, 0, ?3, ?3, currency,
+                     'approved', 'refund', ?4, ?4, ?4
+                 FROM commissions WHERE id = ?2 AND refunded_amount = ?5",
+                r.clawback_id,
+                id,
+                *c,
+                r.now,
+                new_refunded
+            )?);
+            stmts.push(query!(
+                db,
+                "INSERT INTO commission_changes (commission_id, from_status, to_status, amount_before, amount_after, reason, created_at)
+                 SELECT id, NULL, status, NULL, amount, 'refund', ?2 FROM commissions WHERE id = ?1",
+                r.clawback_id,
+                r.now
+            )?);
+        }
+    }
+    match batch(db, stmts).await {
+        Ok(_) => Ok(Outcome::Applied),
+        Err(e) if e.to_string().contains("NOT NULL constraint failed") => Ok(Outcome::Raced),
+        Err(e) if is_unique_violation(&e) => {
+            let s = e.to_string();
+            if s.contains("idempotency_key") {
+                Ok(Outcome::DuplicateKey)
+            } else {
+                Ok(Outcome::Raced)
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn total_for_invoice(db: &D1Database, program_id: &str, invoice_id: &str) -> ApiResult<i64> {
+    let n: Option<super::Count> = first(query!(
+        db,
+        "SELECT COALESCE(SUM(amount), 0) AS n FROM refunds WHERE program_id = ?1 AND invoice_id = ?2",
+        program_id,
+        invoice_id
+    )?)
+    .await?;
+    Ok(n.map(|c| c.n).unwrap_or(0))
+}

@@ -1,0 +1,964 @@
+"""End-to-end tests of the foundation: the management API (programs, partners, links, clicks,
+API keys, validation, auth) and the branded-link redirect (SPEC sections 2 and 4).
+
+Every test builds its own program (unique domains) through the `worker` fixture's helpers, so the
+tests are independent of each other and of their order. Assertions are on exact statuses, error
+codes, headers and the rows stored in local D1."""
+
+import contextlib
+import glob
+import hashlib
+import hmac
+import json
+import os
+import re
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from conftest import BROWSER_UA
+
+CLICK_ID = re.compile(r"^clk_[0-9A-HJKMNP-TV-Z]{26}$")  # Crockford base32, 26 chars
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+# Every setting of SPEC 1 that a program carries on the wire.
+PROGRAM_SETTINGS = {
+    "name", "description", "logo_url", "brand_color", "domains", "allowed_hosts", "cookie_domain",
+    "payout_currency", "min_payout", "payout_schedule", "attribution_window_days",
+    "attribution_model", "hold_days", "rewards",
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+
+def tag():
+    return uuid.uuid4().hex[:10]
+
+
+def program_body(**overrides):
+    """A valid program create body with fresh, unique domains."""
+    t = tag()
+    body = {
+        "name": f"Program {t}",
+        "domains": [f"go.{t}.test"],
+        "allowed_hosts": [f"{t}.test"],
+        "cookie_domain": f"{t}.test",
+        "payout_currency": "usd",
+    }
+    body.update(overrides)
+    return body
+
+
+def assert_error(r, status, code, field=None):
+    """The API's error shape: exact status, JSON `{"error": {"code", "message"[, "field"]}}`."""
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers["Content-Type"].startswith("application/json"), r.headers
+    err = r.json()["error"]
+    assert err["code"] == code, err
+    assert isinstance(err["message"], str) and err["message"], err
+    if field is not None:
+        assert err["field"] == field, err
+    return err
+
+
+@contextlib.contextmanager
+def nothing_written(worker):
+    """Asserts that the block leaves every table's row count unchanged."""
+    before = worker.table_counts()
+    yield
+    assert worker.table_counts() == before
+
+
+def post_raw(worker, path, data, key="admin"):
+    return worker.request("POST", path, data=data, key=key, headers={"Content-Type": "application/json"})
+
+
+def setup_link(worker, program_overrides=None, **link_overrides):
+    p = worker.program(**(program_overrides or {}))
+    pn = worker.partner(p)
+    link = worker.link(pn, p, **link_overrides)
+    return p, pn, link
+
+
+def raw_path(worker, host, path, method="GET"):
+    """A request to an exact raw path on a branded host (no client-side normalisation)."""
+    s = requests.Session()
+    req = requests.Request(method, worker.base + "/", headers={"Host": host, "User-Agent": BROWSER_UA}).prepare()
+    req.url = worker.base + path
+    return s.send(req, allow_redirects=False, timeout=30)
+
+
+def click_id_of(r):
+    """The click id a counted redirect carries; checks Location and cookie agree."""
+    assert r.status_code == 302, (r.status_code, r.text)
+    q = parse_qs(urlsplit(r.headers["Location"]).query)
+    assert len(q["refport_id"]) == 1, r.headers["Location"]
+    cid = q["refport_id"][0]
+    assert CLICK_ID.match(cid), cid
+    return cid
+
+
+def assert_uncounted_redirect(r, url):
+    """A redirect that is not a click: 302 straight to the destination, no id, no cookie."""
+    assert r.status_code == 302, (r.status_code, r.text)
+    assert r.headers["Location"] == url
+    assert "refport_id" not in r.headers["Location"]
+    assert "Set-Cookie" not in r.headers
+
+
+def assert_not_found_page(r):
+    """Unknown link: a 404 HTML page, never a redirect, never a cookie."""
+    assert r.status_code == 404, (r.status_code, r.headers, r.text[:200])
+    assert "Location" not in r.headers
+    assert "Set-Cookie" not in r.headers
+    assert r.headers["Content-Type"].startswith("text/html")
+
+
+def clicks_of(worker, link):
+    return worker.count("SELECT COUNT(*) FROM clicks WHERE link_id = ?", link["id"])
+
+
+def wait_clicks(worker, link, n):
+    return worker.wait_count("SELECT COUNT(*) FROM clicks WHERE link_id = ?", link["id"], expect=n)
+
+
+def list_all(worker, path, limit, key="admin"):
+    """Follows `next_cursor` to the end; returns the pages."""
+    pages, cursor = [], None
+    for _ in range(500):
+        q = f"?limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+        r = worker.get(path + q, key=key)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert set(body) == {"data", "next_cursor"}
+        pages.append(body["data"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return pages
+    raise AssertionError("pagination never ended")
+
+
+def make_key(worker, permissions, program_id=None, name="test key"):
+    body = {"name": name, "permissions": permissions}
+    if program_id:
+        body["program_id"] = program_id
+    return worker.ok("POST", "/api/v1/api-keys", body, status=201)
+
+
+# ----------------------------------------------------------------------------------------------
+# API: programs
+# ----------------------------------------------------------------------------------------------
+
+def test_program_create_returns_every_setting_with_defaults(worker):
+    t = tag()
+    r = worker.post("/api/v1/programs", {
+        "name": "  Acme Partners  ", "domains": [f"Go.{t}.test"], "allowed_hosts": [f"{t}.test"],
+        "payout_currency": "USD",
+    })
+    assert r.status_code == 201, r.text
+    p = r.json()
+    assert re.match(r"^prog_[0-9A-Z]{26}$", p["id"])
+    assert PROGRAM_SETTINGS <= set(p)
+    assert {k: p[k] for k in PROGRAM_SETTINGS} == {
+        "name": "Acme Partners",
+        "description": "",
+        "logo_url": None,
+        "brand_color": "#4f46e5",
+        "domains": [f"go.{t}.test"],
+        "allowed_hosts": [f"{t}.test"],
+        "cookie_domain": None,
+        "payout_currency": "usd",
+        "min_payout": 5000,
+        "payout_schedule": {"every": "month", "day": 1},
+        "attribution_window_days": 90,
+        "attribution_model": "last_click",
+        "hold_days": 30,
+        "rewards": {},
+    }
+    assert worker.rows("SELECT domain FROM program_domains WHERE program_id = ?", p["id"]) == [{"domain": f"go.{t}.test"}]
+
+
+def test_program_create_keeps_explicit_settings(worker):
+    body = program_body(
+        description="Earn 20%", logo_url="https://cdn.example.test/logo.png", brand_color="#FF0000",
+        min_payout=10000, payout_schedule={"every": "week", "weekday": 1}, attribution_window_days=30,
+        attribution_model="first_click", hold_days=14,
+        rewards={"lead": {"type": "flat", "amount": 500},
+                 "sale": {"type": "percentage", "amount": 2000, "duration_months": 12}},
+    )
+    p = worker.ok("POST", "/api/v1/programs", body, status=201)
+    expected = dict(body, brand_color="#ff0000")
+    assert {k: p[k] for k in PROGRAM_SETTINGS} == expected
+
+
+def test_program_get_equals_created(worker):
+    p = worker.program()
+    r = worker.get(f"/api/v1/programs/{p['id']}")
+    assert r.status_code == 200
+    assert r.json() == p
+
+
+def test_program_get_unknown_is_404(worker):
+    assert_error(worker.get("/api/v1/programs/prog_00000000000000000000000000"), 404, "not_found")
+    assert_error(worker.get("/api/v1/programs/not-an-id"), 404, "not_found")
+
+
+def test_program_list_cursor_pagination(worker):
+    mine = [worker.program()["id"] for _ in range(3)]
+    pages = list_all(worker, "/api/v1/programs", limit=2)
+    assert all(len(pg) == 2 for pg in pages[:-1]) and 1 <= len(pages[-1]) <= 2
+    ids = [p["id"] for pg in pages for p in pg]
+    assert len(ids) == len(set(ids)), "a program was listed twice"
+    assert set(mine) <= set(ids)
+    assert ids == sorted(ids, reverse=True), "newest first, stable order across pages"
+    assert len(ids) == worker.count("SELECT COUNT(*) FROM programs")
+
+
+def test_program_list_rejects_bad_query(worker):
+    assert_error(worker.get("/api/v1/programs?limit=0"), 400, "invalid_query")
+    assert_error(worker.get("/api/v1/programs?limit=101"), 400, "invalid_query")
+    assert_error(worker.get("/api/v1/programs?limit=x"), 400, "invalid_query")
+    assert_error(worker.get("/api/v1/programs?cursor=a;b"), 400, "invalid_query")
+    assert_error(worker.get("/api/v1/programs?bogus=1"), 400, "invalid_query")
+
+
+def test_program_patch_hold_days_keeps_other_settings(worker):
+    p = worker.program()
+    r = worker.patch(f"/api/v1/programs/{p['id']}", {"hold_days": 7})
+    assert r.status_code == 200, r.text
+    after = r.json()
+    assert after["hold_days"] == 7
+    assert {k: after[k] for k in PROGRAM_SETTINGS - {"hold_days"}} == {k: p[k] for k in PROGRAM_SETTINGS - {"hold_days"}}
+    assert worker.get(f"/api/v1/programs/{p['id']}").json()["hold_days"] == 7
+    assert worker.rows("SELECT hold_days FROM programs WHERE id = ?", p["id"]) == [{"hold_days": 7}]
+
+
+def test_program_patch_null_clears_cookie_domain(worker):
+    p = worker.program()
+    assert p["cookie_domain"]
+    after = worker.ok("PATCH", f"/api/v1/programs/{p['id']}", {"cookie_domain": None})
+    assert after["cookie_domain"] is None
+    assert after["domains"] == p["domains"] and after["name"] == p["name"]
+    assert worker.get(f"/api/v1/programs/{p['id']}").json()["cookie_domain"] is None
+
+
+def test_program_patch_breaking_validation_is_422_and_changes_nothing(worker):
+    p = worker.program()
+    with nothing_written(worker):
+        r = worker.patch(f"/api/v1/programs/{p['id']}", {"domains": ["go.elsewhere-" + tag() + ".test"], "hold_days": 1})
+        assert_error(r, 422, "invalid_cookie_domain", field="cookie_domain")
+    assert worker.get(f"/api/v1/programs/{p['id']}").json() == p
+    assert worker.rows("SELECT domain FROM program_domains WHERE program_id = ?", p["id"]) == [{"domain": p["domains"][0]}]
+
+
+def test_program_patch_unknown_field_is_400(worker):
+    p = worker.program()
+    assert_error(worker.patch(f"/api/v1/programs/{p['id']}", {"hold_dayz": 1}), 400, "invalid_request")
+    assert worker.get(f"/api/v1/programs/{p['id']}").json() == p
+
+
+# ----------------------------------------------------------------------------------------------
+# API: validation writes nothing
+# ----------------------------------------------------------------------------------------------
+
+PROGRAM_REFUSALS = [
+    # (id, change to a valid body, status, code, field)
+    ("unknown-field", {"bogus": 1}, 400, "invalid_request", None),
+    ("name-int", {"name": 1}, 400, "invalid_request", None),
+    ("min-payout-str", {"min_payout": "x"}, 400, "invalid_request", None),
+    ("min-payout-float", {"min_payout": 1.5}, 400, "invalid_request", None),
+    ("domains-not-list", {"domains": "go.x.test"}, 400, "invalid_request", None),
+    ("missing-name", {"name": None}, 400, "invalid_request", None),
+    ("missing-domains", {"domains": None}, 400, "invalid_request", None),
+    ("missing-currency", {"payout_currency": None}, 400, "invalid_request", None),
+    ("negative-min-payout", {"min_payout": -1}, 422, "invalid_amount", "min_payout"),
+    ("bad-currency", {"payout_currency": "xyz"}, 422, "invalid_currency", "payout_currency"),
+    ("blank-name", {"name": "   "}, 422, "invalid_name", "name"),
+    ("no-domains", {"domains": []}, 422, "invalid_hostname", "domains"),
+    ("domain-space", {"domains": ["bad host.test"]}, 422, "invalid_hostname", "domains[0]"),
+    ("domain-single-label", {"domains": ["localhost"]}, 422, "invalid_hostname", "domains[0]"),
+    ("domain-port", {"domains": ["go.x.test:8080"]}, 422, "invalid_hostname", "domains[0]"),
+    ("domain-scheme", {"domains": ["https://go.x.test"]}, 422, "invalid_hostname", "domains[0]"),
+    ("domain-dash", {"domains": ["-go.x.test"]}, 422, "invalid_hostname", "domains[0]"),
+    ("allowed-host-bad", {"allowed_hosts": ["a..test"]}, 422, "invalid_hostname", "allowed_hosts[0]"),
+    ("cookie-domain-unrelated", {"cookie_domain": "other.test"}, 422, "invalid_cookie_domain", "cookie_domain"),
+    ("window-zero", {"attribution_window_days": 0}, 422, "invalid_window", "attribution_window_days"),
+    ("hold-too-long", {"hold_days": 366}, 422, "invalid_hold", "hold_days"),
+    ("bad-colour", {"brand_color": "red"}, 422, "invalid_color", "brand_color"),
+    ("logo-http", {"logo_url": "http://cdn.x.test/l.png"}, 422, "invalid_url", "logo_url"),
+]
+
+
+@pytest.mark.parametrize("change,status,code,field", [c[1:] for c in PROGRAM_REFUSALS], ids=[c[0] for c in PROGRAM_REFUSALS])
+def test_program_create_refused_writes_nothing(worker, change, status, code, field):
+    body = program_body()
+    for k, v in change.items():
+        if v is None:
+            del body[k]
+        else:
+            body[k] = v
+    with nothing_written(worker):
+        assert_error(worker.post("/api/v1/programs", body), status, code, field)
+
+
+RAW_BODIES = [
+    ("malformed", '{"name": "x",', 400, "invalid_json"),
+    ("trailing-garbage", '{"name": "x"} x', 400, "invalid_json"),
+    ("empty", "", 400, "invalid_json"),
+    ("whitespace", "  \n", 400, "invalid_json"),
+    ("array", "[1, 2]", 400, "invalid_request"),
+    ("string", '"program"', 400, "invalid_request"),
+    ("null", "null", 400, "invalid_request"),
+]
+
+
+@pytest.mark.parametrize("data,status,code", [c[1:] for c in RAW_BODIES], ids=[c[0] for c in RAW_BODIES])
+def test_program_create_bad_body_writes_nothing(worker, data, status, code):
+    with nothing_written(worker):
+        assert_error(post_raw(worker, "/api/v1/programs", data), status, code)
+
+
+def test_program_create_body_over_64k_is_413(worker):
+    data = json.dumps(program_body(description="x" * (64 * 1024)))
+    assert len(data) > 64 * 1024
+    with nothing_written(worker):
+        assert_error(post_raw(worker, "/api/v1/programs", data), 413, "payload_too_large")
+
+
+def test_program_domain_taken_is_409_and_claims_nothing(worker):
+    a = worker.program()
+    fresh = f"go.{tag()}.test"
+    body = program_body(domains=[fresh, a["domains"][0].upper()], cookie_domain=None)
+    with nothing_written(worker):
+        assert_error(worker.post("/api/v1/programs", body), 409, "domain_taken")
+    assert worker.count("SELECT COUNT(*) FROM program_domains WHERE domain = ?", fresh) == 0
+    assert worker.rows("SELECT program_id FROM program_domains WHERE domain = ?", a["domains"][0]) == [{"program_id": a["id"]}]
+
+
+def test_program_patch_to_taken_domain_is_409_and_changes_nothing(worker):
+    a, b = worker.program(), worker.program(cookie_domain=None)
+    with nothing_written(worker):
+        assert_error(worker.patch(f"/api/v1/programs/{b['id']}", {"domains": a["domains"]}), 409, "domain_taken")
+    assert worker.get(f"/api/v1/programs/{b['id']}").json() == b
+
+
+@pytest.fixture
+def link_ctx(worker):
+    p = worker.program()
+    pn = worker.partner(p)
+    existing = worker.link(pn, p, key="taken")
+    return p, pn, existing
+
+
+LINK_REFUSALS = [
+    # (id, body builder from the program, status, code)
+    ("host-not-allowed", lambda p: {"url": "https://evil.test/x"}, 422, "host_not_allowed"),
+    ("host-suffix-trick", lambda p: {"url": f"https://{p['allowed_hosts'][0]}.evil.test/"}, 422, "host_not_allowed"),
+    ("javascript", lambda p: {"url": "javascript:alert(1)"}, 422, "invalid_url"),
+    ("ftp", lambda p: {"url": f"ftp://{p['allowed_hosts'][0]}/file"}, 422, "invalid_url"),
+    ("relative", lambda p: {"url": "/pricing"}, 422, "invalid_url"),
+    ("credentials", lambda p: {"url": f"https://u:p@{p['allowed_hosts'][0]}/"}, 422, "invalid_url"),
+    ("reserved-api", lambda p: {"url": f"https://{p['allowed_hosts'][0]}/", "key": "api"}, 422, "reserved_key"),
+    ("reserved-dashboard", lambda p: {"url": f"https://{p['allowed_hosts'][0]}/", "key": "dashboard"}, 422, "reserved_key"),
+    ("reserved-case", lambda p: {"url": f"https://{p['allowed_hosts'][0]}/", "key": "Embed"}, 422, "reserved_key"),
+    ("key-slash", lambda p: {"url": f"https://{p['allowed_hosts'][0]}/", "key": "a/b"}, 422, "invalid_key"),
+    ("key-dot", lambda p: {"url": f"https://{p['allowed_hosts'][0]}/", "key": "a.b"}, 422, "invalid_key"),
+    ("key-empty", lambda p: {"url": f"https://{p['allowed_hosts'][0]}/", "key": ""}, 422, "invalid_key"),
+    ("key-too-long", lambda p: {"url": f"https://{p['allowed_hosts'][0]}/", "key": "k" * 65}, 422, "invalid_key"),
+    ("key-taken", lambda p: {"url": f"https://{p['allowed_hosts'][0]}/", "key": "taken"}, 409, "key_taken"),
+    ("domain-not-in-program", lambda p: {"url": f"https://{p['allowed_hosts'][0]}/", "domain": "go.other.test"}, 422, "domain_not_in_program"),
+    ("unknown-field", lambda p: {"url": f"https://{p['allowed_hosts'][0]}/", "slug": "x"}, 400, "invalid_request"),
+    ("missing-url", lambda p: {"key": "nourl"}, 400, "invalid_request"),
+]
+
+
+@pytest.mark.parametrize("build,status,code", [c[1:] for c in LINK_REFUSALS], ids=[c[0] for c in LINK_REFUSALS])
+def test_link_create_refused_writes_nothing(worker, link_ctx, build, status, code):
+    p, pn, _ = link_ctx
+    with nothing_written(worker):
+        assert_error(worker.post(f"/api/v1/partners/{pn['id']}/links", build(p)), status, code)
+
+
+def test_link_patch_refused_keeps_link(worker, link_ctx):
+    p, pn, existing = link_ctx
+    other = worker.link(pn, p, key="other")
+    with nothing_written(worker):
+        assert_error(worker.patch(f"/api/v1/links/{other['id']}", {"url": "https://evil.test/"}), 422, "host_not_allowed")
+        assert_error(worker.patch(f"/api/v1/links/{other['id']}", {"url": "javascript:alert(1)"}), 422, "invalid_url")
+        assert_error(worker.patch(f"/api/v1/links/{other['id']}", {"key": "admin"}), 422, "reserved_key")
+        assert_error(worker.patch(f"/api/v1/links/{other['id']}", {"key": "taken"}), 409, "key_taken")
+    assert worker.get(f"/api/v1/links/{other['id']}").json() == other
+
+
+@pytest.mark.parametrize("email", ["not-an-email", "a@b", "@x.test", "a b@x.test", ""])
+def test_partner_bad_email_is_422(worker, email):
+    p = worker.program()
+    with nothing_written(worker):
+        assert_error(worker.post(f"/api/v1/programs/{p['id']}/partners", {"email": email, "name": "Jane"}), 422, "invalid_email", "email")
+
+
+def test_partner_duplicate_email_is_409(worker):
+    p = worker.program()
+    pn = worker.partner(p)
+    with nothing_written(worker):
+        r = worker.post(f"/api/v1/programs/{p['id']}/partners", {"email": pn["email"].upper(), "name": "Again"})
+        assert_error(r, 409, "partner_exists")
+
+
+def test_partner_same_email_in_another_program_is_allowed(worker):
+    p1, p2 = worker.program(), worker.program()
+    pn = worker.partner(p1)
+    assert worker.partner(p2, email=pn["email"])["program_id"] == p2["id"]
+
+
+def test_partner_unknown_field_is_400(worker):
+    p = worker.program()
+    with nothing_written(worker):
+        r = worker.post(f"/api/v1/programs/{p['id']}/partners", {"email": "x@y.test", "name": "X", "role": "admin"})
+        assert_error(r, 400, "invalid_request")
+
+
+# ----------------------------------------------------------------------------------------------
+# API: auth and API keys
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("key", [None, "rp_live_" + "A" * 32, "not-a-key", "rp_live_short"])
+def test_missing_or_wrong_key_is_401(worker, key):
+    assert_error(worker.get("/api/v1/programs", key=key), 401, "unauthorized")
+
+
+def test_wrong_auth_scheme_is_401(worker):
+    r = worker.get("/api/v1/programs", key=None, headers={"Authorization": f"Basic {worker.admin_key}"})
+    assert_error(r, 401, "unauthorized")
+
+
+def test_unauthenticated_write_writes_nothing(worker):
+    with nothing_written(worker):
+        assert_error(worker.post("/api/v1/programs", program_body(), key=None), 401, "unauthorized")
+
+
+def test_api_key_is_shown_once_and_never_listed(worker):
+    created = make_key(worker, ["read"])
+    secret = created["key"]
+    assert re.match(r"^rp_live_[A-Za-z0-9]{32}$", secret)
+    assert created["permissions"] == ["read"] and created["program_id"] is None
+    assert re.match(r"^key_[0-9A-Z]{26}$", created["id"])
+    r = worker.get("/api/v1/api-keys?limit=100")
+    assert r.status_code == 200
+    listed = [k for k in r.json()["data"] if k["id"] == created["id"]]
+    assert len(listed) == 1 and "key" not in listed[0]
+    assert secret not in r.text
+    assert secret[-4:] in listed[0]["key_hint"] and secret not in listed[0]["key_hint"]
+
+
+def test_api_key_stored_as_sha256_only(worker):
+    created = make_key(worker, ["read"])
+    secret = created["key"]
+    rows = worker.rows("SELECT key_hash FROM api_keys WHERE id = ?", created["id"])
+    assert rows == [{"key_hash": hashlib.sha256(secret.encode()).hexdigest()}]
+    files = [f for f in glob.glob(os.path.join(worker.persist, "v3", "d1", "**", "*"), recursive=True) if os.path.isfile(f)]
+    assert files
+    for f in files:
+        with open(f, "rb") as fh:
+            assert secret.encode() not in fh.read(), f"raw API key found in {f}"
+
+
+def test_api_key_invalid_permissions_is_422(worker):
+    with nothing_written(worker):
+        assert_error(worker.post("/api/v1/api-keys", {"name": "x", "permissions": []}), 422, "invalid_permissions")
+        assert_error(worker.post("/api/v1/api-keys", {"name": "x", "permissions": ["admin"]}), 422, "invalid_permissions")
+
+
+def test_read_only_key_can_read_but_not_write(worker):
+    p = worker.program()
+    key = make_key(worker, ["read"])["key"]
+    assert worker.get(f"/api/v1/programs/{p['id']}", key=key).status_code == 200
+    assert worker.get("/api/v1/programs", key=key).status_code == 200
+    with nothing_written(worker):
+        assert_error(worker.post("/api/v1/programs", program_body(), key=key), 403, "forbidden")
+        assert_error(worker.patch(f"/api/v1/programs/{p['id']}", {"hold_days": 1}, key=key), 403, "forbidden")
+        assert_error(worker.post(f"/api/v1/programs/{p['id']}/partners", {"email": "a@b.test", "name": "A"}, key=key), 403, "forbidden")
+        assert_error(worker.post("/api/v1/api-keys", {"name": "x", "permissions": ["read"]}, key=key), 403, "forbidden")
+
+
+def test_program_bound_key_sees_only_its_program(worker):
+    a, b = worker.program(), worker.program()
+    pb = worker.partner(b)
+    key = make_key(worker, ["read", "write"], program_id=a["id"])["key"]
+    assert worker.get(f"/api/v1/programs/{a['id']}", key=key).json() == a
+    assert_error(worker.get(f"/api/v1/programs/{b['id']}", key=key), 404, "not_found")
+    assert_error(worker.get(f"/api/v1/partners/{pb['id']}", key=key), 404, "not_found")
+    assert_error(worker.get(f"/api/v1/programs/{b['id']}/partners", key=key), 404, "not_found")
+    listing = worker.get("/api/v1/programs", key=key).json()
+    assert [p["id"] for p in listing["data"]] == [a["id"]] and listing["next_cursor"] is None
+
+
+def test_program_bound_key_cannot_change_other_program(worker):
+    a, b = worker.program(), worker.program()
+    key = make_key(worker, ["read", "write"], program_id=a["id"])["key"]
+    with nothing_written(worker):
+        assert_error(worker.patch(f"/api/v1/programs/{b['id']}", {"hold_days": 1}, key=key), 404, "not_found")
+        r = worker.post(f"/api/v1/programs/{b['id']}/partners", {"email": "x@y.test", "name": "X"}, key=key)
+        assert_error(r, 404, "not_found")
+        assert_error(worker.post("/api/v1/programs", program_body(), key=key), 403, "forbidden")
+    assert worker.get(f"/api/v1/programs/{b['id']}").json() == b
+
+
+def test_track_only_key_cannot_read_programs(worker):
+    p = worker.program()
+    key = make_key(worker, ["track"])["key"]
+    assert_error(worker.get("/api/v1/programs", key=key), 403, "forbidden")
+    assert_error(worker.get(f"/api/v1/programs/{p['id']}", key=key), 403, "forbidden")
+    assert_error(worker.get("/api/v1/clicks", key=key), 403, "forbidden")
+
+
+def test_revoked_key_gets_401(worker):
+    created = make_key(worker, ["read"])
+    key = created["key"]
+    assert worker.get("/api/v1/programs", key=key).status_code == 200
+    r = worker.delete(f"/api/v1/api-keys/{created['id']}")
+    assert r.status_code == 200 and r.json() == {"id": created["id"], "revoked": True}
+    assert_error(worker.get("/api/v1/programs", key=key), 401, "unauthorized")
+    [row] = worker.rows("SELECT revoked_at FROM api_keys WHERE id = ?", created["id"])
+    assert row["revoked_at"] is not None
+
+
+def test_revoke_unknown_key_is_404(worker):
+    assert_error(worker.delete("/api/v1/api-keys/key_00000000000000000000000000"), 404, "not_found")
+
+
+# ----------------------------------------------------------------------------------------------
+# API: partners and links
+# ----------------------------------------------------------------------------------------------
+
+def test_partner_create_and_get(worker):
+    p = worker.program()
+    r = worker.post(f"/api/v1/programs/{p['id']}/partners", {"email": "  Jane.Doe@Example.TEST ", "name": " Jane Doe "})
+    assert r.status_code == 201, r.text
+    pn = r.json()
+    assert re.match(r"^pn_[0-9A-Z]{26}$", pn["id"])
+    assert {k: pn[k] for k in ("program_id", "email", "name", "status", "payouts_enabled")} == {
+        "program_id": p["id"], "email": "jane.doe@example.test", "name": "Jane Doe", "status": "active", "payouts_enabled": False,
+    }
+    assert worker.get(f"/api/v1/partners/{pn['id']}").json() == pn
+    assert worker.rows("SELECT program_id, email, status FROM partners WHERE id = ?", pn["id"]) == [
+        {"program_id": p["id"], "email": "jane.doe@example.test", "status": "active"}]
+
+
+def test_partner_list(worker):
+    p = worker.program()
+    mine = {worker.partner(p)["id"] for _ in range(3)}
+    pages = list_all(worker, f"/api/v1/programs/{p['id']}/partners", limit=2)
+    ids = [x["id"] for pg in pages for x in pg]
+    assert len(pages) == 2 and len(ids) == 3 and set(ids) == mine
+
+
+def test_partner_patch_name_and_status(worker):
+    p = worker.program()
+    pn = worker.partner(p)
+    after = worker.ok("PATCH", f"/api/v1/partners/{pn['id']}", {"name": "Renamed"})
+    assert after["name"] == "Renamed" and after["status"] == "active" and after["email"] == pn["email"]
+    after = worker.ok("PATCH", f"/api/v1/partners/{pn['id']}", {"status": "banned"})
+    assert after["status"] == "banned" and after["name"] == "Renamed"
+    assert worker.get(f"/api/v1/partners/{pn['id']}").json()["status"] == "banned"
+    assert worker.rows("SELECT name, status FROM partners WHERE id = ?", pn["id"]) == [{"name": "Renamed", "status": "banned"}]
+
+
+def test_partner_patch_bad_status_is_400(worker):
+    pn = worker.partner(worker.program())
+    with nothing_written(worker):
+        assert_error(worker.patch(f"/api/v1/partners/{pn['id']}", {"status": "deleted"}), 400, "invalid_request")
+    assert worker.get(f"/api/v1/partners/{pn['id']}").json() == pn
+
+
+def test_banned_partner_cannot_get_new_links(worker):
+    p = worker.program()
+    pn = worker.partner(p)
+    worker.ok("PATCH", f"/api/v1/partners/{pn['id']}", {"status": "banned"})
+    with nothing_written(worker):
+        r = worker.post(f"/api/v1/partners/{pn['id']}/links", {"url": f"https://{p['allowed_hosts'][0]}/"})
+        assert_error(r, 409, "partner_banned")
+
+
+def test_link_create_with_chosen_key(worker):
+    p = worker.program()
+    pn = worker.partner(p)
+    url = f"https://{p['allowed_hosts'][0]}/pricing?plan=pro"
+    r = worker.post(f"/api/v1/partners/{pn['id']}/links", {"url": url, "key": "jane-doe_2"})
+    assert r.status_code == 201, r.text
+    link = r.json()
+    assert re.match(r"^link_[0-9A-Z]{26}$", link["id"])
+    domain = p["domains"][0]
+    assert {k: link[k] for k in ("partner_id", "program_id", "domain", "key", "url", "short_url")} == {
+        "partner_id": pn["id"], "program_id": p["id"], "domain": domain, "key": "jane-doe_2", "url": url,
+        "short_url": f"https://{domain}/jane-doe_2",
+    }
+    assert worker.rows("SELECT domain, key, url, deleted_at FROM links WHERE id = ?", link["id"]) == [
+        {"domain": domain, "key": "jane-doe_2", "url": url, "deleted_at": None}]
+
+
+def test_link_create_with_generated_key(worker):
+    p = worker.program()
+    pn = worker.partner(p)
+    keys = {worker.link(pn, p)["key"] for _ in range(3)}
+    assert len(keys) == 3
+    assert all(re.fullmatch(r"[A-Za-z0-9]{7}", k) for k in keys), keys
+
+
+def test_link_create_on_second_domain(worker):
+    t = tag()
+    p = worker.program(domains=[f"go.{t}.test", f"ref.{t}.test"], allowed_hosts=[f"{t}.test"], cookie_domain=f"{t}.test")
+    pn = worker.partner(p)
+    link = worker.link(pn, p, domain=f"REF.{t}.test", key="jane")
+    assert link["domain"] == f"ref.{t}.test" and link["short_url"] == f"https://ref.{t}.test/jane"
+
+
+def test_link_get_and_list(worker):
+    p = worker.program()
+    pn = worker.partner(p)
+    links = [worker.link(pn, p) for _ in range(3)]
+    assert worker.get(f"/api/v1/links/{links[0]['id']}").json() == links[0]
+    pages = list_all(worker, f"/api/v1/partners/{pn['id']}/links", limit=2)
+    listed = [x for pg in pages for x in pg]
+    assert sorted(listed, key=lambda x: x["id"]) == sorted(links, key=lambda x: x["id"])
+
+
+def test_link_patch_url(worker):
+    p, pn, link = setup_link(worker)
+    new_url = f"https://{p['allowed_hosts'][1]}/new"
+    after = worker.ok("PATCH", f"/api/v1/links/{link['id']}", {"url": new_url})
+    assert after["url"] == new_url and after["key"] == link["key"] and after["id"] == link["id"]
+    assert worker.get(f"/api/v1/links/{link['id']}").json()["url"] == new_url
+
+
+def test_link_delete(worker):
+    p, pn, link = setup_link(worker)
+    r = worker.delete(f"/api/v1/links/{link['id']}")
+    assert r.status_code == 200 and r.json() == {"id": link["id"], "deleted": True}
+    assert_error(worker.get(f"/api/v1/links/{link['id']}"), 404, "not_found")
+    assert worker.get(f"/api/v1/partners/{pn['id']}/links").json()["data"] == []
+    [row] = worker.rows("SELECT deleted_at FROM links WHERE id = ?", link["id"])
+    assert row["deleted_at"] is not None
+    assert_error(worker.delete(f"/api/v1/links/{link['id']}"), 404, "not_found")
+
+
+def test_deleted_link_key_can_be_reused(worker):
+    p, pn, link = setup_link(worker, key="reuse")
+    worker.ok("DELETE", f"/api/v1/links/{link['id']}")
+    again = worker.link(pn, p, key="reuse", path="/second")
+    assert again["id"] != link["id"]
+    r = worker.click(again)
+    assert r.headers["Location"].startswith(again["url"] + "?refport_id=")
+    wait_clicks(worker, again, 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# API: clicks and stats
+# ----------------------------------------------------------------------------------------------
+
+def test_clicks_list_filters_by_link_and_partner(worker):
+    p = worker.program()
+    pn1, pn2 = worker.partner(p), worker.partner(p)
+    l1a, l1b, l2 = worker.link(pn1, p), worker.link(pn1, p), worker.link(pn2, p)
+    ids = {"l1a": {worker.click_id(l1a) for _ in range(2)}, "l1b": {worker.click_id(l1b)}, "l2": {worker.click_id(l2)}}
+    assert worker.wait_count("SELECT COUNT(*) FROM clicks WHERE program_id = ?", p["id"], expect=4) == 4
+
+    def listed(q):
+        r = worker.get(f"/api/v1/clicks?{q}&limit=100")
+        assert r.status_code == 200, r.text
+        return r.json()["data"]
+
+    by_link = listed(f"link_id={l1a['id']}")
+    assert {c["id"] for c in by_link} == ids["l1a"]
+    assert all(c["link_id"] == l1a["id"] and c["partner_id"] == pn1["id"] and c["program_id"] == p["id"] for c in by_link)
+    assert {c["id"] for c in listed(f"partner_id={pn1['id']}")} == ids["l1a"] | ids["l1b"]
+    assert {c["id"] for c in listed(f"partner_id={pn2['id']}")} == ids["l2"]
+    assert {c["id"] for c in listed(f"program_id={p['id']}")} == ids["l1a"] | ids["l1b"] | ids["l2"]
+    assert "ip_hash" not in by_link[0] and "ua_hash" not in by_link[0]
+
+
+def test_clicks_list_rejects_bad_filter(worker):
+    assert_error(worker.get("/api/v1/clicks?link_id=pn_123"), 400, "invalid_query")
+    assert_error(worker.get("/api/v1/clicks?partner=pn_123"), 400, "invalid_query")
+
+
+def test_partner_stats_counts_clicks(worker):
+    p, pn, link = setup_link(worker)
+    for _ in range(3):
+        worker.click_id(link)
+    worker.click(link, ua="Googlebot/2.1")
+    assert wait_clicks(worker, link, 3) == 3
+    stats = worker.ok("GET", f"/api/v1/partners/{pn['id']}/stats")
+    assert stats["partner_id"] == pn["id"]
+    assert (stats["clicks"], stats["leads"], stats["sales"]) == (3, 0, 0)
+
+
+# ----------------------------------------------------------------------------------------------
+# API: routing
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/api/v1/nope", "/api/v1/programs/x/y/z", "/api/v2/programs"])
+def test_unknown_api_route_is_404_json(worker, path):
+    assert_error(worker.get(path), 404, "not_found")
+
+
+@pytest.mark.parametrize("method,path", [("DELETE", "/api/v1/programs"), ("PUT", "/api/v1/programs/prog_X"),
+                                         ("POST", "/api/v1/links/link_X"), ("PATCH", "/api/v1/clicks")])
+def test_wrong_method_is_405(worker, method, path):
+    with nothing_written(worker):
+        assert_error(worker.request(method, path), 405, "method_not_allowed")
+
+
+# ----------------------------------------------------------------------------------------------
+# Redirect: location and cookie
+# ----------------------------------------------------------------------------------------------
+
+def test_redirect_appends_click_id_keeping_query_and_fragment(worker):
+    p = worker.program()
+    pn = worker.partner(p)
+    url = f"https://{p['allowed_hosts'][0]}/p?a=1&b=two#frag"
+    link = worker.ok("POST", f"/api/v1/partners/{pn['id']}/links", {"url": url}, status=201)
+    r = worker.click(link)
+    cid = click_id_of(r)
+    assert r.headers["Location"] == f"https://{p['allowed_hosts'][0]}/p?a=1&b=two&refport_id={cid}#frag"
+    assert r.headers["Cache-Control"] == "private, no-store"
+    wait_clicks(worker, link, 1)
+
+
+def test_redirect_without_query(worker):
+    p, pn, link = setup_link(worker)
+    r = worker.click(link)
+    cid = click_id_of(r)
+    assert r.headers["Location"] == f"{link['url']}?refport_id={cid}"
+    wait_clicks(worker, link, 1)
+
+
+def test_redirect_replaces_stale_refport_id(worker):
+    p = worker.program()
+    pn = worker.partner(p)
+    url = f"https://{p['allowed_hosts'][0]}/?refport_id=clk_OLD&a=1"
+    link = worker.ok("POST", f"/api/v1/partners/{pn['id']}/links", {"url": url}, status=201)
+    r = worker.click(link)
+    cid = click_id_of(r)
+    assert r.headers["Location"] == f"https://{p['allowed_hosts'][0]}/?a=1&refport_id={cid}"
+    wait_clicks(worker, link, 1)
+
+
+def test_redirect_sets_attribution_cookie(worker):
+    p, pn, link = setup_link(worker)
+    r = worker.click(link)
+    cid = click_id_of(r)
+    assert r.headers["Set-Cookie"] == (
+        f"refport_id={cid}; Max-Age={90 * 86400}; Domain={p['cookie_domain']}; Path=/; Secure; SameSite=Lax")
+    wait_clicks(worker, link, 1)
+
+
+def test_cookie_max_age_follows_attribution_window(worker):
+    p, pn, link = setup_link(worker, {"attribution_window_days": 7})
+    r = worker.click(link)
+    cid = click_id_of(r)
+    assert r.headers["Set-Cookie"] == f"refport_id={cid}; Max-Age=604800; Domain={p['cookie_domain']}; Path=/; Secure; SameSite=Lax"
+    wait_clicks(worker, link, 1)
+
+
+def test_cookie_without_cookie_domain_has_no_domain_attribute(worker):
+    p, pn, link = setup_link(worker, {"cookie_domain": None})
+    r = worker.click(link)
+    cid = click_id_of(r)
+    assert r.headers["Set-Cookie"] == f"refport_id={cid}; Max-Age=7776000; Path=/; Secure; SameSite=Lax"
+    wait_clicks(worker, link, 1)
+
+
+def test_program_patch_window_and_cookie_domain_reach_the_redirect(worker):
+    p, pn, link = setup_link(worker)
+    worker.click_id(link)  # cache the link
+    worker.ok("PATCH", f"/api/v1/programs/{p['id']}", {"attribution_window_days": 7, "cookie_domain": None})
+    r = worker.click(link)
+    cid = click_id_of(r)
+    assert r.headers["Set-Cookie"] == f"refport_id={cid}; Max-Age=604800; Path=/; Secure; SameSite=Lax"
+    wait_clicks(worker, link, 2)
+
+
+# ----------------------------------------------------------------------------------------------
+# Redirect: recorded clicks
+# ----------------------------------------------------------------------------------------------
+
+def test_every_click_is_recorded_once(worker):
+    p, pn, link = setup_link(worker)
+    seen = [click_id_of(worker.click(link)) for _ in range(15)]
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        seen += [click_id_of(r) for r in pool.map(lambda _: worker.click(link), range(10))]
+    assert len(seen) == 25 and len(set(seen)) == 25
+    assert wait_clicks(worker, link, 25) == 25
+    rows = worker.rows("SELECT id, program_id, partner_id, link_id FROM clicks WHERE link_id = ?", link["id"])
+    assert {r["id"] for r in rows} == set(seen)
+    assert {(r["program_id"], r["partner_id"]) for r in rows} == {(p["id"], pn["id"])}
+
+
+def test_click_ids_look_unguessable(worker):
+    p, pn, link = setup_link(worker)
+    ids = [worker.click_id(link) for _ in range(10)]
+    assert all(CLICK_ID.match(i) for i in ids)
+    # The last 16 characters are 80 random bits: all distinct, and not a counter.
+    tails = [i[-16:] for i in ids]
+    assert len(set(tails)) == 10
+    assert len({c for t in tails for c in t}) > 16
+    wait_clicks(worker, link, 10)
+
+
+def test_click_stores_salted_hashes_not_raw_ip_or_ua(worker):
+    p, pn, link = setup_link(worker)
+    ua = BROWSER_UA + " refport-test"
+    r = worker.click(link, ua=ua, headers={"CF-Connecting-IP": "203.0.113.7", "Referer": "https://News.example.test/item?id=1"})
+    cid = click_id_of(r)
+    assert wait_clicks(worker, link, 1) == 1
+    [row] = worker.rows("SELECT * FROM clicks WHERE id = ?", cid)
+    assert HEX64.match(row["ip_hash"] or ""), row
+    assert HEX64.match(row["ua_hash"] or ""), row
+    salt = worker.secrets["IP_HASH_SALT"].encode()
+    assert row["ua_hash"] == hmac.new(salt, ua.encode(), hashlib.sha256).hexdigest()
+    assert row["referrer_host"] == "news.example.test"
+    stored = json.dumps(row)
+    for raw in ("127.0.0.1", "203.0.113.7", ua, "Mozilla"):
+        assert raw not in stored
+
+
+def test_click_without_forwarded_ip_still_hashes_the_client_ip(worker):
+    """wrangler dev sets CF-Connecting-IP for the local client, as Cloudflare does in production."""
+    p, pn, link = setup_link(worker)
+    cid = worker.click_id(link)
+    assert wait_clicks(worker, link, 1) == 1
+    [row] = worker.rows("SELECT ip_hash, ua_hash FROM clicks WHERE id = ?", cid)
+    assert HEX64.match(row["ip_hash"] or ""), row
+    assert HEX64.match(row["ua_hash"] or ""), row
+    assert "127.0.0.1" not in json.dumps(row)
+
+
+# ----------------------------------------------------------------------------------------------
+# Redirect: bots and HEAD
+# ----------------------------------------------------------------------------------------------
+
+BOTS = [
+    ("googlebot", dict(ua="Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")),
+    ("facebook", dict(ua="facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)")),
+    ("slackbot", dict(ua="Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)")),
+    ("twitterbot", dict(ua="Twitterbot/1.0")),
+    ("curl", dict(ua="curl/8.5.0")),
+    ("python-requests", dict(ua="python-requests/2.32.3")),
+    ("empty-ua", dict(ua="")),
+    ("missing-ua", dict(ua=None, headers={"User-Agent": None})),
+    ("head", dict(method="HEAD")),
+]
+
+
+@pytest.mark.parametrize("kw", [b[1] for b in BOTS], ids=[b[0] for b in BOTS])
+def test_bots_are_redirected_uncounted_without_cookie(worker, kw):
+    p, pn, link = setup_link(worker)
+    r = worker.click(link, **kw)
+    assert_uncounted_redirect(r, link["url"])
+    # A real click afterwards is a barrier: once it is stored, a bot click would be too.
+    real = worker.click_id(link)
+    assert wait_clicks(worker, link, 1) == 1
+    assert worker.rows("SELECT id FROM clicks WHERE link_id = ?", link["id"]) == [{"id": real}]
+
+
+def test_post_to_a_link_is_not_a_click(worker):
+    p, pn, link = setup_link(worker)
+    r = worker.click(link, method="POST")
+    assert r.status_code == 405
+    assert "Location" not in r.headers and "Set-Cookie" not in r.headers
+    real = worker.click_id(link)
+    wait_clicks(worker, link, 1)
+    assert worker.rows("SELECT id FROM clicks WHERE link_id = ?", link["id"]) == [{"id": real}]
+
+
+# ----------------------------------------------------------------------------------------------
+# Redirect: changes, unknown links, open redirects
+# ----------------------------------------------------------------------------------------------
+
+def test_updated_link_redirects_to_new_destination_at_once(worker):
+    p, pn, link = setup_link(worker)
+    worker.click_id(link)  # the link is now in KV
+    new_url = f"https://{p['allowed_hosts'][1]}/new?x=1"
+    worker.ok("PATCH", f"/api/v1/links/{link['id']}", {"url": new_url})
+    r = worker.click(link)
+    assert r.headers["Location"] == f"{new_url}&refport_id={click_id_of(r)}"
+    assert wait_clicks(worker, link, 2) == 2
+
+
+def test_deleted_link_is_404_page(worker):
+    p, pn, link = setup_link(worker)
+    worker.click_id(link)
+    worker.ok("DELETE", f"/api/v1/links/{link['id']}")
+    assert_not_found_page(worker.click(link))
+    assert wait_clicks(worker, link, 1) == 1
+
+
+def test_unknown_key_is_404_page(worker):
+    p, pn, link = setup_link(worker)
+    ghost = dict(link, key="no-such-key")
+    assert_not_found_page(worker.click(ghost))
+    assert_not_found_page(worker.click(ghost))  # the cached negative answer too
+
+
+def test_link_created_after_a_404_on_its_key_works(worker):
+    p = worker.program()
+    pn = worker.partner(p)
+    assert_not_found_page(worker.click({"domain": p["domains"][0], "key": "later"}))
+    link = worker.link(pn, p, key="later")
+    click_id_of(worker.click(link))
+    wait_clicks(worker, link, 1)
+
+
+def test_known_key_on_other_host_is_404(worker):
+    a, pa, link = setup_link(worker, key="jane")
+    b = worker.program()
+    for host in (b["domains"][0], "unknown-" + tag() + ".test", a["allowed_hosts"][0], "127.0.0.1"):
+        assert_not_found_page(worker.click(dict(link, domain=host)))
+    assert clicks_of(worker, link) == 0
+
+
+@pytest.mark.parametrize("path", ["//evil.com", "/%2F%2Fevil.com", "/jane/extra", "/https://evil.com",
+                                  "/jane?next=https://evil.com/x".replace("?", "%3F"), "/", "/%5Cevil.com"])
+def test_never_an_open_redirect(worker, path):
+    p, pn, link = setup_link(worker, key="jane")
+    assert_not_found_page(raw_path(worker, link["domain"], path))
+
+
+def test_changed_key_old_404_new_redirects(worker):
+    p, pn, link = setup_link(worker, key="before")
+    worker.click_id(link)  # cached under the old key
+    after = worker.ok("PATCH", f"/api/v1/links/{link['id']}", {"key": "after"})
+    assert after["key"] == "after" and after["short_url"] == f"https://{link['domain']}/after"
+    assert_not_found_page(worker.click(link))
+    r = worker.click(after)
+    cid = click_id_of(r)
+    assert r.headers["Location"] == f"{link['url']}?refport_id={cid}"
+    assert wait_clicks(worker, link, 2) == 2
+    assert worker.count("SELECT COUNT(*) FROM clicks WHERE id = ?", cid) == 1
+
+
+def test_banned_partner_link_redirects_without_attribution(worker):
+    p = worker.program()
+    banned, other = worker.partner(p), worker.partner(p)
+    link, other_link = worker.link(banned, p), worker.link(other, p)
+    worker.click_id(link)  # cached while the partner was active
+    worker.ok("PATCH", f"/api/v1/partners/{banned['id']}", {"status": "banned"})
+    assert_uncounted_redirect(worker.click(link), link["url"])
+    worker.click_id(other_link)  # barrier
+    assert wait_clicks(worker, other_link, 1) == 1
+    assert clicks_of(worker, link) == 1
+
+
+def test_unbanned_partner_link_is_attributed_again(worker):
+    p, pn, link = setup_link(worker)
+    worker.ok("PATCH", f"/api/v1/partners/{pn['id']}", {"status": "banned"})
+    assert_uncounted_redirect(worker.click(link), link["url"])
+    worker.ok("PATCH", f"/api/v1/partners/{pn['id']}", {"status": "active"})
+    click_id_of(worker.click(link))
+    assert wait_clicks(worker, link, 1) == 1
