@@ -217,5 +217,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS refunds_sequential ON refunds(commission_id, r
 CREATE TABLE IF NOT EXISTS stripe_events (
   id          TEXT PRIMARY KEY,
   type        TEXT NOT NULL,
+  token       TEXT NOT NULL,
   received_at INTEGER NOT NULL
 );

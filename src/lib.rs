@@ -2,12 +2,14 @@
 //! `fetch` routes to the JSON API (`/api/v1/...`) or the branded-link redirect; `scheduled`
 //! runs the cron (approvals and payouts).
 
+pub mod cron;
 pub mod http;
 pub mod redirect;
 pub mod state;
 pub mod store;
+pub mod stripe;
 
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
@@ -21,4 +23,17 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 #[event(start)]
 fn start() {
     console_error_panic_hook::set_once();
+}
+
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let now = state::now_ms();
+    let result = match state::AppState::load(&env) {
+        Ok(s) => cron::run_once(&s, now).await,
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(o) => worker::console_log!("cron: {}", serde_json::to_string(&o).unwrap_or_default()),
+        Err(e) => worker::console_error!("cron failed: {e:?}"),
+    }
 }

@@ -119,6 +119,10 @@ def assert_not_found_page(r):
     assert r.headers["Content-Type"].startswith("text/html")
 
 
+def hmac_hex(key, msg):
+    return hmac.new(key, msg.encode(), hashlib.sha256).hexdigest()
+
+
 def clicks_of(worker, link):
     return worker.count("SELECT COUNT(*) FROM clicks WHERE link_id = ?", link["id"])
 
@@ -347,6 +351,57 @@ def test_program_patch_to_taken_domain_is_409_and_changes_nothing(worker):
     assert worker.get(f"/api/v1/programs/{b['id']}").json() == b
 
 
+def test_program_patch_removing_a_domain_with_links_is_409(worker):
+    p, pn, link = setup_link(worker)
+    new_domain = "go2." + p["cookie_domain"]
+    with nothing_written(worker):
+        assert_error(worker.patch(f"/api/v1/programs/{p['id']}", {"domains": [new_domain]}), 409, "domain_in_use")
+    assert worker.get(f"/api/v1/programs/{p['id']}").json() == p
+    assert worker.count("SELECT COUNT(*) FROM program_domains WHERE domain = ?", new_domain) == 0
+    click_id_of(worker.click(link))
+    wait_clicks(worker, link, 1)
+
+
+def test_concurrent_creates_claim_a_domain_once(worker):
+    body = program_body()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        rs = list(pool.map(lambda _: worker.post("/api/v1/programs", body), range(6)))
+    assert sorted(r.status_code for r in rs) == [201] + [409] * 5
+    assert all(r.json()["error"]["code"] == "domain_taken" for r in rs if r.status_code == 409)
+    winner = next(r.json()["id"] for r in rs if r.status_code == 201)
+    assert worker.rows("SELECT program_id FROM program_domains WHERE domain = ?", body["domains"][0]) == [{"program_id": winner}]
+    assert worker.count("SELECT COUNT(*) FROM programs WHERE name = ?", body["name"]) == 1
+
+
+def test_concurrent_links_with_same_key_create_one(worker):
+    p = worker.program()
+    pn = worker.partner(p)
+    body = {"url": f"https://{p['allowed_hosts'][0]}/", "key": "race"}
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        rs = list(pool.map(lambda _: worker.post(f"/api/v1/partners/{pn['id']}/links", body), range(6)))
+    assert sorted(r.status_code for r in rs) == [201] + [409] * 5
+    assert all(r.json()["error"]["code"] == "key_taken" for r in rs if r.status_code == 409)
+    assert worker.count("SELECT COUNT(*) FROM links WHERE domain = ? AND key = 'race'", p["domains"][0]) == 1
+
+
+def test_concurrent_partners_with_same_email_create_one(worker):
+    p = worker.program()
+    body = {"email": f"race-{tag()}@x.test", "name": "Racer"}
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        rs = list(pool.map(lambda _: worker.post(f"/api/v1/programs/{p['id']}/partners", body), range(6)))
+    assert sorted(r.status_code for r in rs) == [201] + [409] * 5
+    assert all(r.json()["error"]["code"] == "partner_exists" for r in rs if r.status_code == 409)
+    assert worker.count("SELECT COUNT(*) FROM partners WHERE program_id = ?", p["id"]) == 1
+
+
+def test_partner_patch_to_taken_email_is_409(worker):
+    p = worker.program()
+    a, b = worker.partner(p), worker.partner(p)
+    with nothing_written(worker):
+        assert_error(worker.patch(f"/api/v1/partners/{b['id']}", {"email": a["email"]}), 409, "partner_exists")
+    assert worker.get(f"/api/v1/partners/{b['id']}").json() == b
+
+
 @pytest.fixture
 def link_ctx(worker):
     p = worker.program()
@@ -507,6 +562,32 @@ def test_program_bound_key_cannot_change_other_program(worker):
         assert_error(r, 404, "not_found")
         assert_error(worker.post("/api/v1/programs", program_body(), key=key), 403, "forbidden")
     assert worker.get(f"/api/v1/programs/{b['id']}").json() == b
+
+
+def test_program_bound_key_clicks_and_links_stay_in_its_program(worker):
+    a = worker.program()
+    b, pb, link_b = setup_link(worker)
+    worker.click_id(link_b)
+    assert wait_clicks(worker, link_b, 1) == 1
+    key = make_key(worker, ["read"], program_id=a["id"])["key"]
+    assert_error(worker.get(f"/api/v1/clicks?program_id={b['id']}", key=key), 404, "not_found")
+    assert worker.get(f"/api/v1/clicks?partner_id={pb['id']}", key=key).json() == {"data": [], "next_cursor": None}
+    assert worker.get(f"/api/v1/clicks?link_id={link_b['id']}", key=key).json() == {"data": [], "next_cursor": None}
+    assert_error(worker.get(f"/api/v1/links/{link_b['id']}", key=key), 404, "not_found")
+    assert_error(worker.get(f"/api/v1/partners/{pb['id']}/stats", key=key), 404, "not_found")
+    assert_error(worker.get(f"/api/v1/partners/{pb['id']}/links", key=key), 404, "not_found")
+
+
+def test_key_cannot_grant_more_than_it_holds(worker):
+    a, b = worker.program(), worker.program()
+    bound = make_key(worker, ["read", "write"], program_id=a["id"])
+    with nothing_written(worker):
+        r = worker.post("/api/v1/api-keys", {"name": "x", "permissions": ["track"]}, key=bound["key"])
+        assert_error(r, 403, "forbidden")
+        r = worker.post("/api/v1/api-keys", {"name": "x", "permissions": ["read"], "program_id": b["id"]}, key=bound["key"])
+        assert_error(r, 404, "not_found")
+    child = worker.ok("POST", "/api/v1/api-keys", {"name": "child", "permissions": ["read"]}, key=bound["key"], status=201)
+    assert child["program_id"] == a["id"], "a bound key's keys inherit its program"
 
 
 def test_track_only_key_cannot_read_programs(worker):
@@ -821,7 +902,8 @@ def test_click_stores_salted_hashes_not_raw_ip_or_ua(worker):
     assert HEX64.match(row["ip_hash"] or ""), row
     assert HEX64.match(row["ua_hash"] or ""), row
     salt = worker.secrets["IP_HASH_SALT"].encode()
-    assert row["ua_hash"] == hmac.new(salt, ua.encode(), hashlib.sha256).hexdigest()
+    assert row["ip_hash"] == hmac_hex(salt, "203.0.113.7")
+    assert row["ua_hash"] == hmac_hex(salt, ua)
     assert row["referrer_host"] == "news.example.test"
     stored = json.dumps(row)
     for raw in ("127.0.0.1", "203.0.113.7", ua, "Mozilla"):
@@ -834,9 +916,8 @@ def test_click_without_forwarded_ip_still_hashes_the_client_ip(worker):
     cid = worker.click_id(link)
     assert wait_clicks(worker, link, 1) == 1
     [row] = worker.rows("SELECT ip_hash, ua_hash FROM clicks WHERE id = ?", cid)
-    assert HEX64.match(row["ip_hash"] or ""), row
-    assert HEX64.match(row["ua_hash"] or ""), row
-    assert "127.0.0.1" not in json.dumps(row)
+    assert row["ip_hash"] == hmac_hex(worker.secrets["IP_HASH_SALT"].encode(), "127.0.0.1")
+    assert row["ua_hash"] == hmac_hex(worker.secrets["IP_HASH_SALT"].encode(), BROWSER_UA)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -915,6 +996,13 @@ def test_link_created_after_a_404_on_its_key_works(worker):
     wait_clicks(worker, link, 1)
 
 
+def test_branded_host_is_matched_case_insensitively(worker):
+    p, pn, link = setup_link(worker)
+    for host in (link["domain"].upper(), link["domain"] + ":443"):
+        click_id_of(worker.click(dict(link, domain=host)))
+    assert wait_clicks(worker, link, 2) == 2
+
+
 def test_known_key_on_other_host_is_404(worker):
     a, pa, link = setup_link(worker, key="jane")
     b = worker.program()
@@ -962,3 +1050,52 @@ def test_unbanned_partner_link_is_attributed_again(worker):
     worker.ok("PATCH", f"/api/v1/partners/{pn['id']}", {"status": "active"})
     click_id_of(worker.click(link))
     assert wait_clicks(worker, link, 1) == 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Redirect cache refresh at scale: programs and partners with more than 1000 live links
+# ----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def big_program(worker):
+    """A program whose partner `many` holds 1001 live links and whose partner `late` holds one link
+    created after all of them: each is past the first 1000 rows of its program / partner."""
+    p = worker.program()
+    many, late = worker.partner(p), worker.partner(p)
+    url = f"https://{p['allowed_hosts'][0]}/landing"
+
+    def create(i):
+        r = worker.post(f"/api/v1/partners/{many['id']}/links", {"url": url, "key": f"bulk{i}"})
+        assert r.status_code == 201, r.text
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(create, range(1000)))
+    many_last = worker.link(many, p, key="many-last")
+    late_link = worker.link(late, p, key="late")
+    assert worker.count("SELECT COUNT(*) FROM links WHERE partner_id = ?", many["id"]) == 1001
+    return p, many, many_last, late, late_link
+
+
+@pytest.mark.xfail(reason="BUG: refresh_links reads at most 1000 links (links::keys_of LIMIT 1000), so a program "
+                          "settings change never reaches the cached links past the first 1000", strict=True)
+def test_window_change_reaches_every_link_of_a_big_program(worker, big_program):
+    p, many, many_last, late, late_link = big_program
+    worker.click_id(late_link)
+    worker.ok("PATCH", f"/api/v1/programs/{p['id']}", {"attribution_window_days": 7})
+    r = worker.click(late_link)
+    cid = click_id_of(r)
+    wait_clicks(worker, late_link, 2)
+    assert r.headers["Set-Cookie"] == f"refport_id={cid}; Max-Age=604800; Domain={p['cookie_domain']}; Path=/; Secure; SameSite=Lax"
+
+
+@pytest.mark.xfail(reason="BUG: refresh_links reads at most 1000 links (links::keys_of LIMIT 1000), so banning a "
+                          "partner with more than 1000 links leaves the rest attributing clicks", strict=True)
+def test_ban_reaches_every_link_of_a_partner_with_many_links(worker, big_program):
+    p, many, many_last, late, late_link = big_program
+    worker.click_id(many_last)
+    assert wait_clicks(worker, many_last, 1) == 1
+    worker.ok("PATCH", f"/api/v1/partners/{many['id']}", {"status": "banned"})
+    r = worker.click(many_last)
+    if r.status_code == 302 and "refport_id=" in r.headers["Location"]:
+        wait_clicks(worker, many_last, 2)  # let the wrongly counted click land before the next test
+    assert_uncounted_redirect(r, many_last["url"])

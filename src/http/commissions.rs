@@ -47,6 +47,9 @@ async fn move_to(c: &Call, id: &str, to: Status, reason: Option<&str>) -> ApiRes
     let cm = load(c, id).await?;
     let from = cm.status();
     transition(from, to).map_err(|e| ApiError::conflict(e.code(), e.message()))?;
+    if cm.payout_id.is_some() {
+        return Err(ApiError::conflict("in_payout", "the commission is part of a payout in flight"));
+    }
     if !commissions::transition(&c.state.db, &cm.id, from, to, reason, c.now).await? {
         return Err(ApiError::conflict("concurrent_update", "the commission changed meanwhile; read it again"));
     }

@@ -7,7 +7,9 @@ pub mod commissions;
 pub mod error;
 pub mod links;
 pub mod partners;
+pub mod payouts;
 pub mod programs;
+pub mod stripe_connect;
 pub mod track;
 
 use crate::state::AppState;
@@ -173,10 +175,13 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         return ok(&serde_json::json!({"ok": true}));
     }
     let state = AppState::load(&env)?;
+    if let (Method::Post, ["webhooks", "stripe"]) = (&method, segs.as_slice()) {
+        return stripe_connect::webhook(&mut req, &state, now).await;
+    }
     let who = auth::authenticate(&req, &state).await?;
     let allowed: &[&str] = match segs.as_slice() {
         ["clicks"] => &["limit", "cursor", "link_id", "partner_id", "program_id"],
-        ["commissions"] => &["limit", "cursor", "program_id", "partner_id", "status"],
+        ["commissions"] | ["payouts"] => &["limit", "cursor", "program_id", "partner_id", "status"],
         [_] | [_, _, _] => &["limit", "cursor"],
         _ => &[],
     };
@@ -202,6 +207,8 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         (Post, ["track", "lead"]) => track::lead(&mut req, &c).await,
         (Post, ["track", "sale"]) => track::sale(&mut req, &c).await,
         (Post, ["track", "refund"]) => track::refund(&mut req, &c).await,
+        (Get, ["payouts"]) => payouts::list(&c).await,
+        (Post, ["partners", id, "stripe", "onboard"]) => stripe_connect::onboard(&mut req, &c, id).await,
         (Get, ["commissions"]) => commissions::list(&c).await,
         (Post, ["commissions", id, "approve"]) => commissions::approve(&c, id).await,
         (Post, ["commissions", id, "reject"]) => commissions::reject(&mut req, &c, id).await,
@@ -212,7 +219,8 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
             _,
             ["programs"] | ["programs", _] | ["programs", _, "partners"] | ["partners", _] | ["partners", _, "stats"]
             | ["partners", _, "links"] | ["links", _] | ["clicks"] | ["track", _] | ["commissions"]
-            | ["commissions", _, _] | ["api-keys"] | ["api-keys", _],
+            | ["commissions", _, _] | ["api-keys"] | ["api-keys", _] | ["payouts"] | ["partners", _, "stripe", "onboard"]
+            | ["webhooks", "stripe"],
         ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound("route")),
     }

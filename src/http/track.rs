@@ -470,7 +470,9 @@ pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
             }
             Some(cm) => {
                 let state = SaleCommission {
-                    status: cm.status(),
+                    // A commission claimed by a payout in flight is treated as paid: the transfer
+                    // amount is fixed, so a refund now becomes a clawback on the next payout.
+                    status: if cm.payout_id.is_some() { Status::Paid } else { cm.status() },
                     original_amount: cm.original_amount,
                     amount: cm.amount,
                     sale_amount: cm.sale_amount,

@@ -243,7 +243,7 @@ pub async fn transition(
             query!(
                 db,
                 "INSERT INTO commission_changes (commission_id, from_status, to_status, amount_before, amount_after, reason, created_at)
-                 SELECT id, status, ?3, amount, amount, ?4, ?5 FROM commissions WHERE id = ?1 AND status = ?2",
+                 SELECT id, status, ?3, amount, amount, ?4, ?5 FROM commissions WHERE id = ?1 AND status = ?2 AND payout_id IS NULL",
                 id,
                 from.as_str(),
                 to.as_str(),
@@ -254,7 +254,7 @@ pub async fn transition(
                 db,
                 "UPDATE commissions SET status = ?3, reason = COALESCE(?4, reason), updated_at = ?5,
                      approved_at = CASE WHEN ?3 = 'approved' THEN ?5 ELSE approved_at END
-                 WHERE id = ?1 AND status = ?2",
+                 WHERE id = ?1 AND status = ?2 AND payout_id IS NULL",
                 id,
                 from.as_str(),
                 to.as_str(),

@@ -8,6 +8,7 @@ pub mod conversions;
 pub mod link_cache;
 pub mod links;
 pub mod partners;
+pub mod payouts;
 pub mod programs;
 pub mod refunds;
 

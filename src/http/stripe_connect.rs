@@ -1,0 +1,157 @@
+//! Stripe Connect: partner onboarding (Express account + account link) and Stripe's webhooks.
+
+use super::auth::Perm;
+use super::error::{ApiError, ApiResult};
+use super::{ok, parse_json, partners, Call, MAX_BODY};
+use crate::state::AppState;
+use crate::store::{self, batch};
+use crate::stripe::{Stripe, StripeError};
+use refport_core::token::{verify_stripe_signature, DEFAULT_TOLERANCE_SECS};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use worker::{query, Request, Response};
+
+fn stripe_error(e: StripeError) -> ApiError {
+    match e {
+        StripeError::NotConfigured => ApiError::unprocessable("stripe_not_configured", "Stripe is not configured for this deployment"),
+        StripeError::Permanent { message, .. } => ApiError::unprocessable("stripe_error", format!("Stripe refused: {message}")),
+        StripeError::Transient(m) => {
+            worker::console_error!("stripe: {m}");
+            ApiError::conflict("stripe_unavailable", "Stripe did not answer; try again")
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct OnboardIn {
+    return_url: Option<String>,
+    refresh_url: Option<String>,
+}
+
+fn https_url(field: &'static str, s: &str) -> ApiResult<String> {
+    let u = url::Url::parse(s).map_err(|_| ApiError::Invalid(refport_core::error::Invalid::new(field, "invalid_url", format!("{field} must be an absolute https URL"))))?;
+    let local = u.host_str().is_some_and(|h| h == "127.0.0.1" || h == "localhost");
+    if u.scheme() != "https" && !(u.scheme() == "http" && local) {
+        return Err(refport_core::error::Invalid::new(field, "invalid_url", format!("{field} must be an absolute https URL")).into());
+    }
+    Ok(u.to_string())
+}
+
+/// `POST /api/v1/partners/{id}/stripe/onboard` -> `{url, expires_at, account_id}`.
+pub async fn onboard(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response> {
+    c.who.require(Perm::Write)?;
+    let partner = partners::load(c, id).await?;
+    let bytes = req.bytes().await.map_err(|_| ApiError::bad_request("invalid_body", "could not read the request body"))?;
+    if bytes.len() > MAX_BODY {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let input: OnboardIn = if bytes.iter().all(u8::is_ascii_whitespace) { OnboardIn::default() } else { parse_json(&bytes)? };
+    let origin = req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+    let return_url = https_url("return_url", &input.return_url.unwrap_or_else(|| format!("{origin}/embed/referrals?onboarding=done")))?;
+    let refresh_url = https_url("refresh_url", &input.refresh_url.unwrap_or_else(|| format!("{origin}/embed/referrals?onboarding=refresh")))?;
+    if partner.status == refport_core::partner::PartnerStatus::Banned {
+        return Err(ApiError::conflict("partner_banned", "a banned partner cannot be onboarded"));
+    }
+    let stripe = Stripe::from_state(&c.state).map_err(stripe_error)?;
+    let account = match &partner.stripe_account_id {
+        Some(a) => a.clone(),
+        None => {
+            let a = stripe.create_account(&partner.id, &partner.email).await.map_err(stripe_error)?;
+            // First writer wins; the account idempotency key makes a racing twin get the same id.
+            query!(
+                &c.state.db,
+                "UPDATE partners SET stripe_account_id = ?2, updated_at = ?3 WHERE id = ?1 AND stripe_account_id IS NULL",
+                &partner.id,
+                &a.id,
+                c.now
+            )?
+            .run()
+            .await?;
+            let p = store::partners::get(&c.state.db, &partner.id).await?.ok_or(ApiError::NotFound("partner"))?;
+            p.stripe_account_id.unwrap_or(a.id)
+        }
+    };
+    let key = format!("link-{}-{}", partner.id, c.now / 60_000);
+    let link = stripe.account_link(&account, &refresh_url, &return_url, &key).await.map_err(stripe_error)?;
+    ok(&json!({"url": link.url, "expires_at": refport_core::time::rfc3339(link.expires_at * 1000), "account_id": account}))
+}
+
+/// `POST /api/v1/webhooks/stripe`: signature checked before anything is read or written; a
+/// replayed event id changes nothing (the event id is recorded in the same batch as its effect).
+pub async fn webhook(req: &mut Request, state: &AppState, now: i64) -> ApiResult<Response> {
+    let secret = state
+        .secret("STRIPE_WEBHOOK_SECRET")
+        .ok_or(ApiError::unprocessable("stripe_not_configured", "STRIPE_WEBHOOK_SECRET is not set"))?;
+    let header = req.headers().get("stripe-signature")?.unwrap_or_default();
+    let payload = req.bytes().await.map_err(|_| ApiError::bad_request("invalid_body", "could not read the request body"))?;
+    if payload.len() > MAX_BODY {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    verify_stripe_signature(&secret, &header, &payload, now / 1000, DEFAULT_TOLERANCE_SECS)
+        .map_err(|e| ApiError::bad_request("invalid_signature", format!("Stripe-Signature rejected: {}", e.as_str())))?;
+    let event: Value = serde_json::from_slice(&payload).map_err(|_| ApiError::bad_request("invalid_json", "malformed event"))?;
+    let id = event["id"].as_str().filter(|s| s.starts_with("evt_")).ok_or(ApiError::bad_request("invalid_request", "event without id"))?;
+    let kind = event["type"].as_str().unwrap_or_default();
+    let object = &event["data"]["object"];
+    let db = &state.db;
+    // A fresh token marks this delivery: effects below apply only if this delivery recorded the
+    // event (a replay leaves the first delivery's token in place, so its effects are skipped).
+    let token = hex_token();
+    let record = query!(
+        db,
+        "INSERT INTO stripe_events (id, type, token, received_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+        id,
+        kind,
+        &token,
+        now
+    )?;
+    let mut stmts = vec![record];
+    let mut effect = "ignored";
+    match kind {
+        "account.updated" => {
+            let account = object["id"].as_str().unwrap_or_default();
+            let transfers = object["capabilities"]["transfers"].as_str();
+            let enabled = object["payouts_enabled"].as_bool().unwrap_or(false) && transfers.is_none_or(|t| t == "active");
+            // Applied only if this event id is new (the INSERT above changed a row).
+            stmts.push(query!(
+                db,
+                "UPDATE partners SET payouts_enabled = ?2, updated_at = ?3
+                 WHERE stripe_account_id = ?1 AND EXISTS (SELECT 1 FROM stripe_events WHERE id = ?4 AND token = ?5)",
+                account,
+                enabled as i32,
+                now,
+                id,
+                &token
+            )?);
+            effect = "account_updated";
+        }
+        "transfer.reversed" | "transfer.updated" => {
+            let transfer = object["id"].as_str().unwrap_or_default();
+            let reversed = object["amount_reversed"].as_i64().unwrap_or(0);
+            if reversed > 0 {
+                stmts.push(query!(
+                    db,
+                    "UPDATE payouts SET failure_message = 'transfer reversed: ' || ?2 || ' ' || currency,
+                         status = CASE WHEN ?2 >= amount THEN 'failed' ELSE status END, updated_at = ?3
+                     WHERE stripe_transfer_id = ?1 AND EXISTS (SELECT 1 FROM stripe_events WHERE id = ?4 AND token = ?5)",
+                    transfer,
+                    reversed,
+                    now,
+                    id,
+                    &token
+                )?);
+                effect = "transfer_reversed";
+            }
+        }
+        _ => {}
+    }
+    let changes = batch(db, stmts).await?;
+    let duplicate = changes.first().copied().unwrap_or(0) == 0;
+    ok(&json!({"received": true, "duplicate": duplicate, "effect": if duplicate { "none" } else { effect }}))
+}
+
+
+fn hex_token() -> String {
+    hex::encode(crate::state::random::<16>())
+}
