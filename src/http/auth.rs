@@ -65,9 +65,11 @@ impl Principal {
 
 pub async fn authenticate(req: &Request, state: &AppState) -> ApiResult<Principal> {
     let header = req.headers().get("authorization").ok().flatten().unwrap_or_default();
+    // The auth scheme is case-insensitive (RFC 9110 11.1).
     let key = header
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, k)| k.trim())
         .ok_or(ApiError::Unauthorized("send your API key as `Authorization: Bearer rp_live_...`"))?;
     if !looks_like_api_key(key) {
         return Err(ApiError::Unauthorized("invalid API key"));
