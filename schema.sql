@@ -220,3 +220,13 @@ CREATE TABLE IF NOT EXISTS stripe_events (
   token       TEXT NOT NULL,
   received_at INTEGER NOT NULL
 );
+
+-- Link-cache refreshes left for the cron: a program or partner change rewrites its links' KV
+-- entries a page at a time (a request does the first page, the cron the rest).
+CREATE TABLE IF NOT EXISTS cache_refresh_jobs (
+  id            INTEGER PRIMARY KEY AUTOINCREMENT,
+  program_id    TEXT NOT NULL REFERENCES programs(id),
+  partner_id    TEXT REFERENCES partners(id),
+  after_link_id TEXT NOT NULL,
+  created_at    INTEGER NOT NULL
+);

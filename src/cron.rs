@@ -6,6 +6,7 @@
 
 use crate::http::error::ApiResult;
 use crate::state::{new_id, AppState};
+use crate::store::link_cache;
 use crate::store::payouts::{self, Claim};
 use crate::stripe::{Stripe, StripeError};
 use refport_core::ids;
@@ -21,6 +22,7 @@ pub struct Outcome {
     pub retried: usize,
     pub pending_retry: usize,
     pub skipped: usize,
+    pub cache_refreshed: usize,
     /// True when a bound was reached: the next run continues.
     pub more_work: bool,
 }
@@ -63,6 +65,8 @@ pub async fn run_once(state: &AppState, now: i64) -> ApiResult<Outcome> {
     let mut out = Outcome::default();
 
     out.approved = payouts::approve_due(db, now, MAX_APPROVALS_PER_RUN).await?;
+    // Link-cache refreshes a request could not finish (programs with many links).
+    out.cache_refreshed = link_cache::continue_jobs(db, &state.kv()?, link_cache::CRON_REFRESH).await?;
     out.more_work |= out.approved == MAX_APPROVALS_PER_RUN;
 
     let stripe = match Stripe::from_state(state) {

@@ -123,7 +123,8 @@ def raw_post(worker, path, body, key=None, headers=None):
     """A thread-safe POST (a fresh connection, no shared Session)."""
     h = {"Authorization": f"Bearer {key or worker.admin_key}", "Content-Type": "application/json"}
     h.update(headers or {})
-    return requests.post(worker.base + path, data=json.dumps(body), headers=h, timeout=60)
+    data = None if body is None else json.dumps(body)
+    return requests.post(worker.base + path, data=data, headers=h, timeout=60)
 
 
 def half_even(value, num, den):
@@ -510,6 +511,42 @@ def test_same_lead_20_times_concurrently_creates_one_commission(worker):
     assert bodies[0]["commission"]["amount"] == 500
 
 
+@pytest.mark.xfail(reason="BUG: with duration_months 0 (first sale only), concurrent sales of different invoices "
+                          "for a customer without a first sale each earn a commission: track.rs reads "
+                          "customers.first_sale_at before the write batch and nothing in the batch enforces it",
+                   strict=True)
+def test_first_sale_only_holds_under_concurrent_sales(worker):
+    # Timing-dependent: up to 40 rounds of 10 concurrent first sales (~0.2 s each), stopping at
+    # the first round that creates more than one sale commission.
+    for i in range(40):
+        p, pn, ln = setup(worker, rewards={"sale": {"type": "percentage", "amount": 2000, "duration_months": 0}})
+        ext, _ = attributed_customer(worker, ln)
+        rs = concurrently(10, lambda j: raw_post(worker, SALE, {"customer_external_id": ext, "amount": 10000,
+                                                                "currency": "usd", "invoice_id": uid(f"inv{j}")}))
+        assert [r.status_code for r in rs] == [200] * 10
+        earned = worker.count("SELECT COUNT(*) FROM commissions WHERE program_id=? AND kind='sale'", p["id"])
+        assert earned == 1, f"round {i}: {earned} sale commissions for one first-sale-only customer"
+
+
+def test_ambiguous_customer_and_invoice_need_program_id(worker):
+    pa, _, lna = setup(worker)
+    pb, _, lnb = setup(worker)
+    ext, inv = uid("cust"), uid("inv")
+    attributed_customer(worker, lna, ext)
+    attributed_customer(worker, lnb, ext)  # the same external id in two programs
+    with nothing_written(worker):
+        assert_error(sale(worker, ext, 1000, inv), 409, "ambiguous_program")
+    a = ok(sale(worker, ext, 1000, inv, program_id=pa["id"]))
+    b = ok(sale(worker, ext, 3000, inv, program_id=pb["id"]))  # invoice ids are per program
+    assert (a["event"]["program_id"], a["commission"]["amount"]) == (pa["id"], 200)
+    assert (b["event"]["program_id"], b["commission"]["amount"]) == (pb["id"], 600)
+    with nothing_written(worker):
+        assert_error(refund(worker, inv, 100), 409, "ambiguous_program")
+    c = ok(refund(worker, inv, 1500, program_id=pb["id"]))["commission"]
+    assert (c["id"], c["amount"]) == (b["commission"]["id"], 300)
+    assert commission_row(worker, a["commission"]["id"])["refunded_amount"] == 0
+
+
 # ----------------------------------------------------------------------------------------------
 # refunds
 # ----------------------------------------------------------------------------------------------
@@ -606,19 +643,41 @@ def test_refund_with_idempotency_key_applies_once(worker):
     assert other["refund"]["id"] != first["refund"]["id"] and other["commission"]["amount"] == 1000
 
 
-@pytest.mark.parametrize("amount", [None, 6000], ids=["full", "partial"])
-def test_refund_idempotency_key_replayed_concurrently(worker, amount):
-    """5 concurrent retries of one refund (same Idempotency-Key): one refund applied, every
-    retry answered with it."""
+def _replay_refund_concurrently(worker, amount, n=10):
+    """n concurrent sends of one refund (same Idempotency-Key) on a fresh 10000 sale."""
     p, pn, inv, cm = sold(worker)
     k = uid("idem")
     body = {"invoice_id": inv} if amount is None else {"invoice_id": inv, "amount": amount}
-    rs = concurrently(5, lambda _: raw_post(worker, REFUND, body, headers={"Idempotency-Key": k}))
-    assert [r.status_code for r in rs] == [200] * 5, [(r.status_code, r.text[:200]) for r in rs]
-    ids = {r.json()["refund"]["id"] for r in rs}
-    assert len(ids) == 1
+    rs = concurrently(n, lambda _: raw_post(worker, REFUND, body, headers={"Idempotency-Key": k}))
+    return inv, cm, rs
+
+
+@pytest.mark.parametrize("amount", [None, 6000], ids=["full", "partial"])
+def test_refund_idempotency_key_replayed_concurrently_applies_once(worker, amount):
+    """Whatever the retries are answered, the refund is applied exactly once."""
+    inv, cm, rs = _replay_refund_concurrently(worker, amount)
+    assert all(r.status_code < 500 for r in rs), [r.text[:200] for r in rs]
+    good = [r.json() for r in rs if r.status_code == 200]
+    assert good and len({b["refund"]["id"] for b in good}) == 1
     assert worker.count("SELECT COUNT(*) FROM refunds WHERE invoice_id=?", inv) == 1
-    assert commission_row(worker, cm["id"])["refunded_amount"] == (amount or 10000)
+    row = commission_row(worker, cm["id"])
+    assert row["refunded_amount"] == (amount or 10000)
+    assert row["amount"] == (800 if amount else row["amount"]) and row["status"] == ("pending" if amount else "rejected")
+
+
+@pytest.mark.xfail(reason="BUG: concurrent retries of one refund with the same Idempotency-Key are sometimes "
+                          "answered 422 refund_exceeds_refundable (partial) or 409 nothing_to_refund (full) instead "
+                          "of the stored refund: track.rs checks the key once, before planning; a retry that reads "
+                          "the commission after the first refund landed fails planning without re-checking the key",
+                   strict=True)
+def test_refund_idempotency_key_replayed_concurrently_answers_every_retry(worker):
+    # The race is timing-dependent: up to 40 rounds of 10 concurrent retries (~0.2 s each),
+    # stopping at the first round where a retry is not answered with the refund.
+    for i in range(40):
+        amount = None if i % 2 else 6000
+        inv, cm, rs = _replay_refund_concurrently(worker, amount)
+        bad = [(r.status_code, r.text[:160]) for r in rs if r.status_code != 200]
+        assert not bad, (f"round {i}, amount {amount}", bad)
 
 
 def test_concurrent_partial_refunds_never_exceed_the_sale(worker):
@@ -788,6 +847,18 @@ def test_commission_approve_and_reject_transitions(worker):
     # unknown / malformed commission ids
     assert_error(worker.post("/api/v1/commissions/cm_0000000000ZZZZZZZZZZZZZZZZ/approve"), 404, "not_found")
     assert_error(worker.post("/api/v1/commissions/nope/approve"), 404, "not_found")
+
+
+def test_concurrent_approvals_move_the_commission_once(worker):
+    p, pn, inv, cm = sold(worker)
+    rs = concurrently(10, lambda _: raw_post(worker, f"/api/v1/commissions/{cm['id']}/approve", None))
+    good = [r for r in rs if r.status_code == 200]
+    assert len(good) == 1, [(r.status_code, r.text[:120]) for r in rs]
+    for r in rs:
+        if r.status_code != 200:
+            assert r.status_code == 409 and r.json()["error"]["code"] in ("invalid_transition", "concurrent_update"), r.text
+    ch = changes(worker, cm["id"])
+    assert [(c["from_status"], c["to_status"]) for c in ch] == [(None, "pending"), ("pending", "approved")]
 
 
 def test_partial_refund_of_approved_commission_lowers_it_in_place(worker):

@@ -2,7 +2,7 @@ use super::auth::Perm;
 use super::error::{ApiError, ApiResult};
 use super::{body, created, ok, path_id, Call, Page};
 use crate::state::new_id;
-use crate::store::{link_cache, links, programs};
+use crate::store::{link_cache, programs};
 use refport_core::ids;
 use refport_core::program::{ProgramInput, ProgramPatch};
 use worker::{Request, Response};
@@ -52,11 +52,8 @@ pub async fn patch(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response>
     ok(&new)
 }
 
-/// Rewrites the KV entries of a program's (or one partner's) live links from D1.
+/// Rewrites the KV entries of a program's (or one partner's) live links from D1: the first
+/// page now, the rest by the cron (`cache_refresh_jobs`), so any number of links is covered.
 pub async fn refresh_links(c: &Call, program_id: &str, partner_id: Option<&str>) -> ApiResult<()> {
-    let kv = c.state.kv()?;
-    for l in links::keys_of(&c.state.db, program_id, partner_id).await? {
-        link_cache::refresh(&c.state.db, &kv, &l.domain, &l.key).await?;
-    }
-    Ok(())
+    link_cache::refresh_all(&c.state.db, &c.state.kv()?, program_id, partner_id, c.now).await
 }

@@ -50,33 +50,128 @@ struct Row {
     partner_id: String,
     program_id: String,
     url: String,
+    domain: String,
+    key: String,
     window_days: u32,
     cookie_domain: Option<String>,
     partner_status: String,
 }
 
+const SELECT: &str = "SELECT l.id AS link_id, l.partner_id, l.program_id, l.url, l.domain, l.key,
+        json_extract(p.settings, '$.attribution_window_days') AS window_days,
+        json_extract(p.settings, '$.cookie_domain') AS cookie_domain,
+        pn.status AS partner_status
+     FROM links l JOIN programs p ON p.id = l.program_id JOIN partners pn ON pn.id = l.partner_id";
+
+impl From<Row> for CachedLink {
+    fn from(r: Row) -> CachedLink {
+        CachedLink {
+            link_id: r.link_id,
+            partner_id: r.partner_id,
+            program_id: r.program_id,
+            url: r.url,
+            window_days: r.window_days,
+            cookie_domain: r.cookie_domain,
+            attributable: r.partner_status != "banned",
+        }
+    }
+}
+
 pub async fn load(db: &D1Database, domain: &str, key: &str) -> worker::Result<Option<CachedLink>> {
-    let row: Option<Row> = first(query!(
+    let row: Option<Row> =
+        first(query!(db, &format!("{SELECT} WHERE l.domain = ?1 AND l.key = ?2 AND l.deleted_at IS NULL"), domain, key)?)
+            .await?;
+    Ok(row.map(CachedLink::from))
+}
+
+/// Rewrites the cache entries of a program's (or one partner's) live links, `limit` at a time
+/// in id order after `after`: one D1 query and one KV write per link. Answers the last link id
+/// written when more may remain (the caller records it as a job the cron continues).
+pub async fn refresh_page(
+    db: &D1Database,
+    kv: &KvStore,
+    program_id: &str,
+    partner_id: Option<&str>,
+    after: &str,
+    limit: usize,
+) -> ApiResult<(usize, Option<String>)> {
+    let rows: Vec<Row> = super::all(query!(
         db,
-        "SELECT l.id AS link_id, l.partner_id, l.program_id, l.url,
-                json_extract(p.settings, '$.attribution_window_days') AS window_days,
-                json_extract(p.settings, '$.cookie_domain') AS cookie_domain,
-                pn.status AS partner_status
-         FROM links l JOIN programs p ON p.id = l.program_id JOIN partners pn ON pn.id = l.partner_id
-         WHERE l.domain = ?1 AND l.key = ?2 AND l.deleted_at IS NULL",
-        domain,
-        key
+        &format!(
+            "{SELECT} WHERE l.program_id = ?1 AND (?2 IS NULL OR l.partner_id = ?2) AND l.deleted_at IS NULL AND l.id > ?3
+             ORDER BY l.id LIMIT ?4"
+        ),
+        program_id,
+        partner_id,
+        after,
+        limit as u32
     )?)
     .await?;
-    Ok(row.map(|r| CachedLink {
-        link_id: r.link_id,
-        partner_id: r.partner_id,
-        program_id: r.program_id,
-        url: r.url,
-        window_days: r.window_days,
-        cookie_domain: r.cookie_domain,
-        attributable: r.partner_status != "banned",
-    }))
+    let full = rows.len() == limit;
+    let written = rows.len();
+    let mut last = None;
+    for r in rows {
+        let (domain, key) = (r.domain.clone(), r.key.clone());
+        last = Some(r.link_id.clone());
+        put(kv, &domain, &key, Some(&CachedLink::from(r))).await?;
+    }
+    Ok((written, if full { last } else { None }))
+}
+
+/// Links rewritten inline by the request that changed them; the cron continues past this.
+pub const INLINE_REFRESH: usize = 100;
+/// Links rewritten per cron run (one KV write each: a subrequest).
+pub const CRON_REFRESH: usize = 200;
+
+/// Starts a refresh: the first page inline, the rest as a job for the cron.
+pub async fn refresh_all(db: &D1Database, kv: &KvStore, program_id: &str, partner_id: Option<&str>, now: i64) -> ApiResult<()> {
+    if let (_, Some(after)) = refresh_page(db, kv, program_id, partner_id, "", INLINE_REFRESH).await? {
+        query!(
+            db,
+            "INSERT INTO cache_refresh_jobs (program_id, partner_id, after_link_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+            program_id,
+            partner_id,
+            after,
+            now
+        )?
+        .run()
+        .await?;
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct Job {
+    id: i64,
+    program_id: String,
+    partner_id: Option<String>,
+    after_link_id: String,
+}
+
+/// Continues pending refresh jobs (cron): at most `budget` links per run. Answers links written.
+pub async fn continue_jobs(db: &D1Database, kv: &KvStore, budget: usize) -> ApiResult<usize> {
+    let jobs: Vec<Job> = super::all(query!(
+        db,
+        "SELECT id, program_id, partner_id, after_link_id FROM cache_refresh_jobs ORDER BY id LIMIT 5"
+    ))
+    .await?;
+    let mut written = 0;
+    for j in jobs {
+        if written >= budget {
+            break;
+        }
+        let (n, next) = refresh_page(db, kv, &j.program_id, j.partner_id.as_deref(), &j.after_link_id, budget - written).await?;
+        written += n;
+        match next {
+            Some(after) => {
+                query!(db, "UPDATE cache_refresh_jobs SET after_link_id = ?2 WHERE id = ?1", j.id, after)?.run().await?;
+            }
+            None => {
+                query!(db, "DELETE FROM cache_refresh_jobs WHERE id = ?1", j.id)?.run().await?;
+            }
+        }
+    }
+    Ok(written)
 }
 
 pub async fn put(kv: &KvStore, domain: &str, key: &str, value: Option<&CachedLink>) -> worker::Result<()> {

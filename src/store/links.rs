@@ -36,19 +36,6 @@ pub async fn list_for_partner(db: &D1Database, partner_id: &str, before: &str, l
     .await?)
 }
 
-/// Live links of a program or partner (for cache refresh after a settings or status change).
-pub async fn keys_of(db: &D1Database, program_id: &str, partner_id: Option<&str>) -> ApiResult<Vec<Link>> {
-    Ok(all(query!(
-        db,
-        &format!(
-            "SELECT {COLS} FROM links WHERE program_id = ?1 AND (?2 IS NULL OR partner_id = ?2) AND deleted_at IS NULL LIMIT 1000"
-        ),
-        program_id,
-        partner_id
-    )?)
-    .await?)
-}
-
 pub enum Inserted {
     Ok,
     KeyTaken,
