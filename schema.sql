@@ -203,15 +203,15 @@ CREATE TABLE IF NOT EXISTS refunds (
   amount          INTEGER NOT NULL CHECK (amount > 0),
   idempotency_key TEXT,
   commission_id   TEXT REFERENCES commissions(id),
-  -- The commission's refunded_amount this refund was planned against: two refunds planned
+  -- The amount of the sale already refunded when this refund was planned: two refunds planned
   -- against the same state cannot both land (the loser's batch rolls back and re-plans).
-  refunded_before INTEGER,
+  refunded_before INTEGER NOT NULL,
   effect          TEXT NOT NULL,
   clawback_id     TEXT REFERENCES commissions(id),
   created_at      INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS refunds_idempotency ON refunds(program_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
-CREATE UNIQUE INDEX IF NOT EXISTS refunds_sequential ON refunds(commission_id, refunded_before) WHERE commission_id IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS refunds_sequential ON refunds(program_id, invoice_id, refunded_before);
 
 -- Stripe webhook events already processed (a replayed event id changes nothing).
 CREATE TABLE IF NOT EXISTS stripe_events (
@@ -230,3 +230,15 @@ CREATE TABLE IF NOT EXISTS cache_refresh_jobs (
   after_link_id TEXT NOT NULL,
   created_at    INTEGER NOT NULL
 );
+
+-- Partner invitations: single-use, expiring; only the SHA-256 of the token is stored.
+CREATE TABLE IF NOT EXISTS invitations (
+  id          TEXT PRIMARY KEY,
+  program_id  TEXT NOT NULL REFERENCES programs(id),
+  partner_id  TEXT NOT NULL REFERENCES partners(id),
+  token_hash  TEXT NOT NULL UNIQUE,
+  expires_at  INTEGER NOT NULL,
+  used_at     INTEGER,
+  created_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS invitations_partner ON invitations(partner_id);

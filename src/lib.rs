@@ -3,6 +3,7 @@
 //! runs the cron (approvals and payouts).
 
 pub mod cron;
+pub mod email;
 pub mod http;
 pub mod redirect;
 pub mod state;

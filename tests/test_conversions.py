@@ -511,10 +511,6 @@ def test_same_lead_20_times_concurrently_creates_one_commission(worker):
     assert bodies[0]["commission"]["amount"] == 500
 
 
-@pytest.mark.xfail(reason="BUG: with duration_months 0 (first sale only), concurrent sales of different invoices "
-                          "for a customer without a first sale each earn a commission: track.rs reads "
-                          "customers.first_sale_at before the write batch and nothing in the batch enforces it",
-                   strict=True)
 def test_first_sale_only_holds_under_concurrent_sales(worker):
     # Timing-dependent: up to 40 rounds of 10 concurrent first sales (~0.2 s each), stopping at
     # the first round that creates more than one sale commission.
@@ -605,6 +601,22 @@ def test_refunds_partial_then_full(worker):
         assert_error(refund(worker, inv, 1), 409, "nothing_to_refund")
 
 
+def test_refund_pro_rata_rounds_half_even(worker):
+    # 25 % of 4000 = 1000; refund 6 -> 1000 * 3994 / 4000 = 998.5 -> 998 (half even)
+    p, pn, inv, cm = sold(worker, amount=4000, rewards={"sale": {"type": "percentage", "amount": 2500}})
+    assert cm["amount"] == 1000
+    b = ok(refund(worker, inv, 6))
+    assert b["refund"]["effect"] == "commission_reduced"
+    assert (b["commission"]["amount"], b["commission"]["refunded_amount"]) == (998, 6)
+    # refund 2 more -> 1000 * 3992 / 4000 = 998: the refund is recorded, the commission unchanged
+    b = ok(refund(worker, inv, 2))
+    assert b["refund"]["effect"] == "no_change" and b["refund"]["amount"] == 2
+    assert (b["commission"]["amount"], b["commission"]["refunded_amount"], b["commission"]["status"]) == (998, 8, "pending")
+    row = commission_row(worker, cm["id"])
+    assert (row["amount"], row["refunded_amount"]) == (998, 8)
+    assert worker.count("SELECT COUNT(*) FROM refunds WHERE invoice_id=?", inv) == 2
+
+
 def test_refund_larger_than_sale_writes_nothing(worker):
     p, pn, inv, cm = sold(worker)
     with nothing_written(worker):
@@ -665,11 +677,6 @@ def test_refund_idempotency_key_replayed_concurrently_applies_once(worker, amoun
     assert row["amount"] == (800 if amount else row["amount"]) and row["status"] == ("pending" if amount else "rejected")
 
 
-@pytest.mark.xfail(reason="BUG: concurrent retries of one refund with the same Idempotency-Key are sometimes "
-                          "answered 422 refund_exceeds_refundable (partial) or 409 nothing_to_refund (full) instead "
-                          "of the stored refund: track.rs checks the key once, before planning; a retry that reads "
-                          "the commission after the first refund landed fails planning without re-checking the key",
-                   strict=True)
 def test_refund_idempotency_key_replayed_concurrently_answers_every_retry(worker):
     # The race is timing-dependent: up to 40 rounds of 10 concurrent retries (~0.2 s each),
     # stopping at the first round where a retry is not answered with the refund.
@@ -720,9 +727,6 @@ def test_refund_of_unattributed_sale(worker):
     assert worker.count("SELECT SUM(amount) FROM refunds WHERE invoice_id=?", inv) == 10000
 
 
-@pytest.mark.xfail(reason="BUG: a further refund of a fully refunded sale without commission answers 422 "
-                          "refund_exceeds_refundable, where a sale with a commission answers 409 nothing_to_refund",
-                   strict=True)
 def test_fully_refunded_unattributed_sale_has_nothing_to_refund(worker):
     p, _, _ = setup(worker)
     ext, inv = uid("cust"), uid("inv")
@@ -732,9 +736,6 @@ def test_fully_refunded_unattributed_sale_has_nothing_to_refund(worker):
         assert_error(refund(worker, inv), 409, "nothing_to_refund")
 
 
-@pytest.mark.xfail(reason="BUG: refunds of a sale without commission are bounded by the sale amount, not by what "
-                          "remains (track.rs compares `a > sale_amount`): 6000 + 6000 on a 10000 sale both land",
-                   strict=True)
 def test_refunds_of_unattributed_sale_never_exceed_it(worker):
     p, _, _ = setup(worker)
     ext, inv = uid("cust"), uid("inv")

@@ -284,3 +284,68 @@ mod tests {
         assert_eq!(s.apply(p).unwrap_err().field, "cookie_domain");
     }
 }
+
+/// The program's commission terms in words, for the partner portal.
+pub fn describe_terms(s: &ProgramSettings) -> String {
+    use crate::rules::{Reward, RewardType};
+    let money = |a: i64| s.payout_currency.format(a);
+    let reward = |r: &Reward| match r.kind {
+        RewardType::Flat => money(r.amount),
+        RewardType::Percentage => {
+            let (whole, frac) = (r.amount / 100, r.amount % 100);
+            if frac == 0 {
+                format!("{whole}%")
+            } else {
+                format!("{whole}.{}%", format!("{frac:02}").trim_end_matches('0'))
+            }
+        }
+    };
+    let mut parts = Vec::new();
+    if let Some(r) = &s.rewards.sale {
+        let what = match r.kind {
+            RewardType::Flat => format!("{} per sale", reward(r)),
+            RewardType::Percentage => format!("{} of every sale", reward(r)),
+        };
+        let when = match r.duration_months {
+            None => " for the lifetime of the customer".to_string(),
+            Some(0) => " (first purchase only)".to_string(),
+            Some(1) => " for 1 month after the customer's first purchase".to_string(),
+            Some(n) => format!(" for {n} months after the customer's first purchase"),
+        };
+        parts.push(format!("{what}{when}"));
+    }
+    if let Some(r) = &s.rewards.lead {
+        parts.push(format!("{} per signup", reward(r)));
+    }
+    let earn = if parts.is_empty() { "No rewards are configured yet.".to_string() } else { format!("Earn {}.", parts.join(", and ")) };
+    format!(
+        "{earn} Commissions are approved after {} days and paid {} once your balance reaches {}. Referrals are credited for {} days after a click ({}).",
+        s.hold_days,
+        s.payout_schedule.describe(),
+        money(s.min_payout),
+        s.attribution_window_days,
+        if s.attribution_model == Model::FirstClick { "first click wins" } else { "last click wins" }
+    )
+}
+
+#[cfg(test)]
+mod terms_tests {
+    use super::*;
+
+    #[test]
+    fn terms_in_words() {
+        let s: ProgramSettings = serde_json::from_str::<ProgramInput>(
+            r#"{"name":"A","domains":["go.a.com"],"allowed_hosts":["a.com"],"payout_currency":"usd",
+                "rewards":{"lead":{"type":"flat","amount":500},"sale":{"type":"percentage","amount":2050,"duration_months":12}}}"#,
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(
+            describe_terms(&s),
+            "Earn 20.5% of every sale for 12 months after the customer's first purchase, and 5.00 USD per signup. \
+             Commissions are approved after 30 days and paid monthly on day 1 once your balance reaches 50.00 USD. \
+             Referrals are credited for 90 days after a click (last click wins)."
+        );
+    }
+}

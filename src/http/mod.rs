@@ -4,7 +4,9 @@ pub mod api_keys;
 pub mod auth;
 pub mod clicks;
 pub mod commissions;
+pub mod embed;
 pub mod error;
+pub mod invites;
 pub mod links;
 pub mod partners;
 pub mod payouts;
@@ -175,8 +177,14 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         return ok(&serde_json::json!({"ok": true}));
     }
     let state = AppState::load(&env)?;
-    if let (Method::Post, ["webhooks", "stripe"]) = (&method, segs.as_slice()) {
-        return stripe_connect::webhook(&mut req, &state, now).await;
+    match (&method, segs.as_slice()) {
+        (Method::Post, ["webhooks", "stripe"]) => return stripe_connect::webhook(&mut req, &state, now).await,
+        (Method::Post, ["invites", "accept"]) => return invites::accept(&mut req, state, now).await,
+        (_, ["portal", rest @ ..]) => {
+            let rest: Vec<&str> = rest.to_vec();
+            return embed::route(&mut req, state, now, &rest).await;
+        }
+        _ => {}
     }
     let who = auth::authenticate(&req, &state).await?;
     let allowed: &[&str] = match segs.as_slice() {
@@ -212,6 +220,7 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         (Get, ["commissions"]) => commissions::list(&c).await,
         (Post, ["commissions", id, "approve"]) => commissions::approve(&c, id).await,
         (Post, ["commissions", id, "reject"]) => commissions::reject(&mut req, &c, id).await,
+        (Post, ["embed-tokens"]) => embed::create_token(&mut req, &c).await,
         (Post, ["api-keys"]) => api_keys::create(&mut req, &c).await,
         (Get, ["api-keys"]) => api_keys::list(&c).await,
         (Delete, ["api-keys", id]) => api_keys::revoke(&c, id).await,
@@ -220,7 +229,7 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
             ["programs"] | ["programs", _] | ["programs", _, "partners"] | ["partners", _] | ["partners", _, "stats"]
             | ["partners", _, "links"] | ["links", _] | ["clicks"] | ["track", _] | ["commissions"]
             | ["commissions", _, _] | ["api-keys"] | ["api-keys", _] | ["payouts"] | ["partners", _, "stripe", "onboard"]
-            | ["webhooks", "stripe"],
+            | ["webhooks", "stripe"] | ["embed-tokens"],
         ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound("route")),
     }

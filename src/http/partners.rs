@@ -20,7 +20,7 @@ pub async fn create(req: &mut Request, c: &Call, program_id: &str) -> ApiResult<
     let f = body::<PartnerInput>(req).await?.validate()?;
     let p = partners::Partner {
         id: new_id(ids::PARTNER, c.now),
-        program_id: program.id,
+        program_id: program.id.clone(),
         email: f.email,
         name: f.name,
         status: f.status,
@@ -31,6 +31,13 @@ pub async fn create(req: &mut Request, c: &Call, program_id: &str) -> ApiResult<
         updated_at: c.now,
     };
     partners::insert(&c.state.db, &p).await?;
+    if p.status == refport_core::partner::PartnerStatus::Invited {
+        let origin = req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+        let invitation = super::invites::invite(&c.state, &origin, &program, &p, c.now).await?;
+        let mut body = serde_json::to_value(&p)?;
+        body["invitation"] = invitation;
+        return created(&body);
+    }
     created(&p)
 }
 

@@ -42,6 +42,12 @@ fn https_url(field: &'static str, s: &str) -> ApiResult<String> {
 pub async fn onboard(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response> {
     c.who.require(Perm::Write)?;
     let partner = partners::load(c, id).await?;
+    onboard_partner(req, &c.state, &partner, c.now).await
+}
+
+/// Creates the partner's Express account if it has none and answers an account link. Shared by
+/// the management API and the partner portal.
+pub async fn onboard_partner(req: &mut Request, state: &AppState, partner: &store::partners::Partner, now: i64) -> ApiResult<Response> {
     let bytes = req.bytes().await.map_err(|_| ApiError::bad_request("invalid_body", "could not read the request body"))?;
     if bytes.len() > MAX_BODY {
         return Err(ApiError::PayloadTooLarge);
@@ -53,26 +59,27 @@ pub async fn onboard(req: &mut Request, c: &Call, id: &str) -> ApiResult<Respons
     if partner.status == refport_core::partner::PartnerStatus::Banned {
         return Err(ApiError::conflict("partner_banned", "a banned partner cannot be onboarded"));
     }
-    let stripe = Stripe::from_state(&c.state).map_err(stripe_error)?;
+    let stripe = Stripe::from_state(state).map_err(stripe_error)?;
     let account = match &partner.stripe_account_id {
         Some(a) => a.clone(),
         None => {
             let a = stripe.create_account(&partner.id, &partner.email).await.map_err(stripe_error)?;
             // First writer wins; the account idempotency key makes a racing twin get the same id.
             query!(
-                &c.state.db,
+                &state.db,
                 "UPDATE partners SET stripe_account_id = ?2, updated_at = ?3 WHERE id = ?1 AND stripe_account_id IS NULL",
                 &partner.id,
                 &a.id,
-                c.now
+                now
             )?
             .run()
             .await?;
-            let p = store::partners::get(&c.state.db, &partner.id).await?.ok_or(ApiError::NotFound("partner"))?;
+            let p = store::partners::get(&state.db, &partner.id).await?.ok_or(ApiError::NotFound("partner"))?;
             p.stripe_account_id.unwrap_or(a.id)
         }
     };
-    let key = format!("link-{}-{}", partner.id, c.now / 60_000);
+    // Account links are single-use and carry no money: every request gets a fresh one.
+    let key = format!("link-{}-{}", partner.id, hex_token());
     let link = stripe.account_link(&account, &refresh_url, &return_url, &key).await.map_err(stripe_error)?;
     ok(&json!({"url": link.url, "expires_at": refport_core::time::rfc3339(link.expires_at * 1000), "account_id": account}))
 }

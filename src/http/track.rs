@@ -356,7 +356,10 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
             let rewards = rules::effective(&s.rewards, p.rewards.as_ref());
             let first_sale_at = customer.as_ref().and_then(|cu| cu.first_sale_at);
             match rules::sale_commission(&rewards, base, first_sale_at, c.now) {
-                SaleDecision::Commission(a) if a > 0 => ("attributed".to_string(), Some((p, a))),
+                SaleDecision::Commission(a) if a > 0 => {
+                    let first_only = rewards.sale.as_ref().is_some_and(|r| r.duration_months == Some(0));
+                    ("attributed".to_string(), Some((p, a, first_only)))
+                }
                 SaleDecision::Commission(_) | SaleDecision::NoReward => ("attributed".to_string(), None),
                 SaleDecision::OutsideRecurringWindow => ("outside_recurring_window".to_string(), None),
             }
@@ -383,7 +386,7 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
     )?);
     stmts.push(conversions::mark_first_sale(db, &program.id, &external_id, &event_id, c.now)?);
     let commission_id = new_id(ids::COMMISSION, c.now);
-    if let Some((p, a)) = commission {
+    if let Some((p, a, first_only)) = commission {
         stmts.extend(commissions::insert_if_event_won(
             db,
             &NewCommission {
@@ -402,6 +405,11 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
                 now: c.now,
             },
         )?);
+        if first_only {
+            // First sale only, enforced inside the batch: concurrent "first" sales of one
+            // customer cannot all earn; the others are recorded outside the recurring window.
+            stmts.extend(commissions::keep_only_first_sale(db, &commission_id, &event_id)?);
+        }
     }
     batch(db, stmts).await?;
     let e = conversions::sale_event(db, &program.id, &invoice_id)
@@ -458,15 +466,20 @@ pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
         let cm = commissions::for_event(db, &sale.id).await?;
         let refund_id = new_id(ids::REFUND, c.now);
         let clawback_id = new_id(ids::COMMISSION, c.now);
-        let (applied, commission, plan) = match &cm {
+        let planned = match &cm {
+            // Unattributed sale: no commission to change; the refund is recorded, bounded by the sale.
             None => {
-                // Unattributed sale: no commission to change; the refund is recorded, bounded by the sale.
                 let refunded = refunds::total_for_invoice(db, &program.id, &invoice_id).await?;
-                let a = requested.map(to_base).unwrap_or(sale_amount - refunded);
-                if a <= 0 || a > sale_amount {
-                    return Err(ApiError::unprocessable("refund_exceeds_refundable", "the refund exceeds the sale"));
+                let remaining = sale_amount - refunded;
+                match requested.map(to_base) {
+                    _ if remaining <= 0 => Err(ApiError::conflict("nothing_to_refund", "the sale has nothing left to refund")),
+                    Some(a) if a > remaining => Err(ApiError::unprocessable(
+                        "refund_exceeds_refundable",
+                        format!("the refund exceeds what remains refundable ({remaining})"),
+                    )),
+                    Some(a) if a <= 0 => Err(ApiError::unprocessable("invalid_amount", "the refund rounds to nothing")),
+                    a => Ok((a.unwrap_or(remaining), None, None, refunded)),
                 }
-                (a, None, None)
             }
             Some(cm) => {
                 let state = SaleCommission {
@@ -479,11 +492,26 @@ pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
                     refunded: cm.refunded_amount,
                     clawed_back: cm.clawed_back,
                 };
-                let (a, plan) = plan_refund(&state, requested.map(to_base)).map_err(|e| match e {
-                    refport_core::commission::RefundError::NothingToRefund => ApiError::conflict(e.code(), e.message()),
-                    _ => ApiError::unprocessable(e.code(), e.message()),
-                })?;
-                (a, Some((cm.id.as_str(), cm.status.as_str(), cm.amount, cm.refunded_amount, cm.clawed_back)), Some(plan))
+                plan_refund(&state, requested.map(to_base))
+                    .map_err(|e| match e {
+                        refport_core::commission::RefundError::NothingToRefund => ApiError::conflict(e.code(), e.message()),
+                        _ => ApiError::unprocessable(e.code(), e.message()),
+                    })
+                    .map(|(a, plan)| {
+                        (a, Some((cm.id.as_str(), cm.status.as_str(), cm.amount, cm.refunded_amount, cm.clawed_back)), Some(plan), cm.refunded_amount)
+                    })
+            }
+        };
+        let (applied, commission, plan, refunded_before) = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                // A retry of a refund that has landed meanwhile answers that refund, not an error.
+                if let Some(k) = &idem {
+                    if let Some(r) = refunds::by_idempotency_key(db, &program.id, k).await? {
+                        return respond_refund(c, r).await;
+                    }
+                }
+                return Err(e);
             }
         };
         let planned = Planned {
@@ -493,6 +521,7 @@ pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
             idempotency_key: idem.as_deref(),
             amount: applied,
             commission,
+            refunded_before,
             plan,
             clawback_id: &clawback_id,
             now: c.now,

@@ -266,3 +266,21 @@ pub async fn transition(
     .await?;
     Ok(changed.get(1).copied().unwrap_or(0) == 1)
 }
+
+/// For a first-sale-only reward: removes the commission just inserted if its customer has an
+/// earlier sale event (the batch is serialized, so exactly one concurrent "first" sale keeps it)
+/// and marks the event accordingly.
+pub fn keep_only_first_sale(db: &D1Database, commission_id: &str, event_id: &str) -> worker::Result<Vec<D1PreparedStatement>> {
+    const EARLIER: &str = "EXISTS (SELECT 1 FROM events e2 JOIN events e ON e.id = ?2
+             WHERE e2.customer_id = e.customer_id AND e2.kind = 'sale' AND e2.id != e.id)";
+    Ok(vec![
+        query!(db, &format!("DELETE FROM commission_changes WHERE commission_id = ?1 AND {EARLIER}"), commission_id, event_id)?,
+        query!(db, &format!("DELETE FROM commissions WHERE id = ?1 AND {EARLIER}"), commission_id, event_id)?,
+        query!(
+            db,
+            &format!("UPDATE events SET attribution = 'outside_recurring_window' WHERE id = ?2 AND ?1 = ?1 AND {EARLIER}"),
+            commission_id,
+            event_id
+        )?,
+    ])
+}

@@ -45,6 +45,8 @@ pub struct Planned<'a> {
     pub amount: i64,
     /// The commission and the state the plan was made against: (id, status, amount, refunded, clawed_back).
     pub commission: Option<(&'a str, &'a str, i64, i64, i64)>,
+    /// What of the sale was refunded when this refund was planned (claims that state).
+    pub refunded_before: i64,
     pub plan: Option<RefundPlan>,
     pub clawback_id: &'a str,
     pub now: i64,
@@ -70,11 +72,8 @@ pub fn effect_of(plan: &Option<RefundPlan>) -> &'static str {
 
 pub async fn apply(db: &D1Database, r: &Planned<'_>) -> ApiResult<Outcome> {
     let effect = effect_of(&r.plan);
-    let clawback = matches!(r.plan, Some(RefundPlan::Clawback { .. }));
-    let (cid, refunded_before) = match r.commission {
-        Some((id, _, _, refunded, _)) => (Some(id), Some(refunded)),
-        None => (None, None),
-    };
+    let cid = r.commission.map(|c| c.0);
+    let refunded_before = r.refunded_before;
     let mut stmts = vec![query!(
         db,
         "INSERT INTO refunds (id, program_id, invoice_id, amount, idempotency_key, commission_id, refunded_before, effect, clawback_id, created_at)
@@ -87,7 +86,7 @@ pub async fn apply(db: &D1Database, r: &Planned<'_>) -> ApiResult<Outcome> {
         cid,
         refunded_before,
         effect,
-        if clawback { Some(r.clawback_id) } else { None },
+        None::<&str>,
         r.now
     )?];
     if let (Some((id, status, amount, refunded, clawed)), Some(plan)) = (r.commission, &r.plan) {
@@ -165,6 +164,8 @@ pub async fn apply(db: &D1Database, r: &Planned<'_>) -> ApiResult<Outcome> {
                 r.clawback_id,
                 r.now
             )?);
+            // The refund row came first (it claims the state); link it to its clawback now.
+            stmts.push(query!(db, "UPDATE refunds SET clawback_id = ?2 WHERE id = ?1", r.id, r.clawback_id)?);
         }
     }
     match batch(db, stmts).await {

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Refport benchmark: `make bench` (builds release first, then runs this), or directly:
+#   bash bench/run.sh            full run: BENCH_SECONDS (10) per target per round, BENCH_ROUNDS (3)
+#   bash bench/run.sh --smoke    2-second single round: checks that every target works
+# Other knobs: BENCH_WARMUP (2 s per target), BENCH_THREADS (2), BENCH_CONNECTIONS (16),
+# BENCH_TARGETS (comma list of L,J,J+click,redirect,sale,sale-replay), BENCH_PORTS (8900-8999),
+# BENCH_KEEP=1 keeps the work dir (logs, local D1/KV) under /tmp.
+# Prints the table and writes it to bench/results/latest.md (and latest.json).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+
+SMOKE=()
+for arg in "$@"; do
+  case "$arg" in
+    --smoke) SMOKE=(--smoke) ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $arg (try --smoke)" >&2; exit 2 ;;
+  esac
+done
+
+# The load generator: wrk from Debian, installed when missing.
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "bench: installing wrk (Debian package)" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get install -y -qq wrk >/dev/null 2>&1 \
+    || { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq wrk >/dev/null; }
+fi
+
+# The release build (make bench has just run `make build`; a direct run builds when missing).
+if [ ! -f build/index.js ] || [ ! -f build/index_bg.wasm ]; then
+  make build
+fi
+[ -x node_modules/.bin/wrangler ] || make setup
+[ -f .dev.vars ] || cp .dev.vars.example .dev.vars
+
+PY=python3
+[ -x .venv/bin/python ] && PY=.venv/bin/python
+
+WORK=$(mktemp -d /tmp/refport-bench.XXXXXX)
+DRIVER=""
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  # The driver stops what it started; this catches anything left if it was killed outright.
+  if [ -n "$DRIVER" ] && kill -0 "$DRIVER" 2>/dev/null; then
+    kill -TERM "$DRIVER" 2>/dev/null || true
+    wait "$DRIVER" 2>/dev/null || true
+  fi
+  if [ -f "$WORK/pgids" ]; then
+    while read -r pg; do
+      [ -n "$pg" ] && kill -0 -- "-$pg" 2>/dev/null && kill -TERM -- "-$pg" 2>/dev/null || true
+    done < "$WORK/pgids"
+    sleep 1
+    while read -r pg; do
+      [ -n "$pg" ] && kill -0 -- "-$pg" 2>/dev/null && kill -KILL -- "-$pg" 2>/dev/null || true
+    done < "$WORK/pgids"
+  fi
+  if [ "$rc" -ne 0 ] || [ "${BENCH_KEEP:-}" = "1" ]; then
+    echo "bench: logs and local state kept in $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+"$PY" bench/driver.py --work "$WORK" "${SMOKE[@]}" &
+DRIVER=$!
+wait "$DRIVER"

@@ -1,0 +1,41 @@
+//! Outgoing email through a configurable HTTP email API: `POST {EMAIL_API_URL}` with JSON
+//! `{to, subject, text, html}` and `Authorization: Bearer {EMAIL_API_KEY}`. Locally and in tests
+//! the URL points at a sink on 127.0.0.1. Unset URL: nothing is sent (the caller says so).
+
+use crate::state::AppState;
+use serde_json::json;
+use worker::{Fetch, Headers, Method, Request, RequestInit};
+
+pub struct Email<'a> {
+    pub to: &'a str,
+    pub subject: &'a str,
+    pub text: String,
+    pub html: String,
+}
+
+/// Sends; answers whether the email API accepted it (2xx). Failures are logged, never raised:
+/// the invitation exists either way and can be re-sent.
+pub async fn send(state: &AppState, e: &Email<'_>) -> bool {
+    let Some(url) = state.secret("EMAIL_API_URL") else {
+        return false;
+    };
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    if let Some(key) = state.secret("EMAIL_API_KEY") {
+        let _ = headers.set("authorization", &format!("Bearer {key}"));
+    }
+    let body = json!({"to": e.to, "subject": e.subject, "text": e.text, "html": e.html}).to_string();
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
+    let result = match Request::new_with_init(&url, &init) {
+        Ok(req) => Fetch::Request(req).send().await.map(|r| (200..300).contains(&r.status_code())),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(ok) => ok,
+        Err(err) => {
+            worker::console_error!("email to the email API failed: {err}");
+            false
+        }
+    }
+}
