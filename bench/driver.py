@@ -206,12 +206,6 @@ def d1_count(path, table):
     return d1_query(path, f"SELECT COUNT(*) FROM {table}")[0]
 
 
-def d1_bytes(path):
-    page_count, = d1_query(path, "PRAGMA page_count")
-    page_size, = d1_query(path, "PRAGMA page_size")
-    return page_count * page_size
-
-
 def d1_click_bytes(path):
     """Bytes the clicks table and its indexes occupy (dbstat when SQLite has it, else None)."""
     try:
@@ -458,7 +452,6 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
         log(f"warm-up: {warmup}s per target")
         for t in targets:
             one(t, warmup)
-    size_before = (d1_count(rp_db, "clicks"), d1_bytes(rp_db))
 
     runs = {t: [] for t in targets}
     for rnd in range(rounds):
@@ -468,7 +461,6 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
             runs[t].append(r)
             log(f"round {rnd + 1}/{rounds} {t:12s} {r['rps']:9.0f} req/s  p50 {r['p50_us'] / 1000:7.2f} ms  "
                 f"p99 {r['p99_us'] / 1000:7.2f} ms  errors {r['errors']}")
-    size_after = (d1_count(rp_db, "clicks"), d1_bytes(rp_db))
 
     probes = {}
     if probe:
@@ -481,11 +473,10 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
             probes[name] = r
             log(f"d1 probe {name:6s} {r['rows_per_s']:9.0f} rows/s  ({r['rps']:.0f} req/s, p50 {r['p50_us'] / 1000:.2f} ms, "
                 f"errors {r['errors']})")
+        probes["_storage"] = {"rows": d1_count(db, "clicks"), "bytes": d1_click_bytes(db)}
     info["loadavg_end"] = os.getloadavg()
     return {"info": info, "startup": startup, "runs": runs, "targets": targets,
-            "d1": {"clicks_before": size_before[0], "bytes_before": size_before[1],
-                   "clicks_after": size_after[0], "bytes_after": size_after[1],
-                   "click_bytes_dbstat": d1_click_bytes(rp_db)},
+            "d1": {"clicks": d1_count(rp_db, "clicks"), "click_bytes": d1_click_bytes(rp_db)},
             "probes": probes}
 
 
@@ -528,6 +519,10 @@ def report(res):
     for t in targets:
         g = agg[t]
         out(f"| {LABELS[t]} | {g['rps']:,.0f} | {g['p50']:.2f} | {g['p99']:.2f} | {ratio(g['rps'], ref_l)} | {ratio(g['rps'], ref_j)} |")
+    if "redirect" in agg and "J+click" in agg:
+        out("")
+        out(f"Refport redirect vs J+click (the same work, D1 click write included): "
+            f"{ratio(agg['redirect']['rps'], agg['J+click']['rps'])} req/s.")
     errs = [t for t in targets if agg[t]["errors"]]
     if errs:
         out("")
@@ -539,7 +534,7 @@ def report(res):
     out("- startup (spawn of `wrangler dev` until the first good answer: Refport's /api/v1/health 200, "
         "the baselines' first response): " + ", ".join(f"{k} {v:.2f} s" for k, v in st.items()))
     if "Refport" in st and "baseline L" in st:
-        out(f"  (Refport minus baseline L: {st['Refport'] - st['baseline L']:+.2f} s, the cost of loading its wasm)")
+        out(f"  (Refport minus baseline L: {st['Refport'] - st['baseline L']:+.2f} s: bundling, loading and compiling its wasm, one sample each)")
 
     # D1 write numbers for the scale note.
     out("")
@@ -568,23 +563,26 @@ def report(res):
              "batch": "db.batch() of 100 one-row INSERTs",
              "multi": "multi-row INSERT, 11 rows per statement, 100 rows per batch"}
     for k, r in pr.items():
+        if k.startswith("_"):
+            continue
         out(f"- D1 probe, {names[k]}: {r['rows_per_s']:,.0f} click rows/s "
             f"({r['rps']:,.0f} requests/s, p50 {r['p50_us'] / 1000:.2f} ms, errors {r['errors']})")
     if info.get("rows_written_per_click"):
         out(f"- D1 bills one click INSERT as {info['rows_written_per_click']} rows written "
             f"(meta.rows_written: the row plus its index entries)")
-    d = res["d1"]
-    added = d["clicks_after"] - d["clicks_before"]
+    # Bytes per click from SQLite's dbstat (clicks table + primary key + 3 indexes), on whichever
+    # of Refport's D1 and the probe's copy holds more clicks.
     per = None
-    if d.get("click_bytes_dbstat") and d["clicks_after"]:
-        per = d["click_bytes_dbstat"] / d["clicks_after"]
-        out(f"- storage: clicks table + its indexes = {d['click_bytes_dbstat']:,} bytes for {d['clicks_after']:,} rows "
-            f"= {per:.0f} bytes per click (SQLite dbstat)")
-    if added > 0:
-        grew = (d["bytes_after"] - d["bytes_before"]) / added
-        out(f"- storage: the D1 file grew {d['bytes_after'] - d['bytes_before']:,} bytes during the rounds for "
-            f"{added:,} clicks = {grew:.0f} bytes per click")
-        per = per or grew
+    samples = [(res["d1"]["clicks"], res["d1"]["click_bytes"], "Refport's D1")]
+    st_ = pr.get("_storage")
+    if st_:
+        samples.append((st_["rows"], st_["bytes"], "the D1 probe's copy"))
+    samples = [x for x in samples if x[0] and x[1]]
+    if samples:
+        rows, nbytes, where = max(samples)
+        per = nbytes / rows
+        out(f"- storage: {nbytes:,} bytes for {rows:,} clicks in {where} = {per:.0f} bytes per click "
+            f"(row + primary key + 3 indexes, SQLite dbstat)")
     if per:
         cap = 10e9 / per
         out(f"  => one 10 GB D1 database holds about {cap / 1e6:,.0f} million clicks: "

@@ -5,6 +5,7 @@
 pub mod cron;
 pub mod email;
 pub mod http;
+pub mod pages;
 pub mod redirect;
 pub mod state;
 pub mod store;
@@ -17,6 +18,9 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let path = req.path();
     if path.starts_with("/api/") {
         return Ok(http::handle(req, env, ctx, state::now_ms()).await);
+    }
+    if path.starts_with("/embed/") {
+        return Ok(pages::embed(req, env).await);
     }
     Ok(redirect::handle(req, env, ctx).await)
 }

@@ -12,8 +12,10 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -53,8 +55,44 @@ def wrangler_env():
     return env
 
 
+class EmailSink:
+    """The local stand-in for the HTTP email API (EMAIL_API_URL): records every JSON message."""
+
+    def __init__(self):
+        self.messages = []
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                try:
+                    msg = json.loads(body)
+                except ValueError:
+                    msg = {"raw": body.decode("utf-8", "replace")}
+                msg["_authorization"] = self.headers.get("authorization")
+                sink.messages.append(msg)
+                self.send_response(202)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"id":"msg_local"}')
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/send"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def to(self, address):
+        return [m for m in self.messages if m.get("to") == address]
+
+    def stop(self):
+        self.server.shutdown()
+
+
 class Worker:
-    def __init__(self, base, persist, stripe_base, secrets):
+    def __init__(self, base, persist, stripe_base, secrets, emails=None):
+        self.emails = emails
         self.base = base
         self.persist = persist
         self.stripe_base = stripe_base
@@ -214,11 +252,19 @@ def stripe_server():
 
 
 @pytest.fixture(scope="session")
-def worker(stripe_server, tmp_path_factory):
+def email_sink():
+    sink = EmailSink()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(stripe_server, email_sink, tmp_path_factory):
     persist = str(tmp_path_factory.mktemp("wrangler-state"))
     secrets = dev_vars()
-    proc, base = start_wrangler(persist, free_port(), free_port(), {"STRIPE_API_BASE": stripe_server})
+    extra = {"STRIPE_API_BASE": stripe_server, "EMAIL_API_URL": email_sink.url}
+    proc, base = start_wrangler(persist, free_port(), free_port(), extra)
     try:
-        yield Worker(base, persist, stripe_server, secrets)
+        yield Worker(base, persist, stripe_server, secrets, email_sink)
     finally:
         stop_process(proc)

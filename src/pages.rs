@@ -1,0 +1,76 @@
+//! Pages that need the Worker before the static asset: the embedded portal gets a
+//! Content-Security-Policy whose `frame-ancestors` are the program's allowed hosts, which only
+//! the Worker knows (from the embed token). Everything else under `[assets]` is served without
+//! invoking the wasm.
+
+use crate::state::{now_ms, AppState};
+use crate::store::programs;
+use refport_core::token::verify_embed;
+use worker::{Env, Headers, Request, Response};
+
+const ERROR_PAGE: &str = "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
+<title>Link expired</title><body style=\"font:16px system-ui;margin:3rem auto;max-width:30rem;color:#1f2937;padding:0 1rem\">\
+<h1 style=\"font-size:1.4rem\">This page can't be shown</h1><p id=reason>The portal link is invalid or has expired. \
+Reload the page that embeds it to get a fresh one.</p></body></html>";
+
+fn html(status: u16, body: &str) -> Response {
+    let h = Headers::new();
+    let _ = h.set("content-type", "text/html; charset=utf-8");
+    let _ = h.set("cache-control", "no-store");
+    let _ = h.set("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors *");
+    Response::ok(body).map(|r| r.with_status(status).with_headers(h)).unwrap_or_else(|_| crate::http::json_response(status, &()))
+}
+
+/// `frame-ancestors` for a program: each allowed host on https, and on the portal's own scheme
+/// at any port (scheme-less host-sources), so local development can embed it too.
+pub fn frame_ancestors(hosts: &[String]) -> String {
+    let mut out = String::from("frame-ancestors 'self'");
+    for h in hosts {
+        out.push_str(&format!(" https://{h} {h}:*"));
+    }
+    out
+}
+
+pub async fn embed(req: Request, env: Env) -> Response {
+    match serve_embed(req, env).await {
+        Ok(r) => r,
+        Err(e) => {
+            worker::console_error!("embed page: {e}");
+            html(500, ERROR_PAGE)
+        }
+    }
+}
+
+async fn serve_embed(req: Request, env: Env) -> worker::Result<Response> {
+    let url = req.url()?;
+    let token = url.query_pairs().find(|(k, _)| k == "token").map(|(_, v)| v.into_owned()).unwrap_or_default();
+    let state = AppState::load(&env)?;
+    let secret = state.secret("EMBED_TOKEN_SECRET").unwrap_or_default();
+    let Ok(claims) = verify_embed(secret.as_bytes(), &token, now_ms()) else {
+        return Ok(html(401, ERROR_PAGE));
+    };
+    let program = match programs::get(&state.db, &claims.program_id).await {
+        Ok(Some(p)) => p,
+        _ => return Ok(html(401, ERROR_PAGE)),
+    };
+    let assets = env.assets("ASSETS")?;
+    let mut asset = assets.fetch(format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or("localhost"), url.path()), None).await?;
+    if asset.status_code() != 200 {
+        return Ok(asset);
+    }
+    let body = asset.bytes().await?;
+    let h = Headers::new();
+    h.set("content-type", "text/html; charset=utf-8")?;
+    h.set("cache-control", "no-store")?;
+    h.set("referrer-policy", "no-referrer")?;
+    h.set("x-content-type-options", "nosniff")?;
+    h.set(
+        "content-security-policy",
+        &format!(
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; \
+             connect-src 'self'; form-action 'self'; base-uri 'none'; {}",
+            frame_ancestors(&program.settings.allowed_hosts)
+        ),
+    )?;
+    Ok(Response::from_bytes(body)?.with_headers(h))
+}
