@@ -159,6 +159,17 @@ pub fn path_id(s: &str, prefix: &str, what: &'static str) -> ApiResult<String> {
     }
 }
 
+/// The OpenAPI 3.1 document of the public API (`openapi/openapi.json`, compiled in).
+const OPENAPI: &str = include_str!("../../openapi/openapi.json");
+
+fn openapi() -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json; charset=utf-8");
+    let _ = headers.set("access-control-allow-origin", "*");
+    let _ = headers.set("cache-control", "public, max-age=300");
+    Response::ok(OPENAPI).map(|r| r.with_headers(headers)).unwrap_or_else(|_| json_response(500, &()))
+}
+
 pub async fn handle(req: Request, env: Env, ctx: Context, now: i64) -> Response {
     match route(req, env, ctx, now).await {
         Ok(r) => r,
@@ -173,8 +184,10 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
     if !path.starts_with("/api/v1/") {
         return Err(ApiError::NotFound("route"));
     }
-    if let (Method::Get, ["health"]) = (&method, segs.as_slice()) {
-        return ok(&serde_json::json!({"ok": true}));
+    match (&method, segs.as_slice()) {
+        (Method::Get, ["health"]) => return ok(&serde_json::json!({"ok": true})),
+        (Method::Get, ["openapi.json"]) => return Ok(openapi()),
+        _ => {}
     }
     let state = AppState::load(&env)?;
     match (&method, segs.as_slice()) {
