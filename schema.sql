@@ -242,3 +242,45 @@ CREATE TABLE IF NOT EXISTS invitations (
   created_at  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS invitations_partner ON invitations(partner_id);
+
+-- Outgoing webhooks to the merchant. The signing secret is never stored: it is derived from the
+-- WEBHOOK_SIGNING_KEY secret and the endpoint id (src/webhooks.rs).
+CREATE TABLE IF NOT EXISTS webhook_endpoints (
+  id          TEXT PRIMARY KEY,
+  url         TEXT NOT NULL CHECK (url LIKE 'https://%' OR url LIKE 'http://%'),
+  events      TEXT NOT NULL CHECK (json_valid(events)),
+  description TEXT,
+  created_at  INTEGER NOT NULL,
+  deleted_at  INTEGER
+);
+
+-- The outbox: written in the same batch as the change it describes, so it is never lost.
+CREATE TABLE IF NOT EXISTS webhook_events (
+  id          TEXT PRIMARY KEY,
+  type        TEXT NOT NULL,
+  subject_id  TEXT NOT NULL,
+  payload     TEXT NOT NULL CHECK (json_valid(payload)),
+  fanned_out  INTEGER NOT NULL DEFAULT 0,
+  created_at  INTEGER NOT NULL
+);
+-- Events that happen once per subject are emitted once, however often the change is retried.
+CREATE UNIQUE INDEX IF NOT EXISTS webhook_events_once ON webhook_events(type, subject_id)
+  WHERE type IN ('lead.created', 'commission.created', 'payout.paid', 'payout.failed');
+CREATE INDEX IF NOT EXISTS webhook_events_fanout ON webhook_events(fanned_out) WHERE fanned_out = 0;
+
+-- One delivery per (event, endpoint), retried with backoff by the cron; the delivery log.
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+  id              TEXT PRIMARY KEY,
+  event_id        TEXT NOT NULL REFERENCES webhook_events(id),
+  endpoint_id     TEXT NOT NULL REFERENCES webhook_endpoints(id),
+  status          TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  last_status     INTEGER,
+  last_error      TEXT,
+  next_attempt_at INTEGER,
+  delivered_at    INTEGER,
+  created_at      INTEGER NOT NULL,
+  UNIQUE (event_id, endpoint_id)
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, id);

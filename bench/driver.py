@@ -264,6 +264,10 @@ def run_wrk(port, path, seconds, mode, headers, threads, conns, extra_env=None):
     if r.returncode != 0 or not m:
         raise RuntimeError(f"wrk failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
     d = json.loads(m.group(1))
+    ms = re.search(r"^BENCH_STATUS (\{.*\})$", r.stdout, re.M)
+    if ms:
+        st = json.loads(ms.group(1))
+        d["bad_statuses"], d["bad_sample"] = st["statuses"], st["sample"]
     d["rps"] = d["requests"] / (d["duration_us"] / 1e6)
     d["errors"] = d["connect_errors"] + d["read_errors"] + d["write_errors"] + d["status_errors"] + d["timeouts"]
     return d
@@ -528,6 +532,15 @@ def report(res):
         out("")
         out("Errors (socket errors, timeouts or non-2xx/3xx answers): "
             + ", ".join(f"{t}: {agg[t]['errors']} of {agg[t]['requests']}" for t in errs))
+        for t in errs:
+            statuses, sample = {}, ""
+            for r in runs[t]:
+                for k, v in (r.get("bad_statuses") or {}).items():
+                    statuses[k] = statuses.get(k, 0) + v
+                sample = sample or r.get("bad_sample") or ""
+            if statuses:
+                out(f"  {t}: HTTP " + ", ".join(f"{k} x{v}" for k, v in sorted(statuses.items()))
+                    + (f"; first body: `{sample[:200]}`" if sample else ""))
     out("")
     out(f"- release wasm (build/index_bg.wasm): {info['wasm_raw']:,} bytes raw, {info['wasm_gz']:,} bytes gzip -9")
     st = res["startup"]
@@ -577,7 +590,7 @@ def report(res):
     st_ = pr.get("_storage")
     if st_:
         samples.append((st_["rows"], st_["bytes"], "the D1 probe's copy"))
-    samples = [x for x in samples if x[0] and x[1]]
+    samples = [x for x in samples if x[0] and x[0] >= 1000 and x[1]]  # fewer rows: page overhead dominates
     if samples:
         rows, nbytes, where = max(samples)
         per = nbytes / rows

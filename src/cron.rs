@@ -23,6 +23,7 @@ pub struct Outcome {
     pub pending_retry: usize,
     pub skipped: usize,
     pub cache_refreshed: usize,
+    pub webhooks_delivered: usize,
     /// True when a bound was reached: the next run continues.
     pub more_work: bool,
 }
@@ -69,20 +70,26 @@ pub async fn run_once(state: &AppState, now: i64) -> ApiResult<Outcome> {
     out.cache_refreshed = link_cache::continue_jobs(db, &state.kv()?, link_cache::CRON_REFRESH).await?;
     out.more_work |= out.approved == MAX_APPROVALS_PER_RUN;
 
-    let stripe = match Stripe::from_state(state) {
-        Ok(s) => s,
-        Err(e) => {
-            worker::console_error!("cron: payouts skipped: {e}");
-            return Ok(out);
-        }
-    };
+    match Stripe::from_state(state) {
+        Ok(stripe) => pay(state, &stripe, now, &mut out).await?,
+        Err(e) => worker::console_error!("cron: payouts skipped: {e}"),
+    }
+
+    // Webhook deliveries due (first attempts missed by their request, retries, payout events).
+    out.webhooks_delivered = crate::webhooks::deliver_due(state, now, crate::webhooks::PER_RUN).await?;
+    Ok(out)
+}
+
+/// Retries payouts in flight, then starts new ones, within the per-run bounds.
+async fn pay(state: &AppState, stripe: &Stripe, now: i64, out: &mut Outcome) -> ApiResult<()> {
+    let db = &state.db;
 
     // 1. Payouts an earlier run left in flight: same key, so Stripe answers the same transfer.
     let retries = payouts::in_flight(db, now, MAX_RETRIES_PER_RUN + 1).await?;
     out.more_work |= retries.len() > MAX_RETRIES_PER_RUN;
     for p in retries.iter().take(MAX_RETRIES_PER_RUN) {
         out.retried += 1;
-        match send(db, &stripe, p, now).await? {
+        match send(db, stripe, p, now).await? {
             Sent::Paid => out.paid += 1,
             Sent::Failed => out.failed += 1,
             Sent::Retry => out.pending_retry += 1,
@@ -134,11 +141,11 @@ pub async fn run_once(state: &AppState, now: i64) -> ApiResult<Outcome> {
             stripe_account_id: Some(c.stripe_account_id),
         };
         // A transient failure leaves the payout `processing`: the next run retries it.
-        match send(db, &stripe, &p, now).await? {
+        match send(db, stripe, &p, now).await? {
             Sent::Paid => out.paid += 1,
             Sent::Failed => out.failed += 1,
             Sent::Retry => out.pending_retry += 1,
         }
     }
-    Ok(out)
+    Ok(())
 }

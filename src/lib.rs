@@ -10,6 +10,7 @@ pub mod redirect;
 pub mod state;
 pub mod store;
 pub mod stripe;
+pub mod webhooks;
 
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 

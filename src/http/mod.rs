@@ -13,6 +13,7 @@ pub mod payouts;
 pub mod programs;
 pub mod stripe_connect;
 pub mod track;
+pub mod webhooks;
 
 use crate::state::AppState;
 use auth::Principal;
@@ -234,6 +235,10 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         (Post, ["commissions", id, "approve"]) => commissions::approve(&c, id).await,
         (Post, ["commissions", id, "reject"]) => commissions::reject(&mut req, &c, id).await,
         (Post, ["embed-tokens"]) => embed::create_token(&mut req, &c).await,
+        (Post, ["webhooks"]) => webhooks::create(&mut req, &c).await,
+        (Get, ["webhooks"]) => webhooks::list(&c).await,
+        (Delete, ["webhooks", id]) => webhooks::delete(&c, id).await,
+        (Get, ["webhooks", id, "deliveries"]) => webhooks::deliveries(&c, id).await,
         (Post, ["api-keys"]) => api_keys::create(&mut req, &c).await,
         (Get, ["api-keys"]) => api_keys::list(&c).await,
         (Delete, ["api-keys", id]) => api_keys::revoke(&c, id).await,
@@ -242,7 +247,7 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
             ["programs"] | ["programs", _] | ["programs", _, "partners"] | ["partners", _] | ["partners", _, "stats"]
             | ["partners", _, "links"] | ["links", _] | ["clicks"] | ["track", _] | ["commissions"]
             | ["commissions", _, _] | ["api-keys"] | ["api-keys", _] | ["payouts"] | ["partners", _, "stripe", "onboard"]
-            | ["webhooks", "stripe"] | ["embed-tokens"],
+            | ["webhooks", "stripe"] | ["embed-tokens"] | ["webhooks"] | ["webhooks", _] | ["webhooks", _, "deliveries"],
         ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound("route")),
     }

@@ -12,7 +12,7 @@ use crate::state::new_id;
 use crate::store::commissions::{self, Commission, NewCommission};
 use crate::store::conversions::{self, CustomerUpsert, Event, NewEvent};
 use crate::store::refunds::{self, Outcome, Planned};
-use crate::store::{batch, clicks, partners, programs};
+use crate::store::{batch, clicks, outbox, partners, programs};
 use refport_core::attribution::{attribute, Attribution, ClickFacts};
 use refport_core::commission::{is_self_referral, plan_refund, Kind, RejectReason, SaleCommission, Status};
 use refport_core::error::Invalid;
@@ -256,7 +256,11 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
             )?);
         }
     }
+    stmts.push(outbox::lead(db, &event_id, c.now)?);
+    stmts.push(outbox::commission(db, "commission.created", &commission_id, c.now)?);
+    stmts.extend(outbox::fan_out(db, c.now)?);
     batch(db, stmts).await?;
+    crate::webhooks::deliver_soon(&c.ctx, &c.state.env);
     let e = conversions::lead_event(db, &program.id, &external_id, &event_name)
         .await?
         .ok_or(ApiError::Internal("lead event missing after insert".into()))?;
@@ -411,7 +415,10 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
             stmts.extend(commissions::keep_only_first_sale(db, &commission_id, &event_id)?);
         }
     }
+    stmts.push(outbox::commission(db, "commission.created", &commission_id, c.now)?);
+    stmts.extend(outbox::fan_out(db, c.now)?);
     batch(db, stmts).await?;
+    crate::webhooks::deliver_soon(&c.ctx, &c.state.env);
     let e = conversions::sale_event(db, &program.id, &invoice_id)
         .await?
         .ok_or(ApiError::Internal("sale event missing after insert".into()))?;
@@ -528,6 +535,7 @@ pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
         };
         match refunds::apply(db, &planned).await? {
             Outcome::Applied => {
+                crate::webhooks::deliver_soon(&c.ctx, &c.state.env);
                 let r = refunds::get(db, &refund_id).await?.ok_or(ApiError::Internal("refund missing".into()))?;
                 return respond_refund(c, r).await;
             }

@@ -91,7 +91,11 @@ pub async fn reject_open_for_partner(db: &D1Database, partner_id: &str, reason: 
                 reason,
                 now
             )?,
-        ],
+            super::outbox::commissions_where(db, "c.partner_id = ?2 AND c.status = 'rejected' AND c.updated_at = ?1", now, Some(partner_id))?,
+        ]
+        .into_iter()
+        .chain(super::outbox::fan_out(db, now)?)
+        .collect(),
     )
     .await?;
     Ok(())
@@ -261,7 +265,11 @@ pub async fn transition(
                 reason,
                 now
             )?,
-        ],
+            super::outbox::commission(db, "commission.updated", id, now)?,
+        ]
+        .into_iter()
+        .chain(super::outbox::fan_out(db, now)?)
+        .collect(),
     )
     .await?;
     Ok(changed.get(1).copied().unwrap_or(0) == 1)

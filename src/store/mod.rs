@@ -6,6 +6,7 @@ pub mod clicks;
 pub mod commissions;
 pub mod conversions;
 pub mod link_cache;
+pub mod outbox;
 pub mod links;
 pub mod partners;
 pub mod payouts;

@@ -182,7 +182,12 @@ pub async fn mark_paid(db: &D1Database, id: &str, transfer_id: &str, now: i64) -
                 id,
                 now
             )?,
-        ],
+            super::outbox::payout(db, "payout.paid", id, "paid", now)?,
+            super::outbox::commissions_where(db, "c.payout_id = ?2 AND c.paid_at = ?1", now, Some(id))?,
+        ]
+        .into_iter()
+        .chain(super::outbox::fan_out(db, now)?)
+        .collect(),
     )
     .await?;
     Ok(changes.first().copied().unwrap_or(0) == 1)
@@ -209,7 +214,11 @@ pub async fn mark_failed(db: &D1Database, id: &str, message: &str, now: i64) -> 
                 id,
                 now
             )?,
-        ],
+            super::outbox::payout(db, "payout.failed", id, "failed", now)?,
+        ]
+        .into_iter()
+        .chain(super::outbox::fan_out(db, now)?)
+        .collect(),
     )
     .await?;
     Ok(changes.first().copied().unwrap_or(0) == 1)
@@ -277,7 +286,11 @@ pub async fn approve_due(db: &D1Database, now: i64, limit: usize) -> ApiResult<u
                 now,
                 limit as u32
             )?,
-        ],
+            super::outbox::commissions_where(db, "c.status = 'approved' AND c.approved_at = ?1 AND c.updated_at = ?1 AND ?2 IS NULL", now, None)?,
+        ]
+        .into_iter()
+        .chain(super::outbox::fan_out(db, now)?)
+        .collect(),
     )
     .await?;
     Ok(changes.get(1).copied().unwrap_or(0))

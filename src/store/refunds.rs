@@ -168,6 +168,15 @@ pub async fn apply(db: &D1Database, r: &Planned<'_>) -> ApiResult<Outcome> {
             stmts.push(query!(db, "UPDATE refunds SET clawback_id = ?2 WHERE id = ?1", r.id, r.clawback_id)?);
         }
     }
+    if let Some((id, ..)) = r.commission {
+        if r.plan.is_some() {
+            stmts.push(super::outbox::commission(db, "commission.updated", id, r.now)?);
+        }
+        if matches!(r.plan, Some(RefundPlan::Clawback { .. })) {
+            stmts.push(super::outbox::commission(db, "commission.created", r.clawback_id, r.now)?);
+        }
+        stmts.extend(super::outbox::fan_out(db, r.now)?);
+    }
     match batch(db, stmts).await {
         Ok(_) => Ok(Outcome::Applied),
         Err(e) if e.to_string().contains("NOT NULL constraint failed") => Ok(Outcome::Raced),

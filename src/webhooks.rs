@@ -1,0 +1,160 @@
+//! Delivering the webhook outbox to merchant endpoints: signed like Stripe's
+//! (`Refport-Signature: t=...,v1=hex HMAC-SHA256 of "t.body"`), at least once, retried with
+//! backoff by the cron, each attempt recorded in the endpoint's delivery log.
+
+use crate::http::error::ApiResult;
+use crate::state::{now_ms, AppState};
+use crate::store;
+use base64::Engine;
+use futures_util::future::{select, Either};
+use refport_core::crypto::hmac_sha256_hex;
+use refport_core::time::rfc3339;
+use refport_core::token::sign_payload;
+use serde::Deserialize;
+use std::time::Duration;
+use worker::{query, AbortController, Context, Delay, Env, Fetch, Headers, Method, Request, RequestInit};
+
+/// Backoff after the n-th failed attempt (1m, 5m, 30m, 2h, 6h, 12h, 24h); then `failed`.
+const BACKOFF_MS: [i64; 7] = [60_000, 300_000, 1_800_000, 7_200_000, 21_600_000, 43_200_000, 86_400_000];
+pub const MAX_ATTEMPTS: i64 = BACKOFF_MS.len() as i64 + 1;
+/// Deliveries per invocation (one fetch + one D1 write each, plus the lease).
+pub const PER_RUN: u32 = 10;
+/// How long an attempt holds its delivery (so the cron and a request don't send it twice).
+const LEASE_MS: i64 = 60_000;
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The endpoint's signing secret, derived (never stored): `whsec_` + base64url(HMAC(key, id)).
+pub fn endpoint_secret(state: &AppState, endpoint_id: &str) -> Option<String> {
+    let key = state.secret("WEBHOOK_SIGNING_KEY")?;
+    let mac = hex::decode(hmac_sha256_hex(key.as_bytes(), endpoint_id.as_bytes())).ok()?;
+    Some(format!("whsec_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac)))
+}
+
+#[derive(Deserialize)]
+struct Due {
+    id: String,
+    event_id: String,
+    endpoint_id: String,
+    attempts: i64,
+    url: String,
+    event_type: String,
+    payload: String,
+    created_at: i64,
+}
+
+/// Delivers up to `limit` due deliveries; answers how many were delivered.
+pub async fn deliver_due(state: &AppState, now: i64, limit: u32) -> ApiResult<usize> {
+    let db = &state.db;
+    let due: Vec<Due> = store::all(query!(
+        db,
+        "SELECT d.id, d.event_id, d.endpoint_id, d.attempts, ep.url, ev.type AS event_type, ev.payload, ev.created_at
+         FROM webhook_deliveries d JOIN webhook_endpoints ep ON ep.id = d.endpoint_id JOIN webhook_events ev ON ev.id = d.event_id
+         WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 ORDER BY d.next_attempt_at, d.id LIMIT ?2",
+        now,
+        limit
+    )?)
+    .await?;
+    let mut delivered = 0;
+    for d in due {
+        // Lease it: whoever moves next_attempt_at first sends it.
+        let leased = store::changes(query!(
+            db,
+            "UPDATE webhook_deliveries SET next_attempt_at = ?2 WHERE id = ?1 AND status = 'pending' AND next_attempt_at <= ?3",
+            &d.id,
+            now + LEASE_MS,
+            now
+        )?)
+        .await?;
+        if leased != 1 {
+            continue;
+        }
+        let body = format!(
+            "{{\"id\":{},\"type\":{},\"created_at\":{},\"data\":{}}}",
+            serde_json::to_string(&d.event_id)?,
+            serde_json::to_string(&d.event_type)?,
+            serde_json::to_string(&rfc3339(d.created_at))?,
+            d.payload
+        );
+        let result = match endpoint_secret(state, &d.endpoint_id) {
+            Some(secret) => post(&d.url, &body, &sign_payload(&secret, now / 1000, body.as_bytes()), &d.event_id).await,
+            None => Err("WEBHOOK_SIGNING_KEY is not set".to_string()),
+        };
+        let attempts = d.attempts + 1;
+        match result {
+            Ok(status) if (200..300).contains(&status) => {
+                delivered += 1;
+                query!(
+                    db,
+                    "UPDATE webhook_deliveries SET status = 'delivered', attempts = ?2, last_status = ?3, last_error = NULL,
+                         delivered_at = ?4, next_attempt_at = NULL WHERE id = ?1",
+                    &d.id,
+                    attempts,
+                    status,
+                    now
+                )?
+                .run()
+                .await?;
+            }
+            other => {
+                let (status, error) = match other {
+                    Ok(s) => (Some(s), format!("endpoint answered {s}")),
+                    Err(e) => (None, e),
+                };
+                let next = BACKOFF_MS.get((attempts - 1) as usize).map(|b| now + b);
+                query!(
+                    db,
+                    "UPDATE webhook_deliveries SET status = ?2, attempts = ?3, last_status = ?4, last_error = ?5, next_attempt_at = ?6
+                     WHERE id = ?1",
+                    &d.id,
+                    if next.is_some() { "pending" } else { "failed" },
+                    attempts,
+                    status,
+                    error,
+                    next
+                )?
+                .run()
+                .await?;
+            }
+        }
+    }
+    Ok(delivered)
+}
+
+async fn post(url: &str, body: &str, signature: &str, event_id: &str) -> Result<u16, String> {
+    let headers = Headers::new();
+    let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| e.to_string());
+    set("content-type", "application/json")?;
+    set("user-agent", "Refport-Webhooks/1")?;
+    set("refport-signature", signature)?;
+    set("refport-event-id", event_id)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
+    let req = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(req);
+    let send = fetch.send_with_signal(&signal);
+    let timeout = Delay::from(TIMEOUT);
+    futures_util::pin_mut!(send);
+    futures_util::pin_mut!(timeout);
+    match select(send, timeout).await {
+        Either::Left((Ok(r), _)) => Ok(r.status_code()),
+        Either::Left((Err(e), _)) => Err(format!("request failed: {e}")),
+        Either::Right(_) => {
+            controller.abort();
+            Err(format!("no answer within {}s", TIMEOUT.as_secs()))
+        }
+    }
+}
+
+/// After a change that emitted events: try delivering right away, after the response.
+pub fn deliver_soon(ctx: &Context, env: &Env) {
+    let env = env.clone();
+    ctx.wait_until(async move {
+        if let Ok(state) = AppState::load(&env) {
+            if let Err(e) = deliver_due(&state, now_ms(), 5).await {
+                worker::console_error!("webhook delivery: {e:?}");
+            }
+        }
+    });
+}

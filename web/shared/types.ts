@@ -1,0 +1,121 @@
+export type Reward = { type: "flat" | "percentage"; amount: number; duration_months?: number | null };
+export type Rewards = { lead?: Reward | null; sale?: Reward | null };
+export type Schedule = { every: "day" } | { every: "week"; weekday: number } | { every: "month"; day: number };
+
+export interface Program {
+  id: string;
+  name: string;
+  description: string;
+  logo_url: string | null;
+  brand_color: string;
+  domains: string[];
+  allowed_hosts: string[];
+  cookie_domain: string | null;
+  payout_currency: string;
+  min_payout: number;
+  payout_schedule: Schedule;
+  attribution_window_days: number;
+  attribution_model: "last_click" | "first_click";
+  hold_days: number;
+  rewards: Rewards;
+  created_at?: string;
+}
+
+export interface Partner {
+  id: string;
+  program_id: string;
+  email: string;
+  name: string;
+  status: "invited" | "active" | "banned";
+  payouts_enabled: boolean;
+  stripe_account_id?: string | null;
+  created_at?: string;
+}
+
+export interface Earnings {
+  pending: number;
+  approved: number;
+  paid: number;
+  rejected: number;
+  total: number;
+}
+
+export interface PartnerStats {
+  partner_id: string;
+  clicks: number;
+  leads: number;
+  sales: number;
+  sale_amount: number;
+  currency: string | null;
+  earnings: Earnings;
+}
+
+export interface Link {
+  id: string;
+  domain: string;
+  key: string;
+  url: string;
+  short_url: string;
+}
+
+export interface Commission {
+  id: string;
+  partner_id: string;
+  program_id: string;
+  customer_id: string | null;
+  kind: "lead" | "sale" | "clawback";
+  invoice_id: string | null;
+  sale_amount: number;
+  amount: number;
+  currency: string;
+  status: "pending" | "approved" | "paid" | "rejected";
+  reason: string | null;
+  created_at: string;
+  approved_at: string | null;
+  paid_at: string | null;
+  payout_id: string | null;
+}
+
+export interface Payout {
+  id: string;
+  partner_id: string;
+  program_id: string;
+  amount: number;
+  currency: string;
+  status: "processing" | "paid" | "failed";
+  stripe_transfer_id: string | null;
+  failure_message: string | null;
+  commission_count: number;
+  created_at: string;
+  paid_at: string | null;
+}
+
+export interface PortalMe {
+  program: {
+    id: string;
+    name: string;
+    description: string;
+    logo_url: string | null;
+    brand_color: string;
+    payout_currency: string;
+    min_payout: number;
+    terms: string;
+  };
+  partner: { id: string; name: string; email: string; status: string; payouts_enabled: boolean; stripe_connected: boolean };
+  links: Link[];
+  totals: { clicks: number; leads: number; sales: number; earnings: Earnings };
+}
+
+export interface DayStat {
+  date: string;
+  clicks: number;
+  leads: number;
+  sales: number;
+  earnings: number;
+}
+
+export interface PortalStats {
+  days: number;
+  currency: string;
+  data: DayStat[];
+}
