@@ -20,6 +20,9 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     if path.starts_with("/api/") {
         return Ok(http::handle(req, env, ctx, state::now_ms()).await);
     }
+    if path == "/refport.js" {
+        return Ok(pages::click_script());
+    }
     if path.starts_with("/embed/") {
         return Ok(pages::embed(req, env).await);
     }

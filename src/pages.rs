@@ -74,3 +74,16 @@ async fn serve_embed(req: Request, env: Env) -> worker::Result<Response> {
     )?;
     Ok(Response::from_bytes(body)?.with_headers(h))
 }
+
+/// The first-party click script (`web-script/refport.js`): on the merchant's landing page it
+/// stores `refport_id` from the URL as a first-party cookie for the program's window.
+const CLICK_SCRIPT: &str = include_str!("../web-script/refport.js");
+
+pub fn click_script() -> Response {
+    let h = Headers::new();
+    let _ = h.set("content-type", "application/javascript; charset=utf-8");
+    let _ = h.set("cache-control", "public, max-age=3600");
+    let _ = h.set("access-control-allow-origin", "*");
+    let _ = h.set("x-content-type-options", "nosniff");
+    Response::ok(CLICK_SCRIPT).map(|r| r.with_headers(h)).unwrap_or_else(|_| crate::http::json_response(500, &()))
+}

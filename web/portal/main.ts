@@ -1,0 +1,458 @@
+// The embedded partner portal: one partner's links, stats, commissions and payouts, read from
+// /api/v1/portal/* with the embed token from the page URL (Bearer, never a cookie).
+import { api, ApiError, List } from "../shared/api";
+import { $, announce, clear, h, nextId } from "../shared/dom";
+import { copyText } from "../shared/clipboard";
+import { applyBrand } from "../shared/color";
+import { formatDate, titleCase } from "../shared/format";
+import { formatMoney } from "../shared/money";
+import type { Commission, Payout, PortalMe, PortalStats } from "../shared/types";
+import { barChart } from "./chart";
+
+type Metric = "clicks" | "leads" | "sales" | "earnings";
+const METRICS: [Metric, string][] = [
+  ["clicks", "Clicks"],
+  ["leads", "Leads"],
+  ["sales", "Sales"],
+  ["earnings", "Earnings"],
+];
+
+const params = new URLSearchParams(location.search);
+const token = params.get("token") ?? "";
+const onboarding = params.get("onboarding");
+const app = $("#app");
+const live = $("#live");
+
+const state = {
+  me: null as PortalMe | null,
+  stats: null as PortalStats | null,
+  days: 30 as 30 | 90,
+  metric: "clicks" as Metric,
+  commissions: [] as Commission[],
+  commissionsNext: null as string | null,
+  payouts: [] as Payout[],
+  payoutsNext: null as string | null,
+  loadedAt: 0,
+};
+
+const get = <T>(path: string) => api<T>(path, token);
+const money = (minor: number) => formatMoney(minor, state.me?.program.payout_currency ?? "usd");
+
+// Sections are rendered into these holders so a partial refresh keeps the rest (and focus).
+const holders = {
+  totals: h("div", { id: "totals" }),
+  chart: h("div", { id: "chart" }),
+  commissions: h("div", { id: "commissions-body" }),
+  payoutStatus: h("div", { id: "payout-status" }),
+  payouts: h("div", { id: "payouts-body" }),
+};
+
+function section(id: string, title: string, ...children: (Node | null)[]): HTMLElement {
+  const hid = `${id}-title`;
+  return h("section", { id, class: "card", "aria-labelledby": hid }, h("h2", { id: hid }, title), ...children);
+}
+
+function fatal(err: unknown): void {
+  const expired = err instanceof ApiError && err.status === 401;
+  app.setAttribute("aria-busy", "false");
+  clear(
+    app,
+    h(
+      "div",
+      { class: "alert error", role: "alert" },
+      h("strong", null, expired ? "Your portal session has expired." : "The portal could not be loaded."),
+      " ",
+      expired ? "Reload the page that shows this portal to continue." : err instanceof Error ? err.message : String(err),
+    ),
+  );
+}
+
+async function load(): Promise<void> {
+  const [me, stats, cms, pos] = await Promise.all([
+    get<PortalMe>("/api/v1/portal/me"),
+    get<PortalStats>(`/api/v1/portal/stats?days=${state.days}`),
+    get<List<Commission>>("/api/v1/portal/commissions?limit=20"),
+    get<List<Payout>>("/api/v1/portal/payouts?limit=20"),
+  ]);
+  state.me = me;
+  state.stats = stats;
+  state.commissions = cms.data;
+  state.commissionsNext = cms.next_cursor;
+  state.payouts = pos.data;
+  state.payoutsNext = pos.next_cursor;
+  state.loadedAt = Date.now();
+}
+
+// ---- header, links, terms ----------------------------------------------------------------
+
+function header(me: PortalMe): HTMLElement {
+  const p = me.program;
+  return h(
+    "header",
+    { class: "portal-header" },
+    p.logo_url ? h("img", { class: "logo", src: p.logo_url, alt: `${p.name} logo`, width: 48, height: 48, referrerpolicy: "no-referrer" }) : null,
+    h(
+      "div",
+      null,
+      h("h1", { id: "program-name" }, p.name),
+      p.description ? h("p", { class: "description" }, p.description) : null,
+      h("p", { class: "muted whoami" }, "Signed in as ", h("strong", null, me.partner.name), ` (${me.partner.email})`),
+    ),
+  );
+}
+
+function linksSection(me: PortalMe): HTMLElement {
+  const rows = me.links.map((l, i) => {
+    const id = `link-${i}`;
+    const hint = `${id}-dest`;
+    const input = h("input", { id, type: "text", readonly: true, value: l.short_url, "aria-describedby": hint, spellcheck: "false" });
+    const btn = h("button", { type: "button", class: "copy-btn", "data-url": l.short_url, "aria-describedby": id }, "Copy");
+    btn.addEventListener("click", async () => {
+      const ok = await copyText(l.short_url);
+      if (ok) {
+        btn.textContent = "Copied";
+        announce(live, "Link copied to the clipboard.");
+        window.setTimeout(() => (btn.textContent = "Copy"), 2000);
+      } else {
+        input.focus();
+        input.select();
+        announce(live, "Copying is blocked here: the link is selected, press Control+C (or Command+C) to copy it.");
+      }
+    });
+    input.addEventListener("focus", () => input.select());
+    return h(
+      "div",
+      { class: "link-row" },
+      h("label", { for: id }, me.links.length > 1 ? `Referral link ${i + 1}` : "Your referral link"),
+      h("div", { class: "copy" }, input, btn),
+      h("p", { class: "hint muted", id: hint }, "Sends visitors to ", h("span", { class: "mono" }, l.url)),
+    );
+  });
+  return section(
+    "links",
+    "Share your links",
+    rows.length ? h("div", { class: "stack" }, rows) : h("p", { class: "empty" }, "You have no referral links yet."),
+  );
+}
+
+function renderTotals(): void {
+  const me = state.me!;
+  const t = me.totals;
+  const stat = (label: string, value: string, key: string, extra?: Node | null) =>
+    h("div", { class: "stat", "data-stat": key }, h("span", { class: "stat-label" }, label), h("span", { class: "stat-value" }, value), extra ?? null);
+  clear(
+    holders.totals,
+    h(
+      "div",
+      { class: "stats" },
+      stat("Clicks", t.clicks.toLocaleString(), "clicks"),
+      stat("Leads", t.leads.toLocaleString(), "leads"),
+      stat("Sales", t.sales.toLocaleString(), "sales"),
+      stat(
+        "Earnings",
+        money(t.earnings.total),
+        "earnings",
+        h("span", { class: "stat-sub" }, `${money(t.earnings.pending)} pending · ${money(t.earnings.approved)} approved · ${money(t.earnings.paid)} paid`),
+      ),
+    ),
+  );
+}
+
+function renderChart(): void {
+  const st = state.stats!;
+  const metric = state.metric;
+  const label = METRICS.find((m) => m[0] === metric)![1];
+  const money = (n: number) => formatMoney(n, st.currency);
+  const fmt = metric === "earnings" ? money : (n: number) => n.toLocaleString();
+  clear(holders.chart, barChart(st.data.map((d) => ({ date: d.date, value: d[metric] })), label, fmt, metric !== "earnings"));
+}
+
+function toggleGroup<T extends string | number>(label: string, options: [T, string][], current: () => T, pick: (v: T) => Promise<void> | void): HTMLElement {
+  const buttons = options.map(([v, text]) => {
+    const b = h("button", { type: "button", class: "seg", "aria-pressed": String(v === current()), "data-value": String(v) }, text);
+    b.addEventListener("click", async () => {
+      if (v === current()) return;
+      await pick(v);
+      for (const o of buttons) o.setAttribute("aria-pressed", String(o.dataset.value === String(current())));
+    });
+    return b;
+  });
+  return h("div", { class: "segmented", role: "group", "aria-label": label }, buttons);
+}
+
+function performanceSection(): HTMLElement {
+  renderTotals();
+  renderChart();
+  const metric = toggleGroup<Metric>("Chart metric", METRICS, () => state.metric, (m) => {
+    state.metric = m;
+    renderChart();
+  });
+  const range = toggleGroup<30 | 90>("Chart period", [[30, "30 days"], [90, "90 days"]], () => state.days, async (d) => {
+    holders.chart.setAttribute("aria-busy", "true");
+    try {
+      state.stats = await get<PortalStats>(`/api/v1/portal/stats?days=${d}`);
+      state.days = d;
+      renderChart();
+      announce(live, `Showing the last ${d} days.`);
+    } catch (e) {
+      announce(live, e instanceof Error ? e.message : "Could not load the chart.");
+    } finally {
+      holders.chart.setAttribute("aria-busy", "false");
+    }
+  });
+  return section("performance", "Performance", holders.totals, h("div", { class: "chart-controls" }, metric, range), holders.chart);
+}
+
+function termsSection(me: PortalMe): HTMLElement {
+  return section("terms", "Commission terms", h("p", { id: "terms-text" }, me.program.terms));
+}
+
+// ---- commissions and payouts -------------------------------------------------------------
+
+function statusBadge(status: string): HTMLElement {
+  return h("span", { class: `badge ${status}` }, titleCase(status));
+}
+
+function moreButton(label: string, load: () => Promise<void>): HTMLElement {
+  const b = h("button", { type: "button", class: "secondary small more" }, label);
+  b.addEventListener("click", async () => {
+    b.disabled = true;
+    try {
+      await load();
+    } catch (e) {
+      b.disabled = false;
+      announce(live, e instanceof Error ? e.message : "Could not load more.");
+    }
+  });
+  return b;
+}
+
+function renderCommissions(): void {
+  const rows = state.commissions.map((c) =>
+    h(
+      "tr",
+      { "data-id": c.id, "data-status": c.status },
+      h("td", null, formatDate(c.created_at)),
+      h("td", null, titleCase(c.kind)),
+      h("td", { class: "num" }, c.kind === "sale" ? formatMoney(c.sale_amount, c.currency) : "—"),
+      h("td", { class: "num" }, formatMoney(c.amount, c.currency)),
+      h("td", null, statusBadge(c.status), c.reason ? h("span", { class: "reason muted" }, ` ${titleCase(c.reason)}`) : null),
+    ),
+  );
+  clear(
+    holders.commissions,
+    rows.length
+      ? h(
+          "div",
+          { class: "table-wrap" },
+          h(
+            "table",
+            null,
+            h("caption", { class: "visually-hidden" }, "Your commissions, newest first"),
+            h(
+              "thead",
+              null,
+              h("tr", null, ["Date", "Type", "Sale", "Commission", "Status"].map((t, i) => h("th", { scope: "col", class: i === 2 || i === 3 ? "num" : null }, t))),
+            ),
+            h("tbody", null, rows),
+          ),
+        )
+      : h("p", { class: "empty" }, "No commissions yet. They appear here as soon as someone you referred signs up or buys."),
+    state.commissionsNext
+      ? moreButton("Show more commissions", async () => {
+          const next = await get<List<Commission>>(`/api/v1/portal/commissions?limit=20&cursor=${encodeURIComponent(state.commissionsNext!)}`);
+          state.commissions.push(...next.data);
+          state.commissionsNext = next.next_cursor;
+          renderCommissions();
+        })
+      : null,
+  );
+}
+
+let pendingWindow: Window | null = null;
+
+async function connectPayouts(btn: HTMLButtonElement, msg: HTMLElement): Promise<void> {
+  // Open the tab inside the click (popup blockers), then send it to Stripe's page: Stripe's
+  // onboarding cannot run inside an iframe.
+  pendingWindow = window.open("", "_blank");
+  if (pendingWindow) pendingWindow.opener = null;
+  btn.disabled = true;
+  clear(msg);
+  const back = `${location.origin}/embed/referrals?token=${encodeURIComponent(token)}`;
+  try {
+    const link = await api<{ url: string }>("/api/v1/portal/onboard", token, "POST", {
+      return_url: `${back}&onboarding=done`,
+      refresh_url: `${back}&onboarding=refresh`,
+    });
+    if (pendingWindow) {
+      pendingWindow.location.href = link.url;
+      clear(msg, "Stripe opened in a new tab. Come back here when you have finished.");
+    } else {
+      clear(msg, "Your browser blocked the new tab. ", h("a", { href: link.url, target: "_blank", rel: "noopener noreferrer" }, "Continue to Stripe"), ".");
+    }
+  } catch (e) {
+    pendingWindow?.close();
+    msg.className = "alert error";
+    clear(msg, e instanceof Error ? e.message : "Could not start the onboarding.");
+  } finally {
+    pendingWindow = null;
+    btn.disabled = false;
+  }
+}
+
+function renderPayoutStatus(): void {
+  const me = state.me!;
+  const p = me.partner;
+  const msg = h("div", { class: "alert info", role: "status" });
+  let body: HTMLElement;
+  if (p.payouts_enabled) {
+    body = h(
+      "p",
+      { class: "payouts-enabled" },
+      h("span", { class: "badge enabled" }, "Payouts enabled"),
+      " Your Stripe account is connected; approved commissions are paid to it.",
+    );
+  } else {
+    const btn = h("button", { type: "button", id: "connect-payouts" }, p.stripe_connected ? "Continue Stripe onboarding" : "Connect payouts");
+    btn.addEventListener("click", () => void connectPayouts(btn, msg));
+    body = h(
+      "div",
+      null,
+      h(
+        "p",
+        null,
+        p.stripe_connected
+          ? "Stripe is checking your details, or the onboarding is not finished yet. Payouts start once Stripe confirms your account."
+          : "Connect a Stripe account to receive your earnings.",
+      ),
+      btn,
+    );
+  }
+  const notice =
+    onboarding === "done" && !p.payouts_enabled
+      ? h("div", { class: "alert success", role: "status" }, "Thanks! Your details were sent to Stripe. Payouts are enabled as soon as Stripe confirms your account.")
+      : onboarding === "refresh" && !p.payouts_enabled
+        ? h("div", { class: "alert info", role: "status" }, "That onboarding link expired. Use the button below to continue.")
+        : null;
+  clear(
+    holders.payoutStatus,
+    notice,
+    body,
+    h("p", { class: "muted min-payout" }, `Payouts are sent once your approved balance reaches ${money(me.program.min_payout)}.`),
+    msg,
+  );
+}
+
+function renderPayouts(): void {
+  const rows = state.payouts.map((p) =>
+    h(
+      "tr",
+      { "data-id": p.id, "data-status": p.status },
+      h("td", null, formatDate(p.created_at)),
+      h("td", { class: "num" }, formatMoney(p.amount, p.currency)),
+      h("td", null, statusBadge(p.status), p.failure_message ? h("span", { class: "reason muted" }, ` ${p.failure_message}`) : null),
+      h("td", { class: "num" }, String(p.commission_count)),
+      h("td", null, formatDate(p.paid_at)),
+    ),
+  );
+  clear(
+    holders.payouts,
+    rows.length
+      ? h(
+          "div",
+          { class: "table-wrap" },
+          h(
+            "table",
+            null,
+            h("caption", { class: "visually-hidden" }, "Your payouts, newest first"),
+            h(
+              "thead",
+              null,
+              h("tr", null, ["Date", "Amount", "Status", "Commissions", "Paid on"].map((t, i) => h("th", { scope: "col", class: i === 1 || i === 3 ? "num" : null }, t))),
+            ),
+            h("tbody", null, rows),
+          ),
+        )
+      : h("p", { class: "empty" }, "No payouts yet."),
+    state.payoutsNext
+      ? moreButton("Show more payouts", async () => {
+          const next = await get<List<Payout>>(`/api/v1/portal/payouts?limit=20&cursor=${encodeURIComponent(state.payoutsNext!)}`);
+          state.payouts.push(...next.data);
+          state.payoutsNext = next.next_cursor;
+          renderPayouts();
+        })
+      : null,
+  );
+}
+
+// ---- page ----------------------------------------------------------------------------------
+
+function render(): void {
+  const me = state.me!;
+  applyBrand(document.documentElement, me.program.brand_color);
+  document.title = `${me.program.name} — referral portal`;
+  renderCommissions();
+  renderPayoutStatus();
+  renderPayouts();
+  clear(
+    app,
+    header(me),
+    h(
+      "div",
+      { class: "grid" },
+      linksSection(me),
+      performanceSection(),
+      termsSection(me),
+      section("commissions", "Commissions", holders.commissions),
+      section("payouts", "Payouts", holders.payoutStatus, holders.payouts),
+    ),
+  );
+  app.setAttribute("aria-busy", "false");
+}
+
+/** Re-reads the partner (payout state, totals) when the page comes back into view, e.g. after
+ * Stripe's onboarding tab. */
+async function refreshMe(): Promise<boolean> {
+  try {
+    state.me = await get<PortalMe>("/api/v1/portal/me");
+    state.loadedAt = Date.now();
+    renderTotals();
+    renderPayoutStatus();
+    return state.me.partner.payouts_enabled;
+  } catch {
+    return false;
+  }
+}
+
+function reportHeight(): void {
+  if (window.parent === window) return;
+  const post = () => window.parent.postMessage({ type: "refport:height", height: document.documentElement.scrollHeight }, "*");
+  new ResizeObserver(post).observe(document.body);
+}
+
+async function main(): Promise<void> {
+  if (!token) return fatal(new ApiError(401, "unauthorized", "missing token"));
+  try {
+    await load();
+  } catch (e) {
+    return fatal(e);
+  }
+  render();
+  reportHeight();
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && Date.now() - state.loadedAt > 2000) void refreshMe();
+  });
+  // Back from Stripe: the webhook that enables payouts may land a little later.
+  if (onboarding === "done" && !state.me!.partner.payouts_enabled) {
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => window.setTimeout(r, 3000));
+      if (await refreshMe()) {
+        announce(live, "Payouts are now enabled.");
+        break;
+      }
+    }
+  }
+}
+
+void nextId; // (kept for symmetry with the dashboard's helpers)
+void main();
