@@ -13,7 +13,6 @@ Every process it starts gets its own process group, recorded in WORK/pgids, and 
 import argparse
 import datetime
 import glob
-import gzip
 import http.client
 import json
 import os
@@ -73,6 +72,8 @@ class Procs:
         return p
 
     def stop_all(self):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # finish stopping, whatever comes
+            signal.signal(sig, signal.SIG_IGN)
         for p in reversed(self.procs):
             if p.poll() is None:
                 try:
@@ -97,7 +98,6 @@ def wrangler_env():
     env["PATH"] = os.path.join(ROOT, "node_modules", ".bin") + os.pathsep + env.get("PATH", "")
     env["REFPORT_SKIP_BUILD"] = "1"
     env["WRANGLER_SEND_METRICS"] = "false"
-    env.pop("NO_COLOR", None)
     env["NO_COLOR"] = "1"
     return env
 
@@ -471,7 +471,8 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
         port, db = probe
         for name, path in (("single", "/single?n=50"), ("batch", "/batch?n=100"), ("multi", "/multi?n=100")):
             before = d1_count(db, "clicks")
-            r = run_wrk(port, path, seconds, "get", {}, threads, conns)
+            # 4 connections: up to 200 queries in flight already saturate one (single-threaded) D1.
+            r = run_wrk(port, path, seconds, "get", {}, 1, 4)
             r["rows"] = d1_count(db, "clicks") - before
             r["rows_per_s"] = r["rows"] / (r["duration_us"] / 1e6)
             probes[name] = r
@@ -572,7 +573,7 @@ def report(res):
         out(f"- track/sale, unique invoice: {agg['sale']['rps']:,.0f} sales/s, each one atomic D1 batch "
             f"(event + commission rows and their reads); {ev:,} sale events written for {agg['sale']['requests']:,} answers")
     pr = res.get("probes") or {}
-    names = {"single": "one-row INSERT per query, 50 queries in flight per request (the redirect's write)",
+    names = {"single": "one-row INSERT per query, 50 queries per request, 4 requests in flight (the redirect's write)",
              "batch": "db.batch() of 100 one-row INSERTs",
              "multi": "multi-row INSERT, 11 rows per statement, 100 rows per batch"}
     for k, r in pr.items():

@@ -10,7 +10,9 @@ use crate::store::link_cache;
 use crate::store::payouts::{self, Claim};
 use crate::stripe::{Stripe, StripeError};
 use refport_core::ids;
-use refport_core::payout::{claim_matches, plan, Candidate, MAX_APPROVALS_PER_RUN, MAX_PAYOUTS_PER_RUN, MAX_RETRIES_PER_RUN};
+use refport_core::payout::{
+    claim_matches, plan, Candidate, MAX_APPROVALS_PER_RUN, MAX_PAYOUTS_PER_RUN, MAX_RETRIES_PER_RUN,
+};
 use refport_core::program::ProgramSettings;
 use serde::Serialize;
 
@@ -34,12 +36,27 @@ enum Sent {
     Retry,
 }
 
-async fn send(db: &worker::D1Database, stripe: &Stripe, p: &payouts::InFlight, now: i64) -> ApiResult<Sent> {
+async fn send(
+    db: &worker::D1Database,
+    stripe: &Stripe,
+    p: &payouts::InFlight,
+    now: i64,
+) -> ApiResult<Sent> {
     let Some(dest) = p.stripe_account_id.as_deref() else {
         payouts::mark_failed(db, &p.id, "partner has no Stripe account", now).await?;
         return Ok(Sent::Failed);
     };
-    match stripe.transfer(&p.id, p.amount, &p.currency, dest, &p.program_id, &p.partner_id).await {
+    match stripe
+        .transfer(
+            &p.id,
+            p.amount,
+            &p.currency,
+            dest,
+            &p.program_id,
+            &p.partner_id,
+        )
+        .await
+    {
         Ok(t) => {
             payouts::mark_paid(db, &p.id, &t.id, now).await?;
             Ok(Sent::Paid)
@@ -63,11 +80,13 @@ async fn send(db: &worker::D1Database, stripe: &Stripe, p: &payouts::InFlight, n
 
 pub async fn run_once(state: &AppState, now: i64) -> ApiResult<Outcome> {
     let db = &state.db;
-    let mut out = Outcome::default();
-
-    out.approved = payouts::approve_due(db, now, MAX_APPROVALS_PER_RUN).await?;
-    // Link-cache refreshes a request could not finish (programs with many links).
-    out.cache_refreshed = link_cache::continue_jobs(db, &state.kv()?, link_cache::CRON_REFRESH).await?;
+    let mut out = Outcome {
+        approved: payouts::approve_due(db, now, MAX_APPROVALS_PER_RUN).await?,
+        // Link-cache refreshes a request could not finish (programs with many links).
+        cache_refreshed: link_cache::continue_jobs(db, &state.kv()?, link_cache::CRON_REFRESH)
+            .await?,
+        ..Outcome::default()
+    };
     out.more_work |= out.approved == MAX_APPROVALS_PER_RUN;
 
     match Stripe::from_state(state) {
@@ -76,7 +95,8 @@ pub async fn run_once(state: &AppState, now: i64) -> ApiResult<Outcome> {
     }
 
     // Webhook deliveries due (first attempts missed by their request, retries, payout events).
-    out.webhooks_delivered = crate::webhooks::deliver_due(state, now, crate::webhooks::PER_RUN).await?;
+    out.webhooks_delivered =
+        crate::webhooks::deliver_due(state, now, crate::webhooks::PER_RUN).await?;
     Ok(out)
 }
 
@@ -112,19 +132,27 @@ async fn pay(state: &AppState, stripe: &Stripe, now: i64, out: &mut Outcome) -> 
             net_approved: c.net,
             count: c.n as u32,
         };
-        if plan(&settings.payout_schedule, settings.min_payout, now, &candidate).is_err() {
+        if plan(
+            &settings.payout_schedule,
+            settings.min_payout,
+            now,
+            &candidate,
+        )
+        .is_err()
+        {
             out.skipped += 1;
             continue;
         }
         let id = new_id(ids::PAYOUT, now);
         let currency = settings.payout_currency.code();
-        let (amount, _count) = match payouts::claim(db, &id, &c.program_id, &c.partner_id, currency, now).await? {
-            Claim::Claimed(a, n) => (a, n),
-            Claim::Busy => {
-                out.skipped += 1;
-                continue;
-            }
-        };
+        let (amount, _count) =
+            match payouts::claim(db, &id, &c.program_id, &c.partner_id, currency, now).await? {
+                Claim::Claimed(a, n) => (a, n),
+                Claim::Busy => {
+                    out.skipped += 1;
+                    continue;
+                }
+            };
         started += 1;
         if !claim_matches(amount, settings.min_payout) {
             // A clawback or refund landed between the read and the claim.

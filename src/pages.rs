@@ -3,6 +3,7 @@
 //! the Worker knows (from the embed token). Everything else under `[assets]` is served without
 //! invoking the wasm.
 
+use crate::http::{headers, respond};
 use crate::state::{now_ms, AppState};
 use crate::store::programs;
 use refport_core::token::verify_embed;
@@ -14,11 +15,15 @@ const ERROR_PAGE: &str = "<!doctype html><html lang=en><meta charset=utf-8><meta
 Reload the page that embeds it to get a fresh one.</p></body></html>";
 
 fn html(status: u16, body: &str) -> Response {
-    let h = Headers::new();
-    let _ = h.set("content-type", "text/html; charset=utf-8");
-    let _ = h.set("cache-control", "no-store");
-    let _ = h.set("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors *");
-    Response::ok(body).map(|r| r.with_status(status).with_headers(h)).unwrap_or_else(|_| crate::http::json_response(status, &()))
+    let h = headers(&[
+        ("content-type", "text/html; charset=utf-8"),
+        ("cache-control", "no-store"),
+        (
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors *",
+        ),
+    ]);
+    respond(status, h, body)
 }
 
 /// `frame-ancestors` for a program: each allowed host on https, and on the portal's own scheme
@@ -43,7 +48,11 @@ pub async fn embed(req: Request, env: Env) -> Response {
 
 async fn serve_embed(req: Request, env: Env) -> worker::Result<Response> {
     let url = req.url()?;
-    let token = url.query_pairs().find(|(k, _)| k == "token").map(|(_, v)| v.into_owned()).unwrap_or_default();
+    let token = url
+        .query_pairs()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
     let state = AppState::load(&env)?;
     let secret = state.secret("EMBED_TOKEN_SECRET").unwrap_or_default();
     let Ok(claims) = verify_embed(secret.as_bytes(), &token, now_ms()) else {
@@ -54,7 +63,17 @@ async fn serve_embed(req: Request, env: Env) -> worker::Result<Response> {
         _ => return Ok(html(401, ERROR_PAGE)),
     };
     let assets = env.assets("ASSETS")?;
-    let mut asset = assets.fetch(format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or("localhost"), url.path()), None).await?;
+    let mut asset = assets
+        .fetch(
+            format!(
+                "{}://{}{}",
+                url.scheme(),
+                url.host_str().unwrap_or("localhost"),
+                url.path()
+            ),
+            None,
+        )
+        .await?;
     if asset.status_code() != 200 {
         return Ok(asset);
     }
@@ -80,10 +99,11 @@ async fn serve_embed(req: Request, env: Env) -> worker::Result<Response> {
 const CLICK_SCRIPT: &str = include_str!("../web-script/refport.js");
 
 pub fn click_script() -> Response {
-    let h = Headers::new();
-    let _ = h.set("content-type", "application/javascript; charset=utf-8");
-    let _ = h.set("cache-control", "public, max-age=3600");
-    let _ = h.set("access-control-allow-origin", "*");
-    let _ = h.set("x-content-type-options", "nosniff");
-    Response::ok(CLICK_SCRIPT).map(|r| r.with_headers(h)).unwrap_or_else(|_| crate::http::json_response(500, &()))
+    let h = headers(&[
+        ("content-type", "application/javascript; charset=utf-8"),
+        ("cache-control", "public, max-age=3600"),
+        ("access-control-allow-origin", "*"),
+        ("x-content-type-options", "nosniff"),
+    ]);
+    respond(200, h, CLICK_SCRIPT)
 }

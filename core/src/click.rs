@@ -6,14 +6,57 @@ use crate::time::DAY_MS;
 /// User-agent fragments of crawlers, link-preview fetchers and HTTP libraries. Matched
 /// case-insensitively. A request whose UA matches is redirected but not counted and gets no cookie.
 const BOT_MARKERS: &[&str] = &[
-    "bot", "crawler", "spider", "slurp", "preview", "facebookexternalhit", "facebookcatalog",
-    "embedly", "quora link", "outbrain", "pinterest", "vkshare", "w3c_validator", "whatsapp",
-    "telegram", "skype", "slack", "discord", "linkedin", "twitter", "headlesschrome",
-    "lighthouse", "pingdom", "uptime", "monitor", "curl/", "wget/", "python-requests",
-    "python-urllib", "go-http-client", "okhttp", "axios/", "node-fetch", "java/", "libwww",
-    "httpclient", "scrapy", "ahrefs", "semrush", "mj12", "petalsearch", "yandex", "baidu",
-    "bingpreview", "google-inspectiontool", "apis-google", "feedfetcher", "mediapartners",
-    "iframely", "metauri", "snap url preview",
+    "bot",
+    "crawler",
+    "spider",
+    "slurp",
+    "preview",
+    "facebookexternalhit",
+    "facebookcatalog",
+    "embedly",
+    "quora link",
+    "outbrain",
+    "pinterest",
+    "vkshare",
+    "w3c_validator",
+    "whatsapp",
+    "telegram",
+    "skype",
+    "slack",
+    "discord",
+    "linkedin",
+    "twitter",
+    "headlesschrome",
+    "lighthouse",
+    "pingdom",
+    "uptime",
+    "monitor",
+    "curl/",
+    "wget/",
+    "python-requests",
+    "python-urllib",
+    "go-http-client",
+    "okhttp",
+    "axios/",
+    "node-fetch",
+    "java/",
+    "libwww",
+    "httpclient",
+    "scrapy",
+    "ahrefs",
+    "semrush",
+    "mj12",
+    "petalsearch",
+    "yandex",
+    "baidu",
+    "bingpreview",
+    "google-inspectiontool",
+    "apis-google",
+    "feedfetcher",
+    "mediapartners",
+    "iframely",
+    "metauri",
+    "snap url preview",
 ];
 
 /// Whether a request should not count as a click: HEAD (and other non-GET) requests, missing
@@ -98,7 +141,10 @@ mod tests {
 
     #[test]
     fn referrer_and_country() {
-        assert_eq!(referrer_host(Some("https://News.ycombinator.com/item?id=1")).as_deref(), Some("news.ycombinator.com"));
+        assert_eq!(
+            referrer_host(Some("https://News.ycombinator.com/item?id=1")).as_deref(),
+            Some("news.ycombinator.com")
+        );
         assert_eq!(referrer_host(Some("android-app://x")), None);
         assert_eq!(referrer_host(Some("not a url")), None);
         assert_eq!(referrer_host(None), None);

@@ -29,8 +29,9 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 pub const API_KEY_PREFIX: &str = "rp_live_";
 
 pub fn looks_like_api_key(s: &str) -> bool {
-    s.strip_prefix(API_KEY_PREFIX)
-        .is_some_and(|r| r.len() >= 16 && r.len() <= 128 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
+    s.strip_prefix(API_KEY_PREFIX).is_some_and(|r| {
+        r.len() >= 16 && r.len() <= 128 && r.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
 }
 
 #[cfg(test)]

@@ -49,7 +49,10 @@ impl Currency {
             return None;
         };
         let b = lower.as_bytes();
-        Some(Currency { code: [b[0], b[1], b[2]], exponent })
+        Some(Currency {
+            code: [b[0], b[1], b[2]],
+            exponent,
+        })
     }
 
     pub fn code(&self) -> &str {
@@ -72,7 +75,12 @@ impl Currency {
         let div = 10i64.pow(e);
         let sign = if minor < 0 { "-" } else { "" };
         let abs = minor.unsigned_abs();
-        format!("{sign}{}.{:0width$} {code}", abs / div as u64, abs % div as u64, width = e as usize)
+        format!(
+            "{sign}{}.{:0width$} {code}",
+            abs / div as u64,
+            abs % div as u64,
+            width = e as usize
+        )
     }
 }
 
@@ -117,7 +125,11 @@ pub fn mul_div_half_even(value: i64, num: i64, den: i64) -> i64 {
     let q = p.div_euclid(d);
     let r = p.rem_euclid(d);
     let twice = 2 * r;
-    let q = if twice > d || (twice == d && q % 2 != 0) { q + 1 } else { q };
+    let q = if twice > d || (twice == d && q % 2 != 0) {
+        q + 1
+    } else {
+        q
+    };
     q as i64
 }
 

@@ -73,7 +73,12 @@ const _: () = assert!(
 /// serde's internally tagged *unit* variant ignores extra fields (`{"every":"day","x":1}` would
 /// be accepted); an empty struct variant with `deny_unknown_fields` refuses them.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(tag = "every", rename_all = "snake_case", deny_unknown_fields, from = "ScheduleRepr")]
+#[serde(
+    tag = "every",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    from = "ScheduleRepr"
+)]
 pub enum Schedule {
     Day,
     Week { weekday: u8 },
@@ -106,8 +111,15 @@ impl Default for Schedule {
     }
 }
 
-const WEEKDAYS: [&str; 7] =
-    ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+const WEEKDAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
 
 impl Schedule {
     /// Field `payout_schedule`, code `invalid_schedule`: weekday must be 1..=7, day 1..=28.
@@ -253,13 +265,26 @@ mod tests {
             parse(r#"{"every":"week","weekday":1}"#).unwrap(),
             Schedule::Week { weekday: 1 }
         );
-        assert_eq!(parse(r#"{"every":"month","day":28}"#).unwrap(), Schedule::Month { day: 28 });
-        assert_eq!(parse(r#"{"day":5,"every":"month"}"#).unwrap(), Schedule::Month { day: 5 });
-        for s in [Schedule::Day, Schedule::Week { weekday: 7 }, Schedule::Month { day: 1 }] {
+        assert_eq!(
+            parse(r#"{"every":"month","day":28}"#).unwrap(),
+            Schedule::Month { day: 28 }
+        );
+        assert_eq!(
+            parse(r#"{"day":5,"every":"month"}"#).unwrap(),
+            Schedule::Month { day: 5 }
+        );
+        for s in [
+            Schedule::Day,
+            Schedule::Week { weekday: 7 },
+            Schedule::Month { day: 1 },
+        ] {
             let json = serde_json::to_string(&s).unwrap();
             assert_eq!(parse(&json).unwrap(), s);
         }
-        assert_eq!(serde_json::to_string(&Schedule::Day).unwrap(), r#"{"every":"day"}"#);
+        assert_eq!(
+            serde_json::to_string(&Schedule::Day).unwrap(),
+            r#"{"every":"day"}"#
+        );
         assert_eq!(
             serde_json::to_string(&Schedule::Week { weekday: 1 }).unwrap(),
             r#"{"every":"week","weekday":1}"#
@@ -375,7 +400,10 @@ mod tests {
         assert_eq!(Schedule::Week { weekday: 1 }.describe(), "weekly on Monday");
         assert_eq!(Schedule::Week { weekday: 7 }.describe(), "weekly on Sunday");
         assert_eq!(Schedule::Month { day: 1 }.describe(), "monthly on day 1");
-        assert_eq!(Schedule::Week { weekday: 0 }.describe(), "weekly on weekday 0");
+        assert_eq!(
+            Schedule::Week { weekday: 0 }.describe(),
+            "weekly on weekday 0"
+        );
     }
 
     #[test]
@@ -431,7 +459,14 @@ mod tests {
         let used = CRON_FIXED_SUBREQUESTS
             + (MAX_PAYOUTS_PER_RUN + MAX_RETRIES_PER_RUN) * SUBREQUESTS_PER_PAYOUT;
         assert!(used <= SUBREQUEST_BUDGET);
-        assert_eq!((MAX_PAYOUTS_PER_RUN, MAX_RETRIES_PER_RUN, MAX_APPROVALS_PER_RUN), (10, 5, 500));
+        assert_eq!(
+            (
+                MAX_PAYOUTS_PER_RUN,
+                MAX_RETRIES_PER_RUN,
+                MAX_APPROVALS_PER_RUN
+            ),
+            (10, 5, 500)
+        );
     }
 
     fn any_schedule() -> impl Strategy<Value = Schedule> {

@@ -8,7 +8,10 @@ use worker::Response;
 #[derive(Debug)]
 pub enum ApiError {
     /// Malformed request: bad JSON, wrong types, unknown fields, bad query parameters. 400.
-    BadRequest { code: &'static str, message: String },
+    BadRequest {
+        code: &'static str,
+        message: String,
+    },
     /// Well-formed but semantically invalid input (core validation). 422.
     Invalid(Invalid),
     /// Missing or unknown API key / token. 401.
@@ -19,9 +22,15 @@ pub enum ApiError {
     NotFound(&'static str),
     MethodNotAllowed,
     /// Conflicts with stored state (duplicate key, illegal status transition). 409.
-    Conflict { code: &'static str, message: String },
+    Conflict {
+        code: &'static str,
+        message: String,
+    },
     /// Request understood and valid, but cannot be processed in this state. 422.
-    Unprocessable { code: &'static str, message: String },
+    Unprocessable {
+        code: &'static str,
+        message: String,
+    },
     PayloadTooLarge,
     /// Anything else: logged with its cause, answered as a bare 500.
     Internal(String),
@@ -31,13 +40,22 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::BadRequest { code, message: message.into() }
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
     }
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Conflict { code, message: message.into() }
+        ApiError::Conflict {
+            code,
+            message: message.into(),
+        }
     }
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Unprocessable { code, message: message.into() }
+        ApiError::Unprocessable {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn status(&self) -> u16 {
@@ -59,13 +77,23 @@ impl ApiError {
         let body = match &self {
             ApiError::BadRequest { code, message }
             | ApiError::Conflict { code, message }
-            | ApiError::Unprocessable { code, message } => json!({"error": {"code": code, "message": message}}),
-            ApiError::Invalid(i) => json!({"error": {"code": i.code, "message": i.to_string(), "field": i.field}}),
+            | ApiError::Unprocessable { code, message } => {
+                json!({"error": {"code": code, "message": message}})
+            }
+            ApiError::Invalid(i) => {
+                json!({"error": {"code": i.code, "message": i.to_string(), "field": i.field}})
+            }
             ApiError::Unauthorized(m) => json!({"error": {"code": "unauthorized", "message": m}}),
             ApiError::Forbidden(m) => json!({"error": {"code": "forbidden", "message": m}}),
-            ApiError::NotFound(what) => json!({"error": {"code": "not_found", "message": format!("{what} not found")}}),
-            ApiError::MethodNotAllowed => json!({"error": {"code": "method_not_allowed", "message": "method not allowed on this path"}}),
-            ApiError::PayloadTooLarge => json!({"error": {"code": "payload_too_large", "message": format!("request body exceeds {} bytes", super::MAX_BODY)}}),
+            ApiError::NotFound(what) => {
+                json!({"error": {"code": "not_found", "message": format!("{what} not found")}})
+            }
+            ApiError::MethodNotAllowed => {
+                json!({"error": {"code": "method_not_allowed", "message": "method not allowed on this path"}})
+            }
+            ApiError::PayloadTooLarge => {
+                json!({"error": {"code": "payload_too_large", "message": format!("request body exceeds {} bytes", super::MAX_BODY)}})
+            }
             ApiError::Internal(cause) => {
                 worker::console_error!("internal error: {cause}");
                 json!({"error": {"code": "internal_error", "message": "internal error"}})

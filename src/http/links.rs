@@ -33,18 +33,25 @@ struct LinkOut<'a> {
 }
 
 fn out(l: &links::Link) -> LinkOut<'_> {
-    LinkOut { link: l, short_url: short_url(&l.domain, &l.key) }
+    LinkOut {
+        link: l,
+        short_url: short_url(&l.domain, &l.key),
+    }
 }
 
 async fn load(c: &Call, id: &str) -> ApiResult<links::Link> {
     let id = path_id(id, ids::LINK, "link")?;
-    let l = links::get(&c.state.db, &id).await?.ok_or(ApiError::NotFound("link"))?;
+    let l = links::get(&c.state.db, &id)
+        .await?
+        .ok_or(ApiError::NotFound("link"))?;
     c.who.check_program(&l.program_id, "link")?;
     Ok(l)
 }
 
 async fn program_of(c: &Call, id: &str) -> ApiResult<programs::Program> {
-    programs::get(&c.state.db, id).await?.ok_or(ApiError::Internal(format!("program {id} missing")))
+    programs::get(&c.state.db, id)
+        .await?
+        .ok_or(ApiError::Internal(format!("program {id} missing")))
 }
 
 pub async fn create(req: &mut Request, c: &Call, partner_id: &str) -> ApiResult<Response> {
@@ -52,15 +59,28 @@ pub async fn create(req: &mut Request, c: &Call, partner_id: &str) -> ApiResult<
     let partner = partners::load(c, partner_id).await?;
     let input = body::<CreateLink>(req).await?;
     if partner.status == PartnerStatus::Banned {
-        return Err(ApiError::conflict("partner_banned", "a banned partner cannot get new links"));
+        return Err(ApiError::conflict(
+            "partner_banned",
+            "a banned partner cannot get new links",
+        ));
     }
     let program = program_of(c, &partner.program_id).await?;
     let domain = match input.domain {
-        None => program.settings.domains.first().cloned().unwrap_or_default(),
+        None => program
+            .settings
+            .domains
+            .first()
+            .cloned()
+            .unwrap_or_default(),
         Some(d) => {
             let d = d.trim().to_ascii_lowercase();
             if !program.settings.domains.contains(&d) {
-                return Err(Invalid::new("domain", "domain_not_in_program", format!("`{d}` is not one of the program's domains")).into());
+                return Err(Invalid::new(
+                    "domain",
+                    "domain_not_in_program",
+                    format!("`{d}` is not one of the program's domains"),
+                )
+                .into());
             }
             d
         }
@@ -88,7 +108,10 @@ pub async fn create(req: &mut Request, c: &Call, partner_id: &str) -> ApiResult<
             links::Inserted::Ok => break,
             links::Inserted::KeyTaken if chosen.is_none() && attempts < 5 => attempts += 1,
             links::Inserted::KeyTaken => {
-                return Err(ApiError::conflict("key_taken", format!("`{}` is already used on {}", link.key, link.domain)))
+                return Err(ApiError::conflict(
+                    "key_taken",
+                    format!("`{}` is already used on {}", link.key, link.domain),
+                ))
             }
         }
     }
@@ -100,7 +123,8 @@ pub async fn list(c: &Call, partner_id: &str) -> ApiResult<Response> {
     c.who.require(Perm::Read)?;
     let partner = partners::load(c, partner_id).await?;
     let page = Page::from_query(&c.query)?;
-    let rows = links::list_for_partner(&c.state.db, &partner.id, &page.before(), page.limit).await?;
+    let rows =
+        links::list_for_partner(&c.state.db, &partner.id, &page.before(), page.limit).await?;
     let rows: Vec<LinkOut> = rows.iter().map(out).collect();
     page.respond(rows, |l| l.link.id.clone())
 }

@@ -21,7 +21,7 @@ use error::{ApiError, ApiResult};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
-use worker::{Context, Env, Headers, Method, Request, Response};
+use worker::{Context, Env, Headers, Method, Request, Response, ResponseBuilder};
 
 /// Largest request body accepted by the API.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -35,24 +35,33 @@ pub struct Call {
     pub ctx: Context,
 }
 
+/// A response with a fixed body (infallible, unlike `Response::ok`).
+pub fn respond(status: u16, headers: Headers, body: impl Into<Vec<u8>>) -> Response {
+    ResponseBuilder::new()
+        .with_status(status)
+        .with_headers(headers)
+        .fixed(body.into())
+}
+
+/// `headers` from static pairs (names and values here are always valid header text).
+pub fn headers(pairs: &[(&str, &str)]) -> Headers {
+    let h = Headers::new();
+    for (k, v) in pairs {
+        let _ = h.set(k, v);
+    }
+    h
+}
+
 pub fn json_response<T: Serialize>(status: u16, body: &T) -> Response {
-    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
-    let headers = Headers::new();
-    let _ = headers.set("content-type", "application/json; charset=utf-8");
-    let _ = headers.set("cache-control", "no-store");
-    Response::ok(text)
-        .map(|r| r.with_status(status).with_headers(headers))
-        .unwrap_or_else(|_| Response::empty().map(|r| r.with_status(500)).unwrap_or_else(|_| Response::error("", 500).unwrap_or_else(|_| panic_free_empty())))
-}
-
-fn panic_free_empty() -> Response {
-    // Response::empty() cannot fail in practice; this keeps every path free of unwrap.
-    Response::from_bytes(Vec::new()).unwrap_or_else(|_| Response::empty().unwrap_or_else(|_| unreachable_response()))
-}
-
-#[allow(clippy::diverging_sub_expression)]
-fn unreachable_response() -> Response {
-    Response::from_html("").unwrap_or_else(|_| Response::redirect(worker::Url::parse("https://example.invalid").expect("static url")).expect("static response"))
+    let text = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    respond(
+        status,
+        headers(&[
+            ("content-type", "application/json; charset=utf-8"),
+            ("cache-control", "no-store"),
+        ]),
+        text,
+    )
 }
 
 pub fn ok<T: Serialize>(body: &T) -> ApiResult<Response> {
@@ -71,7 +80,10 @@ pub async fn body<T: DeserializeOwned>(req: &mut Request) -> ApiResult<T> {
             return Err(ApiError::PayloadTooLarge);
         }
     }
-    let bytes = req.bytes().await.map_err(|_| ApiError::bad_request("invalid_body", "could not read the request body"))?;
+    let bytes = req
+        .bytes()
+        .await
+        .map_err(|_| ApiError::bad_request("invalid_body", "could not read the request body"))?;
     if bytes.len() > MAX_BODY {
         return Err(ApiError::PayloadTooLarge);
     }
@@ -80,24 +92,36 @@ pub async fn body<T: DeserializeOwned>(req: &mut Request) -> ApiResult<T> {
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(ApiError::bad_request("invalid_json", "a JSON body is required"));
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "a JSON body is required",
+        ));
     }
     // Syntax errors first, so the code tells malformed JSON apart from a wrong shape.
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("malformed JSON: {e}")))?;
     if !value.is_object() {
-        return Err(ApiError::bad_request("invalid_request", "the body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "the body must be a JSON object",
+        ));
     }
-    serde_json::from_value(value).map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
 }
 
 /// Query parameters; any parameter outside `allowed` is refused, so typos never pass silently.
 pub fn query_params(req: &Request, allowed: &[&str]) -> ApiResult<HashMap<String, String>> {
-    let url = req.url().map_err(|_| ApiError::bad_request("invalid_request", "bad URL"))?;
+    let url = req
+        .url()
+        .map_err(|_| ApiError::bad_request("invalid_request", "bad URL"))?;
     let mut out = HashMap::new();
     for (k, v) in url.query_pairs() {
         if !allowed.contains(&k.as_ref()) {
-            return Err(ApiError::bad_request("invalid_query", format!("unknown query parameter `{k}`")));
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("unknown query parameter `{k}`"),
+            ));
         }
         out.insert(k.into_owned(), v.into_owned());
     }
@@ -118,11 +142,17 @@ impl Page {
                 .parse::<u32>()
                 .ok()
                 .filter(|l| (1..=100).contains(l))
-                .ok_or_else(|| ApiError::bad_request("invalid_query", "limit must be an integer from 1 to 100"))?,
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_query", "limit must be an integer from 1 to 100")
+                })?,
         };
         let cursor = match q.get("cursor") {
             None => None,
-            Some(c) if c.len() <= 100 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => Some(c.clone()),
+            Some(c)
+                if c.len() <= 100 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                Some(c.clone())
+            }
             Some(_) => return Err(ApiError::bad_request("invalid_query", "malformed cursor")),
         };
         Ok(Page { limit, cursor })
@@ -134,7 +164,11 @@ impl Page {
     }
 
     /// Rows were fetched with `LIMIT limit + 1`: answers `{data, next_cursor}`.
-    pub fn respond<T: Serialize>(&self, mut rows: Vec<T>, id_of: impl Fn(&T) -> String) -> ApiResult<Response> {
+    pub fn respond<T: Serialize>(
+        &self,
+        mut rows: Vec<T>,
+        id_of: impl Fn(&T) -> String,
+    ) -> ApiResult<Response> {
         let more = rows.len() > self.limit as usize;
         rows.truncate(self.limit as usize);
         let next = if more { rows.last().map(id_of) } else { None };
@@ -143,11 +177,18 @@ impl Page {
 }
 
 /// An optional id filter from the query string, checked against its prefix.
-pub fn id_param(q: &HashMap<String, String>, name: &str, prefix: &str) -> ApiResult<Option<String>> {
+pub fn id_param(
+    q: &HashMap<String, String>,
+    name: &str,
+    prefix: &str,
+) -> ApiResult<Option<String>> {
     match q.get(name) {
         None => Ok(None),
         Some(v) if refport_core::ids::is_valid(prefix, v) => Ok(Some(v.clone())),
-        Some(_) => Err(ApiError::bad_request("invalid_query", format!("`{name}` must be a {prefix}_ id"))),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("`{name}` must be a {prefix}_ id"),
+        )),
     }
 }
 
@@ -164,11 +205,12 @@ pub fn path_id(s: &str, prefix: &str, what: &'static str) -> ApiResult<String> {
 const OPENAPI: &str = include_str!("../../openapi/openapi.json");
 
 fn openapi() -> Response {
-    let headers = Headers::new();
-    let _ = headers.set("content-type", "application/json; charset=utf-8");
-    let _ = headers.set("access-control-allow-origin", "*");
-    let _ = headers.set("cache-control", "public, max-age=300");
-    Response::ok(OPENAPI).map(|r| r.with_headers(headers)).unwrap_or_else(|_| json_response(500, &()))
+    let h = headers(&[
+        ("content-type", "application/json; charset=utf-8"),
+        ("access-control-allow-origin", "*"),
+        ("cache-control", "public, max-age=300"),
+    ]);
+    respond(200, h, OPENAPI)
 }
 
 pub async fn handle(req: Request, env: Env, ctx: Context, now: i64) -> Response {
@@ -192,8 +234,12 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
     }
     let state = AppState::load(&env)?;
     match (&method, segs.as_slice()) {
-        (Method::Post, ["webhooks", "stripe"]) => return stripe_connect::webhook(&mut req, &state, now).await,
-        (Method::Post, ["invites", "accept"]) => return invites::accept(&mut req, state, now).await,
+        (Method::Post, ["webhooks", "stripe"]) => {
+            return stripe_connect::webhook(&mut req, &state, now).await
+        }
+        (Method::Post, ["invites", "accept"]) => {
+            return invites::accept(&mut req, state, now).await
+        }
         (_, ["portal", rest @ ..]) => {
             let rest: Vec<&str> = rest.to_vec();
             return embed::route(&mut req, state, now, &rest).await;
@@ -208,7 +254,13 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         _ => &[],
     };
     let query = query_params(&req, allowed)?;
-    let c = Call { state, now, who, query, ctx };
+    let c = Call {
+        state,
+        now,
+        who,
+        query,
+        ctx,
+    };
     use Method::*;
     match (method, segs.as_slice()) {
         (Post, ["programs"]) => programs::create(&mut req, &c).await,
@@ -230,7 +282,9 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         (Post, ["track", "sale"]) => track::sale(&mut req, &c).await,
         (Post, ["track", "refund"]) => track::refund(&mut req, &c).await,
         (Get, ["payouts"]) => payouts::list(&c).await,
-        (Post, ["partners", id, "stripe", "onboard"]) => stripe_connect::onboard(&mut req, &c, id).await,
+        (Post, ["partners", id, "stripe", "onboard"]) => {
+            stripe_connect::onboard(&mut req, &c, id).await
+        }
         (Get, ["commissions"]) => commissions::list(&c).await,
         (Post, ["commissions", id, "approve"]) => commissions::approve(&c, id).await,
         (Post, ["commissions", id, "reject"]) => commissions::reject(&mut req, &c, id).await,
@@ -244,10 +298,26 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         (Delete, ["api-keys", id]) => api_keys::revoke(&c, id).await,
         (
             _,
-            ["programs"] | ["programs", _] | ["programs", _, "partners"] | ["partners", _] | ["partners", _, "stats"]
-            | ["partners", _, "links"] | ["links", _] | ["clicks"] | ["track", _] | ["commissions"]
-            | ["commissions", _, _] | ["api-keys"] | ["api-keys", _] | ["payouts"] | ["partners", _, "stripe", "onboard"]
-            | ["webhooks", "stripe"] | ["embed-tokens"] | ["webhooks"] | ["webhooks", _] | ["webhooks", _, "deliveries"],
+            ["programs"]
+            | ["programs", _]
+            | ["programs", _, "partners"]
+            | ["partners", _]
+            | ["partners", _, "stats"]
+            | ["partners", _, "links"]
+            | ["links", _]
+            | ["clicks"]
+            | ["track", _]
+            | ["commissions"]
+            | ["commissions", _, _]
+            | ["api-keys"]
+            | ["api-keys", _]
+            | ["payouts"]
+            | ["partners", _, "stripe", "onboard"]
+            | ["webhooks", "stripe"]
+            | ["embed-tokens"]
+            | ["webhooks"]
+            | ["webhooks", _]
+            | ["webhooks", _, "deliveries"],
         ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound("route")),
     }

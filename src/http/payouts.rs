@@ -19,9 +19,18 @@ pub async fn list(c: &Call) -> ApiResult<Response> {
     let status = match c.query.get("status").map(String::as_str) {
         None => None,
         Some(s @ ("processing" | "paid" | "failed")) => Some(s),
-        Some(_) => return Err(ApiError::bad_request("invalid_query", "status must be processing, paid or failed")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "status must be processing, paid or failed",
+            ))
+        }
     };
-    let f = Filter { program_id: program_id.as_deref(), partner_id: partner_id.as_deref(), status };
+    let f = Filter {
+        program_id: program_id.as_deref(),
+        partner_id: partner_id.as_deref(),
+        status,
+    };
     let rows = payouts::list(&c.state.db, &f, &page.before(), page.limit).await?;
     page.respond(rows, |r| r.id.clone())
 }

@@ -47,7 +47,13 @@ pub async fn partner_stats(db: &D1Database, partner_id: &str) -> ApiResult<Partn
         partner_id
     )?)
     .await?;
-    let mut s = PartnerStats { leads: 0, sales: 0, sale_amount: 0, currency: None, earnings: Earnings::default() };
+    let mut s = PartnerStats {
+        leads: 0,
+        sales: 0,
+        sale_amount: 0,
+        currency: None,
+        earnings: Earnings::default(),
+    };
     for e in events {
         match e.kind.as_str() {
             "lead" => s.leads = e.n,
@@ -72,7 +78,12 @@ pub async fn partner_stats(db: &D1Database, partner_id: &str) -> ApiResult<Partn
 }
 
 /// Rejects every pending commission of a partner (a ban), recording each change, atomically.
-pub async fn reject_open_for_partner(db: &D1Database, partner_id: &str, reason: &str, now: i64) -> ApiResult<()> {
+pub async fn reject_open_for_partner(
+    db: &D1Database,
+    partner_id: &str,
+    reason: &str,
+    now: i64,
+) -> ApiResult<()> {
     super::batch(
         db,
         vec![
@@ -148,12 +159,21 @@ pub const COLS: &str = "id, program_id, partner_id, customer_id, event_id, paren
      approved_at, paid_at";
 
 pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Commission>> {
-    Ok(first(query!(db, &format!("SELECT {COLS} FROM commissions WHERE id = ?1"), id)?).await?)
+    Ok(first(query!(
+        db,
+        &format!("SELECT {COLS} FROM commissions WHERE id = ?1"),
+        id
+    )?)
+    .await?)
 }
 
 pub async fn for_event(db: &D1Database, event_id: &str) -> ApiResult<Option<Commission>> {
-    Ok(first(query!(db, &format!("SELECT {COLS} FROM commissions WHERE event_id = ?1 AND kind != 'clawback'"), event_id)?)
-        .await?)
+    Ok(first(query!(
+        db,
+        &format!("SELECT {COLS} FROM commissions WHERE event_id = ?1 AND kind != 'clawback'"),
+        event_id
+    )?)
+    .await?)
 }
 
 pub struct Filter<'a> {
@@ -162,7 +182,12 @@ pub struct Filter<'a> {
     pub status: Option<&'a str>,
 }
 
-pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> ApiResult<Vec<Commission>> {
+pub async fn list(
+    db: &D1Database,
+    f: &Filter<'_>,
+    before: &str,
+    limit: u32,
+) -> ApiResult<Vec<Commission>> {
     Ok(all(query!(
         db,
         &format!(
@@ -197,7 +222,10 @@ pub struct NewCommission<'a> {
 
 /// Inserts the commission only if its event row was inserted by the same batch (`event_id` is
 /// fresh, so it exists only when this request won the idempotency race), and logs it.
-pub fn insert_if_event_won(db: &D1Database, c: &NewCommission<'_>) -> worker::Result<Vec<D1PreparedStatement>> {
+pub fn insert_if_event_won(
+    db: &D1Database,
+    c: &NewCommission<'_>,
+) -> worker::Result<Vec<D1PreparedStatement>> {
     Ok(vec![
         query!(
             db,
@@ -278,7 +306,11 @@ pub async fn transition(
 /// For a first-sale-only reward: removes the commission just inserted if its customer has an
 /// earlier sale event (the batch is serialized, so exactly one concurrent "first" sale keeps it)
 /// and marks the event accordingly.
-pub fn keep_only_first_sale(db: &D1Database, commission_id: &str, event_id: &str) -> worker::Result<Vec<D1PreparedStatement>> {
+pub fn keep_only_first_sale(
+    db: &D1Database,
+    commission_id: &str,
+    event_id: &str,
+) -> worker::Result<Vec<D1PreparedStatement>> {
     const EARLIER: &str = "EXISTS (SELECT 1 FROM events e2 JOIN events e ON e.id = ?2
              WHERE e2.customer_id = e.customer_id AND e2.kind = 'sale' AND e2.id != e.id)";
     Ok(vec![

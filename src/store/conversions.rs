@@ -23,10 +23,16 @@ pub struct Customer {
 const CUSTOMER_COLS: &str =
     "id, program_id, external_id, email, name, partner_id, link_id, click_id, clicked_at, first_sale_at";
 
-pub async fn customer(db: &D1Database, program_id: &str, external_id: &str) -> ApiResult<Option<Customer>> {
+pub async fn customer(
+    db: &D1Database,
+    program_id: &str,
+    external_id: &str,
+) -> ApiResult<Option<Customer>> {
     Ok(first(query!(
         db,
-        &format!("SELECT {CUSTOMER_COLS} FROM customers WHERE program_id = ?1 AND external_id = ?2"),
+        &format!(
+            "SELECT {CUSTOMER_COLS} FROM customers WHERE program_id = ?1 AND external_id = ?2"
+        ),
         program_id,
         external_id
     )?)
@@ -39,8 +45,16 @@ pub struct ProgramRef {
 }
 
 /// Programs in which a customer external id is known (to find the program of a sale).
-pub async fn programs_of_customer(db: &D1Database, external_id: &str) -> ApiResult<Vec<ProgramRef>> {
-    Ok(super::all(query!(db, "SELECT program_id FROM customers WHERE external_id = ?1 LIMIT 2", external_id)?).await?)
+pub async fn programs_of_customer(
+    db: &D1Database,
+    external_id: &str,
+) -> ApiResult<Vec<ProgramRef>> {
+    Ok(super::all(query!(
+        db,
+        "SELECT program_id FROM customers WHERE external_id = ?1 LIMIT 2",
+        external_id
+    )?)
+    .await?)
 }
 
 /// Programs in which an invoice id has a sale (to find the program of a refund).
@@ -65,7 +79,10 @@ pub struct CustomerUpsert<'a> {
 }
 
 /// Creates the customer or updates its details; attribution is only written when given.
-pub fn upsert_customer(db: &D1Database, c: &CustomerUpsert<'_>) -> worker::Result<D1PreparedStatement> {
+pub fn upsert_customer(
+    db: &D1Database,
+    c: &CustomerUpsert<'_>,
+) -> worker::Result<D1PreparedStatement> {
     let (partner, link, click, clicked_at) = match c.attribution {
         Some((p, l, k, t)) => (Some(p), Some(l), Some(k), Some(t)),
         None => (None, None, None, None),
@@ -117,7 +134,12 @@ pub struct Event {
 const EVENT_COLS: &str = "e.id, e.program_id, e.customer_id, e.kind, e.event_name, e.invoice_id, e.amount, e.currency, \
      e.payout_amount, e.partner_id, e.click_id, e.attribution, e.metadata, e.created_at, c.external_id AS customer_external_id";
 
-pub async fn lead_event(db: &D1Database, program_id: &str, external_id: &str, event_name: &str) -> ApiResult<Option<Event>> {
+pub async fn lead_event(
+    db: &D1Database,
+    program_id: &str,
+    external_id: &str,
+    event_name: &str,
+) -> ApiResult<Option<Event>> {
     Ok(first(query!(
         db,
         &format!(
@@ -131,7 +153,11 @@ pub async fn lead_event(db: &D1Database, program_id: &str, external_id: &str, ev
     .await?)
 }
 
-pub async fn sale_event(db: &D1Database, program_id: &str, invoice_id: &str) -> ApiResult<Option<Event>> {
+pub async fn sale_event(
+    db: &D1Database,
+    program_id: &str,
+    invoice_id: &str,
+) -> ApiResult<Option<Event>> {
     Ok(first(query!(
         db,
         &format!(
@@ -189,7 +215,13 @@ pub fn insert_event(db: &D1Database, e: &NewEvent<'_>) -> worker::Result<D1Prepa
 }
 
 /// Records the customer's first sale time, only when this batch's sale event won.
-pub fn mark_first_sale(db: &D1Database, program_id: &str, external_id: &str, event_id: &str, at: i64) -> worker::Result<D1PreparedStatement> {
+pub fn mark_first_sale(
+    db: &D1Database,
+    program_id: &str,
+    external_id: &str,
+    event_id: &str,
+    at: i64,
+) -> worker::Result<D1PreparedStatement> {
     query!(
         db,
         "UPDATE customers SET first_sale_at = ?3 WHERE program_id = ?1 AND external_id = ?2 AND first_sale_at IS NULL

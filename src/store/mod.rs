@@ -6,8 +6,8 @@ pub mod clicks;
 pub mod commissions;
 pub mod conversions;
 pub mod link_cache;
-pub mod outbox;
 pub mod links;
+pub mod outbox;
 pub mod partners;
 pub mod payouts;
 pub mod programs;
@@ -27,7 +27,12 @@ pub async fn all<T: DeserializeOwned>(stmt: D1PreparedStatement) -> Result<Vec<T
 
 /// Runs a write and answers how many rows it changed (the basis of every conditional update).
 pub async fn changes(stmt: D1PreparedStatement) -> Result<usize> {
-    Ok(stmt.run().await?.meta()?.and_then(|m| m.changes).unwrap_or(0))
+    Ok(stmt
+        .run()
+        .await?
+        .meta()?
+        .and_then(|m| m.changes)
+        .unwrap_or(0))
 }
 
 /// Runs statements atomically; answers each statement's changed-row count.

@@ -38,7 +38,12 @@ pub struct Partner {
 
 impl Partner {
     pub fn fields(&self) -> PartnerFields {
-        PartnerFields { email: self.email.clone(), name: self.name.clone(), status: self.status, rewards: self.rewards.clone() }
+        PartnerFields {
+            email: self.email.clone(),
+            name: self.name.clone(),
+            status: self.status,
+            rewards: self.rewards.clone(),
+        }
     }
 }
 
@@ -46,7 +51,8 @@ impl TryFrom<Row> for Partner {
     type Error = ApiError;
     fn try_from(r: Row) -> ApiResult<Partner> {
         Ok(Partner {
-            status: PartnerStatus::parse(&r.status).ok_or_else(|| ApiError::Internal(format!("bad partner status {}", r.status)))?,
+            status: PartnerStatus::parse(&r.status)
+                .ok_or_else(|| ApiError::Internal(format!("bad partner status {}", r.status)))?,
             rewards: r.rewards.as_deref().map(serde_json::from_str).transpose()?,
             id: r.id,
             program_id: r.program_id,
@@ -64,11 +70,21 @@ const COLS: &str =
     "id, program_id, email, name, status, rewards, stripe_account_id, payouts_enabled, created_at, updated_at";
 
 pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Partner>> {
-    let row: Option<Row> = first(query!(db, &format!("SELECT {COLS} FROM partners WHERE id = ?1"), id)?).await?;
+    let row: Option<Row> = first(query!(
+        db,
+        &format!("SELECT {COLS} FROM partners WHERE id = ?1"),
+        id
+    )?)
+    .await?;
     row.map(Partner::try_from).transpose()
 }
 
-pub async fn list(db: &D1Database, program_id: &str, before: &str, limit: u32) -> ApiResult<Vec<Partner>> {
+pub async fn list(
+    db: &D1Database,
+    program_id: &str,
+    before: &str,
+    limit: u32,
+) -> ApiResult<Vec<Partner>> {
     let rows: Vec<Row> = all(query!(
         db,
         &format!("SELECT {COLS} FROM partners WHERE program_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"),
@@ -82,7 +98,10 @@ pub async fn list(db: &D1Database, program_id: &str, before: &str, limit: u32) -
 
 fn email_conflict(e: worker::Error) -> ApiError {
     if is_unique_violation(&e) {
-        ApiError::conflict("partner_exists", "a partner with this email is already enrolled in the program")
+        ApiError::conflict(
+            "partner_exists",
+            "a partner with this email is already enrolled in the program",
+        )
     } else {
         e.into()
     }

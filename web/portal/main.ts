@@ -1,7 +1,7 @@
 // The embedded partner portal: one partner's links, stats, commissions and payouts, read from
 // /api/v1/portal/* with the embed token from the page URL (Bearer, never a cookie).
 import { api, ApiError, List } from "../shared/api";
-import { $, announce, clear, h, nextId } from "../shared/dom";
+import { $, announce, clear, h } from "../shared/dom";
 import { copyText } from "../shared/clipboard";
 import { applyBrand } from "../shared/color";
 import { formatDate, titleCase } from "../shared/format";
@@ -454,5 +454,4 @@ async function main(): Promise<void> {
   }
 }
 
-void nextId; // (kept for symmetry with the dashboard's helpers)
 void main();
