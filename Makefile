@@ -11,9 +11,18 @@ PORT ?= 8787
 PERSIST ?= .wrangler/state
 STAMP := .wrangler/stamps
 
-.PHONY: dev test setup tools build unit e2e seed clean bench
+.PHONY: dev test setup test-deps tools build unit e2e seed clean bench
 
 setup: tools $(STAMP)/npm $(STAMP)/venv .dev.vars
+
+# What the end-to-end suites need beyond `setup`: Debian's Chromium for the browser tests (never
+# a browser download) and the SDK's own pinned toolchain.
+test-deps: setup $(STAMP)/sdk-npm
+	@command -v chromium > /dev/null || { apt-get update -qq && apt-get install -y -qq chromium > /dev/null; }
+
+$(STAMP)/sdk-npm: sdk/package.json sdk/package-lock.json
+	cd sdk && npm ci --no-audit --no-fund
+	@mkdir -p $(STAMP) && touch $@
 
 tools:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
@@ -34,6 +43,7 @@ $(STAMP)/venv: tests/requirements.txt
 
 build: setup
 	bash scripts/build.sh
+	bash scripts/build-web.sh
 
 seed: build
 	wrangler d1 execute DB --local --persist-to $(PERSIST) --file schema.sql > /dev/null
@@ -53,7 +63,7 @@ dev: seed
 unit: tools
 	cargo test --quiet -p refport-core
 
-e2e: build
+e2e: build test-deps
 	.venv/bin/python -m pytest -q tests
 
 test: build unit e2e

@@ -36,27 +36,12 @@ enum Sent {
     Retry,
 }
 
-async fn send(
-    db: &worker::D1Database,
-    stripe: &Stripe,
-    p: &payouts::InFlight,
-    now: i64,
-) -> ApiResult<Sent> {
+async fn send(db: &worker::D1Database, stripe: &Stripe, p: &payouts::InFlight, now: i64) -> ApiResult<Sent> {
     let Some(dest) = p.stripe_account_id.as_deref() else {
         payouts::mark_failed(db, &p.id, "partner has no Stripe account", now).await?;
         return Ok(Sent::Failed);
     };
-    match stripe
-        .transfer(
-            &p.id,
-            p.amount,
-            &p.currency,
-            dest,
-            &p.program_id,
-            &p.partner_id,
-        )
-        .await
-    {
+    match stripe.transfer(&p.id, p.amount, &p.currency, dest, &p.program_id, &p.partner_id).await {
         Ok(t) => {
             payouts::mark_paid(db, &p.id, &t.id, now).await?;
             Ok(Sent::Paid)
@@ -83,8 +68,7 @@ pub async fn run_once(state: &AppState, now: i64) -> ApiResult<Outcome> {
     let mut out = Outcome {
         approved: payouts::approve_due(db, now, MAX_APPROVALS_PER_RUN).await?,
         // Link-cache refreshes a request could not finish (programs with many links).
-        cache_refreshed: link_cache::continue_jobs(db, &state.kv()?, link_cache::CRON_REFRESH)
-            .await?,
+        cache_refreshed: link_cache::continue_jobs(db, &state.kv()?, link_cache::CRON_REFRESH).await?,
         ..Outcome::default()
     };
     out.more_work |= out.approved == MAX_APPROVALS_PER_RUN;
@@ -95,8 +79,7 @@ pub async fn run_once(state: &AppState, now: i64) -> ApiResult<Outcome> {
     }
 
     // Webhook deliveries due (first attempts missed by their request, retries, payout events).
-    out.webhooks_delivered =
-        crate::webhooks::deliver_due(state, now, crate::webhooks::PER_RUN).await?;
+    out.webhooks_delivered = crate::webhooks::deliver_due(state, now, crate::webhooks::PER_RUN).await?;
     Ok(out)
 }
 
@@ -132,27 +115,19 @@ async fn pay(state: &AppState, stripe: &Stripe, now: i64, out: &mut Outcome) -> 
             net_approved: c.net,
             count: c.n as u32,
         };
-        if plan(
-            &settings.payout_schedule,
-            settings.min_payout,
-            now,
-            &candidate,
-        )
-        .is_err()
-        {
+        if plan(&settings.payout_schedule, settings.min_payout, now, &candidate).is_err() {
             out.skipped += 1;
             continue;
         }
         let id = new_id(ids::PAYOUT, now);
         let currency = settings.payout_currency.code();
-        let (amount, _count) =
-            match payouts::claim(db, &id, &c.program_id, &c.partner_id, currency, now).await? {
-                Claim::Claimed(a, n) => (a, n),
-                Claim::Busy => {
-                    out.skipped += 1;
-                    continue;
-                }
-            };
+        let (amount, _count) = match payouts::claim(db, &id, &c.program_id, &c.partner_id, currency, now).await? {
+            Claim::Claimed(a, n) => (a, n),
+            Claim::Busy => {
+                out.skipped += 1;
+                continue;
+            }
+        };
         started += 1;
         if !claim_matches(amount, settings.min_payout) {
             // A clawback or refund landed between the read and the claim.

@@ -24,17 +24,11 @@ pub async fn send(state: &AppState, e: &Email<'_>) -> bool {
     if let Some(key) = state.secret("EMAIL_API_KEY") {
         let _ = headers.set("authorization", &format!("Bearer {key}"));
     }
-    let body =
-        json!({"to": e.to, "subject": e.subject, "text": e.text, "html": e.html}).to_string();
+    let body = json!({"to": e.to, "subject": e.subject, "text": e.text, "html": e.html}).to_string();
     let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()));
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
     let result = match Request::new_with_init(&url, &init) {
-        Ok(req) => Fetch::Request(req)
-            .send()
-            .await
-            .map(|r| (200..300).contains(&r.status_code())),
+        Ok(req) => Fetch::Request(req).send().await.map(|r| (200..300).contains(&r.status_code())),
         Err(e) => Err(e),
     };
     match result {

@@ -18,10 +18,7 @@ fn html(status: u16, body: &str) -> Response {
     let h = headers(&[
         ("content-type", "text/html; charset=utf-8"),
         ("cache-control", "no-store"),
-        (
-            "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors *",
-        ),
+        ("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors *"),
     ]);
     respond(status, h, body)
 }
@@ -48,11 +45,7 @@ pub async fn embed(req: Request, env: Env) -> Response {
 
 async fn serve_embed(req: Request, env: Env) -> worker::Result<Response> {
     let url = req.url()?;
-    let token = url
-        .query_pairs()
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
+    let token = url.query_pairs().find(|(k, _)| k == "token").map(|(_, v)| v.into_owned()).unwrap_or_default();
     let state = AppState::load(&env)?;
     let secret = state.secret("EMBED_TOKEN_SECRET").unwrap_or_default();
     let Ok(claims) = verify_embed(secret.as_bytes(), &token, now_ms()) else {
@@ -64,15 +57,7 @@ async fn serve_embed(req: Request, env: Env) -> worker::Result<Response> {
     };
     let assets = env.assets("ASSETS")?;
     let mut asset = assets
-        .fetch(
-            format!(
-                "{}://{}{}",
-                url.scheme(),
-                url.host_str().unwrap_or("localhost"),
-                url.path()
-            ),
-            None,
-        )
+        .fetch(format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or("localhost"), url.path()), None)
         .await?;
     if asset.status_code() != 200 {
         return Ok(asset);

@@ -27,23 +27,13 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
 }
 
 fn plain(status: u16, text: &str) -> Response {
-    respond(
-        status,
-        headers(&[
-            ("content-type", "text/plain; charset=utf-8"),
-            ("cache-control", "no-store"),
-        ]),
-        text,
-    )
+    respond(status, headers(&[("content-type", "text/plain; charset=utf-8"), ("cache-control", "no-store")]), text)
 }
 
 fn not_found() -> Response {
     respond(
         404,
-        headers(&[
-            ("content-type", "text/html; charset=utf-8"),
-            ("cache-control", "no-store"),
-        ]),
+        headers(&[("content-type", "text/html; charset=utf-8"), ("cache-control", "no-store")]),
         NOT_FOUND_PAGE,
     )
 }
@@ -51,8 +41,7 @@ fn not_found() -> Response {
 fn is_key(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= refport_core::link::MAX_KEY_LEN
-        && k.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
@@ -101,22 +90,13 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     let now = now_ms();
     let click_id = ids::new_id(ids::CLICK, now, random::<10>());
     out.set("location", &redirect_location(&link.url, &click_id))?;
-    out.set(
-        "set-cookie",
-        &attribution_cookie(&click_id, link.window_days, link.cookie_domain.as_deref()),
-    )?;
+    out.set("set-cookie", &attribution_cookie(&click_id, link.window_days, link.cookie_domain.as_deref()))?;
 
     let ip = headers.get("cf-connecting-ip")?;
-    let cf_country = req
-        .cf()
-        .and_then(|cf| cf.country())
-        .or(headers.get("cf-ipcountry")?);
+    let cf_country = req.cf().and_then(|cf| cf.country()).or(headers.get("cf-ipcountry")?);
     let referer = headers.get("referer")?;
     ctx.wait_until(async move {
-        let salt = env
-            .secret("IP_HASH_SALT")
-            .map(|s| s.to_string())
-            .unwrap_or_default();
+        let salt = env.secret("IP_HASH_SALT").map(|s| s.to_string()).unwrap_or_default();
         let click = NewClick {
             id: &click_id,
             program_id: &link.program_id,

@@ -9,10 +9,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn load(env: &Env) -> Result<AppState> {
-        Ok(AppState {
-            db: env.d1("DB")?,
-            env: env.clone(),
-        })
+        Ok(AppState { db: env.d1("DB")?, env: env.clone() })
     }
 
     pub fn kv(&self) -> Result<worker::kv::KvStore> {

@@ -14,12 +14,7 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Debug)]
 pub enum StripeError {
     /// Stripe refused the request for good (4xx other than 409/429): not retried.
-    Permanent {
-        status: u16,
-        kind: String,
-        code: Option<String>,
-        message: String,
-    },
+    Permanent { status: u16, kind: String, code: Option<String>, message: String },
     /// 5xx, 429, 409 (same key in flight), timeout or network failure: retry with the same key.
     Transient(String),
     /// Refport is not configured for Stripe.
@@ -29,17 +24,8 @@ pub enum StripeError {
 impl std::fmt::Display for StripeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StripeError::Permanent {
-                status,
-                code,
-                message,
-                ..
-            } => {
-                write!(
-                    f,
-                    "stripe {status} {}: {message}",
-                    code.as_deref().unwrap_or("error")
-                )
+            StripeError::Permanent { status, code, message, .. } => {
+                write!(f, "stripe {status} {}: {message}", code.as_deref().unwrap_or("error"))
             }
             StripeError::Transient(m) => write!(f, "stripe unavailable: {m}"),
             StripeError::NotConfigured => f.write_str("STRIPE_SECRET_KEY is not set"),
@@ -97,19 +83,12 @@ pub fn form(params: &[(&str, String)]) -> String {
 
 impl Stripe {
     pub fn new(base: &str, key: &str) -> Stripe {
-        Stripe {
-            base: base.trim_end_matches('/').to_string(),
-            key: key.to_string(),
-        }
+        Stripe { base: base.trim_end_matches('/').to_string(), key: key.to_string() }
     }
 
     pub fn from_state(state: &crate::state::AppState) -> Result<Stripe, StripeError> {
-        let key = state
-            .secret("STRIPE_SECRET_KEY")
-            .ok_or(StripeError::NotConfigured)?;
-        let base = state
-            .secret("STRIPE_API_BASE")
-            .unwrap_or_else(|| "https://api.stripe.com".into());
+        let key = state.secret("STRIPE_SECRET_KEY").ok_or(StripeError::NotConfigured)?;
+        let base = state.secret("STRIPE_API_BASE").unwrap_or_else(|| "https://api.stripe.com".into());
         Ok(Stripe::new(&base, &key))
     }
 
@@ -120,18 +99,12 @@ impl Stripe {
         idempotency_key: &str,
     ) -> Result<T, StripeError> {
         let headers = Headers::new();
-        let set = |k: &str, v: &str| {
-            headers
-                .set(k, v)
-                .map_err(|e| StripeError::Transient(e.to_string()))
-        };
+        let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| StripeError::Transient(e.to_string()));
         set("authorization", &format!("Bearer {}", self.key))?;
         set("content-type", "application/x-www-form-urlencoded")?;
         set("idempotency-key", idempotency_key)?;
         let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_body(Some(form(params).into()));
+        init.with_method(Method::Post).with_headers(headers).with_body(Some(form(params).into()));
         let req = Request::new_with_init(&format!("{}{}", self.base, path), &init)
             .map_err(|e| StripeError::Transient(e.to_string()))?;
         let controller = AbortController::default();
@@ -145,37 +118,22 @@ impl Stripe {
             Either::Left((r, _)) => r.map_err(|e| StripeError::Transient(e.to_string()))?,
             Either::Right(_) => {
                 controller.abort();
-                return Err(StripeError::Transient(format!(
-                    "no answer within {}s",
-                    TIMEOUT.as_secs()
-                )));
+                return Err(StripeError::Transient(format!("no answer within {}s", TIMEOUT.as_secs())));
             }
         };
         let status = resp.status_code();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| StripeError::Transient(e.to_string()))?;
+        let text = resp.text().await.map_err(|e| StripeError::Transient(e.to_string()))?;
         if (200..300).contains(&status) {
-            return serde_json::from_str(&text)
-                .map_err(|e| StripeError::Transient(format!("unparseable answer: {e}")));
+            return serde_json::from_str(&text).map_err(|e| StripeError::Transient(format!("unparseable answer: {e}")));
         }
-        let detail = serde_json::from_str::<ErrorBody>(&text)
-            .ok()
-            .map(|b| b.error);
-        let message = detail
-            .as_ref()
-            .and_then(|d| d.message.clone())
-            .unwrap_or_else(|| format!("HTTP {status}"));
+        let detail = serde_json::from_str::<ErrorBody>(&text).ok().map(|b| b.error);
+        let message = detail.as_ref().and_then(|d| d.message.clone()).unwrap_or_else(|| format!("HTTP {status}"));
         if status >= 500 || status == 429 || status == 409 {
             return Err(StripeError::Transient(message));
         }
         Err(StripeError::Permanent {
             status,
-            kind: detail
-                .as_ref()
-                .and_then(|d| d.kind.clone())
-                .unwrap_or_default(),
+            kind: detail.as_ref().and_then(|d| d.kind.clone()).unwrap_or_default(),
             code: detail.and_then(|d| d.code),
             message,
         })
@@ -183,11 +141,7 @@ impl Stripe {
 
     /// An Express account able to receive transfers. The idempotency key makes two concurrent
     /// onboardings of one partner create one account.
-    pub async fn create_account(
-        &self,
-        partner_id: &str,
-        email: &str,
-    ) -> Result<Account, StripeError> {
+    pub async fn create_account(&self, partner_id: &str, email: &str) -> Result<Account, StripeError> {
         self.post(
             "/v1/accounts",
             &[

@@ -12,14 +12,10 @@ use refport_core::time::rfc3339;
 use refport_core::token::sign_payload;
 use serde::Deserialize;
 use std::time::Duration;
-use worker::{
-    query, AbortController, Context, Delay, Env, Fetch, Headers, Method, Request, RequestInit,
-};
+use worker::{query, AbortController, Context, Delay, Env, Fetch, Headers, Method, Request, RequestInit};
 
 /// Backoff after the n-th failed attempt (1m, 5m, 30m, 2h, 6h, 12h, 24h); then `failed`.
-const BACKOFF_MS: [i64; 7] = [
-    60_000, 300_000, 1_800_000, 7_200_000, 21_600_000, 43_200_000, 86_400_000,
-];
+const BACKOFF_MS: [i64; 7] = [60_000, 300_000, 1_800_000, 7_200_000, 21_600_000, 43_200_000, 86_400_000];
 pub const MAX_ATTEMPTS: i64 = BACKOFF_MS.len() as i64 + 1;
 /// Deliveries per invocation (one fetch + one D1 write each, plus the lease).
 pub const PER_RUN: u32 = 10;
@@ -31,10 +27,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub fn endpoint_secret(state: &AppState, endpoint_id: &str) -> Option<String> {
     let key = state.secret("WEBHOOK_SIGNING_KEY")?;
     let mac = hex::decode(hmac_sha256_hex(key.as_bytes(), endpoint_id.as_bytes())).ok()?;
-    Some(format!(
-        "whsec_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac)
-    ))
+    Some(format!("whsec_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac)))
 }
 
 #[derive(Deserialize)]
@@ -83,15 +76,7 @@ pub async fn deliver_due(state: &AppState, now: i64, limit: u32) -> ApiResult<us
             d.payload
         );
         let result = match endpoint_secret(state, &d.endpoint_id) {
-            Some(secret) => {
-                post(
-                    &d.url,
-                    &body,
-                    &sign_payload(&secret, now / 1000, body.as_bytes()),
-                    &d.event_id,
-                )
-                .await
-            }
+            Some(secret) => post(&d.url, &body, &sign_payload(&secret, now / 1000, body.as_bytes()), &d.event_id).await,
             None => Err("WEBHOOK_SIGNING_KEY is not set".to_string()),
         };
         let attempts = d.attempts + 1;
@@ -143,9 +128,7 @@ async fn post(url: &str, body: &str, signature: &str, event_id: &str) -> Result<
     set("refport-signature", signature)?;
     set("refport-event-id", event_id)?;
     let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()));
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
     let req = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
     let controller = AbortController::default();
     let signal = controller.signal();

@@ -86,9 +86,7 @@ impl Reason {
     pub fn message(self) -> &'static str {
         match self {
             Reason::ClickNotFound => "No valid referral click was found for this lead.",
-            Reason::ClickExpired => {
-                "The referral click is older than the program's attribution window."
-            }
+            Reason::ClickExpired => "The referral click is older than the program's attribution window.",
             Reason::ClickInFuture => "The referral click has a time in the future.",
             Reason::ClickOtherProgram => "The referral click belongs to another program.",
             Reason::PartnerBanned => "The referring partner is banned from the program.",
@@ -130,12 +128,7 @@ impl Attribution {
 }
 
 /// Whether `click` may be credited now in `program_id`, else why not.
-pub fn check_click(
-    program_id: &str,
-    window_days: u32,
-    now: i64,
-    click: &ClickFacts,
-) -> Result<(), Reason> {
+pub fn check_click(program_id: &str, window_days: u32, now: i64, click: &ClickFacts) -> Result<(), Reason> {
     if click.program_id != program_id {
         return Err(Reason::ClickOtherProgram);
     }
@@ -210,11 +203,7 @@ mod tests {
         }
     }
 
-    fn run(
-        model: Model,
-        presented: Option<ClickFacts>,
-        existing: Option<ClickFacts>,
-    ) -> Attribution {
+    fn run(model: Model, presented: Option<ClickFacts>, existing: Option<ClickFacts>) -> Attribution {
         attribute(P, model, DEFAULT_WINDOW_DAYS, NOW, presented, existing)
     }
 
@@ -222,10 +211,7 @@ mod tests {
     fn model_codes() {
         for m in Model::ALL {
             assert_eq!(Model::parse(m.as_str()), Some(m));
-            assert_eq!(
-                serde_json::to_string(&m).unwrap(),
-                format!("\"{}\"", m.as_str())
-            );
+            assert_eq!(serde_json::to_string(&m).unwrap(), format!("\"{}\"", m.as_str()));
         }
         assert_eq!(Model::default(), Model::LastClick);
         assert_eq!(Model::parse("LAST_CLICK"), None);
@@ -242,10 +228,7 @@ mod tests {
             Reason::PartnerBanned,
         ];
         for r in all {
-            assert_eq!(
-                serde_json::to_string(&r).unwrap(),
-                format!("\"{}\"", r.as_str())
-            );
+            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.as_str()));
             assert_eq!(r.to_string(), r.as_str());
             assert!(!r.message().is_empty());
         }
@@ -258,145 +241,82 @@ mod tests {
         assert_eq!(got, Attribution::Attributed(c.clone()));
         assert_eq!(got.click().map(|c| c.partner_id.as_str()), Some("a"));
         assert_eq!(got.reason(), None);
-        assert_eq!(
-            run(Model::FirstClick, Some(c.clone()), None),
-            Attribution::Attributed(c)
-        );
+        assert_eq!(run(Model::FirstClick, Some(c.clone()), None), Attribution::Attributed(c));
     }
 
     #[test]
     fn window_edges() {
         let w = DEFAULT_WINDOW_DAYS as i64 * DAY_MS;
         let edge = click("c", "a", NOW - w);
-        assert!(matches!(
-            run(Model::LastClick, Some(edge), None),
-            Attribution::Attributed(_)
-        ));
+        assert!(matches!(run(Model::LastClick, Some(edge), None), Attribution::Attributed(_)));
         let late = click("c", "a", NOW - w - 1);
-        assert_eq!(
-            run(Model::LastClick, Some(late), None),
-            Attribution::Unattributed(Reason::ClickExpired)
-        );
+        assert_eq!(run(Model::LastClick, Some(late), None), Attribution::Unattributed(Reason::ClickExpired));
         // A custom window.
         let c = click("c", "a", NOW - 8 * DAY_MS);
         assert_eq!(
             attribute(P, Model::LastClick, 7, NOW, Some(c.clone()), None),
             Attribution::Unattributed(Reason::ClickExpired)
         );
-        assert!(matches!(
-            attribute(P, Model::LastClick, 8, NOW, Some(c), None),
-            Attribution::Attributed(_)
-        ));
+        assert!(matches!(attribute(P, Model::LastClick, 8, NOW, Some(c), None), Attribution::Attributed(_)));
         // Zero window: only clicks at (or just after, by skew) now.
         let c = click("c", "a", NOW);
-        assert!(matches!(
-            attribute(P, Model::LastClick, 0, NOW, Some(c), None),
-            Attribution::Attributed(_)
-        ));
+        assert!(matches!(attribute(P, Model::LastClick, 0, NOW, Some(c), None), Attribution::Attributed(_)));
     }
 
     #[test]
     fn future_clicks_within_skew_only() {
         let soon = click("c", "a", NOW + CLICK_SKEW_MS);
-        assert!(matches!(
-            run(Model::LastClick, Some(soon), None),
-            Attribution::Attributed(_)
-        ));
+        assert!(matches!(run(Model::LastClick, Some(soon), None), Attribution::Attributed(_)));
         let far = click("c", "a", NOW + CLICK_SKEW_MS + 1);
-        assert_eq!(
-            run(Model::LastClick, Some(far), None),
-            Attribution::Unattributed(Reason::ClickInFuture)
-        );
+        assert_eq!(run(Model::LastClick, Some(far), None), Attribution::Unattributed(Reason::ClickInFuture));
     }
 
     #[test]
     fn unknown_click() {
-        assert_eq!(
-            run(Model::LastClick, None, None),
-            Attribution::Unattributed(Reason::ClickNotFound)
-        );
-        assert_eq!(
-            run(Model::FirstClick, None, None),
-            Attribution::Unattributed(Reason::ClickNotFound)
-        );
+        assert_eq!(run(Model::LastClick, None, None), Attribution::Unattributed(Reason::ClickNotFound));
+        assert_eq!(run(Model::FirstClick, None, None), Attribution::Unattributed(Reason::ClickNotFound));
     }
 
     #[test]
     fn other_program() {
-        let c = ClickFacts {
-            program_id: "prog_2".into(),
-            ..click("c", "a", NOW)
-        };
-        assert_eq!(
-            run(Model::LastClick, Some(c), None),
-            Attribution::Unattributed(Reason::ClickOtherProgram)
-        );
+        let c = ClickFacts { program_id: "prog_2".into(), ..click("c", "a", NOW) };
+        assert_eq!(run(Model::LastClick, Some(c), None), Attribution::Unattributed(Reason::ClickOtherProgram));
     }
 
     #[test]
     fn banned_partner_gets_nothing() {
-        let c = ClickFacts {
-            partner_banned: true,
-            ..click("c", "a", NOW)
-        };
-        assert_eq!(
-            run(Model::LastClick, Some(c.clone()), None),
-            Attribution::Unattributed(Reason::PartnerBanned)
-        );
-        assert_eq!(
-            run(Model::FirstClick, Some(c.clone()), None),
-            Attribution::Unattributed(Reason::PartnerBanned)
-        );
+        let c = ClickFacts { partner_banned: true, ..click("c", "a", NOW) };
+        assert_eq!(run(Model::LastClick, Some(c.clone()), None), Attribution::Unattributed(Reason::PartnerBanned));
+        assert_eq!(run(Model::FirstClick, Some(c.clone()), None), Attribution::Unattributed(Reason::PartnerBanned));
         // A banned existing partner loses the customer to a valid new click, under both models.
         let fresh = click("d", "b", NOW - 1);
         for m in Model::ALL {
-            assert_eq!(
-                run(m, Some(fresh.clone()), Some(c.clone())),
-                Attribution::Attributed(fresh.clone())
-            );
+            assert_eq!(run(m, Some(fresh.clone()), Some(c.clone())), Attribution::Attributed(fresh.clone()));
         }
         // ... and with no new click, the lead is unattributed.
-        assert_eq!(
-            run(Model::FirstClick, None, Some(c)),
-            Attribution::Unattributed(Reason::PartnerBanned)
-        );
+        assert_eq!(run(Model::FirstClick, None, Some(c)), Attribution::Unattributed(Reason::PartnerBanned));
     }
 
     #[test]
     fn last_click_newer_presented_wins() {
         let old = click("c1", "a", NOW - 10 * DAY_MS);
         let new = click("c2", "b", NOW - DAY_MS);
-        assert_eq!(
-            run(Model::LastClick, Some(new.clone()), Some(old.clone())),
-            Attribution::Attributed(new.clone())
-        );
+        assert_eq!(run(Model::LastClick, Some(new.clone()), Some(old.clone())), Attribution::Attributed(new.clone()));
         // Replaying an older click does not steal the customer from a newer attribution.
-        assert_eq!(
-            run(Model::LastClick, Some(old.clone()), Some(new.clone())),
-            Attribution::Attributed(new.clone())
-        );
+        assert_eq!(run(Model::LastClick, Some(old.clone()), Some(new.clone())), Attribution::Attributed(new.clone()));
         // Same time: the presented click wins.
         let same = click("c3", "c", new.at);
-        assert_eq!(
-            run(Model::LastClick, Some(same.clone()), Some(new)),
-            Attribution::Attributed(same)
-        );
+        assert_eq!(run(Model::LastClick, Some(same.clone()), Some(new)), Attribution::Attributed(same));
     }
 
     #[test]
     fn first_click_existing_wins_while_in_window() {
         let old = click("c1", "a", NOW - 10 * DAY_MS);
         let new = click("c2", "b", NOW - DAY_MS);
-        assert_eq!(
-            run(Model::FirstClick, Some(new.clone()), Some(old.clone())),
-            Attribution::Attributed(old)
-        );
+        assert_eq!(run(Model::FirstClick, Some(new.clone()), Some(old.clone())), Attribution::Attributed(old));
         // Once the existing attribution is out of the window, the new click wins.
         let expired = click("c0", "a", NOW - 91 * DAY_MS);
-        assert_eq!(
-            run(Model::FirstClick, Some(new.clone()), Some(expired)),
-            Attribution::Attributed(new)
-        );
+        assert_eq!(run(Model::FirstClick, Some(new.clone()), Some(expired)), Attribution::Attributed(new));
     }
 
     #[test]
@@ -405,21 +325,12 @@ mod tests {
         let bad = [
             None,
             Some(click("x", "b", NOW - 100 * DAY_MS)),
-            Some(ClickFacts {
-                program_id: "other".into(),
-                ..click("x", "b", NOW)
-            }),
-            Some(ClickFacts {
-                partner_banned: true,
-                ..click("x", "b", NOW)
-            }),
+            Some(ClickFacts { program_id: "other".into(), ..click("x", "b", NOW) }),
+            Some(ClickFacts { partner_banned: true, ..click("x", "b", NOW) }),
         ];
         for m in Model::ALL {
             for p in bad.clone() {
-                assert_eq!(
-                    run(m, p, Some(existing.clone())),
-                    Attribution::Attributed(existing.clone())
-                );
+                assert_eq!(run(m, p, Some(existing.clone())), Attribution::Attributed(existing.clone()));
             }
         }
     }
@@ -427,16 +338,9 @@ mod tests {
     #[test]
     fn both_invalid_reports_presented_reason() {
         let expired_existing = click("c1", "a", NOW - 100 * DAY_MS);
-        let other = ClickFacts {
-            program_id: "other".into(),
-            ..click("x", "b", NOW)
-        };
+        let other = ClickFacts { program_id: "other".into(), ..click("x", "b", NOW) };
         assert_eq!(
-            run(
-                Model::LastClick,
-                Some(other),
-                Some(expired_existing.clone())
-            ),
+            run(Model::LastClick, Some(other), Some(expired_existing.clone())),
             Attribution::Unattributed(Reason::ClickOtherProgram)
         );
         assert_eq!(
@@ -449,14 +353,8 @@ mod tests {
     fn extreme_times_do_not_panic() {
         for at in [i64::MIN, i64::MAX, 0] {
             for now in [i64::MIN, i64::MAX, 0] {
-                let _ = attribute(
-                    P,
-                    Model::LastClick,
-                    u32::MAX,
-                    now,
-                    Some(click("c", "a", at)),
-                    Some(click("d", "b", at)),
-                );
+                let _ =
+                    attribute(P, Model::LastClick, u32::MAX, now, Some(click("c", "a", at)), Some(click("d", "b", at)));
             }
         }
     }

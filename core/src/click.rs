@@ -95,15 +95,15 @@ pub fn referrer_host(referer: Option<&str>) -> Option<String> {
 /// A two-letter country code from Cloudflare's `CF-IPCountry` / `request.cf.country`.
 pub fn country(raw: Option<&str>) -> Option<String> {
     let c = raw?.trim();
-    (c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) && c != "XX")
-        .then(|| c.to_ascii_uppercase())
+    (c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) && c != "XX").then(|| c.to_ascii_uppercase())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
+    const CHROME: &str =
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
 
     #[test]
     fn bots() {

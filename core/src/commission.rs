@@ -20,12 +20,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 4] = [
-        Status::Pending,
-        Status::Approved,
-        Status::Paid,
-        Status::Rejected,
-    ];
+    pub const ALL: [Status; 4] = [Status::Pending, Status::Approved, Status::Paid, Status::Rejected];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -44,10 +39,7 @@ impl Status {
     /// approved->paid.
     pub fn can_transition(self, to: Status) -> bool {
         use Status::*;
-        matches!(
-            (self, to),
-            (Pending, Approved) | (Pending, Rejected) | (Approved, Rejected) | (Approved, Paid)
-        )
+        matches!((self, to), (Pending, Approved) | (Pending, Rejected) | (Approved, Rejected) | (Approved, Paid))
     }
 
     /// No change is allowed out of this status (`paid`, `rejected`).
@@ -149,11 +141,7 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 3] = [
-        RejectReason::SelfReferral,
-        RejectReason::Refund,
-        RejectReason::Manual,
-    ];
+    pub const ALL: [RejectReason; 3] = [RejectReason::SelfReferral, RejectReason::Refund, RejectReason::Manual];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -263,10 +251,7 @@ impl fmt::Display for RefundError {
 /// - paid: a clawback bringing the net paid down to that same pro rata target, never taking
 ///   back more than was paid in total;
 /// - rejected: no change.
-pub fn plan_refund(
-    c: &SaleCommission,
-    refund: Option<i64>,
-) -> Result<(i64, RefundPlan), RefundError> {
+pub fn plan_refund(c: &SaleCommission, refund: Option<i64>) -> Result<(i64, RefundPlan), RefundError> {
     if matches!(refund, Some(r) if r <= 0) {
         return Err(RefundError::InvalidAmount);
     }
@@ -341,10 +326,7 @@ mod tests {
         for s in Status::ALL {
             assert_eq!(Status::parse(s.as_str()), Some(s));
             assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
-            assert_eq!(
-                serde_json::from_str::<Status>(&format!("\"{s}\"")).unwrap(),
-                s
-            );
+            assert_eq!(serde_json::from_str::<Status>(&format!("\"{s}\"")).unwrap(), s);
         }
         assert_eq!(Status::parse("Paid"), None);
         assert_eq!(Status::parse("void"), None);
@@ -355,22 +337,14 @@ mod tests {
         assert_eq!(Kind::parse("refund"), None);
         for r in RejectReason::ALL {
             assert_eq!(RejectReason::parse(r.as_str()), Some(r));
-            assert_eq!(
-                serde_json::to_string(&r).unwrap(),
-                format!("\"{}\"", r.as_str())
-            );
+            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.as_str()));
         }
     }
 
     #[test]
     fn every_transition_pair() {
         use Status::*;
-        let allowed = [
-            (Pending, Approved),
-            (Pending, Rejected),
-            (Approved, Rejected),
-            (Approved, Paid),
-        ];
+        let allowed = [(Pending, Approved), (Pending, Rejected), (Approved, Rejected), (Approved, Paid)];
         for from in Status::ALL {
             for to in Status::ALL {
                 let ok = allowed.contains(&(from, to));
@@ -391,39 +365,18 @@ mod tests {
     #[test]
     fn transition_messages() {
         use Status::*;
-        assert_eq!(
-            transition(Paid, Rejected).unwrap_err().message(),
-            "a paid commission cannot become rejected"
-        );
-        assert_eq!(
-            transition(Pending, Paid).unwrap_err().to_string(),
-            "a pending commission cannot become paid"
-        );
-        assert_eq!(
-            transition(Approved, Approved).unwrap_err().message(),
-            "the commission is already approved"
-        );
+        assert_eq!(transition(Paid, Rejected).unwrap_err().message(), "a paid commission cannot become rejected");
+        assert_eq!(transition(Pending, Paid).unwrap_err().to_string(), "a pending commission cannot become paid");
+        assert_eq!(transition(Approved, Approved).unwrap_err().message(), "the commission is already approved");
     }
 
     #[test]
     fn self_referral() {
         assert!(is_self_referral(Some("Ann@Example.com"), "ann@example.com"));
-        assert!(is_self_referral(
-            Some("  ann@example.com "),
-            " ANN@EXAMPLE.COM"
-        ));
-        assert!(is_self_referral(
-            Some("ÉLODIE@example.com"),
-            "élodie@example.com"
-        ));
-        assert!(!is_self_referral(
-            Some("ann@example.com"),
-            "bob@example.com"
-        ));
-        assert!(!is_self_referral(
-            Some("ann+1@example.com"),
-            "ann@example.com"
-        ));
+        assert!(is_self_referral(Some("  ann@example.com "), " ANN@EXAMPLE.COM"));
+        assert!(is_self_referral(Some("ÉLODIE@example.com"), "élodie@example.com"));
+        assert!(!is_self_referral(Some("ann@example.com"), "bob@example.com"));
+        assert!(!is_self_referral(Some("ann+1@example.com"), "ann@example.com"));
         assert!(!is_self_referral(None, "ann@example.com"));
         assert!(!is_self_referral(Some(""), ""));
         assert!(!is_self_referral(Some("  "), "  "));
@@ -435,45 +388,22 @@ mod tests {
         let c = sale(Status::Pending, 1000, 5000);
         assert_eq!(plan_refund(&c, Some(0)), Err(RefundError::InvalidAmount));
         assert_eq!(plan_refund(&c, Some(-1)), Err(RefundError::InvalidAmount));
-        assert_eq!(
-            plan_refund(&c, Some(5001)),
-            Err(RefundError::ExceedsRefundable { refundable: 5000 })
-        );
-        let partly = SaleCommission {
-            refunded: 4000,
-            ..c.clone()
-        };
-        assert_eq!(
-            plan_refund(&partly, Some(1001)),
-            Err(RefundError::ExceedsRefundable { refundable: 1000 })
-        );
-        let full = SaleCommission {
-            refunded: 5000,
-            ..c.clone()
-        };
+        assert_eq!(plan_refund(&c, Some(5001)), Err(RefundError::ExceedsRefundable { refundable: 5000 }));
+        let partly = SaleCommission { refunded: 4000, ..c.clone() };
+        assert_eq!(plan_refund(&partly, Some(1001)), Err(RefundError::ExceedsRefundable { refundable: 1000 }));
+        let full = SaleCommission { refunded: 5000, ..c.clone() };
         assert_eq!(plan_refund(&full, None), Err(RefundError::NothingToRefund));
-        assert_eq!(
-            plan_refund(&full, Some(1)),
-            Err(RefundError::NothingToRefund)
-        );
+        assert_eq!(plan_refund(&full, Some(1)), Err(RefundError::NothingToRefund));
         let zero = sale(Status::Pending, 100, 0);
         assert_eq!(plan_refund(&zero, None), Err(RefundError::NothingToRefund));
-        assert_eq!(
-            plan_refund(&zero, Some(10)),
-            Err(RefundError::NothingToRefund)
-        );
-        for e in [
-            RefundError::InvalidAmount,
-            RefundError::ExceedsRefundable { refundable: 3 },
-            RefundError::NothingToRefund,
-        ] {
+        assert_eq!(plan_refund(&zero, Some(10)), Err(RefundError::NothingToRefund));
+        for e in
+            [RefundError::InvalidAmount, RefundError::ExceedsRefundable { refundable: 3 }, RefundError::NothingToRefund]
+        {
             assert!(!e.code().is_empty());
             assert_eq!(e.to_string(), e.message());
         }
-        assert_eq!(
-            RefundError::ExceedsRefundable { refundable: 3 }.code(),
-            "refund_exceeds_refundable"
-        );
+        assert_eq!(RefundError::ExceedsRefundable { refundable: 3 }.code(), "refund_exceeds_refundable");
     }
 
     #[test]
@@ -481,19 +411,10 @@ mod tests {
         for status in [Status::Pending, Status::Approved] {
             // 20 % of $100 = $20; refund $25 -> $15 on $75.
             let c = sale(status, 2000, 10_000);
-            assert_eq!(
-                plan_refund(&c, Some(2500)),
-                Ok((2500, RefundPlan::Reduce { new_amount: 1500 }))
-            );
+            assert_eq!(plan_refund(&c, Some(2500)), Ok((2500, RefundPlan::Reduce { new_amount: 1500 })));
             // Half-even on the pro rata: 5 * 5/10 = 2.5 -> 2; 7 * 5/10 = 3.5 -> 4.
-            assert_eq!(
-                plan_refund(&sale(status, 5, 10), Some(5)),
-                Ok((5, RefundPlan::Reduce { new_amount: 2 }))
-            );
-            assert_eq!(
-                plan_refund(&sale(status, 7, 10), Some(5)),
-                Ok((5, RefundPlan::Reduce { new_amount: 4 }))
-            );
+            assert_eq!(plan_refund(&sale(status, 5, 10), Some(5)), Ok((5, RefundPlan::Reduce { new_amount: 2 })));
+            assert_eq!(plan_refund(&sale(status, 7, 10), Some(5)), Ok((5, RefundPlan::Reduce { new_amount: 4 })));
         }
     }
 
@@ -514,29 +435,16 @@ mod tests {
 
     #[test]
     fn full_refund_of_unpaid_rejects() {
-        assert_eq!(
-            plan_refund(&sale(Status::Pending, 100, 500), None),
-            Ok((500, RefundPlan::Reject))
-        );
-        assert_eq!(
-            plan_refund(&sale(Status::Approved, 100, 500), Some(500)),
-            Ok((500, RefundPlan::Reject))
-        );
-        let partly = SaleCommission {
-            refunded: 200,
-            amount: 60,
-            ..sale(Status::Pending, 100, 500)
-        };
+        assert_eq!(plan_refund(&sale(Status::Pending, 100, 500), None), Ok((500, RefundPlan::Reject)));
+        assert_eq!(plan_refund(&sale(Status::Approved, 100, 500), Some(500)), Ok((500, RefundPlan::Reject)));
+        let partly = SaleCommission { refunded: 200, amount: 60, ..sale(Status::Pending, 100, 500) };
         assert_eq!(plan_refund(&partly, None), Ok((300, RefundPlan::Reject)));
     }
 
     #[test]
     fn refund_never_raises_a_lowered_commission() {
         // The merchant lowered the commission to 10; a small refund keeps it at 10.
-        let c = SaleCommission {
-            amount: 10,
-            ..sale(Status::Pending, 100, 1000)
-        };
+        let c = SaleCommission { amount: 10, ..sale(Status::Pending, 100, 1000) };
         assert_eq!(plan_refund(&c, Some(100)), Ok((100, RefundPlan::NoChange)));
         // A tiny refund that rounds to the same amount changes nothing.
         let c = sale(Status::Pending, 100, 1_000_000);
@@ -582,37 +490,22 @@ mod tests {
         let c = sale(Status::Rejected, 100, 500);
         assert_eq!(plan_refund(&c, Some(100)), Ok((100, RefundPlan::NoChange)));
         assert_eq!(plan_refund(&c, None), Ok((500, RefundPlan::NoChange)));
-        assert_eq!(
-            plan_refund(&c, Some(501)),
-            Err(RefundError::ExceedsRefundable { refundable: 500 })
-        );
+        assert_eq!(plan_refund(&c, Some(501)), Err(RefundError::ExceedsRefundable { refundable: 500 }));
     }
 
     #[test]
     fn jpy_and_kwd_refunds() {
         // JPY: 10 % of ¥1,999 = ¥200 (199.9); refund ¥999 -> 200 * 1000/1999 = 100.05 -> ¥100.
         let c = sale(Status::Approved, 200, 1999);
-        assert_eq!(
-            plan_refund(&c, Some(999)),
-            Ok((999, RefundPlan::Reduce { new_amount: 100 }))
-        );
+        assert_eq!(plan_refund(&c, Some(999)), Ok((999, RefundPlan::Reduce { new_amount: 100 })));
         // Paid: the same refund claws back ¥100.
         let c = sale(Status::Paid, 200, 1999);
-        assert_eq!(
-            plan_refund(&c, Some(999)),
-            Ok((999, RefundPlan::Clawback { amount: -100 }))
-        );
+        assert_eq!(plan_refund(&c, Some(999)), Ok((999, RefundPlan::Clawback { amount: -100 })));
         // KWD: 1.251 KWD on 10.005 KWD; refund 2.001 KWD -> 1251 * 8004/10005 = 1000.8 -> 1.001 KWD.
         let c = sale(Status::Pending, 1251, 10_005);
-        assert_eq!(
-            plan_refund(&c, Some(2001)),
-            Ok((2001, RefundPlan::Reduce { new_amount: 1001 }))
-        );
+        assert_eq!(plan_refund(&c, Some(2001)), Ok((2001, RefundPlan::Reduce { new_amount: 1001 })));
         let c = sale(Status::Paid, 1251, 10_005);
-        assert_eq!(
-            plan_refund(&c, Some(2001)),
-            Ok((2001, RefundPlan::Clawback { amount: -250 }))
-        );
+        assert_eq!(plan_refund(&c, Some(2001)), Ok((2001, RefundPlan::Clawback { amount: -250 })));
     }
 
     #[test]

@@ -29,9 +29,8 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 pub const API_KEY_PREFIX: &str = "rp_live_";
 
 pub fn looks_like_api_key(s: &str) -> bool {
-    s.strip_prefix(API_KEY_PREFIX).is_some_and(|r| {
-        r.len() >= 16 && r.len() <= 128 && r.bytes().all(|b| b.is_ascii_alphanumeric())
-    })
+    s.strip_prefix(API_KEY_PREFIX)
+        .is_some_and(|r| r.len() >= 16 && r.len() <= 128 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 #[cfg(test)]
@@ -40,10 +39,7 @@ mod tests {
 
     #[test]
     fn vectors() {
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         // RFC 4231 test case 2
         assert_eq!(
             hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?"),

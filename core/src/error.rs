@@ -14,11 +14,7 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
-        Invalid {
-            field: field.into(),
-            code,
-            message: message.into(),
-        }
+        Invalid { field: field.into(), code, message: message.into() }
     }
 }
 

@@ -38,9 +38,7 @@ pub fn new_id(prefix: &str, now_ms: i64, random: [u8; 10]) -> String {
 /// prefix so an id of one kind is never accepted for another.
 pub fn is_valid(prefix: &str, s: &str) -> bool {
     match s.strip_prefix(prefix).and_then(|r| r.strip_prefix('_')) {
-        Some(body) => {
-            !body.is_empty() && body.len() <= 64 && body.bytes().all(|b| b.is_ascii_alphanumeric())
-        }
+        Some(body) => !body.is_empty() && body.len() <= 64 && body.bytes().all(|b| b.is_ascii_alphanumeric()),
         None => false,
     }
 }
@@ -49,10 +47,7 @@ pub fn is_valid(prefix: &str, s: &str) -> bool {
 /// rejection-free modulo on bytes; `alphabet.len()` should divide 256 or be small enough that
 /// the bias is irrelevant (base62 for link keys: bias < 0.4%, harmless for a non-secret key).
 pub fn random_chars(alphabet: &[u8], random: &[u8]) -> String {
-    random
-        .iter()
-        .map(|b| alphabet[*b as usize % alphabet.len()] as char)
-        .collect()
+    random.iter().map(|b| alphabet[*b as usize % alphabet.len()] as char).collect()
 }
 
 pub const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

@@ -35,29 +35,14 @@ pub const GENERATED_KEY_LEN: usize = 7;
 /// A link key: 1-64 of `[A-Za-z0-9_-]`, not a reserved path (case-insensitive).
 pub fn parse_key(key: &str) -> Result<String, Invalid> {
     if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return Err(Invalid::new(
-            "key",
-            "invalid_key",
-            format!("key must be 1 to {MAX_KEY_LEN} characters"),
-        ));
+        return Err(Invalid::new("key", "invalid_key", format!("key must be 1 to {MAX_KEY_LEN} characters")));
     }
-    if !key
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(Invalid::new(
-            "key",
-            "invalid_key",
-            "key may contain only letters, digits, '-' and '_'",
-        ));
+    if !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(Invalid::new("key", "invalid_key", "key may contain only letters, digits, '-' and '_'"));
     }
     let lower = key.to_ascii_lowercase();
     if RESERVED_KEYS.contains(&lower.as_str()) || lower.starts_with("__") {
-        return Err(Invalid::new(
-            "key",
-            "reserved_key",
-            format!("`{key}` is reserved for Refport's own paths"),
-        ));
+        return Err(Invalid::new("key", "reserved_key", format!("`{key}` is reserved for Refport's own paths")));
     }
     Ok(key.to_string())
 }
@@ -66,13 +51,8 @@ pub fn parse_key(key: &str) -> Result<String, Invalid> {
 /// labels of 1-63 letters/digits/hyphens not starting or ending with a hyphen, no port.
 pub fn parse_hostname(field: &str, s: &str) -> Result<String, Invalid> {
     let h = s.trim().trim_end_matches('.').to_ascii_lowercase();
-    let bad = || {
-        Invalid::new(
-            field,
-            "invalid_hostname",
-            format!("`{s}` is not a valid hostname (like go.example.com)"),
-        )
-    };
+    let bad =
+        || Invalid::new(field, "invalid_hostname", format!("`{s}` is not a valid hostname (like go.example.com)"));
     if h.is_empty() || h.len() > 253 || !h.contains('.') {
         return Err(bad());
     }
@@ -81,9 +61,7 @@ pub fn parse_hostname(field: &str, s: &str) -> Result<String, Invalid> {
             || label.len() > 63
             || label.starts_with('-')
             || label.ends_with('-')
-            || !label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            || !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         {
             return Err(bad());
         }
@@ -94,42 +72,22 @@ pub fn parse_hostname(field: &str, s: &str) -> Result<String, Invalid> {
 /// A destination URL: absolute http(s), no credentials, host among the program's allowed hosts.
 pub fn parse_destination(s: &str, allowed_hosts: &[String]) -> Result<Url, Invalid> {
     if s.len() > MAX_URL_LEN {
-        return Err(Invalid::new(
-            "url",
-            "invalid_url",
-            format!("url must be at most {MAX_URL_LEN} characters"),
-        ));
+        return Err(Invalid::new("url", "invalid_url", format!("url must be at most {MAX_URL_LEN} characters")));
     }
-    let u = Url::parse(s).map_err(|e| {
-        Invalid::new(
-            "url",
-            "invalid_url",
-            format!("url is not a valid absolute URL ({e})"),
-        )
-    })?;
+    let u = Url::parse(s)
+        .map_err(|e| Invalid::new("url", "invalid_url", format!("url is not a valid absolute URL ({e})")))?;
     if u.scheme() != "https" && u.scheme() != "http" {
-        return Err(Invalid::new(
-            "url",
-            "invalid_url",
-            "url must use http or https",
-        ));
+        return Err(Invalid::new("url", "invalid_url", "url must use http or https"));
     }
     if !u.username().is_empty() || u.password().is_some() {
-        return Err(Invalid::new(
-            "url",
-            "invalid_url",
-            "url must not contain credentials",
-        ));
+        return Err(Invalid::new("url", "invalid_url", "url must not contain credentials"));
     }
     let host = u.host_str().unwrap_or("").to_ascii_lowercase();
     if !allowed_hosts.contains(&host) {
         return Err(Invalid::new(
             "url",
             "host_not_allowed",
-            format!(
-                "`{host}` is not among the program's allowed hosts ({})",
-                allowed_hosts.join(", ")
-            ),
+            format!("`{host}` is not among the program's allowed hosts ({})", allowed_hosts.join(", ")),
         ));
     }
     Ok(u)
@@ -195,48 +153,17 @@ mod tests {
     fn destinations() {
         assert!(parse_destination("https://acme.com/pricing?a=1#x", &hosts()).is_ok());
         assert!(parse_destination("http://www.acme.com", &hosts()).is_ok());
-        assert_eq!(
-            parse_destination("https://evil.com/", &hosts())
-                .unwrap_err()
-                .code,
-            "host_not_allowed"
-        );
-        assert_eq!(
-            parse_destination("https://acme.com.evil.com/", &hosts())
-                .unwrap_err()
-                .code,
-            "host_not_allowed"
-        );
-        assert_eq!(
-            parse_destination("javascript:alert(1)", &hosts())
-                .unwrap_err()
-                .code,
-            "invalid_url"
-        );
-        assert_eq!(
-            parse_destination("ftp://acme.com/", &hosts())
-                .unwrap_err()
-                .code,
-            "invalid_url"
-        );
-        assert_eq!(
-            parse_destination("/relative", &hosts()).unwrap_err().code,
-            "invalid_url"
-        );
-        assert_eq!(
-            parse_destination("https://u:p@acme.com/", &hosts())
-                .unwrap_err()
-                .code,
-            "invalid_url"
-        );
+        assert_eq!(parse_destination("https://evil.com/", &hosts()).unwrap_err().code, "host_not_allowed");
+        assert_eq!(parse_destination("https://acme.com.evil.com/", &hosts()).unwrap_err().code, "host_not_allowed");
+        assert_eq!(parse_destination("javascript:alert(1)", &hosts()).unwrap_err().code, "invalid_url");
+        assert_eq!(parse_destination("ftp://acme.com/", &hosts()).unwrap_err().code, "invalid_url");
+        assert_eq!(parse_destination("/relative", &hosts()).unwrap_err().code, "invalid_url");
+        assert_eq!(parse_destination("https://u:p@acme.com/", &hosts()).unwrap_err().code, "invalid_url");
     }
 
     #[test]
     fn location_keeps_query_and_fragment() {
-        assert_eq!(
-            redirect_location("https://acme.com/p", "clk_1"),
-            "https://acme.com/p?refport_id=clk_1"
-        );
+        assert_eq!(redirect_location("https://acme.com/p", "clk_1"), "https://acme.com/p?refport_id=clk_1");
         assert_eq!(
             redirect_location("https://acme.com/p?a=1&b=x%20y#frag", "clk_1"),
             "https://acme.com/p?a=1&b=x%20y&refport_id=clk_1#frag"
@@ -245,9 +172,6 @@ mod tests {
             redirect_location("https://acme.com/?refport_id=old&a=1", "clk_2"),
             "https://acme.com/?a=1&refport_id=clk_2"
         );
-        assert_eq!(
-            redirect_location("https://acme.com/?", "clk_3"),
-            "https://acme.com/?refport_id=clk_3"
-        );
+        assert_eq!(redirect_location("https://acme.com/?", "clk_3"), "https://acme.com/?refport_id=clk_3");
     }
 }

@@ -15,24 +15,20 @@ pub struct Currency {
 }
 
 /// Stripe's zero-decimal currencies (amounts are whole units).
-const ZERO_DECIMAL: &[&str] = &[
-    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
-    "xaf", "xof", "xpf",
-];
+const ZERO_DECIMAL: &[&str] =
+    &["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"];
 /// Three-decimal currencies (1 unit = 1000 minor units).
 const THREE_DECIMAL: &[&str] = &["bhd", "jod", "kwd", "omr", "tnd"];
 /// Two-decimal currencies Stripe settles in (ISO 4217, lower-case).
 const TWO_DECIMAL: &[&str] = &[
-    "aed", "afn", "all", "amd", "ang", "aoa", "ars", "aud", "awg", "azn", "bam", "bbd", "bdt",
-    "bgn", "bmd", "bnd", "bob", "brl", "bsd", "bwp", "byn", "bzd", "cad", "cdf", "chf", "cny",
-    "cop", "crc", "cve", "czk", "dkk", "dop", "dzd", "egp", "etb", "eur", "fjd", "fkp", "gbp",
-    "gel", "gip", "gmd", "gtq", "gyd", "hkd", "hnl", "htg", "huf", "idr", "ils", "inr", "isk",
-    "jmd", "kes", "kgs", "khr", "kyd", "kzt", "lak", "lbp", "lkr", "lrd", "lsl", "mad", "mdl",
-    "mkd", "mmk", "mnt", "mop", "mur", "mvr", "mwk", "mxn", "myr", "mzn", "nad", "ngn", "nio",
-    "nok", "npr", "nzd", "pab", "pen", "pgk", "php", "pkr", "pln", "qar", "ron", "rsd", "rub",
-    "sar", "sbd", "scr", "sek", "sgd", "shp", "sle", "sos", "srd", "std", "szl", "thb", "tjs",
-    "top", "try", "ttd", "twd", "tzs", "uah", "usd", "uyu", "uzs", "wst", "xcd", "yer", "zar",
-    "zmw",
+    "aed", "afn", "all", "amd", "ang", "aoa", "ars", "aud", "awg", "azn", "bam", "bbd", "bdt", "bgn", "bmd", "bnd",
+    "bob", "brl", "bsd", "bwp", "byn", "bzd", "cad", "cdf", "chf", "cny", "cop", "crc", "cve", "czk", "dkk", "dop",
+    "dzd", "egp", "etb", "eur", "fjd", "fkp", "gbp", "gel", "gip", "gmd", "gtq", "gyd", "hkd", "hnl", "htg", "huf",
+    "idr", "ils", "inr", "isk", "jmd", "kes", "kgs", "khr", "kyd", "kzt", "lak", "lbp", "lkr", "lrd", "lsl", "mad",
+    "mdl", "mkd", "mmk", "mnt", "mop", "mur", "mvr", "mwk", "mxn", "myr", "mzn", "nad", "ngn", "nio", "nok", "npr",
+    "nzd", "pab", "pen", "pgk", "php", "pkr", "pln", "qar", "ron", "rsd", "rub", "sar", "sbd", "scr", "sek", "sgd",
+    "shp", "sle", "sos", "srd", "std", "szl", "thb", "tjs", "top", "try", "ttd", "twd", "tzs", "uah", "usd", "uyu",
+    "uzs", "wst", "xcd", "yer", "zar", "zmw",
 ];
 
 impl Currency {
@@ -49,10 +45,7 @@ impl Currency {
             return None;
         };
         let b = lower.as_bytes();
-        Some(Currency {
-            code: [b[0], b[1], b[2]],
-            exponent,
-        })
+        Some(Currency { code: [b[0], b[1], b[2]], exponent })
     }
 
     pub fn code(&self) -> &str {
@@ -75,12 +68,7 @@ impl Currency {
         let div = 10i64.pow(e);
         let sign = if minor < 0 { "-" } else { "" };
         let abs = minor.unsigned_abs();
-        format!(
-            "{sign}{}.{:0width$} {code}",
-            abs / div as u64,
-            abs % div as u64,
-            width = e as usize
-        )
+        format!("{sign}{}.{:0width$} {code}", abs / div as u64, abs % div as u64, width = e as usize)
     }
 }
 
@@ -99,8 +87,7 @@ impl Serialize for Currency {
 impl<'de> Deserialize<'de> for Currency {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Currency::parse(&s)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown currency code `{s}`")))
+        Currency::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown currency code `{s}`")))
     }
 }
 
@@ -125,11 +112,7 @@ pub fn mul_div_half_even(value: i64, num: i64, den: i64) -> i64 {
     let q = p.div_euclid(d);
     let r = p.rem_euclid(d);
     let twice = 2 * r;
-    let q = if twice > d || (twice == d && q % 2 != 0) {
-        q + 1
-    } else {
-        q
-    };
+    let q = if twice > d || (twice == d && q % 2 != 0) { q + 1 } else { q };
     q as i64
 }
 

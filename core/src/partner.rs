@@ -68,13 +68,7 @@ pub struct PartnerFields {
 /// Normalised email: trimmed, lower-case; one `@`, a non-empty local part, a dotted domain.
 pub fn parse_email(field: &str, s: &str) -> Result<String, Invalid> {
     let e = s.trim().to_ascii_lowercase();
-    let bad = || {
-        Invalid::new(
-            field,
-            "invalid_email",
-            format!("`{s}` is not a valid email address"),
-        )
-    };
+    let bad = || Invalid::new(field, "invalid_email", format!("`{s}` is not a valid email address"));
     let (local, domain) = e.split_once('@').ok_or_else(bad)?;
     let ok = !local.is_empty()
         && e.len() <= 254
@@ -89,11 +83,7 @@ pub fn parse_email(field: &str, s: &str) -> Result<String, Invalid> {
 fn parse_name(s: &str) -> Result<String, Invalid> {
     let n = s.trim();
     if n.is_empty() || n.chars().count() > 200 {
-        return Err(Invalid::new(
-            "name",
-            "invalid_name",
-            "name must be 1 to 200 characters",
-        ));
+        return Err(Invalid::new("name", "invalid_name", "name must be 1 to 200 characters"));
     }
     Ok(n.to_string())
 }
@@ -106,11 +96,7 @@ impl PartnerInput {
         Ok(PartnerFields {
             email: parse_email("email", &self.email)?,
             name: parse_name(&self.name)?,
-            status: if self.invite {
-                PartnerStatus::Invited
-            } else {
-                PartnerStatus::Active
-            },
+            status: if self.invite { PartnerStatus::Invited } else { PartnerStatus::Active },
             rewards: self.rewards,
         })
     }
@@ -143,20 +129,8 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(
-            parse_email("email", " Jane@Example.COM ").unwrap(),
-            "jane@example.com"
-        );
-        for bad in [
-            "",
-            "jane",
-            "@x.com",
-            "jane@",
-            "jane@x",
-            "jane@.com",
-            "ja ne@x.com",
-            "a@b@c.com",
-        ] {
+        assert_eq!(parse_email("email", " Jane@Example.COM ").unwrap(), "jane@example.com");
+        for bad in ["", "jane", "@x.com", "jane@", "jane@x", "jane@.com", "ja ne@x.com", "a@b@c.com"] {
             assert!(parse_email("email", bad).is_err(), "{bad}");
         }
     }
@@ -171,12 +145,8 @@ mod tests {
         assert_eq!(q.status, PartnerStatus::Banned);
         assert_eq!(q.email, "a@b.co");
         assert!(serde_json::from_str::<PartnerPatch>(r#"{"status":"gone"}"#).is_err());
-        assert!(
-            serde_json::from_str::<PartnerInput>(r#"{"email":"a@b.co","name":"Ann","x":1}"#)
-                .is_err()
-        );
-        let invited: PartnerInput =
-            serde_json::from_str(r#"{"email":"a@b.co","name":"Ann","invite":true}"#).unwrap();
+        assert!(serde_json::from_str::<PartnerInput>(r#"{"email":"a@b.co","name":"Ann","x":1}"#).is_err());
+        let invited: PartnerInput = serde_json::from_str(r#"{"email":"a@b.co","name":"Ann","invite":true}"#).unwrap();
         assert_eq!(invited.validate().unwrap().status, PartnerStatus::Invited);
     }
 }

@@ -60,8 +60,7 @@ pub const MAX_RETRIES_PER_RUN: usize = 5;
 pub const MAX_APPROVALS_PER_RUN: usize = 500;
 
 const _: () = assert!(
-    CRON_FIXED_SUBREQUESTS + (MAX_PAYOUTS_PER_RUN + MAX_RETRIES_PER_RUN) * SUBREQUESTS_PER_PAYOUT
-        <= SUBREQUEST_BUDGET
+    CRON_FIXED_SUBREQUESTS + (MAX_PAYOUTS_PER_RUN + MAX_RETRIES_PER_RUN) * SUBREQUESTS_PER_PAYOUT <= SUBREQUEST_BUDGET
 );
 
 /// A program's payout schedule, in UTC. JSON: `{"every":"day"}`,
@@ -73,12 +72,7 @@ const _: () = assert!(
 /// serde's internally tagged *unit* variant ignores extra fields (`{"every":"day","x":1}` would
 /// be accepted); an empty struct variant with `deny_unknown_fields` refuses them.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(
-    tag = "every",
-    rename_all = "snake_case",
-    deny_unknown_fields,
-    from = "ScheduleRepr"
-)]
+#[serde(tag = "every", rename_all = "snake_case", deny_unknown_fields, from = "ScheduleRepr")]
 pub enum Schedule {
     Day,
     Week { weekday: u8 },
@@ -111,15 +105,7 @@ impl Default for Schedule {
     }
 }
 
-const WEEKDAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
+const WEEKDAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 impl Schedule {
     /// Field `payout_schedule`, code `invalid_schedule`: weekday must be 1..=7, day 1..=28.
@@ -127,11 +113,9 @@ impl Schedule {
         match *self {
             Schedule::Day => Ok(()),
             Schedule::Week { weekday } if (1..=7).contains(&weekday) => Ok(()),
-            Schedule::Week { .. } => Err(Invalid::new(
-                "payout_schedule",
-                "invalid_schedule",
-                "weekday must be 1 (Monday) to 7 (Sunday)",
-            )),
+            Schedule::Week { .. } => {
+                Err(Invalid::new("payout_schedule", "invalid_schedule", "weekday must be 1 (Monday) to 7 (Sunday)"))
+            }
             Schedule::Month { day } if (1..=28).contains(&day) => Ok(()),
             Schedule::Month { .. } => Err(Invalid::new(
                 "payout_schedule",
@@ -158,12 +142,10 @@ impl Schedule {
     pub fn describe(&self) -> String {
         match *self {
             Schedule::Day => "daily".to_string(),
-            Schedule::Week { weekday } => {
-                match WEEKDAYS.get(usize::from(weekday).wrapping_sub(1)) {
-                    Some(name) => format!("weekly on {name}"),
-                    None => format!("weekly on weekday {weekday}"),
-                }
-            }
+            Schedule::Week { weekday } => match WEEKDAYS.get(usize::from(weekday).wrapping_sub(1)) {
+                Some(name) => format!("weekly on {name}"),
+                None => format!("weekly on weekday {weekday}"),
+            },
             Schedule::Month { day } => format!("monthly on day {day}"),
         }
     }
@@ -245,13 +227,7 @@ mod tests {
     const MON: i64 = 1_795_392_000_000;
 
     fn cand(net: i64) -> Candidate {
-        Candidate {
-            partner_id: "p_1".into(),
-            payouts_enabled: true,
-            partner_active: true,
-            net_approved: net,
-            count: 3,
-        }
+        Candidate { partner_id: "p_1".into(), payouts_enabled: true, partner_active: true, net_approved: net, count: 3 }
     }
 
     fn parse(s: &str) -> Result<Schedule, serde_json::Error> {
@@ -261,34 +237,15 @@ mod tests {
     #[test]
     fn serde_shapes() {
         assert_eq!(parse(r#"{"every":"day"}"#).unwrap(), Schedule::Day);
-        assert_eq!(
-            parse(r#"{"every":"week","weekday":1}"#).unwrap(),
-            Schedule::Week { weekday: 1 }
-        );
-        assert_eq!(
-            parse(r#"{"every":"month","day":28}"#).unwrap(),
-            Schedule::Month { day: 28 }
-        );
-        assert_eq!(
-            parse(r#"{"day":5,"every":"month"}"#).unwrap(),
-            Schedule::Month { day: 5 }
-        );
-        for s in [
-            Schedule::Day,
-            Schedule::Week { weekday: 7 },
-            Schedule::Month { day: 1 },
-        ] {
+        assert_eq!(parse(r#"{"every":"week","weekday":1}"#).unwrap(), Schedule::Week { weekday: 1 });
+        assert_eq!(parse(r#"{"every":"month","day":28}"#).unwrap(), Schedule::Month { day: 28 });
+        assert_eq!(parse(r#"{"day":5,"every":"month"}"#).unwrap(), Schedule::Month { day: 5 });
+        for s in [Schedule::Day, Schedule::Week { weekday: 7 }, Schedule::Month { day: 1 }] {
             let json = serde_json::to_string(&s).unwrap();
             assert_eq!(parse(&json).unwrap(), s);
         }
-        assert_eq!(
-            serde_json::to_string(&Schedule::Day).unwrap(),
-            r#"{"every":"day"}"#
-        );
-        assert_eq!(
-            serde_json::to_string(&Schedule::Week { weekday: 1 }).unwrap(),
-            r#"{"every":"week","weekday":1}"#
-        );
+        assert_eq!(serde_json::to_string(&Schedule::Day).unwrap(), r#"{"every":"day"}"#);
+        assert_eq!(serde_json::to_string(&Schedule::Week { weekday: 1 }).unwrap(), r#"{"every":"week","weekday":1}"#);
         for bad in [
             r#"{"every":"year"}"#,
             r#"{"every":"week"}"#,
@@ -400,10 +357,7 @@ mod tests {
         assert_eq!(Schedule::Week { weekday: 1 }.describe(), "weekly on Monday");
         assert_eq!(Schedule::Week { weekday: 7 }.describe(), "weekly on Sunday");
         assert_eq!(Schedule::Month { day: 1 }.describe(), "monthly on day 1");
-        assert_eq!(
-            Schedule::Week { weekday: 0 }.describe(),
-            "weekly on weekday 0"
-        );
+        assert_eq!(Schedule::Week { weekday: 0 }.describe(), "weekly on weekday 0");
     }
 
     #[test]
@@ -456,17 +410,9 @@ mod tests {
 
     #[test]
     fn run_bounds_fit_free_plan() {
-        let used = CRON_FIXED_SUBREQUESTS
-            + (MAX_PAYOUTS_PER_RUN + MAX_RETRIES_PER_RUN) * SUBREQUESTS_PER_PAYOUT;
+        let used = CRON_FIXED_SUBREQUESTS + (MAX_PAYOUTS_PER_RUN + MAX_RETRIES_PER_RUN) * SUBREQUESTS_PER_PAYOUT;
         assert!(used <= SUBREQUEST_BUDGET);
-        assert_eq!(
-            (
-                MAX_PAYOUTS_PER_RUN,
-                MAX_RETRIES_PER_RUN,
-                MAX_APPROVALS_PER_RUN
-            ),
-            (10, 5, 500)
-        );
+        assert_eq!((MAX_PAYOUTS_PER_RUN, MAX_RETRIES_PER_RUN, MAX_APPROVALS_PER_RUN), (10, 5, 500));
     }
 
     fn any_schedule() -> impl Strategy<Value = Schedule> {

@@ -98,11 +98,7 @@ where
 
 fn hostnames(field: &str, list: &[String], max: usize) -> Result<Vec<String>, Invalid> {
     if list.is_empty() || list.len() > max {
-        return Err(Invalid::new(
-            field,
-            "invalid_hostname",
-            format!("{field} needs 1 to {max} hostnames"),
-        ));
+        return Err(Invalid::new(field, "invalid_hostname", format!("{field} needs 1 to {max} hostnames")));
     }
     let mut out: Vec<String> = Vec::with_capacity(list.len());
     for (i, h) in list.iter().enumerate() {
@@ -115,13 +111,7 @@ fn hostnames(field: &str, list: &[String], max: usize) -> Result<Vec<String>, In
 }
 
 fn https_url(field: &str, s: &str) -> Result<String, Invalid> {
-    let bad = || {
-        Invalid::new(
-            field,
-            "invalid_url",
-            format!("{field} must be an absolute https URL"),
-        )
-    };
+    let bad = || Invalid::new(field, "invalid_url", format!("{field} must be an absolute https URL"));
     let u = url::Url::parse(s).map_err(|_| bad())?;
     if u.scheme() != "https" || s.len() > 2048 || u.host_str().is_none() {
         return Err(bad());
@@ -132,11 +122,7 @@ fn https_url(field: &str, s: &str) -> Result<String, Invalid> {
 fn color(s: &str) -> Result<String, Invalid> {
     let ok = s.len() == 7 && s.starts_with('#') && s[1..].bytes().all(|b| b.is_ascii_hexdigit());
     if !ok {
-        return Err(Invalid::new(
-            "brand_color",
-            "invalid_color",
-            "brand_color must be a hex colour like #4f46e5",
-        ));
+        return Err(Invalid::new("brand_color", "invalid_color", "brand_color must be a hex colour like #4f46e5"));
     }
     Ok(s.to_ascii_lowercase())
 }
@@ -145,11 +131,7 @@ impl ProgramInput {
     pub fn validate(self) -> Result<ProgramSettings, Invalid> {
         let name = self.name.trim().to_string();
         if name.is_empty() || name.chars().count() > 100 {
-            return Err(Invalid::new(
-                "name",
-                "invalid_name",
-                "name must be 1 to 100 characters",
-            ));
+            return Err(Invalid::new("name", "invalid_name", "name must be 1 to 100 characters"));
         }
         let description = self.description.unwrap_or_default();
         if description.chars().count() > 1000 {
@@ -159,11 +141,7 @@ impl ProgramInput {
                 "description must be at most 1000 characters",
             ));
         }
-        let logo_url = self
-            .logo_url
-            .filter(|s| !s.is_empty())
-            .map(|s| https_url("logo_url", &s))
-            .transpose()?;
+        let logo_url = self.logo_url.filter(|s| !s.is_empty()).map(|s| https_url("logo_url", &s)).transpose()?;
         let brand_color = color(self.brand_color.as_deref().unwrap_or(DEFAULT_BRAND_COLOR))?;
         let domains = hostnames("domains", &self.domains, 10)?;
         let allowed_hosts = hostnames("allowed_hosts", &self.allowed_hosts, 50)?;
@@ -171,10 +149,7 @@ impl ProgramInput {
             None => None,
             Some(c) => {
                 let c = parse_hostname("cookie_domain", &c)?;
-                if let Some(d) = domains
-                    .iter()
-                    .find(|d| **d != c && !d.ends_with(&format!(".{c}")))
-                {
+                if let Some(d) = domains.iter().find(|d| **d != c && !d.ends_with(&format!(".{c}"))) {
                     return Err(Invalid::new(
                         "cookie_domain",
                         "invalid_cookie_domain",
@@ -188,10 +163,7 @@ impl ProgramInput {
             Invalid::new(
                 "payout_currency",
                 "invalid_currency",
-                format!(
-                    "`{}` is not a supported ISO 4217 currency",
-                    self.payout_currency
-                ),
+                format!("`{}` is not a supported ISO 4217 currency", self.payout_currency),
             )
         })?;
         let min_payout = self.min_payout.unwrap_or(DEFAULT_MIN_PAYOUT);
@@ -214,11 +186,7 @@ impl ProgramInput {
         }
         let hold_days = self.hold_days.unwrap_or(DEFAULT_HOLD_DAYS);
         if hold_days > 365 {
-            return Err(Invalid::new(
-                "hold_days",
-                "invalid_hold",
-                "hold_days must be 0 to 365",
-            ));
+            return Err(Invalid::new("hold_days", "invalid_hold", "hold_days must be 0 to 365"));
         }
         let rewards = self.rewards.unwrap_or_default();
         rewards.validate("rewards")?;
@@ -253,15 +221,10 @@ impl ProgramSettings {
             domains: p.domains.unwrap_or(cur.domains),
             allowed_hosts: p.allowed_hosts.unwrap_or(cur.allowed_hosts),
             cookie_domain: p.cookie_domain.unwrap_or(cur.cookie_domain),
-            payout_currency: p
-                .payout_currency
-                .unwrap_or_else(|| cur.payout_currency.code().to_string()),
+            payout_currency: p.payout_currency.unwrap_or_else(|| cur.payout_currency.code().to_string()),
             min_payout: Some(p.min_payout.unwrap_or(cur.min_payout)),
             payout_schedule: Some(p.payout_schedule.unwrap_or(cur.payout_schedule)),
-            attribution_window_days: Some(
-                p.attribution_window_days
-                    .unwrap_or(cur.attribution_window_days),
-            ),
+            attribution_window_days: Some(p.attribution_window_days.unwrap_or(cur.attribution_window_days)),
             attribution_model: Some(p.attribution_model.unwrap_or(cur.attribution_model)),
             hold_days: Some(p.hold_days.unwrap_or(cur.hold_days)),
             rewards: Some(p.rewards.unwrap_or(cur.rewards)),
@@ -292,8 +255,7 @@ mod tests {
         assert_eq!(s.min_payout, DEFAULT_MIN_PAYOUT);
         assert_eq!(s.attribution_model, Model::LastClick);
         assert_eq!(s.brand_color, DEFAULT_BRAND_COLOR);
-        let back: ProgramSettings =
-            serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        let back: ProgramSettings = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
     }
 
@@ -301,32 +263,14 @@ mod tests {
     fn refusals() {
         let cases: Vec<(Box<dyn Fn(&mut ProgramInput)>, &str)> = vec![
             (Box::new(|i| i.name = " ".into()), "name"),
-            (
-                Box::new(|i| i.payout_currency = "xyz".into()),
-                "payout_currency",
-            ),
+            (Box::new(|i| i.payout_currency = "xyz".into()), "payout_currency"),
             (Box::new(|i| i.min_payout = Some(-1)), "min_payout"),
             (Box::new(|i| i.domains = vec![]), "domains"),
-            (
-                Box::new(|i| i.domains = vec!["bad host".into()]),
-                "domains[0]",
-            ),
-            (
-                Box::new(|i| i.cookie_domain = Some("other.com".into())),
-                "cookie_domain",
-            ),
-            (
-                Box::new(|i| i.brand_color = Some("red".into())),
-                "brand_color",
-            ),
-            (
-                Box::new(|i| i.logo_url = Some("http://x.com/l.png".into())),
-                "logo_url",
-            ),
-            (
-                Box::new(|i| i.attribution_window_days = Some(0)),
-                "attribution_window_days",
-            ),
+            (Box::new(|i| i.domains = vec!["bad host".into()]), "domains[0]"),
+            (Box::new(|i| i.cookie_domain = Some("other.com".into())), "cookie_domain"),
+            (Box::new(|i| i.brand_color = Some("red".into())), "brand_color"),
+            (Box::new(|i| i.logo_url = Some("http://x.com/l.png".into())), "logo_url"),
+            (Box::new(|i| i.attribution_window_days = Some(0)), "attribution_window_days"),
             (Box::new(|i| i.hold_days = Some(366)), "hold_days"),
         ];
         for (mutate, field) in cases {
@@ -342,7 +286,10 @@ mod tests {
             r#"{"name":"x","domains":[],"allowed_hosts":[],"payout_currency":"usd","bogus":1}"#
         )
         .is_err());
-        assert!(serde_json::from_str::<ProgramInput>(r#"{"name":"x","domains":[],"allowed_hosts":[],"payout_currency":"usd","min_payout":1.5}"#).is_err());
+        assert!(serde_json::from_str::<ProgramInput>(
+            r#"{"name":"x","domains":[],"allowed_hosts":[],"payout_currency":"usd","min_payout":1.5}"#
+        )
+        .is_err());
         assert!(serde_json::from_str::<ProgramInput>(
             r#"{"name":1,"domains":[],"allowed_hosts":[],"payout_currency":"usd"}"#
         )
@@ -352,9 +299,7 @@ mod tests {
     #[test]
     fn patch_revalidates_the_whole() {
         let s = input().validate().unwrap();
-        let p: ProgramPatch =
-            serde_json::from_str(r#"{"hold_days":7,"logo_url":null,"cookie_domain":null}"#)
-                .unwrap();
+        let p: ProgramPatch = serde_json::from_str(r#"{"hold_days":7,"logo_url":null,"cookie_domain":null}"#).unwrap();
         let t = s.apply(p).unwrap();
         assert_eq!(t.hold_days, 7);
         assert_eq!(t.cookie_domain, None);

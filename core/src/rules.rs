@@ -62,11 +62,7 @@ impl Reward {
     fn validate(&self, field: &str, is_lead: bool) -> Result<(), Invalid> {
         let amount_field = join(field, "amount");
         if self.amount < 0 {
-            return Err(Invalid::new(
-                amount_field,
-                "invalid_reward",
-                "amount must not be negative",
-            ));
+            return Err(Invalid::new(amount_field, "invalid_reward", "amount must not be negative"));
         }
         match self.kind {
             RewardType::Flat if self.amount > MAX_AMOUNT => {
@@ -95,11 +91,7 @@ impl Reward {
         if let Some(months) = self.duration_months {
             let f = join(field, "duration_months");
             if is_lead {
-                return Err(Invalid::new(
-                    f,
-                    "invalid_reward",
-                    "duration_months applies to sale rewards only",
-                ));
+                return Err(Invalid::new(f, "invalid_reward", "duration_months applies to sale rewards only"));
             }
             if months > MAX_DURATION_MONTHS {
                 return Err(Invalid::new(
@@ -143,11 +135,7 @@ pub fn effective(program: &Rewards, partner_override: Option<&Rewards>) -> Rewar
 /// percentage, which [`Rewards::validate`] refuses since a lead has no amount).
 pub fn lead_commission(rewards: &Rewards) -> Option<i64> {
     match &rewards.lead {
-        Some(Reward {
-            kind: RewardType::Flat,
-            amount,
-            ..
-        }) => Some((*amount).clamp(0, MAX_AMOUNT)),
+        Some(Reward { kind: RewardType::Flat, amount, .. }) => Some((*amount).clamp(0, MAX_AMOUNT)),
         _ => None,
     }
 }
@@ -169,12 +157,7 @@ pub enum SaleDecision {
 /// means this sale is the first. Recurring window: `duration_months` `None` = every sale,
 /// `Some(0)` = the first sale only, `Some(n)` = sales with `sale_at < first_sale_at + n months`
 /// (calendar months, clamped to the month's end).
-pub fn sale_commission(
-    rewards: &Rewards,
-    sale_amount: i64,
-    first_sale_at: Option<i64>,
-    sale_at: i64,
-) -> SaleDecision {
+pub fn sale_commission(rewards: &Rewards, sale_amount: i64, first_sale_at: Option<i64>, sale_at: i64) -> SaleDecision {
     let Some(reward) = &rewards.sale else {
         return SaleDecision::NoReward;
     };
@@ -208,24 +191,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn pct(bps: i64, months: Option<u32>) -> Reward {
-        Reward {
-            kind: RewardType::Percentage,
-            amount: bps,
-            duration_months: months,
-        }
+        Reward { kind: RewardType::Percentage, amount: bps, duration_months: months }
     }
     fn flat(amount: i64) -> Reward {
-        Reward {
-            kind: RewardType::Flat,
-            amount,
-            duration_months: None,
-        }
+        Reward { kind: RewardType::Flat, amount, duration_months: None }
     }
     fn sale_only(r: Reward) -> Rewards {
-        Rewards {
-            lead: None,
-            sale: Some(r),
-        }
+        Rewards { lead: None, sale: Some(r) }
     }
 
     const JAN31_2026: i64 = 1_769_817_600_000; // 2026-01-31T00:00:00Z
@@ -238,16 +210,12 @@ mod tests {
         assert_eq!(serde_json::to_string(&r).unwrap(), json);
         let r: Reward = serde_json::from_str(r#"{"type":"flat","amount":500}"#).unwrap();
         assert_eq!(r, flat(500));
-        assert_eq!(
-            serde_json::to_string(&r).unwrap(),
-            r#"{"type":"flat","amount":500}"#
-        );
+        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"type":"flat","amount":500}"#);
 
         let rs: Rewards = serde_json::from_str("{}").unwrap();
         assert_eq!(rs, Rewards::default());
         assert_eq!(serde_json::to_string(&rs).unwrap(), "{}");
-        let rs: Rewards =
-            serde_json::from_str(r#"{"lead":{"type":"flat","amount":100},"sale":null}"#).unwrap();
+        let rs: Rewards = serde_json::from_str(r#"{"lead":{"type":"flat","amount":100},"sale":null}"#).unwrap();
         assert_eq!(rs.lead, Some(flat(100)));
         assert_eq!(rs.sale, None);
     }
@@ -257,17 +225,12 @@ mod tests {
         assert!(serde_json::from_str::<Reward>(r#"{"type":"flat","amount":1,"x":1}"#).is_err());
         assert!(serde_json::from_str::<Reward>(r#"{"type":"fixed","amount":1}"#).is_err());
         assert!(serde_json::from_str::<Reward>(r#"{"type":"flat"}"#).is_err());
-        assert!(
-            serde_json::from_str::<Rewards>(r#"{"click":{"type":"flat","amount":1}}"#).is_err()
-        );
+        assert!(serde_json::from_str::<Rewards>(r#"{"click":{"type":"flat","amount":1}}"#).is_err());
     }
 
     #[test]
     fn validate_accepts_good_rules() {
-        let rs = Rewards {
-            lead: Some(flat(0)),
-            sale: Some(pct(MAX_BPS, Some(MAX_DURATION_MONTHS))),
-        };
+        let rs = Rewards { lead: Some(flat(0)), sale: Some(pct(MAX_BPS, Some(MAX_DURATION_MONTHS))) };
         assert_eq!(rs.validate("rewards"), Ok(()));
         assert_eq!(Rewards::default().validate("rewards"), Ok(()));
         assert_eq!(sale_only(flat(MAX_AMOUNT)).validate(""), Ok(()));
@@ -281,32 +244,11 @@ mod tests {
             (sale_only(flat(MAX_AMOUNT + 1)), "rewards.sale.amount"),
             (sale_only(pct(-1, None)), "rewards.sale.amount"),
             (sale_only(pct(MAX_BPS + 1, None)), "rewards.sale.amount"),
+            (sale_only(pct(100, Some(MAX_DURATION_MONTHS + 1))), "rewards.sale.duration_months"),
+            (Rewards { lead: Some(pct(100, None)), sale: None }, "rewards.lead.type"),
+            (Rewards { lead: Some(flat(-5)), sale: None }, "rewards.lead.amount"),
             (
-                sale_only(pct(100, Some(MAX_DURATION_MONTHS + 1))),
-                "rewards.sale.duration_months",
-            ),
-            (
-                Rewards {
-                    lead: Some(pct(100, None)),
-                    sale: None,
-                },
-                "rewards.lead.type",
-            ),
-            (
-                Rewards {
-                    lead: Some(flat(-5)),
-                    sale: None,
-                },
-                "rewards.lead.amount",
-            ),
-            (
-                Rewards {
-                    lead: Some(Reward {
-                        duration_months: Some(1),
-                        ..flat(5)
-                    }),
-                    sale: None,
-                },
+                Rewards { lead: Some(Reward { duration_months: Some(1), ..flat(5) }), sale: None },
                 "rewards.lead.duration_months",
             ),
         ];
@@ -318,39 +260,22 @@ mod tests {
         }
         let e = sale_only(flat(-1)).validate("").unwrap_err();
         assert_eq!(e.field, "sale.amount");
-        let e = sale_only(flat(-1))
-            .validate("partners.0.rewards")
-            .unwrap_err();
+        let e = sale_only(flat(-1)).validate("partners.0.rewards").unwrap_err();
         assert_eq!(e.field, "partners.0.rewards.sale.amount");
     }
 
     #[test]
     fn override_replaces_per_kind() {
-        let program = Rewards {
-            lead: Some(flat(100)),
-            sale: Some(pct(1000, None)),
-        };
+        let program = Rewards { lead: Some(flat(100)), sale: Some(pct(1000, None)) };
         assert_eq!(effective(&program, None), program);
         assert_eq!(effective(&program, Some(&Rewards::default())), program);
         let only_sale = sale_only(pct(3000, Some(6)));
         assert_eq!(
             effective(&program, Some(&only_sale)),
-            Rewards {
-                lead: Some(flat(100)),
-                sale: Some(pct(3000, Some(6)))
-            }
+            Rewards { lead: Some(flat(100)), sale: Some(pct(3000, Some(6))) }
         );
-        let only_lead = Rewards {
-            lead: Some(flat(0)),
-            sale: None,
-        };
-        assert_eq!(
-            effective(&program, Some(&only_lead)),
-            Rewards {
-                lead: Some(flat(0)),
-                sale: Some(pct(1000, None))
-            }
-        );
+        let only_lead = Rewards { lead: Some(flat(0)), sale: None };
+        assert_eq!(effective(&program, Some(&only_lead)), Rewards { lead: Some(flat(0)), sale: Some(pct(1000, None)) });
         // An override can give a reward the program does not have.
         assert_eq!(effective(&Rewards::default(), Some(&only_sale)), only_sale);
         // The override's sale reward is used whole, duration included.
@@ -361,20 +286,8 @@ mod tests {
     #[test]
     fn lead_commission_is_flat() {
         assert_eq!(lead_commission(&Rewards::default()), None);
-        assert_eq!(
-            lead_commission(&Rewards {
-                lead: Some(flat(250)),
-                sale: None
-            }),
-            Some(250)
-        );
-        assert_eq!(
-            lead_commission(&Rewards {
-                lead: Some(pct(250, None)),
-                sale: None
-            }),
-            None
-        );
+        assert_eq!(lead_commission(&Rewards { lead: Some(flat(250)), sale: None }), Some(250));
+        assert_eq!(lead_commission(&Rewards { lead: Some(pct(250, None)), sale: None }), None);
         assert_eq!(lead_commission(&sale_only(flat(250))), None);
     }
 
@@ -390,10 +303,7 @@ mod tests {
         assert_eq!(c(0), SaleDecision::Commission(0));
         assert_eq!(c(-100), SaleDecision::Commission(0));
         // 20 % of $49.99 = 999.8 -> 1000 cents
-        assert_eq!(
-            sale_commission(&sale_only(pct(2000, None)), 4999, None, 0),
-            SaleDecision::Commission(1000)
-        );
+        assert_eq!(sale_commission(&sale_only(pct(2000, None)), 4999, None, 0), SaleDecision::Commission(1000));
         // 100 % of the max is the max
         assert_eq!(
             sale_commission(&sale_only(pct(MAX_BPS, None)), MAX_AMOUNT, None, 0),
@@ -404,45 +314,21 @@ mod tests {
     #[test]
     fn zero_and_three_decimal_currencies() {
         // JPY: 15 % of ¥1,999 = 299.85 -> ¥300; 10 % of ¥125 = 12.5 -> ¥12.
-        assert_eq!(
-            sale_commission(&sale_only(pct(1500, None)), 1999, None, 0),
-            SaleDecision::Commission(300)
-        );
-        assert_eq!(
-            sale_commission(&sale_only(pct(1000, None)), 125, None, 0),
-            SaleDecision::Commission(12)
-        );
-        assert_eq!(
-            sale_commission(&sale_only(pct(1000, None)), 135, None, 0),
-            SaleDecision::Commission(14)
-        );
+        assert_eq!(sale_commission(&sale_only(pct(1500, None)), 1999, None, 0), SaleDecision::Commission(300));
+        assert_eq!(sale_commission(&sale_only(pct(1000, None)), 125, None, 0), SaleDecision::Commission(12));
+        assert_eq!(sale_commission(&sale_only(pct(1000, None)), 135, None, 0), SaleDecision::Commission(14));
         // KWD: 12.5 % of 10.005 KWD (10005 fils) = 1250.625 -> 1.251 KWD.
-        assert_eq!(
-            sale_commission(&sale_only(pct(1250, None)), 10_005, None, 0),
-            SaleDecision::Commission(1251)
-        );
+        assert_eq!(sale_commission(&sale_only(pct(1250, None)), 10_005, None, 0), SaleDecision::Commission(1251));
         // KWD: 5 % of 0.050 KWD = 2.5 fils -> 2 fils.
-        assert_eq!(
-            sale_commission(&sale_only(pct(500, None)), 50, None, 0),
-            SaleDecision::Commission(2)
-        );
+        assert_eq!(sale_commission(&sale_only(pct(500, None)), 50, None, 0), SaleDecision::Commission(2));
         // Flat amounts are minor units as given: ¥500, 2.500 KWD.
-        assert_eq!(
-            sale_commission(&sale_only(flat(500)), 1, None, 0),
-            SaleDecision::Commission(500)
-        );
-        assert_eq!(
-            sale_commission(&sale_only(flat(2500)), 0, None, 0),
-            SaleDecision::Commission(2500)
-        );
+        assert_eq!(sale_commission(&sale_only(flat(500)), 1, None, 0), SaleDecision::Commission(500));
+        assert_eq!(sale_commission(&sale_only(flat(2500)), 0, None, 0), SaleDecision::Commission(2500));
     }
 
     #[test]
     fn no_sale_reward() {
-        let rs = Rewards {
-            lead: Some(flat(5)),
-            sale: None,
-        };
+        let rs = Rewards { lead: Some(flat(5)), sale: None };
         assert_eq!(sale_commission(&rs, 1000, None, 0), SaleDecision::NoReward);
     }
 
@@ -450,76 +336,37 @@ mod tests {
     fn recurring_forever() {
         let rs = sale_only(flat(100));
         let later = JAN31_2026 + 3650 * DAY_MS;
-        assert_eq!(
-            sale_commission(&rs, 1, Some(JAN31_2026), later),
-            SaleDecision::Commission(100)
-        );
+        assert_eq!(sale_commission(&rs, 1, Some(JAN31_2026), later), SaleDecision::Commission(100));
     }
 
     #[test]
     fn first_sale_only() {
         let rs = sale_only(pct(1000, Some(0)));
-        assert_eq!(
-            sale_commission(&rs, 1000, None, JAN31_2026),
-            SaleDecision::Commission(100)
-        );
-        assert_eq!(
-            sale_commission(&rs, 1000, Some(JAN31_2026), JAN31_2026),
-            SaleDecision::Commission(100)
-        );
-        assert_eq!(
-            sale_commission(&rs, 1000, Some(JAN31_2026), JAN31_2026 + 1),
-            SaleDecision::OutsideRecurringWindow
-        );
+        assert_eq!(sale_commission(&rs, 1000, None, JAN31_2026), SaleDecision::Commission(100));
+        assert_eq!(sale_commission(&rs, 1000, Some(JAN31_2026), JAN31_2026), SaleDecision::Commission(100));
+        assert_eq!(sale_commission(&rs, 1000, Some(JAN31_2026), JAN31_2026 + 1), SaleDecision::OutsideRecurringWindow);
         // A recorded "first" sale later than this one: this one is the first.
-        assert_eq!(
-            sale_commission(&rs, 1000, Some(JAN31_2026 + 1), JAN31_2026),
-            SaleDecision::Commission(100)
-        );
+        assert_eq!(sale_commission(&rs, 1000, Some(JAN31_2026 + 1), JAN31_2026), SaleDecision::Commission(100));
     }
 
     #[test]
     fn recurring_window_across_month_end() {
         // First sale 2026-01-31; 1 month later is clamped to 2026-02-28.
         let rs = sale_only(flat(100));
-        let one = Rewards {
-            sale: Some(Reward {
-                duration_months: Some(1),
-                ..flat(100)
-            }),
-            ..rs.clone()
-        };
+        let one = Rewards { sale: Some(Reward { duration_months: Some(1), ..flat(100) }), ..rs.clone() };
         let feb28 = JAN31_2026 + 28 * DAY_MS;
-        assert_eq!(
-            sale_commission(&one, 1, Some(JAN31_2026), feb28 - 1),
-            SaleDecision::Commission(100)
-        );
-        assert_eq!(
-            sale_commission(&one, 1, Some(JAN31_2026), feb28),
-            SaleDecision::OutsideRecurringWindow
-        );
+        assert_eq!(sale_commission(&one, 1, Some(JAN31_2026), feb28 - 1), SaleDecision::Commission(100));
+        assert_eq!(sale_commission(&one, 1, Some(JAN31_2026), feb28), SaleDecision::OutsideRecurringWindow);
         // 12 months: until 2027-01-31 exclusive.
         let twelve = sale_only(pct(1000, Some(12)));
         let jan31_2027 = JAN31_2026 + 365 * DAY_MS;
-        assert_eq!(
-            sale_commission(&twelve, 1000, Some(JAN31_2026), jan31_2027 - 1),
-            SaleDecision::Commission(100)
-        );
-        assert_eq!(
-            sale_commission(&twelve, 1000, Some(JAN31_2026), jan31_2027),
-            SaleDecision::OutsideRecurringWindow
-        );
+        assert_eq!(sale_commission(&twelve, 1000, Some(JAN31_2026), jan31_2027 - 1), SaleDecision::Commission(100));
+        assert_eq!(sale_commission(&twelve, 1000, Some(JAN31_2026), jan31_2027), SaleDecision::OutsideRecurringWindow);
         // Leap year: 2028-02-29 + 12 months = 2029-02-28.
         let feb29_2028 = 1_835_395_200_000; // 2028-02-29T00:00:00Z
         let feb28_2029 = feb29_2028 + 365 * DAY_MS;
-        assert_eq!(
-            sale_commission(&twelve, 1000, Some(feb29_2028), feb28_2029 - 1),
-            SaleDecision::Commission(100)
-        );
-        assert_eq!(
-            sale_commission(&twelve, 1000, Some(feb29_2028), feb28_2029),
-            SaleDecision::OutsideRecurringWindow
-        );
+        assert_eq!(sale_commission(&twelve, 1000, Some(feb29_2028), feb28_2029 - 1), SaleDecision::Commission(100));
+        assert_eq!(sale_commission(&twelve, 1000, Some(feb29_2028), feb28_2029), SaleDecision::OutsideRecurringWindow);
     }
 
     #[test]

@@ -94,10 +94,7 @@ fn mac(key: &[u8]) -> Option<HmacSha256> {
 
 /// `v1.<b64url(program|partner|exp)>.<b64url(mac)>`; see the module docs.
 pub fn sign_embed(secret: &[u8], claims: &EmbedClaims) -> String {
-    let payload = format!(
-        "{}|{}|{}",
-        claims.program_id, claims.partner_id, claims.expires_at
-    );
+    let payload = format!("{}|{}|{}", claims.program_id, claims.partner_id, claims.expires_at);
     let signed = format!("{VERSION}.{}", URL_SAFE_NO_PAD.encode(payload.as_bytes()));
     let tag = match mac(secret) {
         Some(mut m) => {
@@ -120,32 +117,23 @@ pub fn verify_embed(secret: &[u8], token: &str, now: i64) -> Result<EmbedClaims,
     if version != VERSION || payload_b64.is_empty() || payload_b64.contains('.') {
         return Err(TokenError::Malformed);
     }
-    let tag = URL_SAFE_NO_PAD
-        .decode(tag_b64)
-        .map_err(|_| TokenError::Malformed)?;
+    let tag = URL_SAFE_NO_PAD.decode(tag_b64).map_err(|_| TokenError::Malformed)?;
     let mut m = mac(secret).ok_or(TokenError::BadSignature)?;
     m.update(signed.as_bytes());
     m.verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
 
-    let payload = URL_SAFE_NO_PAD
-        .decode(payload_b64)
-        .map_err(|_| TokenError::Malformed)?;
+    let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| TokenError::Malformed)?;
     let payload = std::str::from_utf8(&payload).map_err(|_| TokenError::Malformed)?;
     let mut parts = payload.split('|');
-    let (program_id, partner_id, exp) =
-        match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some(a), Some(b), Some(c), None) if !a.is_empty() && !b.is_empty() => (a, b, c),
-            _ => return Err(TokenError::Malformed),
-        };
+    let (program_id, partner_id, exp) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(a), Some(b), Some(c), None) if !a.is_empty() && !b.is_empty() => (a, b, c),
+        _ => return Err(TokenError::Malformed),
+    };
     let expires_at: i64 = exp.parse().map_err(|_| TokenError::Malformed)?;
     if now >= expires_at {
         return Err(TokenError::Expired);
     }
-    Ok(EmbedClaims {
-        program_id: program_id.to_string(),
-        partner_id: partner_id.to_string(),
-        expires_at,
-    })
+    Ok(EmbedClaims { program_id: program_id.to_string(), partner_id: partner_id.to_string(), expires_at })
 }
 
 /// Expiry of a new embed token: `now + ttl`, ttl defaulting to [`DEFAULT_TTL_MS`] (1 h), and
@@ -159,8 +147,7 @@ pub fn embed_expiry(now: i64, requested_ttl_ms: Option<i64>) -> Result<i64, Inva
             format!("ttl must be between 1 and {MAX_TTL_MS} milliseconds (2 hours)"),
         ));
     }
-    now.checked_add(ttl)
-        .ok_or_else(|| Invalid::new("ttl_ms", "invalid_ttl", "expiry out of range"))
+    now.checked_add(ttl).ok_or_else(|| Invalid::new("ttl_ms", "invalid_ttl", "expiry out of range"))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,10 +233,7 @@ pub fn sign_payload(secret: &str, timestamp: i64, payload: &[u8]) -> String {
     m.update(timestamp.to_string().as_bytes());
     m.update(b".");
     m.update(payload);
-    format!(
-        "t={timestamp},v1={}",
-        hex::encode(m.finalize().into_bytes())
-    )
+    format!("t={timestamp},v1={}", hex::encode(m.finalize().into_bytes()))
 }
 
 #[cfg(test)]
@@ -271,12 +255,7 @@ mod tests {
     /// Re-encodes a token with a modified payload but the original MAC.
     fn with_payload(token: &str, payload: &str) -> String {
         let parts: Vec<&str> = token.split('.').collect();
-        format!(
-            "{}.{}.{}",
-            parts[0],
-            URL_SAFE_NO_PAD.encode(payload),
-            parts[2]
-        )
+        format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(payload), parts[2])
     }
 
     #[test]
@@ -298,13 +277,8 @@ mod tests {
     #[test]
     fn payload_format() {
         let token = sign_embed(SECRET, &claims());
-        let payload = URL_SAFE_NO_PAD
-            .decode(token.split('.').nth(1).unwrap())
-            .unwrap();
-        assert_eq!(
-            String::from_utf8(payload).unwrap(),
-            format!("prg_abc123|ptn_xyz789|{}", NOW + DEFAULT_TTL_MS)
-        );
+        let payload = URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap();
+        assert_eq!(String::from_utf8(payload).unwrap(), format!("prg_abc123|ptn_xyz789|{}", NOW + DEFAULT_TTL_MS));
     }
 
     #[test]
@@ -333,21 +307,12 @@ mod tests {
         let mut bytes = URL_SAFE_NO_PAD.decode(tag).unwrap();
         bytes[0] ^= 1;
         let forged = format!("{head}.{}", URL_SAFE_NO_PAD.encode(&bytes));
-        assert_eq!(
-            verify_embed(SECRET, &forged, NOW),
-            Err(TokenError::BadSignature)
-        );
+        assert_eq!(verify_embed(SECRET, &forged, NOW), Err(TokenError::BadSignature));
         // truncated MAC
         let short = format!("{head}.{}", URL_SAFE_NO_PAD.encode(&bytes[..16]));
-        assert_eq!(
-            verify_embed(SECRET, &short, NOW),
-            Err(TokenError::BadSignature)
-        );
+        assert_eq!(verify_embed(SECRET, &short, NOW), Err(TokenError::BadSignature));
         // empty MAC
-        assert_eq!(
-            verify_embed(SECRET, &format!("{head}."), NOW),
-            Err(TokenError::BadSignature)
-        );
+        assert_eq!(verify_embed(SECRET, &format!("{head}."), NOW), Err(TokenError::BadSignature));
         // version changed: v2 not ours
         let v2 = token.replacen("v1.", "v2.", 1);
         assert_eq!(verify_embed(SECRET, &v2, NOW), Err(TokenError::Malformed));
@@ -358,23 +323,14 @@ mod tests {
         let c = claims();
         let token = sign_embed(SECRET, &c);
         assert!(verify_embed(SECRET, &token, c.expires_at - 1).is_ok());
-        assert_eq!(
-            verify_embed(SECRET, &token, c.expires_at),
-            Err(TokenError::Expired)
-        );
-        assert_eq!(
-            verify_embed(SECRET, &token, c.expires_at + 1),
-            Err(TokenError::Expired)
-        );
+        assert_eq!(verify_embed(SECRET, &token, c.expires_at), Err(TokenError::Expired));
+        assert_eq!(verify_embed(SECRET, &token, c.expires_at + 1), Err(TokenError::Expired));
     }
 
     #[test]
     fn other_secret_refused() {
         let token = sign_embed(b"another-secret", &claims());
-        assert_eq!(
-            verify_embed(SECRET, &token, NOW),
-            Err(TokenError::BadSignature)
-        );
+        assert_eq!(verify_embed(SECRET, &token, NOW), Err(TokenError::BadSignature));
     }
 
     #[test]
@@ -410,24 +366,10 @@ mod tests {
             let signed = format!("v1.{}", URL_SAFE_NO_PAD.encode(payload));
             let mut m = mac(SECRET).unwrap();
             m.update(signed.as_bytes());
-            format!(
-                "{signed}.{}",
-                URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
-            )
+            format!("{signed}.{}", URL_SAFE_NO_PAD.encode(m.finalize().into_bytes()))
         };
-        for p in [
-            "a|b",
-            "a|b|c",
-            "a|b|1|2",
-            "|b|99999999999999",
-            "a||99999999999999",
-            "a|b|",
-        ] {
-            assert_eq!(
-                verify_embed(SECRET, &sign_raw(p), NOW),
-                Err(TokenError::Malformed),
-                "{p}"
-            );
+        for p in ["a|b", "a|b|c", "a|b|1|2", "|b|99999999999999", "a||99999999999999", "a|b|"] {
+            assert_eq!(verify_embed(SECRET, &sign_raw(p), NOW), Err(TokenError::Malformed), "{p}");
         }
         assert!(verify_embed(SECRET, &sign_raw("a|b|99999999999999"), NOW).is_ok());
     }
@@ -453,10 +395,7 @@ mod tests {
         assert_eq!(SigError::MissingTimestamp.as_str(), "missing_timestamp");
         assert_eq!(SigError::NoSignatures.as_str(), "no_signatures");
         assert_eq!(SigError::Mismatch.as_str(), "signature_mismatch");
-        assert_eq!(
-            SigError::OutsideTolerance.as_str(),
-            "timestamp_outside_tolerance"
-        );
+        assert_eq!(SigError::OutsideTolerance.as_str(), "timestamp_outside_tolerance");
     }
 
     // ---- Stripe ----
@@ -483,10 +422,7 @@ mod tests {
         assert_eq!(verify_stripe_signature(WHSEC, &header, BODY, T, 300), Ok(T));
         // Stripe's real header shape, with v0 and spaces
         let header = format!("t={T}, v1={expected}, v0=deadbeef");
-        assert_eq!(
-            verify_stripe_signature(WHSEC, &header, BODY, T + 10, 300),
-            Ok(T)
-        );
+        assert_eq!(verify_stripe_signature(WHSEC, &header, BODY, T + 10, 300), Ok(T));
     }
 
     #[test]
@@ -496,10 +432,7 @@ mod tests {
         let sig = "2179231995130c0f636e5b6d202d023660930c0bce2c91a885ec3a581c863b28";
         assert_eq!(reference_sig(WHSEC, T, b"{}"), sig);
         let header = format!("t={T},v1={sig}");
-        assert_eq!(
-            verify_stripe_signature(WHSEC, &header, b"{}", T, 300),
-            Ok(T)
-        );
+        assert_eq!(verify_stripe_signature(WHSEC, &header, b"{}", T, 300), Ok(T));
         assert_eq!(sign_payload(WHSEC, T, b"{}"), header);
     }
 
@@ -516,78 +449,36 @@ mod tests {
     #[test]
     fn stripe_tolerance() {
         let header = sign_payload(WHSEC, T, BODY);
-        assert_eq!(
-            verify_stripe_signature(WHSEC, &header, BODY, T + 300, 300),
-            Ok(T)
-        );
-        assert_eq!(
-            verify_stripe_signature(WHSEC, &header, BODY, T + 301, 300),
-            Err(SigError::OutsideTolerance)
-        );
-        assert_eq!(
-            verify_stripe_signature(WHSEC, &header, BODY, T - 300, 300),
-            Ok(T)
-        );
-        assert_eq!(
-            verify_stripe_signature(WHSEC, &header, BODY, T - 301, 300),
-            Err(SigError::OutsideTolerance)
-        );
-        assert_eq!(
-            verify_stripe_signature(WHSEC, &header, BODY, i64::MIN, 300),
-            Err(SigError::OutsideTolerance)
-        );
+        assert_eq!(verify_stripe_signature(WHSEC, &header, BODY, T + 300, 300), Ok(T));
+        assert_eq!(verify_stripe_signature(WHSEC, &header, BODY, T + 301, 300), Err(SigError::OutsideTolerance));
+        assert_eq!(verify_stripe_signature(WHSEC, &header, BODY, T - 300, 300), Ok(T));
+        assert_eq!(verify_stripe_signature(WHSEC, &header, BODY, T - 301, 300), Err(SigError::OutsideTolerance));
+        assert_eq!(verify_stripe_signature(WHSEC, &header, BODY, i64::MIN, 300), Err(SigError::OutsideTolerance));
     }
 
     #[test]
     fn stripe_mismatch() {
         let header = sign_payload("whsec_wrong", T, BODY);
-        assert_eq!(
-            verify_stripe_signature(WHSEC, &header, BODY, T, 300),
-            Err(SigError::Mismatch)
-        );
+        assert_eq!(verify_stripe_signature(WHSEC, &header, BODY, T, 300), Err(SigError::Mismatch));
         let header = sign_payload(WHSEC, T, BODY);
-        assert_eq!(
-            verify_stripe_signature(WHSEC, &header, b"{\"id\":\"evt_2\"}", T, 300),
-            Err(SigError::Mismatch)
-        );
+        assert_eq!(verify_stripe_signature(WHSEC, &header, b"{\"id\":\"evt_2\"}", T, 300), Err(SigError::Mismatch));
         // timestamp swapped: signature was for T
         let sig = reference_sig(WHSEC, T, BODY);
         let header = format!("t={},v1={sig}", T + 1);
-        assert_eq!(
-            verify_stripe_signature(WHSEC, &header, BODY, T, 300),
-            Err(SigError::Mismatch)
-        );
+        assert_eq!(verify_stripe_signature(WHSEC, &header, BODY, T, 300), Err(SigError::Mismatch));
         let header = format!("t={T},v1=");
-        assert_eq!(
-            verify_stripe_signature(WHSEC, &header, BODY, T, 300),
-            Err(SigError::Mismatch)
-        );
+        assert_eq!(verify_stripe_signature(WHSEC, &header, BODY, T, 300), Err(SigError::Mismatch));
     }
 
     #[test]
     fn stripe_header_shapes() {
         let sig = reference_sig(WHSEC, T, BODY);
-        for h in [
-            format!("v1={sig}"),
-            format!("t=abc,v1={sig}"),
-            String::new(),
-            "garbage".into(),
-        ] {
-            assert_eq!(
-                verify_stripe_signature(WHSEC, &h, BODY, T, 300),
-                Err(SigError::MissingTimestamp),
-                "{h}"
-            );
+        for h in [format!("v1={sig}"), format!("t=abc,v1={sig}"), String::new(), "garbage".into()] {
+            assert_eq!(verify_stripe_signature(WHSEC, &h, BODY, T, 300), Err(SigError::MissingTimestamp), "{h}");
         }
         let h = format!("t={T},v0={sig}");
-        assert_eq!(
-            verify_stripe_signature(WHSEC, &h, BODY, T, 300),
-            Err(SigError::NoSignatures)
-        );
-        assert_eq!(
-            verify_stripe_signature(WHSEC, &format!("t={T}"), BODY, T, 300),
-            Err(SigError::NoSignatures)
-        );
+        assert_eq!(verify_stripe_signature(WHSEC, &h, BODY, T, 300), Err(SigError::NoSignatures));
+        assert_eq!(verify_stripe_signature(WHSEC, &format!("t={T}"), BODY, T, 300), Err(SigError::NoSignatures));
     }
 
     proptest! {

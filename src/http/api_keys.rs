@@ -22,26 +22,17 @@ pub async fn create(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let input = body::<CreateKey>(req).await?;
     let name = input.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(
-            Invalid::new("name", "invalid_name", "name must be 1 to 100 characters").into(),
-        );
+        return Err(Invalid::new("name", "invalid_name", "name must be 1 to 100 characters").into());
     }
     if input.permissions.is_empty() {
-        return Err(Invalid::new(
-            "permissions",
-            "invalid_permissions",
-            "give at least one of read, write, track",
-        )
-        .into());
+        return Err(
+            Invalid::new("permissions", "invalid_permissions", "give at least one of read, write, track").into()
+        );
     }
     let mut perms: Vec<String> = Vec::new();
     for p in &input.permissions {
         let perm = Perm::parse(p).ok_or_else(|| {
-            Invalid::new(
-                "permissions",
-                "invalid_permissions",
-                format!("`{p}` is not one of read, write, track"),
-            )
+            Invalid::new("permissions", "invalid_permissions", format!("`{p}` is not one of read, write, track"))
         })?;
         // A key can only hand out what it holds itself.
         c.who.require(perm)?;
@@ -73,22 +64,14 @@ pub async fn create(req: &mut Request, c: &Call) -> ApiResult<Response> {
 pub async fn list(c: &Call) -> ApiResult<Response> {
     c.who.require(Perm::Write)?;
     let page = Page::from_query(&c.query)?;
-    let rows = api_keys::list(
-        &c.state.db,
-        c.who.program_id.as_deref(),
-        &page.before(),
-        page.limit,
-    )
-    .await?;
+    let rows = api_keys::list(&c.state.db, c.who.program_id.as_deref(), &page.before(), page.limit).await?;
     page.respond(rows, |k| k.id.clone())
 }
 
 pub async fn revoke(c: &Call, id: &str) -> ApiResult<Response> {
     c.who.require(Perm::Write)?;
     let id = path_id(id, ids::API_KEY, "api key")?;
-    let k = api_keys::get(&c.state.db, &id)
-        .await?
-        .ok_or(ApiError::NotFound("api key"))?;
+    let k = api_keys::get(&c.state.db, &id).await?.ok_or(ApiError::NotFound("api key"))?;
     if c.who.program_id.is_some() && k.program_id != c.who.program_id {
         return Err(ApiError::NotFound("api key"));
     }

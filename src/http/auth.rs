@@ -45,10 +45,7 @@ impl Principal {
         if self.perms.contains(&p) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(format!(
-                "this API key lacks the `{}` permission",
-                p.as_str()
-            )))
+            Err(ApiError::Forbidden(format!("this API key lacks the `{}` permission", p.as_str())))
         }
     }
 
@@ -67,31 +64,20 @@ impl Principal {
 }
 
 pub async fn authenticate(req: &Request, state: &AppState) -> ApiResult<Principal> {
-    let header = req
-        .headers()
-        .get("authorization")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let header = req.headers().get("authorization").ok().flatten().unwrap_or_default();
     // The auth scheme is case-insensitive (RFC 9110 11.1).
     let key = header
         .split_once(' ')
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, k)| k.trim())
-        .ok_or(ApiError::Unauthorized(
-            "send your API key as `Authorization: Bearer rp_live_...`",
-        ))?;
+        .ok_or(ApiError::Unauthorized("send your API key as `Authorization: Bearer rp_live_...`"))?;
     if !looks_like_api_key(key) {
         return Err(ApiError::Unauthorized("invalid API key"));
     }
     let hash = sha256_hex(key.as_bytes());
     if let Some(admin) = state.secret("REFPORT_ADMIN_KEY") {
         if ct_eq(sha256_hex(admin.as_bytes()).as_bytes(), hash.as_bytes()) {
-            return Ok(Principal {
-                key_id: None,
-                program_id: None,
-                perms: vec![Perm::Read, Perm::Write, Perm::Track],
-            });
+            return Ok(Principal { key_id: None, program_id: None, perms: vec![Perm::Read, Perm::Write, Perm::Track] });
         }
     }
     // The lookup is by hash (an index seek); equality of a SHA-256 preimage leaks nothing useful.
@@ -99,11 +85,7 @@ pub async fn authenticate(req: &Request, state: &AppState) -> ApiResult<Principa
         Some(k) => Ok(Principal {
             key_id: Some(k.id),
             program_id: k.program_id,
-            perms: k
-                .permissions
-                .iter()
-                .filter_map(|p| Perm::parse(p))
-                .collect(),
+            perms: k.permissions.iter().filter_map(|p| Perm::parse(p)).collect(),
         }),
         None => Err(ApiError::Unauthorized("invalid API key")),
     }

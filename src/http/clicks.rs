@@ -1,5 +1,5 @@
 use super::auth::Perm;
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use super::{id_param, Call, Page};
 use crate::store::clicks;
 use refport_core::ids;
@@ -10,13 +10,7 @@ pub async fn list(c: &Call) -> ApiResult<Response> {
     let page = Page::from_query(&c.query)?;
     let link_id = id_param(&c.query, "link_id", ids::LINK)?;
     let partner_id = id_param(&c.query, "partner_id", ids::PARTNER)?;
-    let mut program_id = id_param(&c.query, "program_id", ids::PROGRAM)?;
-    if let Some(bound) = &c.who.program_id {
-        match &program_id {
-            Some(p) if p != bound => return Err(ApiError::NotFound("program")),
-            _ => program_id = Some(bound.clone()),
-        }
-    }
+    let program_id = c.program_filter()?;
     let f = clicks::Filter {
         program_id: program_id.as_deref(),
         partner_id: partner_id.as_deref(),

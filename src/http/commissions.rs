@@ -15,40 +15,25 @@ pub async fn list(c: &Call) -> ApiResult<Response> {
     c.who.require(Perm::Read)?;
     let page = Page::from_query(&c.query)?;
     let partner_id = id_param(&c.query, "partner_id", ids::PARTNER)?;
-    let mut program_id = id_param(&c.query, "program_id", ids::PROGRAM)?;
-    if let Some(bound) = &c.who.program_id {
-        match &program_id {
-            Some(p) if p != bound => return Err(ApiError::NotFound("program")),
-            _ => program_id = Some(bound.clone()),
-        }
-    }
+    let program_id = c.program_filter()?;
     let status = match c.query.get("status") {
         None => None,
         Some(s) => Some(
             Status::parse(s)
                 .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_query",
-                        "status must be pending, approved, paid or rejected",
-                    )
+                    ApiError::bad_request("invalid_query", "status must be pending, approved, paid or rejected")
                 })?
                 .as_str(),
         ),
     };
-    let f = Filter {
-        program_id: program_id.as_deref(),
-        partner_id: partner_id.as_deref(),
-        status,
-    };
+    let f = Filter { program_id: program_id.as_deref(), partner_id: partner_id.as_deref(), status };
     let rows = commissions::list(&c.state.db, &f, &page.before(), page.limit).await?;
     page.respond(rows, |r| r.id.clone())
 }
 
 async fn load(c: &Call, id: &str) -> ApiResult<commissions::Commission> {
     let id = path_id(id, ids::COMMISSION, "commission")?;
-    let cm = commissions::get(&c.state.db, &id)
-        .await?
-        .ok_or(ApiError::NotFound("commission"))?;
+    let cm = commissions::get(&c.state.db, &id).await?.ok_or(ApiError::NotFound("commission"))?;
     c.who.check_program(&cm.program_id, "commission")?;
     Ok(cm)
 }
@@ -59,20 +44,12 @@ async fn move_to(c: &Call, id: &str, to: Status, reason: Option<&str>) -> ApiRes
     let from = cm.status();
     transition(from, to).map_err(|e| ApiError::conflict(e.code(), e.message()))?;
     if cm.payout_id.is_some() {
-        return Err(ApiError::conflict(
-            "in_payout",
-            "the commission is part of a payout in flight",
-        ));
+        return Err(ApiError::conflict("in_payout", "the commission is part of a payout in flight"));
     }
     if !commissions::transition(&c.state.db, &cm.id, from, to, reason, c.now).await? {
-        return Err(ApiError::conflict(
-            "concurrent_update",
-            "the commission changed meanwhile; read it again",
-        ));
+        return Err(ApiError::conflict("concurrent_update", "the commission changed meanwhile; read it again"));
     }
-    let cm = commissions::get(&c.state.db, &cm.id)
-        .await?
-        .ok_or(ApiError::NotFound("commission"))?;
+    let cm = commissions::get(&c.state.db, &cm.id).await?.ok_or(ApiError::NotFound("commission"))?;
     ok(&cm)
 }
 
@@ -91,12 +68,7 @@ pub async fn reject(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response
     let input = body::<RejectIn>(req).await?;
     let reason = input.reason.trim();
     if reason.is_empty() || reason.chars().count() > 200 {
-        return Err(Invalid::new(
-            "reason",
-            "invalid_reason",
-            "reason must be 1 to 200 characters",
-        )
-        .into());
+        return Err(Invalid::new("reason", "invalid_reason", "reason must be 1 to 200 characters").into());
     }
     move_to(c, id, Status::Rejected, Some(reason)).await
 }

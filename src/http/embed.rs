@@ -51,11 +51,7 @@ pub fn mint(
     ttl_ms: Option<i64>,
 ) -> ApiResult<(String, i64)> {
     let expires_at = embed_expiry(now, ttl_ms)?;
-    let claims = EmbedClaims {
-        program_id: program_id.into(),
-        partner_id: partner_id.into(),
-        expires_at,
-    };
+    let claims = EmbedClaims { program_id: program_id.into(), partner_id: partner_id.into(), expires_at };
     Ok((sign_embed(&embed_secret(state)?, &claims), expires_at))
 }
 
@@ -86,10 +82,7 @@ pub async fn create_token(req: &mut Request, c: &Call) -> ApiResult<Response> {
         }
     };
     if partner.status == PartnerStatus::Banned {
-        return Err(ApiError::conflict(
-            "partner_banned",
-            "a banned partner has no portal",
-        ));
+        return Err(ApiError::conflict("partner_banned", "a banned partner has no portal"));
     }
     let (token, expires_at) = mint(&c.state, &program.id, &partner.id, c.now, ttl_ms)?;
     created(
@@ -98,21 +91,11 @@ pub async fn create_token(req: &mut Request, c: &Call) -> ApiResult<Response> {
 }
 
 /// Finds the partner by email or enrols it (active) with a default link; idempotent by email.
-async fn enrol(
-    c: &Call,
-    program: &store::programs::Program,
-    email: &str,
-    name: &str,
-) -> ApiResult<partners::Partner> {
+async fn enrol(c: &Call, program: &store::programs::Program, email: &str, name: &str) -> ApiResult<partners::Partner> {
     let email = parse_email("partner.email", email)?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(Invalid::new(
-            "partner.name",
-            "invalid_name",
-            "name must be 1 to 200 characters",
-        )
-        .into());
+        return Err(Invalid::new("partner.name", "invalid_name", "name must be 1 to 200 characters").into());
     }
     let db = &c.state.db;
     query!(
@@ -127,20 +110,12 @@ async fn enrol(
     )?
     .run()
     .await?;
-    let p: Option<IdRow> = store::first(query!(
-        db,
-        "SELECT id FROM partners WHERE program_id = ?1 AND email = ?2",
-        &program.id,
-        &email
-    )?)
-    .await?;
-    let p = partners::get(
-        db,
-        &p.ok_or(ApiError::Internal("partner missing after enrol".into()))?
-            .id,
-    )
-    .await?
-    .ok_or(ApiError::Internal("partner missing".into()))?;
+    let p: Option<IdRow> =
+        store::first(query!(db, "SELECT id FROM partners WHERE program_id = ?1 AND email = ?2", &program.id, &email)?)
+            .await?;
+    let p = partners::get(db, &p.ok_or(ApiError::Internal("partner missing after enrol".into()))?.id)
+        .await?
+        .ok_or(ApiError::Internal("partner missing".into()))?;
     ensure_default_link(&c.state, program, &p, c.now).await?;
     Ok(p)
 }
@@ -161,10 +136,7 @@ pub async fn ensure_default_link(
     if !existing.is_empty() {
         return Ok(());
     }
-    let (Some(domain), Some(host)) = (
-        program.settings.domains.first(),
-        program.settings.allowed_hosts.first(),
-    ) else {
+    let (Some(domain), Some(host)) = (program.settings.domains.first(), program.settings.allowed_hosts.first()) else {
         return Ok(());
     };
     for _ in 0..5 {
@@ -201,41 +173,25 @@ pub async fn authenticate(
     now: i64,
     query: HashMap<String, String>,
 ) -> ApiResult<Portal> {
-    let header = req
-        .headers()
-        .get("authorization")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let header = req.headers().get("authorization").ok().flatten().unwrap_or_default();
     let token = header
         .split_once(' ')
         .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim().to_string())
-        .ok_or(ApiError::Unauthorized(
-            "send the embed token as `Authorization: Bearer ...`",
-        ))?;
+        .ok_or(ApiError::Unauthorized("send the embed token as `Authorization: Bearer ...`"))?;
     let claims = verify_embed(&embed_secret(&state)?, &token, now).map_err(|e| match e {
-        refport_core::token::TokenError::Expired => {
-            ApiError::Unauthorized("the embed token has expired")
-        }
+        refport_core::token::TokenError::Expired => ApiError::Unauthorized("the embed token has expired"),
         _ => ApiError::Unauthorized("invalid embed token"),
     })?;
-    let partner = partners::get(&state.db, &claims.partner_id)
-        .await?
-        .ok_or(ApiError::Unauthorized("invalid embed token"))?;
+    let partner =
+        partners::get(&state.db, &claims.partner_id).await?.ok_or(ApiError::Unauthorized("invalid embed token"))?;
     if !claims.is_for_program(&partner.program_id) || partner.status == PartnerStatus::Banned {
         return Err(ApiError::Unauthorized("invalid embed token"));
     }
     let program = store::programs::get(&state.db, &claims.program_id)
         .await?
         .ok_or(ApiError::Unauthorized("invalid embed token"))?;
-    Ok(Portal {
-        state,
-        now,
-        program,
-        partner,
-        query,
-    })
+    Ok(Portal { state, now, program, partner, query })
 }
 
 pub async fn me(p: &Portal) -> ApiResult<Response> {
@@ -246,12 +202,9 @@ pub async fn me(p: &Portal) -> ApiResult<Response> {
         .map(|l| json!({"id": l.id, "domain": l.domain, "key": l.key, "url": l.url, "short_url": short_url(&l.domain, &l.key)}))
         .collect();
     let stats = store::commissions::partner_stats(&p.state.db, &p.partner.id).await?;
-    let clicks: Option<store::Count> = store::first(query!(
-        &p.state.db,
-        "SELECT COUNT(*) AS n FROM clicks WHERE partner_id = ?1",
-        &p.partner.id
-    )?)
-    .await?;
+    let clicks: Option<store::Count> =
+        store::first(query!(&p.state.db, "SELECT COUNT(*) AS n FROM clicks WHERE partner_id = ?1", &p.partner.id)?)
+            .await?;
     ok(&json!({
         "program": {
             "id": p.program.id, "name": s.name, "description": s.description, "logo_url": s.logo_url,
@@ -276,12 +229,7 @@ struct DayCount {
     n: i64,
 }
 
-async fn day_counts(
-    db: &worker::D1Database,
-    sql: &str,
-    partner_id: &str,
-    since: i64,
-) -> ApiResult<Vec<DayCount>> {
+async fn day_counts(db: &worker::D1Database, sql: &str, partner_id: &str, since: i64) -> ApiResult<Vec<DayCount>> {
     Ok(store::all(query!(db, sql, partner_id, since)?).await?)
 }
 
@@ -290,12 +238,7 @@ pub async fn stats(p: &Portal) -> ApiResult<Response> {
     let days: i64 = match p.query.get("days").map(String::as_str) {
         None | Some("30") => 30,
         Some("90") => 90,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "days must be 30 or 90",
-            ))
-        }
+        Some(_) => return Err(ApiError::bad_request("invalid_query", "days must be 30 or 90")),
     };
     let today = p.now.div_euclid(DAY_MS);
     let since = (today - days + 1) * DAY_MS;
@@ -320,32 +263,20 @@ pub async fn stats(p: &Portal) -> ApiResult<Response> {
 
 pub async fn commissions(p: &Portal) -> ApiResult<Response> {
     let page = Page::from_query(&p.query)?;
-    let f = store::commissions::Filter {
-        program_id: Some(&p.program.id),
-        partner_id: Some(&p.partner.id),
-        status: None,
-    };
+    let f =
+        store::commissions::Filter { program_id: Some(&p.program.id), partner_id: Some(&p.partner.id), status: None };
     let rows = store::commissions::list(&p.state.db, &f, &page.before(), page.limit).await?;
     page.respond(rows, |r| r.id.clone())
 }
 
 pub async fn payouts(p: &Portal) -> ApiResult<Response> {
     let page = Page::from_query(&p.query)?;
-    let f = store::payouts::Filter {
-        program_id: Some(&p.program.id),
-        partner_id: Some(&p.partner.id),
-        status: None,
-    };
+    let f = store::payouts::Filter { program_id: Some(&p.program.id), partner_id: Some(&p.partner.id), status: None };
     let rows = store::payouts::list(&p.state.db, &f, &page.before(), page.limit).await?;
     page.respond(rows, |r| r.id.clone())
 }
 
-pub async fn route(
-    req: &mut Request,
-    state: AppState,
-    now: i64,
-    rest: &[&str],
-) -> ApiResult<Response> {
+pub async fn route(req: &mut Request, state: AppState, now: i64, rest: &[&str]) -> ApiResult<Response> {
     let allowed: &[&str] = match rest {
         ["stats"] => &["days"],
         ["commissions"] | ["payouts"] => &["limit", "cursor"],
@@ -361,9 +292,7 @@ pub async fn route(
         (worker::Method::Post, ["onboard"]) => {
             super::stripe_connect::onboard_partner(req, &p.state, &p.partner, p.now).await
         }
-        (_, ["me"] | ["stats"] | ["commissions"] | ["payouts"] | ["onboard"]) => {
-            Err(ApiError::MethodNotAllowed)
-        }
+        (_, ["me"] | ["stats"] | ["commissions"] | ["payouts"] | ["onboard"]) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound("route")),
     }
 }

@@ -59,10 +59,7 @@ pub async fn invite(
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 #[derive(Deserialize)]
@@ -108,23 +105,13 @@ pub async fn accept(req: &mut Request, state: AppState, now: i64) -> ApiResult<R
     )
     .await?;
     if changes.first().copied().unwrap_or(0) != 1 {
-        return Err(ApiError::conflict(
-            "invitation_used",
-            "this invitation was already accepted",
-        ));
+        return Err(ApiError::conflict("invitation_used", "this invitation was already accepted"));
     }
-    let partner = partners::get(db, &inv.partner_id)
-        .await?
-        .ok_or(ApiError::NotFound("partner"))?;
+    let partner = partners::get(db, &inv.partner_id).await?.ok_or(ApiError::NotFound("partner"))?;
     if partner.status == refport_core::partner::PartnerStatus::Banned {
-        return Err(ApiError::conflict(
-            "partner_banned",
-            "this partner can no longer join",
-        ));
+        return Err(ApiError::conflict("partner_banned", "this partner can no longer join"));
     }
-    let program = programs::get(db, &inv.program_id)
-        .await?
-        .ok_or(ApiError::NotFound("program"))?;
+    let program = programs::get(db, &inv.program_id).await?.ok_or(ApiError::NotFound("program"))?;
     ensure_default_link(&state, &program, &partner, now).await?;
     let (token, expires_at) = mint(&state, &program.id, &partner.id, now, None)?;
     ok(&json!({

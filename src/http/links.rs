@@ -33,25 +33,18 @@ struct LinkOut<'a> {
 }
 
 fn out(l: &links::Link) -> LinkOut<'_> {
-    LinkOut {
-        link: l,
-        short_url: short_url(&l.domain, &l.key),
-    }
+    LinkOut { link: l, short_url: short_url(&l.domain, &l.key) }
 }
 
 async fn load(c: &Call, id: &str) -> ApiResult<links::Link> {
     let id = path_id(id, ids::LINK, "link")?;
-    let l = links::get(&c.state.db, &id)
-        .await?
-        .ok_or(ApiError::NotFound("link"))?;
+    let l = links::get(&c.state.db, &id).await?.ok_or(ApiError::NotFound("link"))?;
     c.who.check_program(&l.program_id, "link")?;
     Ok(l)
 }
 
 async fn program_of(c: &Call, id: &str) -> ApiResult<programs::Program> {
-    programs::get(&c.state.db, id)
-        .await?
-        .ok_or(ApiError::Internal(format!("program {id} missing")))
+    programs::get(&c.state.db, id).await?.ok_or(ApiError::Internal(format!("program {id} missing")))
 }
 
 pub async fn create(req: &mut Request, c: &Call, partner_id: &str) -> ApiResult<Response> {
@@ -59,19 +52,11 @@ pub async fn create(req: &mut Request, c: &Call, partner_id: &str) -> ApiResult<
     let partner = partners::load(c, partner_id).await?;
     let input = body::<CreateLink>(req).await?;
     if partner.status == PartnerStatus::Banned {
-        return Err(ApiError::conflict(
-            "partner_banned",
-            "a banned partner cannot get new links",
-        ));
+        return Err(ApiError::conflict("partner_banned", "a banned partner cannot get new links"));
     }
     let program = program_of(c, &partner.program_id).await?;
     let domain = match input.domain {
-        None => program
-            .settings
-            .domains
-            .first()
-            .cloned()
-            .unwrap_or_default(),
+        None => program.settings.domains.first().cloned().unwrap_or_default(),
         Some(d) => {
             let d = d.trim().to_ascii_lowercase();
             if !program.settings.domains.contains(&d) {
@@ -123,8 +108,7 @@ pub async fn list(c: &Call, partner_id: &str) -> ApiResult<Response> {
     c.who.require(Perm::Read)?;
     let partner = partners::load(c, partner_id).await?;
     let page = Page::from_query(&c.query)?;
-    let rows =
-        links::list_for_partner(&c.state.db, &partner.id, &page.before(), page.limit).await?;
+    let rows = links::list_for_partner(&c.state.db, &partner.id, &page.before(), page.limit).await?;
     let rows: Vec<LinkOut> = rows.iter().map(out).collect();
     page.respond(rows, |l| l.link.id.clone())
 }

@@ -37,10 +37,7 @@ pub struct Call {
 
 /// A response with a fixed body (infallible, unlike `Response::ok`).
 pub fn respond(status: u16, headers: Headers, body: impl Into<Vec<u8>>) -> Response {
-    ResponseBuilder::new()
-        .with_status(status)
-        .with_headers(headers)
-        .fixed(body.into())
+    ResponseBuilder::new().with_status(status).with_headers(headers).fixed(body.into())
 }
 
 /// `headers` from static pairs (names and values here are always valid header text).
@@ -52,14 +49,47 @@ pub fn headers(pairs: &[(&str, &str)]) -> Headers {
     h
 }
 
+impl Call {
+    /// The `program_id` list filter, narrowed to the key's program: a key bound to a program
+    /// lists only that program, and naming another one is a 404.
+    pub fn program_filter(&self) -> ApiResult<Option<String>> {
+        let asked = id_param(&self.query, "program_id", refport_core::ids::PROGRAM)?;
+        match (&self.who.program_id, asked) {
+            (Some(bound), Some(p)) if *bound != p => Err(ApiError::NotFound("program")),
+            (Some(bound), _) => Ok(Some(bound.clone())),
+            (None, asked) => Ok(asked),
+        }
+    }
+}
+
+/// An optional JSON body: empty means `T::default()`.
+pub async fn optional_body<T: DeserializeOwned + Default>(req: &mut Request) -> ApiResult<T> {
+    let bytes = read_body(req).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse_json(&bytes)
+}
+
+async fn read_body(req: &mut Request) -> ApiResult<Vec<u8>> {
+    if let Ok(Some(len)) = req.headers().get("content-length") {
+        if len.parse::<usize>().map(|l| l > MAX_BODY).unwrap_or(false) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+    }
+    let bytes =
+        req.bytes().await.map_err(|_| ApiError::bad_request("invalid_body", "could not read the request body"))?;
+    if bytes.len() > MAX_BODY {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    Ok(bytes)
+}
+
 pub fn json_response<T: Serialize>(status: u16, body: &T) -> Response {
     let text = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     respond(
         status,
-        headers(&[
-            ("content-type", "application/json; charset=utf-8"),
-            ("cache-control", "no-store"),
-        ]),
+        headers(&[("content-type", "application/json; charset=utf-8"), ("cache-control", "no-store")]),
         text,
     )
 }
@@ -75,53 +105,29 @@ pub fn created<T: Serialize>(body: &T) -> ApiResult<Response> {
 /// Reads and parses a JSON body: size-limited, malformed JSON -> 400 `invalid_json`, a shape
 /// mismatch (missing or unknown field, wrong type) -> 400 `invalid_request` with serde's message.
 pub async fn body<T: DeserializeOwned>(req: &mut Request) -> ApiResult<T> {
-    if let Ok(Some(len)) = req.headers().get("content-length") {
-        if len.parse::<usize>().map(|l| l > MAX_BODY).unwrap_or(false) {
-            return Err(ApiError::PayloadTooLarge);
-        }
-    }
-    let bytes = req
-        .bytes()
-        .await
-        .map_err(|_| ApiError::bad_request("invalid_body", "could not read the request body"))?;
-    if bytes.len() > MAX_BODY {
-        return Err(ApiError::PayloadTooLarge);
-    }
-    parse_json(&bytes)
+    parse_json(&read_body(req).await?)
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(ApiError::bad_request(
-            "invalid_json",
-            "a JSON body is required",
-        ));
+        return Err(ApiError::bad_request("invalid_json", "a JSON body is required"));
     }
     // Syntax errors first, so the code tells malformed JSON apart from a wrong shape.
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("malformed JSON: {e}")))?;
     if !value.is_object() {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "the body must be a JSON object",
-        ));
+        return Err(ApiError::bad_request("invalid_request", "the body must be a JSON object"));
     }
-    serde_json::from_value(value)
-        .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
+    serde_json::from_value(value).map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
 }
 
 /// Query parameters; any parameter outside `allowed` is refused, so typos never pass silently.
 pub fn query_params(req: &Request, allowed: &[&str]) -> ApiResult<HashMap<String, String>> {
-    let url = req
-        .url()
-        .map_err(|_| ApiError::bad_request("invalid_request", "bad URL"))?;
+    let url = req.url().map_err(|_| ApiError::bad_request("invalid_request", "bad URL"))?;
     let mut out = HashMap::new();
     for (k, v) in url.query_pairs() {
         if !allowed.contains(&k.as_ref()) {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                format!("unknown query parameter `{k}`"),
-            ));
+            return Err(ApiError::bad_request("invalid_query", format!("unknown query parameter `{k}`")));
         }
         out.insert(k.into_owned(), v.into_owned());
     }
@@ -142,17 +148,11 @@ impl Page {
                 .parse::<u32>()
                 .ok()
                 .filter(|l| (1..=100).contains(l))
-                .ok_or_else(|| {
-                    ApiError::bad_request("invalid_query", "limit must be an integer from 1 to 100")
-                })?,
+                .ok_or_else(|| ApiError::bad_request("invalid_query", "limit must be an integer from 1 to 100"))?,
         };
         let cursor = match q.get("cursor") {
             None => None,
-            Some(c)
-                if c.len() <= 100 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
-            {
-                Some(c.clone())
-            }
+            Some(c) if c.len() <= 100 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => Some(c.clone()),
             Some(_) => return Err(ApiError::bad_request("invalid_query", "malformed cursor")),
         };
         Ok(Page { limit, cursor })
@@ -164,11 +164,7 @@ impl Page {
     }
 
     /// Rows were fetched with `LIMIT limit + 1`: answers `{data, next_cursor}`.
-    pub fn respond<T: Serialize>(
-        &self,
-        mut rows: Vec<T>,
-        id_of: impl Fn(&T) -> String,
-    ) -> ApiResult<Response> {
+    pub fn respond<T: Serialize>(&self, mut rows: Vec<T>, id_of: impl Fn(&T) -> String) -> ApiResult<Response> {
         let more = rows.len() > self.limit as usize;
         rows.truncate(self.limit as usize);
         let next = if more { rows.last().map(id_of) } else { None };
@@ -177,18 +173,11 @@ impl Page {
 }
 
 /// An optional id filter from the query string, checked against its prefix.
-pub fn id_param(
-    q: &HashMap<String, String>,
-    name: &str,
-    prefix: &str,
-) -> ApiResult<Option<String>> {
+pub fn id_param(q: &HashMap<String, String>, name: &str, prefix: &str) -> ApiResult<Option<String>> {
     match q.get(name) {
         None => Ok(None),
         Some(v) if refport_core::ids::is_valid(prefix, v) => Ok(Some(v.clone())),
-        Some(_) => Err(ApiError::bad_request(
-            "invalid_query",
-            format!("`{name}` must be a {prefix}_ id"),
-        )),
+        Some(_) => Err(ApiError::bad_request("invalid_query", format!("`{name}` must be a {prefix}_ id"))),
     }
 }
 
@@ -234,12 +223,8 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
     }
     let state = AppState::load(&env)?;
     match (&method, segs.as_slice()) {
-        (Method::Post, ["webhooks", "stripe"]) => {
-            return stripe_connect::webhook(&mut req, &state, now).await
-        }
-        (Method::Post, ["invites", "accept"]) => {
-            return invites::accept(&mut req, state, now).await
-        }
+        (Method::Post, ["webhooks", "stripe"]) => return stripe_connect::webhook(&mut req, &state, now).await,
+        (Method::Post, ["invites", "accept"]) => return invites::accept(&mut req, state, now).await,
         (_, ["portal", rest @ ..]) => {
             let rest: Vec<&str> = rest.to_vec();
             return embed::route(&mut req, state, now, &rest).await;
@@ -254,13 +239,7 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         _ => &[],
     };
     let query = query_params(&req, allowed)?;
-    let c = Call {
-        state,
-        now,
-        who,
-        query,
-        ctx,
-    };
+    let c = Call { state, now, who, query, ctx };
     use Method::*;
     match (method, segs.as_slice()) {
         (Post, ["programs"]) => programs::create(&mut req, &c).await,
@@ -282,9 +261,7 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         (Post, ["track", "sale"]) => track::sale(&mut req, &c).await,
         (Post, ["track", "refund"]) => track::refund(&mut req, &c).await,
         (Get, ["payouts"]) => payouts::list(&c).await,
-        (Post, ["partners", id, "stripe", "onboard"]) => {
-            stripe_connect::onboard(&mut req, &c, id).await
-        }
+        (Post, ["partners", id, "stripe", "onboard"]) => stripe_connect::onboard(&mut req, &c, id).await,
         (Get, ["commissions"]) => commissions::list(&c).await,
         (Post, ["commissions", id, "approve"]) => commissions::approve(&c, id).await,
         (Post, ["commissions", id, "reject"]) => commissions::reject(&mut req, &c, id).await,

@@ -9,9 +9,7 @@ use worker::{query, Request, Response};
 
 pub async fn load(c: &Call, id: &str) -> ApiResult<partners::Partner> {
     let id = path_id(id, ids::PARTNER, "partner")?;
-    let p = partners::get(&c.state.db, &id)
-        .await?
-        .ok_or(ApiError::NotFound("partner"))?;
+    let p = partners::get(&c.state.db, &id).await?.ok_or(ApiError::NotFound("partner"))?;
     c.who.check_program(&p.program_id, "partner")?;
     Ok(p)
 }
@@ -34,10 +32,7 @@ pub async fn create(req: &mut Request, c: &Call, program_id: &str) -> ApiResult<
     };
     partners::insert(&c.state.db, &p).await?;
     if p.status == refport_core::partner::PartnerStatus::Invited {
-        let origin = req
-            .url()
-            .map(|u| u.origin().ascii_serialization())
-            .unwrap_or_default();
+        let origin = req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default();
         let invitation = super::invites::invite(&c.state, &origin, &program, &p, c.now).await?;
         let mut body = serde_json::to_value(&p)?;
         body["invitation"] = invitation;
@@ -68,8 +63,7 @@ pub async fn patch(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response>
         // A ban stops attribution on every link at once (the cache carries it).
         programs::refresh_links(c, &old.program_id, Some(&old.id)).await?;
         if f.status == refport_core::partner::PartnerStatus::Banned {
-            commissions::reject_open_for_partner(&c.state.db, &old.id, "partner_banned", c.now)
-                .await?;
+            commissions::reject_open_for_partner(&c.state.db, &old.id, "partner_banned", c.now).await?;
         }
     }
     let p = partners::Partner {
@@ -87,12 +81,8 @@ pub async fn stats(c: &Call, id: &str) -> ApiResult<Response> {
     c.who.require(Perm::Read)?;
     let p = load(c, id).await?;
     let db = &c.state.db;
-    let clicks: Option<Count> = crate::store::first(query!(
-        db,
-        "SELECT COUNT(*) AS n FROM clicks WHERE partner_id = ?1",
-        &p.id
-    )?)
-    .await?;
+    let clicks: Option<Count> =
+        crate::store::first(query!(db, "SELECT COUNT(*) AS n FROM clicks WHERE partner_id = ?1", &p.id)?).await?;
     let s = commissions::partner_stats(db, &p.id).await?;
     ok(&serde_json::json!({
         "partner_id": p.id,

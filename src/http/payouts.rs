@@ -9,28 +9,13 @@ pub async fn list(c: &Call) -> ApiResult<Response> {
     c.who.require(Perm::Read)?;
     let page = Page::from_query(&c.query)?;
     let partner_id = id_param(&c.query, "partner_id", ids::PARTNER)?;
-    let mut program_id = id_param(&c.query, "program_id", ids::PROGRAM)?;
-    if let Some(bound) = &c.who.program_id {
-        match &program_id {
-            Some(p) if p != bound => return Err(ApiError::NotFound("program")),
-            _ => program_id = Some(bound.clone()),
-        }
-    }
+    let program_id = c.program_filter()?;
     let status = match c.query.get("status").map(String::as_str) {
         None => None,
         Some(s @ ("processing" | "paid" | "failed")) => Some(s),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "status must be processing, paid or failed",
-            ))
-        }
+        Some(_) => return Err(ApiError::bad_request("invalid_query", "status must be processing, paid or failed")),
     };
-    let f = Filter {
-        program_id: program_id.as_deref(),
-        partner_id: partner_id.as_deref(),
-        status,
-    };
+    let f = Filter { program_id: program_id.as_deref(), partner_id: partner_id.as_deref(), status };
     let rows = payouts::list(&c.state.db, &f, &page.before(), page.limit).await?;
     page.respond(rows, |r| r.id.clone())
 }

@@ -10,25 +10,16 @@ use worker::{Request, Response};
 pub async fn load(c: &Call, id: &str) -> ApiResult<programs::Program> {
     let id = path_id(id, ids::PROGRAM, "program")?;
     c.who.check_program(&id, "program")?;
-    programs::get(&c.state.db, &id)
-        .await?
-        .ok_or(ApiError::NotFound("program"))
+    programs::get(&c.state.db, &id).await?.ok_or(ApiError::NotFound("program"))
 }
 
 pub async fn create(req: &mut Request, c: &Call) -> ApiResult<Response> {
     c.who.require(Perm::Write)?;
     if c.who.program_id.is_some() {
-        return Err(ApiError::Forbidden(
-            "a key bound to a program cannot create programs".into(),
-        ));
+        return Err(ApiError::Forbidden("a key bound to a program cannot create programs".into()));
     }
     let settings = body::<ProgramInput>(req).await?.validate()?;
-    let p = programs::Program {
-        id: new_id(ids::PROGRAM, c.now),
-        settings,
-        created_at: c.now,
-        updated_at: c.now,
-    };
+    let p = programs::Program { id: new_id(ids::PROGRAM, c.now), settings, created_at: c.now, updated_at: c.now };
     programs::insert(&c.state.db, &p).await?;
     created(&p)
 }
@@ -36,13 +27,7 @@ pub async fn create(req: &mut Request, c: &Call) -> ApiResult<Response> {
 pub async fn list(c: &Call) -> ApiResult<Response> {
     c.who.require(Perm::Read)?;
     let page = Page::from_query(&c.query)?;
-    let rows = programs::list(
-        &c.state.db,
-        c.who.program_id.as_deref(),
-        &page.before(),
-        page.limit,
-    )
-    .await?;
+    let rows = programs::list(&c.state.db, c.who.program_id.as_deref(), &page.before(), page.limit).await?;
     page.respond(rows, |p| p.id.clone())
 }
 
@@ -56,11 +41,7 @@ pub async fn patch(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response>
     let old = load(c, id).await?;
     let patch = body::<ProgramPatch>(req).await?;
     let settings = old.settings.apply(patch)?;
-    let new = programs::Program {
-        settings,
-        updated_at: c.now,
-        ..old.clone()
-    };
+    let new = programs::Program { settings, updated_at: c.now, ..old.clone() };
     programs::update(&c.state.db, &old, &new).await?;
     // The cached links carry the window and cookie domain: refresh them if those changed.
     if old.settings.attribution_window_days != new.settings.attribution_window_days

@@ -2,7 +2,7 @@
 
 use super::auth::Perm;
 use super::error::{ApiError, ApiResult};
-use super::{ok, parse_json, partners, Call, MAX_BODY};
+use super::{ok, optional_body, partners, Call, MAX_BODY};
 use crate::state::AppState;
 use crate::store::{self, batch};
 use crate::stripe::{Stripe, StripeError};
@@ -13,10 +13,9 @@ use worker::{query, Request, Response};
 
 fn stripe_error(e: StripeError) -> ApiError {
     match e {
-        StripeError::NotConfigured => ApiError::unprocessable(
-            "stripe_not_configured",
-            "Stripe is not configured for this deployment",
-        ),
+        StripeError::NotConfigured => {
+            ApiError::unprocessable("stripe_not_configured", "Stripe is not configured for this deployment")
+        }
         StripeError::Permanent { message, .. } => {
             ApiError::unprocessable("stripe_error", format!("Stripe refused: {message}"))
         }
@@ -42,9 +41,7 @@ fn https_url(field: &'static str, s: &str) -> ApiResult<String> {
             format!("{field} must be an absolute https URL"),
         ))
     })?;
-    let local = u
-        .host_str()
-        .is_some_and(|h| h == "127.0.0.1" || h == "localhost");
+    let local = u.host_str().is_some_and(|h| h == "127.0.0.1" || h == "localhost");
     if u.scheme() != "https" && !(u.scheme() == "http" && local) {
         return Err(refport_core::error::Invalid::new(
             field,
@@ -71,48 +68,24 @@ pub async fn onboard_partner(
     partner: &store::partners::Partner,
     now: i64,
 ) -> ApiResult<Response> {
-    let bytes = req
-        .bytes()
-        .await
-        .map_err(|_| ApiError::bad_request("invalid_body", "could not read the request body"))?;
-    if bytes.len() > MAX_BODY {
-        return Err(ApiError::PayloadTooLarge);
-    }
-    let input: OnboardIn = if bytes.iter().all(u8::is_ascii_whitespace) {
-        OnboardIn::default()
-    } else {
-        parse_json(&bytes)?
-    };
-    let origin = req
-        .url()
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_default();
+    let input: OnboardIn = optional_body(req).await?;
+    let origin = req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default();
     let return_url = https_url(
         "return_url",
-        &input
-            .return_url
-            .unwrap_or_else(|| format!("{origin}/embed/referrals?onboarding=done")),
+        &input.return_url.unwrap_or_else(|| format!("{origin}/embed/referrals?onboarding=done")),
     )?;
     let refresh_url = https_url(
         "refresh_url",
-        &input
-            .refresh_url
-            .unwrap_or_else(|| format!("{origin}/embed/referrals?onboarding=refresh")),
+        &input.refresh_url.unwrap_or_else(|| format!("{origin}/embed/referrals?onboarding=refresh")),
     )?;
     if partner.status == refport_core::partner::PartnerStatus::Banned {
-        return Err(ApiError::conflict(
-            "partner_banned",
-            "a banned partner cannot be onboarded",
-        ));
+        return Err(ApiError::conflict("partner_banned", "a banned partner cannot be onboarded"));
     }
     let stripe = Stripe::from_state(state).map_err(stripe_error)?;
     let account = match &partner.stripe_account_id {
         Some(a) => a.clone(),
         None => {
-            let a = stripe
-                .create_account(&partner.id, &partner.email)
-                .await
-                .map_err(stripe_error)?;
+            let a = stripe.create_account(&partner.id, &partner.email).await.map_err(stripe_error)?;
             // First writer wins; the account idempotency key makes a racing twin get the same id.
             query!(
                 &state.db,
@@ -123,18 +96,13 @@ pub async fn onboard_partner(
             )?
             .run()
             .await?;
-            let p = store::partners::get(&state.db, &partner.id)
-                .await?
-                .ok_or(ApiError::NotFound("partner"))?;
+            let p = store::partners::get(&state.db, &partner.id).await?.ok_or(ApiError::NotFound("partner"))?;
             p.stripe_account_id.unwrap_or(a.id)
         }
     };
     // Account links are single-use and carry no money: every request gets a fresh one.
     let key = format!("link-{}-{}", partner.id, hex_token());
-    let link = stripe
-        .account_link(&account, &refresh_url, &return_url, &key)
-        .await
-        .map_err(stripe_error)?;
+    let link = stripe.account_link(&account, &refresh_url, &return_url, &key).await.map_err(stripe_error)?;
     ok(
         &json!({"url": link.url, "expires_at": refport_core::time::rfc3339(link.expires_at * 1000), "account_id": account}),
     )
@@ -145,33 +113,18 @@ pub async fn onboard_partner(
 pub async fn webhook(req: &mut Request, state: &AppState, now: i64) -> ApiResult<Response> {
     let secret = state
         .secret("STRIPE_WEBHOOK_SECRET")
-        .ok_or(ApiError::unprocessable(
-            "stripe_not_configured",
-            "STRIPE_WEBHOOK_SECRET is not set",
-        ))?;
+        .ok_or(ApiError::unprocessable("stripe_not_configured", "STRIPE_WEBHOOK_SECRET is not set"))?;
     let header = req.headers().get("stripe-signature")?.unwrap_or_default();
-    let payload = req
-        .bytes()
-        .await
-        .map_err(|_| ApiError::bad_request("invalid_body", "could not read the request body"))?;
+    let payload =
+        req.bytes().await.map_err(|_| ApiError::bad_request("invalid_body", "could not read the request body"))?;
     if payload.len() > MAX_BODY {
         return Err(ApiError::PayloadTooLarge);
     }
-    verify_stripe_signature(
-        &secret,
-        &header,
-        &payload,
-        now / 1000,
-        DEFAULT_TOLERANCE_SECS,
-    )
-    .map_err(|e| {
-        ApiError::bad_request(
-            "invalid_signature",
-            format!("Stripe-Signature rejected: {}", e.as_str()),
-        )
+    verify_stripe_signature(&secret, &header, &payload, now / 1000, DEFAULT_TOLERANCE_SECS).map_err(|e| {
+        ApiError::bad_request("invalid_signature", format!("Stripe-Signature rejected: {}", e.as_str()))
     })?;
-    let event: Value = serde_json::from_slice(&payload)
-        .map_err(|_| ApiError::bad_request("invalid_json", "malformed event"))?;
+    let event: Value =
+        serde_json::from_slice(&payload).map_err(|_| ApiError::bad_request("invalid_json", "malformed event"))?;
     let id = event["id"]
         .as_str()
         .filter(|s| s.starts_with("evt_"))
@@ -196,8 +149,8 @@ pub async fn webhook(req: &mut Request, state: &AppState, now: i64) -> ApiResult
         "account.updated" => {
             let account = object["id"].as_str().unwrap_or_default();
             let transfers = object["capabilities"]["transfers"].as_str();
-            let enabled = object["payouts_enabled"].as_bool().unwrap_or(false)
-                && transfers.is_none_or(|t| t == "active");
+            let enabled =
+                object["payouts_enabled"].as_bool().unwrap_or(false) && transfers.is_none_or(|t| t == "active");
             // Applied only if this event id is new (the INSERT above changed a row).
             stmts.push(query!(
                 db,
@@ -233,9 +186,7 @@ pub async fn webhook(req: &mut Request, state: &AppState, now: i64) -> ApiResult
     }
     let changes = batch(db, stmts).await?;
     let duplicate = changes.first().copied().unwrap_or(0) == 0;
-    ok(
-        &json!({"received": true, "duplicate": duplicate, "effect": if duplicate { "none" } else { effect }}),
-    )
+    ok(&json!({"received": true, "duplicate": duplicate, "effect": if duplicate { "none" } else { effect }}))
 }
 
 fn hex_token() -> String {

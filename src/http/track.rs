@@ -14,9 +14,7 @@ use crate::store::conversions::{self, CustomerUpsert, Event, NewEvent};
 use crate::store::refunds::{self, Outcome, Planned};
 use crate::store::{batch, clicks, outbox, partners, programs};
 use refport_core::attribution::{attribute, Attribution, ClickFacts};
-use refport_core::commission::{
-    is_self_referral, plan_refund, Kind, RejectReason, SaleCommission, Status,
-};
+use refport_core::commission::{is_self_referral, plan_refund, Kind, RejectReason, SaleCommission, Status};
 use refport_core::error::Invalid;
 use refport_core::ids;
 use refport_core::money::{parse_amount, Currency};
@@ -74,52 +72,45 @@ fn text_field(field: &str, v: &str) -> Result<String, Invalid> {
 }
 
 fn optional_text(field: &str, v: Option<String>) -> Result<Option<String>, Invalid> {
-    v.filter(|s| !s.trim().is_empty())
-        .map(|s| text_field(field, &s))
-        .transpose()
+    v.filter(|s| !s.trim().is_empty()).map(|s| text_field(field, &s)).transpose()
 }
 
 /// The program of an event: named in the body, bound to the key, or found from `hint`
 /// (the click / customer / invoice); a body that names a program the key can't see is a 404.
-async fn resolve_program(
-    c: &Call,
-    named: Option<String>,
-    hint: Vec<String>,
-) -> ApiResult<programs::Program> {
-    let id =
-        match (named, &c.who.program_id) {
-            (Some(n), _) => {
-                if !ids::is_valid(ids::PROGRAM, &n) {
-                    return Err(ApiError::NotFound("program"));
-                }
-                n
+async fn resolve_program(c: &Call, named: Option<String>, hint: Vec<String>) -> ApiResult<programs::Program> {
+    let id = match (named, &c.who.program_id) {
+        (Some(n), _) => {
+            if !ids::is_valid(ids::PROGRAM, &n) {
+                return Err(ApiError::NotFound("program"));
             }
-            (None, Some(bound)) => bound.clone(),
-            (None, None) => match hint.as_slice() {
-                [one] => one.clone(),
-                [] => {
-                    // A single-program deployment needs no program_id.
-                    let all = programs::list(&c.state.db, None, "~", 1).await?;
-                    match all.as_slice() {
-                        [only] => only.id.clone(),
-                        _ => return Err(ApiError::unprocessable(
+            n
+        }
+        (None, Some(bound)) => bound.clone(),
+        (None, None) => match hint.as_slice() {
+            [one] => one.clone(),
+            [] => {
+                // A single-program deployment needs no program_id.
+                let all = programs::list(&c.state.db, None, "~", 1).await?;
+                match all.as_slice() {
+                    [only] => only.id.clone(),
+                    _ => {
+                        return Err(ApiError::unprocessable(
                             "program_required",
                             "the program could not be determined from the event: send `program_id`",
-                        )),
+                        ))
                     }
                 }
-                _ => {
-                    return Err(ApiError::conflict(
-                        "ambiguous_program",
-                        "this id is known in several programs: send `program_id`",
-                    ))
-                }
-            },
-        };
+            }
+            _ => {
+                return Err(ApiError::conflict(
+                    "ambiguous_program",
+                    "this id is known in several programs: send `program_id`",
+                ))
+            }
+        },
+    };
     c.who.check_program(&id, "program")?;
-    programs::get(&c.state.db, &id)
-        .await?
-        .ok_or(ApiError::NotFound("program"))
+    programs::get(&c.state.db, &id).await?.ok_or(ApiError::NotFound("program"))
 }
 
 fn event_json(e: &Event, commission: Option<&Commission>) -> Value {
@@ -145,11 +136,8 @@ fn event_json(e: &Event, commission: Option<&Commission>) -> Value {
         v["event"]["amount"] = json!(e.amount);
         v["event"]["currency"] = json!(e.currency);
         v["event"]["payout_amount"] = json!(e.payout_amount);
-        v["event"]["metadata"] = e
-            .metadata
-            .as_deref()
-            .and_then(|m| serde_json::from_str(m).ok())
-            .unwrap_or(Value::Null);
+        v["event"]["metadata"] =
+            e.metadata.as_deref().and_then(|m| serde_json::from_str(m).ok()).unwrap_or(Value::Null);
     }
     v
 }
@@ -158,8 +146,7 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
     c.who.require(Perm::Track)?;
     let input = body::<LeadIn>(req).await?;
     let external_id = text_field("customer_external_id", &input.customer_external_id)?;
-    let event_name =
-        optional_text("event_name", input.event_name)?.unwrap_or_else(|| "Sign up".into());
+    let event_name = optional_text("event_name", input.event_name)?.unwrap_or_else(|| "Sign up".into());
     let email = match input.customer_email.filter(|s| !s.trim().is_empty()) {
         Some(e) => Some(refport_core::partner::parse_email("customer_email", &e)?),
         None => None,
@@ -176,12 +163,7 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
     } else {
         None
     };
-    let program = resolve_program(
-        c,
-        input.program_id,
-        click.iter().map(|k| k.program_id.clone()).collect(),
-    )
-    .await?;
+    let program = resolve_program(c, input.program_id, click.iter().map(|k| k.program_id.clone()).collect()).await?;
     let s = &program.settings;
 
     if let Some(e) = conversions::lead_event(db, &program.id, &external_id, &event_name).await? {
@@ -192,9 +174,8 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let existing_facts = match &existing {
         Some(cu) => match (&cu.click_id, &cu.partner_id, &cu.link_id, cu.clicked_at) {
             (Some(k), Some(p), Some(l), Some(at)) => {
-                let banned = partners::get(db, p)
-                    .await?
-                    .map(|p| p.status == refport_core::partner::PartnerStatus::Banned);
+                let banned =
+                    partners::get(db, p).await?.map(|p| p.status == refport_core::partner::PartnerStatus::Banned);
                 Some(ClickFacts {
                     click_id: k.clone(),
                     program_id: program.id.clone(),
@@ -216,14 +197,8 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
         link_id: k.link_id,
         at: k.created_at,
     });
-    let decision = attribute(
-        &program.id,
-        s.attribution_model,
-        s.attribution_window_days,
-        c.now,
-        presented,
-        existing_facts,
-    );
+    let decision =
+        attribute(&program.id, s.attribution_model, s.attribution_window_days, c.now, presented, existing_facts);
 
     let event_id = new_id(ids::EVENT, c.now);
     let customer_id = new_id(ids::CUSTOMER, c.now);
@@ -240,14 +215,9 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
             external_id: &external_id,
             email: email.as_deref(),
             name: name.as_deref(),
-            attribution: credited.as_ref().map(|f| {
-                (
-                    f.partner_id.as_str(),
-                    f.link_id.as_str(),
-                    f.click_id.as_str(),
-                    f.at,
-                )
-            }),
+            attribution: credited
+                .as_ref()
+                .map(|f| (f.partner_id.as_str(), f.link_id.as_str(), f.click_id.as_str(), f.at)),
             now: c.now,
         },
     )?];
@@ -271,9 +241,7 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
         },
     )?);
     if let Some(f) = &credited {
-        let partner = partners::get(db, &f.partner_id)
-            .await?
-            .ok_or(ApiError::Internal("partner vanished".into()))?;
+        let partner = partners::get(db, &f.partner_id).await?.ok_or(ApiError::Internal("partner vanished".into()))?;
         let rewards = rules::effective(&s.rewards, partner.rewards.as_ref());
         if let Some(amount) = rules::lead_commission(&rewards).filter(|a| *a > 0) {
             let self_ref = is_self_referral(email.as_deref(), &partner.email);
@@ -290,11 +258,7 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
                     sale_amount: 0,
                     amount,
                     currency: s.payout_currency.code(),
-                    status: if self_ref {
-                        Status::Rejected
-                    } else {
-                        Status::Pending
-                    },
+                    status: if self_ref { Status::Rejected } else { Status::Pending },
                     reason: self_ref.then_some(RejectReason::SelfReferral.as_str()),
                     now: c.now,
                 },
@@ -302,12 +266,7 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
         }
     }
     stmts.push(outbox::lead(db, &event_id, c.now)?);
-    stmts.push(outbox::commission(
-        db,
-        "commission.created",
-        &commission_id,
-        c.now,
-    )?);
+    stmts.push(outbox::commission(db, "commission.created", &commission_id, c.now)?);
     stmts.extend(outbox::fan_out(db, c.now)?);
     batch(db, stmts).await?;
     crate::webhooks::deliver_soon(&c.ctx, &c.state.env);
@@ -327,14 +286,9 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let input = body::<SaleIn>(req).await?;
     let external_id = text_field("customer_external_id", &input.customer_external_id)?;
     let invoice_id = text_field("invoice_id", &input.invoice_id)?;
-    let event_name =
-        optional_text("event_name", input.event_name)?.unwrap_or_else(|| "Purchase".into());
+    let event_name = optional_text("event_name", input.event_name)?.unwrap_or_else(|| "Purchase".into());
     let amount = parse_amount(input.amount).ok_or_else(|| {
-        Invalid::new(
-            "amount",
-            "invalid_amount",
-            "amount must be a non-negative integer in minor units",
-        )
+        Invalid::new("amount", "invalid_amount", "amount must be a non-negative integer in minor units")
     })?;
     let currency = Currency::parse(&input.currency).ok_or_else(|| {
         Invalid::new(
@@ -371,11 +325,7 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
         }
     };
     let db = &c.state.db;
-    let hint = conversions::programs_of_customer(db, &external_id)
-        .await?
-        .into_iter()
-        .map(|p| p.program_id)
-        .collect();
+    let hint = conversions::programs_of_customer(db, &external_id).await?.into_iter().map(|p| p.program_id).collect();
     let program = resolve_program(c, input.program_id, hint).await?;
     let s = &program.settings;
 
@@ -433,26 +383,17 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
     };
     let (attribution, commission) = match &partner {
         None => ("no_attribution".to_string(), None),
-        Some(p) if p.status == refport_core::partner::PartnerStatus::Banned => {
-            ("partner_banned".to_string(), None)
-        }
+        Some(p) if p.status == refport_core::partner::PartnerStatus::Banned => ("partner_banned".to_string(), None),
         Some(p) => {
             let rewards = rules::effective(&s.rewards, p.rewards.as_ref());
             let first_sale_at = customer.as_ref().and_then(|cu| cu.first_sale_at);
             match rules::sale_commission(&rewards, base, first_sale_at, c.now) {
                 SaleDecision::Commission(a) if a > 0 => {
-                    let first_only = rewards
-                        .sale
-                        .as_ref()
-                        .is_some_and(|r| r.duration_months == Some(0));
+                    let first_only = rewards.sale.as_ref().is_some_and(|r| r.duration_months == Some(0));
                     ("attributed".to_string(), Some((p, a, first_only)))
                 }
-                SaleDecision::Commission(_) | SaleDecision::NoReward => {
-                    ("attributed".to_string(), None)
-                }
-                SaleDecision::OutsideRecurringWindow => {
-                    ("outside_recurring_window".to_string(), None)
-                }
+                SaleDecision::Commission(_) | SaleDecision::NoReward => ("attributed".to_string(), None),
+                SaleDecision::OutsideRecurringWindow => ("outside_recurring_window".to_string(), None),
             }
         }
     };
@@ -475,13 +416,7 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
             now: c.now,
         },
     )?);
-    stmts.push(conversions::mark_first_sale(
-        db,
-        &program.id,
-        &external_id,
-        &event_id,
-        c.now,
-    )?);
+    stmts.push(conversions::mark_first_sale(db, &program.id, &external_id, &event_id, c.now)?);
     let commission_id = new_id(ids::COMMISSION, c.now);
     if let Some((p, a, first_only)) = commission {
         stmts.extend(commissions::insert_if_event_won(
@@ -505,19 +440,10 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
         if first_only {
             // First sale only, enforced inside the batch: concurrent "first" sales of one
             // customer cannot all earn; the others are recorded outside the recurring window.
-            stmts.extend(commissions::keep_only_first_sale(
-                db,
-                &commission_id,
-                &event_id,
-            )?);
+            stmts.extend(commissions::keep_only_first_sale(db, &commission_id, &event_id)?);
         }
     }
-    stmts.push(outbox::commission(
-        db,
-        "commission.created",
-        &commission_id,
-        c.now,
-    )?);
+    stmts.push(outbox::commission(db, "commission.created", &commission_id, c.now)?);
     stmts.extend(outbox::fan_out(db, c.now)?);
     batch(db, stmts).await?;
     crate::webhooks::deliver_soon(&c.ctx, &c.state.env);
@@ -529,17 +455,8 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
 
 /// Answers the stored sale; the same invoice id with a different customer, amount or currency
 /// is a client error, never a second commission.
-async fn replay_sale(
-    c: &Call,
-    e: Event,
-    external_id: &str,
-    amount: i64,
-    currency: &str,
-) -> ApiResult<Response> {
-    if e.customer_external_id != external_id
-        || e.amount != Some(amount)
-        || e.currency.as_deref() != Some(currency)
-    {
+async fn replay_sale(c: &Call, e: Event, external_id: &str, amount: i64, currency: &str) -> ApiResult<Response> {
+    if e.customer_external_id != external_id || e.amount != Some(amount) || e.currency.as_deref() != Some(currency) {
         return Err(ApiError::conflict(
             "invoice_conflict",
             "this invoice_id was already tracked with a different customer, amount or currency",
@@ -550,15 +467,9 @@ async fn replay_sale(
 
 pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
     c.who.require(Perm::Track)?;
-    let idem = req
-        .headers()
-        .get("idempotency-key")?
-        .filter(|k| !k.is_empty());
+    let idem = req.headers().get("idempotency-key")?.filter(|k| !k.is_empty());
     if idem.as_ref().is_some_and(|k| k.len() > MAX_ID_LEN) {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "Idempotency-Key is too long",
-        ));
+        return Err(ApiError::bad_request("invalid_request", "Idempotency-Key is too long"));
     }
     let input = body::<RefundIn>(req).await?;
     let invoice_id = text_field("invoice_id", &input.invoice_id)?;
@@ -566,29 +477,17 @@ pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
         None => None,
         Some(a) if a > 0 && parse_amount(a).is_some() => Some(a),
         Some(_) => {
-            return Err(Invalid::new(
-                "amount",
-                "invalid_amount",
-                "amount must be a positive integer in minor units",
+            return Err(
+                Invalid::new("amount", "invalid_amount", "amount must be a positive integer in minor units").into()
             )
-            .into())
         }
     };
     let db = &c.state.db;
-    let hint = conversions::programs_of_invoice(db, &invoice_id)
-        .await?
-        .into_iter()
-        .map(|p| p.program_id)
-        .collect();
+    let hint = conversions::programs_of_invoice(db, &invoice_id).await?.into_iter().map(|p| p.program_id).collect();
     let program = resolve_program(c, input.program_id, hint).await?;
-    let sale = conversions::sale_event(db, &program.id, &invoice_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::unprocessable(
-                "invoice_not_found",
-                format!("no sale was tracked with invoice_id `{invoice_id}`"),
-            )
-        })?;
+    let sale = conversions::sale_event(db, &program.id, &invoice_id).await?.ok_or_else(|| {
+        ApiError::unprocessable("invoice_not_found", format!("no sale was tracked with invoice_id `{invoice_id}`"))
+    })?;
     if let Some(k) = &idem {
         if let Some(r) = refunds::by_idempotency_key(db, &program.id, k).await? {
             return respond_refund(c, r).await;
@@ -612,18 +511,14 @@ pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
                 let refunded = refunds::total_for_invoice(db, &program.id, &invoice_id).await?;
                 let remaining = sale_amount - refunded;
                 match requested.map(to_base) {
-                    _ if remaining <= 0 => Err(ApiError::conflict(
-                        "nothing_to_refund",
-                        "the sale has nothing left to refund",
-                    )),
+                    _ if remaining <= 0 => {
+                        Err(ApiError::conflict("nothing_to_refund", "the sale has nothing left to refund"))
+                    }
                     Some(a) if a > remaining => Err(ApiError::unprocessable(
                         "refund_exceeds_refundable",
                         format!("the refund exceeds what remains refundable ({remaining})"),
                     )),
-                    Some(a) if a <= 0 => Err(ApiError::unprocessable(
-                        "invalid_amount",
-                        "the refund rounds to nothing",
-                    )),
+                    Some(a) if a <= 0 => Err(ApiError::unprocessable("invalid_amount", "the refund rounds to nothing")),
                     a => Ok((a.unwrap_or(remaining), None, None, refunded)),
                 }
             }
@@ -631,11 +526,7 @@ pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
                 let state = SaleCommission {
                     // A commission claimed by a payout in flight is treated as paid: the transfer
                     // amount is fixed, so a refund now becomes a clawback on the next payout.
-                    status: if cm.payout_id.is_some() {
-                        Status::Paid
-                    } else {
-                        cm.status()
-                    },
+                    status: if cm.payout_id.is_some() { Status::Paid } else { cm.status() },
                     original_amount: cm.original_amount,
                     amount: cm.amount,
                     sale_amount: cm.sale_amount,
@@ -652,13 +543,7 @@ pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
                     .map(|(a, plan)| {
                         (
                             a,
-                            Some((
-                                cm.id.as_str(),
-                                cm.status.as_str(),
-                                cm.amount,
-                                cm.refunded_amount,
-                                cm.clawed_back,
-                            )),
+                            Some((cm.id.as_str(), cm.status.as_str(), cm.amount, cm.refunded_amount, cm.clawed_back)),
                             Some(plan),
                             cm.refunded_amount,
                         )
@@ -692,9 +577,7 @@ pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
         match refunds::apply(db, &planned).await? {
             Outcome::Applied => {
                 crate::webhooks::deliver_soon(&c.ctx, &c.state.env);
-                let r = refunds::get(db, &refund_id)
-                    .await?
-                    .ok_or(ApiError::Internal("refund missing".into()))?;
+                let r = refunds::get(db, &refund_id).await?.ok_or(ApiError::Internal("refund missing".into()))?;
                 return respond_refund(c, r).await;
             }
             Outcome::DuplicateKey => {
@@ -707,10 +590,7 @@ pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
             Outcome::Raced => continue,
         }
     }
-    Err(ApiError::conflict(
-        "concurrent_update",
-        "the commission kept changing; retry the refund",
-    ))
+    Err(ApiError::conflict("concurrent_update", "the commission kept changing; retry the refund"))
 }
 
 async fn respond_refund(c: &Call, r: refunds::Refund) -> ApiResult<Response> {

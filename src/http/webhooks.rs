@@ -13,13 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use worker::{query, Request, Response};
 
-pub const EVENTS: [&str; 5] = [
-    "lead.created",
-    "commission.created",
-    "commission.updated",
-    "payout.paid",
-    "payout.failed",
-];
+pub const EVENTS: [&str; 5] =
+    ["lead.created", "commission.created", "commission.updated", "payout.paid", "payout.failed"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,9 +49,7 @@ fn parse_url(s: &str) -> Result<String, Invalid> {
         return Err(bad("url must use https"));
     }
     if !u.username().is_empty() || u.password().is_some() || s.len() > 2048 {
-        return Err(bad(
-            "url must not contain credentials and be at most 2048 characters",
-        ));
+        return Err(bad("url must not contain credentials and be at most 2048 characters"));
     }
     Ok(u.to_string())
 }
@@ -76,48 +69,24 @@ pub async fn create(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let mut events: Vec<&str> = Vec::new();
     for e in &input.events {
         let known = EVENTS.iter().find(|k| *k == e).ok_or_else(|| {
-            Invalid::new(
-                "events",
-                "invalid_events",
-                format!("`{e}` is not one of {}", EVENTS.join(", ")),
-            )
+            Invalid::new("events", "invalid_events", format!("`{e}` is not one of {}", EVENTS.join(", ")))
         })?;
         if events.contains(known) {
-            return Err(
-                Invalid::new("events", "invalid_events", format!("`{e}` is listed twice")).into(),
-            );
+            return Err(Invalid::new("events", "invalid_events", format!("`{e}` is listed twice")).into());
         }
         events.push(known);
     }
-    let description = input
-        .description
-        .map(|d| d.trim().to_string())
-        .filter(|d| !d.is_empty());
-    if description
-        .as_ref()
-        .is_some_and(|d| d.chars().count() > 200)
-    {
-        return Err(Invalid::new(
-            "description",
-            "invalid_description",
-            "description must be at most 200 characters",
-        )
-        .into());
+    let description = input.description.map(|d| d.trim().to_string()).filter(|d| !d.is_empty());
+    if description.as_ref().is_some_and(|d| d.chars().count() > 200) {
+        return Err(
+            Invalid::new("description", "invalid_description", "description must be at most 200 characters").into()
+        );
     }
     let id = new_id(refport_core::ids::WEBHOOK, c.now);
     let secret = endpoint_secret(&c.state, &id).ok_or_else(|| {
-        ApiError::unprocessable(
-            "webhooks_not_configured",
-            "WEBHOOK_SIGNING_KEY is not set for this deployment",
-        )
+        ApiError::unprocessable("webhooks_not_configured", "WEBHOOK_SIGNING_KEY is not set for this deployment")
     })?;
-    let row = EndpointRow {
-        id,
-        url,
-        events: serde_json::to_string(&events)?,
-        description,
-        created_at: c.now,
-    };
+    let row = EndpointRow { id, url, events: serde_json::to_string(&events)?, description, created_at: c.now };
     query!(
         &c.state.db,
         "INSERT INTO webhook_endpoints (id, url, events, description, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",

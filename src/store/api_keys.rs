@@ -70,15 +70,12 @@ pub async fn insert(db: &D1Database, k: &ApiKey, key_hash: &str) -> ApiResult<()
     Ok(())
 }
 
-pub async fn list(
-    db: &D1Database,
-    program: Option<&str>,
-    before: &str,
-    limit: u32,
-) -> ApiResult<Vec<ApiKey>> {
+pub async fn list(db: &D1Database, program: Option<&str>, before: &str, limit: u32) -> ApiResult<Vec<ApiKey>> {
     let rows: Vec<Row> = all(query!(
         db,
-        &format!("SELECT {COLS} FROM api_keys WHERE id < ?1 AND (?2 IS NULL OR program_id = ?2) ORDER BY id DESC LIMIT ?3"),
+        &format!(
+            "SELECT {COLS} FROM api_keys WHERE id < ?1 AND (?2 IS NULL OR program_id = ?2) ORDER BY id DESC LIMIT ?3"
+        ),
         before,
         program,
         limit + 1
@@ -88,23 +85,13 @@ pub async fn list(
 }
 
 pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<ApiKey>> {
-    let row: Option<Row> = first(query!(
-        db,
-        &format!("SELECT {COLS} FROM api_keys WHERE id = ?1"),
-        id
-    )?)
-    .await?;
+    let row: Option<Row> = first(query!(db, &format!("SELECT {COLS} FROM api_keys WHERE id = ?1"), id)?).await?;
     Ok(row.map(ApiKey::from))
 }
 
 /// Revokes a key once; answers whether this call revoked it.
 pub async fn revoke(db: &D1Database, id: &str, now: i64) -> ApiResult<bool> {
-    Ok(changes(query!(
-        db,
-        "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-        id,
-        now
-    )?)
-    .await?
+    Ok(changes(query!(db, "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", id, now)?)
+        .await?
         == 1)
 }

@@ -54,12 +54,7 @@ pub struct Filter<'a> {
     pub link_id: Option<&'a str>,
 }
 
-pub async fn list(
-    db: &D1Database,
-    f: &Filter<'_>,
-    before: &str,
-    limit: u32,
-) -> ApiResult<Vec<Click>> {
+pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> ApiResult<Vec<Click>> {
     Ok(all(query!(
         db,
         "SELECT id, program_id, partner_id, link_id, created_at, country, referrer_host FROM clicks

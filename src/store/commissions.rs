@@ -47,13 +47,7 @@ pub async fn partner_stats(db: &D1Database, partner_id: &str) -> ApiResult<Partn
         partner_id
     )?)
     .await?;
-    let mut s = PartnerStats {
-        leads: 0,
-        sales: 0,
-        sale_amount: 0,
-        currency: None,
-        earnings: Earnings::default(),
-    };
+    let mut s = PartnerStats { leads: 0, sales: 0, sale_amount: 0, currency: None, earnings: Earnings::default() };
     for e in events {
         match e.kind.as_str() {
             "lead" => s.leads = e.n,
@@ -78,12 +72,7 @@ pub async fn partner_stats(db: &D1Database, partner_id: &str) -> ApiResult<Partn
 }
 
 /// Rejects every pending commission of a partner (a ban), recording each change, atomically.
-pub async fn reject_open_for_partner(
-    db: &D1Database,
-    partner_id: &str,
-    reason: &str,
-    now: i64,
-) -> ApiResult<()> {
+pub async fn reject_open_for_partner(db: &D1Database, partner_id: &str, reason: &str, now: i64) -> ApiResult<()> {
     super::batch(
         db,
         vec![
@@ -159,12 +148,7 @@ pub const COLS: &str = "id, program_id, partner_id, customer_id, event_id, paren
      approved_at, paid_at";
 
 pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Commission>> {
-    Ok(first(query!(
-        db,
-        &format!("SELECT {COLS} FROM commissions WHERE id = ?1"),
-        id
-    )?)
-    .await?)
+    Ok(first(query!(db, &format!("SELECT {COLS} FROM commissions WHERE id = ?1"), id)?).await?)
 }
 
 pub async fn for_event(db: &D1Database, event_id: &str) -> ApiResult<Option<Commission>> {
@@ -182,12 +166,7 @@ pub struct Filter<'a> {
     pub status: Option<&'a str>,
 }
 
-pub async fn list(
-    db: &D1Database,
-    f: &Filter<'_>,
-    before: &str,
-    limit: u32,
-) -> ApiResult<Vec<Commission>> {
+pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> ApiResult<Vec<Commission>> {
     Ok(all(query!(
         db,
         &format!(
@@ -222,10 +201,7 @@ pub struct NewCommission<'a> {
 
 /// Inserts the commission only if its event row was inserted by the same batch (`event_id` is
 /// fresh, so it exists only when this request won the idempotency race), and logs it.
-pub fn insert_if_event_won(
-    db: &D1Database,
-    c: &NewCommission<'_>,
-) -> worker::Result<Vec<D1PreparedStatement>> {
+pub fn insert_if_event_won(db: &D1Database, c: &NewCommission<'_>) -> worker::Result<Vec<D1PreparedStatement>> {
     Ok(vec![
         query!(
             db,
@@ -314,11 +290,18 @@ pub fn keep_only_first_sale(
     const EARLIER: &str = "EXISTS (SELECT 1 FROM events e2 JOIN events e ON e.id = ?2
              WHERE e2.customer_id = e.customer_id AND e2.kind = 'sale' AND e2.id != e.id)";
     Ok(vec![
-        query!(db, &format!("DELETE FROM commission_changes WHERE commission_id = ?1 AND {EARLIER}"), commission_id, event_id)?,
+        query!(
+            db,
+            &format!("DELETE FROM commission_changes WHERE commission_id = ?1 AND {EARLIER}"),
+            commission_id,
+            event_id
+        )?,
         query!(db, &format!("DELETE FROM commissions WHERE id = ?1 AND {EARLIER}"), commission_id, event_id)?,
         query!(
             db,
-            &format!("UPDATE events SET attribution = 'outside_recurring_window' WHERE id = ?2 AND ?1 = ?1 AND {EARLIER}"),
+            &format!(
+                "UPDATE events SET attribution = 'outside_recurring_window' WHERE id = ?2 AND ?1 = ?1 AND {EARLIER}"
+            ),
             commission_id,
             event_id
         )?,

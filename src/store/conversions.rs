@@ -23,16 +23,10 @@ pub struct Customer {
 const CUSTOMER_COLS: &str =
     "id, program_id, external_id, email, name, partner_id, link_id, click_id, clicked_at, first_sale_at";
 
-pub async fn customer(
-    db: &D1Database,
-    program_id: &str,
-    external_id: &str,
-) -> ApiResult<Option<Customer>> {
+pub async fn customer(db: &D1Database, program_id: &str, external_id: &str) -> ApiResult<Option<Customer>> {
     Ok(first(query!(
         db,
-        &format!(
-            "SELECT {CUSTOMER_COLS} FROM customers WHERE program_id = ?1 AND external_id = ?2"
-        ),
+        &format!("SELECT {CUSTOMER_COLS} FROM customers WHERE program_id = ?1 AND external_id = ?2"),
         program_id,
         external_id
     )?)
@@ -45,16 +39,8 @@ pub struct ProgramRef {
 }
 
 /// Programs in which a customer external id is known (to find the program of a sale).
-pub async fn programs_of_customer(
-    db: &D1Database,
-    external_id: &str,
-) -> ApiResult<Vec<ProgramRef>> {
-    Ok(super::all(query!(
-        db,
-        "SELECT program_id FROM customers WHERE external_id = ?1 LIMIT 2",
-        external_id
-    )?)
-    .await?)
+pub async fn programs_of_customer(db: &D1Database, external_id: &str) -> ApiResult<Vec<ProgramRef>> {
+    Ok(super::all(query!(db, "SELECT program_id FROM customers WHERE external_id = ?1 LIMIT 2", external_id)?).await?)
 }
 
 /// Programs in which an invoice id has a sale (to find the program of a refund).
@@ -79,10 +65,7 @@ pub struct CustomerUpsert<'a> {
 }
 
 /// Creates the customer or updates its details; attribution is only written when given.
-pub fn upsert_customer(
-    db: &D1Database,
-    c: &CustomerUpsert<'_>,
-) -> worker::Result<D1PreparedStatement> {
+pub fn upsert_customer(db: &D1Database, c: &CustomerUpsert<'_>) -> worker::Result<D1PreparedStatement> {
     let (partner, link, click, clicked_at) = match c.attribution {
         Some((p, l, k, t)) => (Some(p), Some(l), Some(k), Some(t)),
         None => (None, None, None, None),
@@ -153,11 +136,7 @@ pub async fn lead_event(
     .await?)
 }
 
-pub async fn sale_event(
-    db: &D1Database,
-    program_id: &str,
-    invoice_id: &str,
-) -> ApiResult<Option<Event>> {
+pub async fn sale_event(db: &D1Database, program_id: &str, invoice_id: &str) -> ApiResult<Option<Event>> {
     Ok(first(query!(
         db,
         &format!(

@@ -36,17 +36,11 @@ pub fn kv_key(domain: &str, key: &str) -> String {
 }
 
 pub async fn get(kv: &KvStore, domain: &str, key: &str) -> worker::Result<Lookup> {
-    let raw = kv
-        .get(&kv_key(domain, key))
-        .text()
-        .await
-        .map_err(worker::Error::from)?;
+    let raw = kv.get(&kv_key(domain, key)).text().await.map_err(worker::Error::from)?;
     Ok(match raw.as_deref() {
         None => Lookup::Miss,
         Some(NEGATIVE) => Lookup::Unknown,
-        Some(s) => serde_json::from_str(s)
-            .map(Lookup::Hit)
-            .unwrap_or(Lookup::Miss),
+        Some(s) => serde_json::from_str(s).map(Lookup::Hit).unwrap_or(Lookup::Miss),
     })
 }
 
@@ -141,9 +135,7 @@ pub async fn refresh_all(
     partner_id: Option<&str>,
     now: i64,
 ) -> ApiResult<()> {
-    if let (_, Some(after)) =
-        refresh_page(db, kv, program_id, partner_id, "", INLINE_REFRESH).await?
-    {
+    if let (_, Some(after)) = refresh_page(db, kv, program_id, partner_id, "", INLINE_REFRESH).await? {
         query!(
             db,
             "INSERT INTO cache_refresh_jobs (program_id, partner_id, after_link_id, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -178,52 +170,28 @@ pub async fn continue_jobs(db: &D1Database, kv: &KvStore, budget: usize) -> ApiR
         if written >= budget {
             break;
         }
-        let (n, next) = refresh_page(
-            db,
-            kv,
-            &j.program_id,
-            j.partner_id.as_deref(),
-            &j.after_link_id,
-            budget - written,
-        )
-        .await?;
+        let (n, next) =
+            refresh_page(db, kv, &j.program_id, j.partner_id.as_deref(), &j.after_link_id, budget - written).await?;
         written += n;
         match next {
             Some(after) => {
-                query!(
-                    db,
-                    "UPDATE cache_refresh_jobs SET after_link_id = ?2 WHERE id = ?1",
-                    j.id,
-                    after
-                )?
-                .run()
-                .await?;
-            }
-            None => {
-                query!(db, "DELETE FROM cache_refresh_jobs WHERE id = ?1", j.id)?
+                query!(db, "UPDATE cache_refresh_jobs SET after_link_id = ?2 WHERE id = ?1", j.id, after)?
                     .run()
                     .await?;
+            }
+            None => {
+                query!(db, "DELETE FROM cache_refresh_jobs WHERE id = ?1", j.id)?.run().await?;
             }
         }
     }
     Ok(written)
 }
 
-pub async fn put(
-    kv: &KvStore,
-    domain: &str,
-    key: &str,
-    value: Option<&CachedLink>,
-) -> worker::Result<()> {
+pub async fn put(kv: &KvStore, domain: &str, key: &str, value: Option<&CachedLink>) -> worker::Result<()> {
     let k = kv_key(domain, key);
     match value {
         Some(v) => kv.put(&k, serde_json::to_string(v)?)?.execute().await?,
-        None => {
-            kv.put(&k, NEGATIVE)?
-                .expiration_ttl(NEGATIVE_TTL)
-                .execute()
-                .await?
-        }
+        None => kv.put(&k, NEGATIVE)?.expiration_ttl(NEGATIVE_TTL).execute().await?,
     }
     Ok(())
 }

@@ -20,20 +20,10 @@ pub struct Link {
 const COLS: &str = "id, program_id, partner_id, domain, key, url, created_at, updated_at";
 
 pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Link>> {
-    Ok(first(query!(
-        db,
-        &format!("SELECT {COLS} FROM links WHERE id = ?1 AND deleted_at IS NULL"),
-        id
-    )?)
-    .await?)
+    Ok(first(query!(db, &format!("SELECT {COLS} FROM links WHERE id = ?1 AND deleted_at IS NULL"), id)?).await?)
 }
 
-pub async fn list_for_partner(
-    db: &D1Database,
-    partner_id: &str,
-    before: &str,
-    limit: u32,
-) -> ApiResult<Vec<Link>> {
+pub async fn list_for_partner(db: &D1Database, partner_id: &str, before: &str, limit: u32) -> ApiResult<Vec<Link>> {
     Ok(all(query!(
         db,
         &format!(
@@ -86,21 +76,14 @@ pub async fn update(db: &D1Database, l: &Link) -> ApiResult<()> {
     .await;
     match r {
         Ok(_) => Ok(()),
-        Err(e) if is_unique_violation(&e) => Err(ApiError::conflict(
-            "key_taken",
-            "this key is already used on the domain",
-        )),
+        Err(e) if is_unique_violation(&e) => {
+            Err(ApiError::conflict("key_taken", "this key is already used on the domain"))
+        }
         Err(e) => Err(e.into()),
     }
 }
 
 pub async fn soft_delete(db: &D1Database, id: &str, now: i64) -> ApiResult<bool> {
-    Ok(changes(query!(
-        db,
-        "UPDATE links SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
-        id,
-        now
-    )?)
-    .await?
+    Ok(changes(query!(db, "UPDATE links SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL", id, now)?).await?
         == 1)
 }

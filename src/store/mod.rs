@@ -27,21 +27,13 @@ pub async fn all<T: DeserializeOwned>(stmt: D1PreparedStatement) -> Result<Vec<T
 
 /// Runs a write and answers how many rows it changed (the basis of every conditional update).
 pub async fn changes(stmt: D1PreparedStatement) -> Result<usize> {
-    Ok(stmt
-        .run()
-        .await?
-        .meta()?
-        .and_then(|m| m.changes)
-        .unwrap_or(0))
+    Ok(stmt.run().await?.meta()?.and_then(|m| m.changes).unwrap_or(0))
 }
 
 /// Runs statements atomically; answers each statement's changed-row count.
 pub async fn batch(db: &D1Database, stmts: Vec<D1PreparedStatement>) -> Result<Vec<usize>> {
     let results = db.batch(stmts).await?;
-    results
-        .iter()
-        .map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0)))
-        .collect()
+    results.iter().map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0))).collect()
 }
 
 pub fn is_unique_violation(e: &worker::Error) -> bool {

@@ -8,11 +8,7 @@ use worker::{query, D1Database, Result};
 /// RFC 3339 (ms, UTC) of an INTEGER ms column, in SQL.
 macro_rules! iso {
     ($col:expr) => {
-        concat!(
-            "strftime('%Y-%m-%dT%H:%M:%fZ', ",
-            $col,
-            " / 1000.0, 'unixepoch')"
-        )
+        concat!("strftime('%Y-%m-%dT%H:%M:%fZ', ", $col, " / 1000.0, 'unixepoch')")
     };
 }
 
@@ -43,12 +39,7 @@ const NEW_EVENT_ID: &str = "'evt_' || lower(hex(randomblob(13)))";
 
 /// `commission.created` / `commission.updated` for the commission `id`, as it is after the
 /// preceding statements of the batch (emitted only if the row exists and changed at `now`).
-pub fn commission(
-    db: &D1Database,
-    event_type: &str,
-    id: &str,
-    now: i64,
-) -> Result<D1PreparedStatement> {
+pub fn commission(db: &D1Database, event_type: &str, id: &str, now: i64) -> Result<D1PreparedStatement> {
     query!(
         db,
         &format!(
@@ -64,12 +55,7 @@ pub fn commission(
 
 /// `commission.updated` for every commission matching `where_sql` (a fixed SQL condition on `c`
 /// using `?1` = now), e.g. the cron's bulk approvals.
-pub fn commissions_where(
-    db: &D1Database,
-    where_sql: &str,
-    now: i64,
-    arg: Option<&str>,
-) -> Result<D1PreparedStatement> {
+pub fn commissions_where(db: &D1Database, where_sql: &str, now: i64, arg: Option<&str>) -> Result<D1PreparedStatement> {
     query!(
         db,
         &format!(
@@ -82,13 +68,7 @@ pub fn commissions_where(
 }
 
 /// `payout.paid` / `payout.failed`, once per payout.
-pub fn payout(
-    db: &D1Database,
-    event_type: &str,
-    id: &str,
-    status: &str,
-    now: i64,
-) -> Result<D1PreparedStatement> {
+pub fn payout(db: &D1Database, event_type: &str, id: &str, status: &str, now: i64) -> Result<D1PreparedStatement> {
     query!(
         db,
         &format!(

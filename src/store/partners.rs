@@ -70,21 +70,11 @@ const COLS: &str =
     "id, program_id, email, name, status, rewards, stripe_account_id, payouts_enabled, created_at, updated_at";
 
 pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Partner>> {
-    let row: Option<Row> = first(query!(
-        db,
-        &format!("SELECT {COLS} FROM partners WHERE id = ?1"),
-        id
-    )?)
-    .await?;
+    let row: Option<Row> = first(query!(db, &format!("SELECT {COLS} FROM partners WHERE id = ?1"), id)?).await?;
     row.map(Partner::try_from).transpose()
 }
 
-pub async fn list(
-    db: &D1Database,
-    program_id: &str,
-    before: &str,
-    limit: u32,
-) -> ApiResult<Vec<Partner>> {
+pub async fn list(db: &D1Database, program_id: &str, before: &str, limit: u32) -> ApiResult<Vec<Partner>> {
     let rows: Vec<Row> = all(query!(
         db,
         &format!("SELECT {COLS} FROM partners WHERE program_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"),
@@ -98,10 +88,7 @@ pub async fn list(
 
 fn email_conflict(e: worker::Error) -> ApiError {
     if is_unique_violation(&e) {
-        ApiError::conflict(
-            "partner_exists",
-            "a partner with this email is already enrolled in the program",
-        )
+        ApiError::conflict("partner_exists", "a partner with this email is already enrolled in the program")
     } else {
         e.into()
     }

@@ -23,17 +23,11 @@ pub struct Payout {
     pub paid_at: Option<i64>,
 }
 
-const COLS: &str =
-    "id, program_id, partner_id, amount, currency, status, stripe_transfer_id, failure_message, \
+const COLS: &str = "id, program_id, partner_id, amount, currency, status, stripe_transfer_id, failure_message, \
      commission_count, attempts, created_at, paid_at";
 
 pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Payout>> {
-    Ok(first(query!(
-        db,
-        &format!("SELECT {COLS} FROM payouts WHERE id = ?1"),
-        id
-    )?)
-    .await?)
+    Ok(first(query!(db, &format!("SELECT {COLS} FROM payouts WHERE id = ?1"), id)?).await?)
 }
 
 pub struct Filter<'a> {
@@ -42,12 +36,7 @@ pub struct Filter<'a> {
     pub status: Option<&'a str>,
 }
 
-pub async fn list(
-    db: &D1Database,
-    f: &Filter<'_>,
-    before: &str,
-    limit: u32,
-) -> ApiResult<Vec<Payout>> {
+pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> ApiResult<Vec<Payout>> {
     Ok(all(query!(
         db,
         &format!(
@@ -149,20 +138,14 @@ pub async fn claim(
     ];
     match db.batch(stmts).await {
         Ok(results) => {
-            let rows: Vec<Claimed> = results
-                .get(2)
-                .map(|r| r.results())
-                .transpose()?
-                .unwrap_or_default();
+            let rows: Vec<Claimed> = results.get(2).map(|r| r.results()).transpose()?.unwrap_or_default();
             match rows.first() {
                 Some(c) => Ok(Claim::Claimed(c.amount, c.commission_count)),
                 None => Err(ApiError::Internal("claim returned no payout row".into())),
             }
         }
         // A payout already in flight (unique index), or a net-negative claim (CHECK amount >= 0).
-        Err(e) if is_unique_violation(&e) || e.to_string().contains("CHECK constraint failed") => {
-            Ok(Claim::Busy)
-        }
+        Err(e) if is_unique_violation(&e) || e.to_string().contains("CHECK constraint failed") => Ok(Claim::Busy),
         Err(e) => Err(e.into()),
     }
 }
@@ -172,8 +155,17 @@ pub async fn release_unsent(db: &D1Database, id: &str, now: i64) -> ApiResult<()
     batch(
         db,
         vec![
-            query!(db, "UPDATE commissions SET payout_id = NULL, updated_at = ?2 WHERE payout_id = ?1 AND status = 'approved'", id, now)?,
-            query!(db, "DELETE FROM payouts WHERE id = ?1 AND status = 'processing' AND stripe_transfer_id IS NULL", id)?,
+            query!(
+                db,
+                "UPDATE commissions SET payout_id = NULL, updated_at = ?2 WHERE payout_id = ?1 AND status = 'approved'",
+                id,
+                now
+            )?,
+            query!(
+                db,
+                "DELETE FROM payouts WHERE id = ?1 AND status = 'processing' AND stripe_transfer_id IS NULL",
+                id
+            )?,
         ],
     )
     .await?;

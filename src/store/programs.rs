@@ -51,21 +51,11 @@ impl TryFrom<Row> for Program {
 const COLS: &str = "id, settings, created_at, updated_at";
 
 pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Program>> {
-    let row: Option<Row> = first(query!(
-        db,
-        &format!("SELECT {COLS} FROM programs WHERE id = ?1"),
-        id
-    )?)
-    .await?;
+    let row: Option<Row> = first(query!(db, &format!("SELECT {COLS} FROM programs WHERE id = ?1"), id)?).await?;
     row.map(Program::try_from).transpose()
 }
 
-pub async fn list(
-    db: &D1Database,
-    only: Option<&str>,
-    before: &str,
-    limit: u32,
-) -> ApiResult<Vec<Program>> {
+pub async fn list(db: &D1Database, only: Option<&str>, before: &str, limit: u32) -> ApiResult<Vec<Program>> {
     let rows: Vec<Row> = all(query!(
         db,
         &format!("SELECT {COLS} FROM programs WHERE id < ?1 AND (?2 IS NULL OR id = ?2) ORDER BY id DESC LIMIT ?3"),
@@ -79,15 +69,9 @@ pub async fn list(
 
 fn domain_conflict(e: worker::Error) -> ApiError {
     if is_unique_violation(&e) {
-        ApiError::conflict(
-            "domain_taken",
-            "one of the domains already belongs to another program",
-        )
+        ApiError::conflict("domain_taken", "one of the domains already belongs to another program")
     } else if is_fk_violation(&e) {
-        ApiError::conflict(
-            "domain_in_use",
-            "a removed domain still has links; delete or move them first",
-        )
+        ApiError::conflict("domain_in_use", "a removed domain still has links; delete or move them first")
     } else {
         e.into()
     }
@@ -104,12 +88,7 @@ pub async fn insert(db: &D1Database, p: &Program) -> ApiResult<()> {
         p.created_at
     )?];
     for d in &p.settings.domains {
-        stmts.push(query!(
-            db,
-            "INSERT INTO program_domains (domain, program_id) VALUES (?1, ?2)",
-            d,
-            &p.id
-        )?);
+        stmts.push(query!(db, "INSERT INTO program_domains (domain, program_id) VALUES (?1, ?2)", d, &p.id)?);
     }
     batch(db, stmts).await.map_err(domain_conflict)?;
     Ok(())
@@ -125,31 +104,11 @@ pub async fn update(db: &D1Database, old: &Program, new: &Program) -> ApiResult<
         json,
         new.updated_at
     )?];
-    for d in old
-        .settings
-        .domains
-        .iter()
-        .filter(|d| !new.settings.domains.contains(d))
-    {
-        stmts.push(query!(
-            db,
-            "DELETE FROM program_domains WHERE domain = ?1 AND program_id = ?2",
-            d,
-            &new.id
-        )?);
+    for d in old.settings.domains.iter().filter(|d| !new.settings.domains.contains(d)) {
+        stmts.push(query!(db, "DELETE FROM program_domains WHERE domain = ?1 AND program_id = ?2", d, &new.id)?);
     }
-    for d in new
-        .settings
-        .domains
-        .iter()
-        .filter(|d| !old.settings.domains.contains(d))
-    {
-        stmts.push(query!(
-            db,
-            "INSERT INTO program_domains (domain, program_id) VALUES (?1, ?2)",
-            d,
-            &new.id
-        )?);
+    for d in new.settings.domains.iter().filter(|d| !old.settings.domains.contains(d)) {
+        stmts.push(query!(db, "INSERT INTO program_domains (domain, program_id) VALUES (?1, ?2)", d, &new.id)?);
     }
     batch(db, stmts).await.map_err(domain_conflict)?;
     Ok(())

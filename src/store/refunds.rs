@@ -21,14 +21,9 @@ pub struct Refund {
     pub created_at: i64,
 }
 
-const COLS: &str =
-    "id, program_id, invoice_id, amount, commission_id, clawback_id, effect, created_at";
+const COLS: &str = "id, program_id, invoice_id, amount, commission_id, clawback_id, effect, created_at";
 
-pub async fn by_idempotency_key(
-    db: &D1Database,
-    program_id: &str,
-    key: &str,
-) -> ApiResult<Option<Refund>> {
+pub async fn by_idempotency_key(db: &D1Database, program_id: &str, key: &str) -> ApiResult<Option<Refund>> {
     Ok(first(query!(
         db,
         &format!("SELECT {COLS} FROM refunds WHERE program_id = ?1 AND idempotency_key = ?2"),
@@ -39,12 +34,7 @@ pub async fn by_idempotency_key(
 }
 
 pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Refund>> {
-    Ok(first(query!(
-        db,
-        &format!("SELECT {COLS} FROM refunds WHERE id = ?1"),
-        id
-    )?)
-    .await?)
+    Ok(first(query!(db, &format!("SELECT {COLS} FROM refunds WHERE id = ?1"), id)?).await?)
 }
 
 pub struct Planned<'a> {
@@ -175,30 +165,15 @@ pub async fn apply(db: &D1Database, r: &Planned<'_>) -> ApiResult<Outcome> {
                 r.now
             )?);
             // The refund row came first (it claims the state); link it to its clawback now.
-            stmts.push(query!(
-                db,
-                "UPDATE refunds SET clawback_id = ?2 WHERE id = ?1",
-                r.id,
-                r.clawback_id
-            )?);
+            stmts.push(query!(db, "UPDATE refunds SET clawback_id = ?2 WHERE id = ?1", r.id, r.clawback_id)?);
         }
     }
     if let Some((id, ..)) = r.commission {
         if r.plan.is_some() {
-            stmts.push(super::outbox::commission(
-                db,
-                "commission.updated",
-                id,
-                r.now,
-            )?);
+            stmts.push(super::outbox::commission(db, "commission.updated", id, r.now)?);
         }
         if matches!(r.plan, Some(RefundPlan::Clawback { .. })) {
-            stmts.push(super::outbox::commission(
-                db,
-                "commission.created",
-                r.clawback_id,
-                r.now,
-            )?);
+            stmts.push(super::outbox::commission(db, "commission.created", r.clawback_id, r.now)?);
         }
         stmts.extend(super::outbox::fan_out(db, r.now)?);
     }
@@ -217,11 +192,7 @@ pub async fn apply(db: &D1Database, r: &Planned<'_>) -> ApiResult<Outcome> {
     }
 }
 
-pub async fn total_for_invoice(
-    db: &D1Database,
-    program_id: &str,
-    invoice_id: &str,
-) -> ApiResult<i64> {
+pub async fn total_for_invoice(db: &D1Database, program_id: &str, invoice_id: &str) -> ApiResult<i64> {
     let n: Option<super::Count> = first(query!(
         db,
         "SELECT COALESCE(SUM(amount), 0) AS n FROM refunds WHERE program_id = ?1 AND invoice_id = ?2",
