@@ -11,7 +11,7 @@ PORT ?= 8787
 PERSIST ?= .wrangler/state
 STAMP := .wrangler/stamps
 
-.PHONY: dev test setup test-deps tools build unit e2e seed clean bench
+.PHONY: dev test setup test-deps tools build unit e2e seed clean bench bench-smoke
 
 setup: tools $(STAMP)/npm $(STAMP)/venv .dev.vars
 
@@ -70,6 +70,9 @@ test: build unit e2e
 
 bench: build
 	bash bench/run.sh
+
+bench-smoke: build
+	bash bench/run.sh --smoke
 
 clean:
 	rm -rf build target .wrangler

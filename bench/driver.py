@@ -604,9 +604,10 @@ def report(res):
     text = "\n".join(lines) + "\n"
     print(text)
     os.makedirs(os.path.join(BENCH, "results"), exist_ok=True)
-    with open(os.path.join(BENCH, "results", "latest.md"), "w") as f:
+    name = "smoke" if info["smoke"] else "latest"  # a smoke run never overwrites a real run's results
+    with open(os.path.join(BENCH, "results", f"{name}.md"), "w") as f:
         f.write(text)
-    with open(os.path.join(BENCH, "results", "latest.json"), "w") as f:
+    with open(os.path.join(BENCH, "results", f"{name}.json"), "w") as f:
         json.dump({**res, "medians": agg}, f, indent=1, default=str)
 
 
