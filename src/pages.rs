@@ -33,7 +33,17 @@ pub fn frame_ancestors(hosts: &[String]) -> String {
     out
 }
 
+/// Where Stripe sends a partner back after onboarding when the caller gave no URL of its own:
+/// a page that needs no token (an account link outlives any embed token).
+const ONBOARDING_PAGE: &str = "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
+<title>Payouts</title><body style=\"font:16px system-ui;margin:3rem auto;max-width:30rem;color:#1f2937;padding:0 1rem\">\
+<h1 style=\"font-size:1.4rem\">Thanks!</h1><p>Your payout details were sent to Stripe. You can close this tab and return \
+to the partner portal; payouts show as enabled once Stripe confirms them.</p></body></html>";
+
 pub async fn embed(req: Request, env: Env) -> Response {
+    if req.path() == "/embed/onboarding" {
+        return html(200, ONBOARDING_PAGE);
+    }
     match serve_embed(req, env).await {
         Ok(r) => r,
         Err(e) => {

@@ -14,7 +14,9 @@ const pages = [
   { name: "invite", html: "web/invite/index.html", dest: "invite/index.html", js: "web/invite/main.ts", css: "web/invite/invite.css" },
 ];
 
-fs.rmSync(out, { recursive: true, force: true });
+// Empty public/ in place (a running `wrangler dev` keeps watching the same directory).
+fs.mkdirSync(out, { recursive: true });
+for (const entry of fs.readdirSync(out)) fs.rmSync(path.join(out, entry), { recursive: true, force: true });
 fs.mkdirSync(path.join(out, "assets"), { recursive: true });
 
 const entryPoints = {};
@@ -30,7 +32,7 @@ const result = await esbuild.build({
   bundle: true,
   minify: true,
   format: "iife",
-  target: ["es2020", "chrome90", "firefox90", "safari14"],
+  target: "es2022",
   legalComments: "none",
   metafile: true,
   logLevel: "warning",

@@ -347,9 +347,13 @@ pub fn describe_terms(s: &ProgramSettings) -> String {
     } else {
         format!("Earn {}.", parts.join(", and "))
     };
+    let approval = match s.hold_days {
+        0 => "Commissions are approved right away".to_string(),
+        1 => "Commissions are approved after 1 day".to_string(),
+        n => format!("Commissions are approved after {n} days"),
+    };
     format!(
-        "{earn} Commissions are approved after {} days and paid {} once your balance reaches {}. Referrals are credited for {} days after a click ({}).",
-        s.hold_days,
+        "{earn} {approval} and paid {} once your balance reaches {}. Referrals are credited for {} days after a click ({}).",
         s.payout_schedule.describe(),
         money(s.min_payout),
         s.attribution_window_days,

@@ -72,11 +72,11 @@ pub async fn onboard_partner(
     let origin = req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default();
     let return_url = https_url(
         "return_url",
-        &input.return_url.unwrap_or_else(|| format!("{origin}/embed/referrals?onboarding=done")),
+        &input.return_url.unwrap_or_else(|| format!("{origin}/embed/onboarding?status=done")),
     )?;
     let refresh_url = https_url(
         "refresh_url",
-        &input.refresh_url.unwrap_or_else(|| format!("{origin}/embed/referrals?onboarding=refresh")),
+        &input.refresh_url.unwrap_or_else(|| format!("{origin}/embed/onboarding?status=refresh")),
     )?;
     if partner.status == refport_core::partner::PartnerStatus::Banned {
         return Err(ApiError::conflict("partner_banned", "a banned partner cannot be onboarded"));

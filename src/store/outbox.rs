@@ -92,7 +92,7 @@ pub fn lead(db: &D1Database, event_id: &str, now: i64) -> Result<D1PreparedState
              SELECT {NEW_EVENT_ID}, 'lead.created', e.id,
                  json_object('id', e.id, 'program_id', e.program_id, 'customer_id', e.customer_id,
                      'customer_external_id', cu.external_id, 'event_name', e.event_name, 'partner_id', e.partner_id,
-                     'click_id', e.click_id, 'attributed', e.attribution = 'attributed',
+                     'click_id', e.click_id, 'attributed', json(CASE WHEN e.attribution = 'attributed' THEN 'true' ELSE 'false' END),
                      'reason', CASE WHEN e.attribution = 'attributed' THEN NULL ELSE e.attribution END,
                      'created_at', {}), ?2
              FROM events e JOIN customers cu ON cu.id = e.customer_id WHERE e.id = ?1 AND e.created_at = ?2

@@ -8,7 +8,6 @@ export interface Point {
   value: number;
 }
 
-const W = 640;
 const H = 210;
 const M = { l: 56, r: 8, t: 12, b: 26 };
 
@@ -20,7 +19,9 @@ function niceMax(v: number): number {
   return 10 * p;
 }
 
-export function barChart(points: Point[], label: string, fmt: (n: number) => string, integer: boolean): HTMLElement {
+/** `width` is the drawing's width in CSS pixels (the container's), so text keeps its size. */
+export function barChart(points: Point[], label: string, fmt: (n: number) => string, integer: boolean, width = 640): HTMLElement {
+  const W = Math.max(280, Math.round(width));
   const n = points.length;
   const total = points.reduce((a, p) => a + p.value, 0);
   const peak = points.reduce<Point | null>((best, p) => (p.value > (best?.value ?? 0) ? p : best), null);
@@ -31,7 +32,7 @@ export function barChart(points: Point[], label: string, fmt: (n: number) => str
   const step = pw / Math.max(n, 1);
   const bw = Math.max(1, step * 0.72);
   const y = (v: number) => M.t + ph - (v / top) * ph;
-  const every = n <= 31 ? 7 : 15;
+  const every = (n <= 31 ? 7 : 15) * (W < 480 ? 2 : 1);
 
   const grid = ticks.map((t) =>
     s("g", { class: "tick" }, s("line", { x1: M.l, x2: W - M.r, y1: y(t), y2: y(t) }), s("text", { x: M.l - 6, y: y(t) + 4, "text-anchor": "end" }, fmt(t))),
@@ -45,7 +46,12 @@ export function barChart(points: Point[], label: string, fmt: (n: number) => str
     );
   });
   const xLabels = points
-    .map((p, i) => ((n - 1 - i) % every === 0 ? s("text", { x: (M.l + i * step + step / 2).toFixed(2), y: H - 8, "text-anchor": "middle" }, formatDay(p.date)) : null))
+    .map((p, i) => {
+      if ((n - 1 - i) % every !== 0) return null;
+      // The newest day's label is right-aligned so it stays inside the chart.
+      const last = i === n - 1;
+      return s("text", { x: (last ? W - M.r : M.l + i * step + step / 2).toFixed(2), y: H - 8, "text-anchor": last ? "end" : "middle" }, formatDay(p.date));
+    })
     .filter(Boolean);
 
   const summary =

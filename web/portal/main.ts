@@ -164,8 +164,15 @@ function renderChart(): void {
   const label = METRICS.find((m) => m[0] === metric)![1];
   const money = (n: number) => formatMoney(n, st.currency);
   const fmt = metric === "earnings" ? money : (n: number) => n.toLocaleString();
-  clear(holders.chart, barChart(st.data.map((d) => ({ date: d.date, value: d[metric] })), label, fmt, metric !== "earnings"));
+  chartWidth = holders.chart.clientWidth || 640;
+  clear(holders.chart, barChart(st.data.map((d) => ({ date: d.date, value: d[metric] })), label, fmt, metric !== "earnings", chartWidth));
 }
+
+// The chart is drawn at the container's width (1 unit = 1 CSS pixel): redraw when it changes.
+let chartWidth = 0;
+new ResizeObserver(() => {
+  if (state.stats && Math.abs(holders.chart.clientWidth - chartWidth) > 24) renderChart();
+}).observe(holders.chart);
 
 function toggleGroup<T extends string | number>(label: string, options: [T, string][], current: () => T, pick: (v: T) => Promise<void> | void): HTMLElement {
   const buttons = options.map(([v, text]) => {
@@ -401,8 +408,8 @@ function render(): void {
       "div",
       { class: "grid" },
       linksSection(me),
-      performanceSection(),
       termsSection(me),
+      performanceSection(),
       section("commissions", "Commissions", holders.commissions),
       section("payouts", "Payouts", holders.payoutStatus, holders.payouts),
     ),

@@ -32,11 +32,12 @@ export function onColor(bg: string): string {
   return contrast(bg, "#ffffff") >= contrast(bg, "#111827") ? "#ffffff" : "#111827";
 }
 
-/** The brand colour darkened until it reads as text on white (links, accents). */
+/** The brand colour darkened until it reads as text on the light backgrounds (white up to the
+ * #f3f4f6 panels): links and accents. */
 export function readableOnWhite(color: string): string {
   let c = rgb(color);
   if (!c) return "#3730a3";
-  for (let i = 0; i < 20 && contrast(hex(c), "#ffffff") < 4.5; i++) c = [c[0] * 0.85, c[1] * 0.85, c[2] * 0.85];
+  for (let i = 0; i < 20 && contrast(hex(c), "#f3f4f6") < 4.5; i++) c = [c[0] * 0.85, c[1] * 0.85, c[2] * 0.85];
   return hex(c);
 }
 

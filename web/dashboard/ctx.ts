@@ -1,0 +1,19 @@
+import { api, ApiError } from "../shared/api";
+
+/** What every view gets: the signed-in key's API client and where to render. */
+export interface Ctx {
+  main: HTMLElement;
+  call<T>(path: string, method?: string, body?: unknown): Promise<T>;
+  go(hash: string, flash?: string): void;
+}
+
+export function makeCall(key: string, onUnauthorized: () => void) {
+  return async <T>(path: string, method = "GET", body?: unknown): Promise<T> => {
+    try {
+      return await api<T>(path, key, method, body);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) onUnauthorized();
+      throw e;
+    }
+  };
+}
