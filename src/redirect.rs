@@ -45,10 +45,12 @@ fn is_key(k: &str) -> bool {
 }
 
 async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let method = req.method();
-    if method != Method::Get && method != Method::Head {
+    // The raw method: workers-rs reads methods it does not know (QUERY, TRACE...) as GET.
+    let raw = req.inner().method();
+    if raw != "GET" && raw != "HEAD" {
         return Ok(plain(405, "Method not allowed"));
     }
+    let method = req.method();
     let path = req.path();
     let key = &path[1..];
     let headers = req.headers();

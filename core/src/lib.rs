@@ -25,3 +25,4 @@ pub mod program;
 pub mod rules;
 pub mod time;
 pub mod token;
+pub mod wire;

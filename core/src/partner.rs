@@ -1,7 +1,6 @@
 //! Partners: enrolment input, status, and the email rule.
 
 use crate::error::Invalid;
-use crate::program::nullable;
 use crate::rules::Rewards;
 use serde::{Deserialize, Serialize};
 
@@ -38,7 +37,7 @@ pub struct PartnerInput {
     pub email: String,
     pub name: String,
     /// Per-partner reward override (replaces the program's reward per event kind).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::opt_object")]
     pub rewards: Option<Rewards>,
     /// `true`: the partner is created `invited` (an invitation is sent) rather than `active`.
     #[serde(default)]
@@ -52,7 +51,7 @@ pub struct PartnerPatch {
     pub name: Option<String>,
     pub email: Option<String>,
     pub status: Option<PartnerStatus>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::wire::nullable_object")]
     pub rewards: Option<Option<Rewards>>,
 }
 

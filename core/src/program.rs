@@ -52,7 +52,7 @@ pub struct ProgramInput {
     pub payout_currency: String,
     #[serde(default)]
     pub min_payout: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::opt_object")]
     pub payout_schedule: Option<Schedule>,
     #[serde(default)]
     pub attribution_window_days: Option<u32>,
@@ -60,7 +60,7 @@ pub struct ProgramInput {
     pub attribution_model: Option<Model>,
     #[serde(default)]
     pub hold_days: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::opt_object")]
     pub rewards: Option<Rewards>,
 }
 
@@ -80,10 +80,12 @@ pub struct ProgramPatch {
     pub cookie_domain: Option<Option<String>>,
     pub payout_currency: Option<String>,
     pub min_payout: Option<i64>,
+    #[serde(default, deserialize_with = "crate::wire::opt_object")]
     pub payout_schedule: Option<Schedule>,
     pub attribution_window_days: Option<u32>,
     pub attribution_model: Option<Model>,
     pub hold_days: Option<u32>,
+    #[serde(default, deserialize_with = "crate::wire::opt_object")]
     pub rewards: Option<Rewards>,
 }
 

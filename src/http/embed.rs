@@ -13,7 +13,7 @@ use refport_core::link::{short_url, GENERATED_KEY_LEN};
 use refport_core::partner::{parse_email, PartnerStatus};
 use refport_core::program::describe_terms;
 use refport_core::time::{rfc3339, DAY_MS};
-use refport_core::token::{embed_expiry, sign_embed, verify_embed, EmbedClaims};
+use refport_core::token::{embed_expiry, sign_embed, verify_embed, EmbedClaims, MAX_TTL_MS};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
@@ -31,6 +31,7 @@ struct NewPartner {
 struct TokenIn {
     program_id: String,
     partner_id: Option<String>,
+    #[serde(default, deserialize_with = "refport_core::wire::opt_object")]
     partner: Option<NewPartner>,
     /// Token lifetime in seconds (default 3600, at most 7200).
     ttl_seconds: Option<i64>,
@@ -61,8 +62,15 @@ pub async fn create_token(req: &mut Request, c: &Call) -> ApiResult<Response> {
     c.who.require(Perm::Write)?;
     let input = body::<TokenIn>(req).await?;
     let program = programs::load(c, &input.program_id).await?;
-    let ttl_ms = input.ttl_seconds.map(|s| s.saturating_mul(1000));
-    embed_expiry(c.now, ttl_ms)?; // validate before writing anything
+    if input.ttl_seconds.is_some_and(|s| !(1..=MAX_TTL_MS / 1000).contains(&s)) {
+        return Err(Invalid::new(
+            "ttl_seconds",
+            "invalid_ttl",
+            format!("ttl_seconds must be 1 to {}", MAX_TTL_MS / 1000),
+        )
+        .into());
+    }
+    let ttl_ms = input.ttl_seconds.map(|s| s * 1000);
     let partner = match (input.partner_id, input.partner) {
         (Some(id), None) => {
             let p = partners::get(&c.state.db, &id)
@@ -292,7 +300,6 @@ pub async fn route(req: &mut Request, state: AppState, now: i64, rest: &[&str]) 
         (worker::Method::Post, ["onboard"]) => {
             super::stripe_connect::onboard_partner(req, &p.state, &p.partner, p.now).await
         }
-        (_, ["me"] | ["stats"] | ["commissions"] | ["payouts"] | ["onboard"]) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound("route")),
     }
 }

@@ -20,7 +20,8 @@ pub enum ApiError {
     Forbidden(String),
     /// Unknown resource, or one outside the key's program. 404.
     NotFound(&'static str),
-    MethodNotAllowed,
+    /// With the methods the path answers (the `Allow` header).
+    MethodNotAllowed(&'static str),
     /// Conflicts with stored state (duplicate key, illegal status transition). 409.
     Conflict {
         code: &'static str,
@@ -55,7 +56,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => 401,
             ApiError::Forbidden(_) => 403,
             ApiError::NotFound(_) => 404,
-            ApiError::MethodNotAllowed => 405,
+            ApiError::MethodNotAllowed(_) => 405,
             ApiError::Conflict { .. } => 409,
             ApiError::PayloadTooLarge => 413,
             ApiError::Invalid(_) | ApiError::Unprocessable { .. } => 422,
@@ -79,8 +80,8 @@ impl ApiError {
             ApiError::NotFound(what) => {
                 json!({"error": {"code": "not_found", "message": format!("{what} not found")}})
             }
-            ApiError::MethodNotAllowed => {
-                json!({"error": {"code": "method_not_allowed", "message": "method not allowed on this path"}})
+            ApiError::MethodNotAllowed(allow) => {
+                json!({"error": {"code": "method_not_allowed", "message": format!("this path answers {allow}")}})
             }
             ApiError::PayloadTooLarge => {
                 json!({"error": {"code": "payload_too_large", "message": format!("request body exceeds {} bytes", super::MAX_BODY)}})
@@ -90,7 +91,11 @@ impl ApiError {
                 json!({"error": {"code": "internal_error", "message": "internal error"}})
             }
         };
-        super::json_response(status, &body)
+        let response = super::json_response(status, &body);
+        if let ApiError::MethodNotAllowed(allow) = self {
+            let _ = response.headers().set("allow", allow);
+        }
+        response
     }
 }
 

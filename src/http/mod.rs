@@ -190,6 +190,25 @@ pub fn path_id(s: &str, prefix: &str, what: &'static str) -> ApiResult<String> {
     }
 }
 
+/// The methods each API path answers (the `Allow` of a 405); `None`: no such path.
+fn allowed_methods(segs: &[&str]) -> Option<&'static str> {
+    Some(match segs {
+        ["health"] | ["openapi.json"] => "GET",
+        ["webhooks", "stripe"] | ["invites", "accept"] | ["track", "lead" | "sale" | "refund"] => "POST",
+        ["portal", "me" | "stats" | "commissions" | "payouts"] => "GET",
+        ["portal", "onboard"] | ["embed-tokens"] | ["partners", _, "stripe", "onboard"] => "POST",
+        ["commissions", _, "approve" | "reject"] => "POST",
+        ["programs"] | ["programs", _, "partners"] | ["partners", _, "links"] | ["api-keys"] | ["webhooks"] => {
+            "GET, POST"
+        }
+        ["programs", _] | ["partners", _] => "GET, PATCH",
+        ["links", _] => "GET, PATCH, DELETE",
+        ["api-keys", _] | ["webhooks", _] => "DELETE",
+        ["clicks"] | ["commissions"] | ["payouts"] | ["partners", _, "stats"] | ["webhooks", _, "deliveries"] => "GET",
+        _ => return None,
+    })
+}
+
 /// The OpenAPI 3.1 document of the public API (`openapi/openapi.json`, compiled in).
 const OPENAPI: &str = include_str!("../../openapi/openapi.json");
 
@@ -215,6 +234,13 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
     let method = req.method();
     if !path.starts_with("/api/v1/") {
         return Err(ApiError::NotFound("route"));
+    }
+    // 404 and 405 are decided by path and method alone, before any authentication.
+    let allow = allowed_methods(&segs).ok_or(ApiError::NotFound("route"))?;
+    // workers-rs maps methods it does not know (QUERY, TRACE...) to GET: check the raw one.
+    let raw = req.inner().method();
+    if !allow.split(", ").any(|m| m == raw) {
+        return Err(ApiError::MethodNotAllowed(allow));
     }
     match (&method, segs.as_slice()) {
         (Method::Get, ["health"]) => return ok(&serde_json::json!({"ok": true})),
@@ -273,29 +299,7 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         (Post, ["api-keys"]) => api_keys::create(&mut req, &c).await,
         (Get, ["api-keys"]) => api_keys::list(&c).await,
         (Delete, ["api-keys", id]) => api_keys::revoke(&c, id).await,
-        (
-            _,
-            ["programs"]
-            | ["programs", _]
-            | ["programs", _, "partners"]
-            | ["partners", _]
-            | ["partners", _, "stats"]
-            | ["partners", _, "links"]
-            | ["links", _]
-            | ["clicks"]
-            | ["track", _]
-            | ["commissions"]
-            | ["commissions", _, _]
-            | ["api-keys"]
-            | ["api-keys", _]
-            | ["payouts"]
-            | ["partners", _, "stripe", "onboard"]
-            | ["webhooks", "stripe"]
-            | ["embed-tokens"]
-            | ["webhooks"]
-            | ["webhooks", _]
-            | ["webhooks", _, "deliveries"],
-        ) => Err(ApiError::MethodNotAllowed),
+        // Unreachable: allowed_methods() answered 404/405 before authentication.
         _ => Err(ApiError::NotFound("route")),
     }
 }

@@ -70,10 +70,8 @@ pub async fn onboard_partner(
 ) -> ApiResult<Response> {
     let input: OnboardIn = optional_body(req).await?;
     let origin = req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default();
-    let return_url = https_url(
-        "return_url",
-        &input.return_url.unwrap_or_else(|| format!("{origin}/embed/onboarding?status=done")),
-    )?;
+    let return_url =
+        https_url("return_url", &input.return_url.unwrap_or_else(|| format!("{origin}/embed/onboarding?status=done")))?;
     let refresh_url = https_url(
         "refresh_url",
         &input.refresh_url.unwrap_or_else(|| format!("{origin}/embed/onboarding?status=refresh")),

@@ -660,10 +660,12 @@ export interface components {
         } | {
             /** @constant */
             every: "week";
+            /** Format: int32 */
             weekday: number;
         } | {
             /** @constant */
             every: "month";
+            /** Format: int32 */
             day: number;
         };
         LeadRewardInput: {
@@ -688,7 +690,10 @@ export interface components {
              * @description Minor units of the currency (cents for USD, yen for JPY)
              */
             amount: number;
-            /** @description Sale rewards: months after the customer's first sale that later sales still earn (0 = first sale only; absent or null = forever) */
+            /**
+             * Format: int32
+             * @description Sale rewards: months after the customer's first sale that later sales still earn (0 = first sale only; absent or null = forever)
+             */
             duration_months?: number | null;
         } | {
             /** @constant */
@@ -698,7 +703,10 @@ export interface components {
              * @description Basis points of the sale amount (2000 = 20%), rounded half to even
              */
             amount: number;
-            /** @description Sale rewards: months after the customer's first sale that later sales still earn (0 = first sale only; absent or null = forever) */
+            /**
+             * Format: int32
+             * @description Sale rewards: months after the customer's first sale that later sales still earn (0 = first sale only; absent or null = forever)
+             */
             duration_months?: number | null;
         };
         /** @description One optional reward per event kind. */
@@ -760,10 +768,16 @@ export interface components {
              */
             min_payout?: number | null;
             payout_schedule?: components["schemas"]["PayoutSchedule"] | null;
-            /** @description Attribution window in days (default 90) */
+            /**
+             * Format: int32
+             * @description Attribution window in days (default 90)
+             */
             attribution_window_days?: number | null;
             attribution_model?: ("last_click" | "first_click") | null;
-            /** @description Days a commission stays pending before approval (default 30) */
+            /**
+             * Format: int32
+             * @description Days a commission stays pending before approval (default 30)
+             */
             hold_days?: number | null;
             rewards?: components["schemas"]["RewardsInput"] | null;
         };
@@ -797,10 +811,16 @@ export interface components {
              */
             min_payout?: number | null;
             payout_schedule?: components["schemas"]["PayoutSchedule"] | null;
-            /** @description Attribution window in days (default 90) */
+            /**
+             * Format: int32
+             * @description Attribution window in days (default 90)
+             */
             attribution_window_days?: number | null;
             attribution_model?: ("last_click" | "first_click") | null;
-            /** @description Days a commission stays pending before approval (default 30) */
+            /**
+             * Format: int32
+             * @description Days a commission stays pending before approval (default 30)
+             */
             hold_days?: number | null;
             rewards?: components["schemas"]["RewardsInput"] | null;
         };
@@ -1349,7 +1369,10 @@ export interface components {
                 /** @description 1 to 200 characters (trimmed) */
                 name: string;
             } | null;
-            /** @description Token lifetime (default 3600) */
+            /**
+             * Format: int32
+             * @description Token lifetime (default 3600)
+             */
             ttl_seconds?: number | null;
         } & ({
             partner_id: string;
