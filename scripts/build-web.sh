@@ -10,3 +10,6 @@ if [ ! -x node_modules/.bin/esbuild ] || [ ! -x node_modules/.bin/tsc ]; then
 fi
 tsc --noEmit -p web/tsconfig.json
 node web/build.mjs
+# The OpenAPI document is a static asset too (kept out of the wasm): GET /api/v1/openapi.json.
+mkdir -p public/api/v1
+cp openapi/openapi.json public/api/v1/openapi.json

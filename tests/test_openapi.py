@@ -130,6 +130,10 @@ def dispatched_routes():
     assert PORTAL_ARM.search(body), "the /api/v1/portal/* delegation to embed::route was not found"
     portal = fn_body(open(PORTAL_ROUTER).read(), "route")
     routes |= {(m, API_PREFIX + "/portal" + p) for m, p in arms(portal)}
+    # Static assets under /api/v1 (copied into public/ by scripts/build-web.sh, served by [assets]).
+    build_web = open(os.path.join(ROOT, "scripts", "build-web.sh")).read()
+    for target in re.findall(r"cp \S+ public(/api/v1/\S+)", build_web):
+        routes.add(("GET", target))
     return routes
 
 

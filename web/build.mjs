@@ -90,6 +90,9 @@ fs.writeFileSync(
   Referrer-Policy: no-referrer
   X-Content-Type-Options: nosniff
   Cache-Control: no-cache
+/api/v1/openapi.json
+  Access-Control-Allow-Origin: *
+  Cache-Control: public, max-age=300
 `,
 );
 
