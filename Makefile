@@ -57,6 +57,9 @@ dev: seed
 	@echo "  list programs:        curl -H \"Authorization: Bearer $$(grep ^REFPORT_ADMIN_KEY .dev.vars | cut -d= -f2)\" http://127.0.0.1:$(PORT)/api/v1/programs"
 	@echo "  see the clicks:       curl -H \"Authorization: Bearer $$(grep ^REFPORT_ADMIN_KEY .dev.vars | cut -d= -f2)\" http://127.0.0.1:$(PORT)/api/v1/clicks"
 	@echo "  run the cron:         curl 'http://127.0.0.1:$(PORT)/cdn-cgi/handler/scheduled?cron=*/15+*+*+*+*'"
+	@echo "  dashboard:            http://127.0.0.1:$(PORT)/dashboard/  (sign in with the admin key)"
+	@echo "  partner portal:       mint a token with POST /api/v1/embed-tokens {program_id: prog_demo, partner_id: pn_demo},"
+	@echo "                        then open http://127.0.0.1:$(PORT)/embed/referrals?token=..."
 	@echo
 	REFPORT_SKIP_BUILD=1 wrangler dev --ip 127.0.0.1 --port $(PORT) --persist-to $(PERSIST)
 
