@@ -248,23 +248,13 @@ function renderCommissions(): void {
   );
   clear(
     holders.commissions,
-    rows.length
-      ? h(
-          "div",
-          { class: "table-wrap" },
-          h(
-            "table",
-            null,
-            h("caption", { class: "visually-hidden" }, "Your commissions, newest first"),
-            h(
-              "thead",
-              null,
-              h("tr", null, ["Date", "Type", "Sale", "Commission", "Status"].map((t, i) => h("th", { scope: "col", class: i === 2 || i === 3 ? "num" : null }, t))),
-            ),
-            h("tbody", null, rows),
-          ),
-        )
-      : h("p", { class: "empty" }, "No commissions yet. They appear here as soon as someone you referred signs up or buys."),
+    table(
+      "Your commissions, newest first",
+      ["Date", "Type", "Sale", "Commission", "Status"],
+      [2, 3],
+      rows,
+      "No commissions yet. They appear here as soon as someone you referred signs up or buys.",
+    ),
     state.commissionsNext
       ? moreButton("Show more commissions", async () => {
           const next = await get<List<Commission>>(`/api/v1/portal/commissions?limit=20&cursor=${encodeURIComponent(state.commissionsNext!)}`);
@@ -273,6 +263,17 @@ function renderCommissions(): void {
           renderCommissions();
         })
       : null,
+  );
+}
+
+/** A captioned table (numeric columns right-aligned), or the empty-state text when no rows. */
+function table(caption: string, headers: string[], numeric: number[], rows: HTMLElement[], empty: string): HTMLElement {
+  if (!rows.length) return h("p", { class: "empty" }, empty);
+  const head = headers.map((t, i) => h("th", { scope: "col", class: numeric.includes(i) ? "num" : null }, t));
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h("table", null, h("caption", { class: "visually-hidden" }, caption), h("thead", null, h("tr", null, head)), h("tbody", null, rows)),
   );
 }
 
@@ -364,23 +365,7 @@ function renderPayouts(): void {
   );
   clear(
     holders.payouts,
-    rows.length
-      ? h(
-          "div",
-          { class: "table-wrap" },
-          h(
-            "table",
-            null,
-            h("caption", { class: "visually-hidden" }, "Your payouts, newest first"),
-            h(
-              "thead",
-              null,
-              h("tr", null, ["Date", "Amount", "Status", "Commissions", "Paid on"].map((t, i) => h("th", { scope: "col", class: i === 1 || i === 3 ? "num" : null }, t))),
-            ),
-            h("tbody", null, rows),
-          ),
-        )
-      : h("p", { class: "empty" }, "No payouts yet."),
+    table("Your payouts, newest first", ["Date", "Amount", "Status", "Commissions", "Paid on"], [1, 3], rows, "No payouts yet."),
     state.payoutsNext
       ? moreButton("Show more payouts", async () => {
           const next = await get<List<Payout>>(`/api/v1/portal/payouts?limit=20&cursor=${encodeURIComponent(state.payoutsNext!)}`);
