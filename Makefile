@@ -38,8 +38,11 @@ $(STAMP)/venv: tests/requirements.txt
 	.venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	@mkdir -p $(STAMP) && touch $@
 
-.dev.vars:
-	cp .dev.vars.example .dev.vars
+# Created from the example; later additions to the example are appended, local values kept.
+.dev.vars: .dev.vars.example
+	@[ -f .dev.vars ] || cp .dev.vars.example .dev.vars
+	@while IFS= read -r line; do k=$${line%%=*}; case "$$line" in ''|'#'*) continue;; esac; \
+	  grep -q "^$$k=" .dev.vars || echo "$$line" >> .dev.vars; done < .dev.vars.example
 
 build: setup
 	bash scripts/build.sh
