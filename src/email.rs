@@ -4,7 +4,6 @@
 
 use crate::state::AppState;
 use serde_json::json;
-use worker::{Fetch, Headers, Method, Request, RequestInit};
 
 pub struct Email<'a> {
     pub to: &'a str,
@@ -19,18 +18,15 @@ pub async fn send(state: &AppState, e: &Email<'_>) -> bool {
     let Some(url) = state.secret("EMAIL_API_URL") else {
         return false;
     };
-    let headers = Headers::new();
-    let _ = headers.set("content-type", "application/json");
-    if let Some(key) = state.secret("EMAIL_API_KEY") {
-        let _ = headers.set("authorization", &format!("Bearer {key}"));
+    let auth = state.secret("EMAIL_API_KEY").map(|k| format!("Bearer {k}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("authorization", a.as_str()));
     }
     let body = json!({"to": e.to, "subject": e.subject, "text": e.text, "html": e.html}).to_string();
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
-    let result = match Request::new_with_init(&url, &init) {
-        Ok(req) => Fetch::Request(req).send().await.map(|r| (200..300).contains(&r.status_code())),
-        Err(e) => Err(e),
-    };
+    let result = crate::outbound::post(&url, &headers, body, std::time::Duration::from_secs(10))
+        .await
+        .map(|r| (200..300).contains(&r.status_code()));
     match result {
         Ok(ok) => ok,
         Err(err) => {

@@ -5,6 +5,7 @@
 pub mod cron;
 pub mod email;
 pub mod http;
+pub mod outbound;
 pub mod pages;
 pub mod redirect;
 pub mod state;

@@ -2,10 +2,8 @@
 //! fetch: form encoding with bracketed keys, Bearer secret key, `Idempotency-Key`, a timeout,
 //! and Stripe's error JSON turned into a typed error that says whether a retry may succeed.
 
-use futures_util::future::{select, Either};
 use serde::Deserialize;
 use std::time::Duration;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
 
 /// Per-request timeout. A timed-out transfer may still have executed: the caller keeps the payout
 /// `processing` and retries with the same idempotency key.
@@ -98,29 +96,15 @@ impl Stripe {
         params: &[(&str, String)],
         idempotency_key: &str,
     ) -> Result<T, StripeError> {
-        let headers = Headers::new();
-        let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| StripeError::Transient(e.to_string()));
-        set("authorization", &format!("Bearer {}", self.key))?;
-        set("content-type", "application/x-www-form-urlencoded")?;
-        set("idempotency-key", idempotency_key)?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_headers(headers).with_body(Some(form(params).into()));
-        let req = Request::new_with_init(&format!("{}{}", self.base, path), &init)
-            .map_err(|e| StripeError::Transient(e.to_string()))?;
-        let controller = AbortController::default();
-        let signal = controller.signal();
-        let fetch = Fetch::Request(req);
-        let send = fetch.send_with_signal(&signal);
-        let timeout = Delay::from(TIMEOUT);
-        futures_util::pin_mut!(send);
-        futures_util::pin_mut!(timeout);
-        let mut resp = match select(send, timeout).await {
-            Either::Left((r, _)) => r.map_err(|e| StripeError::Transient(e.to_string()))?,
-            Either::Right(_) => {
-                controller.abort();
-                return Err(StripeError::Transient(format!("no answer within {}s", TIMEOUT.as_secs())));
-            }
-        };
+        let auth = format!("Bearer {}", self.key);
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("idempotency-key", idempotency_key),
+        ];
+        let url = format!("{}{}", self.base, path);
+        let mut resp =
+            crate::outbound::post(&url, &headers, form(params), TIMEOUT).await.map_err(StripeError::Transient)?;
         let status = resp.status_code();
         let text = resp.text().await.map_err(|e| StripeError::Transient(e.to_string()))?;
         if (200..300).contains(&status) {

@@ -6,13 +6,12 @@ use crate::http::error::ApiResult;
 use crate::state::{now_ms, AppState};
 use crate::store;
 use base64::Engine;
-use futures_util::future::{select, Either};
 use refport_core::crypto::hmac_sha256_hex;
 use refport_core::time::rfc3339;
 use refport_core::token::sign_payload;
 use serde::Deserialize;
 use std::time::Duration;
-use worker::{query, AbortController, Context, Delay, Env, Fetch, Headers, Method, Request, RequestInit};
+use worker::{query, Context, Env};
 
 /// Backoff after the n-th failed attempt (1m, 5m, 30m, 2h, 6h, 12h, 24h); then `failed`.
 const BACKOFF_MS: [i64; 7] = [60_000, 300_000, 1_800_000, 7_200_000, 21_600_000, 43_200_000, 86_400_000];
@@ -121,30 +120,13 @@ pub async fn deliver_due(state: &AppState, now: i64, limit: u32) -> ApiResult<us
 }
 
 async fn post(url: &str, body: &str, signature: &str, event_id: &str) -> Result<u16, String> {
-    let headers = Headers::new();
-    let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| e.to_string());
-    set("content-type", "application/json")?;
-    set("user-agent", "Refport-Webhooks/1")?;
-    set("refport-signature", signature)?;
-    set("refport-event-id", event_id)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
-    let req = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = Fetch::Request(req);
-    let send = fetch.send_with_signal(&signal);
-    let timeout = Delay::from(TIMEOUT);
-    futures_util::pin_mut!(send);
-    futures_util::pin_mut!(timeout);
-    match select(send, timeout).await {
-        Either::Left((Ok(r), _)) => Ok(r.status_code()),
-        Either::Left((Err(e), _)) => Err(format!("request failed: {e}")),
-        Either::Right(_) => {
-            controller.abort();
-            Err(format!("no answer within {}s", TIMEOUT.as_secs()))
-        }
-    }
+    let headers = [
+        ("content-type", "application/json"),
+        ("user-agent", "Refport-Webhooks/1"),
+        ("refport-signature", signature),
+        ("refport-event-id", event_id),
+    ];
+    crate::outbound::post(url, &headers, body.to_string(), TIMEOUT).await.map(|r| r.status_code())
 }
 
 /// After a change that emitted events: try delivering right away, after the response.
