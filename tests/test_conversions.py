@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from apihelpers import assert_error
 
 # ----------------------------------------------------------------------------------------------
 # helpers
@@ -30,16 +31,6 @@ def uid(prefix="x"):
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-def assert_error(r, status, code, field=None):
-    """`{"error": {"code", "message"[, "field"]}}` with the exact status and code."""
-    assert r.status_code == status, (r.status_code, r.text)
-    assert r.headers["Content-Type"].startswith("application/json"), r.headers
-    err = r.json()["error"]
-    assert err["code"] == code, err
-    assert isinstance(err["message"], str) and err["message"], err
-    if field is not None:
-        assert err.get("field") == field, err
-    return err
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from apihelpers import assert_error
 
 from conftest import BROWSER_UA
 
@@ -54,16 +55,6 @@ def program_body(**overrides):
     return body
 
 
-def assert_error(r, status, code, field=None):
-    """The API's error shape: exact status, JSON `{"error": {"code", "message"[, "field"]}}`."""
-    assert r.status_code == status, (r.status_code, r.text)
-    assert r.headers["Content-Type"].startswith("application/json"), r.headers
-    err = r.json()["error"]
-    assert err["code"] == code, err
-    assert isinstance(err["message"], str) and err["message"], err
-    if field is not None:
-        assert err["field"] == field, err
-    return err
 
 
 @contextlib.contextmanager

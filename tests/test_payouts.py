@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 import requests
+from apihelpers import assert_error
 
 LEAD, SALE, REFUND = "/api/v1/track/lead", "/api/v1/track/sale", "/api/v1/track/refund"
 WEBHOOK = "/api/v1/webhooks/stripe"
@@ -117,12 +118,6 @@ def ok(r, status=200):
     return r.json()
 
 
-def assert_error(r, status, code):
-    assert r.status_code == status, (r.status_code, r.text)
-    err = r.json()["error"]
-    assert err["code"] == code, err
-    assert isinstance(err["message"], str) and err["message"], err
-    return err
 
 
 def program(worker, min_payout=1000, currency="usd", schedule=None, **kw):

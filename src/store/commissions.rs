@@ -160,26 +160,10 @@ pub async fn for_event(db: &D1Database, event_id: &str) -> ApiResult<Option<Comm
     .await?)
 }
 
-pub struct Filter<'a> {
-    pub program_id: Option<&'a str>,
-    pub partner_id: Option<&'a str>,
-    pub status: Option<&'a str>,
-}
+pub use super::Filter;
 
 pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> ApiResult<Vec<Commission>> {
-    Ok(all(query!(
-        db,
-        &format!(
-            "SELECT {COLS} FROM commissions WHERE id < ?1 AND (?2 IS NULL OR program_id = ?2)
-             AND (?3 IS NULL OR partner_id = ?3) AND (?4 IS NULL OR status = ?4) ORDER BY id DESC LIMIT ?5"
-        ),
-        before,
-        f.program_id,
-        f.partner_id,
-        f.status,
-        limit + 1
-    )?)
-    .await?)
+    Ok(super::list_filtered(db, "commissions", COLS, f, before, limit).await?)
 }
 
 /// A commission to create, decided by the core.

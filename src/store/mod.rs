@@ -45,6 +45,37 @@ pub fn is_fk_violation(e: &worker::Error) -> bool {
     e.to_string().contains("FOREIGN KEY constraint failed")
 }
 
+/// The list filter of commissions and payouts: by program, partner and status.
+pub struct Filter<'a> {
+    pub program_id: Option<&'a str>,
+    pub partner_id: Option<&'a str>,
+    pub status: Option<&'a str>,
+}
+
+/// One page of `table` rows (`cols`) matching `f`, newest first, `limit + 1` rows (see `Page`).
+pub async fn list_filtered<T: DeserializeOwned>(
+    db: &D1Database,
+    table: &str,
+    cols: &str,
+    f: &Filter<'_>,
+    before: &str,
+    limit: u32,
+) -> Result<Vec<T>> {
+    all(worker::query!(
+        db,
+        &format!(
+            "SELECT {cols} FROM {table} WHERE id < ?1 AND (?2 IS NULL OR program_id = ?2)
+             AND (?3 IS NULL OR partner_id = ?3) AND (?4 IS NULL OR status = ?4) ORDER BY id DESC LIMIT ?5"
+        ),
+        before,
+        f.program_id,
+        f.partner_id,
+        f.status,
+        limit + 1
+    )?)
+    .await
+}
+
 #[derive(serde::Deserialize)]
 pub struct Count {
     pub n: i64,

@@ -30,26 +30,10 @@ pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Payout>> {
     Ok(first(query!(db, &format!("SELECT {COLS} FROM payouts WHERE id = ?1"), id)?).await?)
 }
 
-pub struct Filter<'a> {
-    pub program_id: Option<&'a str>,
-    pub partner_id: Option<&'a str>,
-    pub status: Option<&'a str>,
-}
+pub use super::Filter;
 
 pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> ApiResult<Vec<Payout>> {
-    Ok(all(query!(
-        db,
-        &format!(
-            "SELECT {COLS} FROM payouts WHERE id < ?1 AND (?2 IS NULL OR program_id = ?2)
-             AND (?3 IS NULL OR partner_id = ?3) AND (?4 IS NULL OR status = ?4) ORDER BY id DESC LIMIT ?5"
-        ),
-        before,
-        f.program_id,
-        f.partner_id,
-        f.status,
-        limit + 1
-    )?)
-    .await?)
+    Ok(super::list_filtered(db, "payouts", COLS, f, before, limit).await?)
 }
 
 /// A partner's approved, unclaimed balance in one program, with what the payout needs.
