@@ -68,7 +68,7 @@ pub async fn run_once(state: &AppState, now: i64) -> ApiResult<Outcome> {
     let mut out = Outcome {
         approved: payouts::approve_due(db, now, MAX_APPROVALS_PER_RUN).await?,
         // Link-cache refreshes a request could not finish (programs with many links).
-        cache_refreshed: link_cache::continue_jobs(db, &state.kv()?, link_cache::CRON_REFRESH).await?,
+        cache_refreshed: link_cache::continue_jobs(db, &state.links, link_cache::CRON_REFRESH).await?,
         ..Outcome::default()
     };
     out.more_work |= out.approved == MAX_APPROVALS_PER_RUN;
@@ -119,7 +119,7 @@ async fn pay(state: &AppState, stripe: &Stripe, now: i64, out: &mut Outcome) -> 
             out.skipped += 1;
             continue;
         }
-        let id = new_id(ids::PAYOUT, now);
+        let id = new_id(ids::PAYOUT, now)?;
         let currency = settings.payout_currency.code();
         let (amount, _count) = match payouts::claim(db, &id, &c.program_id, &c.partner_id, currency, now).await? {
             Claim::Claimed(a, n) => (a, n),

@@ -15,10 +15,10 @@ pub struct Email<'a> {
 /// Sends; answers whether the email API accepted it (2xx). Failures are logged, never raised:
 /// the invitation exists either way and can be re-sent.
 pub async fn send(state: &AppState, e: &Email<'_>) -> bool {
-    let Some(url) = state.secret("EMAIL_API_URL") else {
+    let Some(url) = &state.config.email_api_url else {
         return false;
     };
-    let auth = state.secret("EMAIL_API_KEY").map(|k| format!("Bearer {k}"));
+    let auth = state.secrets.email_api_key.as_ref().map(|k| format!("Bearer {}", k.expose()));
     let mut headers = vec![("content-type", "application/json")];
     if let Some(a) = &auth {
         headers.push(("authorization", a.as_str()));

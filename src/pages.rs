@@ -57,15 +57,15 @@ async fn serve_embed(req: Request, env: Env) -> worker::Result<Response> {
     let url = req.url()?;
     let token = url.query_pairs().find(|(k, _)| k == "token").map(|(_, v)| v.into_owned()).unwrap_or_default();
     let state = AppState::load(&env)?;
-    let secret = state.secret("EMBED_TOKEN_SECRET").unwrap_or_default();
-    let Ok(claims) = verify_embed(secret.as_bytes(), &token, now_ms()) else {
+    let secret = state.secrets.embed_token.as_ref().map(|s| s.bytes()).unwrap_or_default();
+    let Ok(claims) = verify_embed(secret, &token, now_ms()) else {
         return Ok(html(401, ERROR_PAGE));
     };
     let program = match programs::get(&state.db, &claims.program_id).await {
         Ok(Some(p)) => p,
         _ => return Ok(html(401, ERROR_PAGE)),
     };
-    let assets = env.assets("ASSETS")?;
+    let assets = state.assets()?;
     let mut asset = assets
         .fetch(format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or("localhost"), url.path()), None)
         .await?;

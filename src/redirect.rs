@@ -38,6 +38,10 @@ fn not_found() -> Response {
     )
 }
 
+fn store_error(e: crate::store::StoreError) -> worker::Error {
+    worker::Error::RustError(e.to_string())
+}
+
 fn is_key(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= refport_core::link::MAX_KEY_LEN
@@ -59,16 +63,15 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     if !is_key(key) || host.is_empty() {
         return Ok(not_found());
     }
-    let kv = env.kv("LINKS")?;
-    let link: CachedLink = match link_cache::get(&kv, &host, key).await? {
+    let state = AppState::load(&env)?;
+    let link: CachedLink = match link_cache::get(&state.links, &host, key).await.map_err(store_error)? {
         Lookup::Hit(l) => l,
         Lookup::Unknown => return Ok(not_found()),
         Lookup::Miss => {
-            let state = AppState::load(&env)?;
-            let found = link_cache::load(&state.db, &host, key).await?;
+            let found = link_cache::load(&state.db, &host, key).await.map_err(store_error)?;
             let (h, k, v) = (host.clone(), key.to_string(), found.clone());
-            ctx.wait_until(async move {
-                if let Err(e) = link_cache::put(&kv, &h, &k, v.as_ref()).await {
+            state.in_background(&ctx, move |s| async move {
+                if let Err(e) = link_cache::put(&s.links, &h, &k, v.as_ref()).await {
                     worker::console_error!("kv refill: {e}");
                 }
             });
@@ -90,15 +93,17 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     }
 
     let now = now_ms();
-    let click_id = ids::new_id(ids::CLICK, now, random::<10>());
+    // Fails closed: no click id (and no cookie) from a failed random source.
+    let click_id = ids::new_id(ids::CLICK, now, random::<10>()?);
     out.set("location", &redirect_location(&link.url, &click_id))?;
     out.set("set-cookie", &attribution_cookie(&click_id, link.window_days, link.cookie_domain.as_deref()))?;
 
     let ip = headers.get("cf-connecting-ip")?;
     let cf_country = req.cf().and_then(|cf| cf.country()).or(headers.get("cf-ipcountry")?);
     let referer = headers.get("referer")?;
-    ctx.wait_until(async move {
-        let salt = env.secret("IP_HASH_SALT").map(|s| s.to_string()).unwrap_or_default();
+    let salt = state.secrets.ip_hash_salt.clone();
+    state.in_background(&ctx, move |s| async move {
+        let salt = salt.as_ref().map(|k| k.bytes()).unwrap_or_default();
         let click = NewClick {
             id: &click_id,
             program_id: &link.program_id,
@@ -107,14 +112,10 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
             at: now,
             country: country(cf_country.as_deref()),
             referrer_host: referrer_host(referer.as_deref()),
-            ip_hash: ip.map(|ip| hmac_sha256_hex(salt.as_bytes(), ip.as_bytes())),
-            ua_hash: ua.map(|ua| hmac_sha256_hex(salt.as_bytes(), ua.as_bytes())),
+            ip_hash: ip.map(|ip| hmac_sha256_hex(salt, ip.as_bytes())),
+            ua_hash: ua.map(|ua| hmac_sha256_hex(salt, ua.as_bytes())),
         };
-        let result = match env.d1("DB") {
-            Ok(db) => clicks::insert(&db, &click).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
+        if let Err(e) = clicks::insert(&s.db, &click).await {
             worker::console_error!("click {} not recorded: {e}", click.id);
         }
     });

@@ -1,29 +1,131 @@
-//! Every binding and secret the Worker uses, read from `Env` in one place.
+//! Every binding, variable and secret the Worker uses, read from `Env` once per invocation into
+//! typed fields (`AppState::load`). Handlers never look a binding up by name.
 
-use worker::{D1Database, Env, Result};
+use std::fmt;
+use worker::kv::KvStore;
+use worker::{D1Database, Env, Fetcher, Result};
+
+/// A secret's value: never printed (`Debug` shows `***`), compared only by its owners.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The Worker's secrets (`wrangler secret put`, or `.dev.vars` locally); `None` when unset.
+#[derive(Clone, Debug, Default)]
+pub struct Secrets {
+    /// The admin API key (`REFPORT_ADMIN_KEY`): every permission, every program.
+    pub admin_key: Option<Secret>,
+    /// HMAC key of embed tokens (`EMBED_TOKEN_SECRET`).
+    pub embed_token: Option<Secret>,
+    /// Key from which outgoing webhook endpoints' signing secrets are derived (`WEBHOOK_SIGNING_KEY`).
+    pub webhook_signing: Option<Secret>,
+    /// Salt of the click's IP and user-agent hashes (`IP_HASH_SALT`).
+    pub ip_hash_salt: Option<Secret>,
+    /// Stripe API key (`STRIPE_SECRET_KEY`).
+    pub stripe_key: Option<Secret>,
+    /// Signing secrets of the platform Stripe webhook endpoint (`STRIPE_WEBHOOK_SECRET`,
+    /// comma-separated during a rotation).
+    pub stripe_webhook: Vec<Secret>,
+    /// Signing secrets of the Connect Stripe webhook endpoint (`STRIPE_CONNECT_WEBHOOK_SECRET`).
+    pub stripe_connect_webhook: Vec<Secret>,
+    /// Bearer token of the email API (`EMAIL_API_KEY`).
+    pub email_api_key: Option<Secret>,
+}
+
+/// Plain configuration (`[vars]` in wrangler.toml).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `STRIPE_API_BASE`, default `https://api.stripe.com` (the tests point it at a local fake).
+    pub stripe_api_base: String,
+    /// `EMAIL_API_URL`; unset: no email is sent.
+    pub email_api_url: Option<String>,
+}
 
 pub struct AppState {
-    pub env: Env,
     pub db: D1Database,
+    /// KV namespace of resolved links (`LINKS`).
+    pub links: KvStore,
+    pub secrets: Secrets,
+    pub config: Config,
+    env: Env,
+}
+
+/// A secret or, in local dev, a `.dev.vars` entry (which wrangler exposes as a var); empty is unset.
+fn read(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
+        .map(|s| s.to_string())
+        .or_else(|_| env.var(name).map(|v| v.to_string()))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn secret(env: &Env, name: &str) -> Option<Secret> {
+    read(env, name).map(Secret)
+}
+
+/// A comma-separated list of secrets (two during a rotation).
+fn secret_list(env: &Env, name: &str) -> Vec<Secret> {
+    read(env, name)
+        .map(|s| s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(|p| Secret(p.to_string())).collect())
+        .unwrap_or_default()
 }
 
 impl AppState {
     pub fn load(env: &Env) -> Result<AppState> {
-        Ok(AppState { db: env.d1("DB")?, env: env.clone() })
+        Ok(AppState {
+            db: env.d1("DB")?,
+            links: env.kv("LINKS")?,
+            secrets: Secrets {
+                admin_key: secret(env, "REFPORT_ADMIN_KEY"),
+                embed_token: secret(env, "EMBED_TOKEN_SECRET"),
+                webhook_signing: secret(env, "WEBHOOK_SIGNING_KEY"),
+                ip_hash_salt: secret(env, "IP_HASH_SALT"),
+                stripe_key: secret(env, "STRIPE_SECRET_KEY"),
+                stripe_webhook: secret_list(env, "STRIPE_WEBHOOK_SECRET"),
+                stripe_connect_webhook: secret_list(env, "STRIPE_CONNECT_WEBHOOK_SECRET"),
+                email_api_key: secret(env, "EMAIL_API_KEY"),
+            },
+            config: Config {
+                stripe_api_base: read(env, "STRIPE_API_BASE").unwrap_or_else(|| "https://api.stripe.com".into()),
+                email_api_url: read(env, "EMAIL_API_URL"),
+            },
+            env: env.clone(),
+        })
     }
 
-    pub fn kv(&self) -> Result<worker::kv::KvStore> {
-        self.env.kv("LINKS")
+    /// The static assets (`ASSETS`): pages, bundles and the OpenAPI document.
+    pub fn assets(&self) -> Result<Fetcher> {
+        self.env.assets("ASSETS")
     }
 
-    /// A secret (or, in local dev, a `.dev.vars` entry); `None` when unset or empty.
-    pub fn secret(&self, name: &str) -> Option<String> {
-        self.env
-            .secret(name)
-            .map(|s| s.to_string())
-            .or_else(|_| self.env.var(name).map(|v| v.to_string()))
-            .ok()
-            .filter(|s| !s.is_empty())
+    /// Runs `work` with a fresh state after the response is sent (`ctx.wait_until`).
+    pub fn in_background<F, Fut>(&self, ctx: &worker::Context, work: F)
+    where
+        F: FnOnce(AppState) -> Fut + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        let env = self.env.clone();
+        ctx.wait_until(async move {
+            match AppState::load(&env) {
+                Ok(state) => work(state).await,
+                Err(e) => worker::console_error!("background work: {e}"),
+            }
+        });
     }
 }
 
@@ -32,16 +134,31 @@ pub fn now_ms() -> i64 {
     js_sys::Date::now() as i64
 }
 
-/// Cryptographically random bytes (crypto.getRandomValues via getrandom).
-pub fn random<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    // getrandom on wasm32 + wasm_js only fails if crypto is missing, which workerd always has.
-    if getrandom::fill(&mut b).is_err() {
-        worker::console_error!("getrandom failed");
+/// The platform's random source failed: whatever needed the bytes must not be built.
+#[derive(Debug, Clone, Copy)]
+pub struct RandomUnavailable;
+
+impl fmt::Display for RandomUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the random source (crypto.getRandomValues) failed")
     }
-    b
 }
 
-pub fn new_id(prefix: &str, now: i64) -> String {
-    refport_core::ids::new_id(prefix, now, random::<10>())
+impl From<RandomUnavailable> for worker::Error {
+    fn from(e: RandomUnavailable) -> Self {
+        worker::Error::RustError(e.to_string())
+    }
+}
+
+/// Cryptographically random bytes (crypto.getRandomValues via getrandom). Fails closed: an
+/// error, never zeros, so no id, token or key is ever built from a failed source.
+pub fn random<const N: usize>() -> std::result::Result<[u8; N], RandomUnavailable> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|_| RandomUnavailable)?;
+    Ok(b)
+}
+
+/// A new prefixed, time-ordered id (`clk_...`), or an error if the random source failed.
+pub fn new_id(prefix: &str, now: i64) -> std::result::Result<String, RandomUnavailable> {
+    Ok(refport_core::ids::new_id(prefix, now, random::<10>()?))
 }

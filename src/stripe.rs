@@ -85,9 +85,8 @@ impl Stripe {
     }
 
     pub fn from_state(state: &crate::state::AppState) -> Result<Stripe, StripeError> {
-        let key = state.secret("STRIPE_SECRET_KEY").ok_or(StripeError::NotConfigured)?;
-        let base = state.secret("STRIPE_API_BASE").unwrap_or_else(|| "https://api.stripe.com".into());
-        Ok(Stripe::new(&base, &key))
+        let key = state.secrets.stripe_key.as_ref().ok_or(StripeError::NotConfigured)?;
+        Ok(Stripe::new(&state.config.stripe_api_base, key.expose()))
     }
 
     async fn post<T: for<'de> Deserialize<'de>>(

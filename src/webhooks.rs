@@ -11,7 +11,7 @@ use refport_core::time::rfc3339;
 use refport_core::token::sign_payload;
 use serde::Deserialize;
 use std::time::Duration;
-use worker::{query, Context, Env};
+use worker::{query, Context};
 
 /// Backoff after the n-th failed attempt (1m, 5m, 30m, 2h, 6h, 12h, 24h); then `failed`.
 const BACKOFF_MS: [i64; 7] = [60_000, 300_000, 1_800_000, 7_200_000, 21_600_000, 43_200_000, 86_400_000];
@@ -24,8 +24,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The endpoint's signing secret, derived (never stored): `whsec_` + base64url(HMAC(key, id)).
 pub fn endpoint_secret(state: &AppState, endpoint_id: &str) -> Option<String> {
-    let key = state.secret("WEBHOOK_SIGNING_KEY")?;
-    let mac = hex::decode(hmac_sha256_hex(key.as_bytes(), endpoint_id.as_bytes())).ok()?;
+    let key = state.secrets.webhook_signing.as_ref()?;
+    let mac = hex::decode(hmac_sha256_hex(key.bytes(), endpoint_id.as_bytes())).ok()?;
     Some(format!("whsec_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac)))
 }
 
@@ -130,13 +130,10 @@ async fn post(url: &str, body: &str, signature: &str, event_id: &str) -> Result<
 }
 
 /// After a change that emitted events: try delivering right away, after the response.
-pub fn deliver_soon(ctx: &Context, env: &Env) {
-    let env = env.clone();
-    ctx.wait_until(async move {
-        if let Ok(state) = AppState::load(&env) {
-            if let Err(e) = deliver_due(&state, now_ms(), 5).await {
-                worker::console_error!("webhook delivery: {e:?}");
-            }
+pub fn deliver_soon(ctx: &Context, state: &AppState) {
+    state.in_background(ctx, |s| async move {
+        if let Err(e) = deliver_due(&s, now_ms(), 5).await {
+            worker::console_error!("webhook delivery: {e:?}");
         }
     });
 }

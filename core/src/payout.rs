@@ -63,6 +63,32 @@ const _: () = assert!(
     CRON_FIXED_SUBREQUESTS + (MAX_PAYOUTS_PER_RUN + MAX_RETRIES_PER_RUN) * SUBREQUESTS_PER_PAYOUT <= SUBREQUEST_BUDGET
 );
 
+/// A payout's status: `processing` (claimed, transfer sent or about to be), then `paid` or
+/// `failed` (its commissions released).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutStatus {
+    Processing,
+    Paid,
+    Failed,
+}
+
+impl PayoutStatus {
+    pub const ALL: [PayoutStatus; 3] = [PayoutStatus::Processing, PayoutStatus::Paid, PayoutStatus::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayoutStatus::Processing => "processing",
+            PayoutStatus::Paid => "paid",
+            PayoutStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PayoutStatus> {
+        PayoutStatus::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
 /// A program's payout schedule, in UTC. JSON: `{"every":"day"}`,
 /// `{"every":"week","weekday":1}` (ISO weekday, 1 = Monday .. 7 = Sunday) or
 /// `{"every":"month","day":1}` (1..=28, so every month has that day).

@@ -45,9 +45,9 @@ pub async fn create(req: &mut Request, c: &Call) -> ApiResult<Response> {
         (None, Some(bound)) => Some(bound.clone()),
         (None, None) => None,
     };
-    let secret = format!("{API_KEY_PREFIX}{}", random_chars(BASE62, &random::<32>()));
+    let secret = format!("{API_KEY_PREFIX}{}", random_chars(BASE62, &random::<32>()?));
     let key = ApiKey {
-        id: new_id(ids::API_KEY, c.now),
+        id: new_id(ids::API_KEY, c.now)?,
         name,
         key_hint: format!("{API_KEY_PREFIX}...{}", &secret[secret.len() - 4..]),
         program_id,

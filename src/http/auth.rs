@@ -75,8 +75,8 @@ pub async fn authenticate(req: &Request, state: &AppState) -> ApiResult<Principa
         return Err(ApiError::Unauthorized("invalid API key"));
     }
     let hash = sha256_hex(key.as_bytes());
-    if let Some(admin) = state.secret("REFPORT_ADMIN_KEY") {
-        if ct_eq(sha256_hex(admin.as_bytes()).as_bytes(), hash.as_bytes()) {
+    if let Some(admin) = &state.secrets.admin_key {
+        if ct_eq(sha256_hex(admin.bytes()).as_bytes(), hash.as_bytes()) {
             return Ok(Principal { key_id: None, program_id: None, perms: vec![Perm::Read, Perm::Write, Perm::Track] });
         }
     }

@@ -41,7 +41,7 @@ async fn load(c: &Call, id: &str) -> ApiResult<commissions::Commission> {
 async fn move_to(c: &Call, id: &str, to: Status, reason: Option<&str>) -> ApiResult<Response> {
     c.who.require(Perm::Write)?;
     let cm = load(c, id).await?;
-    let from = cm.status();
+    let from = cm.status;
     transition(from, to).map_err(|e| ApiError::conflict(e.code(), e.message()))?;
     if cm.payout_id.is_some() {
         return Err(ApiError::conflict("in_payout", "the commission is part of a payout in flight"));
@@ -49,7 +49,7 @@ async fn move_to(c: &Call, id: &str, to: Status, reason: Option<&str>) -> ApiRes
     if !commissions::transition(&c.state.db, &cm.id, from, to, reason, c.now).await? {
         return Err(ApiError::conflict("concurrent_update", "the commission changed meanwhile; read it again"));
     }
-    crate::webhooks::deliver_soon(&c.ctx, &c.state.env);
+    crate::webhooks::deliver_soon(&c.ctx, &c.state);
     let cm = commissions::get(&c.state.db, &cm.id).await?.ok_or(ApiError::NotFound("commission"))?;
     ok(&cm)
 }

@@ -39,8 +39,10 @@ struct TokenIn {
 
 pub fn embed_secret(state: &AppState) -> ApiResult<Vec<u8>> {
     state
-        .secret("EMBED_TOKEN_SECRET")
-        .map(String::into_bytes)
+        .secrets
+        .embed_token
+        .as_ref()
+        .map(|s| s.bytes().to_vec())
         .ok_or_else(|| ApiError::Internal("EMBED_TOKEN_SECRET is not set".into()))
 }
 
@@ -110,7 +112,7 @@ async fn enrol(c: &Call, program: &store::programs::Program, email: &str, name: 
         db,
         "INSERT INTO partners (id, program_id, email, name, status, payouts_enabled, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, 'active', 0, ?5, ?5) ON CONFLICT (program_id, email) DO NOTHING",
-        new_id(ids::PARTNER, c.now),
+        new_id(ids::PARTNER, c.now)?,
         &program.id,
         &email,
         name,
@@ -149,17 +151,17 @@ pub async fn ensure_default_link(
     };
     for _ in 0..5 {
         let link = links::Link {
-            id: new_id(ids::LINK, now),
+            id: new_id(ids::LINK, now)?,
             program_id: program.id.clone(),
             partner_id: p.id.clone(),
             domain: domain.clone(),
-            key: random_chars(BASE62, &random::<GENERATED_KEY_LEN>()),
+            key: random_chars(BASE62, &random::<GENERATED_KEY_LEN>()?),
             url: format!("https://{host}/"),
             created_at: now,
             updated_at: now,
         };
         if let links::Inserted::Ok = links::insert(&state.db, &link).await? {
-            store::link_cache::refresh(&state.db, &state.kv()?, &link.domain, &link.key).await?;
+            store::link_cache::refresh(&state.db, &state.links, &link.domain, &link.key).await?;
             return Ok(());
         }
     }

@@ -1,6 +1,7 @@
 //! The one API error type and its single mapping to HTTP: `{"error": {"code", "message"}}`.
 //! Internal details are logged, never sent to the client.
 
+use crate::store::{InUse, StoreError, Taken};
 use refport_core::error::Invalid;
 use serde_json::json;
 use worker::Response;
@@ -102,6 +103,36 @@ impl ApiError {
 impl From<Invalid> for ApiError {
     fn from(i: Invalid) -> Self {
         ApiError::Invalid(i)
+    }
+}
+
+/// The one mapping of storage outcomes to API errors.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Taken(Taken::Domain) => {
+                ApiError::conflict("domain_taken", "one of the domains already belongs to another program")
+            }
+            StoreError::Taken(Taken::PartnerEmail) => {
+                ApiError::conflict("partner_exists", "a partner with this email is already enrolled in the program")
+            }
+            StoreError::Taken(Taken::LinkKey) => {
+                ApiError::conflict("key_taken", "this key is already used on the domain")
+            }
+            StoreError::InUse(InUse::Domain) => {
+                ApiError::conflict("domain_in_use", "a removed domain still has links; delete or move them first")
+            }
+            StoreError::Raced => ApiError::conflict("concurrent_update", "the resource changed meanwhile; retry"),
+            StoreError::NotFound(_) | StoreError::Corrupt(_) | StoreError::Database(_) => {
+                ApiError::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<crate::state::RandomUnavailable> for ApiError {
+    fn from(e: crate::state::RandomUnavailable) -> Self {
+        ApiError::Internal(e.to_string())
     }
 }
 

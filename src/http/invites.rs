@@ -24,12 +24,12 @@ pub async fn invite(
     p: &partners::Partner,
     now: i64,
 ) -> ApiResult<Value> {
-    let token = random_chars(BASE62, &random::<32>());
+    let token = random_chars(BASE62, &random::<32>()?);
     let expires_at = now + INVITE_TTL_MS;
     query!(
         &state.db,
         "INSERT INTO invitations (id, program_id, partner_id, token_hash, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        new_id("inv", now),
+        new_id("inv", now)?,
         &program.id,
         &p.id,
         sha256_hex(token.as_bytes()),

@@ -73,7 +73,7 @@ pub async fn create(req: &mut Request, c: &Call, partner_id: &str) -> ApiResult<
     let url = parse_destination(&input.url, &program.settings.allowed_hosts)?;
     let chosen = input.key.as_deref().map(parse_key).transpose()?;
     let mut link = links::Link {
-        id: new_id(ids::LINK, c.now),
+        id: new_id(ids::LINK, c.now)?,
         program_id: program.id.clone(),
         partner_id: partner.id.clone(),
         domain,
@@ -87,7 +87,7 @@ pub async fn create(req: &mut Request, c: &Call, partner_id: &str) -> ApiResult<
     loop {
         link.key = match &chosen {
             Some(k) => k.clone(),
-            None => random_chars(BASE62, &random::<GENERATED_KEY_LEN>()),
+            None => random_chars(BASE62, &random::<GENERATED_KEY_LEN>()?),
         };
         match links::insert(&c.state.db, &link).await? {
             links::Inserted::Ok => break,
@@ -100,7 +100,7 @@ pub async fn create(req: &mut Request, c: &Call, partner_id: &str) -> ApiResult<
             }
         }
     }
-    link_cache::refresh(&c.state.db, &c.state.kv()?, &link.domain, &link.key).await?;
+    link_cache::refresh(&c.state.db, &c.state.links, &link.domain, &link.key).await?;
     created(&out(&link))
 }
 
@@ -132,7 +132,7 @@ pub async fn patch(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response>
     }
     new.updated_at = c.now;
     links::update(&c.state.db, &new).await?;
-    let kv = c.state.kv()?;
+    let kv = &c.state.links;
     if new.key != old.key {
         link_cache::refresh(&c.state.db, &kv, &old.domain, &old.key).await?;
     }
@@ -144,6 +144,6 @@ pub async fn delete(c: &Call, id: &str) -> ApiResult<Response> {
     c.who.require(Perm::Write)?;
     let l = load(c, id).await?;
     links::soft_delete(&c.state.db, &l.id, c.now).await?;
-    link_cache::refresh(&c.state.db, &c.state.kv()?, &l.domain, &l.key).await?;
+    link_cache::refresh(&c.state.db, &c.state.links, &l.domain, &l.key).await?;
     ok(&serde_json::json!({"id": l.id, "deleted": true}))
 }

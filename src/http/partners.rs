@@ -19,7 +19,7 @@ pub async fn create(req: &mut Request, c: &Call, program_id: &str) -> ApiResult<
     let program = programs::load(c, program_id).await?;
     let f = body::<PartnerInput>(req).await?.validate()?;
     let p = partners::Partner {
-        id: new_id(ids::PARTNER, c.now),
+        id: new_id(ids::PARTNER, c.now)?,
         program_id: program.id.clone(),
         email: f.email,
         name: f.name,
@@ -64,7 +64,7 @@ pub async fn patch(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response>
         programs::refresh_links(c, &old.program_id, Some(&old.id)).await?;
         if f.status == refport_core::partner::PartnerStatus::Banned {
             commissions::reject_open_for_partner(&c.state.db, &old.id, "partner_banned", c.now).await?;
-            crate::webhooks::deliver_soon(&c.ctx, &c.state.env);
+            crate::webhooks::deliver_soon(&c.ctx, &c.state);
         }
     }
     let p = partners::Partner {

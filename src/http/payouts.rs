@@ -3,6 +3,7 @@ use super::error::{ApiError, ApiResult};
 use super::{id_param, Call, Page};
 use crate::store::payouts::{self, Filter};
 use refport_core::ids;
+use refport_core::payout::PayoutStatus;
 use worker::Response;
 
 pub async fn list(c: &Call) -> ApiResult<Response> {
@@ -10,12 +11,18 @@ pub async fn list(c: &Call) -> ApiResult<Response> {
     let page = Page::from_query(&c.query)?;
     let partner_id = id_param(&c.query, "partner_id", ids::PARTNER)?;
     let program_id = c.program_filter()?;
-    let status = match c.query.get("status").map(String::as_str) {
+    let status = match c.query.get("status") {
         None => None,
-        Some(s @ ("processing" | "paid" | "failed")) => Some(s),
-        Some(_) => return Err(ApiError::bad_request("invalid_query", "status must be processing, paid or failed")),
+        Some(s) => Some(
+            PayoutStatus::parse(s)
+                .ok_or_else(|| ApiError::bad_request("invalid_query", "status must be processing, paid or failed"))?,
+        ),
     };
-    let f = Filter { program_id: program_id.as_deref(), partner_id: partner_id.as_deref(), status };
+    let f = Filter {
+        program_id: program_id.as_deref(),
+        partner_id: partner_id.as_deref(),
+        status: status.map(PayoutStatus::as_str),
+    };
     let rows = payouts::list(&c.state.db, &f, &page.before(), page.limit).await?;
     page.respond(rows, |r| r.id.clone())
 }

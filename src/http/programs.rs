@@ -19,7 +19,7 @@ pub async fn create(req: &mut Request, c: &Call) -> ApiResult<Response> {
         return Err(ApiError::Forbidden("a key bound to a program cannot create programs".into()));
     }
     let settings = body::<ProgramInput>(req).await?.validate()?;
-    let p = programs::Program { id: new_id(ids::PROGRAM, c.now), settings, created_at: c.now, updated_at: c.now };
+    let p = programs::Program { id: new_id(ids::PROGRAM, c.now)?, settings, created_at: c.now, updated_at: c.now };
     programs::insert(&c.state.db, &p).await?;
     created(&p)
 }
@@ -55,5 +55,5 @@ pub async fn patch(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response>
 /// Rewrites the KV entries of a program's (or one partner's) live links from D1: the first
 /// page now, the rest by the cron (`cache_refresh_jobs`), so any number of links is covered.
 pub async fn refresh_links(c: &Call, program_id: &str, partner_id: Option<&str>) -> ApiResult<()> {
-    link_cache::refresh_all(&c.state.db, &c.state.kv()?, program_id, partner_id, c.now).await
+    Ok(link_cache::refresh_all(&c.state.db, &c.state.links, program_id, partner_id, c.now).await?)
 }

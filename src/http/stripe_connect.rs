@@ -99,7 +99,7 @@ pub async fn onboard_partner(
         }
     };
     // Account links are single-use and carry no money: every request gets a fresh one.
-    let key = format!("link-{}-{}", partner.id, hex_token());
+    let key = format!("link-{}-{}", partner.id, hex_token()?);
     let link = stripe.account_link(&account, &refresh_url, &return_url, &key).await.map_err(stripe_error)?;
     ok(
         &json!({"url": link.url, "expires_at": refport_core::time::rfc3339(link.expires_at * 1000), "account_id": account}),
@@ -109,16 +109,25 @@ pub async fn onboard_partner(
 /// `POST /api/v1/webhooks/stripe`: signature checked before anything is read or written; a
 /// replayed event id changes nothing (the event id is recorded in the same batch as its effect).
 pub async fn webhook(req: &mut Request, state: &AppState, now: i64) -> ApiResult<Response> {
-    let secret = state
-        .secret("STRIPE_WEBHOOK_SECRET")
-        .ok_or(ApiError::unprocessable("stripe_not_configured", "STRIPE_WEBHOOK_SECRET is not set"))?;
+    let secrets = &state.secrets.stripe_webhook;
+    if secrets.is_empty() {
+        return Err(ApiError::unprocessable("stripe_not_configured", "STRIPE_WEBHOOK_SECRET is not set"));
+    }
     let header = req.headers().get("stripe-signature")?.unwrap_or_default();
     let payload =
         req.bytes().await.map_err(|_| ApiError::bad_request("invalid_body", "could not read the request body"))?;
     if payload.len() > MAX_BODY {
         return Err(ApiError::PayloadTooLarge);
     }
-    verify_stripe_signature(&secret, &header, &payload, now / 1000, DEFAULT_TOLERANCE_SECS).map_err(|e| {
+    // Any of the configured secrets (two during a rotation) may have signed it.
+    let mut verdict = Ok(0);
+    for s in secrets {
+        verdict = verify_stripe_signature(s.expose(), &header, &payload, now / 1000, DEFAULT_TOLERANCE_SECS);
+        if verdict.is_ok() {
+            break;
+        }
+    }
+    verdict.map_err(|e| {
         ApiError::bad_request("invalid_signature", format!("Stripe-Signature rejected: {}", e.as_str()))
     })?;
     let event: Value =
@@ -132,7 +141,7 @@ pub async fn webhook(req: &mut Request, state: &AppState, now: i64) -> ApiResult
     let db = &state.db;
     // A fresh token marks this delivery: effects below apply only if this delivery recorded the
     // event (a replay leaves the first delivery's token in place, so its effects are skipped).
-    let token = hex_token();
+    let token = hex_token()?;
     let record = query!(
         db,
         "INSERT INTO stripe_events (id, type, token, received_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
@@ -187,6 +196,6 @@ pub async fn webhook(req: &mut Request, state: &AppState, now: i64) -> ApiResult
     ok(&json!({"received": true, "duplicate": duplicate, "effect": if duplicate { "none" } else { effect }}))
 }
 
-fn hex_token() -> String {
-    hex::encode(crate::state::random::<16>())
+fn hex_token() -> Result<String, crate::state::RandomUnavailable> {
+    Ok(hex::encode(crate::state::random::<16>()?))
 }

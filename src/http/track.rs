@@ -190,7 +190,7 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
         None => None,
     };
     let presented = click.map(|k| ClickFacts {
-        partner_banned: k.partner_status == "banned",
+        partner_banned: k.partner_status == refport_core::partner::PartnerStatus::Banned,
         click_id: k.id,
         program_id: k.program_id,
         partner_id: k.partner_id,
@@ -200,9 +200,9 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let decision =
         attribute(&program.id, s.attribution_model, s.attribution_window_days, c.now, presented, existing_facts);
 
-    let event_id = new_id(ids::EVENT, c.now);
-    let customer_id = new_id(ids::CUSTOMER, c.now);
-    let commission_id = new_id(ids::COMMISSION, c.now);
+    let event_id = new_id(ids::EVENT, c.now)?;
+    let customer_id = new_id(ids::CUSTOMER, c.now)?;
+    let commission_id = new_id(ids::COMMISSION, c.now)?;
     let (attribution_code, credited) = match &decision {
         Attribution::Attributed(f) => ("attributed".to_string(), Some(f.clone())),
         Attribution::Unattributed(r) => (r.as_str().to_string(), None),
@@ -269,7 +269,7 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
     stmts.push(outbox::commission(db, "commission.created", &commission_id, c.now)?);
     stmts.extend(outbox::fan_out(db, c.now)?);
     batch(db, stmts).await?;
-    crate::webhooks::deliver_soon(&c.ctx, &c.state.env);
+    crate::webhooks::deliver_soon(&c.ctx, &c.state);
     let e = conversions::lead_event(db, &program.id, &external_id, &event_name)
         .await?
         .ok_or(ApiError::Internal("lead event missing after insert".into()))?;
@@ -361,13 +361,13 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
     }
 
     let customer = conversions::customer(db, &program.id, &external_id).await?;
-    let event_id = new_id(ids::EVENT, c.now);
+    let event_id = new_id(ids::EVENT, c.now)?;
     let mut stmts = Vec::new();
     if customer.is_none() {
         stmts.push(conversions::upsert_customer(
             db,
             &CustomerUpsert {
-                new_id: &new_id(ids::CUSTOMER, c.now),
+                new_id: &new_id(ids::CUSTOMER, c.now)?,
                 program_id: &program.id,
                 external_id: &external_id,
                 email: None,
@@ -417,7 +417,7 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
         },
     )?);
     stmts.push(conversions::mark_first_sale(db, &program.id, &external_id, &event_id, c.now)?);
-    let commission_id = new_id(ids::COMMISSION, c.now);
+    let commission_id = new_id(ids::COMMISSION, c.now)?;
     if let Some((p, a, first_only)) = commission {
         stmts.extend(commissions::insert_if_event_won(
             db,
@@ -446,7 +446,7 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
     stmts.push(outbox::commission(db, "commission.created", &commission_id, c.now)?);
     stmts.extend(outbox::fan_out(db, c.now)?);
     batch(db, stmts).await?;
-    crate::webhooks::deliver_soon(&c.ctx, &c.state.env);
+    crate::webhooks::deliver_soon(&c.ctx, &c.state);
     let e = conversions::sale_event(db, &program.id, &invoice_id)
         .await?
         .ok_or(ApiError::Internal("sale event missing after insert".into()))?;
@@ -503,8 +503,8 @@ pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
     };
     for _attempt in 0..8 {
         let cm = commissions::for_event(db, &sale.id).await?;
-        let refund_id = new_id(ids::REFUND, c.now);
-        let clawback_id = new_id(ids::COMMISSION, c.now);
+        let refund_id = new_id(ids::REFUND, c.now)?;
+        let clawback_id = new_id(ids::COMMISSION, c.now)?;
         let planned = match &cm {
             // Unattributed sale: no commission to change; the refund is recorded, bounded by the sale.
             None => {
@@ -526,7 +526,7 @@ pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
                 let state = SaleCommission {
                     // A commission claimed by a payout in flight is treated as paid: the transfer
                     // amount is fixed, so a refund now becomes a clawback on the next payout.
-                    status: if cm.payout_id.is_some() { Status::Paid } else { cm.status() },
+                    status: if cm.payout_id.is_some() { Status::Paid } else { cm.status },
                     original_amount: cm.original_amount,
                     amount: cm.amount,
                     sale_amount: cm.sale_amount,
@@ -576,7 +576,7 @@ pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
         };
         match refunds::apply(db, &planned).await? {
             Outcome::Applied => {
-                crate::webhooks::deliver_soon(&c.ctx, &c.state.env);
+                crate::webhooks::deliver_soon(&c.ctx, &c.state);
                 let r = refunds::get(db, &refund_id).await?.ok_or(ApiError::Internal("refund missing".into()))?;
                 return respond_refund(c, r).await;
             }

@@ -82,7 +82,7 @@ pub async fn create(req: &mut Request, c: &Call) -> ApiResult<Response> {
             Invalid::new("description", "invalid_description", "description must be at most 200 characters").into()
         );
     }
-    let id = new_id(refport_core::ids::WEBHOOK, c.now);
+    let id = new_id(refport_core::ids::WEBHOOK, c.now)?;
     let secret = endpoint_secret(&c.state, &id).ok_or_else(|| {
         ApiError::unprocessable("webhooks_not_configured", "WEBHOOK_SIGNING_KEY is not set for this deployment")
     })?;

@@ -1,5 +1,5 @@
+use super::StoreResult;
 use super::{all, changes, first};
-use crate::http::error::ApiResult;
 use serde::{Deserialize, Serialize};
 use worker::{query, D1Database};
 
@@ -43,7 +43,7 @@ impl From<Row> for ApiKey {
 
 const COLS: &str = "id, name, key_hint, program_id, permissions, created_at, revoked_at";
 
-pub async fn find_active(db: &D1Database, key_hash: &str) -> ApiResult<Option<ApiKey>> {
+pub async fn find_active(db: &D1Database, key_hash: &str) -> StoreResult<Option<ApiKey>> {
     let row: Option<Row> = first(query!(
         db,
         &format!("SELECT {COLS} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL"),
@@ -53,7 +53,7 @@ pub async fn find_active(db: &D1Database, key_hash: &str) -> ApiResult<Option<Ap
     Ok(row.map(ApiKey::from))
 }
 
-pub async fn insert(db: &D1Database, k: &ApiKey, key_hash: &str) -> ApiResult<()> {
+pub async fn insert(db: &D1Database, k: &ApiKey, key_hash: &str) -> StoreResult<()> {
     query!(
         db,
         "INSERT INTO api_keys (id, name, key_hash, key_hint, program_id, permissions, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -70,7 +70,7 @@ pub async fn insert(db: &D1Database, k: &ApiKey, key_hash: &str) -> ApiResult<()
     Ok(())
 }
 
-pub async fn list(db: &D1Database, program: Option<&str>, before: &str, limit: u32) -> ApiResult<Vec<ApiKey>> {
+pub async fn list(db: &D1Database, program: Option<&str>, before: &str, limit: u32) -> StoreResult<Vec<ApiKey>> {
     let rows: Vec<Row> = all(query!(
         db,
         &format!(
@@ -84,13 +84,13 @@ pub async fn list(db: &D1Database, program: Option<&str>, before: &str, limit: u
     Ok(rows.into_iter().map(ApiKey::from).collect())
 }
 
-pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<ApiKey>> {
+pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<ApiKey>> {
     let row: Option<Row> = first(query!(db, &format!("SELECT {COLS} FROM api_keys WHERE id = ?1"), id)?).await?;
     Ok(row.map(ApiKey::from))
 }
 
 /// Revokes a key once; answers whether this call revoked it.
-pub async fn revoke(db: &D1Database, id: &str, now: i64) -> ApiResult<bool> {
+pub async fn revoke(db: &D1Database, id: &str, now: i64) -> StoreResult<bool> {
     Ok(changes(query!(db, "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", id, now)?)
         .await?
         == 1)

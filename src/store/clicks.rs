@@ -1,5 +1,5 @@
 use super::all;
-use crate::http::error::ApiResult;
+use super::StoreResult;
 use serde::{Deserialize, Serialize};
 use worker::{query, D1Database};
 
@@ -28,7 +28,7 @@ pub struct NewClick<'a> {
     pub ua_hash: Option<String>,
 }
 
-pub async fn insert(db: &D1Database, c: &NewClick<'_>) -> worker::Result<()> {
+pub async fn insert(db: &D1Database, c: &NewClick<'_>) -> StoreResult<()> {
     query!(
         db,
         "INSERT INTO clicks (id, program_id, partner_id, link_id, created_at, country, referrer_host, ip_hash, ua_hash)
@@ -54,7 +54,7 @@ pub struct Filter<'a> {
     pub link_id: Option<&'a str>,
 }
 
-pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> ApiResult<Vec<Click>> {
+pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> StoreResult<Vec<Click>> {
     Ok(all(query!(
         db,
         "SELECT id, program_id, partner_id, link_id, created_at, country, referrer_host FROM clicks
@@ -77,10 +77,10 @@ pub struct ClickForLead {
     pub partner_id: String,
     pub link_id: String,
     pub created_at: i64,
-    pub partner_status: String,
+    pub partner_status: refport_core::partner::PartnerStatus,
 }
 
-pub async fn get_for_lead(db: &D1Database, id: &str) -> ApiResult<Option<ClickForLead>> {
+pub async fn get_for_lead(db: &D1Database, id: &str) -> StoreResult<Option<ClickForLead>> {
     Ok(super::first(query!(
         db,
         "SELECT c.id, c.program_id, c.partner_id, c.link_id, c.created_at, p.status AS partner_status

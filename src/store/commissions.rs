@@ -1,5 +1,5 @@
 use super::all;
-use crate::http::error::ApiResult;
+use super::StoreResult;
 use serde::Deserialize;
 use worker::{query, D1Database};
 
@@ -34,7 +34,7 @@ struct StatusRow {
     currency: String,
 }
 
-pub async fn partner_stats(db: &D1Database, partner_id: &str) -> ApiResult<PartnerStats> {
+pub async fn partner_stats(db: &D1Database, partner_id: &str) -> StoreResult<PartnerStats> {
     let events: Vec<EventRow> = all(query!(
         db,
         "SELECT kind, COUNT(*) AS n, SUM(COALESCE(payout_amount, amount)) AS amount FROM events WHERE partner_id = ?1 GROUP BY kind",
@@ -72,7 +72,7 @@ pub async fn partner_stats(db: &D1Database, partner_id: &str) -> ApiResult<Partn
 }
 
 /// Rejects every pending commission of a partner (a ban), recording each change, atomically.
-pub async fn reject_open_for_partner(db: &D1Database, partner_id: &str, reason: &str, now: i64) -> ApiResult<()> {
+pub async fn reject_open_for_partner(db: &D1Database, partner_id: &str, reason: &str, now: i64) -> StoreResult<()> {
     super::batch(
         db,
         vec![
@@ -116,13 +116,13 @@ pub struct Commission {
     pub customer_id: Option<String>,
     pub event_id: Option<String>,
     pub parent_id: Option<String>,
-    pub kind: String,
+    pub kind: Kind,
     pub invoice_id: Option<String>,
     pub sale_amount: i64,
     pub original_amount: i64,
     pub amount: i64,
     pub currency: String,
-    pub status: String,
+    pub status: Status,
     pub reason: Option<String>,
     pub refunded_amount: i64,
     pub clawed_back: i64,
@@ -137,21 +137,15 @@ pub struct Commission {
     pub paid_at: Option<i64>,
 }
 
-impl Commission {
-    pub fn status(&self) -> Status {
-        Status::parse(&self.status).unwrap_or(Status::Rejected)
-    }
-}
-
 pub const COLS: &str = "id, program_id, partner_id, customer_id, event_id, parent_id, kind, invoice_id, sale_amount, \
      original_amount, amount, currency, status, reason, refunded_amount, clawed_back, payout_id, created_at, updated_at, \
      approved_at, paid_at";
 
-pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Commission>> {
+pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Commission>> {
     Ok(first(query!(db, &format!("SELECT {COLS} FROM commissions WHERE id = ?1"), id)?).await?)
 }
 
-pub async fn for_event(db: &D1Database, event_id: &str) -> ApiResult<Option<Commission>> {
+pub async fn for_event(db: &D1Database, event_id: &str) -> StoreResult<Option<Commission>> {
     Ok(first(query!(
         db,
         &format!("SELECT {COLS} FROM commissions WHERE event_id = ?1 AND kind != 'clawback'"),
@@ -162,7 +156,7 @@ pub async fn for_event(db: &D1Database, event_id: &str) -> ApiResult<Option<Comm
 
 pub use super::Filter;
 
-pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> ApiResult<Vec<Commission>> {
+pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> StoreResult<Vec<Commission>> {
     Ok(super::list_filtered(db, "commissions", COLS, f, before, limit).await?)
 }
 
@@ -185,7 +179,7 @@ pub struct NewCommission<'a> {
 
 /// Inserts the commission only if its event row was inserted by the same batch (`event_id` is
 /// fresh, so it exists only when this request won the idempotency race), and logs it.
-pub fn insert_if_event_won(db: &D1Database, c: &NewCommission<'_>) -> worker::Result<Vec<D1PreparedStatement>> {
+pub fn insert_if_event_won(db: &D1Database, c: &NewCommission<'_>) -> StoreResult<Vec<D1PreparedStatement>> {
     Ok(vec![
         query!(
             db,
@@ -228,7 +222,7 @@ pub async fn transition(
     to: Status,
     reason: Option<&str>,
     now: i64,
-) -> ApiResult<bool> {
+) -> StoreResult<bool> {
     let changed = super::batch(
         db,
         vec![
@@ -270,7 +264,7 @@ pub fn keep_only_first_sale(
     db: &D1Database,
     commission_id: &str,
     event_id: &str,
-) -> worker::Result<Vec<D1PreparedStatement>> {
+) -> StoreResult<Vec<D1PreparedStatement>> {
     const EARLIER: &str = "EXISTS (SELECT 1 FROM events e2 JOIN events e ON e.id = ?2
              WHERE e2.customer_id = e.customer_id AND e2.kind = 'sale' AND e2.id != e.id)";
     Ok(vec![

@@ -1,7 +1,7 @@
 //! Customers and conversion events: the idempotency ledger of the track API.
 
 use super::first;
-use crate::http::error::ApiResult;
+use super::StoreResult;
 use serde::{Deserialize, Serialize};
 use worker::d1::D1PreparedStatement;
 use worker::{query, D1Database};
@@ -23,7 +23,7 @@ pub struct Customer {
 const CUSTOMER_COLS: &str =
     "id, program_id, external_id, email, name, partner_id, link_id, click_id, clicked_at, first_sale_at";
 
-pub async fn customer(db: &D1Database, program_id: &str, external_id: &str) -> ApiResult<Option<Customer>> {
+pub async fn customer(db: &D1Database, program_id: &str, external_id: &str) -> StoreResult<Option<Customer>> {
     Ok(first(query!(
         db,
         &format!("SELECT {CUSTOMER_COLS} FROM customers WHERE program_id = ?1 AND external_id = ?2"),
@@ -39,12 +39,12 @@ pub struct ProgramRef {
 }
 
 /// Programs in which a customer external id is known (to find the program of a sale).
-pub async fn programs_of_customer(db: &D1Database, external_id: &str) -> ApiResult<Vec<ProgramRef>> {
+pub async fn programs_of_customer(db: &D1Database, external_id: &str) -> StoreResult<Vec<ProgramRef>> {
     Ok(super::all(query!(db, "SELECT program_id FROM customers WHERE external_id = ?1 LIMIT 2", external_id)?).await?)
 }
 
 /// Programs in which an invoice id has a sale (to find the program of a refund).
-pub async fn programs_of_invoice(db: &D1Database, invoice_id: &str) -> ApiResult<Vec<ProgramRef>> {
+pub async fn programs_of_invoice(db: &D1Database, invoice_id: &str) -> StoreResult<Vec<ProgramRef>> {
     Ok(super::all(query!(
         db,
         "SELECT program_id FROM events WHERE kind = 'sale' AND invoice_id = ?1 LIMIT 2",
@@ -65,12 +65,12 @@ pub struct CustomerUpsert<'a> {
 }
 
 /// Creates the customer or updates its details; attribution is only written when given.
-pub fn upsert_customer(db: &D1Database, c: &CustomerUpsert<'_>) -> worker::Result<D1PreparedStatement> {
+pub fn upsert_customer(db: &D1Database, c: &CustomerUpsert<'_>) -> StoreResult<D1PreparedStatement> {
     let (partner, link, click, clicked_at) = match c.attribution {
         Some((p, l, k, t)) => (Some(p), Some(l), Some(k), Some(t)),
         None => (None, None, None, None),
     };
-    query!(
+    Ok(query!(
         db,
         "INSERT INTO customers (id, program_id, external_id, email, name, partner_id, link_id, click_id, clicked_at, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
@@ -92,7 +92,7 @@ pub fn upsert_customer(db: &D1Database, c: &CustomerUpsert<'_>) -> worker::Resul
         click,
         clicked_at,
         c.now
-    )
+    )?)
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -122,7 +122,7 @@ pub async fn lead_event(
     program_id: &str,
     external_id: &str,
     event_name: &str,
-) -> ApiResult<Option<Event>> {
+) -> StoreResult<Option<Event>> {
     Ok(first(query!(
         db,
         &format!(
@@ -136,7 +136,7 @@ pub async fn lead_event(
     .await?)
 }
 
-pub async fn sale_event(db: &D1Database, program_id: &str, invoice_id: &str) -> ApiResult<Option<Event>> {
+pub async fn sale_event(db: &D1Database, program_id: &str, invoice_id: &str) -> StoreResult<Option<Event>> {
     Ok(first(query!(
         db,
         &format!(
@@ -168,8 +168,8 @@ pub struct NewEvent<'a> {
 
 /// Inserts the event unless its idempotency tuple exists (lead: program + customer + name;
 /// sale: program + invoice). The customer is resolved in SQL, after the upsert in the same batch.
-pub fn insert_event(db: &D1Database, e: &NewEvent<'_>) -> worker::Result<D1PreparedStatement> {
-    query!(
+pub fn insert_event(db: &D1Database, e: &NewEvent<'_>) -> StoreResult<D1PreparedStatement> {
+    Ok(query!(
         db,
         "INSERT INTO events (id, program_id, customer_id, kind, event_name, invoice_id, amount, currency, payout_amount,
              partner_id, click_id, attribution, metadata, created_at)
@@ -190,7 +190,7 @@ pub fn insert_event(db: &D1Database, e: &NewEvent<'_>) -> worker::Result<D1Prepa
         e.attribution,
         &e.metadata,
         e.now
-    )
+    )?)
 }
 
 /// Records the customer's first sale time, only when this batch's sale event won.
@@ -200,8 +200,8 @@ pub fn mark_first_sale(
     external_id: &str,
     event_id: &str,
     at: i64,
-) -> worker::Result<D1PreparedStatement> {
-    query!(
+) -> StoreResult<D1PreparedStatement> {
+    Ok(query!(
         db,
         "UPDATE customers SET first_sale_at = ?3 WHERE program_id = ?1 AND external_id = ?2 AND first_sale_at IS NULL
            AND EXISTS (SELECT 1 FROM events WHERE id = ?4)",
@@ -209,5 +209,5 @@ pub fn mark_first_sale(
         external_id,
         at,
         event_id
-    )
+    )?)
 }

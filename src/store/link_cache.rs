@@ -3,7 +3,7 @@
 //! cached as a short-lived negative entry. Every link/partner/program write refreshes its keys.
 
 use super::first;
-use crate::http::error::ApiResult;
+use super::StoreResult;
 use serde::{Deserialize, Serialize};
 use worker::kv::KvStore;
 use worker::{query, D1Database};
@@ -35,7 +35,7 @@ pub fn kv_key(domain: &str, key: &str) -> String {
     format!("link:{domain}/{key}")
 }
 
-pub async fn get(kv: &KvStore, domain: &str, key: &str) -> worker::Result<Lookup> {
+pub async fn get(kv: &KvStore, domain: &str, key: &str) -> StoreResult<Lookup> {
     let raw = kv.get(&kv_key(domain, key)).text().await.map_err(worker::Error::from)?;
     Ok(match raw.as_deref() {
         None => Lookup::Miss,
@@ -54,7 +54,7 @@ struct Row {
     key: String,
     window_days: u32,
     cookie_domain: Option<String>,
-    partner_status: String,
+    partner_status: refport_core::partner::PartnerStatus,
 }
 
 const SELECT: &str = "SELECT l.id AS link_id, l.partner_id, l.program_id, l.url, l.domain, l.key,
@@ -72,12 +72,12 @@ impl From<Row> for CachedLink {
             url: r.url,
             window_days: r.window_days,
             cookie_domain: r.cookie_domain,
-            attributable: r.partner_status != "banned",
+            attributable: r.partner_status != refport_core::partner::PartnerStatus::Banned,
         }
     }
 }
 
-pub async fn load(db: &D1Database, domain: &str, key: &str) -> worker::Result<Option<CachedLink>> {
+pub async fn load(db: &D1Database, domain: &str, key: &str) -> StoreResult<Option<CachedLink>> {
     let row: Option<Row> = first(query!(
         db,
         &format!("{SELECT} WHERE l.domain = ?1 AND l.key = ?2 AND l.deleted_at IS NULL"),
@@ -98,7 +98,7 @@ pub async fn refresh_page(
     partner_id: Option<&str>,
     after: &str,
     limit: usize,
-) -> ApiResult<(usize, Option<String>)> {
+) -> StoreResult<(usize, Option<String>)> {
     let rows: Vec<Row> = super::all(query!(
         db,
         &format!(
@@ -134,7 +134,7 @@ pub async fn refresh_all(
     program_id: &str,
     partner_id: Option<&str>,
     now: i64,
-) -> ApiResult<()> {
+) -> StoreResult<()> {
     if let (_, Some(after)) = refresh_page(db, kv, program_id, partner_id, "", INLINE_REFRESH).await? {
         query!(
             db,
@@ -159,7 +159,7 @@ struct Job {
 }
 
 /// Continues pending refresh jobs (cron): at most `budget` links per run. Answers links written.
-pub async fn continue_jobs(db: &D1Database, kv: &KvStore, budget: usize) -> ApiResult<usize> {
+pub async fn continue_jobs(db: &D1Database, kv: &KvStore, budget: usize) -> StoreResult<usize> {
     let jobs: Vec<Job> = super::all(query!(
         db,
         "SELECT id, program_id, partner_id, after_link_id FROM cache_refresh_jobs ORDER BY id LIMIT 5"
@@ -187,7 +187,7 @@ pub async fn continue_jobs(db: &D1Database, kv: &KvStore, budget: usize) -> ApiR
     Ok(written)
 }
 
-pub async fn put(kv: &KvStore, domain: &str, key: &str, value: Option<&CachedLink>) -> worker::Result<()> {
+pub async fn put(kv: &KvStore, domain: &str, key: &str, value: Option<&CachedLink>) -> StoreResult<()> {
     let k = kv_key(domain, key);
     match value {
         Some(v) => kv.put(&k, serde_json::to_string(v)?)?.execute().await?,
@@ -197,7 +197,7 @@ pub async fn put(kv: &KvStore, domain: &str, key: &str, value: Option<&CachedLin
 }
 
 /// Re-reads the link from D1 and writes what it finds (or a negative entry) to KV.
-pub async fn refresh(db: &D1Database, kv: &KvStore, domain: &str, key: &str) -> ApiResult<()> {
+pub async fn refresh(db: &D1Database, kv: &KvStore, domain: &str, key: &str) -> StoreResult<()> {
     let v = load(db, domain, key).await?;
     put(kv, domain, key, v.as_ref()).await?;
     Ok(())

@@ -1,5 +1,4 @@
-use super::{all, changes, first, is_unique_violation};
-use crate::http::error::{ApiError, ApiResult};
+use super::{all, changes, first, run_or_constraint, StoreError, StoreResult, Taken};
 use serde::{Deserialize, Serialize};
 use worker::{query, D1Database};
 
@@ -19,11 +18,11 @@ pub struct Link {
 
 const COLS: &str = "id, program_id, partner_id, domain, key, url, created_at, updated_at";
 
-pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Link>> {
+pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Link>> {
     Ok(first(query!(db, &format!("SELECT {COLS} FROM links WHERE id = ?1 AND deleted_at IS NULL"), id)?).await?)
 }
 
-pub async fn list_for_partner(db: &D1Database, partner_id: &str, before: &str, limit: u32) -> ApiResult<Vec<Link>> {
+pub async fn list_for_partner(db: &D1Database, partner_id: &str, before: &str, limit: u32) -> StoreResult<Vec<Link>> {
     Ok(all(query!(
         db,
         &format!(
@@ -41,7 +40,7 @@ pub enum Inserted {
     KeyTaken,
 }
 
-pub async fn insert(db: &D1Database, l: &Link) -> ApiResult<Inserted> {
+pub async fn insert(db: &D1Database, l: &Link) -> StoreResult<Inserted> {
     let r = query!(
         db,
         "INSERT INTO links (id, program_id, partner_id, domain, key, url, created_at, updated_at)
@@ -53,17 +52,15 @@ pub async fn insert(db: &D1Database, l: &Link) -> ApiResult<Inserted> {
         &l.key,
         &l.url,
         l.created_at
-    )?
-    .run()
-    .await;
-    match r {
+    )?;
+    match run_or_constraint(r).await? {
         Ok(_) => Ok(Inserted::Ok),
-        Err(e) if is_unique_violation(&e) => Ok(Inserted::KeyTaken),
-        Err(e) => Err(e.into()),
+        Err(c) if c.is_unique_on("links") => Ok(Inserted::KeyTaken),
+        Err(c) => Err(StoreError::Database(format!("constraint {c:?}"))),
     }
 }
 
-pub async fn update(db: &D1Database, l: &Link) -> ApiResult<()> {
+pub async fn update(db: &D1Database, l: &Link) -> StoreResult<()> {
     let r = query!(
         db,
         "UPDATE links SET url = ?2, key = ?3, updated_at = ?4 WHERE id = ?1 AND deleted_at IS NULL",
@@ -71,19 +68,15 @@ pub async fn update(db: &D1Database, l: &Link) -> ApiResult<()> {
         &l.url,
         &l.key,
         l.updated_at
-    )?
-    .run()
-    .await;
-    match r {
+    )?;
+    match run_or_constraint(r).await? {
         Ok(_) => Ok(()),
-        Err(e) if is_unique_violation(&e) => {
-            Err(ApiError::conflict("key_taken", "this key is already used on the domain"))
-        }
-        Err(e) => Err(e.into()),
+        Err(c) if c.is_unique_on("links") => Err(StoreError::Taken(Taken::LinkKey)),
+        Err(c) => Err(StoreError::Database(format!("constraint {c:?}"))),
     }
 }
 
-pub async fn soft_delete(db: &D1Database, id: &str, now: i64) -> ApiResult<bool> {
+pub async fn soft_delete(db: &D1Database, id: &str, now: i64) -> StoreResult<bool> {
     Ok(changes(query!(db, "UPDATE links SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL", id, now)?).await?
         == 1)
 }

@@ -1,10 +1,12 @@
-//! D1 and KV repositories: SQL lives here and nowhere else. Storage errors become domain
-//! errors here (a unique violation is a conflict, not a 500).
+//! D1 and KV repositories: SQL lives here and nowhere else. The store answers in storage terms
+//! (`StoreError`: taken / in use / raced / not found / corrupt / database); the HTTP layer maps
+//! them to API errors in one place.
 
 pub mod api_keys;
 pub mod clicks;
 pub mod commissions;
 pub mod conversions;
+pub mod error;
 pub mod link_cache;
 pub mod links;
 pub mod outbox;
@@ -13,16 +15,19 @@ pub mod payouts;
 pub mod programs;
 pub mod refunds;
 
+pub use error::{Constraint, ConstraintKind, InUse, StoreError, StoreResult, Taken};
 use serde::de::DeserializeOwned;
 use worker::d1::D1PreparedStatement;
-use worker::{D1Database, Result};
+use worker::D1Database;
+
+type Result<T> = StoreResult<T>;
 
 pub async fn first<T: DeserializeOwned>(stmt: D1PreparedStatement) -> Result<Option<T>> {
-    stmt.first::<T>(None).await
+    Ok(stmt.first::<T>(None).await?)
 }
 
 pub async fn all<T: DeserializeOwned>(stmt: D1PreparedStatement) -> Result<Vec<T>> {
-    stmt.all().await?.results::<T>()
+    Ok(stmt.all().await?.results::<T>()?)
 }
 
 /// Runs a write and answers how many rows it changed (the basis of every conditional update).
@@ -36,13 +41,33 @@ pub async fn batch(db: &D1Database, stmts: Vec<D1PreparedStatement>) -> Result<V
     results.iter().map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0))).collect()
 }
 
-pub fn is_unique_violation(e: &worker::Error) -> bool {
-    let s = e.to_string();
-    s.contains("UNIQUE constraint failed") || s.contains("SQLITE_CONSTRAINT_PRIMARYKEY")
+/// Like `batch`, but a constraint violation comes back as the `Constraint` D1 reported, for
+/// the caller to name (which index it was is the caller's knowledge, not D1's).
+pub async fn batch_or_constraint(
+    db: &D1Database,
+    stmts: Vec<D1PreparedStatement>,
+) -> Result<std::result::Result<Vec<usize>, Constraint>> {
+    match db.batch(stmts).await {
+        Ok(results) => Ok(Ok(results
+            .iter()
+            .map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0)))
+            .collect::<Result<Vec<usize>>>()?)),
+        Err(e) => match Constraint::of(&e) {
+            Some(c) => Ok(Err(c)),
+            None => Err(e.into()),
+        },
+    }
 }
 
-pub fn is_fk_violation(e: &worker::Error) -> bool {
-    e.to_string().contains("FOREIGN KEY constraint failed")
+/// Runs one write; a constraint violation comes back as the `Constraint` D1 reported.
+pub async fn run_or_constraint(stmt: D1PreparedStatement) -> Result<std::result::Result<usize, Constraint>> {
+    match stmt.run().await {
+        Ok(r) => Ok(Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0))),
+        Err(e) => match Constraint::of(&e) {
+            Some(c) => Ok(Err(c)),
+            None => Err(e.into()),
+        },
+    }
 }
 
 /// The list filter of commissions and payouts: by program, partner and status.

@@ -2,8 +2,9 @@
 //! describes, then fan it out to the subscribed endpoints (one delivery row each). Delivery
 //! happens later (`src/webhooks.rs`), so a failing receiver never loses an event.
 
+use super::StoreResult as Result;
 use worker::d1::D1PreparedStatement;
-use worker::{query, D1Database, Result};
+use worker::{query, D1Database};
 
 /// RFC 3339 (ms, UTC) of an INTEGER ms column, in SQL.
 macro_rules! iso {
@@ -40,7 +41,7 @@ const NEW_EVENT_ID: &str = "'evt_' || lower(hex(randomblob(13)))";
 /// `commission.created` / `commission.updated` for the commission `id`, as it is after the
 /// preceding statements of the batch (emitted only if the row exists and changed at `now`).
 pub fn commission(db: &D1Database, event_type: &str, id: &str, now: i64) -> Result<D1PreparedStatement> {
-    query!(
+    Ok(query!(
         db,
         &format!(
             "INSERT INTO webhook_events (id, type, subject_id, payload, created_at)
@@ -50,13 +51,13 @@ pub fn commission(db: &D1Database, event_type: &str, id: &str, now: i64) -> Resu
         event_type,
         id,
         now
-    )
+    )?)
 }
 
 /// `commission.updated` for every commission matching `where_sql` (a fixed SQL condition on `c`
 /// using `?1` = now), e.g. the cron's bulk approvals.
 pub fn commissions_where(db: &D1Database, where_sql: &str, now: i64, arg: Option<&str>) -> Result<D1PreparedStatement> {
-    query!(
+    Ok(query!(
         db,
         &format!(
             "INSERT INTO webhook_events (id, type, subject_id, payload, created_at)
@@ -64,12 +65,12 @@ pub fn commissions_where(db: &D1Database, where_sql: &str, now: i64, arg: Option
         ),
         now,
         arg
-    )
+    )?)
 }
 
 /// `payout.paid` / `payout.failed`, once per payout.
 pub fn payout(db: &D1Database, event_type: &str, id: &str, status: &str, now: i64) -> Result<D1PreparedStatement> {
-    query!(
+    Ok(query!(
         db,
         &format!(
             "INSERT INTO webhook_events (id, type, subject_id, payload, created_at)
@@ -80,12 +81,12 @@ pub fn payout(db: &D1Database, event_type: &str, id: &str, status: &str, now: i6
         id,
         status,
         now
-    )
+    )?)
 }
 
 /// `lead.created` for the conversion event `event_id` (exists only if this batch inserted it).
 pub fn lead(db: &D1Database, event_id: &str, now: i64) -> Result<D1PreparedStatement> {
-    query!(
+    Ok(query!(
         db,
         &format!(
             "INSERT INTO webhook_events (id, type, subject_id, payload, created_at)
@@ -101,7 +102,7 @@ pub fn lead(db: &D1Database, event_id: &str, now: i64) -> Result<D1PreparedState
         ),
         event_id,
         now
-    )
+    )?)
 }
 
 /// Creates the deliveries of every event not yet fanned out, to each endpoint subscribed to its

@@ -1,5 +1,4 @@
-use super::{all, first, is_unique_violation};
-use crate::http::error::{ApiError, ApiResult};
+use super::{all, first, run_or_constraint, StoreError, StoreResult, Taken};
 use refport_core::partner::{PartnerFields, PartnerStatus};
 use refport_core::rules::Rewards;
 use serde::{Deserialize, Serialize};
@@ -48,11 +47,11 @@ impl Partner {
 }
 
 impl TryFrom<Row> for Partner {
-    type Error = ApiError;
-    fn try_from(r: Row) -> ApiResult<Partner> {
+    type Error = StoreError;
+    fn try_from(r: Row) -> StoreResult<Partner> {
         Ok(Partner {
             status: PartnerStatus::parse(&r.status)
-                .ok_or_else(|| ApiError::Internal(format!("bad partner status {}", r.status)))?,
+                .ok_or_else(|| StoreError::Corrupt(format!("partner {} has status `{}`", r.id, r.status)))?,
             rewards: r.rewards.as_deref().map(serde_json::from_str).transpose()?,
             id: r.id,
             program_id: r.program_id,
@@ -69,12 +68,12 @@ impl TryFrom<Row> for Partner {
 const COLS: &str =
     "id, program_id, email, name, status, rewards, stripe_account_id, payouts_enabled, created_at, updated_at";
 
-pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Partner>> {
+pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Partner>> {
     let row: Option<Row> = first(query!(db, &format!("SELECT {COLS} FROM partners WHERE id = ?1"), id)?).await?;
     row.map(Partner::try_from).transpose()
 }
 
-pub async fn list(db: &D1Database, program_id: &str, before: &str, limit: u32) -> ApiResult<Vec<Partner>> {
+pub async fn list(db: &D1Database, program_id: &str, before: &str, limit: u32) -> StoreResult<Vec<Partner>> {
     let rows: Vec<Row> = all(query!(
         db,
         &format!("SELECT {COLS} FROM partners WHERE program_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"),
@@ -86,21 +85,22 @@ pub async fn list(db: &D1Database, program_id: &str, before: &str, limit: u32) -
     rows.into_iter().map(Partner::try_from).collect()
 }
 
-fn email_conflict(e: worker::Error) -> ApiError {
-    if is_unique_violation(&e) {
-        ApiError::conflict("partner_exists", "a partner with this email is already enrolled in the program")
-    } else {
-        e.into()
+/// Runs an insert or update of a partner row; a second enrolment of the email is `Taken`.
+async fn write(stmt: worker::d1::D1PreparedStatement) -> StoreResult<()> {
+    match run_or_constraint(stmt).await? {
+        Ok(_) => Ok(()),
+        Err(c) if c.is_unique_on("partners") => Err(StoreError::Taken(Taken::PartnerEmail)),
+        Err(c) => Err(StoreError::Database(format!("constraint {c:?}"))),
     }
 }
 
-fn rewards_json(r: &Option<Rewards>) -> ApiResult<Option<String>> {
+fn rewards_json(r: &Option<Rewards>) -> StoreResult<Option<String>> {
     Ok(r.as_ref().map(serde_json::to_string).transpose()?)
 }
 
-pub async fn insert(db: &D1Database, p: &Partner) -> ApiResult<()> {
+pub async fn insert(db: &D1Database, p: &Partner) -> StoreResult<()> {
     let rewards = rewards_json(&p.rewards)?;
-    query!(
+    write(query!(
         db,
         "INSERT INTO partners (id, program_id, email, name, status, rewards, payouts_enabled, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7)",
@@ -111,16 +111,13 @@ pub async fn insert(db: &D1Database, p: &Partner) -> ApiResult<()> {
         p.status.as_str(),
         rewards,
         p.created_at
-    )?
-    .run()
+    )?)
     .await
-    .map_err(email_conflict)?;
-    Ok(())
 }
 
-pub async fn update(db: &D1Database, id: &str, f: &PartnerFields, now: i64) -> ApiResult<()> {
+pub async fn update(db: &D1Database, id: &str, f: &PartnerFields, now: i64) -> StoreResult<()> {
     let rewards = rewards_json(&f.rewards)?;
-    query!(
+    write(query!(
         db,
         "UPDATE partners SET email = ?2, name = ?3, status = ?4, rewards = ?5, updated_at = ?6 WHERE id = ?1",
         id,
@@ -129,9 +126,6 @@ pub async fn update(db: &D1Database, id: &str, f: &PartnerFields, now: i64) -> A
         f.status.as_str(),
         rewards,
         now
-    )?
-    .run()
+    )?)
     .await
-    .map_err(email_conflict)?;
-    Ok(())
 }

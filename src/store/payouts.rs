@@ -1,7 +1,8 @@
 //! Payouts: claim approved commissions atomically, record the transfer's outcome.
 
-use super::{all, batch, first, is_unique_violation};
-use crate::http::error::{ApiError, ApiResult};
+use super::{all, batch, first, Constraint, ConstraintKind};
+use super::{StoreError, StoreResult};
+use refport_core::payout::PayoutStatus;
 use serde::{Deserialize, Serialize};
 use worker::{query, D1Database};
 
@@ -12,7 +13,7 @@ pub struct Payout {
     pub partner_id: String,
     pub amount: i64,
     pub currency: String,
-    pub status: String,
+    pub status: PayoutStatus,
     pub stripe_transfer_id: Option<String>,
     pub failure_message: Option<String>,
     pub commission_count: i64,
@@ -26,13 +27,13 @@ pub struct Payout {
 const COLS: &str = "id, program_id, partner_id, amount, currency, status, stripe_transfer_id, failure_message, \
      commission_count, attempts, created_at, paid_at";
 
-pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Payout>> {
+pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Payout>> {
     Ok(first(query!(db, &format!("SELECT {COLS} FROM payouts WHERE id = ?1"), id)?).await?)
 }
 
 pub use super::Filter;
 
-pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> ApiResult<Vec<Payout>> {
+pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> StoreResult<Vec<Payout>> {
     Ok(super::list_filtered(db, "payouts", COLS, f, before, limit).await?)
 }
 
@@ -48,7 +49,7 @@ pub struct Candidate {
 }
 
 /// Balances of partners who can be paid (payouts enabled, active, onboarded, nothing in flight).
-pub async fn candidates(db: &D1Database, limit: usize) -> ApiResult<Vec<Candidate>> {
+pub async fn candidates(db: &D1Database, limit: usize) -> StoreResult<Vec<Candidate>> {
     Ok(all(query!(
         db,
         "SELECT c.program_id, c.partner_id, p.settings, pn.stripe_account_id, SUM(c.amount) AS net, COUNT(*) AS n
@@ -91,7 +92,7 @@ pub async fn claim(
     partner_id: &str,
     currency: &str,
     now: i64,
-) -> ApiResult<Claim> {
+) -> StoreResult<Claim> {
     let stmts = vec![
         query!(
             db,
@@ -125,17 +126,19 @@ pub async fn claim(
             let rows: Vec<Claimed> = results.get(2).map(|r| r.results()).transpose()?.unwrap_or_default();
             match rows.first() {
                 Some(c) => Ok(Claim::Claimed(c.amount, c.commission_count)),
-                None => Err(ApiError::Internal("claim returned no payout row".into())),
+                None => Err(StoreError::NotFound("claimed payout row")),
             }
         }
-        // A payout already in flight (unique index), or a net-negative claim (CHECK amount >= 0).
-        Err(e) if is_unique_violation(&e) || e.to_string().contains("CHECK constraint failed") => Ok(Claim::Busy),
-        Err(e) => Err(e.into()),
+        Err(e) => match Constraint::of(&e) {
+            // A payout already in flight (unique index), or a net-negative claim (CHECK amount >= 0).
+            Some(c) if c.is_unique_on("payouts") || c.kind == ConstraintKind::Check => Ok(Claim::Busy),
+            _ => Err(e.into()),
+        },
     }
 }
 
 /// Undoes a claim that turned out below the minimum: nothing was sent, so nothing remains.
-pub async fn release_unsent(db: &D1Database, id: &str, now: i64) -> ApiResult<()> {
+pub async fn release_unsent(db: &D1Database, id: &str, now: i64) -> StoreResult<()> {
     batch(
         db,
         vec![
@@ -157,7 +160,7 @@ pub async fn release_unsent(db: &D1Database, id: &str, now: i64) -> ApiResult<()
 }
 
 /// The transfer succeeded: the payout and its commissions become paid, atomically, once.
-pub async fn mark_paid(db: &D1Database, id: &str, transfer_id: &str, now: i64) -> ApiResult<bool> {
+pub async fn mark_paid(db: &D1Database, id: &str, transfer_id: &str, now: i64) -> StoreResult<bool> {
     let changes = batch(
         db,
         vec![
@@ -195,7 +198,7 @@ pub async fn mark_paid(db: &D1Database, id: &str, transfer_id: &str, now: i64) -
 
 /// Stripe refused for good: the payout fails with Stripe's message and its commissions return
 /// to the approved pool for a later payout.
-pub async fn mark_failed(db: &D1Database, id: &str, message: &str, now: i64) -> ApiResult<bool> {
+pub async fn mark_failed(db: &D1Database, id: &str, message: &str, now: i64) -> StoreResult<bool> {
     let changes = batch(
         db,
         vec![
@@ -225,7 +228,7 @@ pub async fn mark_failed(db: &D1Database, id: &str, message: &str, now: i64) -> 
 }
 
 /// A transient failure: the payout stays `processing` and is retried with the same key.
-pub async fn note_attempt(db: &D1Database, id: &str, message: &str, now: i64) -> ApiResult<()> {
+pub async fn note_attempt(db: &D1Database, id: &str, message: &str, now: i64) -> StoreResult<()> {
     query!(
         db,
         "UPDATE payouts SET attempts = attempts + 1, failure_message = ?2, updated_at = ?3 WHERE id = ?1 AND status = 'processing'",
@@ -249,7 +252,7 @@ pub struct InFlight {
     pub stripe_account_id: Option<String>,
 }
 
-pub async fn in_flight(db: &D1Database, older_than: i64, limit: usize) -> ApiResult<Vec<InFlight>> {
+pub async fn in_flight(db: &D1Database, older_than: i64, limit: usize) -> StoreResult<Vec<InFlight>> {
     Ok(all(query!(
         db,
         "SELECT po.id, po.program_id, po.partner_id, po.amount, po.currency, pn.stripe_account_id
@@ -263,7 +266,7 @@ pub async fn in_flight(db: &D1Database, older_than: i64, limit: usize) -> ApiRes
 
 /// Approves pending commissions whose hold period has passed, at most `limit`, oldest first,
 /// recording each change; one atomic batch. Answers how many were approved.
-pub async fn approve_due(db: &D1Database, now: i64, limit: usize) -> ApiResult<usize> {
+pub async fn approve_due(db: &D1Database, now: i64, limit: usize) -> StoreResult<usize> {
     const DUE: &str = "SELECT c.id FROM commissions c JOIN programs p ON p.id = c.program_id
          WHERE c.status = 'pending' AND c.created_at + p.hold_days * 86400000 <= ?1 ORDER BY c.id LIMIT ?2";
     let changes = batch(

@@ -1,5 +1,4 @@
-use super::{all, batch, first, is_fk_violation, is_unique_violation};
-use crate::http::error::{ApiError, ApiResult};
+use super::{all, batch_or_constraint, first, ConstraintKind, InUse, StoreError, StoreResult, Taken};
 use refport_core::program::ProgramSettings;
 use refport_core::time::rfc3339;
 use serde::{Deserialize, Serialize};
@@ -37,8 +36,8 @@ pub fn ser_opt_time<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::O
 }
 
 impl TryFrom<Row> for Program {
-    type Error = ApiError;
-    fn try_from(r: Row) -> ApiResult<Program> {
+    type Error = StoreError;
+    fn try_from(r: Row) -> StoreResult<Program> {
         Ok(Program {
             id: r.id,
             settings: serde_json::from_str(&r.settings)?,
@@ -50,12 +49,12 @@ impl TryFrom<Row> for Program {
 
 const COLS: &str = "id, settings, created_at, updated_at";
 
-pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Program>> {
+pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Program>> {
     let row: Option<Row> = first(query!(db, &format!("SELECT {COLS} FROM programs WHERE id = ?1"), id)?).await?;
     row.map(Program::try_from).transpose()
 }
 
-pub async fn list(db: &D1Database, only: Option<&str>, before: &str, limit: u32) -> ApiResult<Vec<Program>> {
+pub async fn list(db: &D1Database, only: Option<&str>, before: &str, limit: u32) -> StoreResult<Vec<Program>> {
     let rows: Vec<Row> = all(query!(
         db,
         &format!("SELECT {COLS} FROM programs WHERE id < ?1 AND (?2 IS NULL OR id = ?2) ORDER BY id DESC LIMIT ?3"),
@@ -67,18 +66,18 @@ pub async fn list(db: &D1Database, only: Option<&str>, before: &str, limit: u32)
     rows.into_iter().map(Program::try_from).collect()
 }
 
-fn domain_conflict(e: worker::Error) -> ApiError {
-    if is_unique_violation(&e) {
-        ApiError::conflict("domain_taken", "one of the domains already belongs to another program")
-    } else if is_fk_violation(&e) {
-        ApiError::conflict("domain_in_use", "a removed domain still has links; delete or move them first")
-    } else {
-        e.into()
+/// Writes the program's statements; a taken domain or a removed domain with links writes nothing.
+async fn write_domains(db: &D1Database, stmts: Vec<worker::d1::D1PreparedStatement>) -> StoreResult<()> {
+    match batch_or_constraint(db, stmts).await? {
+        Ok(_) => Ok(()),
+        Err(c) if c.is_unique_on("program_domains") => Err(StoreError::Taken(Taken::Domain)),
+        Err(c) if c.kind == ConstraintKind::ForeignKey => Err(StoreError::InUse(InUse::Domain)),
+        Err(c) => Err(StoreError::Database(format!("constraint {c:?}"))),
     }
 }
 
 /// Creates the program and claims its domains, atomically: a taken domain writes nothing.
-pub async fn insert(db: &D1Database, p: &Program) -> ApiResult<()> {
+pub async fn insert(db: &D1Database, p: &Program) -> StoreResult<()> {
     let json = serde_json::to_string(&p.settings)?;
     let mut stmts = vec![query!(
         db,
@@ -90,12 +89,11 @@ pub async fn insert(db: &D1Database, p: &Program) -> ApiResult<()> {
     for d in &p.settings.domains {
         stmts.push(query!(db, "INSERT INTO program_domains (domain, program_id) VALUES (?1, ?2)", d, &p.id)?);
     }
-    batch(db, stmts).await.map_err(domain_conflict)?;
-    Ok(())
+    write_domains(db, stmts).await
 }
 
 /// Saves new settings and moves the domain claims, atomically.
-pub async fn update(db: &D1Database, old: &Program, new: &Program) -> ApiResult<()> {
+pub async fn update(db: &D1Database, old: &Program, new: &Program) -> StoreResult<()> {
     let json = serde_json::to_string(&new.settings)?;
     let mut stmts = vec![query!(
         db,
@@ -110,6 +108,5 @@ pub async fn update(db: &D1Database, old: &Program, new: &Program) -> ApiResult<
     for d in new.settings.domains.iter().filter(|d| !old.settings.domains.contains(d)) {
         stmts.push(query!(db, "INSERT INTO program_domains (domain, program_id) VALUES (?1, ?2)", d, &new.id)?);
     }
-    batch(db, stmts).await.map_err(domain_conflict)?;
-    Ok(())
+    write_domains(db, stmts).await
 }

@@ -2,8 +2,8 @@
 //! in one batch whose first statement claims that state (unique (commission, refunded_before)):
 //! two refunds planned against the same state cannot both land.
 
-use super::{batch, first, is_unique_violation};
-use crate::http::error::ApiResult;
+use super::StoreResult;
+use super::{batch_or_constraint, first, ConstraintKind, StoreError};
 use refport_core::commission::RefundPlan;
 use serde::{Deserialize, Serialize};
 use worker::{query, D1Database};
@@ -23,7 +23,7 @@ pub struct Refund {
 
 const COLS: &str = "id, program_id, invoice_id, amount, commission_id, clawback_id, effect, created_at";
 
-pub async fn by_idempotency_key(db: &D1Database, program_id: &str, key: &str) -> ApiResult<Option<Refund>> {
+pub async fn by_idempotency_key(db: &D1Database, program_id: &str, key: &str) -> StoreResult<Option<Refund>> {
     Ok(first(query!(
         db,
         &format!("SELECT {COLS} FROM refunds WHERE program_id = ?1 AND idempotency_key = ?2"),
@@ -33,7 +33,7 @@ pub async fn by_idempotency_key(db: &D1Database, program_id: &str, key: &str) ->
     .await?)
 }
 
-pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<Refund>> {
+pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Refund>> {
     Ok(first(query!(db, &format!("SELECT {COLS} FROM refunds WHERE id = ?1"), id)?).await?)
 }
 
@@ -70,7 +70,7 @@ pub fn effect_of(plan: &Option<RefundPlan>) -> &'static str {
     }
 }
 
-pub async fn apply(db: &D1Database, r: &Planned<'_>) -> ApiResult<Outcome> {
+pub async fn apply(db: &D1Database, r: &Planned<'_>) -> StoreResult<Outcome> {
     let effect = effect_of(&r.plan);
     let cid = r.commission.map(|c| c.0);
     let refunded_before = r.refunded_before;
@@ -177,22 +177,19 @@ pub async fn apply(db: &D1Database, r: &Planned<'_>) -> ApiResult<Outcome> {
         }
         stmts.extend(super::outbox::fan_out(db, r.now)?);
     }
-    match batch(db, stmts).await {
+    match batch_or_constraint(db, stmts).await? {
         Ok(_) => Ok(Outcome::Applied),
-        Err(e) if e.to_string().contains("NOT NULL constraint failed") => Ok(Outcome::Raced),
-        Err(e) if is_unique_violation(&e) => {
-            let s = e.to_string();
-            if s.contains("idempotency_key") {
-                Ok(Outcome::DuplicateKey)
-            } else {
-                Ok(Outcome::Raced)
-            }
+        // The guard statement inserts NULL when the commission moved since the plan was made.
+        Err(c) if c.kind == ConstraintKind::NotNull => Ok(Outcome::Raced),
+        Err(c) if c.kind == ConstraintKind::Unique && c.columns.iter().any(|col| col.ends_with(".idempotency_key")) => {
+            Ok(Outcome::DuplicateKey)
         }
-        Err(e) => Err(e.into()),
+        Err(c) if c.kind == ConstraintKind::Unique => Ok(Outcome::Raced),
+        Err(c) => Err(StoreError::Database(format!("constraint {c:?}"))),
     }
 }
 
-pub async fn total_for_invoice(db: &D1Database, program_id: &str, invoice_id: &str) -> ApiResult<i64> {
+pub async fn total_for_invoice(db: &D1Database, program_id: &str, invoice_id: &str) -> StoreResult<i64> {
     let n: Option<super::Count> = first(query!(
         db,
         "SELECT COALESCE(SUM(amount), 0) AS n FROM refunds WHERE program_id = ?1 AND invoice_id = ?2",
