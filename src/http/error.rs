@@ -22,7 +22,7 @@ pub enum ApiError {
     /// Unknown resource, or one outside the key's program. 404.
     NotFound(&'static str),
     /// With the methods the path answers (the `Allow` header).
-    MethodNotAllowed(&'static str),
+    MethodNotAllowed(String),
     /// Conflicts with stored state (duplicate key, illegal status transition). 409.
     Conflict {
         code: &'static str,
@@ -93,7 +93,7 @@ impl ApiError {
             }
         };
         let response = super::json_response(status, &body);
-        if let ApiError::MethodNotAllowed(allow) = self {
+        if let ApiError::MethodNotAllowed(allow) = &self {
             let _ = response.headers().set("allow", allow);
         }
         response

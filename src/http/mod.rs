@@ -21,7 +21,7 @@ use error::{ApiError, ApiResult};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
-use worker::{Context, Env, Headers, Method, Request, Response, ResponseBuilder};
+use worker::{Context, Env, Headers, Request, Response, ResponseBuilder};
 
 /// Largest request body accepted by the API.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -190,23 +190,163 @@ pub fn path_id(s: &str, prefix: &str, what: &'static str) -> ApiResult<String> {
     }
 }
 
-/// The methods each API path answers (the `Allow` of a 405); `None`: no such path.
-fn allowed_methods(segs: &[&str]) -> Option<&'static str> {
-    Some(match segs {
-        ["health"] | ["openapi.json"] => "GET",
-        ["webhooks", "stripe"] | ["invites", "accept"] | ["track", "lead" | "sale" | "refund"] => "POST",
-        ["portal", "me" | "stats" | "commissions" | "payouts"] => "GET",
-        ["portal", "onboard"] | ["embed-tokens"] | ["partners", _, "stripe", "onboard"] => "POST",
-        ["commissions", _, "approve" | "reject"] => "POST",
-        ["programs"] | ["programs", _, "partners"] | ["partners", _, "links"] | ["api-keys"] | ["webhooks"] => {
-            "GET, POST"
+/// Who may call a route.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    /// No credentials (health, the OpenAPI document, invitations, Stripe's signed webhooks).
+    None,
+    /// An embed token (the partner portal).
+    Portal,
+    /// An API key.
+    Key,
+}
+
+/// Every API endpoint; `ROUTES` says where each one lives and what it accepts.
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Health,
+    OpenApi,
+    StripeWebhook,
+    AcceptInvite,
+    PortalMe,
+    PortalStats,
+    PortalCommissions,
+    PortalPayouts,
+    PortalOnboard,
+    CreateProgram,
+    ListPrograms,
+    GetProgram,
+    PatchProgram,
+    CreatePartner,
+    ListPartners,
+    GetPartner,
+    PatchPartner,
+    PartnerStats,
+    CreateLink,
+    ListLinks,
+    GetLink,
+    PatchLink,
+    DeleteLink,
+    ListClicks,
+    TrackLead,
+    TrackSale,
+    TrackRefund,
+    ListPayouts,
+    OnboardPartner,
+    ListCommissions,
+    ApproveCommission,
+    RejectCommission,
+    CreateEmbedToken,
+    CreateWebhook,
+    ListWebhooks,
+    DeleteWebhook,
+    WebhookDeliveries,
+    CreateApiKey,
+    ListApiKeys,
+    RevokeApiKey,
+}
+
+/// One route: method, path under `/api/v1/` (`{id}` matches one segment), credentials, the
+/// query parameters it accepts (any other is a 400), and the endpoint it runs.
+struct Route {
+    method: &'static str,
+    path: &'static str,
+    auth: Auth,
+    query: &'static [&'static str],
+    endpoint: Endpoint,
+}
+
+const PAGE: &[&str] = &["limit", "cursor"];
+const LIST_MONEY: &[&str] = &["limit", "cursor", "program_id", "partner_id", "status"];
+
+const fn r(
+    method: &'static str,
+    path: &'static str,
+    auth: Auth,
+    query: &'static [&'static str],
+    endpoint: Endpoint,
+) -> Route {
+    Route { method, path, auth, query, endpoint }
+}
+
+/// The one route table: routing, 404/405 with `Allow`, credentials and allowed query parameters.
+#[rustfmt::skip]
+const ROUTES: &[Route] = {
+    use Auth::{Key, None as Open, Portal as Token};
+    use Endpoint::*;
+    &[
+        r("GET", "health", Open, &[], Health),
+        r("GET", "openapi.json", Open, &[], OpenApi),
+        r("POST", "webhooks/stripe", Open, &[], StripeWebhook),
+        r("POST", "invites/accept", Open, &[], AcceptInvite),
+        r("GET", "portal/me", Token, &[], PortalMe),
+        r("GET", "portal/stats", Token, &["days"], PortalStats),
+        r("GET", "portal/commissions", Token, PAGE, PortalCommissions),
+        r("GET", "portal/payouts", Token, PAGE, PortalPayouts),
+        r("POST", "portal/onboard", Token, &[], PortalOnboard),
+        r("POST", "programs", Key, &[], CreateProgram),
+        r("GET", "programs", Key, PAGE, ListPrograms),
+        r("GET", "programs/{id}", Key, &[], GetProgram),
+        r("PATCH", "programs/{id}", Key, &[], PatchProgram),
+        r("POST", "programs/{id}/partners", Key, &[], CreatePartner),
+        r("GET", "programs/{id}/partners", Key, PAGE, ListPartners),
+        r("GET", "partners/{id}", Key, &[], GetPartner),
+        r("PATCH", "partners/{id}", Key, &[], PatchPartner),
+        r("GET", "partners/{id}/stats", Key, &[], PartnerStats),
+        r("POST", "partners/{id}/links", Key, &[], CreateLink),
+        r("GET", "partners/{id}/links", Key, PAGE, ListLinks),
+        r("POST", "partners/{id}/stripe/onboard", Key, &[], OnboardPartner),
+        r("GET", "links/{id}", Key, &[], GetLink),
+        r("PATCH", "links/{id}", Key, &[], PatchLink),
+        r("DELETE", "links/{id}", Key, &[], DeleteLink),
+        r("GET", "clicks", Key, &["limit", "cursor", "link_id", "partner_id", "program_id"], ListClicks),
+        r("POST", "track/lead", Key, &[], TrackLead),
+        r("POST", "track/sale", Key, &[], TrackSale),
+        r("POST", "track/refund", Key, &[], TrackRefund),
+        r("GET", "commissions", Key, LIST_MONEY, ListCommissions),
+        r("POST", "commissions/{id}/approve", Key, &[], ApproveCommission),
+        r("POST", "commissions/{id}/reject", Key, &[], RejectCommission),
+        r("GET", "payouts", Key, LIST_MONEY, ListPayouts),
+        r("POST", "embed-tokens", Key, &[], CreateEmbedToken),
+        r("POST", "webhooks", Key, &[], CreateWebhook),
+        r("GET", "webhooks", Key, PAGE, ListWebhooks),
+        r("DELETE", "webhooks/{id}", Key, &[], DeleteWebhook),
+        r("GET", "webhooks/{id}/deliveries", Key, PAGE, WebhookDeliveries),
+        r("POST", "api-keys", Key, &[], CreateApiKey),
+        r("GET", "api-keys", Key, PAGE, ListApiKeys),
+        r("DELETE", "api-keys/{id}", Key, &[], RevokeApiKey),
+    ]
+};
+
+/// The path's `{id}` segments if `segs` matches `pattern`.
+fn matches<'a>(pattern: &str, segs: &[&'a str]) -> Option<Vec<&'a str>> {
+    let mut ids = Vec::new();
+    let mut n = 0;
+    for (i, p) in pattern.split('/').enumerate() {
+        let s = segs.get(i)?;
+        if p == "{id}" {
+            ids.push(*s);
+        } else if p != *s {
+            return None;
         }
-        ["programs", _] | ["partners", _] => "GET, PATCH",
-        ["links", _] => "GET, PATCH, DELETE",
-        ["api-keys", _] | ["webhooks", _] => "DELETE",
-        ["clicks"] | ["commissions"] | ["payouts"] | ["partners", _, "stats"] | ["webhooks", _, "deliveries"] => "GET",
-        _ => return None,
-    })
+        n = i + 1;
+    }
+    (n == segs.len()).then_some(ids)
+}
+
+/// The methods a path answers, in table order (the `Allow` header of a 405).
+fn allow(segs: &[&str]) -> Option<String> {
+    let mut methods: Vec<&str> = Vec::new();
+    for route in ROUTES.iter().filter(|r| matches(r.path, segs).is_some()) {
+        if !methods.contains(&route.method) {
+            methods.push(route.method);
+        }
+    }
+    if methods.is_empty() {
+        return None;
+    }
+    methods.sort_by_key(|m| ["GET", "POST", "PATCH", "DELETE"].iter().position(|x| x == m));
+    Some(methods.join(", "))
 }
 
 pub async fn handle(req: Request, env: Env, ctx: Context, now: i64) -> Response {
@@ -218,78 +358,89 @@ pub async fn handle(req: Request, env: Env, ctx: Context, now: i64) -> Response 
 
 async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<Response> {
     let path = req.path();
-    let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(3).collect(); // after /api/v1/
-    let method = req.method();
     if !path.starts_with("/api/v1/") {
         return Err(ApiError::NotFound("route"));
     }
-    // 404 and 405 are decided by path and method alone, before any authentication.
-    let allow = allowed_methods(&segs).ok_or(ApiError::NotFound("route"))?;
-    // workers-rs maps methods it does not know (QUERY, TRACE...) to GET: check the raw one.
+    let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(3).collect(); // after /api/v1/
+                                                                                   // 404 and 405 are decided by path and method alone, before any authentication. workers-rs
+                                                                                   // maps methods it does not know (QUERY, TRACE...) to GET: match on the raw one.
     let raw = req.inner().method();
-    if !allow.split(", ").any(|m| m == raw) {
-        return Err(ApiError::MethodNotAllowed(allow));
-    }
-    match (&method, segs.as_slice()) {
-        (Method::Get, ["health"]) => return ok(&serde_json::json!({"ok": true})),
+    let Some((route, ids)) =
+        ROUTES.iter().find_map(|r| matches(r.path, &segs).filter(|_| r.method == raw).map(|ids| (r, ids)))
+    else {
+        return Err(match allow(&segs) {
+            Some(methods) => ApiError::MethodNotAllowed(methods),
+            None => ApiError::NotFound("route"),
+        });
+    };
+    let id = ids.first().copied().unwrap_or_default();
+    use Endpoint::*;
+    match route.endpoint {
+        Health => return ok(&serde_json::json!({"ok": true})),
         // The OpenAPI document is a static asset (kept out of the wasm); the Worker answers the
         // path so that other methods get a proper 405.
-        (Method::Get, ["openapi.json"]) => return Ok(env.assets("ASSETS")?.fetch_request(req).await?),
+        OpenApi => return Ok(env.assets("ASSETS")?.fetch_request(req).await?),
         _ => {}
     }
     let state = AppState::load(&env)?;
-    match (&method, segs.as_slice()) {
-        (Method::Post, ["webhooks", "stripe"]) => return stripe_connect::webhook(&mut req, &state, now).await,
-        (Method::Post, ["invites", "accept"]) => return invites::accept(&mut req, state, now).await,
-        (_, ["portal", rest @ ..]) => {
-            let rest: Vec<&str> = rest.to_vec();
-            return embed::route(&mut req, state, now, &rest).await;
+    match route.auth {
+        Auth::None => {
+            return match route.endpoint {
+                StripeWebhook => stripe_connect::webhook(&mut req, &state, now).await,
+                AcceptInvite => invites::accept(&mut req, state, now).await,
+                _ => Err(ApiError::NotFound("route")),
+            }
         }
-        _ => {}
+        Auth::Portal => {
+            let query = query_params(&req, route.query)?;
+            let p = embed::authenticate(&req, state, now, query).await?;
+            return match route.endpoint {
+                PortalMe => embed::me(&p).await,
+                PortalStats => embed::stats(&p).await,
+                PortalCommissions => embed::commissions(&p).await,
+                PortalPayouts => embed::payouts(&p).await,
+                PortalOnboard => stripe_connect::onboard_partner(&mut req, &p.state, &p.partner, p.now).await,
+                _ => Err(ApiError::NotFound("route")),
+            };
+        }
+        Auth::Key => {}
     }
     let who = auth::authenticate(&req, &state).await?;
-    let allowed: &[&str] = match segs.as_slice() {
-        ["clicks"] => &["limit", "cursor", "link_id", "partner_id", "program_id"],
-        ["commissions"] | ["payouts"] => &["limit", "cursor", "program_id", "partner_id", "status"],
-        [_] | [_, _, _] => &["limit", "cursor"],
-        _ => &[],
-    };
-    let query = query_params(&req, allowed)?;
+    let query = query_params(&req, route.query)?;
     let c = Call { state, now, who, query, ctx };
-    use Method::*;
-    match (method, segs.as_slice()) {
-        (Post, ["programs"]) => programs::create(&mut req, &c).await,
-        (Get, ["programs"]) => programs::list(&c).await,
-        (Get, ["programs", id]) => programs::get(&c, id).await,
-        (Patch, ["programs", id]) => programs::patch(&mut req, &c, id).await,
-        (Post, ["programs", id, "partners"]) => partners::create(&mut req, &c, id).await,
-        (Get, ["programs", id, "partners"]) => partners::list(&c, id).await,
-        (Get, ["partners", id]) => partners::get(&c, id).await,
-        (Patch, ["partners", id]) => partners::patch(&mut req, &c, id).await,
-        (Get, ["partners", id, "stats"]) => partners::stats(&c, id).await,
-        (Post, ["partners", id, "links"]) => links::create(&mut req, &c, id).await,
-        (Get, ["partners", id, "links"]) => links::list(&c, id).await,
-        (Get, ["links", id]) => links::get(&c, id).await,
-        (Patch, ["links", id]) => links::patch(&mut req, &c, id).await,
-        (Delete, ["links", id]) => links::delete(&c, id).await,
-        (Get, ["clicks"]) => clicks::list(&c).await,
-        (Post, ["track", "lead"]) => track::lead(&mut req, &c).await,
-        (Post, ["track", "sale"]) => track::sale(&mut req, &c).await,
-        (Post, ["track", "refund"]) => track::refund(&mut req, &c).await,
-        (Get, ["payouts"]) => payouts::list(&c).await,
-        (Post, ["partners", id, "stripe", "onboard"]) => stripe_connect::onboard(&mut req, &c, id).await,
-        (Get, ["commissions"]) => commissions::list(&c).await,
-        (Post, ["commissions", id, "approve"]) => commissions::approve(&c, id).await,
-        (Post, ["commissions", id, "reject"]) => commissions::reject(&mut req, &c, id).await,
-        (Post, ["embed-tokens"]) => embed::create_token(&mut req, &c).await,
-        (Post, ["webhooks"]) => webhooks::create(&mut req, &c).await,
-        (Get, ["webhooks"]) => webhooks::list(&c).await,
-        (Delete, ["webhooks", id]) => webhooks::delete(&c, id).await,
-        (Get, ["webhooks", id, "deliveries"]) => webhooks::deliveries(&c, id).await,
-        (Post, ["api-keys"]) => api_keys::create(&mut req, &c).await,
-        (Get, ["api-keys"]) => api_keys::list(&c).await,
-        (Delete, ["api-keys", id]) => api_keys::revoke(&c, id).await,
-        // Unreachable: allowed_methods() answered 404/405 before authentication.
-        _ => Err(ApiError::NotFound("route")),
+    match route.endpoint {
+        CreateProgram => programs::create(&mut req, &c).await,
+        ListPrograms => programs::list(&c).await,
+        GetProgram => programs::get(&c, id).await,
+        PatchProgram => programs::patch(&mut req, &c, id).await,
+        CreatePartner => partners::create(&mut req, &c, id).await,
+        ListPartners => partners::list(&c, id).await,
+        GetPartner => partners::get(&c, id).await,
+        PatchPartner => partners::patch(&mut req, &c, id).await,
+        PartnerStats => partners::stats(&c, id).await,
+        CreateLink => links::create(&mut req, &c, id).await,
+        ListLinks => links::list(&c, id).await,
+        GetLink => links::get(&c, id).await,
+        PatchLink => links::patch(&mut req, &c, id).await,
+        DeleteLink => links::delete(&c, id).await,
+        ListClicks => clicks::list(&c).await,
+        TrackLead => track::lead(&mut req, &c).await,
+        TrackSale => track::sale(&mut req, &c).await,
+        TrackRefund => track::refund(&mut req, &c).await,
+        ListPayouts => payouts::list(&c).await,
+        OnboardPartner => stripe_connect::onboard(&mut req, &c, id).await,
+        ListCommissions => commissions::list(&c).await,
+        ApproveCommission => commissions::approve(&c, id).await,
+        RejectCommission => commissions::reject(&mut req, &c, id).await,
+        CreateEmbedToken => embed::create_token(&mut req, &c).await,
+        CreateWebhook => webhooks::create(&mut req, &c).await,
+        ListWebhooks => webhooks::list(&c).await,
+        DeleteWebhook => webhooks::delete(&c, id).await,
+        WebhookDeliveries => webhooks::deliveries(&c, id).await,
+        CreateApiKey => api_keys::create(&mut req, &c).await,
+        ListApiKeys => api_keys::list(&c).await,
+        RevokeApiKey => api_keys::revoke(&c, id).await,
+        Health | OpenApi | StripeWebhook | AcceptInvite | PortalMe | PortalStats | PortalCommissions
+        | PortalPayouts | PortalOnboard => Err(ApiError::NotFound("route")),
     }
 }
