@@ -25,6 +25,7 @@ from stripe_fake import server as fake  # noqa: E402
 
 KEY = "sk_test_refport_0123456789"
 WHSEC = "whsec_test_secret_abc123"
+CONNECT_WHSEC = "whsec_connect_secret_xyz789"
 FIXTURES = HERE.parent.parent / "shared" / "stripe" / "fixtures.json"
 
 
@@ -134,10 +135,32 @@ class Receiver:
 
 @pytest.fixture
 def receiver(base_url):
+    """The platform (account) webhook endpoint."""
     r = Receiver()
     control(base_url, "webhook", {"url": r.url, "secret": WHSEC})
     yield r
     r.close()
+
+
+@pytest.fixture
+def connect_receiver(base_url):
+    """The Connect webhook endpoint (events that happen on connected accounts)."""
+    r = Receiver()
+    control(base_url, "webhook", {"url": r.url, "secret": CONNECT_WHSEC, "connect": True})
+    yield r
+    r.close()
+
+
+def events_of(receiver, n, secret, timeout=5.0):
+    return [stripe.Webhook.construct_event(body, sig, secret)
+            for body, sig in receiver.wait_for(n, timeout)]
+
+
+def wait_deliveries(base_url, n, timeout=5.0):
+    deadline = time.time() + timeout
+    while len(control(base_url, "deliveries")["data"]) < n and time.time() < deadline:
+        time.sleep(0.05)
+    return control(base_url, "deliveries")["data"]
 
 
 # --------------------------------------------------------------------------- auth and errors
@@ -463,23 +486,31 @@ def test_module_level_api(base_url):
 
 # --------------------------------------------------------------------------- webhooks
 
-def test_webhook_delivery_and_signature(client, base_url, receiver):
-    acct = onboarded_account(client, base_url)  # emits account.updated
+def test_webhook_delivery_and_signature(client, base_url, receiver, connect_receiver):
+    acct = onboarded_account(client, base_url)  # connected-account events: Connect endpoint
     control(base_url, "balance", {"currency": "usd", "amount": 10_000})
     tr = new_transfer(client, acct.id, key="wh-1", metadata={"payout_id": "po_7"})
-    received = receiver.wait_for(2)
+    received = receiver.wait_for(1)
     events = []
     for payload, sig in received:
         assert sig.startswith("t=") and ",v1=" in sig
         events.append(stripe.Webhook.construct_event(payload, sig, WHSEC))
-    assert [e.type for e in events] == ["account.updated", "transfer.created"]
-    evt = events[1]
+    assert [e.type for e in events] == ["transfer.created"]
+    evt = events[0]
     assert isinstance(evt, stripe.Event) and evt.id.startswith("evt_1")
+    assert "account" not in evt  # a platform event
     assert evt.data.object.id == tr.id and evt.data.object.metadata["payout_id"] == "po_7"
     assert evt.request.idempotency_key == "wh-1" and evt.livemode is False
     assert client.v1.events.retrieve(evt.id).type == "transfer.created"
 
-    payload, sig = received[1]
+    connect = events_of(connect_receiver, 2, CONNECT_WHSEC)
+    assert [e.type for e in connect] == ["capability.updated", "account.updated"]
+    assert all(e.account == acct.id for e in connect)
+    body, sig = connect_receiver.received[1]
+    with pytest.raises(stripe.SignatureVerificationError):  # each endpoint has its own secret
+        stripe.Webhook.construct_event(body, sig, WHSEC)
+
+    payload, sig = received[0]
     with pytest.raises(stripe.SignatureVerificationError):
         stripe.Webhook.construct_event(payload.replace("po_7", "po_8"), sig, WHSEC)
     with pytest.raises(stripe.SignatureVerificationError):
@@ -487,19 +518,18 @@ def test_webhook_delivery_and_signature(client, base_url, receiver):
     with pytest.raises(stripe.SignatureVerificationError):  # outside the 300 s tolerance
         stripe.Webhook.construct_event(payload, sig, WHSEC, tolerance=-1)
 
-    deadline = time.time() + 5
-    while len(control(base_url, "deliveries")["data"]) < 2 and time.time() < deadline:
-        time.sleep(0.05)
-    deliveries = control(base_url, "deliveries")["data"]
-    assert [d["status"] for d in deliveries] == [200, 200]
-    assert deliveries[1]["event_id"] == evt.id
+    deliveries = wait_deliveries(base_url, 3)
+    assert sorted((d["endpoint"], d["type"], d["status"]) for d in deliveries) == [
+        ("connect", "account.updated", 200), ("connect", "capability.updated", 200),
+        ("platform", "transfer.created", 200)]
+    assert next(d for d in deliveries if d["endpoint"] == "platform")["event_id"] == evt.id
 
     control(base_url, f"events/{evt.id}/redeliver")
-    again = receiver.wait_for(3)[2]
+    again = receiver.wait_for(2)[1]
     assert stripe.Webhook.construct_event(again[0], again[1], WHSEC).id == evt.id
 
 
-def test_control_sign_and_custom_event(client, base_url, receiver):
+def test_control_sign_and_custom_event(client, base_url, receiver, connect_receiver):
     payload = json.dumps({"id": "evt_custom", "object": "event", "type": "payout.failed",
                           "data": {"object": {"id": "po_1", "object": "payout"}}})
     header = control(base_url, "sign", {"payload": payload, "secret": WHSEC,
@@ -509,14 +539,22 @@ def test_control_sign_and_custom_event(client, base_url, receiver):
                                      "timestamp": int(time.time()) - 3600})["header"]
     with pytest.raises(stripe.SignatureVerificationError):
         stripe.Webhook.construct_event(payload, old, WHSEC)
+    # without a secret: the configured endpoint's (platform by default, or the Connect one)
+    default = control(base_url, "sign", {"payload": payload})["header"]
+    assert stripe.Webhook.construct_event(payload, default, WHSEC).id == "evt_custom"
+    conn = control(base_url, "sign", {"payload": payload, "connect": True})["header"]
+    assert stripe.Webhook.construct_event(payload, conn, CONNECT_WHSEC).id == "evt_custom"
 
     evt = control(base_url, "events", {"type": "payout.paid", "account": "acct_1Xyz",
                                        "data_object": {"id": "po_2", "object": "payout",
                                                        "amount": 100}})
-    body, sig = receiver.wait_for(1)[0]
-    got = stripe.Webhook.construct_event(body, sig, WHSEC)
+    got = events_of(connect_receiver, 1, CONNECT_WHSEC)[0]
     assert got.id == evt["id"] and got.account == "acct_1Xyz"
     assert got.data.object.amount == 100
+    plat = control(base_url, "events", {"type": "balance.available",
+                                        "data_object": {"object": "balance"}})
+    assert events_of(receiver, 1, WHSEC)[0].id == plat["id"]
+    assert len(connect_receiver.received) == 1 and len(receiver.received) == 1
 
 
 # --------------------------------------------------------------------------- fault injection
