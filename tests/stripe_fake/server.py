@@ -1212,8 +1212,9 @@ class Handler(BaseHTTPRequestHandler):
                 if inside.get("execute"):
                     try:
                         fn(ctx, match.groupdict())
-                    except StripeError:
-                        pass
+                    except StripeError as err:
+                        if not err.stored:  # invalid params: the endpoint never began
+                            raise
                 raise fault_error(inside, keyed=bool(idem_key))
             status, payload = fn(ctx, match.groupdict())
             stored = True
