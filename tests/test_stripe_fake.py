@@ -25,6 +25,7 @@ from stripe_fake import server as fake  # noqa: E402
 
 KEY = "sk_test_refport_0123456789"
 WHSEC = "whsec_test_secret_abc123"
+CONNECT_WHSEC = "whsec_connect_secret_xyz789"
 FIXTURES = HERE.parent.parent / "shared" / "stripe" / "fixtures.json"
 
 
@@ -134,10 +135,32 @@ class Receiver:
 
 @pytest.fixture
 def receiver(base_url):
+    """The platform (account) webhook endpoint."""
     r = Receiver()
     control(base_url, "webhook", {"url": r.url, "secret": WHSEC})
     yield r
     r.close()
+
+
+@pytest.fixture
+def connect_receiver(base_url):
+    """The Connect webhook endpoint (events that happen on connected accounts)."""
+    r = Receiver()
+    control(base_url, "webhook", {"url": r.url, "secret": CONNECT_WHSEC, "connect": True})
+    yield r
+    r.close()
+
+
+def events_of(receiver, n, secret, timeout=5.0):
+    return [stripe.Webhook.construct_event(body, sig, secret)
+            for body, sig in receiver.wait_for(n, timeout)]
+
+
+def wait_deliveries(base_url, n, timeout=5.0):
+    deadline = time.time() + timeout
+    while len(control(base_url, "deliveries")["data"]) < n and time.time() < deadline:
+        time.sleep(0.05)
+    return control(base_url, "deliveries")["data"]
 
 
 # --------------------------------------------------------------------------- auth and errors
@@ -463,23 +486,31 @@ def test_module_level_api(base_url):
 
 # --------------------------------------------------------------------------- webhooks
 
-def test_webhook_delivery_and_signature(client, base_url, receiver):
-    acct = onboarded_account(client, base_url)  # emits account.updated
+def test_webhook_delivery_and_signature(client, base_url, receiver, connect_receiver):
+    acct = onboarded_account(client, base_url)  # connected-account events: Connect endpoint
     control(base_url, "balance", {"currency": "usd", "amount": 10_000})
     tr = new_transfer(client, acct.id, key="wh-1", metadata={"payout_id": "po_7"})
-    received = receiver.wait_for(2)
+    received = receiver.wait_for(1)
     events = []
     for payload, sig in received:
         assert sig.startswith("t=") and ",v1=" in sig
         events.append(stripe.Webhook.construct_event(payload, sig, WHSEC))
-    assert [e.type for e in events] == ["account.updated", "transfer.created"]
-    evt = events[1]
+    assert [e.type for e in events] == ["transfer.created"]
+    evt = events[0]
     assert isinstance(evt, stripe.Event) and evt.id.startswith("evt_1")
+    assert "account" not in evt  # a platform event
     assert evt.data.object.id == tr.id and evt.data.object.metadata["payout_id"] == "po_7"
     assert evt.request.idempotency_key == "wh-1" and evt.livemode is False
     assert client.v1.events.retrieve(evt.id).type == "transfer.created"
 
-    payload, sig = received[1]
+    connect = events_of(connect_receiver, 2, CONNECT_WHSEC)
+    assert [e.type for e in connect] == ["capability.updated", "account.updated"]
+    assert all(e.account == acct.id for e in connect)
+    body, sig = connect_receiver.received[1]
+    with pytest.raises(stripe.SignatureVerificationError):  # each endpoint has its own secret
+        stripe.Webhook.construct_event(body, sig, WHSEC)
+
+    payload, sig = received[0]
     with pytest.raises(stripe.SignatureVerificationError):
         stripe.Webhook.construct_event(payload.replace("po_7", "po_8"), sig, WHSEC)
     with pytest.raises(stripe.SignatureVerificationError):
@@ -487,19 +518,18 @@ def test_webhook_delivery_and_signature(client, base_url, receiver):
     with pytest.raises(stripe.SignatureVerificationError):  # outside the 300 s tolerance
         stripe.Webhook.construct_event(payload, sig, WHSEC, tolerance=-1)
 
-    deadline = time.time() + 5
-    while len(control(base_url, "deliveries")["data"]) < 2 and time.time() < deadline:
-        time.sleep(0.05)
-    deliveries = control(base_url, "deliveries")["data"]
-    assert [d["status"] for d in deliveries] == [200, 200]
-    assert deliveries[1]["event_id"] == evt.id
+    deliveries = wait_deliveries(base_url, 3)
+    assert sorted((d["endpoint"], d["type"], d["status"]) for d in deliveries) == [
+        ("connect", "account.updated", 200), ("connect", "capability.updated", 200),
+        ("platform", "transfer.created", 200)]
+    assert next(d for d in deliveries if d["endpoint"] == "platform")["event_id"] == evt.id
 
     control(base_url, f"events/{evt.id}/redeliver")
-    again = receiver.wait_for(3)[2]
+    again = receiver.wait_for(2)[1]
     assert stripe.Webhook.construct_event(again[0], again[1], WHSEC).id == evt.id
 
 
-def test_control_sign_and_custom_event(client, base_url, receiver):
+def test_control_sign_and_custom_event(client, base_url, receiver, connect_receiver):
     payload = json.dumps({"id": "evt_custom", "object": "event", "type": "payout.failed",
                           "data": {"object": {"id": "po_1", "object": "payout"}}})
     header = control(base_url, "sign", {"payload": payload, "secret": WHSEC,
@@ -509,14 +539,22 @@ def test_control_sign_and_custom_event(client, base_url, receiver):
                                      "timestamp": int(time.time()) - 3600})["header"]
     with pytest.raises(stripe.SignatureVerificationError):
         stripe.Webhook.construct_event(payload, old, WHSEC)
+    # without a secret: the configured endpoint's (platform by default, or the Connect one)
+    default = control(base_url, "sign", {"payload": payload})["header"]
+    assert stripe.Webhook.construct_event(payload, default, WHSEC).id == "evt_custom"
+    conn = control(base_url, "sign", {"payload": payload, "connect": True})["header"]
+    assert stripe.Webhook.construct_event(payload, conn, CONNECT_WHSEC).id == "evt_custom"
 
     evt = control(base_url, "events", {"type": "payout.paid", "account": "acct_1Xyz",
                                        "data_object": {"id": "po_2", "object": "payout",
                                                        "amount": 100}})
-    body, sig = receiver.wait_for(1)[0]
-    got = stripe.Webhook.construct_event(body, sig, WHSEC)
+    got = events_of(connect_receiver, 1, CONNECT_WHSEC)[0]
     assert got.id == evt["id"] and got.account == "acct_1Xyz"
     assert got.data.object.amount == 100
+    plat = control(base_url, "events", {"type": "balance.available",
+                                        "data_object": {"object": "balance"}})
+    assert events_of(receiver, 1, WHSEC)[0].id == plat["id"]
+    assert len(connect_receiver.received) == 1 and len(receiver.received) == 1
 
 
 # --------------------------------------------------------------------------- fault injection
@@ -610,3 +648,445 @@ def test_cli_prints_ready_and_enforces_api_key(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=5)
+
+
+# --------------------------------------------------------------------------- idempotency (24 h, saved 500s)
+
+def test_saved_500_is_replayed_under_its_key(client, base_url):
+    """Stripe saves the result once the endpoint began executing, 500s included."""
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    rule = control(base_url, "fail_next", {"path_prefix": "/v1/transfers", "method": "POST",
+                                           "saved": True})
+    assert rule["status"] == 500 and rule["saved"] is True
+    with pytest.raises(stripe.APIError) as ei:
+        new_transfer(client, acct.id, key="s-1")
+    assert ei.value.http_status == 500
+    assert ei.value.json_body["error"]["type"] == "api_error"
+    assert ei.value.headers["stripe-should-retry"] == "false"
+    assert "idempotent-replayed" not in ei.value.headers
+    # the same key replays the 500: the payout is stuck behind this key
+    with pytest.raises(stripe.APIError) as ei:
+        new_transfer(client, acct.id, key="s-1")
+    assert ei.value.http_status == 500 and ei.value.headers["idempotent-replayed"] == "true"
+    assert transfers_in_state(base_url) == {} and available(base_url) == 10_000
+    log = [r for r in control(base_url, "requests")["data"] if r["path"] == "/v1/transfers"]
+    assert [(r["status"], r["injected"], r["replayed"]) for r in log] == \
+        [(500, "fail_saved", False), (500, None, True)]
+    # stripe-python honours Stripe-Should-Retry: false and does not retry a saved 500
+    control(base_url, "fail_next", {"path_prefix": "/v1/transfers", "saved": True})
+    with pytest.raises(stripe.APIError):
+        make_client(base_url, retries=2).v1.transfers.create(
+            params={"amount": 100, "currency": "usd", "destination": acct.id})
+    assert len([r for r in control(base_url, "requests")["data"]
+                if r["path"] == "/v1/transfers"]) == 3
+    assert new_transfer(client, acct.id, key="s-2").amount == 1500  # a new key executes
+
+
+def test_saved_500_after_the_transfer_was_made(client, base_url):
+    """`execute`: the transfer exists, but the saved answer under the key is a 500."""
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    control(base_url, "fail_next", {"path_prefix": "/v1/transfers", "saved": True,
+                                    "execute": True})
+    for replay in (False, True):
+        with pytest.raises(stripe.APIError) as ei:
+            new_transfer(client, acct.id, key="x-1", transfer_group="po_x")
+        assert ei.value.http_status == 500
+        assert ("idempotent-replayed" in ei.value.headers) is replay
+    made = transfers_in_state(base_url)
+    assert len(made) == 1 and available(base_url) == 8500
+    # the only way to learn the outcome: look the transfer up (by transfer_group)
+    found = client.v1.transfers.list(params={"transfer_group": "po_x"}).data
+    assert [t.id for t in found] == list(made)
+    assert [e.type for e in client.v1.events.list().data].count("transfer.created") == 1
+
+
+def test_expired_idempotency_key_executes_again(client, base_url):
+    """Keys are pruned after 24 hours: a retry with the same key then makes a second transfer."""
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    first = new_transfer(client, acct.id, key="late-retry")
+    assert control(base_url, "expire_idempotency_keys", {"older_than_seconds": 3600}) == \
+        {"expired": 0}
+    assert new_transfer(client, acct.id, key="late-retry").id == first.id
+    assert "late-retry" in control(base_url, "state")["idempotency_keys"]
+    assert control(base_url, "expire_idempotency_keys", {})["expired"] >= 1
+    assert control(base_url, "state")["idempotency_keys"] == []
+    second = new_transfer(client, acct.id, key="late-retry")
+    assert second.id != first.id
+    assert "idempotent-replayed" not in second.last_response.headers
+    assert len(transfers_in_state(base_url)) == 2 and available(base_url) == 7000
+
+
+def test_fake_clock_prunes_keys_after_24_hours(client, base_url):
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    first = new_transfer(client, acct.id, key="clock-key")
+    control(base_url, "clock", {"advance_seconds": 24 * 3600 - 5})
+    again = new_transfer(client, acct.id, key="clock-key")
+    assert again.id == first.id and again.last_response.headers["idempotent-replayed"] == "true"
+    clock = control(base_url, "clock", {"advance_seconds": 10})
+    assert clock["offset"] == 24 * 3600 + 5
+    later = new_transfer(client, acct.id, key="clock-key")
+    assert later.id != first.id
+    assert abs(later.created - (first.created + 24 * 3600 + 5)) <= 2  # created follows the clock
+    evt = client.v1.events.list(params={"type": "transfer.created", "limit": 1}).data[0]
+    assert evt.data.object.id == later.id and abs(evt.created - later.created) <= 1
+
+
+def test_idempotency_key_longer_than_255_characters(client, base_url):
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        new_transfer(client, acct.id, key="k" * 256)
+    assert ei.value.http_status == 400
+    assert new_transfer(client, acct.id, key="k" * 255).amount == 1500
+
+
+# --------------------------------------------------------------------------- lists
+
+def test_list_transfers_by_transfer_group_is_exact(client, base_url):
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 100_000})
+    g1 = [new_transfer(client, acct.id, amount=100 + i, transfer_group="po_1") for i in range(3)]
+    new_transfer(client, acct.id, transfer_group="po_10")
+    new_transfer(client, acct.id, transfer_group="PO_1")
+    new_transfer(client, acct.id)
+    page = client.v1.transfers.list(params={"transfer_group": "po_1"})
+    assert [t.id for t in page.data] == [t.id for t in reversed(g1)]  # newest first
+    page = client.v1.transfers.list(params={"transfer_group": "po_1", "limit": 2})
+    assert [t.id for t in page.data] == [g1[2].id, g1[1].id] and page.has_more is True
+    nxt = client.v1.transfers.list(params={"transfer_group": "po_1", "limit": 2,
+                                           "starting_after": g1[1].id})
+    assert [t.id for t in nxt.data] == [g1[0].id] and nxt.has_more is False
+    assert client.v1.transfers.list(params={"transfer_group": "po_2"}).data == []
+    t = page.data[0]
+    assert isinstance(t.created, int) and abs(t.created - time.time()) < 60  # Unix seconds
+    control(base_url, "clock", {"advance_seconds": 3600})
+    late = new_transfer(client, acct.id, transfer_group="po_1")
+    recent = client.v1.transfers.list(params={"transfer_group": "po_1",
+                                              "created": {"gte": late.created}})
+    assert [x.id for x in recent.data] == [late.id]
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        client.v1.transfers.list(params={"limit": 101})
+    assert ei.value.param == "limit"
+
+
+# --------------------------------------------------------------------------- webhook endpoints
+
+def test_connect_events_never_reach_the_platform_endpoint(client, base_url, receiver):
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    new_transfer(client, acct.id)
+    assert [e.type for e in events_of(receiver, 1, WHSEC)] == ["transfer.created"]
+    time.sleep(0.3)
+    assert len(receiver.received) == 1
+    state = control(base_url, "state")
+    updated = [e for e in state["events"] if e["type"] == "account.updated"]
+    assert updated and all(e["pending_webhooks"] == 0 and e["account"] == acct.id
+                           for e in updated)
+    assert state["webhook"]["connect"] is None and state["webhook"]["url"] == receiver.url
+
+
+def test_legacy_single_endpoint_gets_everything(client, base_url):
+    r = Receiver()
+    try:
+        view = control(base_url, "webhook", {"url": r.url, "secret": WHSEC,
+                                             "legacy_single": True})
+        assert view["legacy_single"] is True and view["platform"]["url"] == r.url
+        onboarded_account(client, base_url)
+        types = [e.type for e in events_of(r, 2, WHSEC)]
+        assert types == ["capability.updated", "account.updated"]
+    finally:
+        r.close()
+
+
+# --------------------------------------------------------------------------- delivery faults
+
+def test_held_events_released_in_reverse_carry_stale_snapshots(client, base_url,
+                                                                connect_receiver):
+    acct = onboarded_account(client, base_url)
+    events_of(connect_receiver, 2, CONNECT_WHSEC)  # onboarding's own events
+    control(base_url, "webhook_mode", {"hold": True})
+    control(base_url, "clock", {"advance_seconds": 60})
+    control(base_url, f"accounts/{acct.id}/disable_transfers")
+    control(base_url, "clock", {"advance_seconds": 60})
+    control(base_url, f"accounts/{acct.id}/complete_onboarding")
+    held = control(base_url, "state")["webhook"]["held"]
+    assert [h["type"] for h in held] == ["capability.updated", "account.updated"] * 2
+    time.sleep(0.2)
+    assert len(connect_receiver.received) == 2  # nothing sent while held
+    released = control(base_url, "release", {"order": "reverse"})["released"]
+    assert len(released) == 4
+    got = events_of(connect_receiver, 6, CONNECT_WHSEC)[2:]
+    updates = [e for e in got if e.type == "account.updated"]
+    # the newer event (transfers active again) arrives first, the stale one last
+    assert [u.data.object.capabilities.transfers for u in updates] == ["active", "inactive"]
+    assert updates[0].created > updates[1].created
+    assert updates[1].data.object.payouts_enabled is False  # the snapshot at its time
+    assert client.v1.accounts.retrieve(acct.id).payouts_enabled is True  # the truth
+
+
+def test_duplicate_and_shuffled_deliveries(client, base_url, receiver):
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    control(base_url, "webhook_mode", {"duplicate": True})
+    tr = new_transfer(client, acct.id)
+    got = events_of(receiver, 2, WHSEC)
+    assert [e.id for e in got] == [got[0].id] * 2 and got[0].data.object.id == tr.id
+    control(base_url, "webhook_mode", {"duplicate": False, "hold": True})
+    made = [new_transfer(client, acct.id, amount=10 + i) for i in range(4)]
+    released = control(base_url, "release", {"order": "shuffle", "seed": 7,
+                                             "duplicate": True})["released"]
+    assert len(released) == 8
+    got = events_of(receiver, 10, WHSEC)[2:]
+    ids = [e.data.object.id for e in got]
+    assert sorted(ids) == sorted([t.id for t in made] * 2)
+    assert control(base_url, "state")["webhook"]["held"] == []
+    # hold mode stays on until turned off
+    new_transfer(client, acct.id, amount=1)
+    assert len(control(base_url, "state")["webhook"]["held"]) == 1
+    control(base_url, "webhook_mode", {"hold": False})
+    control(base_url, "release", {})
+    assert events_of(receiver, 11, WHSEC)[-1].data.object.amount == 1
+
+
+# --------------------------------------------------------------------------- error codes
+
+def test_rate_limit_and_lock_timeout(client, base_url):
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    control(base_url, "fail_next", {"path_prefix": "/v1/transfers", "code": "rate_limit"})
+    with pytest.raises(stripe.RateLimitError) as ei:
+        new_transfer(client, acct.id, key="rl-1")
+    err = ei.value.json_body["error"]
+    assert ei.value.http_status == 429 and err["code"] == "rate_limit"
+    assert err["type"] == "invalid_request_error"
+    assert "retry-after" not in ei.value.headers
+    assert "stripe-should-retry" not in ei.value.headers
+    # the rate limiter runs before the idempotency layer: the same key executes now
+    assert new_transfer(client, acct.id, key="rl-1").amount == 1500
+
+    control(base_url, "fail_next", {"path_prefix": "/v1/transfers", "code": "lock_timeout"})
+    with pytest.raises(stripe.RateLimitError) as ei:
+        new_transfer(client, acct.id, key="lt-1")
+    assert ei.value.json_body["error"]["code"] == "lock_timeout"
+    assert ei.value.headers["stripe-should-retry"] == "true"
+    control(base_url, "fail_next", {"path_prefix": "/v1/transfers", "code": "lock_timeout"})
+    tr = make_client(base_url, retries=1).v1.transfers.create(
+        params={"amount": 5, "currency": "usd", "destination": acct.id})
+    assert tr.amount == 5  # stripe-python retries a lock timeout
+
+    # before API version 2015-09-08 rate limits were 400s with code rate_limit
+    control(base_url, "fail_next", {"path_prefix": "/v1/transfers", "code": "rate_limit",
+                                    "status": 400, "retry_after": 2})
+    with pytest.raises(stripe.RateLimitError) as ei:
+        new_transfer(client, acct.id)
+    assert ei.value.http_status == 400 and ei.value.headers["retry-after"] == "2"
+
+    control(base_url, "fail_next", {"path_prefix": "/v1/transfers", "status": 429})
+    status, headers, body = raw(base_url, "POST", "/v1/transfers",
+                                {"amount": 1, "currency": "usd", "destination": acct.id},
+                                {"Authorization": f"Bearer {KEY}"})
+    assert status == 429 and body["error"]["code"] == "rate_limit"
+
+
+def test_amount_too_large(client, base_url):
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10**10})
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        new_transfer(client, acct.id, amount=100_000_000)
+    assert ei.value.code == "amount_too_large" and ei.value.param == "amount"
+    assert new_transfer(client, acct.id, amount=99_999_999).amount == 99_999_999
+    assert control(base_url, "config", {"transfer_amount_limit": 5000})[
+        "transfer_amount_limit"] == 5000
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        new_transfer(client, acct.id, amount=5001, key="big")
+    assert ei.value.code == "amount_too_large"
+    assert new_transfer(client, acct.id, amount=5000, key="big").amount == 5000  # not saved
+    control(base_url, "config", {"transfer_amount_limit": None})
+    assert new_transfer(client, acct.id, amount=10**9).amount == 10**9
+
+
+def test_revoked_api_key(client, base_url):
+    assert client.v1.balance.retrieve().object == "balance"
+    control(base_url, "revoke_key", {"key": KEY})
+    with pytest.raises(stripe.AuthenticationError) as ei:
+        client.v1.balance.retrieve()
+    assert ei.value.http_status == 401
+    assert ei.value.json_body["error"]["code"] == "api_key_expired"
+    assert ei.value.user_message.startswith("Expired API Key provided: sk_test_")
+    assert "0123456789" not in ei.value.user_message
+    other = "sk_test_deleted_key_0000"
+    control(base_url, "revoke_key", {"key": other, "reason": "deleted"})
+    with pytest.raises(stripe.AuthenticationError) as ei:
+        make_client(base_url, key=other).v1.balance.retrieve()
+    assert "Invalid API Key provided" in ei.value.user_message
+    control(base_url, "reset")
+    assert client.v1.balance.retrieve().object == "balance"
+
+
+def test_injected_business_error_codes(client, base_url):
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    control(base_url, "fail_next", {"path_prefix": "/v1/transfers", "saved": True,
+                                    "code": "balance_insufficient"})
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        new_transfer(client, acct.id, key="inj")
+    assert ei.value.http_status == 400 and ei.value.code == "balance_insufficient"
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        new_transfer(client, acct.id, key="inj")
+    assert ei.value.headers["idempotent-replayed"] == "true"
+
+
+# --------------------------------------------------------------------------- service agreements
+
+def test_service_agreements_and_cross_border_transfers(client, base_url):
+    control(base_url, "balance", {"currency": "usd", "amount": 100_000})
+    platform = client.v1.accounts.retrieve_current()
+    assert platform.id.startswith("acct_") and platform.country == "US"
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        client.v1.accounts.create(params={
+            "type": "express", "country": "GB",
+            "capabilities": {"card_payments": {"requested": True},
+                             "transfers": {"requested": True}},
+            "tos_acceptance": {"service_agreement": "recipient"}})
+    assert ei.value.param == "tos_acceptance[service_agreement]"
+
+    recipient = client.v1.accounts.create(params={
+        "type": "express", "country": "GB", "capabilities": {"transfers": {"requested": True}},
+        "tos_acceptance": {"service_agreement": "recipient"}})
+    assert recipient.tos_acceptance.service_agreement == "recipient"
+    full_gb = client.v1.accounts.create(params={
+        "type": "express", "country": "GB", "capabilities": {"transfers": {"requested": True}}})
+    assert full_gb.tos_acceptance.service_agreement == "full"
+    for a in (recipient, full_gb):
+        control(base_url, f"accounts/{a.id}/complete_onboarding")
+    assert new_transfer(client, recipient.id).destination == recipient.id
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        new_transfer(client, full_gb.id, key="xb")
+    assert ei.value.code == "transfers_not_allowed" and ei.value.param == "destination"
+    with pytest.raises(stripe.InvalidRequestError) as ei:  # saved under the key
+        new_transfer(client, full_gb.id, key="xb")
+    assert ei.value.headers["idempotent-replayed"] == "true"
+    # accounts default to the platform's country
+    us = client.v1.accounts.create(params={"type": "express"})
+    assert us.country == "US"
+
+    # a platform in Germany pays a `full` account in France: same region (EEA)
+    control(base_url, "config", {"platform_country": "de"})
+    assert client.v1.accounts.retrieve_current().country == "DE"
+    fr = client.v1.accounts.create(params={
+        "type": "express", "country": "FR", "capabilities": {"transfers": {"requested": True}}})
+    control(base_url, f"accounts/{fr.id}/complete_onboarding")
+    assert new_transfer(client, fr.id).destination == fr.id
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        new_transfer(client, full_gb.id)
+    assert ei.value.code == "transfers_not_allowed"
+
+
+def test_card_payments_with_transfers_rule_when_enabled(client, base_url):
+    params = {"type": "express", "capabilities": {"transfers": {"requested": True}}}
+    assert client.v1.accounts.create(params=params).country == "US"  # off by default
+    control(base_url, "config", {"require_card_payments_with_transfers": True})
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        client.v1.accounts.create(params=params)
+    assert ei.value.param == "capabilities"
+    both = client.v1.accounts.create(params={
+        "type": "express", "capabilities": {"transfers": {"requested": True},
+                                            "card_payments": {"requested": True}}})
+    assert both.capabilities.card_payments == "inactive"
+    client.v1.accounts.create(params={**params,
+                                      "tos_acceptance": {"service_agreement": "recipient"}})
+
+
+# --------------------------------------------------------------------------- capabilities, deauthorization
+
+def test_capability_changes_are_visible_and_emitted(client, base_url, connect_receiver):
+    acct = onboarded_account(client, base_url)
+    events_of(connect_receiver, 2, CONNECT_WHSEC)
+    control(base_url, f"accounts/{acct.id}/set_capability",
+            {"name": "transfers", "status": "pending"})
+    assert client.v1.accounts.retrieve(acct.id).capabilities.transfers == "pending"
+    cap, upd = events_of(connect_receiver, 4, CONNECT_WHSEC)[2:]
+    assert (cap.type, cap.account, cap.data.object.id, cap.data.object.status) == \
+        ("capability.updated", acct.id, "transfers", "pending")
+    assert cap.data.object.account == acct.id
+    assert cap.data.previous_attributes.status == "active"
+    assert upd.type == "account.updated"
+    assert upd.data.previous_attributes.capabilities.transfers == "active"
+    caps = client.v1.accounts.capabilities.list(acct.id)
+    assert [(c.id, c.status) for c in caps.data] == [("transfers", "pending")]
+    assert client.v1.accounts.capabilities.retrieve(acct.id, "transfers").status == "pending"
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        new_transfer(client, acct.id)
+    assert ei.value.code == "insufficient_capabilities_for_transfer"
+
+
+def test_deauthorized_account(client, base_url, connect_receiver):
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    events_of(connect_receiver, 2, CONNECT_WHSEC)
+    evt = control(base_url, f"accounts/{acct.id}/deauthorize")
+    got = events_of(connect_receiver, 3, CONNECT_WHSEC)[2]
+    assert got.id == evt["id"] and got.type == "account.application.deauthorized"
+    assert got.account == acct.id and got.data.object.object == "application"
+    with pytest.raises(stripe.PermissionError) as ei:
+        client.v1.accounts.retrieve(acct.id)
+    assert ei.value.http_status == 403
+    assert ei.value.json_body["error"]["code"] == "account_invalid"
+    assert "Application access may have been revoked" in ei.value.user_message
+    with pytest.raises(stripe.PermissionError):
+        client.v1.balance.retrieve(options={"stripe_account": acct.id})
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        new_transfer(client, acct.id)
+    assert ei.value.code == "resource_missing" and ei.value.param == "destination"
+    assert control(base_url, "state")["deauthorized"] == [acct.id]
+
+
+# --------------------------------------------------------------------------- transfer events
+
+def test_reversal_and_update_events(client, base_url, receiver):
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    tr = new_transfer(client, acct.id, amount=3000)
+    client.v1.transfers.reversals.create(tr.id, params={"amount": 1000})
+    client.v1.transfers.reversals.create(tr.id)
+    updated = client.v1.transfers.update(tr.id, params={"metadata": {"note": "x"}})
+    assert updated.metadata["note"] == "x"
+    got = events_of(receiver, 4, WHSEC)
+    assert [e.type for e in got] == ["transfer.created", "transfer.reversed",
+                                     "transfer.reversed", "transfer.updated"]
+    assert all("account" not in e for e in got)  # platform events
+    partial, full, upd = got[1:]
+    assert (partial.data.object.amount_reversed, partial.data.object.reversed) == (1000, False)
+    assert partial.data.previous_attributes.amount_reversed == 0
+    assert (full.data.object.amount_reversed, full.data.object.reversed) == (3000, True)
+    assert upd.data.previous_attributes.metadata.to_dict() == {}
+    # no event when nothing changes
+    client.v1.transfers.update(tr.id, params={"metadata": {"note": "x"}})
+    assert [e.type for e in client.v1.events.list().data].count("transfer.updated") == 1
+
+
+def test_reversal_needs_the_connected_balance(client, base_url):
+    acct = onboarded_account(client, base_url)
+    control(base_url, "balance", {"currency": "usd", "amount": 10_000})
+    tr = new_transfer(client, acct.id, amount=3000)
+    control(base_url, "balance", {"account": acct.id, "currency": "usd", "amount": 500})
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        client.v1.transfers.reversals.create(tr.id, params={"amount": 501})
+    assert ei.value.code == "balance_insufficient"
+    assert client.v1.transfers.reversals.create(tr.id, params={"amount": 500}).amount == 500
+    assert available(base_url) == 7500
+
+
+# --------------------------------------------------------------------------- Stripe-Version
+
+def test_requests_record_the_stripe_version_sent(client, base_url):
+    client.v1.balance.retrieve()
+    raw(base_url, "GET", "/v1/balance", headers={"Authorization": f"Bearer {KEY}"})
+    raw(base_url, "GET", "/v1/balance", headers={"Authorization": f"Bearer {KEY}",
+                                                 "Stripe-Version": "2024-06-20"})
+    log = control(base_url, "requests")["data"]
+    assert [r["stripe_version"] for r in log] == [stripe.api_version, None, "2024-06-20"]

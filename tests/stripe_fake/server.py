@@ -2,11 +2,14 @@
 """A Stripe-compatible test server for Refport (standard library only, Python 3.11).
 
 Models the slice of the Stripe v1 API that Refport uses (Connect Express accounts, account links,
-balance, transfers, transfer reversals, events and signed webhooks), Stripe's idempotency rules and
-error shapes, plus `/_control/*` endpoints for tests (fault injection, state inspection).
+balance, transfers, transfer reversals, events and signed webhooks to separate platform and Connect
+endpoints), Stripe's idempotency rules (including saved 500s and the 24 h pruning of keys) and error
+shapes, plus `/_control/*` endpoints for tests (fault injection, a fake clock, held / reordered /
+duplicated webhook deliveries, state inspection).
 
     python3 tests/stripe_fake/server.py --port 12111 [--api-key sk_test_x]
-                                        [--webhook-url URL --webhook-secret whsec_x]
+        [--webhook-url URL --webhook-secret whsec_x]
+        [--connect-webhook-url URL --connect-webhook-secret whsec_y]
 
 In-process:  server, thread, base_url = start(port=0); ...; stop(server)
 See README.md beside this file for what is and is not modelled.
@@ -23,6 +26,7 @@ import ipaddress
 import json
 import os
 import queue
+import random
 import re
 import secrets
 import string
@@ -37,6 +41,15 @@ API_VERSION = "2026-10-28.endive"
 HOST = "127.0.0.1"
 _ALNUM = string.ascii_letters + string.digits
 LINK_TTL = 300  # Stripe account links expire after a few minutes
+IDEMPOTENCY_TTL = 24 * 3600  # keys may be pruned once they are at least 24 hours old
+MAX_IDEMPOTENCY_KEY = 255  # "Idempotency keys are up to 255 characters long"
+MAX_AMOUNT = 99_999_999  # "The amount value supports up to eight digits" (docs.stripe.com/currencies)
+# Countries of the European Economic Area: one "region" for Connect transfers.
+EEA = {"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT",
+       "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO"}
+# Regions between which self-serve cross-border payouts work (recipient agreement only).
+CROSS_BORDER_REGIONS = {"US", "GB", "EEA", "CA", "CH"}
+CURRENCY_OF = {"US": "usd", "GB": "gbp", "CA": "cad", "CH": "chf", "AU": "aud", "JP": "jpy"}
 
 
 def new_id(prefix: str, n: int = 24) -> str:
@@ -72,7 +85,12 @@ def check_loopback(url: str) -> str:
 
 
 def now() -> int:
+    """Real Unix seconds (webhook signatures use the real clock; objects use FakeStripe.now())."""
     return int(time.time())
+
+
+def region(country: str) -> str:
+    return "EEA" if country in EEA else country
 
 
 def mask_key(key: str) -> str:
@@ -230,6 +248,24 @@ def check_url(params, name):
     return url
 
 
+def filter_created(items: list, query: dict) -> list:
+    """`created=<int>` or `created[gt|gte|lt|lte]=<int>` (Unix seconds), as on Stripe's lists."""
+    raw = query.get("created")
+    if raw is None or raw == "":
+        return items
+    ops = raw if isinstance(raw, dict) else {"eq": raw}
+    tests = {"eq": lambda a, b: a == b, "gt": lambda a, b: a > b, "gte": lambda a, b: a >= b,
+             "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b}
+    bounds = []
+    for op, val in ops.items():
+        if op not in tests:
+            raise invalid(f"Received unknown parameter: created[{op}]", f"created[{op}]",
+                          "parameter_unknown")
+        name = "created" if op == "eq" else f"created[{op}]"
+        bounds.append((tests[op], parse_int({name: val}, name)))
+    return [o for o in items if all(t(o["created"], v) for t, v in bounds)]
+
+
 def paginate(items: list, query: dict, url: str) -> dict:
     """items newest-first; Stripe cursor pagination (limit, starting_after, ending_before)."""
     limit = parse_int(query, "limit", minimum=1, maximum=100, default=10)
@@ -252,9 +288,12 @@ def paginate(items: list, query: dict, url: str) -> dict:
 
 # --------------------------------------------------------------------------- object builders
 
-def account_object(acct_id, email, type_, country, metadata, capabilities, business_type):
-    requirements = ["business_profile.mcc", "business_profile.url", "external_account",
-                    "individual.dob.day", "tos_acceptance.date", "tos_acceptance.ip"]
+REQUIREMENTS = ["business_profile.mcc", "business_profile.url", "external_account",
+                "individual.dob.day", "tos_acceptance.date", "tos_acceptance.ip"]
+
+
+def account_object(acct_id, email, type_, country, metadata, capabilities, business_type,
+                   created, service_agreement="full"):
     return {
         "id": acct_id, "object": "account",
         "business_profile": {"annual_revenue": None, "estimated_worker_count": None, "mcc": None,
@@ -269,7 +308,8 @@ def account_object(acct_id, email, type_, country, metadata, capabilities, busin
                         "requirement_collection": "stripe",
                         "stripe_dashboard": {"type": "express"}, "type": "application"}
                        if type_ == "express" else {"type": "account"}),
-        "country": country, "created": now(), "default_currency": "usd",
+        "country": country, "created": created,
+        "default_currency": CURRENCY_OF.get(country, "eur" if country in EEA else "usd"),
         "details_submitted": False, "email": email,
         "external_accounts": {"object": "list", "data": [], "has_more": False, "total_count": 0,
                               "url": f"/v1/accounts/{acct_id}/external_accounts"},
@@ -280,17 +320,39 @@ def account_object(acct_id, email, type_, country, metadata, capabilities, busin
         "metadata": metadata,
         "payouts_enabled": False,
         "requirements": {"alternatives": [], "current_deadline": None,
-                         "currently_due": list(requirements),
+                         "currently_due": list(REQUIREMENTS),
                          "disabled_reason": "requirements.past_due", "errors": [],
-                         "eventually_due": list(requirements), "past_due": list(requirements),
+                         "eventually_due": list(REQUIREMENTS), "past_due": list(REQUIREMENTS),
                          "pending_verification": []},
         "settings": {"dashboard": {"display_name": None, "timezone": "Etc/UTC"},
                      "payouts": {"debit_negative_balances": True,
                                  "schedule": {"delay_days": 2, "interval": "daily"},
                                  "statement_descriptor": None}},
-        "tos_acceptance": {"date": None, "ip": None, "user_agent": None},
+        "tos_acceptance": {"date": None, "ip": None, "service_agreement": service_agreement,
+                           "user_agent": None},
         "type": type_,
     }
+
+
+def capability_object(acct, name, requested_at):
+    status = acct["capabilities"][name]
+    due = [] if status == "active" else list(acct["requirements"]["currently_due"])
+    return {"id": name, "object": "capability", "account": acct["id"],
+            "future_requirements": {"alternatives": [], "current_deadline": None,
+                                    "currently_due": [], "disabled_reason": None, "errors": [],
+                                    "eventually_due": [], "past_due": [],
+                                    "pending_verification": []},
+            "requested": True, "requested_at": requested_at,
+            "requirements": {"alternatives": [], "current_deadline": None, "currently_due": due,
+                             "disabled_reason": None if status == "active"
+                             else "requirements.past_due",
+                             "errors": [], "eventually_due": due, "past_due": due,
+                             "pending_verification": []},
+            "status": status}
+
+
+DEFAULT_CONFIG = {"platform_country": "US", "transfer_amount_limit": MAX_AMOUNT,
+                  "require_card_payments_with_transfers": False}
 
 
 # --------------------------------------------------------------------------- state
@@ -298,12 +360,20 @@ def account_object(acct_id, email, type_, country, metadata, capabilities, busin
 class FakeStripe:
     """All API state, guarded by one lock. HTTP concerns live in Handler."""
 
-    def __init__(self, api_key=None, webhook_url=None, webhook_secret=None):
+    def __init__(self, api_key=None, webhook_url=None, webhook_secret=None,
+                 connect_webhook_url=None, connect_webhook_secret=None, legacy_single=False):
         self.api_key = api_key
-        if webhook_url:
-            check_loopback(webhook_url)
-        self.default_webhook = (webhook_url, webhook_secret)
+        for url in (webhook_url, connect_webhook_url):
+            if url:
+                check_loopback(url)
+        self.default_endpoints = {
+            "platform": {"url": webhook_url, "secret": webhook_secret} if webhook_url else None,
+            "connect": ({"url": connect_webhook_url, "secret": connect_webhook_secret}
+                        if connect_webhook_url else None)}
+        self.default_legacy_single = legacy_single
         self.base_url = ""
+        self.platform_id = new_id("acct_", 16)
+        self.application_id = new_id("ca_", 24)
         self.lock = threading.RLock()
         self.deliveries_q: "queue.Queue" = queue.Queue()
         threading.Thread(target=self._delivery_worker, daemon=True).start()
@@ -311,8 +381,13 @@ class FakeStripe:
 
     def reset(self):
         with self.lock:
+            self.clock_offset = 0
+            self.config = dict(DEFAULT_CONFIG)
+            self.platform_created = self.now()
             self.accounts: dict[str, dict] = {}
-            self.transfers: dict[str, dict] = {}
+            self.capability_meta: dict[str, dict[str, int]] = {}
+            self.deauthorized: set[str] = set()
+            self.transfers: dict[str, dict] = {}  # insertion order = creation order
             self.events: list[dict] = []  # oldest first
             self.balance: dict[str, int] = {}
             self.connected_balance: dict[str, dict[str, int]] = {}
@@ -321,37 +396,87 @@ class FakeStripe:
             self.faults: list[dict] = []
             self.requests: list[dict] = []
             self.deliveries: list[dict] = []
-            self.webhook_url, self.webhook_secret = self.default_webhook
+            self.revoked: dict[str, str] = {}
+            self.endpoints = copy.deepcopy(self.default_endpoints)
+            self.legacy_single = self.default_legacy_single
+            self.hold = False
+            self.duplicate = False
+            self.held: list[tuple] = []
+
+    # ---- clock
+    def now(self) -> int:
+        """The fake clock: real Unix seconds plus whatever /_control/clock advanced it by."""
+        return int(time.time()) + self.clock_offset
 
     # ---- events and webhooks
     def emit(self, type_, obj, account=None, previous=None, request_id=None, idem_key=None):
+        """Record an event (a snapshot of obj now) and queue its deliveries. Events with an
+        `account` happened on a connected account and go to Connect endpoints only."""
         with self.lock:
             data = {"object": copy.deepcopy(obj)}
             if previous is not None:
-                data["previous_attributes"] = previous
+                data["previous_attributes"] = copy.deepcopy(previous)
             evt = {"id": new_id("evt_"), "object": "event", "api_version": API_VERSION,
-                   "created": now(), "data": data, "livemode": False,
-                   "pending_webhooks": 1 if self.webhook_url else 0,
+                   "created": self.now(), "data": data, "livemode": False,
+                   "pending_webhooks": 0,
                    "request": {"id": request_id, "idempotency_key": idem_key}, "type": type_}
             if account:
                 evt["account"] = account
+            evt["pending_webhooks"] = len(self.targets(evt))
             self.events.append(evt)
             self.deliver(evt)
             return evt
 
-    def deliver(self, evt):
-        """Queue one delivery of evt (a snapshot of its JSON) to the current webhook target."""
+    def targets(self, evt) -> list[tuple[str, dict]]:
+        """The endpoints an event goes to: platform events to the platform (account) endpoint,
+        connected-account events (with `account`) to the Connect endpoint."""
+        plat, conn = self.endpoints["platform"], self.endpoints["connect"]
+        if "account" in evt:
+            if conn:
+                return [("connect", conn)]
+            if self.legacy_single and plat:
+                return [("platform", plat)]
+            return []
+        return [("platform", plat)] if plat else []
+
+    def deliver(self, evt) -> int:
+        """Queue one delivery of evt (a snapshot of its JSON now) to each of its endpoints;
+        held back while hold mode is on. Answers the number of deliveries queued or held."""
         with self.lock:
-            if self.webhook_url:
-                self.deliveries_q.put((evt, json.dumps(evt, indent=2), self.webhook_url,
-                                       self.webhook_secret))
+            payload = json.dumps(evt, indent=2)
+            items = [(evt, payload, name, ep["url"], ep["secret"])
+                     for name, ep in self.targets(evt)]
+            for item in items:
+                if self.hold:
+                    self.held.append(item)
+                else:
+                    for _ in range(2 if self.duplicate else 1):
+                        self.deliveries_q.put(item)
+            return len(items)
+
+    def release(self, order="created", duplicate=False, seed=None) -> list[str]:
+        with self.lock:
+            items, self.held = self.held, []
+            if order == "reverse":
+                items.reverse()
+            elif order == "shuffle":
+                random.Random(seed).shuffle(items)
+            elif order != "created":
+                self.held = items
+                raise ValueError("order must be created, reverse or shuffle")
+            if duplicate:
+                items = items + items
+            for item in items:
+                self.deliveries_q.put(item)
+            return [i[0]["id"] for i in items]
 
     def _delivery_worker(self):
         while True:
-            evt, payload, url, secret = self.deliveries_q.get()
+            evt, payload, endpoint, url, secret = self.deliveries_q.get()
             header = sign_payload(payload, secret or "")
-            rec = {"event_id": evt["id"], "type": evt["type"], "url": url, "signature": header,
-                   "attempted_at": time.time(), "status": None, "error": None}
+            rec = {"event_id": evt["id"], "type": evt["type"], "endpoint": endpoint, "url": url,
+                   "signature": header, "attempted_at": time.time(), "status": None,
+                   "error": None}
             try:
                 req = urllib.request.Request(url, data=payload.encode(), method="POST", headers={
                     "Content-Type": "application/json; charset=utf-8",
@@ -370,41 +495,101 @@ class FakeStripe:
 
     # ---- accounts
     def get_account(self, acct_id, param="id", status=404):
+        """A connected account as the control endpoints see it (deauthorized or not)."""
         acct = self.accounts.get(acct_id)
         if acct is None:
             raise no_such("account", acct_id, param, status)
         return acct
 
+    def platform_access_error(self, key, acct_id):
+        return StripeError(
+            403, "invalid_request_error",
+            f"The provided key '{mask_key(key)}' does not have access to account '{acct_id}' "
+            "(or that account does not exist). Application access may have been revoked.",
+            "account_invalid", stored=False)
+
+    def api_account(self, key, acct_id, param="id", status=404):
+        """A connected account as the platform's API key sees it."""
+        acct = self.get_account(acct_id, param, status)
+        if acct_id in self.deauthorized:
+            raise self.platform_access_error(key, acct_id)
+        return acct
+
+    def set_capabilities(self, acct, changes: dict, extra: dict | None = None,
+                         prev_extra: dict | None = None):
+        """Apply capability status changes (and other account fields) and emit one
+        capability.updated per changed capability, then one account.updated."""
+        prev_caps = dict(acct["capabilities"])
+        for name, status in changes.items():
+            acct["capabilities"][name] = status
+            self.capability_meta.setdefault(acct["id"], {}).setdefault(name, self.now())
+        acct.update(extra or {})
+        for name in changes:
+            if prev_caps.get(name) != acct["capabilities"][name]:
+                self.emit("capability.updated",
+                          capability_object(acct, name, self.capability_meta[acct["id"]][name]),
+                          account=acct["id"], previous={"status": prev_caps.get(name)})
+        prev = {"capabilities": prev_caps, **(prev_extra or {})}
+        self.emit("account.updated", acct, account=acct["id"], previous=prev)
+
     def complete_onboarding(self, acct_id):
         with self.lock:
             acct = self.get_account(acct_id)
-            prev = {"capabilities": dict(acct["capabilities"]),
-                    "charges_enabled": acct["charges_enabled"],
+            prev = {"charges_enabled": acct["charges_enabled"],
                     "details_submitted": acct["details_submitted"],
                     "payouts_enabled": acct["payouts_enabled"],
-                    "requirements": copy.deepcopy(acct["requirements"])}
-            caps = {k: "active" for k in acct["capabilities"]}
-            caps["transfers"] = "active"
-            acct.update(capabilities=caps, charges_enabled=True, details_submitted=True,
-                        payouts_enabled=True,
-                        tos_acceptance={"date": now(), "ip": "127.0.0.1", "user_agent": None})
+                    "requirements": copy.deepcopy(acct["requirements"]),
+                    "tos_acceptance": dict(acct["tos_acceptance"])}
+            changes = {k: "active" for k in acct["capabilities"]}
+            changes["transfers"] = "active"
             acct["requirements"].update(currently_due=[], eventually_due=[], past_due=[],
                                         disabled_reason=None)
-            self.emit("account.updated", acct, account=acct_id, previous=prev)
+            tos = {**acct["tos_acceptance"], "date": self.now(), "ip": "127.0.0.1"}
+            self.set_capabilities(acct, changes, dict(
+                charges_enabled="card_payments" in acct["capabilities"]
+                or acct["tos_acceptance"]["service_agreement"] == "full",
+                details_submitted=True, payouts_enabled=True, tos_acceptance=tos), prev)
             return acct
 
     def disable_transfers(self, acct_id):
         with self.lock:
             acct = self.get_account(acct_id)
-            prev = {"capabilities": dict(acct["capabilities"]),
-                    "payouts_enabled": acct["payouts_enabled"]}
-            acct["capabilities"]["transfers"] = "inactive"
-            acct["payouts_enabled"] = False
+            prev = {"payouts_enabled": acct["payouts_enabled"],
+                    "requirements": copy.deepcopy(acct["requirements"])}
             acct["requirements"].update(currently_due=["external_account"],
                                         past_due=["external_account"],
                                         disabled_reason="requirements.past_due")
-            self.emit("account.updated", acct, account=acct_id, previous=prev)
+            self.set_capabilities(acct, {"transfers": "inactive"},
+                                  {"payouts_enabled": False}, prev)
             return acct
+
+    def set_capability(self, acct_id, name, status):
+        if status not in ("active", "inactive", "pending"):
+            raise ValueError("status must be active, inactive or pending")
+        with self.lock:
+            acct = self.get_account(acct_id)
+            self.set_capabilities(acct, {str(name): status})
+            return acct
+
+    def deauthorize(self, acct_id):
+        with self.lock:
+            self.get_account(acct_id)
+            self.deauthorized.add(acct_id)
+            return self.emit("account.application.deauthorized",
+                             {"id": self.application_id, "object": "application",
+                              "name": "Refport (stripe-fake)"}, account=acct_id)
+
+    def platform_account(self):
+        country = self.config["platform_country"]
+        acct = account_object(self.platform_id, "platform@refport.example", "standard", country,
+                              {}, {"card_payments": "active", "transfers": "active"}, "company",
+                              self.platform_created)
+        acct.update(charges_enabled=True, payouts_enabled=True, details_submitted=True,
+                    controller={"type": "account"})
+        acct["requirements"].update(currently_due=[], eventually_due=[], past_due=[],
+                                    disabled_reason=None)
+        acct["tos_acceptance"].update(date=self.platform_created, ip="127.0.0.1")
+        return acct
 
     # ---- balance
     def balance_object(self, account=None):
@@ -417,6 +602,17 @@ class FakeStripe:
                 "pending": [{"amount": 0, "currency": c, "source_types": {"card": 0}}
                             for c in sorted(bal)]}
 
+    # ---- idempotency
+    def prune_idempotency(self, older_than=IDEMPOTENCY_TTL) -> int:
+        """Forget finished idempotency results at least `older_than` seconds old (fake clock)."""
+        with self.lock:
+            cutoff = self.now() - older_than
+            old = [k for k, slot in self.idem.items()
+                   if slot["response"] is not None and slot["created"] <= cutoff]
+            for k in old:
+                del self.idem[k]
+            return len(old)
+
 
 # --------------------------------------------------------------------------- API endpoints
 
@@ -428,6 +624,14 @@ class Ctx:
 
 
 EXPAND = {"expand"}
+
+
+def parse_bool(raw, param):
+    if raw in ("true", True):
+        return True
+    if raw in ("false", False):
+        return False
+    raise invalid(f"Invalid boolean: {raw}", param)
 
 
 def create_account(ctx, m):
@@ -446,27 +650,82 @@ def create_account(ctx, m):
     for name, spec in raw_caps.items():
         if not isinstance(spec, dict) or "requested" not in spec:
             raise missing(f"capabilities[{name}][requested]")
-        if spec["requested"] not in ("true", "false"):
-            raise invalid(f"Invalid boolean: {spec['requested']}",
-                          f"capabilities[{name}][requested]")
-        if spec["requested"] == "true":
+        if parse_bool(spec["requested"], f"capabilities[{name}][requested]"):
             caps[name] = "inactive"
+    tos = p.get("tos_acceptance") or {}
+    if not isinstance(tos, dict):
+        raise invalid("Invalid object", "tos_acceptance")
+    check_known({f"tos_acceptance[{k}]": v for k, v in tos.items()},
+                {f"tos_acceptance[{k}]" for k in ("date", "ip", "service_agreement",
+                                                   "user_agent")})
+    agreement = parse_str(tos, "service_agreement") or "full"
+    if agreement not in ("full", "recipient"):
+        raise invalid("Invalid tos_acceptance[service_agreement]: must be one of full or "
+                      "recipient", "tos_acceptance[service_agreement]")
     email = parse_str(p, "email")
     if email is not None and "@" not in email:
         raise invalid(f"Invalid email address: {email}", "email", "email_invalid")
     metadata = parse_metadata(p)
     with f.lock:
-        acct = account_object(new_id("acct_", 16), email, type_,
-                              (parse_str(p, "country") or "US").upper(), metadata, caps,
-                              parse_str(p, "business_type"))
+        platform_country = f.config["platform_country"]
+        country = (parse_str(p, "country") or platform_country).upper()
+        if not re.fullmatch(r"[A-Z]{2}", country):
+            raise invalid(f"Country '{country}' is unknown. Try using a 2-character "
+                          "alphanumeric country code instead, such as 'US', 'EG', or 'GB'.",
+                          "country", "country_code_invalid")
+        if agreement == "recipient" and "card_payments" in caps:
+            raise invalid("Accounts under the `recipient` service agreement can't request the "
+                          "`card_payments` capability. See "
+                          "https://stripe.com/docs/connect/service-agreement-types.",
+                          "tos_acceptance[service_agreement]")
+        if (f.config["require_card_payments_with_transfers"] and type_ != "standard"
+                and agreement == "full" and country == platform_country == "US"
+                and "transfers" in caps and "card_payments" not in caps):
+            raise invalid("Your platform needs approval for accounts to have requested the "
+                          "`transfers` capability without the `card_payments` capability. "
+                          "Request `card_payments` too, or create the account under the "
+                          "`recipient` service agreement.", "capabilities")
+        acct = account_object(new_id("acct_", 16), email, type_, country, metadata, caps,
+                              parse_str(p, "business_type"), f.now(), agreement)
         f.accounts[acct["id"]] = acct
+        f.capability_meta[acct["id"]] = {name: acct["created"] for name in caps}
         return 200, copy.deepcopy(acct)
 
 
 def retrieve_account(ctx, m):
     check_known(ctx.params, EXPAND)
     with ctx.fake.lock:
-        return 200, copy.deepcopy(ctx.fake.get_account(m["id"]))
+        if m["id"] == ctx.fake.platform_id:
+            return 200, ctx.fake.platform_account()
+        return 200, copy.deepcopy(ctx.fake.api_account(ctx.api_key, m["id"]))
+
+
+def retrieve_platform_account(ctx, m):
+    check_known(ctx.params, EXPAND)
+    with ctx.fake.lock:
+        return 200, ctx.fake.platform_account()
+
+
+def list_capabilities(ctx, m):
+    check_known(ctx.params, EXPAND)
+    f = ctx.fake
+    with f.lock:
+        acct = f.api_account(ctx.api_key, m["id"], "account")
+        meta = f.capability_meta.get(acct["id"], {})
+        data = [capability_object(acct, n, meta.get(n)) for n in sorted(acct["capabilities"])]
+        return 200, {"object": "list", "data": data, "has_more": False,
+                     "url": f"/v1/accounts/{acct['id']}/capabilities"}
+
+
+def retrieve_capability(ctx, m):
+    check_known(ctx.params, EXPAND)
+    f = ctx.fake
+    with f.lock:
+        acct = f.api_account(ctx.api_key, m["id"], "account")
+        if m["cap"] not in acct["capabilities"]:
+            raise no_such("capability", m["cap"])
+        return 200, capability_object(acct, m["cap"],
+                                      f.capability_meta.get(acct["id"], {}).get(m["cap"]))
 
 
 def create_account_link(ctx, m):
@@ -480,9 +739,9 @@ def create_account_link(ctx, m):
                       "type")
     refresh_url, return_url = check_url(p, "refresh_url"), check_url(p, "return_url")
     with f.lock:
-        f.get_account(acct_id, "account", 400)
+        f.api_account(ctx.api_key, acct_id, "account", 400)
         token = "".join(secrets.choice(_ALNUM) for _ in range(12))
-        created = now()
+        created = f.now()
         f.links[token] = {"account": acct_id, "refresh_url": refresh_url,
                           "return_url": return_url, "expires_at": created + LINK_TTL,
                           "used": False, "type": type_}
@@ -494,12 +753,12 @@ def create_account_link(ctx, m):
 def create_login_link(ctx, m):
     check_known(ctx.params, EXPAND)
     with ctx.fake.lock:
-        acct = ctx.fake.get_account(m["id"], "account")
+        acct = ctx.fake.api_account(ctx.api_key, m["id"], "account")
         if acct["type"] != "express" or not acct["details_submitted"]:
             raise invalid("Cannot create a login link for an account that has not completed "
                           "onboarding.", "account", stored=True)
         token = "".join(secrets.choice(_ALNUM) for _ in range(12))
-        return 200, {"object": "login_link", "created": now(),
+        return 200, {"object": "login_link", "created": ctx.fake.now(),
                      "url": f"{ctx.fake.base_url}/express/{acct['id']}/{token}"}
 
 
@@ -519,9 +778,23 @@ def create_transfer(ctx, m):
     metadata = parse_metadata(p)
     group, desc = parse_str(p, "transfer_group"), parse_str(p, "description")
     with f.lock:
+        limit = f.config["transfer_amount_limit"]
+        if limit is not None and amount > limit:
+            raise invalid(f"Amount must be no more than {limit} (in the currency's smallest "
+                          "unit).", "amount", "amount_too_large")
         acct = f.accounts.get(dest)
-        if acct is None:
+        if acct is None or dest in f.deauthorized:
             raise no_such("destination", dest, "destination", 400)
+        platform_country = f.config["platform_country"]
+        p_region, a_region = region(platform_country), region(acct["country"])
+        if p_region != a_region and (
+                acct["tos_acceptance"]["service_agreement"] != "recipient"
+                or not {p_region, a_region} <= CROSS_BORDER_REGIONS):
+            raise invalid(f"Funds can't be sent to accounts located in {acct['country']} because "
+                          "it's restricted outside of your platform's region. Cross-border "
+                          "transfers need the connected account under the `recipient` service "
+                          "agreement; see https://stripe.com/docs/connect/cross-border-payouts.",
+                          "destination", "transfers_not_allowed", stored=True)
         if acct["capabilities"].get("transfers") != "active":
             raise invalid("Your destination account needs to have at least one of the following "
                           "capabilities enabled: transfers, crypto_transfers, legacy_payments",
@@ -537,7 +810,7 @@ def create_transfer(ctx, m):
         cb[currency] = cb.get(currency, 0) + amount
         tr_id = new_id("tr_")
         tr = {"id": tr_id, "object": "transfer", "amount": amount, "amount_reversed": 0,
-              "balance_transaction": new_id("txn_"), "created": now(), "currency": currency,
+              "balance_transaction": new_id("txn_"), "created": f.now(), "currency": currency,
               "description": desc, "destination": dest, "destination_payment": new_id("py_"),
               "livemode": False, "metadata": metadata,
               "reversals": {"object": "list", "data": [], "has_more": False, "total_count": 0,
@@ -562,15 +835,36 @@ def retrieve_transfer(ctx, m):
         return 200, copy.deepcopy(get_transfer(ctx.fake, m["id"]))
 
 
+def update_transfer(ctx, m):
+    p, f = ctx.params, ctx.fake
+    check_known(p, EXPAND | {"description", "metadata"})
+    with f.lock:
+        tr = get_transfer(f, m["id"])
+        prev = {}
+        if "description" in p:
+            desc = parse_str(p, "description")
+            if desc != tr["description"]:
+                prev["description"], tr["description"] = tr["description"], desc
+        if "metadata" in p:
+            md = parse_metadata(p, tr["metadata"])
+            if md != tr["metadata"]:
+                prev["metadata"], tr["metadata"] = tr["metadata"], md
+        if prev:
+            f.emit("transfer.updated", tr, previous=prev, request_id=ctx.request_id,
+                   idem_key=ctx.idem_key)
+        return 200, copy.deepcopy(tr)
+
+
 def list_transfers(ctx, m):
     q = ctx.params
     check_known(q, EXPAND | {"destination", "transfer_group", "limit", "starting_after",
                              "ending_before", "created"})
     with ctx.fake.lock:
-        items = sorted(ctx.fake.transfers.values(), key=lambda t: t["created"], reverse=True)
+        items = list(reversed(ctx.fake.transfers.values()))  # newest first
         items = [t for t in items
                  if (not q.get("destination") or t["destination"] == q["destination"])
                  and (not q.get("transfer_group") or t["transfer_group"] == q["transfer_group"])]
+        items = filter_created(items, q)
         return 200, copy.deepcopy(paginate(items, q, "/v1/transfers"))
 
 
@@ -590,9 +884,15 @@ def create_reversal(ctx, m):
         if amount > remaining:
             raise invalid(f"Amount ({amount}) is greater than the unreversed amount remaining "
                           f"on the transfer ({remaining}).", "amount", stored=True)
-        prev = {"amount_reversed": tr["amount_reversed"], "reversed": tr["reversed"]}
+        cb = f.connected_balance.setdefault(tr["destination"], {})
+        if cb.get(tr["currency"], 0) < amount:
+            raise invalid("Insufficient funds in the destination account to reverse this "
+                          "transfer: a reversal debits the connected account's balance.",
+                          "amount", "balance_insufficient", stored=True)
+        prev = {"amount_reversed": tr["amount_reversed"], "reversed": tr["reversed"],
+                "reversals": copy.deepcopy(tr["reversals"])}
         rev = {"id": new_id("trr_"), "object": "transfer_reversal", "amount": amount,
-               "balance_transaction": new_id("txn_"), "created": now(),
+               "balance_transaction": new_id("txn_"), "created": f.now(),
                "currency": tr["currency"], "destination_payment_refund": new_id("pyr_"),
                "metadata": metadata, "source_refund": None, "transfer": tr["id"]}
         tr["amount_reversed"] += amount
@@ -600,7 +900,6 @@ def create_reversal(ctx, m):
         tr["reversals"]["data"].insert(0, rev)
         tr["reversals"]["total_count"] += 1
         f.balance[tr["currency"]] = f.balance.get(tr["currency"], 0) + amount
-        cb = f.connected_balance.setdefault(tr["destination"], {})
         cb[tr["currency"]] = cb.get(tr["currency"], 0) - amount
         f.emit("transfer.reversed", tr, previous=prev, request_id=ctx.request_id,
                idem_key=ctx.idem_key)
@@ -634,6 +933,7 @@ def list_events(ctx, m):
         items = [e for e in reversed(ctx.fake.events)
                  if not types or e["type"] in types
                  or any(t.endswith(".*") and e["type"].startswith(t[:-1]) for t in types)]
+        items = filter_created(items, q)
         return 200, copy.deepcopy(paginate(items, q, "/v1/events"))
 
 
@@ -648,14 +948,18 @@ def retrieve_event(ctx, m):
 
 ID = r"(?P<id>[A-Za-z0-9_]+)"
 API_ROUTES = [(meth, re.compile(f"^{pat}$"), fn) for meth, pat, fn in [
+    ("GET", r"/v1/account", retrieve_platform_account),
     ("POST", r"/v1/accounts", create_account),
     ("GET", rf"/v1/accounts/{ID}", retrieve_account),
+    ("GET", rf"/v1/accounts/{ID}/capabilities", list_capabilities),
+    ("GET", rf"/v1/accounts/{ID}/capabilities/(?P<cap>[a-z0-9_]+)", retrieve_capability),
     ("POST", rf"/v1/accounts/{ID}/login_links", create_login_link),
     ("POST", r"/v1/account_links", create_account_link),
     ("GET", r"/v1/balance", retrieve_balance),
     ("POST", r"/v1/transfers", create_transfer),
     ("GET", r"/v1/transfers", list_transfers),
     ("GET", rf"/v1/transfers/{ID}", retrieve_transfer),
+    ("POST", rf"/v1/transfers/{ID}", update_transfer),
     ("POST", rf"/v1/transfers/{ID}/reversals", create_reversal),
     ("GET", rf"/v1/transfers/{ID}/reversals", list_reversals),
     ("GET", rf"/v1/transfers/{ID}/reversals/(?P<rid>[A-Za-z0-9_]+)", retrieve_reversal),
@@ -664,10 +968,69 @@ API_ROUTES = [(meth, re.compile(f"^{pat}$"), fn) for meth, pat, fn in [
 ]]
 
 
+# --------------------------------------------------------------------------- injected errors
+
+# Defaults for `/_control/fail_next` by error `code` (status, type, message, Stripe-Should-Retry).
+FAULT_CODES = {
+    None: (500, "api_error", "An unknown error occurred", None),
+    "rate_limit": (429, "invalid_request_error",
+                   "Request rate limit exceeded. Learn more about rate limits here "
+                   "https://stripe.com/docs/rate-limits.", None),
+    "lock_timeout": (429, "invalid_request_error",
+                     "This object cannot be accessed right now because another API request or "
+                     "Stripe process is currently accessing it. If you see this error "
+                     "intermittently, retry the request. If you see this error frequently and "
+                     "are making multiple concurrent requests to a single object, make your "
+                     "requests serially or at a lower rate. See "
+                     "https://stripe.com/docs/rate-limits for more information.", "true"),
+    "balance_insufficient": (400, "invalid_request_error",
+                             "You have insufficient available funds in your Stripe account.",
+                             None),
+    "insufficient_capabilities_for_transfer": (
+        400, "invalid_request_error",
+        "Your destination account needs to have at least one of the following capabilities "
+        "enabled: transfers, crypto_transfers, legacy_payments", None),
+    "amount_too_large": (400, "invalid_request_error", "Amount must be no more than 99999999.",
+                         None),
+}
+
+
+def fault_error(rule, keyed: bool) -> StripeError:
+    """The error an injected fault answers with. A saved 5xx answered under an idempotency key
+    carries `Stripe-Should-Retry: false` (a retry would only replay it)."""
+    code = rule.get("code")
+    if code is None and rule.get("status") == 429:
+        code = "rate_limit"
+    d_status, d_type, d_message, d_retry = FAULT_CODES.get(code) or (
+        400, "invalid_request_error", f"Injected {code} error (stripe-fake).", None)
+    status = int(rule.get("status") or d_status)
+    type_ = rule.get("type") or ("api_error" if status >= 500 else
+                                 "invalid_request_error" if d_type == "api_error" else d_type)
+    headers = {str(k): str(v) for k, v in (rule.get("headers") or {}).items()}
+    retry = rule.get("should_retry")
+    if retry is None:
+        retry = d_retry
+        if retry is None and rule.get("saved") and keyed and status >= 500:
+            retry = "false"
+    if retry is not None:
+        headers["Stripe-Should-Retry"] = retry if isinstance(retry, str) else \
+            ("true" if retry else "false")
+    if rule.get("retry_after") is not None:
+        headers["Retry-After"] = str(rule["retry_after"])
+    return StripeError(status, type_, rule.get("message") or d_message, code,
+                       rule.get("param"), stored=bool(rule.get("saved")), headers=headers)
+
+
 # --------------------------------------------------------------------------- HTTP layer
 
 class Dropped(Exception):
     """Raised to close the connection without any response (drop_next)."""
+
+
+def _as_bool(value, name) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"{name} must be true or false")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -731,14 +1094,15 @@ class Handler(BaseHTTPRequestHandler):
         f = self.fake
         request_id = new_request_id()
         idem_key = self.headers.get("Idempotency-Key") if method == "POST" else None
-        version = self.headers.get("Stripe-Version") or API_VERSION
-        headers = {"Request-Id": request_id, "Stripe-Version": version,
+        sent_version = self.headers.get("Stripe-Version")
+        headers = {"Request-Id": request_id, "Stripe-Version": sent_version or API_VERSION,
                    "Idempotency-Key": idem_key}
         params = parse_form(body if method == "POST" else url.query)
         entry = {"request_id": request_id, "time": time.time(), "method": method,
                  "path": url.path, "query": url.query, "idempotency_key": idem_key,
                  "params": params, "stripe_account": self.headers.get("Stripe-Account"),
-                 "status": None, "replayed": False, "injected": None}
+                 "stripe_version": sent_version, "status": None, "replayed": False,
+                 "injected": None}
         with f.lock:
             f.requests.append(entry)
 
@@ -749,7 +1113,7 @@ class Handler(BaseHTTPRequestHandler):
         def reply_error(err: StripeError):
             reply(err.status, err.body(), err.headers)
 
-        # 1. authentication
+        # 1. authentication (runs before the idempotency layer: nothing is saved)
         key = api_key_from(self.headers.get("Authorization", ""))
         if not key:
             return reply_error(StripeError(
@@ -758,7 +1122,13 @@ class Handler(BaseHTTPRequestHandler):
                 "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
                 "YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, "
                 "or we can help at https://support.stripe.com/."))
-        if not key.startswith("sk_test_") or (f.api_key and key != f.api_key):
+        with f.lock:
+            revoked = f.revoked.get(key)
+        if revoked == "expired":
+            return reply_error(StripeError(401, "invalid_request_error",
+                                           f"Expired API Key provided: {mask_key(key)}",
+                                           "api_key_expired"))
+        if revoked or not key.startswith("sk_test_") or (f.api_key and key != f.api_key):
             return reply_error(StripeError(401, "invalid_request_error",
                                            f"Invalid API Key provided: {mask_key(key)}"))
         # 2. routing
@@ -770,22 +1140,23 @@ class Handler(BaseHTTPRequestHandler):
                 "https://stripe.com/docs or we can help at https://support.stripe.com/.",
                 status=404))
         fn, match = route
-        # 3. injected failure: answered without executing, nothing stored
-        fault = self._take_fault("fail", method, url.path)
+        # 3. injected failure in front of the endpoint (load balancer, rate limiter): answered
+        #    without executing, nothing saved under the idempotency key
+        fault = self._take_fault("fail", method, url.path, saved=False)
         if fault:
             entry["injected"] = "fail"
-            status = int(fault.get("status", 500))
-            err = (StripeError(status, "rate_limit_error", "Request rate limit exceeded. Learn "
-                               "more about rate limits here https://stripe.com/docs/rate-limits.",
-                               "rate_limit") if status == 429 else
-                   StripeError(status, "api_error", "An unknown error occurred"))
-            return reply_error(err)
+            return reply_error(fault_error(fault, keyed=bool(idem_key)))
         # 4. idempotency
         slot = None
-        if idem_key:
+        if idem_key is not None:
+            if len(idem_key) > MAX_IDEMPOTENCY_KEY or not idem_key:
+                return reply_error(invalid(
+                    f"Invalid Idempotency-Key: keys must be 1 to {MAX_IDEMPOTENCY_KEY} "
+                    "characters long."))
             fingerprint = json.dumps([method, url.path, params], sort_keys=True)
             ik = (key, idem_key)
             with f.lock:
+                f.prune_idempotency()  # keys at least 24 h old (fake clock) are forgotten
                 slot = f.idem.get(ik)
                 if slot is not None:
                     if slot["endpoint"] != f"{method} {url.path}":
@@ -809,12 +1180,13 @@ class Handler(BaseHTTPRequestHandler):
                             "other request is still going through): "
                             f"{idem_key}. Please try again later.",
                             "idempotency_key_in_use"))
-                    status, payload, orig_id = slot["response"]
+                    status, payload, orig_id, extra = slot["response"]
                     entry["replayed"] = True
-                    return reply(status, payload,
-                                 {"Idempotent-Replayed": "true", "Original-Request": orig_id})
+                    return reply(status, payload, {**extra, "Idempotent-Replayed": "true",
+                                                   "Original-Request": orig_id})
                 slot = f.idem[ik] = {"endpoint": f"{method} {url.path}",
-                                     "fingerprint": fingerprint, "response": None}
+                                     "fingerprint": fingerprint, "response": None,
+                                     "created": f.now()}
         # 5. execute (optionally delayed, while the key is held in flight)
         delay = self._take_fault("delay", method, url.path)
         if delay:
@@ -822,42 +1194,52 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(float(delay.get("seconds", 1)))
         ctx = Ctx(f, method, url.path, params, key, request_id, idem_key,
                   self.headers.get("Stripe-Account"))
+        # an injected failure inside the endpoint: saved under the key like any result once
+        # the endpoint began executing; with `execute` the side effects happen first
+        inside = self._take_fault("fail", method, url.path, saved=True)
+        extra = {}
         try:
             if ctx.stripe_account and fn is not retrieve_balance:
                 raise invalid("stripe-fake: the Stripe-Account header is only modelled for "
                               "GET /v1/balance", stored=False)
             if ctx.stripe_account:
                 with f.lock:
-                    if ctx.stripe_account not in f.accounts:
-                        raise StripeError(
-                            403, "invalid_request_error",
-                            f"The provided key '{mask_key(key)}' does not have access to account "
-                            f"'{ctx.stripe_account}' (or that account does not exist). "
-                            "Application access may have been revoked.", "account_invalid",
-                            stored=False)
+                    if ctx.stripe_account not in f.accounts \
+                            or ctx.stripe_account in f.deauthorized:
+                        raise f.platform_access_error(key, ctx.stripe_account)
+            if inside:
+                entry["injected"] = "fail_saved"
+                if inside.get("execute"):
+                    try:
+                        fn(ctx, match.groupdict())
+                    except StripeError as err:
+                        if not err.stored:  # invalid params: the endpoint never began
+                            raise
+                raise fault_error(inside, keyed=bool(idem_key))
             status, payload = fn(ctx, match.groupdict())
             stored = True
         except StripeError as err:
-            status, payload, stored = err.status, err.body(), err.stored
+            status, payload, stored, extra = err.status, err.body(), err.stored, err.headers
         if slot is not None:
             with f.lock:
                 if stored:
-                    slot["response"] = (status, payload, request_id)
+                    slot["response"] = (status, payload, request_id, extra)
                 else:
                     f.idem.pop((key, idem_key), None)
-        # 6. lost answer: executed and stored, but the client never hears back
+        # 6. lost answer: executed and saved, but the client never hears back
         if self._take_fault("drop", method, url.path):
             entry["injected"] = "drop"
             entry["status"] = status
             raise Dropped()
-        reply(status, payload)
+        reply(status, payload, extra)
 
-    def _take_fault(self, kind, method, path):
+    def _take_fault(self, kind, method, path, saved=None):
         with self.fake.lock:
             for rule in self.fake.faults:
                 if (rule["kind"] == kind and rule["count"] > 0
                         and path.startswith(rule["path_prefix"])
-                        and rule.get("method") in (None, method)):
+                        and rule.get("method") in (None, method)
+                        and (saved is None or bool(rule.get("saved")) == saved)):
                     rule["count"] -= 1
                     return rule
         return None
@@ -872,7 +1254,7 @@ class Handler(BaseHTTPRequestHandler):
             if link is None:
                 return self._send(404, b"<h1>Unknown or invalid link</h1>",
                                   content_type="text/html")
-            if link["used"] or link["expires_at"] < now():
+            if link["used"] or link["expires_at"] < f.now():
                 return self._send(302, b"", {"Location": link["refresh_url"]}, "text/html")
             action = form.get("action")
             if action in ("complete", "refresh"):
@@ -904,6 +1286,14 @@ class Handler(BaseHTTPRequestHandler):
                                           "message": f"bad control request: {e!r}"}}
         self._send(status, out)
 
+    def _webhook_view(self):
+        f = self.fake
+        ep = {name: ({"url": e["url"]} if e else None) for name, e in f.endpoints.items()}
+        return {"url": (f.endpoints["platform"] or {}).get("url"), **ep,
+                "legacy_single": f.legacy_single, "hold": f.hold, "duplicate": f.duplicate,
+                "held": [{"event_id": i[0]["id"], "type": i[0]["type"], "endpoint": i[2]}
+                         for i in f.held]}
+
     def _control_route(self, method, parts, data):
         f = self.fake
         route = (method, *parts)
@@ -915,24 +1305,80 @@ class Handler(BaseHTTPRequestHandler):
         if route == ("POST", "balance"):
             cur, amount = str(data["currency"]).lower(), int(data["amount"])
             with f.lock:
+                if data.get("account"):
+                    f.get_account(data["account"])
+                    f.connected_balance.setdefault(data["account"], {})[cur] = amount
+                    return 200, f.balance_object(data["account"])
                 f.balance[cur] = amount
                 return 200, f.balance_object()
         if method == "POST" and len(parts) == 3 and parts[0] == "accounts":
             action = {"complete_onboarding": f.complete_onboarding,
                       "disable_transfers": f.disable_transfers}.get(parts[2])
             if action:
-                return 200, copy.deepcopy(action(parts[1]))
+                with f.lock:
+                    return 200, copy.deepcopy(action(parts[1]))
+            if parts[2] == "set_capability":
+                with f.lock:
+                    return 200, copy.deepcopy(f.set_capability(parts[1], data["name"],
+                                                               data["status"]))
+            if parts[2] == "deauthorize":
+                with f.lock:
+                    return 200, copy.deepcopy(f.deauthorize(parts[1]))
         if method == "POST" and len(parts) == 1 and parts[0] in ("fail_next", "drop_next",
                                                                  "delay_next"):
             rule = {"kind": parts[0][:-5], "path_prefix": str(data["path_prefix"]),
                     "method": data.get("method"), "count": int(data.get("count", 1))}
             if rule["kind"] == "fail":
-                rule["status"] = int(data.get("status", 500))
+                rule["status"] = int(data["status"]) if data.get("status") is not None else None
+                for k in ("code", "type", "message", "param"):
+                    if data.get(k) is not None:
+                        rule[k] = str(data[k])
+                rule["saved"] = _as_bool(data.get("saved", False), "saved")
+                rule["execute"] = _as_bool(data.get("execute", False), "execute")
+                if rule["execute"] and not rule["saved"]:
+                    raise ValueError("execute needs saved: an executed request's result is saved")
+                for k in ("should_retry", "retry_after", "headers"):
+                    if data.get(k) is not None:
+                        rule[k] = data[k]
+                if rule["status"] is None:
+                    rule["status"] = fault_error(rule, True).status
             if rule["kind"] == "delay":
                 rule["seconds"] = float(data["seconds"])
             with f.lock:
                 f.faults.append(rule)
             return 200, rule
+        if route == ("POST", "expire_idempotency_keys"):
+            older = int(data.get("older_than_seconds", 0))
+            return 200, {"expired": f.prune_idempotency(older)}
+        if route == ("POST", "clock"):
+            with f.lock:
+                f.clock_offset += int(data.get("advance_seconds", 0))
+                f.prune_idempotency()
+                return 200, {"now": f.now(), "offset": f.clock_offset}
+        if route == ("GET", "clock"):
+            return 200, {"now": f.now(), "offset": f.clock_offset}
+        if route in (("POST", "config"), ("GET", "config")):
+            with f.lock:
+                for k, v in data.items():
+                    if k not in DEFAULT_CONFIG:
+                        raise ValueError(f"unknown config key {k}")
+                    if k == "platform_country":
+                        v = str(v).upper()
+                        if not re.fullmatch(r"[A-Z]{2}", v):
+                            raise ValueError("platform_country must be a 2-letter code")
+                    elif k == "transfer_amount_limit":
+                        v = None if v is None else int(v)
+                    else:
+                        v = _as_bool(v, k)
+                    f.config[k] = v
+                return 200, dict(f.config)
+        if route == ("POST", "revoke_key"):
+            reason = data.get("reason", "expired")
+            if reason not in ("expired", "deleted"):
+                raise ValueError("reason must be expired or deleted")
+            with f.lock:
+                f.revoked[str(data["key"])] = reason
+            return 200, {"key": mask_key(str(data["key"])), "reason": reason}
         if route == ("GET", "requests"):
             with f.lock:
                 return 200, {"data": copy.deepcopy(f.requests)}
@@ -944,17 +1390,39 @@ class Handler(BaseHTTPRequestHandler):
                 return 200, copy.deepcopy({
                     "accounts": f.accounts, "transfers": f.transfers,
                     "balance": f.balance_object(), "connected_balances": f.connected_balance,
-                    "events": f.events, "webhook": {"url": f.webhook_url},
-                    "faults": [r for r in f.faults if r["count"] > 0]})
+                    "events": f.events, "webhook": self._webhook_view(),
+                    "faults": [r for r in f.faults if r["count"] > 0],
+                    "deauthorized": sorted(f.deauthorized), "config": f.config,
+                    "clock": {"now": f.now(), "offset": f.clock_offset},
+                    "platform_account": f.platform_id,
+                    "idempotency_keys": [k[1] for k in f.idem]})
         if route == ("POST", "webhook"):
             url = data.get("url")
             if url:
                 check_loopback(url)
+            which = "connect" if _as_bool(data.get("connect", False), "connect") else "platform"
             with f.lock:
-                f.webhook_url, f.webhook_secret = url, data.get("secret")
-            return 200, {"url": url}
+                f.endpoints[which] = {"url": url, "secret": data.get("secret")} if url else None
+                if "legacy_single" in data:
+                    f.legacy_single = _as_bool(data["legacy_single"], "legacy_single")
+                return 200, self._webhook_view()
+        if route == ("POST", "webhook_mode"):
+            with f.lock:
+                if "hold" in data:
+                    f.hold = _as_bool(data["hold"], "hold")
+                if "duplicate" in data:
+                    f.duplicate = _as_bool(data["duplicate"], "duplicate")
+                return 200, self._webhook_view()
+        if route == ("POST", "release"):
+            ids = f.release(str(data.get("order", "created")),
+                            _as_bool(data.get("duplicate", False), "duplicate"), data.get("seed"))
+            return 200, {"released": ids}
         if route == ("POST", "sign"):
-            secret = data.get("secret") or f.webhook_secret
+            with f.lock:
+                ep = f.endpoints["connect" if data.get("connect") else "platform"] or {}
+            secret = data.get("secret") or ep.get("secret")
+            if not secret:
+                raise ValueError("no secret given and no such webhook endpoint configured")
             payload = data["payload"]
             if not isinstance(payload, str):
                 payload = json.dumps(payload)
@@ -969,10 +1437,9 @@ class Handler(BaseHTTPRequestHandler):
                 evt = next((e for e in f.events if e["id"] == parts[1]), None)
                 if evt is None:
                     raise no_such("event", parts[1])
-                if not f.webhook_url:
-                    raise ValueError("no webhook target configured")
-                evt["pending_webhooks"] += 1
-                f.deliver(evt)
+                if not f.targets(evt):
+                    raise ValueError("no webhook endpoint receives this event")
+                evt["pending_webhooks"] += f.deliver(evt)
             return 200, {"queued": evt["id"]}
         raise StripeError(404, "invalid_request_error",
                           f"Unknown control endpoint ({method} /_control/{'/'.join(parts)})")
@@ -985,12 +1452,15 @@ class FakeServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-def start(port=0, api_key=None, webhook_url=None, webhook_secret=None, verbose=False):
-    """Start in a background thread. Returns (server, thread, base_url); server.fake is the state."""
+def start(port=0, api_key=None, webhook_url=None, webhook_secret=None, verbose=False,
+          connect_webhook_url=None, connect_webhook_secret=None, legacy_single=False):
+    """Start in a background thread. Returns (server, thread, base_url); server.fake is the state.
+    `webhook_url` is the platform (account) endpoint, `connect_webhook_url` the Connect one."""
     api_key = api_key or os.environ.get("STRIPE_FAKE_API_KEY") or None
     server = FakeServer((HOST, port), Handler)
     server.verbose = verbose
-    server.fake = FakeStripe(api_key, webhook_url, webhook_secret)
+    server.fake = FakeStripe(api_key, webhook_url, webhook_secret, connect_webhook_url,
+                             connect_webhook_secret, legacy_single)
     base_url = f"http://{HOST}:{server.server_address[1]}"
     server.fake.base_url = base_url
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="stripe-fake")
@@ -1008,15 +1478,23 @@ def main(argv=None):
     ap.add_argument("--port", type=int, default=12111)
     ap.add_argument("--api-key", default=None,
                     help="only accept this key (default: any sk_test_ key; env STRIPE_FAKE_API_KEY)")
-    ap.add_argument("--webhook-url", default=None)
+    ap.add_argument("--webhook-url", default=None, help="platform (account) webhook endpoint")
     ap.add_argument("--webhook-secret", default=None)
+    ap.add_argument("--connect-webhook-url", default=None, help="Connect webhook endpoint")
+    ap.add_argument("--connect-webhook-secret", default=None)
+    ap.add_argument("--webhook-legacy-single", action="store_true",
+                    help="NOT like Stripe: send connected-account events to the platform "
+                         "endpoint too when no Connect endpoint is set")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     if args.webhook_url and not args.webhook_secret:
         ap.error("--webhook-url needs --webhook-secret")
+    if args.connect_webhook_url and not args.connect_webhook_secret:
+        ap.error("--connect-webhook-url needs --connect-webhook-secret")
     try:
         server, thread, _ = start(args.port, args.api_key, args.webhook_url,
-                                  args.webhook_secret, args.verbose)
+                                  args.webhook_secret, args.verbose, args.connect_webhook_url,
+                                  args.connect_webhook_secret, args.webhook_legacy_single)
     except ValueError as e:
         ap.error(str(e))
     print(f"READY {server.server_address[1]}", flush=True)
