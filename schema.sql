@@ -49,7 +49,10 @@ CREATE TABLE IF NOT EXISTS partners (
   payouts_enabled   INTEGER NOT NULL DEFAULT 0 CHECK (payouts_enabled IN (0, 1)),
   created_at        INTEGER NOT NULL,
   updated_at        INTEGER NOT NULL,
-  UNIQUE (program_id, email)
+  UNIQUE (program_id, email),
+  -- 0002: ISO 3166-1 alpha-2 country; why payouts are disabled (a Stripe refusal, deauthorized).
+  country TEXT,
+  payouts_disabled_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS partners_program ON partners(program_id, id);
 CREATE INDEX IF NOT EXISTS partners_stripe_account ON partners(stripe_account_id);
@@ -138,7 +141,10 @@ CREATE TABLE IF NOT EXISTS payouts (
   attempts           INTEGER NOT NULL DEFAULT 0,
   created_at         INTEGER NOT NULL,
   updated_at         INTEGER NOT NULL,
-  paid_at            INTEGER
+  paid_at            INTEGER,
+  -- 0002: transfer attempt number (its Idempotency-Key derives from it), amount Stripe reversed.
+  transfer_attempt INTEGER NOT NULL DEFAULT 1,
+  reversed_amount INTEGER NOT NULL DEFAULT 0
 );
 -- At most one payout in flight per partner: two overlapping cron runs cannot both claim.
 CREATE UNIQUE INDEX IF NOT EXISTS payouts_one_processing ON payouts(partner_id) WHERE status = 'processing';
@@ -180,6 +186,9 @@ CREATE INDEX IF NOT EXISTS commissions_program ON commissions(program_id, id);
 CREATE INDEX IF NOT EXISTS commissions_partner ON commissions(partner_id, status);
 CREATE INDEX IF NOT EXISTS commissions_status ON commissions(status, created_at);
 CREATE INDEX IF NOT EXISTS commissions_payout ON commissions(payout_id);
+-- Approved, unclaimed commissions: "who is payable" per (program, partner, currency).
+CREATE INDEX IF NOT EXISTS commissions_payable ON commissions(program_id, partner_id, currency)
+  WHERE status = 'approved' AND payout_id IS NULL;
 CREATE INDEX IF NOT EXISTS commissions_invoice ON commissions(program_id, invoice_id);
 
 -- Audit trail of every commission change (status or amount).
@@ -251,7 +260,9 @@ CREATE TABLE IF NOT EXISTS webhook_endpoints (
   events      TEXT NOT NULL CHECK (json_valid(events)),
   description TEXT,
   created_at  INTEGER NOT NULL,
-  deleted_at  INTEGER
+  deleted_at  INTEGER,
+  -- 0002: the program of the key that made it (NULL: an admin endpoint, receives every program).
+  program_id TEXT REFERENCES programs(id)
 );
 
 -- The outbox: written in the same batch as the change it describes, so it is never lost.
@@ -284,3 +295,13 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 );
 CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, id);
+
+-- Platform-wide payout pause after an account-wide Stripe refusal (rate limit, revoked key,
+-- platform balance too low) until `until_ms`, or a `balance.available` event.
+CREATE TABLE IF NOT EXISTS payout_pause (
+  id         INTEGER PRIMARY KEY CHECK (id = 1),
+  cause      TEXT NOT NULL,
+  message    TEXT,
+  until_ms   INTEGER NOT NULL,
+  created_at INTEGER NOT NULL
+);

@@ -1,4 +1,4 @@
-//! Outgoing HTTP from the Worker (Stripe, merchant webhooks, the email API): a POST with a
+//! Outgoing HTTP from the Worker (Stripe, merchant webhooks, the email API): requests with a
 //! timeout, so no caller ever waits on a peer that does not answer.
 
 use futures_util::future::{select, Either};
@@ -7,12 +7,23 @@ use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestIni
 
 /// POSTs `body` to `url` with `headers`; the error says what went wrong, for logs and retries.
 pub async fn post(url: &str, headers: &[(&str, &str)], body: String, timeout: Duration) -> Result<Response, String> {
+    send(Method::Post, url, headers, Some(body), timeout).await
+}
+
+/// Sends one request with a timeout; the error says what went wrong, for logs and retries.
+pub async fn send(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+    timeout: Duration,
+) -> Result<Response, String> {
     let h = Headers::new();
     for (k, v) in headers {
         h.set(k, v).map_err(|e| e.to_string())?;
     }
     let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(h).with_body(Some(body.into()));
+    init.with_method(method).with_headers(h).with_body(body.map(Into::into));
     let req = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
     let controller = AbortController::default();
     let signal = controller.signal();

@@ -2,8 +2,14 @@
 //! fetch: form encoding with bracketed keys, Bearer secret key, `Idempotency-Key`, a timeout,
 //! and Stripe's error JSON turned into a typed error that says whether a retry may succeed.
 
+use refport_core::transfer::Refusal;
 use serde::Deserialize;
 use std::time::Duration;
+use worker::Method;
+
+/// The Stripe API version every request pins (`Stripe-Version`), so an account's default version
+/// never changes the shapes Refport reads. The one place it is set.
+pub const STRIPE_VERSION: &str = "2025-08-27.basil";
 
 /// Per-request timeout. A timed-out transfer may still have executed: the caller keeps the payout
 /// `processing` and retries with the same idempotency key.
@@ -49,6 +55,29 @@ pub struct Account {
     pub id: String,
     #[serde(default)]
     pub payouts_enabled: bool,
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub capabilities: Option<Capabilities>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Capabilities {
+    #[serde(default)]
+    pub transfers: Option<String>,
+}
+
+impl Account {
+    /// The account can receive transfers now: payouts enabled and `transfers` active.
+    pub fn can_receive(&self) -> bool {
+        let transfers = self.capabilities.as_ref().and_then(|c| c.transfers.as_deref());
+        self.payouts_enabled && transfers.is_none_or(|t| t == "active")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct List<T> {
+    data: Vec<T>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +92,38 @@ pub struct Transfer {
     pub amount: i64,
     pub currency: String,
     pub destination: Option<String>,
+    #[serde(default)]
+    pub amount_reversed: i64,
+}
+
+/// A failed Stripe call with everything the payout path classifies it by.
+#[derive(Debug)]
+pub struct Refused {
+    pub refusal: Refusal,
+    pub message: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.refusal.status {
+            Some(s) => write!(f, "stripe {s} {}: {}", self.refusal.code.as_deref().unwrap_or("error"), self.message),
+            None => write!(f, "stripe unavailable: {}", self.message),
+        }
+    }
+}
+
+impl From<Refused> for StripeError {
+    fn from(r: Refused) -> Self {
+        match r.refusal.status {
+            Some(status) if status < 500 && status != 429 && status != 409 => StripeError::Permanent {
+                status,
+                kind: r.refusal.kind.unwrap_or_default(),
+                code: r.refusal.code,
+                message: r.message,
+            },
+            _ => StripeError::Transient(r.message),
+        }
+    }
 }
 
 pub struct Stripe {
@@ -89,53 +150,99 @@ impl Stripe {
         Ok(Stripe::new(&state.config.stripe_api_base, key.expose()))
     }
 
+    /// One Stripe request: form body for POST, `Stripe-Version` pinned, a timeout; an error
+    /// answer keeps its status, type, code and the retry headers.
+    async fn call<T: for<'de> Deserialize<'de>>(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(&str, String)],
+        idempotency_key: Option<&str>,
+    ) -> Result<T, Refused> {
+        let auth = format!("Bearer {}", self.key);
+        let mut headers = vec![("authorization", auth.as_str()), ("stripe-version", STRIPE_VERSION)];
+        let (url, body) = if method == Method::Post {
+            headers.push(("content-type", "application/x-www-form-urlencoded"));
+            (format!("{}{}", self.base, path), Some(form(params)))
+        } else if params.is_empty() {
+            (format!("{}{}", self.base, path), None)
+        } else {
+            (format!("{}{}?{}", self.base, path, form(params)), None)
+        };
+        if let Some(k) = idempotency_key {
+            headers.push(("idempotency-key", k));
+        }
+        let no_answer = |message: String| Refused { refusal: Refusal::default(), message };
+        let mut resp = crate::outbound::send(method, &url, &headers, body, TIMEOUT).await.map_err(no_answer)?;
+        let status = resp.status_code();
+        let header = |name: &str| resp.headers().get(name).ok().flatten();
+        let should_retry = header("stripe-should-retry").map(|v| v.eq_ignore_ascii_case("true"));
+        let retry_after_secs = header("retry-after").and_then(|v| v.trim().parse::<i64>().ok());
+        let text = resp.text().await.map_err(|e| no_answer(e.to_string()))?;
+        if (200..300).contains(&status) {
+            return serde_json::from_str(&text).map_err(|e| no_answer(format!("unparseable answer: {e}")));
+        }
+        let detail = serde_json::from_str::<ErrorBody>(&text).ok().map(|b| b.error);
+        let message = detail.as_ref().and_then(|d| d.message.clone()).unwrap_or_else(|| format!("HTTP {status}"));
+        Err(Refused {
+            refusal: Refusal {
+                status: Some(status),
+                kind: detail.as_ref().and_then(|d| d.kind.clone()),
+                code: detail.and_then(|d| d.code),
+                should_retry,
+                retry_after_secs,
+            },
+            message,
+        })
+    }
+
     async fn post<T: for<'de> Deserialize<'de>>(
         &self,
         path: &str,
         params: &[(&str, String)],
         idempotency_key: &str,
     ) -> Result<T, StripeError> {
-        let auth = format!("Bearer {}", self.key);
-        let headers = [
-            ("authorization", auth.as_str()),
-            ("content-type", "application/x-www-form-urlencoded"),
-            ("idempotency-key", idempotency_key),
-        ];
-        let url = format!("{}{}", self.base, path);
-        let mut resp =
-            crate::outbound::post(&url, &headers, form(params), TIMEOUT).await.map_err(StripeError::Transient)?;
-        let status = resp.status_code();
-        let text = resp.text().await.map_err(|e| StripeError::Transient(e.to_string()))?;
-        if (200..300).contains(&status) {
-            return serde_json::from_str(&text).map_err(|e| StripeError::Transient(format!("unparseable answer: {e}")));
-        }
-        let detail = serde_json::from_str::<ErrorBody>(&text).ok().map(|b| b.error);
-        let message = detail.as_ref().and_then(|d| d.message.clone()).unwrap_or_else(|| format!("HTTP {status}"));
-        if status >= 500 || status == 429 || status == 409 {
-            return Err(StripeError::Transient(message));
-        }
-        Err(StripeError::Permanent {
-            status,
-            kind: detail.as_ref().and_then(|d| d.kind.clone()).unwrap_or_default(),
-            code: detail.and_then(|d| d.code),
-            message,
-        })
+        Ok(self.call(Method::Post, path, params, Some(idempotency_key)).await?)
+    }
+
+    /// The platform's own account (`GET /v1/account`): its country decides cross-border onboarding.
+    pub async fn platform_account(&self) -> Result<Account, StripeError> {
+        Ok(self.call(Method::Get, "/v1/account", &[], None).await?)
+    }
+
+    /// A connected account's current state (`GET /v1/accounts/{id}`): the truth an
+    /// `account.updated` event only hints at (events arrive late and out of order).
+    pub async fn account(&self, id: &str) -> Result<Account, Refused> {
+        self.call(Method::Get, &format!("/v1/accounts/{id}"), &[], None).await
     }
 
     /// An Express account able to receive transfers. The idempotency key makes two concurrent
     /// onboardings of one partner create one account.
-    pub async fn create_account(&self, partner_id: &str, email: &str) -> Result<Account, StripeError> {
-        self.post(
-            "/v1/accounts",
-            &[
-                ("type", "express".into()),
-                ("email", email.into()),
-                ("capabilities[transfers][requested]", "true".into()),
-                ("metadata[partner_id]", partner_id.into()),
-            ],
-            &format!("acct-{partner_id}"),
-        )
-        .await
+    ///
+    /// A partner in another country than the platform gets the `recipient` service agreement with
+    /// its country set (cross-border transfers need it:
+    /// https://docs.stripe.com/connect/service-agreement-types); a same-country partner gets the
+    /// `full` agreement, for which Stripe requires `card_payments` with `transfers`.
+    pub async fn create_account(
+        &self,
+        partner_id: &str,
+        email: &str,
+        country: &str,
+        platform_country: &str,
+    ) -> Result<Account, StripeError> {
+        let mut params: Vec<(&str, String)> = vec![
+            ("type", "express".into()),
+            ("email", email.into()),
+            ("country", country.to_ascii_uppercase()),
+            ("capabilities[transfers][requested]", "true".into()),
+            ("metadata[partner_id]", partner_id.into()),
+        ];
+        if country.eq_ignore_ascii_case(platform_country) {
+            params.push(("capabilities[card_payments][requested]", "true".into()));
+        } else {
+            params.push(("tos_acceptance[service_agreement]", "recipient".into()));
+        }
+        self.post("/v1/accounts", &params, &format!("acct-{partner_id}-{}", country.to_ascii_lowercase())).await
     }
 
     pub async fn account_link(
@@ -158,18 +265,22 @@ impl Stripe {
         .await
     }
 
-    /// A transfer to a connected account; `Idempotency-Key` = the payout id, so every retry of
-    /// one payout is the same transfer.
+    /// A transfer to a connected account, `transfer_group` = the payout id (what reconciliation
+    /// looks it up by) and `Idempotency-Key` derived from the payout and its attempt number.
+    #[allow(clippy::too_many_arguments)]
     pub async fn transfer(
         &self,
         payout_id: &str,
+        attempt: i64,
         amount: i64,
         currency: &str,
         destination: &str,
         program_id: &str,
         partner_id: &str,
-    ) -> Result<Transfer, StripeError> {
-        self.post(
+    ) -> Result<Transfer, Refused> {
+        let key = refport_core::transfer::idempotency_key(payout_id, attempt);
+        self.call(
+            Method::Post,
             "/v1/transfers",
             &[
                 ("amount", amount.to_string()),
@@ -181,8 +292,16 @@ impl Stripe {
                 ("metadata[program_id]", program_id.into()),
                 ("metadata[partner_id]", partner_id.into()),
             ],
-            payout_id,
+            Some(&key),
         )
         .await
+    }
+
+    /// The transfers of a payout (`GET /v1/transfers?transfer_group=`), newest first.
+    pub async fn transfers_of(&self, payout_id: &str) -> Result<Vec<Transfer>, Refused> {
+        let list: List<Transfer> = self
+            .call(Method::Get, "/v1/transfers", &[("transfer_group", payout_id.into()), ("limit", "10".into())], None)
+            .await?;
+        Ok(list.data)
     }
 }

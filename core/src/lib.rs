@@ -25,4 +25,5 @@ pub mod program;
 pub mod rules;
 pub mod time;
 pub mod token;
+pub mod transfer;
 pub mod wire;

@@ -42,6 +42,9 @@ pub struct PartnerInput {
     /// `true`: the partner is created `invited` (an invitation is sent) rather than `active`.
     #[serde(default)]
     pub invite: bool,
+    /// ISO 3166-1 alpha-2 country (decides the Stripe service agreement at onboarding).
+    #[serde(default)]
+    pub country: Option<String>,
 }
 
 /// `PATCH /api/v1/partners/{id}` body.
@@ -53,6 +56,7 @@ pub struct PartnerPatch {
     pub status: Option<PartnerStatus>,
     #[serde(default, deserialize_with = "crate::wire::nullable_object")]
     pub rewards: Option<Option<Rewards>>,
+    pub country: Option<String>,
 }
 
 /// A validated partner.
@@ -62,6 +66,17 @@ pub struct PartnerFields {
     pub name: String,
     pub status: PartnerStatus,
     pub rewards: Option<Rewards>,
+    pub country: Option<String>,
+}
+
+/// An ISO 3166-1 alpha-2 country code (any case), normalised to upper case. The list of codes
+/// comes from the maintained `isocountry` crate, not a hand list.
+pub fn parse_country(field: &str, s: &str) -> Result<String, Invalid> {
+    let code = s.trim();
+    match isocountry::CountryCode::for_alpha2_caseless(code) {
+        Ok(c) if code.len() == 2 => Ok(c.alpha2().to_string()),
+        _ => Err(Invalid::new(field, "invalid_country", format!("`{s}` is not an ISO 3166-1 alpha-2 country code"))),
+    }
 }
 
 /// Normalised email: trimmed, lower-case; one `@`, a non-empty local part, a dotted domain.
@@ -97,6 +112,7 @@ impl PartnerInput {
             name: parse_name(&self.name)?,
             status: if self.invite { PartnerStatus::Invited } else { PartnerStatus::Active },
             rewards: self.rewards,
+            country: self.country.as_deref().map(|c| parse_country("country", c)).transpose()?,
         })
     }
 }
@@ -118,6 +134,10 @@ impl PartnerFields {
             },
             status: p.status.unwrap_or(self.status),
             rewards,
+            country: match p.country {
+                Some(c) => Some(parse_country("country", &c)?),
+                None => self.country.clone(),
+            },
         })
     }
 }
@@ -147,5 +167,20 @@ mod tests {
         assert!(serde_json::from_str::<PartnerInput>(r#"{"email":"a@b.co","name":"Ann","x":1}"#).is_err());
         let invited: PartnerInput = serde_json::from_str(r#"{"email":"a@b.co","name":"Ann","invite":true}"#).unwrap();
         assert_eq!(invited.validate().unwrap().status, PartnerStatus::Invited);
+    }
+
+    #[test]
+    fn countries() {
+        assert_eq!(parse_country("country", "de").unwrap(), "DE");
+        assert_eq!(parse_country("country", " US ").unwrap(), "US");
+        for bad in ["", "USA", "XX", "u", "12", "ZZ"] {
+            assert_eq!(parse_country("country", bad).unwrap_err().code, "invalid_country", "{bad}");
+        }
+        let i: PartnerInput = serde_json::from_str(r#"{"email":"a@b.co","name":"Ann","country":"fr"}"#).unwrap();
+        let p = i.validate().unwrap();
+        assert_eq!(p.country.as_deref(), Some("FR"));
+        let q = p.apply(serde_json::from_str(r#"{"country":"GB"}"#).unwrap()).unwrap();
+        assert_eq!(q.country.as_deref(), Some("GB"));
+        assert!(p.apply(serde_json::from_str(r#"{"country":"Narnia"}"#).unwrap()).is_err());
     }
 }

@@ -59,6 +59,9 @@ pub const MAX_RETRIES_PER_RUN: usize = 5;
 /// within D1's per-query limits, and a larger backlog is drained by the next runs.
 pub const MAX_APPROVALS_PER_RUN: usize = 500;
 
+/// Programs with owed balances read per run to decide which are due (one query).
+pub const MAX_PROGRAMS_PER_RUN: usize = 500;
+
 const _: () = assert!(
     CRON_FIXED_SUBREQUESTS + (MAX_PAYOUTS_PER_RUN + MAX_RETRIES_PER_RUN) * SUBREQUESTS_PER_PAYOUT <= SUBREQUEST_BUDGET
 );

@@ -27,6 +27,8 @@ pub async fn create(req: &mut Request, c: &Call, program_id: &str) -> ApiResult<
         rewards: f.rewards,
         stripe_account_id: None,
         payouts_enabled: false,
+        country: f.country,
+        payouts_disabled_reason: None,
         created_at: c.now,
         updated_at: c.now,
     };
@@ -72,6 +74,7 @@ pub async fn patch(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response>
         name: f.name,
         status: f.status,
         rewards: f.rewards,
+        country: f.country,
         updated_at: c.now,
         ..old
     };

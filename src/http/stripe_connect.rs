@@ -31,6 +31,8 @@ fn stripe_error(e: StripeError) -> ApiError {
 struct OnboardIn {
     return_url: Option<String>,
     refresh_url: Option<String>,
+    /// ISO 3166-1 alpha-2; saved on the partner (the portal asks for it before onboarding).
+    country: Option<String>,
 }
 
 fn https_url(field: &'static str, s: &str) -> ApiResult<String> {
@@ -83,7 +85,16 @@ pub async fn onboard_partner(
     let account = match &partner.stripe_account_id {
         Some(a) => a.clone(),
         None => {
-            let a = stripe.create_account(&partner.id, &partner.email).await.map_err(stripe_error)?;
+            // Cross-border partners need the `recipient` agreement with their country; a partner
+            // who has none is taken to be in the platform's country.
+            let platform = stripe.platform_account().await.map_err(stripe_error)?;
+            let platform_country = platform.country.unwrap_or_else(|| "US".into());
+            let country = input.country.as_deref().or(partner.country.as_deref()).unwrap_or(&platform_country);
+            let country = refport_core::partner::parse_country("country", country)?;
+            let a = stripe
+                .create_account(&partner.id, &partner.email, &country, &platform_country)
+                .await
+                .map_err(stripe_error)?;
             // First writer wins; the account idempotency key makes a racing twin get the same id.
             query!(
                 &state.db,

@@ -29,7 +29,8 @@ const COMMISSION_JSON: &str = concat!(
 const PAYOUT_JSON: &str = concat!(
     "json_object('id', p.id, 'program_id', p.program_id, 'partner_id', p.partner_id, 'amount', p.amount, ",
     "'currency', p.currency, 'status', p.status, 'stripe_transfer_id', p.stripe_transfer_id, ",
-    "'failure_message', p.failure_message, 'commission_count', p.commission_count, 'created_at', ",
+    "'failure_message', p.failure_message, 'commission_count', p.commission_count, ",
+    "'reversed_amount', p.reversed_amount, 'created_at', ",
     iso!("p.created_at"),
     ", 'paid_at', CASE WHEN p.paid_at IS NULL THEN NULL ELSE ",
     iso!("p.paid_at"),
@@ -115,6 +116,8 @@ pub fn fan_out(db: &D1Database, now: i64) -> Result<Vec<D1PreparedStatement>> {
              SELECT 'wd_' || lower(hex(randomblob(12))), ev.id, ep.id, 'pending', 0, ?1, ?1
              FROM webhook_events ev JOIN webhook_endpoints ep
                ON ep.deleted_at IS NULL AND EXISTS (SELECT 1 FROM json_each(ep.events) j WHERE j.value = ev.type)
+              -- An endpoint made by a program-bound key receives only its program's events.
+              AND (ep.program_id IS NULL OR ep.program_id = json_extract(ev.payload, '$.program_id'))
              WHERE ev.fanned_out = 0
              ON CONFLICT DO NOTHING",
             now

@@ -14,6 +14,8 @@ struct Row {
     rewards: Option<String>,
     stripe_account_id: Option<String>,
     payouts_enabled: i64,
+    country: Option<String>,
+    payouts_disabled_reason: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -29,6 +31,10 @@ pub struct Partner {
     pub rewards: Option<Rewards>,
     pub stripe_account_id: Option<String>,
     pub payouts_enabled: bool,
+    /// ISO 3166-1 alpha-2; decides the Stripe service agreement at onboarding.
+    pub country: Option<String>,
+    /// Why payouts are disabled (a Stripe refusal, a deauthorization); `null` otherwise.
+    pub payouts_disabled_reason: Option<String>,
     #[serde(serialize_with = "super::programs::ser_time")]
     pub created_at: i64,
     #[serde(serialize_with = "super::programs::ser_time")]
@@ -42,6 +48,7 @@ impl Partner {
             name: self.name.clone(),
             status: self.status,
             rewards: self.rewards.clone(),
+            country: self.country.clone(),
         }
     }
 }
@@ -59,14 +66,16 @@ impl TryFrom<Row> for Partner {
             name: r.name,
             stripe_account_id: r.stripe_account_id,
             payouts_enabled: r.payouts_enabled != 0,
+            country: r.country,
+            payouts_disabled_reason: r.payouts_disabled_reason,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
     }
 }
 
-const COLS: &str =
-    "id, program_id, email, name, status, rewards, stripe_account_id, payouts_enabled, created_at, updated_at";
+const COLS: &str = "id, program_id, email, name, status, rewards, stripe_account_id, payouts_enabled, country, \
+     payouts_disabled_reason, created_at, updated_at";
 
 pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Partner>> {
     let row: Option<Row> = first(query!(db, &format!("SELECT {COLS} FROM partners WHERE id = ?1"), id)?).await?;
@@ -102,14 +111,15 @@ pub async fn insert(db: &D1Database, p: &Partner) -> StoreResult<()> {
     let rewards = rewards_json(&p.rewards)?;
     write(query!(
         db,
-        "INSERT INTO partners (id, program_id, email, name, status, rewards, payouts_enabled, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7)",
+        "INSERT INTO partners (id, program_id, email, name, status, rewards, payouts_enabled, country, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?8)",
         &p.id,
         &p.program_id,
         &p.email,
         &p.name,
         p.status.as_str(),
         rewards,
+        &p.country,
         p.created_at
     )?)
     .await
@@ -119,12 +129,33 @@ pub async fn update(db: &D1Database, id: &str, f: &PartnerFields, now: i64) -> S
     let rewards = rewards_json(&f.rewards)?;
     write(query!(
         db,
-        "UPDATE partners SET email = ?2, name = ?3, status = ?4, rewards = ?5, updated_at = ?6 WHERE id = ?1",
+        "UPDATE partners SET email = ?2, name = ?3, status = ?4, rewards = ?5, updated_at = ?6, country = ?7 WHERE id = ?1",
         id,
         &f.email,
         &f.name,
         f.status.as_str(),
         rewards,
+        now,
+        &f.country
+    )?)
+    .await
+}
+
+/// Sets whether the partner's Stripe account can receive transfers, from a fresh read of the
+/// account (`GET /v1/accounts/{id}`), never from an event's possibly stale snapshot.
+pub async fn set_payouts_enabled(
+    db: &D1Database,
+    stripe_account_id: &str,
+    enabled: bool,
+    reason: Option<&str>,
+    now: i64,
+) -> StoreResult<usize> {
+    super::changes(query!(
+        db,
+        "UPDATE partners SET payouts_enabled = ?2, payouts_disabled_reason = ?3, updated_at = ?4 WHERE stripe_account_id = ?1",
+        stripe_account_id,
+        enabled as i32,
+        reason,
         now
     )?)
     .await

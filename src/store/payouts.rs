@@ -1,9 +1,10 @@
 //! Payouts: claim approved commissions atomically, record the transfer's outcome.
 
-use super::{all, batch, first, Constraint, ConstraintKind};
+use super::{all, batch, changes, first, Constraint, ConstraintKind};
 use super::{StoreError, StoreResult};
 use refport_core::payout::PayoutStatus;
 use serde::{Deserialize, Serialize};
+use worker::d1::D1PreparedStatement;
 use worker::{query, D1Database};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -37,32 +38,61 @@ pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> 
     Ok(super::list_filtered(db, "payouts", COLS, f, before, limit).await?)
 }
 
-/// A partner's approved, unclaimed balance in one program, with what the payout needs.
+/// A partner's approved, unclaimed balance in one program and one currency, payable now.
 #[derive(Debug, Deserialize)]
 pub struct Candidate {
     pub program_id: String,
     pub partner_id: String,
-    pub settings: String,
+    pub currency: String,
     pub stripe_account_id: String,
     pub net: i64,
     pub n: i64,
 }
 
-/// Balances of partners who can be paid (payouts enabled, active, onboarded, nothing in flight).
-pub async fn candidates(db: &D1Database, limit: usize) -> StoreResult<Vec<Candidate>> {
+/// Every balance that is payable today, in the programs `due` (ids), at most `limit`: partners
+/// active, onboarded, payouts enabled, nothing in flight, net balance per currency at least the
+/// program's minimum (the minimum is in the program's payout currency; a balance left in an
+/// earlier payout currency is paid from 1 unit, as no new commission will ever add to it).
+/// Balances below the minimum are filtered here, in SQL, so they can never crowd out the ones
+/// that are due; the partial index `commissions_payable` holds only approved, unclaimed rows.
+pub async fn candidates(db: &D1Database, due: &[String], limit: usize) -> StoreResult<Vec<Candidate>> {
+    let due = serde_json::to_string(due)?;
     Ok(all(query!(
         db,
-        "SELECT c.program_id, c.partner_id, p.settings, pn.stripe_account_id, SUM(c.amount) AS net, COUNT(*) AS n
-         FROM commissions c
+        "SELECT c.program_id, c.partner_id, c.currency, pn.stripe_account_id, SUM(c.amount) AS net, COUNT(*) AS n
+         FROM commissions c INDEXED BY commissions_payable
          JOIN partners pn ON pn.id = c.partner_id
          JOIN programs p ON p.id = c.program_id
          WHERE c.status = 'approved' AND c.payout_id IS NULL
+           AND c.program_id IN (SELECT value FROM json_each(?1))
            AND pn.payouts_enabled = 1 AND pn.status = 'active' AND pn.stripe_account_id IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM payouts po WHERE po.partner_id = c.partner_id AND po.status = 'processing')
-         GROUP BY c.program_id, c.partner_id
-         HAVING SUM(c.amount) > 0
-         ORDER BY c.program_id, c.partner_id
-         LIMIT ?1",
+         GROUP BY c.program_id, c.partner_id, c.currency
+         HAVING SUM(c.amount) >= MAX(1, CASE WHEN c.currency = json_extract(p.settings, '$.payout_currency')
+                                         THEN COALESCE(json_extract(p.settings, '$.min_payout'), 0) ELSE 1 END)
+         ORDER BY MIN(c.approved_at), c.partner_id
+         LIMIT ?2",
+        due,
+        limit as u32
+    )?)
+    .await?)
+}
+
+/// Programs whose settings the cron needs to decide who is due (schedule, minimum).
+#[derive(Debug, Deserialize)]
+pub struct ProgramSchedule {
+    pub id: String,
+    pub settings: String,
+}
+
+/// Programs with at least one approved, unclaimed commission (through the partial index).
+pub async fn programs_with_balances(db: &D1Database, limit: usize) -> StoreResult<Vec<ProgramSchedule>> {
+    Ok(all(query!(
+        db,
+        "SELECT p.id, p.settings FROM programs p
+         WHERE EXISTS (SELECT 1 FROM commissions c INDEXED BY commissions_payable
+                       WHERE c.program_id = p.id AND c.status = 'approved' AND c.payout_id IS NULL)
+         ORDER BY p.id LIMIT ?1",
         limit as u32
     )?)
     .await?)
@@ -81,10 +111,11 @@ pub enum Claim {
     Busy,
 }
 
-/// Creates a `processing` payout and claims every approved, unclaimed commission of the
-/// partner in the program, in one atomic batch. The payout amount is the sum of what was
-/// claimed (never what was read earlier). The unique index `payouts_one_processing` makes two
-/// overlapping runs unable to both claim.
+/// Creates a `processing` payout in `currency` and claims every approved, unclaimed commission
+/// of the partner in the program in that currency, in one atomic batch: a transfer's currency is
+/// always its commissions'. The payout amount is the sum of what was claimed (never what was
+/// read earlier). The unique index `payouts_one_processing` makes two overlapping runs unable to
+/// both claim.
 pub async fn claim(
     db: &D1Database,
     id: &str,
@@ -106,11 +137,12 @@ pub async fn claim(
         )?,
         query!(
             db,
-            "UPDATE commissions SET payout_id = ?1, updated_at = ?4
-             WHERE program_id = ?2 AND partner_id = ?3 AND status = 'approved' AND payout_id IS NULL",
+            "UPDATE commissions SET payout_id = ?1, updated_at = ?5
+             WHERE program_id = ?2 AND partner_id = ?3 AND currency = ?4 AND status = 'approved' AND payout_id IS NULL",
             id,
             program_id,
             partner_id,
+            currency,
             now
         )?,
         query!(
@@ -196,9 +228,10 @@ pub async fn mark_paid(db: &D1Database, id: &str, transfer_id: &str, now: i64) -
     Ok(changes.first().copied().unwrap_or(0) == 1)
 }
 
-/// Stripe refused for good: the payout fails with Stripe's message and its commissions return
-/// to the approved pool for a later payout.
-pub async fn mark_failed(db: &D1Database, id: &str, message: &str, now: i64) -> StoreResult<bool> {
+/// The destination refused the transfer: the payout fails once with Stripe's message, its
+/// commissions return to the approved pool, and the partner's payouts are disabled with `reason`
+/// until Stripe reports the account fixed (so the same refusal is not repeated every run).
+pub async fn mark_failed(db: &D1Database, id: &str, message: &str, reason: &str, now: i64) -> StoreResult<bool> {
     let changes = batch(
         db,
         vec![
@@ -215,6 +248,14 @@ pub async fn mark_failed(db: &D1Database, id: &str, message: &str, now: i64) -> 
                 "UPDATE commissions SET payout_id = NULL, updated_at = ?2
                  WHERE payout_id = ?1 AND status = 'approved' AND EXISTS (SELECT 1 FROM payouts WHERE id = ?1 AND status = 'failed')",
                 id,
+                now
+            )?,
+            query!(
+                db,
+                "UPDATE partners SET payouts_enabled = 0, payouts_disabled_reason = ?2, updated_at = ?3
+                 WHERE id = (SELECT partner_id FROM payouts WHERE id = ?1 AND status = 'failed' AND updated_at = ?3)",
+                id,
+                reason,
                 now
             )?,
             super::outbox::payout(db, "payout.failed", id, "failed", now)?,
@@ -250,12 +291,13 @@ pub struct InFlight {
     pub amount: i64,
     pub currency: String,
     pub stripe_account_id: Option<String>,
+    pub transfer_attempt: i64,
 }
 
 pub async fn in_flight(db: &D1Database, older_than: i64, limit: usize) -> StoreResult<Vec<InFlight>> {
     Ok(all(query!(
         db,
-        "SELECT po.id, po.program_id, po.partner_id, po.amount, po.currency, pn.stripe_account_id
+        "SELECT po.id, po.program_id, po.partner_id, po.amount, po.currency, pn.stripe_account_id, po.transfer_attempt
          FROM payouts po JOIN partners pn ON pn.id = po.partner_id
          WHERE po.status = 'processing' AND po.updated_at <= ?1 ORDER BY po.id LIMIT ?2",
         older_than,
@@ -297,4 +339,120 @@ pub async fn approve_due(db: &D1Database, now: i64, limit: usize) -> StoreResult
     )
     .await?;
     Ok(changes.get(1).copied().unwrap_or(0))
+}
+
+/// Claims the next transfer attempt of a payout in flight whose lookup found no transfer: only
+/// the run whose conditional UPDATE moves `transfer_attempt` from `seen` resends, so two
+/// overlapping runs can never both send. Answers whether this run won.
+pub async fn claim_resend(db: &D1Database, id: &str, seen: i64, now: i64) -> StoreResult<bool> {
+    Ok(changes(query!(
+        db,
+        "UPDATE payouts SET transfer_attempt = transfer_attempt + 1, updated_at = ?3
+         WHERE id = ?1 AND status = 'processing' AND transfer_attempt = ?2",
+        id,
+        seen,
+        now
+    )?)
+    .await?
+        == 1)
+}
+
+/// Payouts of a partner or a program are paused platform-wide until this time, and why.
+#[derive(Debug, Deserialize)]
+pub struct Pause {
+    pub cause: String,
+    pub message: Option<String>,
+    pub until_ms: i64,
+}
+
+pub async fn pause(db: &D1Database) -> StoreResult<Option<Pause>> {
+    first(query!(db, "SELECT cause, message, until_ms FROM payout_pause WHERE id = 1")).await
+}
+
+pub async fn set_pause(db: &D1Database, cause: &str, message: &str, until_ms: i64, now: i64) -> StoreResult<()> {
+    query!(
+        db,
+        "INSERT INTO payout_pause (id, cause, message, until_ms, created_at) VALUES (1, ?1, ?2, ?3, ?4)
+         ON CONFLICT (id) DO UPDATE SET cause = excluded.cause, message = excluded.message,
+           until_ms = MAX(until_ms, excluded.until_ms), created_at = excluded.created_at",
+        cause,
+        message,
+        until_ms,
+        now
+    )?
+    .run()
+    .await?;
+    Ok(())
+}
+
+/// Ends a pause of `cause` (a `balance.available` event ends a balance pause).
+pub async fn clear_pause(db: &D1Database, cause: &str) -> StoreResult<bool> {
+    Ok(changes(query!(db, "DELETE FROM payout_pause WHERE id = 1 AND cause = ?1", cause)?).await? == 1)
+}
+
+/// A payout and what reconciling a reversal needs.
+#[derive(Debug, Deserialize)]
+pub struct Reversible {
+    pub id: String,
+    pub amount: i64,
+    pub reversed_amount: i64,
+    pub status: PayoutStatus,
+}
+
+pub async fn by_transfer(db: &D1Database, transfer_id: &str) -> StoreResult<Option<Reversible>> {
+    first(query!(
+        db,
+        "SELECT id, amount, reversed_amount, status FROM payouts WHERE stripe_transfer_id = ?1",
+        transfer_id
+    )?)
+    .await
+}
+
+/// Records that Stripe has reversed `total_reversed` (cumulative) of the payout's transfer: the
+/// part not yet recorded becomes a paid, negative `clawback` inside the payout (reason
+/// `transfer_reversed`), so the partner's paid total equals what Stripe transferred net of
+/// reversals, and `payout.reversed` is written to the outbox. Cumulative and guarded by the
+/// recorded amount, so late, repeated or reordered events apply each reversed unit once.
+/// `guard` is an extra statement condition (the Stripe event's dedup token), `clawback_id` fresh.
+pub fn apply_reversal(
+    db: &D1Database,
+    payout_id: &str,
+    total_reversed: i64,
+    clawback_id: &str,
+    now: i64,
+) -> StoreResult<Vec<D1PreparedStatement>> {
+    Ok(vec![
+        query!(
+            db,
+            "INSERT INTO commissions (id, program_id, partner_id, customer_id, event_id, parent_id, kind, invoice_id,
+                 sale_amount, original_amount, amount, currency, status, reason, payout_id, created_at, updated_at,
+                 approved_at, paid_at)
+             SELECT ?2, po.program_id, po.partner_id, NULL, NULL,
+                 (SELECT id FROM commissions WHERE payout_id = po.id AND kind != 'clawback' ORDER BY amount DESC, id LIMIT 1),
+                 'clawback', NULL, 0, -(MIN(?3, po.amount) - po.reversed_amount), -(MIN(?3, po.amount) - po.reversed_amount),
+                 po.currency, 'paid', 'transfer_reversed', po.id, ?4, ?4, ?4, ?4
+             FROM payouts po WHERE po.id = ?1 AND po.status = 'paid' AND MIN(?3, po.amount) > po.reversed_amount
+               AND EXISTS (SELECT 1 FROM commissions WHERE payout_id = po.id AND kind != 'clawback')",
+            payout_id,
+            clawback_id,
+            total_reversed,
+            now
+        )?,
+        query!(
+            db,
+            "INSERT INTO commission_changes (commission_id, from_status, to_status, amount_before, amount_after, reason, created_at)
+             SELECT id, NULL, 'paid', NULL, amount, 'transfer_reversed', created_at FROM commissions WHERE id = ?1",
+            clawback_id
+        )?,
+        query!(
+            db,
+            "UPDATE payouts SET reversed_amount = MIN(?2, amount), updated_at = ?3,
+                 failure_message = 'transfer reversed: ' || MIN(?2, amount) || ' ' || currency
+             WHERE id = ?1 AND status = 'paid' AND MIN(?2, amount) > reversed_amount",
+            payout_id,
+            total_reversed,
+            now
+        )?,
+        super::outbox::payout(db, "payout.reversed", payout_id, "paid", now)?,
+    ])
 }
