@@ -17,7 +17,7 @@ use refport_core::payout::{
     MAX_RETRIES_PER_RUN,
 };
 use refport_core::program::ProgramSettings;
-use refport_core::transfer::{classify, transfer_matches, Verdict, RECONCILE_AFTER_MS};
+use refport_core::transfer::{classify, transfer_matches, Verdict};
 use serde::Serialize;
 
 #[derive(Debug, Default, Serialize)]
@@ -177,7 +177,7 @@ async fn pay(state: &AppState, stripe: &Stripe, now: i64, out: &mut Outcome) -> 
     }
 
     // 1. Payouts an earlier run left in flight, once their last attempt is safely old.
-    let mut retries = payouts::in_flight(db, now - RECONCILE_AFTER_MS, MAX_RETRIES_PER_RUN + 1).await?;
+    let mut retries = payouts::in_flight(db, now - state.config.reconcile_after_ms, MAX_RETRIES_PER_RUN + 1).await?;
     out.more_work |= retries.len() > MAX_RETRIES_PER_RUN;
     for p in retries.iter_mut().take(MAX_RETRIES_PER_RUN) {
         out.retried += 1;

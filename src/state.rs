@@ -53,6 +53,9 @@ pub struct Config {
     pub stripe_api_base: String,
     /// `EMAIL_API_URL`; unset: no email is sent.
     pub email_api_url: Option<String>,
+    /// `PAYOUT_RECONCILE_AFTER_SECONDS` (default 300): how old a payout's last transfer attempt
+    /// must be before the cron looks it up by `transfer_group` (tests set 0).
+    pub reconcile_after_ms: i64,
 }
 
 pub struct AppState {
@@ -103,6 +106,10 @@ impl AppState {
             config: Config {
                 stripe_api_base: read(env, "STRIPE_API_BASE").unwrap_or_else(|| "https://api.stripe.com".into()),
                 email_api_url: read(env, "EMAIL_API_URL"),
+                reconcile_after_ms: read(env, "PAYOUT_RECONCILE_AFTER_SECONDS")
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .map(|s| s.clamp(0, 86_400) * 1000)
+                    .unwrap_or(refport_core::transfer::RECONCILE_AFTER_MS),
             },
             env: env.clone(),
         })
