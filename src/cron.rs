@@ -35,6 +35,9 @@ pub struct Outcome {
     pub webhooks_delivered: usize,
     /// True when a bound was reached: the next run continues.
     pub more_work: bool,
+    /// The longest pause this deployment allows (config), not reported.
+    #[serde(skip)]
+    pub pause_max_ms: i64,
 }
 
 /// What one transfer attempt left behind.
@@ -72,6 +75,7 @@ async fn send(
         }
         Err(r) => r,
     };
+    let pause_max = out.pause_max_ms;
     match classify(&refused.refusal) {
         Verdict::Unknown { stop_run } => {
             // The transfer may exist: the next run looks it up before anything is resent.
@@ -90,7 +94,7 @@ async fn send(
             } else {
                 payouts::note_attempt(db, &p.id, &refused.to_string(), now).await?;
             }
-            payouts::set_pause(db, cause.as_str(), &refused.message, now + resume_after_ms, now).await?;
+            payouts::set_pause(db, cause.as_str(), &refused.message, now + resume_after_ms.min(pause_max), now).await?;
             out.paused = Some(cause.as_str().to_string());
             Ok(Sent::Stop)
         }
@@ -110,12 +114,14 @@ async fn reconcile(
     now: i64,
     out: &mut Outcome,
 ) -> ApiResult<Sent> {
+    let pause_max = out.pause_max_ms;
     let found = match stripe.transfers_of(&p.id).await {
         Ok(list) => list,
         Err(refused) => {
             return Ok(match classify(&refused.refusal) {
                 Verdict::AccountWide { cause, resume_after_ms } => {
-                    payouts::set_pause(db, cause.as_str(), &refused.message, now + resume_after_ms, now).await?;
+                    payouts::set_pause(db, cause.as_str(), &refused.message, now + resume_after_ms.min(pause_max), now)
+                        .await?;
                     out.paused = Some(cause.as_str().to_string());
                     Sent::Stop
                 }
@@ -151,6 +157,7 @@ pub async fn run_once(state: &AppState, now: i64) -> ApiResult<Outcome> {
         approved: payouts::approve_due(db, now, MAX_APPROVALS_PER_RUN).await?,
         // Link-cache refreshes a request could not finish (programs with many links).
         cache_refreshed: link_cache::continue_jobs(db, &state.links, link_cache::CRON_REFRESH).await?,
+        pause_max_ms: state.config.pause_max_ms,
         ..Outcome::default()
     };
     out.more_work |= out.approved == MAX_APPROVALS_PER_RUN;

@@ -56,6 +56,9 @@ pub struct Config {
     /// `PAYOUT_RECONCILE_AFTER_SECONDS` (default 300): how old a payout's last transfer attempt
     /// must be before the cron looks it up by `transfer_group` (tests set 0).
     pub reconcile_after_ms: i64,
+    /// `PAYOUT_PAUSE_MAX_SECONDS` (default a day): the longest pause after an account-wide
+    /// Stripe refusal (tests shorten it).
+    pub pause_max_ms: i64,
 }
 
 pub struct AppState {
@@ -110,6 +113,10 @@ impl AppState {
                     .and_then(|v| v.parse::<i64>().ok())
                     .map(|s| s.clamp(0, 86_400) * 1000)
                     .unwrap_or(refport_core::transfer::RECONCILE_AFTER_MS),
+                pause_max_ms: read(env, "PAYOUT_PAUSE_MAX_SECONDS")
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .map(|s| s.clamp(0, 86_400) * 1000)
+                    .unwrap_or(86_400_000),
             },
             env: env.clone(),
         })
