@@ -101,7 +101,8 @@ export type WebhookEvent =
   | EventBase<"commission.created", Commission>
   | EventBase<"commission.updated", Commission>
   | EventBase<"payout.paid", Payout>
-  | EventBase<"payout.failed", Payout>;
+  | EventBase<"payout.failed", Payout>
+  | EventBase<"payout.reversed", Payout>;
 
 /** One page of a list, newest first. */
 export interface Page<T> {

@@ -396,10 +396,30 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Stripe webhook receiver
-         * @description Called by Stripe. The `Stripe-Signature` header is verified (5-minute tolerance) before anything is read: a bad one is 400 `invalid_signature`. A replayed event id changes nothing.
+         * Stripe webhook receiver: platform events
+         * @description Called by Stripe for events of the platform account (`transfer.reversed`, `transfer.updated`, `balance.available`). The `Stripe-Signature` header is verified against `STRIPE_WEBHOOK_SECRET` (comma-separated during a rotation; 5-minute tolerance) before anything is read: a bad one is 400 `invalid_signature`. A replayed event id changes nothing.
          */
         post: operations["stripeWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/stripe/connect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stripe webhook receiver: connected-account events
+         * @description Called by Stripe's Connect endpoint for events on connected accounts (`account.updated`, `capability.updated`, `account.application.deauthorized`), verified against `STRIPE_CONNECT_WEBHOOK_SECRET` (comma-separated during a rotation). The partner's payout state comes from a fresh `GET /v1/accounts/{id}`, so a late or repeated event changes nothing. A replayed event id changes nothing.
+         */
+        post: operations["stripeConnectWebhook"];
         delete?: never;
         options?: never;
         head?: never;
@@ -879,6 +899,8 @@ export interface components {
              * @default false
              */
             invite: boolean;
+            /** @description ISO 3166-1 alpha-2 country (stored upper-case); decides the Stripe service agreement at onboarding */
+            country?: string | null;
         };
         /** @description Absent (or null, except `rewards`) leaves a field unchanged. */
         PartnerPatch: {
@@ -891,6 +913,8 @@ export interface components {
             email?: string | null;
             status?: ("invited" | "active" | "banned") | null;
             rewards?: components["schemas"]["RewardsInput"] | null;
+            /** @description ISO 3166-1 alpha-2 country (stored upper-case); decides the Stripe service agreement at onboarding */
+            country?: string | null;
         };
         Partner: {
             id: string;
@@ -912,6 +936,10 @@ export interface components {
              * @description RFC 3339, UTC, millisecond precision
              */
             updated_at: string;
+            /** @description ISO 3166-1 alpha-2 */
+            country: string | null;
+            /** @description Why payouts are disabled: a Stripe refusal code (e.g. `insufficient_capabilities_for_transfer`) or `deauthorized`; null when enabled or never onboarded */
+            payouts_disabled_reason: string | null;
         };
         Invitation: {
             /** Format: uri */
@@ -1160,6 +1188,11 @@ export interface components {
             created_at: string;
             /** Format: date-time */
             paid_at: string | null;
+            /**
+             * Format: int64
+             * @description What Stripe reversed of the transfer (minor units); recorded as a paid negative clawback (reason `transfer_reversed`) inside the payout, so paid commissions net to what was transferred
+             */
+            reversed_amount: number;
         };
         /** @description A page of Payout objects, newest first. */
         PayoutList: {
@@ -1414,6 +1447,8 @@ export interface components {
             return_url?: string | null;
             /** @description Absolute https URL (http only on 127.0.0.1 or localhost); default: the portal page */
             refresh_url?: string | null;
+            /** @description ISO 3166-1 alpha-2, used when the partner has none (default: the platform account's country). A partner in another country than the platform gets an Express account under the `recipient` service agreement. */
+            country?: string | null;
         };
         StripeOnboardLink: {
             /**
@@ -1441,7 +1476,7 @@ export interface components {
             /** @description The event id was already processed (nothing changed) */
             duplicate: boolean;
             /** @enum {unknown} */
-            effect: "none" | "ignored" | "account_updated" | "transfer_reversed";
+            effect: "none" | "ignored" | "account_updated" | "account_deauthorized" | "transfer_reversed" | "payouts_resumed";
         };
         PortalLink: {
             id: string;
@@ -1518,7 +1553,7 @@ export interface components {
              * @example https://merchant.example/refport-webhooks
              */
             url: string;
-            events: ("lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed")[];
+            events: ("lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed" | "payout.reversed")[];
             /** @description At most 200 characters (trimmed); blank or null = none */
             description?: string | null;
         };
@@ -1526,13 +1561,15 @@ export interface components {
             id: string;
             /** @description The URL (normalised) */
             url: string;
-            events: ("lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed")[];
+            events: ("lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed" | "payout.reversed")[];
             description: string | null;
             /**
              * Format: date-time
              * @description RFC 3339, UTC, millisecond precision
              */
             created_at: string;
+            /** @description The program of the key that made it: it receives only that program's events. null: an admin endpoint, receives every program's. */
+            program_id: string | null;
         };
         WebhookEndpointCreated: {
             id: string;
@@ -2482,6 +2519,34 @@ export interface operations {
         };
     };
     stripeWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StripeEvent"];
+            };
+        };
+        responses: {
+            /** @description Acknowledged */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StripeWebhookAck"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["Unprocessable"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    stripeConnectWebhook: {
         parameters: {
             query?: never;
             header?: never;
