@@ -49,10 +49,10 @@ CREATE TABLE IF NOT EXISTS partners (
   payouts_enabled   INTEGER NOT NULL DEFAULT 0 CHECK (payouts_enabled IN (0, 1)),
   created_at        INTEGER NOT NULL,
   updated_at        INTEGER NOT NULL,
-  UNIQUE (program_id, email),
   -- 0002: ISO 3166-1 alpha-2 country; why payouts are disabled (a Stripe refusal, deauthorized).
   country TEXT,
-  payouts_disabled_reason TEXT
+  payouts_disabled_reason TEXT,
+  UNIQUE (program_id, email)
 );
 CREATE INDEX IF NOT EXISTS partners_program ON partners(program_id, id);
 CREATE INDEX IF NOT EXISTS partners_stripe_account ON partners(stripe_account_id);
