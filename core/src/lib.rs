@@ -7,6 +7,7 @@
 //! - a commission amount:            [`rules`]
 //! - which click gets the credit:    [`attribution`]
 //! - status changes, refunds:        [`commission`]
+//! - what a lead / sale / refund writes (parse, then decide from the loaded facts): [`conversion`]
 //! - who gets paid, and when:        [`payout`]
 //! - embed tokens, webhook signatures, key hashing: [`token`], [`crypto`]
 //! - program / link / partner input: [`program`], [`link`], [`partner`]
@@ -14,6 +15,7 @@
 pub mod attribution;
 pub mod click;
 pub mod commission;
+pub mod conversion;
 pub mod crypto;
 pub mod error;
 pub mod ids;

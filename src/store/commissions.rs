@@ -105,7 +105,8 @@ pub async fn reject_open_for_partner(db: &D1Database, partner_id: &str, reason: 
 // Commission rows
 
 use super::first;
-use refport_core::commission::{Kind, Status};
+use refport_core::commission::{Kind, RejectReason, Status};
+use refport_core::conversion::{AttributionOutcome, NewCommissionPlan};
 use worker::d1::D1PreparedStatement;
 
 #[derive(Clone, Debug, Deserialize, serde::Serialize)]
@@ -142,16 +143,12 @@ pub const COLS: &str = "id, program_id, partner_id, customer_id, event_id, paren
      approved_at, paid_at";
 
 pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Commission>> {
-    Ok(first(query!(db, &format!("SELECT {COLS} FROM commissions WHERE id = ?1"), id)?).await?)
+    first(query!(db, &format!("SELECT {COLS} FROM commissions WHERE id = ?1"), id)?).await
 }
 
 pub async fn for_event(db: &D1Database, event_id: &str) -> StoreResult<Option<Commission>> {
-    Ok(first(query!(
-        db,
-        &format!("SELECT {COLS} FROM commissions WHERE event_id = ?1 AND kind != 'clawback'"),
-        event_id
-    )?)
-    .await?)
+    first(query!(db, &format!("SELECT {COLS} FROM commissions WHERE event_id = ?1 AND kind != 'clawback'"), event_id)?)
+        .await
 }
 
 pub use super::Filter;
@@ -164,16 +161,11 @@ pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> 
 pub struct NewCommission<'a> {
     pub id: &'a str,
     pub program_id: &'a str,
-    pub partner_id: &'a str,
     pub customer_ref: (&'a str, &'a str), // (program_id, external_id): resolved in SQL
     pub event_id: &'a str,
-    pub kind: Kind,
     pub invoice_id: Option<&'a str>,
-    pub sale_amount: i64,
-    pub amount: i64,
-    pub currency: &'a str,
-    pub status: Status,
-    pub reason: Option<&'a str>,
+    /// Partner, kind, amounts, currency, status and reason, as the core decided them.
+    pub plan: &'a NewCommissionPlan,
     pub now: i64,
 }
 
@@ -191,17 +183,17 @@ pub fn insert_if_event_won(db: &D1Database, c: &NewCommission<'_>) -> StoreResul
              ON CONFLICT DO NOTHING",
             c.id,
             c.program_id,
-            c.partner_id,
+            c.plan.partner_id,
             c.customer_ref.0,
             c.customer_ref.1,
             c.event_id,
-            c.kind.as_str(),
+            c.plan.kind.as_str(),
             c.invoice_id,
-            c.sale_amount,
-            c.amount,
-            c.currency,
-            c.status.as_str(),
-            c.reason,
+            c.plan.sale_amount,
+            c.plan.amount,
+            c.plan.currency.code(),
+            c.plan.status.as_str(),
+            c.plan.reason.map(RejectReason::as_str),
             c.now
         )?,
         query!(
@@ -277,11 +269,10 @@ pub fn keep_only_first_sale(
         query!(db, &format!("DELETE FROM commissions WHERE id = ?1 AND {EARLIER}"), commission_id, event_id)?,
         query!(
             db,
-            &format!(
-                "UPDATE events SET attribution = 'outside_recurring_window' WHERE id = ?2 AND ?1 = ?1 AND {EARLIER}"
-            ),
+            &format!("UPDATE events SET attribution = ?3 WHERE id = ?2 AND ?1 = ?1 AND {EARLIER}"),
             commission_id,
-            event_id
+            event_id,
+            AttributionOutcome::OutsideRecurringWindow.as_str()
         )?,
     ])
 }

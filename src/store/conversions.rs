@@ -1,7 +1,10 @@
 //! Customers and conversion events: the idempotency ledger of the track API.
 
-use super::first;
-use super::StoreResult;
+use super::commissions::{self, NewCommission};
+use super::{first, outbox, StoreError, StoreResult};
+use refport_core::conversion::{
+    AttributionOutcome, EventKind, LeadDecision, LeadRequest, PricedSale, SaleDecision, SaleRequest,
+};
 use serde::{Deserialize, Serialize};
 use worker::d1::D1PreparedStatement;
 use worker::{query, D1Database};
@@ -24,13 +27,13 @@ const CUSTOMER_COLS: &str =
     "id, program_id, external_id, email, name, partner_id, link_id, click_id, clicked_at, first_sale_at";
 
 pub async fn customer(db: &D1Database, program_id: &str, external_id: &str) -> StoreResult<Option<Customer>> {
-    Ok(first(query!(
+    first(query!(
         db,
         &format!("SELECT {CUSTOMER_COLS} FROM customers WHERE program_id = ?1 AND external_id = ?2"),
         program_id,
         external_id
     )?)
-    .await?)
+    .await
 }
 
 #[derive(Deserialize)]
@@ -40,17 +43,13 @@ pub struct ProgramRef {
 
 /// Programs in which a customer external id is known (to find the program of a sale).
 pub async fn programs_of_customer(db: &D1Database, external_id: &str) -> StoreResult<Vec<ProgramRef>> {
-    Ok(super::all(query!(db, "SELECT program_id FROM customers WHERE external_id = ?1 LIMIT 2", external_id)?).await?)
+    super::all(query!(db, "SELECT program_id FROM customers WHERE external_id = ?1 LIMIT 2", external_id)?).await
 }
 
 /// Programs in which an invoice id has a sale (to find the program of a refund).
 pub async fn programs_of_invoice(db: &D1Database, invoice_id: &str) -> StoreResult<Vec<ProgramRef>> {
-    Ok(super::all(query!(
-        db,
-        "SELECT program_id FROM events WHERE kind = 'sale' AND invoice_id = ?1 LIMIT 2",
-        invoice_id
-    )?)
-    .await?)
+    super::all(query!(db, "SELECT program_id FROM events WHERE kind = 'sale' AND invoice_id = ?1 LIMIT 2", invoice_id)?)
+        .await
 }
 
 pub struct CustomerUpsert<'a> {
@@ -95,12 +94,31 @@ pub fn upsert_customer(db: &D1Database, c: &CustomerUpsert<'_>) -> StoreResult<D
     )?)
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Deserialize)]
+struct EventRow {
+    id: String,
+    program_id: String,
+    customer_id: String,
+    kind: String,
+    event_name: String,
+    invoice_id: Option<String>,
+    amount: Option<i64>,
+    currency: Option<String>,
+    payout_amount: Option<i64>,
+    partner_id: Option<String>,
+    click_id: Option<String>,
+    attribution: String,
+    metadata: Option<String>,
+    created_at: i64,
+    customer_external_id: String,
+}
+
+#[derive(Clone, Debug)]
 pub struct Event {
     pub id: String,
     pub program_id: String,
     pub customer_id: String,
-    pub kind: String,
+    pub kind: EventKind,
     pub event_name: String,
     pub invoice_id: Option<String>,
     pub amount: Option<i64>,
@@ -108,10 +126,38 @@ pub struct Event {
     pub payout_amount: Option<i64>,
     pub partner_id: Option<String>,
     pub click_id: Option<String>,
-    pub attribution: String,
+    pub attribution: AttributionOutcome,
     pub metadata: Option<String>,
     pub created_at: i64,
     pub customer_external_id: String,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = StoreError;
+
+    fn try_from(r: EventRow) -> StoreResult<Event> {
+        let kind = EventKind::parse(&r.kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("event {} has kind `{}`", r.id, r.kind)))?;
+        let attribution = AttributionOutcome::parse(&r.attribution)
+            .ok_or_else(|| StoreError::Corrupt(format!("event {} has attribution `{}`", r.id, r.attribution)))?;
+        Ok(Event {
+            id: r.id,
+            program_id: r.program_id,
+            customer_id: r.customer_id,
+            kind,
+            event_name: r.event_name,
+            invoice_id: r.invoice_id,
+            amount: r.amount,
+            currency: r.currency,
+            payout_amount: r.payout_amount,
+            partner_id: r.partner_id,
+            click_id: r.click_id,
+            attribution,
+            metadata: r.metadata,
+            created_at: r.created_at,
+            customer_external_id: r.customer_external_id,
+        })
+    }
 }
 
 const EVENT_COLS: &str = "e.id, e.program_id, e.customer_id, e.kind, e.event_name, e.invoice_id, e.amount, e.currency, \
@@ -123,7 +169,7 @@ pub async fn lead_event(
     external_id: &str,
     event_name: &str,
 ) -> StoreResult<Option<Event>> {
-    Ok(first(query!(
+    let row: Option<EventRow> = first(query!(
         db,
         &format!(
             "SELECT {EVENT_COLS} FROM events e JOIN customers c ON c.id = e.customer_id
@@ -133,11 +179,12 @@ pub async fn lead_event(
         external_id,
         event_name
     )?)
-    .await?)
+    .await?;
+    row.map(Event::try_from).transpose()
 }
 
 pub async fn sale_event(db: &D1Database, program_id: &str, invoice_id: &str) -> StoreResult<Option<Event>> {
-    Ok(first(query!(
+    let row: Option<EventRow> = first(query!(
         db,
         &format!(
             "SELECT {EVENT_COLS} FROM events e JOIN customers c ON c.id = e.customer_id
@@ -146,14 +193,15 @@ pub async fn sale_event(db: &D1Database, program_id: &str, invoice_id: &str) -> 
         program_id,
         invoice_id
     )?)
-    .await?)
+    .await?;
+    row.map(Event::try_from).transpose()
 }
 
 pub struct NewEvent<'a> {
     pub id: &'a str,
     pub program_id: &'a str,
     pub external_id: &'a str,
-    pub kind: &'a str,
+    pub kind: EventKind,
     pub event_name: &'a str,
     pub invoice_id: Option<&'a str>,
     pub amount: Option<i64>,
@@ -161,8 +209,8 @@ pub struct NewEvent<'a> {
     pub payout_amount: Option<i64>,
     pub partner_id: Option<&'a str>,
     pub click_id: Option<&'a str>,
-    pub attribution: &'a str,
-    pub metadata: Option<String>,
+    pub attribution: AttributionOutcome,
+    pub metadata: Option<&'a str>,
     pub now: i64,
 }
 
@@ -179,7 +227,7 @@ pub fn insert_event(db: &D1Database, e: &NewEvent<'_>) -> StoreResult<D1Prepared
         e.id,
         e.program_id,
         e.external_id,
-        e.kind,
+        e.kind.as_str(),
         e.event_name,
         e.invoice_id,
         e.amount,
@@ -187,8 +235,8 @@ pub fn insert_event(db: &D1Database, e: &NewEvent<'_>) -> StoreResult<D1Prepared
         e.payout_amount,
         e.partner_id,
         e.click_id,
-        e.attribution,
-        &e.metadata,
+        e.attribution.as_str(),
+        e.metadata,
         e.now
     )?)
 }
@@ -210,4 +258,154 @@ pub fn mark_first_sale(
         at,
         event_id
     )?)
+}
+
+/// Fresh ids for the rows a conversion may create: they exist only if this request's batch won.
+pub struct NewIds {
+    pub customer: String,
+    pub event: String,
+    pub commission: String,
+}
+
+/// A lead and what the core decided for it.
+pub struct LeadWrite<'a> {
+    pub program_id: &'a str,
+    pub lead: &'a LeadRequest,
+    pub decision: &'a LeadDecision,
+    pub ids: &'a NewIds,
+    pub now: i64,
+}
+
+/// Records a lead in one atomic batch: the customer (and its new attribution), the event unless
+/// its (program, customer, name) exists, the commission only if this batch's event won, and
+/// their `lead.created` / `commission.created` webhooks.
+pub async fn record_lead(db: &D1Database, w: &LeadWrite<'_>) -> StoreResult<()> {
+    let (d, external_id) = (w.decision, w.lead.customer_external_id.as_str());
+    let credited = d.credited.as_ref();
+    let mut stmts = vec![upsert_customer(
+        db,
+        &CustomerUpsert {
+            new_id: &w.ids.customer,
+            program_id: w.program_id,
+            external_id,
+            email: w.lead.customer_email.as_deref(),
+            name: w.lead.customer_name.as_deref(),
+            attribution: credited.map(|f| (f.partner_id.as_str(), f.link_id.as_str(), f.click_id.as_str(), f.at)),
+            now: w.now,
+        },
+    )?];
+    stmts.push(insert_event(
+        db,
+        &NewEvent {
+            id: &w.ids.event,
+            program_id: w.program_id,
+            external_id,
+            kind: EventKind::Lead,
+            event_name: &w.lead.event_name,
+            invoice_id: None,
+            amount: None,
+            currency: None,
+            payout_amount: None,
+            partner_id: credited.map(|f| f.partner_id.as_str()),
+            click_id: credited.map(|f| f.click_id.as_str()),
+            attribution: d.attribution,
+            metadata: None,
+            now: w.now,
+        },
+    )?);
+    if let Some(plan) = &d.commission {
+        stmts.extend(commissions::insert_if_event_won(
+            db,
+            &NewCommission {
+                id: &w.ids.commission,
+                program_id: w.program_id,
+                customer_ref: (w.program_id, external_id),
+                event_id: &w.ids.event,
+                invoice_id: None,
+                plan,
+                now: w.now,
+            },
+        )?);
+    }
+    stmts.push(outbox::lead(db, &w.ids.event, w.now)?);
+    stmts.push(outbox::commission(db, "commission.created", &w.ids.commission, w.now)?);
+    stmts.extend(outbox::fan_out(db, w.now)?);
+    super::batch(db, stmts).await?;
+    Ok(())
+}
+
+/// A sale and what the core decided for it.
+pub struct SaleWrite<'a> {
+    pub program_id: &'a str,
+    pub sale: &'a SaleRequest,
+    pub priced: &'a PricedSale,
+    pub decision: &'a SaleDecision,
+    pub ids: &'a NewIds,
+    pub now: i64,
+}
+
+/// Records a sale in one atomic batch: the customer if new, the event unless its (program,
+/// invoice) exists, the customer's first sale time, the commission only if this batch's event
+/// won (for a first-sale-only reward: only if no other sale of the customer landed first), and
+/// its `commission.created` webhook.
+pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<()> {
+    let (d, sale, external_id) = (w.decision, w.sale, w.sale.customer_external_id.as_str());
+    let mut stmts = Vec::new();
+    if d.create_customer {
+        stmts.push(upsert_customer(
+            db,
+            &CustomerUpsert {
+                new_id: &w.ids.customer,
+                program_id: w.program_id,
+                external_id,
+                email: None,
+                name: None,
+                attribution: None,
+                now: w.now,
+            },
+        )?);
+    }
+    stmts.push(insert_event(
+        db,
+        &NewEvent {
+            id: &w.ids.event,
+            program_id: w.program_id,
+            external_id,
+            kind: EventKind::Sale,
+            event_name: &sale.event_name,
+            invoice_id: Some(&sale.invoice_id),
+            amount: Some(sale.amount),
+            currency: Some(sale.currency.code()),
+            payout_amount: w.priced.payout_amount,
+            partner_id: d.partner_id.as_deref(),
+            click_id: d.click_id.as_deref(),
+            attribution: d.attribution,
+            metadata: sale.metadata.as_deref(),
+            now: w.now,
+        },
+    )?);
+    stmts.push(mark_first_sale(db, w.program_id, external_id, &w.ids.event, w.now)?);
+    if let Some(plan) = &d.commission {
+        stmts.extend(commissions::insert_if_event_won(
+            db,
+            &NewCommission {
+                id: &w.ids.commission,
+                program_id: w.program_id,
+                customer_ref: (w.program_id, external_id),
+                event_id: &w.ids.event,
+                invoice_id: Some(&sale.invoice_id),
+                plan,
+                now: w.now,
+            },
+        )?);
+        if plan.first_sale_only {
+            // First sale only, enforced inside the batch: concurrent "first" sales of one
+            // customer cannot all earn; the others are recorded outside the recurring window.
+            stmts.extend(commissions::keep_only_first_sale(db, &w.ids.commission, &w.ids.event)?);
+        }
+    }
+    stmts.push(outbox::commission(db, "commission.created", &w.ids.commission, w.now)?);
+    stmts.extend(outbox::fan_out(db, w.now)?);
+    super::batch(db, stmts).await?;
+    Ok(())
 }

@@ -2,9 +2,11 @@
 //! in one batch whose first statement claims that state (unique (commission, refunded_before)):
 //! two refunds planned against the same state cannot both land.
 
+use super::commissions::Commission;
 use super::StoreResult;
 use super::{batch_or_constraint, first, ConstraintKind, StoreError};
-use refport_core::commission::RefundPlan;
+use refport_core::commission::{RefundPlan, RejectReason, Status};
+use refport_core::conversion::RefundDecision;
 use serde::{Deserialize, Serialize};
 use worker::{query, D1Database};
 
@@ -24,17 +26,17 @@ pub struct Refund {
 const COLS: &str = "id, program_id, invoice_id, amount, commission_id, clawback_id, effect, created_at";
 
 pub async fn by_idempotency_key(db: &D1Database, program_id: &str, key: &str) -> StoreResult<Option<Refund>> {
-    Ok(first(query!(
+    first(query!(
         db,
         &format!("SELECT {COLS} FROM refunds WHERE program_id = ?1 AND idempotency_key = ?2"),
         program_id,
         key
     )?)
-    .await?)
+    .await
 }
 
 pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Refund>> {
-    Ok(first(query!(db, &format!("SELECT {COLS} FROM refunds WHERE id = ?1"), id)?).await?)
+    first(query!(db, &format!("SELECT {COLS} FROM refunds WHERE id = ?1"), id)?).await
 }
 
 pub struct Planned<'a> {
@@ -42,12 +44,11 @@ pub struct Planned<'a> {
     pub program_id: &'a str,
     pub invoice_id: &'a str,
     pub idempotency_key: Option<&'a str>,
-    pub amount: i64,
-    /// The commission and the state the plan was made against: (id, status, amount, refunded, clawed_back).
-    pub commission: Option<(&'a str, &'a str, i64, i64, i64)>,
-    /// What of the sale was refunded when this refund was planned (claims that state).
-    pub refunded_before: i64,
-    pub plan: Option<RefundPlan>,
+    /// The commission as read when the refund was decided: every write is conditioned on that
+    /// exact state.
+    pub commission: Option<&'a Commission>,
+    /// What the core decided: the amount, the state it claims (`refunded_before`), the plan.
+    pub decision: &'a RefundDecision,
     pub clawback_id: &'a str,
     pub now: i64,
 }
@@ -60,20 +61,9 @@ pub enum Outcome {
     DuplicateKey,
 }
 
-pub fn effect_of(plan: &Option<RefundPlan>) -> &'static str {
-    match plan {
-        None => "no_commission",
-        Some(RefundPlan::Reduce { .. }) => "commission_reduced",
-        Some(RefundPlan::Reject) => "commission_rejected",
-        Some(RefundPlan::Clawback { .. }) => "clawback_created",
-        Some(RefundPlan::NoChange) => "no_change",
-    }
-}
-
 pub async fn apply(db: &D1Database, r: &Planned<'_>) -> StoreResult<Outcome> {
-    let effect = effect_of(&r.plan);
-    let cid = r.commission.map(|c| c.0);
-    let refunded_before = r.refunded_before;
+    let d = r.decision;
+    let cid = r.commission.map(|c| c.id.as_str());
     let mut stmts = vec![query!(
         db,
         "INSERT INTO refunds (id, program_id, invoice_id, amount, idempotency_key, commission_id, refunded_before, effect, clawback_id, created_at)
@@ -81,20 +71,22 @@ pub async fn apply(db: &D1Database, r: &Planned<'_>) -> StoreResult<Outcome> {
         r.id,
         r.program_id,
         r.invoice_id,
-        r.amount,
+        d.amount,
         r.idempotency_key,
         cid,
-        refunded_before,
-        effect,
+        d.refunded_before,
+        d.effect().as_str(),
         None::<&str>,
         r.now
     )?];
-    if let (Some((id, status, amount, refunded, clawed)), Some(plan)) = (r.commission, &r.plan) {
-        let new_refunded = refunded + r.amount;
+    if let (Some(cm), Some(plan)) = (r.commission, &d.plan) {
+        let (id, status, amount, refunded, clawed) =
+            (cm.id.as_str(), cm.status.as_str(), cm.amount, cm.refunded_amount, cm.clawed_back);
+        let new_refunded = refunded + d.amount;
         // Every write below is conditioned on the exact state the plan was computed from.
         let (new_status, new_amount, new_clawed, reason) = match plan {
             RefundPlan::Reduce { new_amount } => (status, *new_amount, clawed, None),
-            RefundPlan::Reject => ("rejected", amount, clawed, Some("refund")),
+            RefundPlan::Reject => (Status::Rejected.as_str(), amount, clawed, Some(RejectReason::Refund.as_str())),
             RefundPlan::Clawback { amount: c } => (status, amount, clawed - c, None),
             RefundPlan::NoChange => (status, amount, clawed, None),
         };
@@ -110,7 +102,7 @@ pub async fn apply(db: &D1Database, r: &Planned<'_>) -> StoreResult<Outcome> {
             clawed,
             new_status,
             new_amount,
-            reason.unwrap_or("refund"),
+            reason.unwrap_or(RejectReason::Refund.as_str()),
             r.now
         )?);
         stmts.push(query!(
@@ -168,11 +160,11 @@ pub async fn apply(db: &D1Database, r: &Planned<'_>) -> StoreResult<Outcome> {
             stmts.push(query!(db, "UPDATE refunds SET clawback_id = ?2 WHERE id = ?1", r.id, r.clawback_id)?);
         }
     }
-    if let Some((id, ..)) = r.commission {
-        if r.plan.is_some() {
-            stmts.push(super::outbox::commission(db, "commission.updated", id, r.now)?);
+    if let Some(cm) = r.commission {
+        if d.plan.is_some() {
+            stmts.push(super::outbox::commission(db, "commission.updated", &cm.id, r.now)?);
         }
-        if matches!(r.plan, Some(RefundPlan::Clawback { .. })) {
+        if matches!(d.plan, Some(RefundPlan::Clawback { .. })) {
             stmts.push(super::outbox::commission(db, "commission.created", r.clawback_id, r.now)?);
         }
         stmts.extend(super::outbox::fan_out(db, r.now)?);
