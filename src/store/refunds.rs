@@ -83,6 +83,9 @@ pub async fn apply(db: &D1Database, r: &Planned<'_>) -> StoreResult<Outcome> {
         let (id, status, amount, refunded, clawed) =
             (cm.id.as_str(), cm.status.as_str(), cm.amount, cm.refunded_amount, cm.clawed_back);
         let new_refunded = refunded + d.amount;
+        // The payout claim is part of the state the plan was made against: a commission a payout
+        // claimed meanwhile has a fixed amount, so the refund re-plans (as a clawback).
+        let payout = cm.payout_id.as_deref();
         // Every write below is conditioned on the exact state the plan was computed from.
         let (new_status, new_amount, new_clawed, reason) = match plan {
             RefundPlan::Reduce { new_amount } => (status, *new_amount, clawed, None),
@@ -94,7 +97,8 @@ pub async fn apply(db: &D1Database, r: &Planned<'_>) -> StoreResult<Outcome> {
             db,
             "INSERT INTO commission_changes (commission_id, from_status, to_status, amount_before, amount_after, reason, created_at)
              SELECT id, status, ?6, amount, ?7, ?8, ?9 FROM commissions
-             WHERE id = ?1 AND status = ?2 AND amount = ?3 AND refunded_amount = ?4 AND clawed_back = ?5",
+             WHERE id = ?1 AND status = ?2 AND amount = ?3 AND refunded_amount = ?4 AND clawed_back = ?5
+               AND payout_id IS ?10",
             id,
             status,
             amount,
@@ -103,13 +107,15 @@ pub async fn apply(db: &D1Database, r: &Planned<'_>) -> StoreResult<Outcome> {
             new_status,
             new_amount,
             reason.unwrap_or(RejectReason::Refund.as_str()),
-            r.now
+            r.now,
+            payout
         )?);
         stmts.push(query!(
             db,
             "UPDATE commissions SET status = ?6, amount = ?7, refunded_amount = ?8, clawed_back = ?9,
                  reason = COALESCE(?10, reason), updated_at = ?11
-             WHERE id = ?1 AND status = ?2 AND amount = ?3 AND refunded_amount = ?4 AND clawed_back = ?5",
+             WHERE id = ?1 AND status = ?2 AND amount = ?3 AND refunded_amount = ?4 AND clawed_back = ?5
+               AND payout_id IS ?12",
             id,
             status,
             amount,
@@ -120,7 +126,8 @@ pub async fn apply(db: &D1Database, r: &Planned<'_>) -> StoreResult<Outcome> {
             new_refunded,
             new_clawed,
             reason,
-            r.now
+            r.now,
+            payout
         )?);
         // Guard: if the update above did not land (the commission changed since it was read),
         // this insert violates NOT NULL and the whole batch, refund row included, rolls back.
@@ -128,12 +135,14 @@ pub async fn apply(db: &D1Database, r: &Planned<'_>) -> StoreResult<Outcome> {
             db,
             "INSERT INTO commission_changes (commission_id, to_status, amount_after, created_at)
              SELECT NULL, 'guard', 0, 0 WHERE NOT EXISTS (SELECT 1 FROM commissions
-                 WHERE id = ?1 AND status = ?2 AND amount = ?3 AND refunded_amount = ?4 AND clawed_back = ?5)",
+                 WHERE id = ?1 AND status = ?2 AND amount = ?3 AND refunded_amount = ?4 AND clawed_back = ?5
+                   AND payout_id IS ?6)",
             id,
             new_status,
             new_amount,
             new_refunded,
-            new_clawed
+            new_clawed,
+            payout
         )?);
         if let RefundPlan::Clawback { amount: c } = plan {
             stmts.push(query!(
