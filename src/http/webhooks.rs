@@ -5,13 +5,13 @@ use super::auth::Perm;
 use super::error::{ApiError, ApiResult};
 use super::{body, created, ok, path_id, Call, Page};
 use crate::state::new_id;
-use crate::store;
+use crate::store::webhook_endpoints::{self, Endpoint};
+use crate::store::webhook_deliveries;
 use crate::webhooks::endpoint_secret;
 use refport_core::error::Invalid;
-use refport_core::time::rfc3339;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
-use worker::{query, Request, Response};
+use worker::{Request, Response};
 
 pub const EVENTS: [&str; 5] =
     ["lead.created", "commission.created", "commission.updated", "payout.paid", "payout.failed"];
@@ -22,23 +22,6 @@ struct CreateIn {
     url: String,
     events: Vec<String>,
     description: Option<String>,
-}
-
-#[derive(Deserialize, Serialize)]
-struct EndpointRow {
-    id: String,
-    url: String,
-    events: String,
-    description: Option<String>,
-    created_at: i64,
-}
-
-fn endpoint_json(r: &EndpointRow) -> serde_json::Value {
-    json!({
-        "id": r.id, "url": r.url,
-        "events": serde_json::from_str::<serde_json::Value>(&r.events).unwrap_or(json!([])),
-        "description": r.description, "created_at": rfc3339(r.created_at),
-    })
 }
 
 fn parse_url(s: &str) -> Result<String, Invalid> {
@@ -86,19 +69,15 @@ pub async fn create(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let secret = endpoint_secret(&c.state, &id).ok_or_else(|| {
         ApiError::unprocessable("webhooks_not_configured", "WEBHOOK_SIGNING_KEY is not set for this deployment")
     })?;
-    let row = EndpointRow { id, url, events: serde_json::to_string(&events)?, description, created_at: c.now };
-    query!(
-        &c.state.db,
-        "INSERT INTO webhook_endpoints (id, url, events, description, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        &row.id,
-        &row.url,
-        &row.events,
-        &row.description,
-        row.created_at
-    )?
-    .run()
-    .await?;
-    let mut out = endpoint_json(&row);
+    let endpoint = Endpoint {
+        id,
+        url,
+        events: events.iter().map(|e| e.to_string()).collect(),
+        description,
+        created_at: c.now,
+    };
+    webhook_endpoints::insert(&c.state.db, &endpoint).await?;
+    let mut out = serde_json::to_value(&endpoint)?;
     out["secret"] = json!(secret);
     created(&out)
 }
@@ -106,88 +85,26 @@ pub async fn create(req: &mut Request, c: &Call) -> ApiResult<Response> {
 pub async fn list(c: &Call) -> ApiResult<Response> {
     c.who.require(Perm::Write)?;
     let page = Page::from_query(&c.query)?;
-    let rows: Vec<EndpointRow> = store::all(query!(
-        &c.state.db,
-        "SELECT id, url, events, description, created_at FROM webhook_endpoints WHERE deleted_at IS NULL AND id < ?1
-         ORDER BY id DESC LIMIT ?2",
-        page.before(),
-        page.limit + 1
-    )?)
-    .await?;
-    let rows: Vec<_> = rows.iter().map(endpoint_json).collect();
-    page.respond(rows, |r| r["id"].as_str().unwrap_or_default().to_string())
+    let rows = webhook_endpoints::list(&c.state.db, &page.before(), page.limit).await?;
+    page.respond(rows, |r| r.id.clone())
 }
 
-async fn load(c: &Call, id: &str) -> ApiResult<EndpointRow> {
+async fn load(c: &Call, id: &str) -> ApiResult<Endpoint> {
     let id = path_id(id, refport_core::ids::WEBHOOK, "webhook endpoint")?;
-    let row: Option<EndpointRow> = store::first(query!(
-        &c.state.db,
-        "SELECT id, url, events, description, created_at FROM webhook_endpoints WHERE id = ?1 AND deleted_at IS NULL",
-        &id
-    )?)
-    .await?;
-    row.ok_or(ApiError::NotFound("webhook endpoint"))
+    webhook_endpoints::get(&c.state.db, &id).await?.ok_or(ApiError::NotFound("webhook endpoint"))
 }
 
 pub async fn delete(c: &Call, id: &str) -> ApiResult<Response> {
     c.who.require(Perm::Write)?;
-    let row = load(c, id).await?;
-    store::batch(
-        &c.state.db,
-        vec![
-            query!(&c.state.db, "UPDATE webhook_endpoints SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL", &row.id, c.now)?,
-            query!(
-                &c.state.db,
-                "UPDATE webhook_deliveries SET status = 'failed', last_error = 'endpoint deleted', next_attempt_at = NULL
-                 WHERE endpoint_id = ?1 AND status = 'pending'",
-                &row.id
-            )?,
-        ],
-    )
-    .await?;
-    ok(&json!({"id": row.id, "deleted": true}))
-}
-
-#[derive(Deserialize)]
-struct DeliveryRow {
-    id: String,
-    event_id: String,
-    event_type: String,
-    status: String,
-    attempts: i64,
-    last_status: Option<i64>,
-    last_error: Option<String>,
-    next_attempt_at: Option<i64>,
-    delivered_at: Option<i64>,
-    created_at: i64,
+    let endpoint = load(c, id).await?;
+    webhook_endpoints::delete(&c.state.db, &endpoint.id, c.now).await?;
+    ok(&json!({"id": endpoint.id, "deleted": true}))
 }
 
 pub async fn deliveries(c: &Call, id: &str) -> ApiResult<Response> {
     c.who.require(Perm::Write)?;
-    let row = load(c, id).await?;
+    let endpoint = load(c, id).await?;
     let page = Page::from_query(&c.query)?;
-    let rows: Vec<DeliveryRow> = store::all(query!(
-        &c.state.db,
-        "SELECT d.id, d.event_id, ev.type AS event_type, d.status, d.attempts, d.last_status, d.last_error, d.next_attempt_at,
-                d.delivered_at, d.created_at
-         FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id
-         WHERE d.endpoint_id = ?1 AND d.id < ?2 ORDER BY d.id DESC LIMIT ?3",
-        &row.id,
-        page.before(),
-        page.limit + 1
-    )?)
-    .await?;
-    let opt = |t: Option<i64>| t.map(rfc3339);
-    let rows: Vec<_> = rows
-        .iter()
-        .map(|d| {
-            json!({
-                "id": d.id, "event_id": d.event_id, "event_type": d.event_type, "status": d.status,
-                "attempts": d.attempts, "last_status": d.last_status, "last_error": d.last_error,
-                "next_attempt_at": opt(d.next_attempt_at), "delivered_at": opt(d.delivered_at),
-                "created_at": rfc3339(d.created_at),
-            })
-        })
-        .collect();
-    page.respond(rows, |r| r["id"].as_str().unwrap_or_default().to_string())
+    let rows = webhook_deliveries::list_for_endpoint(&c.state.db, &endpoint.id, &page.before(), page.limit).await?;
+    page.respond(rows, |d| d.id.clone())
 }

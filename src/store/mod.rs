@@ -14,6 +14,8 @@ pub mod partners;
 pub mod payouts;
 pub mod programs;
 pub mod refunds;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;
 
 pub use error::{Constraint, ConstraintKind, InUse, StoreError, StoreResult, Taken};
 use serde::de::DeserializeOwned;
