@@ -5,8 +5,8 @@ use super::auth::Perm;
 use super::error::{ApiError, ApiResult};
 use super::{body, created, ok, path_id, Call, Page};
 use crate::state::new_id;
-use crate::store::webhook_endpoints::{self, Endpoint};
 use crate::store::webhook_deliveries;
+use crate::store::webhook_endpoints::{self, Endpoint};
 use crate::webhooks::endpoint_secret;
 use refport_core::error::Invalid;
 use serde::Deserialize;
@@ -69,13 +69,8 @@ pub async fn create(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let secret = endpoint_secret(&c.state, &id).ok_or_else(|| {
         ApiError::unprocessable("webhooks_not_configured", "WEBHOOK_SIGNING_KEY is not set for this deployment")
     })?;
-    let endpoint = Endpoint {
-        id,
-        url,
-        events: events.iter().map(|e| e.to_string()).collect(),
-        description,
-        created_at: c.now,
-    };
+    let endpoint =
+        Endpoint { id, url, events: events.iter().map(|e| e.to_string()).collect(), description, created_at: c.now };
     webhook_endpoints::insert(&c.state.db, &endpoint).await?;
     let mut out = serde_json::to_value(&endpoint)?;
     out["secret"] = json!(secret);

@@ -59,9 +59,7 @@ pub async fn insert(db: &D1Database, e: &Endpoint) -> StoreResult<()> {
 pub async fn list(db: &D1Database, before: &str, limit: u32) -> StoreResult<Vec<Endpoint>> {
     let rows: Vec<Row> = all(query!(
         db,
-        &format!(
-            "SELECT {COLS} FROM webhook_endpoints WHERE deleted_at IS NULL AND id < ?1 ORDER BY id DESC LIMIT ?2"
-        ),
+        &format!("SELECT {COLS} FROM webhook_endpoints WHERE deleted_at IS NULL AND id < ?1 ORDER BY id DESC LIMIT ?2"),
         before,
         limit + 1
     )?)
