@@ -4,12 +4,12 @@ use super::auth::Perm;
 use super::error::{ApiError, ApiResult};
 use super::{ok, optional_body, partners, Call, MAX_BODY};
 use crate::state::AppState;
-use crate::store::{self, batch};
+use crate::store::{self, stripe_webhooks, stripe_webhooks::Effect};
 use crate::stripe::{Stripe, StripeError};
 use refport_core::token::{verify_stripe_signature, DEFAULT_TOLERANCE_SECS};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{query, Request, Response};
+use worker::{Request, Response};
 
 fn stripe_error(e: StripeError) -> ApiError {
     match e {
@@ -85,15 +85,7 @@ pub async fn onboard_partner(
         None => {
             let a = stripe.create_account(&partner.id, &partner.email).await.map_err(stripe_error)?;
             // First writer wins; the account idempotency key makes a racing twin get the same id.
-            query!(
-                &state.db,
-                "UPDATE partners SET stripe_account_id = ?2, updated_at = ?3 WHERE id = ?1 AND stripe_account_id IS NULL",
-                &partner.id,
-                &a.id,
-                now
-            )?
-            .run()
-            .await?;
+            store::partners::set_stripe_account_once(&state.db, &partner.id, &a.id, now).await?;
             let p = store::partners::get(&state.db, &partner.id).await?.ok_or(ApiError::NotFound("partner"))?;
             p.stripe_account_id.unwrap_or(a.id)
         }
@@ -138,62 +130,35 @@ pub async fn webhook(req: &mut Request, state: &AppState, now: i64) -> ApiResult
         .ok_or(ApiError::bad_request("invalid_request", "event without id"))?;
     let kind = event["type"].as_str().unwrap_or_default();
     let object = &event["data"]["object"];
-    let db = &state.db;
     // A fresh token marks this delivery: effects below apply only if this delivery recorded the
     // event (a replay leaves the first delivery's token in place, so its effects are skipped).
     let token = hex_token()?;
-    let record = query!(
-        db,
-        "INSERT INTO stripe_events (id, type, token, received_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-        id,
-        kind,
-        &token,
-        now
-    )?;
-    let mut stmts = vec![record];
-    let mut effect = "ignored";
-    match kind {
+    let effect = match kind {
         "account.updated" => {
-            let account = object["id"].as_str().unwrap_or_default();
             let transfers = object["capabilities"]["transfers"].as_str();
-            let enabled =
-                object["payouts_enabled"].as_bool().unwrap_or(false) && transfers.is_none_or(|t| t == "active");
-            // Applied only if this event id is new (the INSERT above changed a row).
-            stmts.push(query!(
-                db,
-                "UPDATE partners SET payouts_enabled = ?2, updated_at = ?3
-                 WHERE stripe_account_id = ?1 AND EXISTS (SELECT 1 FROM stripe_events WHERE id = ?4 AND token = ?5)",
-                account,
-                enabled as i32,
-                now,
-                id,
-                &token
-            )?);
-            effect = "account_updated";
+            Some(Effect::PayoutsEnabled {
+                account: object["id"].as_str().unwrap_or_default(),
+                enabled: object["payouts_enabled"].as_bool().unwrap_or(false)
+                    && transfers.is_none_or(|t| t == "active"),
+            })
         }
         "transfer.reversed" | "transfer.updated" => {
-            let transfer = object["id"].as_str().unwrap_or_default();
             let reversed = object["amount_reversed"].as_i64().unwrap_or(0);
-            if reversed > 0 {
-                stmts.push(query!(
-                    db,
-                    "UPDATE payouts SET failure_message = 'transfer reversed: ' || ?2 || ' ' || currency,
-                         status = CASE WHEN ?2 >= amount THEN 'failed' ELSE status END, updated_at = ?3
-                     WHERE stripe_transfer_id = ?1 AND EXISTS (SELECT 1 FROM stripe_events WHERE id = ?4 AND token = ?5)",
-                    transfer,
-                    reversed,
-                    now,
-                    id,
-                    &token
-                )?);
-                effect = "transfer_reversed";
-            }
+            (reversed > 0).then(|| Effect::TransferReversed {
+                transfer: object["id"].as_str().unwrap_or_default(),
+                amount_reversed: reversed,
+            })
         }
-        _ => {}
-    }
-    let changes = batch(db, stmts).await?;
-    let duplicate = changes.first().copied().unwrap_or(0) == 0;
-    ok(&json!({"received": true, "duplicate": duplicate, "effect": if duplicate { "none" } else { effect }}))
+        _ => None,
+    };
+    let duplicate = !stripe_webhooks::record(&state.db, id, kind, &token, effect, now).await?;
+    let effect = match effect {
+        _ if duplicate => "none",
+        Some(Effect::PayoutsEnabled { .. }) => "account_updated",
+        Some(Effect::TransferReversed { .. }) => "transfer_reversed",
+        None => "ignored",
+    };
+    ok(&json!({"received": true, "duplicate": duplicate, "effect": effect}))
 }
 
 fn hex_token() -> Result<String, crate::state::RandomUnavailable> {
