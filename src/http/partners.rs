@@ -2,10 +2,10 @@ use super::auth::Perm;
 use super::error::{ApiError, ApiResult};
 use super::{body, created, ok, path_id, programs, Call, Page};
 use crate::state::new_id;
-use crate::store::{commissions, partners, Count};
+use crate::store::{commissions, partners, stats};
 use refport_core::ids;
 use refport_core::partner::{PartnerInput, PartnerPatch};
-use worker::{query, Request, Response};
+use worker::{Request, Response};
 
 pub async fn load(c: &Call, id: &str) -> ApiResult<partners::Partner> {
     let id = path_id(id, ids::PARTNER, "partner")?;
@@ -82,12 +82,11 @@ pub async fn stats(c: &Call, id: &str) -> ApiResult<Response> {
     c.who.require(Perm::Read)?;
     let p = load(c, id).await?;
     let db = &c.state.db;
-    let clicks: Option<Count> =
-        crate::store::first(query!(db, "SELECT COUNT(*) AS n FROM clicks WHERE partner_id = ?1", &p.id)?).await?;
+    let clicks = stats::partner_clicks(db, &p.id).await?;
     let s = commissions::partner_stats(db, &p.id).await?;
     ok(&serde_json::json!({
         "partner_id": p.id,
-        "clicks": clicks.map(|c| c.n).unwrap_or(0),
+        "clicks": clicks,
         "leads": s.leads,
         "sales": s.sales,
         "sale_amount": s.sale_amount,

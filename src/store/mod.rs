@@ -15,6 +15,7 @@ pub mod partners;
 pub mod payouts;
 pub mod programs;
 pub mod refunds;
+pub mod stats;
 pub mod stripe_webhooks;
 pub mod webhook_deliveries;
 pub mod webhook_endpoints;
