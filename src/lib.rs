@@ -11,7 +11,11 @@ pub mod redirect;
 pub mod state;
 pub mod store;
 pub mod stripe;
-pub mod webhooks;
+pub mod webhook_delivery;
+
+/// The old path of `webhook_delivery`, kept only until `src/cron.rs` names the new one.
+#[doc(hidden)]
+pub use webhook_delivery as webhooks;
 
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 

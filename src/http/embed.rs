@@ -260,7 +260,7 @@ pub async fn route(req: &mut Request, state: AppState, now: i64, rest: &[&str]) 
         (worker::Method::Get, ["commissions"]) => commissions(&p).await,
         (worker::Method::Get, ["payouts"]) => payouts(&p).await,
         (worker::Method::Post, ["onboard"]) => {
-            super::stripe_connect::onboard_partner(req, &p.state, &p.partner, p.now).await
+            super::stripe_onboarding::onboard_partner(req, &p.state, &p.partner, p.now).await
         }
         _ => Err(ApiError::NotFound("route")),
     }

@@ -64,7 +64,7 @@ pub async fn patch(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response>
         programs::refresh_links(c, &old.program_id, Some(&old.id)).await?;
         if f.status == refport_core::partner::PartnerStatus::Banned {
             commissions::reject_open_for_partner(&c.state.db, &old.id, "partner_banned", c.now).await?;
-            crate::webhooks::deliver_soon(&c.ctx, &c.state);
+            crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
         }
     }
     let p = partners::Partner {

@@ -269,7 +269,7 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
     stmts.push(outbox::commission(db, "commission.created", &commission_id, c.now)?);
     stmts.extend(outbox::fan_out(db, c.now)?);
     batch(db, stmts).await?;
-    crate::webhooks::deliver_soon(&c.ctx, &c.state);
+    crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
     let e = conversions::lead_event(db, &program.id, &external_id, &event_name)
         .await?
         .ok_or(ApiError::Internal("lead event missing after insert".into()))?;
@@ -446,7 +446,7 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
     stmts.push(outbox::commission(db, "commission.created", &commission_id, c.now)?);
     stmts.extend(outbox::fan_out(db, c.now)?);
     batch(db, stmts).await?;
-    crate::webhooks::deliver_soon(&c.ctx, &c.state);
+    crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
     let e = conversions::sale_event(db, &program.id, &invoice_id)
         .await?
         .ok_or(ApiError::Internal("sale event missing after insert".into()))?;
@@ -576,7 +576,7 @@ pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
         };
         match refunds::apply(db, &planned).await? {
             Outcome::Applied => {
-                crate::webhooks::deliver_soon(&c.ctx, &c.state);
+                crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
                 let r = refunds::get(db, &refund_id).await?.ok_or(ApiError::Internal("refund missing".into()))?;
                 return respond_refund(c, r).await;
             }

@@ -1,6 +1,7 @@
-//! Delivering the webhook outbox to merchant endpoints: signed like Stripe's
+//! Outgoing webhooks: delivering the outbox to merchant endpoints, signed like Stripe's
 //! (`Refport-Signature: t=...,v1=hex HMAC-SHA256 of "t.body"`), at least once, retried with
-//! backoff by the cron, each attempt recorded in the endpoint's delivery log.
+//! backoff by the cron, each attempt recorded in the endpoint's delivery log
+//! (`store::webhook_deliveries`). The endpoints API is `http/webhook_endpoints.rs`.
 
 use crate::http::error::ApiResult;
 use crate::state::{now_ms, AppState};

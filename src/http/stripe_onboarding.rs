@@ -1,14 +1,14 @@
-//! Stripe Connect: partner onboarding (Express account + account link) and Stripe's webhooks.
+//! Stripe Connect onboarding of partners: an Express account (created once) and a fresh account
+//! link. Stripe's answers about the account arrive as incoming webhooks (`stripe_webhooks.rs`).
 
 use super::auth::Perm;
 use super::error::{ApiError, ApiResult};
-use super::{ok, optional_body, partners, Call, MAX_BODY};
+use super::{ok, optional_body, partners, Call};
 use crate::state::AppState;
-use crate::store::{self, stripe_webhooks, stripe_webhooks::Effect};
+use crate::store;
 use crate::stripe::{Stripe, StripeError};
-use refport_core::token::{verify_stripe_signature, DEFAULT_TOLERANCE_SECS};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use worker::{Request, Response};
 
 fn stripe_error(e: StripeError) -> ApiError {
@@ -96,69 +96,6 @@ pub async fn onboard_partner(
     ok(
         &json!({"url": link.url, "expires_at": refport_core::time::rfc3339(link.expires_at * 1000), "account_id": account}),
     )
-}
-
-/// `POST /api/v1/webhooks/stripe`: signature checked before anything is read or written; a
-/// replayed event id changes nothing (the event id is recorded in the same batch as its effect).
-pub async fn webhook(req: &mut Request, state: &AppState, now: i64) -> ApiResult<Response> {
-    let secrets = &state.secrets.stripe_webhook;
-    if secrets.is_empty() {
-        return Err(ApiError::unprocessable("stripe_not_configured", "STRIPE_WEBHOOK_SECRET is not set"));
-    }
-    let header = req.headers().get("stripe-signature")?.unwrap_or_default();
-    let payload =
-        req.bytes().await.map_err(|_| ApiError::bad_request("invalid_body", "could not read the request body"))?;
-    if payload.len() > MAX_BODY {
-        return Err(ApiError::PayloadTooLarge);
-    }
-    // Any of the configured secrets (two during a rotation) may have signed it.
-    let mut verdict = Ok(0);
-    for s in secrets {
-        verdict = verify_stripe_signature(s.expose(), &header, &payload, now / 1000, DEFAULT_TOLERANCE_SECS);
-        if verdict.is_ok() {
-            break;
-        }
-    }
-    verdict.map_err(|e| {
-        ApiError::bad_request("invalid_signature", format!("Stripe-Signature rejected: {}", e.as_str()))
-    })?;
-    let event: Value =
-        serde_json::from_slice(&payload).map_err(|_| ApiError::bad_request("invalid_json", "malformed event"))?;
-    let id = event["id"]
-        .as_str()
-        .filter(|s| s.starts_with("evt_"))
-        .ok_or(ApiError::bad_request("invalid_request", "event without id"))?;
-    let kind = event["type"].as_str().unwrap_or_default();
-    let object = &event["data"]["object"];
-    // A fresh token marks this delivery: effects below apply only if this delivery recorded the
-    // event (a replay leaves the first delivery's token in place, so its effects are skipped).
-    let token = hex_token()?;
-    let effect = match kind {
-        "account.updated" => {
-            let transfers = object["capabilities"]["transfers"].as_str();
-            Some(Effect::PayoutsEnabled {
-                account: object["id"].as_str().unwrap_or_default(),
-                enabled: object["payouts_enabled"].as_bool().unwrap_or(false)
-                    && transfers.is_none_or(|t| t == "active"),
-            })
-        }
-        "transfer.reversed" | "transfer.updated" => {
-            let reversed = object["amount_reversed"].as_i64().unwrap_or(0);
-            (reversed > 0).then(|| Effect::TransferReversed {
-                transfer: object["id"].as_str().unwrap_or_default(),
-                amount_reversed: reversed,
-            })
-        }
-        _ => None,
-    };
-    let duplicate = !stripe_webhooks::record(&state.db, id, kind, &token, effect, now).await?;
-    let effect = match effect {
-        _ if duplicate => "none",
-        Some(Effect::PayoutsEnabled { .. }) => "account_updated",
-        Some(Effect::TransferReversed { .. }) => "transfer_reversed",
-        None => "ignored",
-    };
-    ok(&json!({"received": true, "duplicate": duplicate, "effect": effect}))
 }
 
 fn hex_token() -> Result<String, crate::state::RandomUnavailable> {

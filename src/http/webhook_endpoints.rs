@@ -1,5 +1,7 @@
-//! Outgoing webhook endpoints: create (the signing secret shown once), list, delete, and the
-//! delivery log of an endpoint.
+//! Outgoing webhooks, the merchant's side of the API (`/api/v1/webhooks`, `/api/v1/webhooks/{id}`):
+//! register an endpoint (its signing secret shown once), list, delete, and an endpoint's delivery
+//! log. Delivery itself is `src/webhook_delivery.rs`; incoming Stripe webhooks are
+//! `stripe_webhooks.rs`.
 
 use super::auth::Perm;
 use super::error::{ApiError, ApiResult};
@@ -7,7 +9,7 @@ use super::{body, created, ok, path_id, Call, Page};
 use crate::state::new_id;
 use crate::store::webhook_deliveries;
 use crate::store::webhook_endpoints::{self, Endpoint};
-use crate::webhooks::endpoint_secret;
+use crate::webhook_delivery::endpoint_secret;
 use refport_core::error::Invalid;
 use serde::Deserialize;
 use serde_json::json;
