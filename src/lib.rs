@@ -28,8 +28,9 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     if path == "/refport.js" {
         return Ok(pages::click_script());
     }
+    // The partner portal's iframe page (`/embed/referrals`): the URL merchants embed, kept stable.
     if path.starts_with("/embed/") {
-        return Ok(pages::embed(req, env).await);
+        return Ok(pages::portal(req, env).await);
     }
     Ok(redirect::handle(req, env, ctx).await)
 }

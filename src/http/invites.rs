@@ -1,8 +1,8 @@
 //! Partner invitations: created with `invite: true` on partner creation, emailed with a
 //! single-use expiring link; accepting enrols the partner and opens the portal.
 
-use super::embed::{ensure_default_link, mint};
 use super::error::{ApiError, ApiResult};
+use super::portal::{ensure_default_link, mint};
 use super::{body, ok};
 use crate::email::{self, Email};
 use crate::state::{new_id, random, AppState};

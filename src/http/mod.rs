@@ -4,12 +4,12 @@ pub mod api_keys;
 pub mod auth;
 pub mod clicks;
 pub mod commissions;
-pub mod embed;
 pub mod error;
 pub mod invites;
 pub mod links;
 pub mod partners;
 pub mod payouts;
+pub mod portal;
 pub mod programs;
 pub mod stripe_onboarding;
 pub mod stripe_webhooks;
@@ -394,12 +394,12 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         }
         Auth::Portal => {
             let query = query_params(&req, route.query)?;
-            let p = embed::authenticate(&req, state, now, query).await?;
+            let p = portal::authenticate(&req, state, now, query).await?;
             return match route.endpoint {
-                PortalMe => embed::me(&p).await,
-                PortalStats => embed::stats(&p).await,
-                PortalCommissions => embed::commissions(&p).await,
-                PortalPayouts => embed::payouts(&p).await,
+                PortalMe => portal::me(&p).await,
+                PortalStats => portal::stats(&p).await,
+                PortalCommissions => portal::commissions(&p).await,
+                PortalPayouts => portal::payouts(&p).await,
                 PortalOnboard => stripe_onboarding::onboard_partner(&mut req, &p.state, &p.partner, p.now).await,
                 _ => Err(ApiError::NotFound("route")),
             };
@@ -433,7 +433,7 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         ListCommissions => commissions::list(&c).await,
         ApproveCommission => commissions::approve(&c, id).await,
         RejectCommission => commissions::reject(&mut req, &c, id).await,
-        CreateEmbedToken => embed::create_token(&mut req, &c).await,
+        CreateEmbedToken => portal::create_token(&mut req, &c).await,
         CreateWebhook => webhook_endpoints::create(&mut req, &c).await,
         ListWebhooks => webhook_endpoints::list(&c).await,
         DeleteWebhook => webhook_endpoints::delete(&c, id).await,

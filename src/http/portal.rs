@@ -1,6 +1,8 @@
-//! Embed tokens and the partner portal's JSON API (`/api/v1/portal/*`, Bearer embed token).
-//! A token is verified by signature and expiry alone (no storage read); every portal query is
-//! scoped to the token's one partner in its one program.
+//! The partner portal: "portal" in code and API (`http/portal.rs`, `web/portal`, `/api/v1/portal/*`),
+//! embedded by merchants as the iframe page `/embed/referrals` (`src/pages.rs`) with an embed
+//! token minted here (`POST /api/v1/embed-tokens`). A token is verified by signature and expiry
+//! alone (no storage read); every portal query is scoped to the token's one partner in its one
+//! program.
 
 use super::auth::Perm;
 use super::error::{ApiError, ApiResult};
