@@ -247,23 +247,3 @@ pub async fn payouts(p: &Portal) -> ApiResult<Response> {
     let rows = store::payouts::list(&p.state.db, &f, &page.before(), page.limit).await?;
     page.respond(rows, |r| r.id.clone())
 }
-
-pub async fn route(req: &mut Request, state: AppState, now: i64, rest: &[&str]) -> ApiResult<Response> {
-    let allowed: &[&str] = match rest {
-        ["stats"] => &["days"],
-        ["commissions"] | ["payouts"] => &["limit", "cursor"],
-        _ => &[],
-    };
-    let query = super::query_params(req, allowed)?;
-    let p = authenticate(req, state, now, query).await?;
-    match (req.method(), rest) {
-        (worker::Method::Get, ["me"]) => me(&p).await,
-        (worker::Method::Get, ["stats"]) => stats(&p).await,
-        (worker::Method::Get, ["commissions"]) => commissions(&p).await,
-        (worker::Method::Get, ["payouts"]) => payouts(&p).await,
-        (worker::Method::Post, ["onboard"]) => {
-            super::stripe_onboarding::onboard_partner(req, &p.state, &p.partner, p.now).await
-        }
-        _ => Err(ApiError::NotFound("route")),
-    }
-}
