@@ -11,7 +11,11 @@ pub mod redirect;
 pub mod state;
 pub mod store;
 pub mod stripe;
-pub mod webhooks;
+pub mod webhook_delivery;
+
+/// The old path of `webhook_delivery`, kept only until `src/cron.rs` names the new one.
+#[doc(hidden)]
+pub use webhook_delivery as webhooks;
 
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
@@ -24,8 +28,9 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     if path == "/refport.js" {
         return Ok(pages::click_script());
     }
+    // The partner portal's iframe page (`/embed/referrals`): the URL merchants embed, kept stable.
     if path.starts_with("/embed/") {
-        return Ok(pages::embed(req, env).await);
+        return Ok(pages::portal(req, env).await);
     }
     Ok(redirect::handle(req, env, ctx).await)
 }

@@ -1,4 +1,5 @@
-//! Pages that need the Worker before the static asset: the embedded portal gets a
+//! Pages that need the Worker before the static asset: the partner portal's iframe page
+//! (`/embed/referrals`, built from `web/portal`; its API is `http/portal.rs`) gets a
 //! Content-Security-Policy whose `frame-ancestors` are the program's allowed hosts, which only
 //! the Worker knows (from the embed token). Everything else under `[assets]` is served without
 //! invoking the wasm.
@@ -40,20 +41,21 @@ const ONBOARDING_PAGE: &str = "<!doctype html><html lang=en><meta charset=utf-8>
 <h1 style=\"font-size:1.4rem\">Thanks!</h1><p>Your payout details were sent to Stripe. You can close this tab and return \
 to the partner portal; payouts show as enabled once Stripe confirms them.</p></body></html>";
 
-pub async fn embed(req: Request, env: Env) -> Response {
+/// `/embed/*`: the portal page (`/embed/referrals`) and the Stripe onboarding return page.
+pub async fn portal(req: Request, env: Env) -> Response {
     if req.path() == "/embed/onboarding" {
         return html(200, ONBOARDING_PAGE);
     }
-    match serve_embed(req, env).await {
+    match serve_portal(req, env).await {
         Ok(r) => r,
         Err(e) => {
-            worker::console_error!("embed page: {e}");
+            worker::console_error!("portal page: {e}");
             html(500, ERROR_PAGE)
         }
     }
 }
 
-async fn serve_embed(req: Request, env: Env) -> worker::Result<Response> {
+async fn serve_portal(req: Request, env: Env) -> worker::Result<Response> {
     let url = req.url()?;
     let token = url.query_pairs().find(|(k, _)| k == "token").map(|(_, v)| v.into_owned()).unwrap_or_default();
     let state = AppState::load(&env)?;

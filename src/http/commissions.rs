@@ -49,7 +49,7 @@ async fn move_to(c: &Call, id: &str, to: Status, reason: Option<&str>) -> ApiRes
     if !commissions::transition(&c.state.db, &cm.id, from, to, reason, c.now).await? {
         return Err(ApiError::conflict("concurrent_update", "the commission changed meanwhile; read it again"));
     }
-    crate::webhooks::deliver_soon(&c.ctx, &c.state);
+    crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
     let cm = commissions::get(&c.state.db, &cm.id).await?.ok_or(ApiError::NotFound("commission"))?;
     ok(&cm)
 }

@@ -1,18 +1,18 @@
 //! Partner invitations: created with `invite: true` on partner creation, emailed with a
 //! single-use expiring link; accepting enrols the partner and opens the portal.
 
-use super::embed::{ensure_default_link, mint};
 use super::error::{ApiError, ApiResult};
+use super::portal::{ensure_default_link, mint};
 use super::{body, ok};
 use crate::email::{self, Email};
 use crate::state::{new_id, random, AppState};
-use crate::store::{self, partners, programs};
+use crate::store::{invites, partners, programs};
 use refport_core::crypto::sha256_hex;
 use refport_core::ids::{random_chars, BASE62};
 use refport_core::time::{rfc3339, DAY_MS};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{query, Request, Response};
+use worker::{Request, Response};
 
 const INVITE_TTL_MS: i64 = 7 * DAY_MS;
 
@@ -26,18 +26,9 @@ pub async fn invite(
 ) -> ApiResult<Value> {
     let token = random_chars(BASE62, &random::<32>()?);
     let expires_at = now + INVITE_TTL_MS;
-    query!(
-        &state.db,
-        "INSERT INTO invitations (id, program_id, partner_id, token_hash, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        new_id("inv", now)?,
-        &program.id,
-        &p.id,
-        sha256_hex(token.as_bytes()),
-        expires_at,
-        now
-    )?
-    .run()
-    .await?;
+    let invitation =
+        invites::Invite { id: new_id("inv", now)?, program_id: program.id.clone(), partner_id: p.id.clone() };
+    invites::insert(&state.db, &invitation, &sha256_hex(token.as_bytes()), expires_at, now).await?;
     let accept_url = format!("{origin}/invite?token={token}");
     let name = &program.settings.name;
     let sent = email::send(
@@ -68,43 +59,14 @@ struct AcceptIn {
     token: String,
 }
 
-#[derive(Deserialize)]
-struct Invitation {
-    id: String,
-    program_id: String,
-    partner_id: String,
-}
-
 /// `POST /api/v1/invites/accept {token}` (no API key: the token is the credential) ->
 /// `{partner_id, program_id, embed: {token, expires_at}}`. Single use: a second accept is 409.
 pub async fn accept(req: &mut Request, state: AppState, now: i64) -> ApiResult<Response> {
     let input = body::<AcceptIn>(req).await?;
     let hash = sha256_hex(input.token.trim().as_bytes());
     let db = &state.db;
-    let inv: Option<Invitation> = store::first(query!(
-        db,
-        "SELECT id, program_id, partner_id FROM invitations WHERE token_hash = ?1 AND expires_at > ?2",
-        &hash,
-        now
-    )?)
-    .await?;
-    let inv = inv.ok_or(ApiError::NotFound("invitation"))?;
-    let changes = store::batch(
-        db,
-        vec![
-            query!(db, "UPDATE invitations SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL", &inv.id, now)?,
-            query!(
-                db,
-                "UPDATE partners SET status = 'active', updated_at = ?2 WHERE id = ?1 AND status = 'invited'
-                   AND EXISTS (SELECT 1 FROM invitations WHERE id = ?3 AND used_at = ?2)",
-                &inv.partner_id,
-                now,
-                &inv.id
-            )?,
-        ],
-    )
-    .await?;
-    if changes.first().copied().unwrap_or(0) != 1 {
+    let inv = invites::find_unexpired(db, &hash, now).await?.ok_or(ApiError::NotFound("invitation"))?;
+    if !invites::accept(db, &inv, now).await? {
         return Err(ApiError::conflict("invitation_used", "this invitation was already accepted"));
     }
     let partner = partners::get(db, &inv.partner_id).await?.ok_or(ApiError::NotFound("partner"))?;

@@ -4,16 +4,17 @@ pub mod api_keys;
 pub mod auth;
 pub mod clicks;
 pub mod commissions;
-pub mod embed;
 pub mod error;
 pub mod invites;
 pub mod links;
 pub mod partners;
 pub mod payouts;
+pub mod portal;
 pub mod programs;
-pub mod stripe_connect;
+pub mod stripe_onboarding;
+pub mod stripe_webhooks;
 pub mod track;
-pub mod webhooks;
+pub mod webhook_endpoints;
 
 use crate::state::AppState;
 use auth::Principal;
@@ -386,20 +387,20 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
     match route.auth {
         Auth::None => {
             return match route.endpoint {
-                StripeWebhook => stripe_connect::webhook(&mut req, &state, now).await,
+                StripeWebhook => stripe_webhooks::receive(&mut req, &state, now).await,
                 AcceptInvite => invites::accept(&mut req, state, now).await,
                 _ => Err(ApiError::NotFound("route")),
             }
         }
         Auth::Portal => {
             let query = query_params(&req, route.query)?;
-            let p = embed::authenticate(&req, state, now, query).await?;
+            let p = portal::authenticate(&req, state, now, query).await?;
             return match route.endpoint {
-                PortalMe => embed::me(&p).await,
-                PortalStats => embed::stats(&p).await,
-                PortalCommissions => embed::commissions(&p).await,
-                PortalPayouts => embed::payouts(&p).await,
-                PortalOnboard => stripe_connect::onboard_partner(&mut req, &p.state, &p.partner, p.now).await,
+                PortalMe => portal::me(&p).await,
+                PortalStats => portal::stats(&p).await,
+                PortalCommissions => portal::commissions(&p).await,
+                PortalPayouts => portal::payouts(&p).await,
+                PortalOnboard => stripe_onboarding::onboard_partner(&mut req, &p.state, &p.partner, p.now).await,
                 _ => Err(ApiError::NotFound("route")),
             };
         }
@@ -428,15 +429,15 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         TrackSale => track::sale(&mut req, &c).await,
         TrackRefund => track::refund(&mut req, &c).await,
         ListPayouts => payouts::list(&c).await,
-        OnboardPartner => stripe_connect::onboard(&mut req, &c, id).await,
+        OnboardPartner => stripe_onboarding::onboard(&mut req, &c, id).await,
         ListCommissions => commissions::list(&c).await,
         ApproveCommission => commissions::approve(&c, id).await,
         RejectCommission => commissions::reject(&mut req, &c, id).await,
-        CreateEmbedToken => embed::create_token(&mut req, &c).await,
-        CreateWebhook => webhooks::create(&mut req, &c).await,
-        ListWebhooks => webhooks::list(&c).await,
-        DeleteWebhook => webhooks::delete(&c, id).await,
-        WebhookDeliveries => webhooks::deliveries(&c, id).await,
+        CreateEmbedToken => portal::create_token(&mut req, &c).await,
+        CreateWebhook => webhook_endpoints::create(&mut req, &c).await,
+        ListWebhooks => webhook_endpoints::list(&c).await,
+        DeleteWebhook => webhook_endpoints::delete(&c, id).await,
+        WebhookDeliveries => webhook_endpoints::deliveries(&c, id).await,
         CreateApiKey => api_keys::create(&mut req, &c).await,
         ListApiKeys => api_keys::list(&c).await,
         RevokeApiKey => api_keys::revoke(&c, id).await,

@@ -2,10 +2,10 @@ use super::auth::Perm;
 use super::error::{ApiError, ApiResult};
 use super::{body, created, ok, path_id, programs, Call, Page};
 use crate::state::new_id;
-use crate::store::{commissions, partners, Count};
+use crate::store::{commissions, partners, stats};
 use refport_core::ids;
 use refport_core::partner::{PartnerInput, PartnerPatch};
-use worker::{query, Request, Response};
+use worker::{Request, Response};
 
 pub async fn load(c: &Call, id: &str) -> ApiResult<partners::Partner> {
     let id = path_id(id, ids::PARTNER, "partner")?;
@@ -66,7 +66,7 @@ pub async fn patch(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response>
         programs::refresh_links(c, &old.program_id, Some(&old.id)).await?;
         if f.status == refport_core::partner::PartnerStatus::Banned {
             commissions::reject_open_for_partner(&c.state.db, &old.id, "partner_banned", c.now).await?;
-            crate::webhooks::deliver_soon(&c.ctx, &c.state);
+            crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
         }
     }
     let p = partners::Partner {
@@ -85,12 +85,11 @@ pub async fn stats(c: &Call, id: &str) -> ApiResult<Response> {
     c.who.require(Perm::Read)?;
     let p = load(c, id).await?;
     let db = &c.state.db;
-    let clicks: Option<Count> =
-        crate::store::first(query!(db, "SELECT COUNT(*) AS n FROM clicks WHERE partner_id = ?1", &p.id)?).await?;
+    let clicks = stats::partner_clicks(db, &p.id).await?;
     let s = commissions::partner_stats(db, &p.id).await?;
     ok(&serde_json::json!({
         "partner_id": p.id,
-        "clicks": clicks.map(|c| c.n).unwrap_or(0),
+        "clicks": clicks,
         "leads": s.leads,
         "sales": s.sales,
         "sale_amount": s.sale_amount,

@@ -178,7 +178,7 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let ids = new_ids(c)?;
     let write = LeadWrite { program_id: &program.id, lead: &lead, decision: &decision, ids: &ids, now: c.now };
     conversions::record_lead(db, &write).await?;
-    crate::webhooks::deliver_soon(&c.ctx, &c.state);
+    crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
     let e = conversions::lead_event(db, &program.id, external_id, event_name)
         .await?
         .ok_or(ApiError::Internal("lead event missing after insert".into()))?;
@@ -213,7 +213,7 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let write =
         SaleWrite { program_id: &program.id, sale: &sale, priced: &priced, decision: &decision, ids: &ids, now: c.now };
     conversions::record_sale(db, &write).await?;
-    crate::webhooks::deliver_soon(&c.ctx, &c.state);
+    crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
     let e = conversions::sale_event(db, &program.id, &sale.invoice_id)
         .await?
         .ok_or(ApiError::Internal("sale event missing after insert".into()))?;
@@ -312,7 +312,7 @@ pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
         };
         let landed = match refunds::apply(db, &planned).await? {
             Outcome::Applied => {
-                crate::webhooks::deliver_soon(&c.ctx, &c.state);
+                crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
                 refunds::get(db, &refund_id).await?
             }
             Outcome::DuplicateKey => refunds::by_idempotency_key(db, &program.id, key.unwrap_or_default()).await?,

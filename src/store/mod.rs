@@ -7,6 +7,7 @@ pub mod clicks;
 pub mod commissions;
 pub mod conversions;
 pub mod error;
+pub mod invites;
 pub mod link_cache;
 pub mod links;
 pub mod outbox;
@@ -14,6 +15,10 @@ pub mod partners;
 pub mod payouts;
 pub mod programs;
 pub mod refunds;
+pub mod stats;
+pub mod stripe_webhooks;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;
 
 pub use error::{Constraint, ConstraintKind, InUse, StoreError, StoreResult, Taken};
 use serde::de::DeserializeOwned;

@@ -1,6 +1,6 @@
 //! The webhook outbox: statements that record an event in the same D1 batch as the change it
 //! describes, then fan it out to the subscribed endpoints (one delivery row each). Delivery
-//! happens later (`src/webhooks.rs`), so a failing receiver never loses an event.
+//! happens later (`src/webhook_delivery.rs`), so a failing receiver never loses an event.
 
 use super::StoreResult as Result;
 use worker::d1::D1PreparedStatement;

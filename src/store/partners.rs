@@ -160,3 +160,55 @@ pub async fn set_payouts_enabled(
     )?)
     .await
 }
+
+/// Enrols `email` in the program as an active partner unless it already is (idempotent by
+/// email); answers the partner either way.
+pub async fn enrol(
+    db: &D1Database,
+    new_id: &str,
+    program_id: &str,
+    email: &str,
+    name: &str,
+    now: i64,
+) -> StoreResult<Partner> {
+    super::changes(query!(
+        db,
+        "INSERT INTO partners (id, program_id, email, name, status, payouts_enabled, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 'active', 0, ?5, ?5) ON CONFLICT (program_id, email) DO NOTHING",
+        new_id,
+        program_id,
+        email,
+        name,
+        now
+    )?)
+    .await?;
+    let row: Option<Row> = first(query!(
+        db,
+        &format!("SELECT {COLS} FROM partners WHERE program_id = ?1 AND email = ?2"),
+        program_id,
+        email
+    )?)
+    .await?;
+    row.map(Partner::try_from).transpose()?.ok_or(StoreError::NotFound("partner after enrol"))
+}
+
+/// Sets the partner's Stripe account (and the country it was created in) unless it has one
+/// already (the first writer wins).
+pub async fn set_stripe_account_once(
+    db: &D1Database,
+    id: &str,
+    account_id: &str,
+    country: &str,
+    now: i64,
+) -> StoreResult<()> {
+    super::changes(query!(
+        db,
+        "UPDATE partners SET stripe_account_id = ?2, updated_at = ?3, country = ?4 WHERE id = ?1 AND stripe_account_id IS NULL",
+        id,
+        account_id,
+        now,
+        country
+    )?)
+    .await?;
+    Ok(())
+}

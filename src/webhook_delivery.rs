@@ -1,17 +1,17 @@
-//! Delivering the webhook outbox to merchant endpoints: signed like Stripe's
+//! Outgoing webhooks: delivering the outbox to merchant endpoints, signed like Stripe's
 //! (`Refport-Signature: t=...,v1=hex HMAC-SHA256 of "t.body"`), at least once, retried with
-//! backoff by the cron, each attempt recorded in the endpoint's delivery log.
+//! backoff by the cron, each attempt recorded in the endpoint's delivery log
+//! (`store::webhook_deliveries`). The endpoints API is `http/webhook_endpoints.rs`.
 
 use crate::http::error::ApiResult;
 use crate::state::{now_ms, AppState};
-use crate::store;
+use crate::store::webhook_deliveries;
 use base64::Engine;
 use refport_core::crypto::hmac_sha256_hex;
 use refport_core::time::rfc3339;
 use refport_core::token::sign_payload;
-use serde::Deserialize;
 use std::time::Duration;
-use worker::{query, Context};
+use worker::Context;
 
 /// Backoff after the n-th failed attempt (1m, 5m, 30m, 2h, 6h, 12h, 24h); then `failed`.
 const BACKOFF_MS: [i64; 7] = [60_000, 300_000, 1_800_000, 7_200_000, 21_600_000, 43_200_000, 86_400_000];
@@ -29,42 +29,14 @@ pub fn endpoint_secret(state: &AppState, endpoint_id: &str) -> Option<String> {
     Some(format!("whsec_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac)))
 }
 
-#[derive(Deserialize)]
-struct Due {
-    id: String,
-    event_id: String,
-    endpoint_id: String,
-    attempts: i64,
-    url: String,
-    event_type: String,
-    payload: String,
-    created_at: i64,
-}
-
 /// Delivers up to `limit` due deliveries; answers how many were delivered.
 pub async fn deliver_due(state: &AppState, now: i64, limit: u32) -> ApiResult<usize> {
     let db = &state.db;
-    let due: Vec<Due> = store::all(query!(
-        db,
-        "SELECT d.id, d.event_id, d.endpoint_id, d.attempts, ep.url, ev.type AS event_type, ev.payload, ev.created_at
-         FROM webhook_deliveries d JOIN webhook_endpoints ep ON ep.id = d.endpoint_id JOIN webhook_events ev ON ev.id = d.event_id
-         WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 ORDER BY d.next_attempt_at, d.id LIMIT ?2",
-        now,
-        limit
-    )?)
-    .await?;
+    let due = webhook_deliveries::due(db, now, limit).await?;
     let mut delivered = 0;
     for d in due {
         // Lease it: whoever moves next_attempt_at first sends it.
-        let leased = store::changes(query!(
-            db,
-            "UPDATE webhook_deliveries SET next_attempt_at = ?2 WHERE id = ?1 AND status = 'pending' AND next_attempt_at <= ?3",
-            &d.id,
-            now + LEASE_MS,
-            now
-        )?)
-        .await?;
-        if leased != 1 {
+        if !webhook_deliveries::lease(db, &d.id, now + LEASE_MS, now).await? {
             continue;
         }
         let body = format!(
@@ -82,17 +54,7 @@ pub async fn deliver_due(state: &AppState, now: i64, limit: u32) -> ApiResult<us
         match result {
             Ok(status) if (200..300).contains(&status) => {
                 delivered += 1;
-                query!(
-                    db,
-                    "UPDATE webhook_deliveries SET status = 'delivered', attempts = ?2, last_status = ?3, last_error = NULL,
-                         delivered_at = ?4, next_attempt_at = NULL WHERE id = ?1",
-                    &d.id,
-                    attempts,
-                    status,
-                    now
-                )?
-                .run()
-                .await?;
+                webhook_deliveries::delivered(db, &d.id, attempts, status, now).await?;
             }
             other => {
                 let (status, error) = match other {
@@ -100,19 +62,7 @@ pub async fn deliver_due(state: &AppState, now: i64, limit: u32) -> ApiResult<us
                     Err(e) => (None, e),
                 };
                 let next = BACKOFF_MS.get((attempts - 1) as usize).map(|b| now + b);
-                query!(
-                    db,
-                    "UPDATE webhook_deliveries SET status = ?2, attempts = ?3, last_status = ?4, last_error = ?5, next_attempt_at = ?6
-                     WHERE id = ?1",
-                    &d.id,
-                    if next.is_some() { "pending" } else { "failed" },
-                    attempts,
-                    status,
-                    error,
-                    next
-                )?
-                .run()
-                .await?;
+                webhook_deliveries::attempt_failed(db, &d.id, attempts, status, &error, next).await?;
             }
         }
     }

@@ -1,6 +1,8 @@
-//! Embed tokens and the partner portal's JSON API (`/api/v1/portal/*`, Bearer embed token).
-//! A token is verified by signature and expiry alone (no storage read); every portal query is
-//! scoped to the token's one partner in its one program.
+//! The partner portal: "portal" in code and API (`http/portal.rs`, `web/portal`, `/api/v1/portal/*`),
+//! embedded by merchants as the iframe page `/embed/referrals` (`src/pages.rs`) with an embed
+//! token minted here (`POST /api/v1/embed-tokens`). A token is verified by signature and expiry
+//! alone (no storage read); every portal query is scoped to the token's one partner in its one
+//! program.
 
 use super::auth::Perm;
 use super::error::{ApiError, ApiResult};
@@ -17,7 +19,7 @@ use refport_core::token::{embed_expiry, sign_embed, verify_embed, EmbedClaims, M
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
-use worker::{query, Request, Response};
+use worker::{Request, Response};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,32 +109,9 @@ async fn enrol(c: &Call, program: &store::programs::Program, email: &str, name: 
     if name.is_empty() || name.chars().count() > 200 {
         return Err(Invalid::new("partner.name", "invalid_name", "name must be 1 to 200 characters").into());
     }
-    let db = &c.state.db;
-    query!(
-        db,
-        "INSERT INTO partners (id, program_id, email, name, status, payouts_enabled, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, 'active', 0, ?5, ?5) ON CONFLICT (program_id, email) DO NOTHING",
-        new_id(ids::PARTNER, c.now)?,
-        &program.id,
-        &email,
-        name,
-        c.now
-    )?
-    .run()
-    .await?;
-    let p: Option<IdRow> =
-        store::first(query!(db, "SELECT id FROM partners WHERE program_id = ?1 AND email = ?2", &program.id, &email)?)
-            .await?;
-    let p = partners::get(db, &p.ok_or(ApiError::Internal("partner missing after enrol".into()))?.id)
-        .await?
-        .ok_or(ApiError::Internal("partner missing".into()))?;
+    let p = partners::enrol(&c.state.db, &new_id(ids::PARTNER, c.now)?, &program.id, &email, name, c.now).await?;
     ensure_default_link(&c.state, program, &p, c.now).await?;
     Ok(p)
-}
-
-#[derive(Deserialize)]
-struct IdRow {
-    id: String,
 }
 
 /// Gives a partner without links one on the program's first domain, to the first allowed host.
@@ -212,9 +191,7 @@ pub async fn me(p: &Portal) -> ApiResult<Response> {
         .map(|l| json!({"id": l.id, "domain": l.domain, "key": l.key, "url": l.url, "short_url": short_url(&l.domain, &l.key)}))
         .collect();
     let stats = store::commissions::partner_stats(&p.state.db, &p.partner.id).await?;
-    let clicks: Option<store::Count> =
-        store::first(query!(&p.state.db, "SELECT COUNT(*) AS n FROM clicks WHERE partner_id = ?1", &p.partner.id)?)
-            .await?;
+    let clicks = store::stats::partner_clicks(&p.state.db, &p.partner.id).await?;
     ok(&json!({
         "program": {
             "id": p.program.id, "name": s.name, "description": s.description, "logo_url": s.logo_url,
@@ -227,20 +204,10 @@ pub async fn me(p: &Portal) -> ApiResult<Response> {
         },
         "links": links,
         "totals": {
-            "clicks": clicks.map(|c| c.n).unwrap_or(0), "leads": stats.leads, "sales": stats.sales,
+            "clicks": clicks, "leads": stats.leads, "sales": stats.sales,
             "earnings": stats.earnings,
         },
     }))
-}
-
-#[derive(Deserialize)]
-struct DayCount {
-    day: i64,
-    n: i64,
-}
-
-async fn day_counts(db: &worker::D1Database, sql: &str, partner_id: &str, since: i64) -> ApiResult<Vec<DayCount>> {
-    Ok(store::all(query!(db, sql, partner_id, since)?).await?)
 }
 
 /// `GET /api/v1/portal/stats?days=30|90`: per UTC day clicks, leads, sales and earnings.
@@ -252,19 +219,14 @@ pub async fn stats(p: &Portal) -> ApiResult<Response> {
     };
     let today = p.now.div_euclid(DAY_MS);
     let since = (today - days + 1) * DAY_MS;
-    let db = &p.state.db;
-    let pid = &p.partner.id;
-    let clicks = day_counts(db, "SELECT created_at / 86400000 AS day, COUNT(*) AS n FROM clicks WHERE partner_id = ?1 AND created_at >= ?2 GROUP BY day", pid, since).await?;
-    let leads = day_counts(db, "SELECT created_at / 86400000 AS day, COUNT(*) AS n FROM events WHERE partner_id = ?1 AND kind = 'lead' AND created_at >= ?2 GROUP BY day", pid, since).await?;
-    let sales = day_counts(db, "SELECT created_at / 86400000 AS day, COUNT(*) AS n FROM events WHERE partner_id = ?1 AND kind = 'sale' AND created_at >= ?2 GROUP BY day", pid, since).await?;
-    let earnings = day_counts(db, "SELECT created_at / 86400000 AS day, SUM(amount) AS n FROM commissions WHERE partner_id = ?1 AND status != 'rejected' AND created_at >= ?2 GROUP BY day", pid, since).await?;
-    let lookup = |v: &[DayCount], d: i64| v.iter().find(|x| x.day == d).map(|x| x.n).unwrap_or(0);
+    let daily = store::stats::partner_daily(&p.state.db, &p.partner.id, since).await?;
+    let lookup = |v: &[store::stats::DayCount], d: i64| v.iter().find(|x| x.day == d).map(|x| x.n).unwrap_or(0);
     let data: Vec<_> = (today - days + 1..=today)
         .map(|d| {
             json!({
                 "date": &rfc3339(d * DAY_MS)[..10],
-                "clicks": lookup(&clicks, d), "leads": lookup(&leads, d),
-                "sales": lookup(&sales, d), "earnings": lookup(&earnings, d),
+                "clicks": lookup(&daily.clicks, d), "leads": lookup(&daily.leads, d),
+                "sales": lookup(&daily.sales, d), "earnings": lookup(&daily.earnings, d),
             })
         })
         .collect();
@@ -284,24 +246,4 @@ pub async fn payouts(p: &Portal) -> ApiResult<Response> {
     let f = store::payouts::Filter { program_id: Some(&p.program.id), partner_id: Some(&p.partner.id), status: None };
     let rows = store::payouts::list(&p.state.db, &f, &page.before(), page.limit).await?;
     page.respond(rows, |r| r.id.clone())
-}
-
-pub async fn route(req: &mut Request, state: AppState, now: i64, rest: &[&str]) -> ApiResult<Response> {
-    let allowed: &[&str] = match rest {
-        ["stats"] => &["days"],
-        ["commissions"] | ["payouts"] => &["limit", "cursor"],
-        _ => &[],
-    };
-    let query = super::query_params(req, allowed)?;
-    let p = authenticate(req, state, now, query).await?;
-    match (req.method(), rest) {
-        (worker::Method::Get, ["me"]) => me(&p).await,
-        (worker::Method::Get, ["stats"]) => stats(&p).await,
-        (worker::Method::Get, ["commissions"]) => commissions(&p).await,
-        (worker::Method::Get, ["payouts"]) => payouts(&p).await,
-        (worker::Method::Post, ["onboard"]) => {
-            super::stripe_connect::onboard_partner(req, &p.state, &p.partner, p.now).await
-        }
-        _ => Err(ApiError::NotFound("route")),
-    }
 }
