@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::json;
 use worker::{Request, Response};
 
-pub const EVENTS: [&str; 5] =
-    ["lead.created", "commission.created", "commission.updated", "payout.paid", "payout.failed"];
+pub const EVENTS: [&str; 6] =
+    ["lead.created", "commission.created", "commission.updated", "payout.paid", "payout.failed", "payout.reversed"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,7 +47,7 @@ pub async fn create(req: &mut Request, c: &Call) -> ApiResult<Response> {
         return Err(Invalid::new(
             "events",
             "invalid_events",
-            format!("events must list 1 to 5 of {}", EVENTS.join(", ")),
+            format!("events must list 1 to {} of {}", EVENTS.len(), EVENTS.join(", ")),
         )
         .into());
     }
@@ -71,8 +71,14 @@ pub async fn create(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let secret = endpoint_secret(&c.state, &id).ok_or_else(|| {
         ApiError::unprocessable("webhooks_not_configured", "WEBHOOK_SIGNING_KEY is not set for this deployment")
     })?;
-    let endpoint =
-        Endpoint { id, url, events: events.iter().map(|e| e.to_string()).collect(), description, created_at: c.now };
+    let endpoint = Endpoint {
+        id,
+        url,
+        events: events.iter().map(|e| e.to_string()).collect(),
+        description,
+        program_id: c.who.program_id.clone(),
+        created_at: c.now,
+    };
     webhook_endpoints::insert(&c.state.db, &endpoint).await?;
     let mut out = serde_json::to_value(&endpoint)?;
     out["secret"] = json!(secret);
@@ -82,13 +88,13 @@ pub async fn create(req: &mut Request, c: &Call) -> ApiResult<Response> {
 pub async fn list(c: &Call) -> ApiResult<Response> {
     c.who.require(Perm::Write)?;
     let page = Page::from_query(&c.query)?;
-    let rows = webhook_endpoints::list(&c.state.db, &page.before(), page.limit).await?;
+    let rows = webhook_endpoints::list(&c.state.db, c.who.program_id.as_deref(), &page.before(), page.limit).await?;
     page.respond(rows, |r| r.id.clone())
 }
 
 async fn load(c: &Call, id: &str) -> ApiResult<Endpoint> {
     let id = path_id(id, refport_core::ids::WEBHOOK, "webhook endpoint")?;
-    webhook_endpoints::get(&c.state.db, &id).await?.ok_or(ApiError::NotFound("webhook endpoint"))
+    webhook_endpoints::get(&c.state.db, c.who.program_id.as_deref(), &id).await?.ok_or(ApiError::NotFound("webhook endpoint"))
 }
 
 pub async fn delete(c: &Call, id: &str) -> ApiResult<Response> {

@@ -11,6 +11,7 @@ struct Row {
     url: String,
     events: String,
     description: Option<String>,
+    program_id: Option<String>,
     created_at: i64,
 }
 
@@ -21,6 +22,9 @@ pub struct Endpoint {
     /// The event types it subscribes to (stored as a JSON array).
     pub events: Vec<String>,
     pub description: Option<String>,
+    /// The program of the key that made it: only that program's events reach it. `None`: an
+    /// admin endpoint, which receives every program's events.
+    pub program_id: Option<String>,
     #[serde(serialize_with = "super::programs::ser_time")]
     pub created_at: i64,
 }
@@ -33,21 +37,23 @@ impl TryFrom<Row> for Endpoint {
             id: r.id,
             url: r.url,
             description: r.description,
+            program_id: r.program_id,
             created_at: r.created_at,
         })
     }
 }
 
-const COLS: &str = "id, url, events, description, created_at";
+const COLS: &str = "id, url, events, description, program_id, created_at";
 
 pub async fn insert(db: &D1Database, e: &Endpoint) -> StoreResult<()> {
     query!(
         db,
-        "INSERT INTO webhook_endpoints (id, url, events, description, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO webhook_endpoints (id, url, events, description, program_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         &e.id,
         &e.url,
         serde_json::to_string(&e.events)?,
         &e.description,
+        &e.program_id,
         e.created_at
     )?
     .run()
@@ -55,23 +61,34 @@ pub async fn insert(db: &D1Database, e: &Endpoint) -> StoreResult<()> {
     Ok(())
 }
 
-/// Live endpoints, newest first, `limit + 1` rows (see `http::Page`).
-pub async fn list(db: &D1Database, before: &str, limit: u32) -> StoreResult<Vec<Endpoint>> {
+/// Live endpoints, newest first, `limit + 1` rows (see `http::Page`); `program`: only the
+/// endpoints of that program (a program-bound key), `None`: all (the admin).
+pub async fn list(db: &D1Database, program: Option<&str>, before: &str, limit: u32) -> StoreResult<Vec<Endpoint>> {
     let rows: Vec<Row> = all(query!(
         db,
-        &format!("SELECT {COLS} FROM webhook_endpoints WHERE deleted_at IS NULL AND id < ?1 ORDER BY id DESC LIMIT ?2"),
+        &format!(
+            "SELECT {COLS} FROM webhook_endpoints WHERE deleted_at IS NULL AND id < ?1 AND (?3 IS NULL OR program_id = ?3)
+             ORDER BY id DESC LIMIT ?2"
+        ),
         before,
-        limit + 1
+        limit + 1,
+        program
     )?)
     .await?;
     rows.into_iter().map(Endpoint::try_from).collect()
 }
 
-/// A live (not deleted) endpoint.
-pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Endpoint>> {
-    let row: Option<Row> =
-        first(query!(db, &format!("SELECT {COLS} FROM webhook_endpoints WHERE id = ?1 AND deleted_at IS NULL"), id)?)
-            .await?;
+/// A live (not deleted) endpoint, within `program` when given (see `list`).
+pub async fn get(db: &D1Database, program: Option<&str>, id: &str) -> StoreResult<Option<Endpoint>> {
+    let row: Option<Row> = first(query!(
+        db,
+        &format!(
+            "SELECT {COLS} FROM webhook_endpoints WHERE id = ?1 AND deleted_at IS NULL AND (?2 IS NULL OR program_id = ?2)"
+        ),
+        id,
+        program
+    )?)
+    .await?;
     row.map(Endpoint::try_from).transpose()
 }
 
