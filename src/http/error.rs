@@ -34,6 +34,8 @@ pub enum ApiError {
         message: String,
     },
     PayloadTooLarge,
+    /// A dependency (Stripe) did not answer: the caller should retry later. 503.
+    Unavailable(&'static str),
     /// Anything else: logged with its cause, answered as a bare 500.
     Internal(String),
 }
@@ -60,6 +62,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::Conflict { .. } => 409,
             ApiError::PayloadTooLarge => 413,
+            ApiError::Unavailable(_) => 503,
             ApiError::Invalid(_) | ApiError::Unprocessable { .. } => 422,
             ApiError::Internal(_) => 500,
         }
@@ -87,6 +90,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => {
                 json!({"error": {"code": "payload_too_large", "message": format!("request body exceeds {} bytes", super::MAX_BODY)}})
             }
+            ApiError::Unavailable(m) => json!({"error": {"code": "unavailable", "message": m}}),
             ApiError::Internal(cause) => {
                 worker::console_error!("internal error: {cause}");
                 json!({"error": {"code": "internal_error", "message": "internal error"}})

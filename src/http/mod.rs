@@ -208,6 +208,7 @@ enum Endpoint {
     Health,
     OpenApi,
     StripeWebhook,
+    StripeConnectWebhook,
     AcceptInvite,
     PortalMe,
     PortalStats,
@@ -279,6 +280,7 @@ const ROUTES: &[Route] = {
         r("GET", "health", Open, &[], Health),
         r("GET", "openapi.json", Open, &[], OpenApi),
         r("POST", "webhooks/stripe", Open, &[], StripeWebhook),
+        r("POST", "webhooks/stripe/connect", Open, &[], StripeConnectWebhook),
         r("POST", "invites/accept", Open, &[], AcceptInvite),
         r("GET", "portal/me", Token, &[], PortalMe),
         r("GET", "portal/stats", Token, &["days"], PortalStats),
@@ -387,7 +389,8 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
     match route.auth {
         Auth::None => {
             return match route.endpoint {
-                StripeWebhook => stripe_webhooks::receive(&mut req, &state, now).await,
+                StripeWebhook => stripe_webhooks::platform(&mut req, &state, now).await,
+                StripeConnectWebhook => stripe_webhooks::connect(&mut req, &state, now).await,
                 AcceptInvite => invites::accept(&mut req, state, now).await,
                 _ => Err(ApiError::NotFound("route")),
             }
@@ -441,7 +444,7 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         CreateApiKey => api_keys::create(&mut req, &c).await,
         ListApiKeys => api_keys::list(&c).await,
         RevokeApiKey => api_keys::revoke(&c, id).await,
-        Health | OpenApi | StripeWebhook | AcceptInvite | PortalMe | PortalStats | PortalCommissions
-        | PortalPayouts | PortalOnboard => Err(ApiError::NotFound("route")),
+        Health | OpenApi | StripeWebhook | StripeConnectWebhook | AcceptInvite | PortalMe | PortalStats
+        | PortalCommissions | PortalPayouts | PortalOnboard => Err(ApiError::NotFound("route")),
     }
 }

@@ -94,7 +94,9 @@ pub async fn list(c: &Call) -> ApiResult<Response> {
 
 async fn load(c: &Call, id: &str) -> ApiResult<Endpoint> {
     let id = path_id(id, refport_core::ids::WEBHOOK, "webhook endpoint")?;
-    webhook_endpoints::get(&c.state.db, c.who.program_id.as_deref(), &id).await?.ok_or(ApiError::NotFound("webhook endpoint"))
+    webhook_endpoints::get(&c.state.db, c.who.program_id.as_deref(), &id)
+        .await?
+        .ok_or(ApiError::NotFound("webhook endpoint"))
 }
 
 pub async fn delete(c: &Call, id: &str) -> ApiResult<Response> {

@@ -4,14 +4,17 @@
 use super::{batch, StoreResult};
 use worker::{query, D1Database};
 
-/// What an event changes, read from its payload by the handler.
-#[derive(Clone, Copy, Debug)]
-pub enum Effect<'a> {
-    /// `account.updated`: whether the connected account can receive payouts now.
-    PayoutsEnabled { account: &'a str, enabled: bool },
-    /// A (partial) reversal of a payout's transfer: noted on the payout, which fails when the
-    /// whole amount was reversed.
-    TransferReversed { transfer: &'a str, amount_reversed: i64 },
+/// What an event changes, decided by the handler.
+#[derive(Clone, Debug)]
+pub enum Effect {
+    /// The connected account's state as just read from Stripe (`GET /v1/accounts/{id}`), never
+    /// the event's snapshot: events arrive late and out of order.
+    AccountState { account: String, can_receive: bool, reason: Option<&'static str> },
+    /// Stripe has reversed `total_reversed` (cumulative) of payout `payout_id`'s transfer; the
+    /// part not yet recorded becomes a paid clawback `clawback_id` inside the payout.
+    TransferReversed { payout_id: String, total_reversed: i64, clawback_id: String },
+    /// `balance.available`: a pause for a platform balance too low ends.
+    ResumePayouts,
 }
 
 /// Records event `id` and applies `effect`, atomically; the effect applies only if this call
@@ -23,7 +26,7 @@ pub async fn record(
     id: &str,
     event_type: &str,
     token: &str,
-    effect: Option<Effect<'_>>,
+    effect: Option<Effect>,
     now: i64,
 ) -> StoreResult<bool> {
     let mut stmts = vec![query!(
@@ -35,24 +38,26 @@ pub async fn record(
         now
     )?];
     match effect {
-        Some(Effect::PayoutsEnabled { account, enabled }) => stmts.push(query!(
+        Some(Effect::AccountState { account, can_receive, reason }) => stmts.push(query!(
             db,
-            "UPDATE partners SET payouts_enabled = ?2, updated_at = ?3
+            "UPDATE partners SET payouts_enabled = ?2, payouts_disabled_reason = ?6, updated_at = ?3
              WHERE stripe_account_id = ?1 AND EXISTS (SELECT 1 FROM stripe_events WHERE id = ?4 AND token = ?5)",
-            account,
-            enabled as i32,
+            &account,
+            can_receive as i32,
             now,
             id,
-            token
+            token,
+            reason
         )?),
-        Some(Effect::TransferReversed { transfer, amount_reversed }) => stmts.push(query!(
+        Some(Effect::TransferReversed { payout_id, total_reversed, clawback_id }) => {
+            // Cumulative and guarded by what is recorded: each reversed unit applies once.
+            stmts.extend(super::payouts::apply_reversal(db, &payout_id, total_reversed, &clawback_id, now)?);
+            stmts.extend(super::outbox::fan_out(db, now)?);
+        }
+        Some(Effect::ResumePayouts) => stmts.push(query!(
             db,
-            "UPDATE payouts SET failure_message = 'transfer reversed: ' || ?2 || ' ' || currency,
-                 status = CASE WHEN ?2 >= amount THEN 'failed' ELSE status END, updated_at = ?3
-             WHERE stripe_transfer_id = ?1 AND EXISTS (SELECT 1 FROM stripe_events WHERE id = ?4 AND token = ?5)",
-            transfer,
-            amount_reversed,
-            now,
+            "DELETE FROM payout_pause WHERE id = 1 AND cause = 'balance_insufficient'
+               AND EXISTS (SELECT 1 FROM stripe_events WHERE id = ?1 AND token = ?2)",
             id,
             token
         )?),
