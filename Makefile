@@ -48,8 +48,10 @@ build: setup
 	bash scripts/build.sh
 	bash scripts/build-web.sh
 
+# Schema: the D1 migrations in migrations/ not yet applied to this local D1 (recorded in its
+# d1_migrations table). Without stdin wrangler does not ask for confirmation.
 seed: build
-	wrangler d1 execute DB --local --persist-to $(PERSIST) --file schema.sql > /dev/null
+	wrangler d1 migrations apply DB --local --persist-to $(PERSIST) < /dev/null > /dev/null
 	wrangler d1 execute DB --local --persist-to $(PERSIST) --file scripts/seed.sql > /dev/null
 
 dev: seed

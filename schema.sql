@@ -1,5 +1,7 @@
--- Refport schema (D1 / SQLite). Idempotent: every statement is IF NOT EXISTS, so
--- `wrangler d1 execute DB --file schema.sql` can run on every deploy and every `make dev`.
+-- Refport schema (D1 / SQLite): the full schema in one readable file. Databases are created and
+-- changed by the D1 migrations in migrations/ (`wrangler d1 migrations apply DB --local|--remote`),
+-- never from this file. A migration changes this file too (new columns last among the table's
+-- columns): tests/test_migrations.py checks that both give the same schema.
 --
 -- Conventions: ids are prefixed, time-ordered strings (see core/src/ids.rs); times are INTEGER
 -- milliseconds since the Unix epoch, UTC; money is INTEGER minor units with a currency column.

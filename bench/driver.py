@@ -330,11 +330,11 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
         "seconds": seconds, "rounds": rounds, "warmup": warmup, "threads": threads, "connections": conns,
         "smoke": a.smoke, "wasm_raw": wasm_raw, "wasm_gz": wasm_gz, "targets": targets,
     }
-    # Refport: fresh local D1 + KV, schema applied, then startup timed until /api/v1/health is 200.
+    # Refport: fresh local D1 + KV, migrations applied, then startup timed until /api/v1/health is 200.
     rp_dir = os.path.join(a.work, "refport")
     os.makedirs(rp_dir)
-    log("refport: applying schema.sql to a fresh local D1")
-    wrangler(["d1", "execute", "DB", "--local", "--persist-to", rp_dir, "--file", "schema.sql"], env)
+    log("refport: applying the D1 migrations to a fresh local D1")
+    wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", rp_dir], env)  # no stdin: no prompt
     # Startup, timed one at a time with nothing else of ours starting: baseline L first (its
     # first response), then Refport (/api/v1/health 200). The wrangler CLI call above has already
     # warmed node's and wrangler's files, so neither pays for a cold page cache.

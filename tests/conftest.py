@@ -11,7 +11,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -206,12 +205,27 @@ class Worker:
         return requests.get(f"{self.base}/cdn-cgi/handler/scheduled", params={"cron": cron}, timeout=120)
 
 
-def start_wrangler(persist, port, inspector, extra_vars):
+def d1(persist, *args, config=None):
+    """`wrangler d1 <args> DB --local --persist-to <persist>`; raises with wrangler's output on failure.
+    Without stdin (and with output captured) wrangler never prompts: `migrations apply` goes ahead."""
+    cmd = ["wrangler", "d1", *args, "DB", "--local", "--persist-to", persist]
+    if config:
+        cmd += ["--config", config]
+    r = subprocess.run(cmd, cwd=ROOT, env=wrangler_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r.stdout
+
+
+def migrate(persist, config=None):
+    """Applies every migration in migrations/ not yet applied to the local D1 in `persist`."""
+    return d1(persist, "migrations", "apply", config=config)
+
+
+def start_wrangler(persist, port, inspector, extra_vars, apply_migrations=True):
     env = wrangler_env()
-    subprocess.run(
-        ["wrangler", "d1", "execute", "DB", "--local", "--persist-to", persist, "--file", "schema.sql"],
-        cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    if apply_migrations:
+        migrate(persist)
     args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", str(port), "--inspector-port", str(inspector),
             "--persist-to", persist, "--log-level", "warn"]
     for k, v in extra_vars.items():

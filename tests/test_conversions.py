@@ -8,12 +8,11 @@ amounts (integer minor units) and the rows stored in local D1 (read-only)."""
 
 import contextlib
 import json
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from apihelpers import assert_error
+from apihelpers import assert_error, ok, uid
 
 # ----------------------------------------------------------------------------------------------
 # helpers
@@ -27,12 +26,6 @@ COMMISSION_FIELDS = {
 LEAD, SALE, REFUND = "/api/v1/track/lead", "/api/v1/track/sale", "/api/v1/track/refund"
 
 
-def uid(prefix="x"):
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-
-
 @contextlib.contextmanager
 def nothing_written(worker):
     """Asserts that the block leaves every table's row count unchanged."""
@@ -40,11 +33,6 @@ def nothing_written(worker):
     yield
     after = worker.table_counts()
     assert after == before, {t: (before[t], after[t]) for t in before if before[t] != after[t]}
-
-
-def ok(r):
-    assert r.status_code == 200, (r.status_code, r.text)
-    return r.json()
 
 
 def setup(worker, **program_overrides):

@@ -13,11 +13,10 @@ import datetime
 import json
 import threading
 import time
-import uuid
 
 import pytest
 import requests
-from apihelpers import assert_error
+from apihelpers import assert_error, ok, uid
 
 LEAD, SALE, REFUND = "/api/v1/track/lead", "/api/v1/track/sale", "/api/v1/track/refund"
 WEBHOOK = "/api/v1/webhooks/stripe"
@@ -108,17 +107,6 @@ def deliver(worker, stripe, event, secret=None, timestamp=None):
 # ----------------------------------------------------------------------------------------------
 # Refport helpers
 # ----------------------------------------------------------------------------------------------
-
-def uid(prefix):
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def ok(r, status=200):
-    assert r.status_code == status, (r.status_code, r.text)
-    return r.json()
-
-
-
 
 def program(worker, min_payout=1000, currency="usd", schedule=None, **kw):
     return worker.program(hold_days=0, payout_schedule=schedule or {"every": "day"}, min_payout=min_payout,

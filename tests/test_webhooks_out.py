@@ -32,6 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from apihelpers import ok, uid
 from test_payouts import (BIG, attributed_customer, commissions_of, ctl, enable_payouts, payouts_of, program,
                           sale, set_balance)
 
@@ -236,15 +237,6 @@ def stripe(worker, stripe_server):
 # ----------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------
-
-def uid(prefix):
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def ok(r, status=200):
-    assert r.status_code == status, (r.status_code, r.text)
-    return r.json()
-
 
 def ms(iso):
     return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)

@@ -1,0 +1,289 @@
+-- Migration 0001: Refport's schema as of commit c269411, when schema.sql was still applied with
+-- `wrangler d1 execute`. Every statement keeps IF NOT EXISTS so that a database created from that
+-- schema.sql (which has no d1_migrations table) upgrades cleanly: `wrangler d1 migrations apply`
+-- runs this file as a no-op there and records it as applied. Never edit this file: add a new
+-- migration (see README, "Schema migrations").
+--
+-- Conventions: ids are prefixed, time-ordered strings (see core/src/ids.rs); times are INTEGER
+-- milliseconds since the Unix epoch, UTC; money is INTEGER minor units with a currency column.
+-- Exactly-once is enforced here, by unique indexes and CHECK constraints, never by the caller
+-- reading before writing.
+
+-- Programs. `settings` is the validated ProgramSettings JSON (core/src/program.rs) and the
+-- single source of truth; the generated columns expose what SQL filters and sums on.
+CREATE TABLE IF NOT EXISTS programs (
+  id          TEXT PRIMARY KEY,
+  settings    TEXT NOT NULL CHECK (json_valid(settings)),
+  name            TEXT    GENERATED ALWAYS AS (json_extract(settings, '$.name')) VIRTUAL,
+  payout_currency TEXT    GENERATED ALWAYS AS (json_extract(settings, '$.payout_currency')) VIRTUAL,
+  min_payout      INTEGER GENERATED ALWAYS AS (json_extract(settings, '$.min_payout')) VIRTUAL,
+  hold_days       INTEGER GENERATED ALWAYS AS (json_extract(settings, '$.hold_days')) VIRTUAL,
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL
+);
+
+-- A branded domain belongs to exactly one program (the redirect routes on the Host header).
+CREATE TABLE IF NOT EXISTS program_domains (
+  domain      TEXT PRIMARY KEY,
+  program_id  TEXT NOT NULL REFERENCES programs(id)
+);
+CREATE INDEX IF NOT EXISTS program_domains_program ON program_domains(program_id);
+
+-- API keys: only the SHA-256 of the secret is stored. A key may be bound to one program.
+CREATE TABLE IF NOT EXISTS api_keys (
+  id          TEXT PRIMARY KEY,
+  name        TEXT NOT NULL,
+  key_hash    TEXT NOT NULL UNIQUE CHECK (length(key_hash) = 64),
+  key_hint    TEXT NOT NULL,
+  program_id  TEXT REFERENCES programs(id),
+  permissions TEXT NOT NULL CHECK (json_valid(permissions)),
+  created_at  INTEGER NOT NULL,
+  revoked_at  INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS partners (
+  id                TEXT PRIMARY KEY,
+  program_id        TEXT NOT NULL REFERENCES programs(id),
+  email             TEXT NOT NULL,
+  name              TEXT NOT NULL,
+  status            TEXT NOT NULL CHECK (status IN ('invited', 'active', 'banned')),
+  rewards           TEXT CHECK (rewards IS NULL OR json_valid(rewards)),
+  stripe_account_id TEXT,
+  payouts_enabled   INTEGER NOT NULL DEFAULT 0 CHECK (payouts_enabled IN (0, 1)),
+  created_at        INTEGER NOT NULL,
+  updated_at        INTEGER NOT NULL,
+  UNIQUE (program_id, email)
+);
+CREATE INDEX IF NOT EXISTS partners_program ON partners(program_id, id);
+CREATE INDEX IF NOT EXISTS partners_stripe_account ON partners(stripe_account_id);
+
+-- Links are soft-deleted (clicks keep pointing at them); a key is unique per domain among live links.
+CREATE TABLE IF NOT EXISTS links (
+  id          TEXT PRIMARY KEY,
+  program_id  TEXT NOT NULL REFERENCES programs(id),
+  partner_id  TEXT NOT NULL REFERENCES partners(id),
+  domain      TEXT NOT NULL REFERENCES program_domains(domain),
+  key         TEXT NOT NULL CHECK (length(key) BETWEEN 1 AND 64),
+  url         TEXT NOT NULL CHECK (url LIKE 'http://%' OR url LIKE 'https://%'),
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  deleted_at  INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS links_domain_key ON links(domain, key) WHERE deleted_at IS NULL;
+CREATE INDEX IF NOT EXISTS links_partner ON links(partner_id, id);
+
+-- One row per counted (non-bot) visit. No raw IP or user agent: salted hashes only.
+CREATE TABLE IF NOT EXISTS clicks (
+  id            TEXT PRIMARY KEY,
+  program_id    TEXT NOT NULL REFERENCES programs(id),
+  partner_id    TEXT NOT NULL REFERENCES partners(id),
+  link_id       TEXT NOT NULL REFERENCES links(id),
+  created_at    INTEGER NOT NULL,
+  country       TEXT CHECK (country IS NULL OR length(country) = 2),
+  referrer_host TEXT,
+  ip_hash       TEXT,
+  ua_hash       TEXT
+);
+CREATE INDEX IF NOT EXISTS clicks_link ON clicks(link_id, id);
+CREATE INDEX IF NOT EXISTS clicks_partner ON clicks(partner_id, id);
+CREATE INDEX IF NOT EXISTS clicks_program ON clicks(program_id, id);
+
+-- The merchant's users, attributed to a partner through a click.
+CREATE TABLE IF NOT EXISTS customers (
+  id            TEXT PRIMARY KEY,
+  program_id    TEXT NOT NULL REFERENCES programs(id),
+  external_id   TEXT NOT NULL CHECK (length(external_id) BETWEEN 1 AND 255),
+  email         TEXT,
+  name          TEXT,
+  partner_id    TEXT REFERENCES partners(id),
+  link_id       TEXT REFERENCES links(id),
+  click_id      TEXT REFERENCES clicks(id),
+  clicked_at    INTEGER,
+  first_sale_at INTEGER,
+  created_at    INTEGER NOT NULL,
+  updated_at    INTEGER NOT NULL,
+  UNIQUE (program_id, external_id)
+);
+CREATE INDEX IF NOT EXISTS customers_partner ON customers(partner_id);
+
+-- Every conversion event received (attributed or not): the idempotency ledger of the track API.
+CREATE TABLE IF NOT EXISTS events (
+  id             TEXT PRIMARY KEY,
+  program_id     TEXT NOT NULL REFERENCES programs(id),
+  customer_id    TEXT NOT NULL REFERENCES customers(id),
+  kind           TEXT NOT NULL CHECK (kind IN ('lead', 'sale')),
+  event_name     TEXT NOT NULL,
+  invoice_id     TEXT,
+  amount         INTEGER CHECK (amount IS NULL OR amount >= 0),
+  currency       TEXT,
+  payout_amount  INTEGER CHECK (payout_amount IS NULL OR payout_amount >= 0),
+  partner_id     TEXT REFERENCES partners(id),
+  click_id       TEXT,
+  attribution    TEXT NOT NULL,
+  metadata       TEXT CHECK (metadata IS NULL OR json_valid(metadata)),
+  created_at     INTEGER NOT NULL,
+  CHECK (kind = 'lead' OR invoice_id IS NOT NULL)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_lead_once ON events(program_id, customer_id, event_name) WHERE kind = 'lead';
+CREATE UNIQUE INDEX IF NOT EXISTS events_sale_once ON events(program_id, invoice_id) WHERE kind = 'sale';
+CREATE INDEX IF NOT EXISTS events_customer ON events(customer_id, created_at);
+
+CREATE TABLE IF NOT EXISTS payouts (
+  id                 TEXT PRIMARY KEY,
+  program_id         TEXT NOT NULL REFERENCES programs(id),
+  partner_id         TEXT NOT NULL REFERENCES partners(id),
+  amount             INTEGER NOT NULL CHECK (amount >= 0),
+  currency           TEXT NOT NULL,
+  status             TEXT NOT NULL CHECK (status IN ('processing', 'paid', 'failed')),
+  stripe_transfer_id TEXT UNIQUE,
+  failure_message    TEXT,
+  commission_count   INTEGER NOT NULL DEFAULT 0,
+  attempts           INTEGER NOT NULL DEFAULT 0,
+  created_at         INTEGER NOT NULL,
+  updated_at         INTEGER NOT NULL,
+  paid_at            INTEGER
+);
+-- At most one payout in flight per partner: two overlapping cron runs cannot both claim.
+CREATE UNIQUE INDEX IF NOT EXISTS payouts_one_processing ON payouts(partner_id) WHERE status = 'processing';
+CREATE INDEX IF NOT EXISTS payouts_partner ON payouts(partner_id, id);
+CREATE INDEX IF NOT EXISTS payouts_status ON payouts(status, id);
+
+-- Commissions. `amount` is the current commission (negative only for clawbacks),
+-- `original_amount` what the rules first computed; `refunded_amount` is the part of the sale
+-- refunded so far and `clawed_back` the positive sum of this sale's clawbacks.
+CREATE TABLE IF NOT EXISTS commissions (
+  id              TEXT PRIMARY KEY,
+  program_id      TEXT NOT NULL REFERENCES programs(id),
+  partner_id      TEXT NOT NULL REFERENCES partners(id),
+  customer_id     TEXT REFERENCES customers(id),
+  event_id        TEXT REFERENCES events(id),
+  parent_id       TEXT REFERENCES commissions(id),
+  kind            TEXT NOT NULL CHECK (kind IN ('lead', 'sale', 'clawback')),
+  invoice_id      TEXT,
+  sale_amount     INTEGER NOT NULL DEFAULT 0 CHECK (sale_amount >= 0),
+  original_amount INTEGER NOT NULL,
+  amount          INTEGER NOT NULL,
+  currency        TEXT NOT NULL,
+  status          TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'paid', 'rejected')),
+  reason          TEXT,
+  refunded_amount INTEGER NOT NULL DEFAULT 0 CHECK (refunded_amount >= 0 AND refunded_amount <= sale_amount),
+  clawed_back     INTEGER NOT NULL DEFAULT 0 CHECK (clawed_back >= 0),
+  payout_id       TEXT REFERENCES payouts(id),
+  created_at      INTEGER NOT NULL,
+  updated_at      INTEGER NOT NULL,
+  approved_at     INTEGER,
+  paid_at         INTEGER,
+  CHECK ((kind = 'clawback' AND amount <= 0 AND parent_id IS NOT NULL) OR (kind != 'clawback' AND amount >= 0)),
+  CHECK (status != 'rejected' OR reason IS NOT NULL),
+  CHECK (status != 'paid' OR payout_id IS NOT NULL)
+);
+-- One commission per event, ever.
+CREATE UNIQUE INDEX IF NOT EXISTS commissions_event_once ON commissions(event_id) WHERE kind != 'clawback';
+CREATE INDEX IF NOT EXISTS commissions_program ON commissions(program_id, id);
+CREATE INDEX IF NOT EXISTS commissions_partner ON commissions(partner_id, status);
+CREATE INDEX IF NOT EXISTS commissions_status ON commissions(status, created_at);
+CREATE INDEX IF NOT EXISTS commissions_payout ON commissions(payout_id);
+CREATE INDEX IF NOT EXISTS commissions_invoice ON commissions(program_id, invoice_id);
+
+-- Audit trail of every commission change (status or amount).
+CREATE TABLE IF NOT EXISTS commission_changes (
+  id             INTEGER PRIMARY KEY AUTOINCREMENT,
+  commission_id  TEXT NOT NULL REFERENCES commissions(id),
+  from_status    TEXT,
+  to_status      TEXT NOT NULL,
+  amount_before  INTEGER,
+  amount_after   INTEGER NOT NULL,
+  reason         TEXT,
+  created_at     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS commission_changes_commission ON commission_changes(commission_id, id);
+
+-- Refunds received through the track API (idempotent per Idempotency-Key when one is sent).
+CREATE TABLE IF NOT EXISTS refunds (
+  id              TEXT PRIMARY KEY,
+  program_id      TEXT NOT NULL REFERENCES programs(id),
+  invoice_id      TEXT NOT NULL,
+  amount          INTEGER NOT NULL CHECK (amount > 0),
+  idempotency_key TEXT,
+  commission_id   TEXT REFERENCES commissions(id),
+  -- The amount of the sale already refunded when this refund was planned: two refunds planned
+  -- against the same state cannot both land (the loser's batch rolls back and re-plans).
+  refunded_before INTEGER NOT NULL,
+  effect          TEXT NOT NULL,
+  clawback_id     TEXT REFERENCES commissions(id),
+  created_at      INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS refunds_idempotency ON refunds(program_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS refunds_sequential ON refunds(program_id, invoice_id, refunded_before);
+
+-- Stripe webhook events already processed (a replayed event id changes nothing).
+CREATE TABLE IF NOT EXISTS stripe_events (
+  id          TEXT PRIMARY KEY,
+  type        TEXT NOT NULL,
+  token       TEXT NOT NULL,
+  received_at INTEGER NOT NULL
+);
+
+-- Link-cache refreshes left for the cron: a program or partner change rewrites its links' KV
+-- entries a page at a time (a request does the first page, the cron the rest).
+CREATE TABLE IF NOT EXISTS cache_refresh_jobs (
+  id            INTEGER PRIMARY KEY AUTOINCREMENT,
+  program_id    TEXT NOT NULL REFERENCES programs(id),
+  partner_id    TEXT REFERENCES partners(id),
+  after_link_id TEXT NOT NULL,
+  created_at    INTEGER NOT NULL
+);
+
+-- Partner invitations: single-use, expiring; only the SHA-256 of the token is stored.
+CREATE TABLE IF NOT EXISTS invitations (
+  id          TEXT PRIMARY KEY,
+  program_id  TEXT NOT NULL REFERENCES programs(id),
+  partner_id  TEXT NOT NULL REFERENCES partners(id),
+  token_hash  TEXT NOT NULL UNIQUE,
+  expires_at  INTEGER NOT NULL,
+  used_at     INTEGER,
+  created_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS invitations_partner ON invitations(partner_id);
+
+-- Outgoing webhooks to the merchant. The signing secret is never stored: it is derived from the
+-- WEBHOOK_SIGNING_KEY secret and the endpoint id (src/webhooks.rs).
+CREATE TABLE IF NOT EXISTS webhook_endpoints (
+  id          TEXT PRIMARY KEY,
+  url         TEXT NOT NULL CHECK (url LIKE 'https://%' OR url LIKE 'http://%'),
+  events      TEXT NOT NULL CHECK (json_valid(events)),
+  description TEXT,
+  created_at  INTEGER NOT NULL,
+  deleted_at  INTEGER
+);
+
+-- The outbox: written in the same batch as the change it describes, so it is never lost.
+CREATE TABLE IF NOT EXISTS webhook_events (
+  id          TEXT PRIMARY KEY,
+  type        TEXT NOT NULL,
+  subject_id  TEXT NOT NULL,
+  payload     TEXT NOT NULL CHECK (json_valid(payload)),
+  fanned_out  INTEGER NOT NULL DEFAULT 0,
+  created_at  INTEGER NOT NULL
+);
+-- Events that happen once per subject are emitted once, however often the change is retried.
+CREATE UNIQUE INDEX IF NOT EXISTS webhook_events_once ON webhook_events(type, subject_id)
+  WHERE type IN ('lead.created', 'commission.created', 'payout.paid', 'payout.failed');
+CREATE INDEX IF NOT EXISTS webhook_events_fanout ON webhook_events(fanned_out) WHERE fanned_out = 0;
+
+-- One delivery per (event, endpoint), retried with backoff by the cron; the delivery log.
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+  id              TEXT PRIMARY KEY,
+  event_id        TEXT NOT NULL REFERENCES webhook_events(id),
+  endpoint_id     TEXT NOT NULL REFERENCES webhook_endpoints(id),
+  status          TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  last_status     INTEGER,
+  last_error      TEXT,
+  next_attempt_at INTEGER,
+  delivered_at    INTEGER,
+  created_at      INTEGER NOT NULL,
+  UNIQUE (event_id, endpoint_id)
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, id);
