@@ -276,7 +276,10 @@ def email_sink():
 def worker(stripe_server, email_sink, tmp_path_factory):
     persist = str(tmp_path_factory.mktemp("wrangler-state"))
     secrets = dev_vars()
-    extra = {"STRIPE_API_BASE": stripe_server, "EMAIL_API_URL": email_sink.url}
+    # Payouts in flight are reconciled on the next cron run, and pauses after account-wide Stripe
+    # refusals last at most a second (production: 5 minutes and up to a day).
+    extra = {"STRIPE_API_BASE": stripe_server, "EMAIL_API_URL": email_sink.url,
+             "PAYOUT_RECONCILE_AFTER_SECONDS": "0", "PAYOUT_PAUSE_MAX_SECONDS": "1"}
     proc, base = start_wrangler(persist, free_port(), free_port(), extra)
     try:
         yield Worker(base, persist, stripe_server, secrets, email_sink)
