@@ -85,6 +85,23 @@ pub fn payout(db: &D1Database, event_type: &str, id: &str, status: &str, now: i6
     )?)
 }
 
+/// `payout.reversed` for payout `id`, only if this batch recorded the reversal (its clawback
+/// row `clawback_id` exists), so a repeated or late event writes no second one.
+pub fn payout_reversed(db: &D1Database, id: &str, clawback_id: &str, now: i64) -> Result<D1PreparedStatement> {
+    Ok(query!(
+        db,
+        &format!(
+            "INSERT INTO webhook_events (id, type, subject_id, payload, created_at)
+             SELECT {NEW_EVENT_ID}, 'payout.reversed', p.id, {PAYOUT_JSON}, ?3 FROM payouts p
+             WHERE p.id = ?1 AND EXISTS (SELECT 1 FROM commissions WHERE id = ?2 AND payout_id = ?1)
+             ON CONFLICT DO NOTHING"
+        ),
+        id,
+        clawback_id,
+        now
+    )?)
+}
+
 /// `lead.created` for the conversion event `event_id` (exists only if this batch inserted it).
 pub fn lead(db: &D1Database, event_id: &str, now: i64) -> Result<D1PreparedStatement> {
     Ok(query!(

@@ -19,6 +19,8 @@ pub struct Payout {
     pub failure_message: Option<String>,
     pub commission_count: i64,
     pub attempts: i64,
+    /// What Stripe reversed of the transfer (recorded as a paid clawback inside the payout).
+    pub reversed_amount: i64,
     #[serde(serialize_with = "super::programs::ser_time")]
     pub created_at: i64,
     #[serde(serialize_with = "super::programs::ser_opt_time")]
@@ -26,7 +28,7 @@ pub struct Payout {
 }
 
 const COLS: &str = "id, program_id, partner_id, amount, currency, status, stripe_transfer_id, failure_message, \
-     commission_count, attempts, created_at, paid_at";
+     commission_count, attempts, reversed_amount, created_at, paid_at";
 
 pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Payout>> {
     Ok(first(query!(db, &format!("SELECT {COLS} FROM payouts WHERE id = ?1"), id)?).await?)
@@ -453,6 +455,6 @@ pub fn apply_reversal(
             total_reversed,
             now
         )?,
-        super::outbox::payout(db, "payout.reversed", payout_id, "paid", now)?,
+        super::outbox::payout_reversed(db, payout_id, clawback_id, now)?,
     ])
 }
