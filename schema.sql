@@ -255,7 +255,7 @@ CREATE TABLE IF NOT EXISTS invitations (
 CREATE INDEX IF NOT EXISTS invitations_partner ON invitations(partner_id);
 
 -- Outgoing webhooks to the merchant. The signing secret is never stored: it is derived from the
--- WEBHOOK_SIGNING_KEY secret and the endpoint id (src/webhooks.rs).
+-- WEBHOOK_SIGNING_KEY secret and the endpoint id (src/webhook_delivery.rs).
 CREATE TABLE IF NOT EXISTS webhook_endpoints (
   id          TEXT PRIMARY KEY,
   url         TEXT NOT NULL CHECK (url LIKE 'https://%' OR url LIKE 'http://%'),

@@ -168,7 +168,7 @@ pub async fn run_once(state: &AppState, now: i64) -> ApiResult<Outcome> {
     }
 
     // Webhook deliveries due (first attempts missed by their request, retries, payout events).
-    out.webhooks_delivered = crate::webhooks::deliver_due(state, now, crate::webhooks::PER_RUN).await?;
+    out.webhooks_delivered = crate::webhook_delivery::deliver_due(state, now, crate::webhook_delivery::PER_RUN).await?;
     Ok(out)
 }
 

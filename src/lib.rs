@@ -14,9 +14,6 @@ pub mod stripe;
 pub mod webhook_delivery;
 
 /// The old path of `webhook_delivery`, kept only until `src/cron.rs` names the new one.
-#[doc(hidden)]
-pub use webhook_delivery as webhooks;
-
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 #[event(fetch)]

@@ -337,10 +337,19 @@ fn matches<'a>(pattern: &str, segs: &[&'a str]) -> Option<Vec<&'a str>> {
     (n == segs.len()).then_some(ids)
 }
 
-/// The methods a path answers, in table order (the `Allow` header of a 405).
-fn allow(segs: &[&str]) -> Option<String> {
+/// The routes whose path matches `segs`, the most specific only: a literal segment beats
+/// `{id}` (`webhooks/stripe` is not `webhooks/{id}`).
+fn candidates<'a>(segs: &[&'a str]) -> Vec<(&'static Route, Vec<&'a str>)> {
+    let all: Vec<(&'static Route, Vec<&'a str>)> =
+        ROUTES.iter().filter_map(|r| matches(r.path, segs).map(|ids| (r, ids))).collect();
+    let best = all.iter().map(|(_, ids)| ids.len()).min().unwrap_or(0);
+    all.into_iter().filter(|(_, ids)| ids.len() == best).collect()
+}
+
+/// The methods a path answers (the `Allow` header of a 405).
+fn allow(routes: &[(&Route, Vec<&str>)]) -> Option<String> {
     let mut methods: Vec<&str> = Vec::new();
-    for route in ROUTES.iter().filter(|r| matches(r.path, segs).is_some()) {
+    for (route, _) in routes {
         if !methods.contains(&route.method) {
             methods.push(route.method);
         }
@@ -368,10 +377,9 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
                                                                                    // 404 and 405 are decided by path and method alone, before any authentication. workers-rs
                                                                                    // maps methods it does not know (QUERY, TRACE...) to GET: match on the raw one.
     let raw = req.inner().method();
-    let Some((route, ids)) =
-        ROUTES.iter().find_map(|r| matches(r.path, &segs).filter(|_| r.method == raw).map(|ids| (r, ids)))
-    else {
-        return Err(match allow(&segs) {
+    let found = candidates(&segs);
+    let Some((route, ids)) = found.iter().find(|(r, _)| r.method == raw).map(|(r, ids)| (*r, ids.clone())) else {
+        return Err(match allow(&found) {
             Some(methods) => ApiError::MethodNotAllowed(methods),
             None => ApiError::NotFound("route"),
         });
