@@ -1,0 +1,397 @@
+"""D1 schema migrations (`migrations/`, applied with `wrangler d1 migrations apply`).
+
+- Upgrade: a local D1 built from the schema.sql of OLD_SCHEMA_COMMIT (before migrations existed,
+  so without a d1_migrations table) and filled with realistic rows in every table takes every
+  migration without error; every pre-existing row keeps every pre-existing value; the upgraded
+  schema equals a fresh database's; and a `wrangler dev` on the upgraded state serves the data.
+  The rows are frozen SQL (tests/fixtures/d1_c269411.sql), so every future migration keeps being
+  checked against the same old database.
+- Parity: all migrations applied to an empty D1 give the schema that schema.sql gives. A migration
+  without the matching schema.sql change (or the reverse) fails here.
+
+Each test uses its own --persist-to directories: the session's `worker` is not involved."""
+
+import contextlib
+import os
+import re
+import sqlite3
+import subprocess
+import time
+
+import pytest
+import requests
+
+from conftest import BROWSER_UA, ROOT, d1, dev_vars, free_port, migrate, start_wrangler, stop_process
+
+# main's head before migrations/ existed: its schema.sql is what every database created until
+# then was built from (`wrangler d1 execute DB --file schema.sql`), and what the fixture rows fit.
+OLD_SCHEMA_COMMIT = "c269411"
+OLD_ROWS = os.path.join(ROOT, "tests", "fixtures", "d1_c269411.sql")
+MIGRATIONS = os.path.join(ROOT, "migrations")
+
+# Known rows of the fixture, served after the upgrade.
+OLD_PROGRAM_NAMES = {"Acme Partners", "Kaisha Partners"}
+OLD_LINK_HOST, OLD_LINK_KEY = "go.acme-old.test", "spring"
+OLD_LINK_URL = "https://acme-old.test/spring-sale"
+OLD_TRACK_KEY = "rp_live_l7y2CXc5gigKUtypFLlC4KHKyQStQcru"  # the fixture's program-bound `track` key
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+
+def d1_file(persist):
+    here = os.path.join(persist, "v3", "d1")
+    files = [os.path.join(dp, f) for dp, _, fs in os.walk(here) for f in fs
+             if f.endswith(".sqlite") and f != "metadata.sqlite"]
+    assert len(files) == 1, files
+    return files[0]
+
+
+@contextlib.contextmanager
+def connect(persist):
+    conn = sqlite3.connect(f"file:{d1_file(persist)}?mode=ro", uri=True, timeout=10)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def internal(name):
+    """Tables and indexes that are not the application's: SQLite's, D1's and wrangler's."""
+    return name.startswith("sqlite_") or name.startswith("_cf_") or name == "d1_migrations"
+
+
+def app_tables(conn):
+    return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            if not internal(r[0])]
+
+
+def stored_columns(conn, table):
+    """Columns that hold data (PRAGMA table_info leaves generated columns out)."""
+    return [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
+
+
+def snapshot(persist):
+    """Every application table: its columns and all its rows (sorted), for before/after checks."""
+    with connect(persist) as c:
+        out = {}
+        for t in app_tables(c):
+            cols = stored_columns(c, t)
+            quoted = ", ".join(f'"{x}"' for x in cols)
+            rows = c.execute(f'SELECT {quoted} FROM "{t}"').fetchall()
+            out[t] = (cols, sorted(rows, key=repr))
+        return out
+
+
+def applied(persist):
+    with connect(persist) as c:
+        return [r[0] for r in c.execute("SELECT name FROM d1_migrations ORDER BY id")]
+
+
+def migration_files():
+    return sorted(f for f in os.listdir(MIGRATIONS) if f.endswith(".sql"))
+
+
+def old_schema_sql():
+    r = subprocess.run(["git", "show", f"{OLD_SCHEMA_COMMIT}:schema.sql"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, f"git show {OLD_SCHEMA_COMMIT}:schema.sql (a clone with history is needed): {r.stderr}"
+    return r.stdout
+
+
+# -- schema comparison -------------------------------------------------------------------------
+
+TOKEN = re.compile(r"""
+    (?P<skip>\s+|--[^\n]*|/\*.*?\*/)
+  | (?P<string>'(?:[^']|'')*')
+  | (?P<quoted>"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\])
+  | (?P<word>[A-Za-z_][A-Za-z0-9_$]*|\d+(?:\.\d*)?)
+  | (?P<op><=|>=|!=|<>|==|\|\||\S)
+""", re.S | re.X)
+
+
+def tokens(sql):
+    """SQL as tokens: no comments or layout, identifiers unquoted, keywords and names lowercased,
+    string literals kept as written."""
+    out = []
+    for m in TOKEN.finditer(sql):
+        kind = m.lastgroup
+        if kind == "skip":
+            continue
+        text = m.group()
+        if kind == "quoted":
+            text = text[1:-1]
+        out.append(text if kind == "string" else text.lower())
+    return out
+
+
+def table_definitions(toks):
+    """The items between a CREATE TABLE's outer parentheses (columns and table constraints) as a
+    sorted list, and what follows them (WITHOUT ROWID, STRICT). ALTER TABLE ADD COLUMN inserts
+    its column among the items, so only the set of items can be compared with schema.sql."""
+    start = toks.index("(")
+    items, current, depth = [], [], 0
+    for i in range(start + 1, len(toks)):
+        t = toks[i]
+        if t == "(":
+            depth += 1
+        elif t == ")":
+            if depth == 0:
+                items.append(" ".join(current))
+                return sorted(items), " ".join(toks[i + 1:])
+            depth -= 1
+        if t == "," and depth == 0:
+            items.append(" ".join(current))
+            current = []
+        else:
+            current.append(t)
+    raise AssertionError("unbalanced CREATE TABLE")
+
+
+def schema(conn):
+    """The application's schema: every table, index, view and trigger with its normalised SQL, and
+    every table's columns in order."""
+    objects, columns = {}, {}
+    for type_, name, tbl, sql in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"):
+        if internal(name):
+            continue
+        toks = tokens(sql or "")
+        body = table_definitions(toks) if type_ == "table" else " ".join(toks)
+        objects[name] = (type_, tbl, body)
+        if type_ == "table":
+            columns[name] = [r[1] for r in conn.execute(f'PRAGMA table_xinfo("{name}")')]
+    return objects, columns
+
+
+def schema_differences(a, b, a_name="a", b_name="b"):
+    """Human-readable differences between two `schema()` results; empty when they are the same."""
+    (ao, ac), (bo, bc) = a, b
+    out = []
+    for n in sorted(set(ao) - set(bo)):
+        out.append(f"{ao[n][0]} {n} only in {a_name}")
+    for n in sorted(set(bo) - set(ao)):
+        out.append(f"{bo[n][0]} {n} only in {b_name}")
+    for n in sorted(set(ao) & set(bo)):
+        if ao[n] != bo[n]:
+            if ao[n][0] == "table" and bo[n][0] == "table":
+                (ai, at), (bi, bt) = ao[n][2], bo[n][2]
+                out += [f"table {n}: only in {a_name}: {x}" for x in ai if x not in bi]
+                out += [f"table {n}: only in {b_name}: {x}" for x in bi if x not in ai]
+                if at != bt:
+                    out.append(f"table {n}: options {at!r} in {a_name}, {bt!r} in {b_name}")
+            else:
+                out.append(f"{n}: {ao[n]} in {a_name}, {bo[n]} in {b_name}")
+        elif ac.get(n) != bc.get(n):
+            out.append(f"table {n}: column order {ac[n]} in {a_name}, {bc[n]} in {b_name} "
+                       "(ALTER TABLE ADD COLUMN appends: list new columns last in schema.sql)")
+    return out
+
+
+def schema_of_file(persist):
+    with connect(persist) as c:
+        return schema(c)
+
+
+def memory_schema(*scripts):
+    """The schema that SQLite (Python's, not D1) builds from the scripts, for the comparison's own tests."""
+    c = sqlite3.connect(":memory:")
+    for s in scripts:
+        c.executescript(s)
+    return schema(c)
+
+
+# ----------------------------------------------------------------------------------------------
+# fixtures
+# ----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    """An empty local D1 with every migration applied."""
+    persist = str(tmp_path_factory.mktemp("d1-fresh"))
+    migrate(persist)
+    return persist
+
+
+@pytest.fixture(scope="module")
+def old_db(tmp_path_factory):
+    """A local D1 as a deployment made before migrations existed: OLD_SCHEMA_COMMIT's schema.sql,
+    then the fixture rows, both through `wrangler d1 execute`. Answers (persist, snapshot)."""
+    persist = str(tmp_path_factory.mktemp("d1-old"))
+    path = os.path.join(persist, "old-schema.sql")
+    with open(path, "w") as f:
+        f.write(old_schema_sql())
+    d1(persist, "execute", "--file", path)
+    d1(persist, "execute", "--file", OLD_ROWS)
+    with connect(persist) as c:
+        names = {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
+    assert "d1_migrations" not in names
+    return persist, snapshot(persist)
+
+
+@pytest.fixture(scope="module")
+def upgraded(old_db):
+    """The old database after `wrangler d1 migrations apply`: answers wrangler's output."""
+    persist, _ = old_db
+    return migrate(persist)
+
+
+# ----------------------------------------------------------------------------------------------
+# migration files
+# ----------------------------------------------------------------------------------------------
+
+def test_migration_files_are_numbered_in_order():
+    files = migration_files()
+    assert files and files[0] == "0001_initial.sql", files
+    assert all(re.fullmatch(r"\d{4}_[A-Za-z0-9_-]+\.sql", f) for f in files), files
+    assert [int(f[:4]) for f in files] == list(range(1, len(files) + 1)), "numbers must be 0001, 0002, ... without gaps"
+    assert set(os.listdir(MIGRATIONS)) == set(files), "only .sql files in migrations/"
+    with open(os.path.join(ROOT, "wrangler.toml")) as f:
+        assert re.search(r'^migrations_dir = "migrations"$', f.read(), re.M)
+
+
+def test_first_migration_is_the_old_schema():
+    """0001 is what OLD_SCHEMA_COMMIT's schema.sql created, IF NOT EXISTS everywhere, so that it is
+    a no-op on a database created from that schema.sql (and must never be edited)."""
+    old = old_schema_sql()
+    with open(os.path.join(MIGRATIONS, "0001_initial.sql")) as f:
+        first = f.read()
+    assert tokens(first) == tokens(old)
+    creates = re.findall(r"^CREATE\b.*$", first, re.M)
+    assert creates and all(re.match(r"CREATE (TABLE|(UNIQUE )?INDEX) IF NOT EXISTS ", c) for c in creates), creates
+
+
+# ----------------------------------------------------------------------------------------------
+# parity: migrations == schema.sql
+# ----------------------------------------------------------------------------------------------
+
+def test_migrations_give_the_schema_of_schema_sql(fresh, tmp_path_factory):
+    readable = str(tmp_path_factory.mktemp("d1-schema-sql"))
+    d1(readable, "execute", "--file", os.path.join(ROOT, "schema.sql"))
+    assert applied(fresh) == migration_files()
+    diff = schema_differences(schema_of_file(fresh), schema_of_file(readable), "migrations/", "schema.sql")
+    assert not diff, "schema.sql and migrations/ disagree (update both):\n" + "\n".join(diff)
+
+
+def test_schema_comparison_sees_drift_and_ignores_layout():
+    """The comparison used above: a migration that schema.sql does not reflect (or the reverse)
+    is a difference; ALTER TABLE ADD COLUMN against the column written in schema.sql is not."""
+    with open(os.path.join(ROOT, "schema.sql")) as f:
+        base = f.read()
+    same = memory_schema(base)
+    assert schema_differences(memory_schema(base), same) == []
+
+    added = "ALTER TABLE partners ADD COLUMN tier TEXT CHECK (tier IS NULL OR tier IN ('gold', 'silver'));"
+    migrated = memory_schema(base, added)
+    diff = schema_differences(migrated, same, "migrations/", "schema.sql")
+    assert diff == ["table partners: only in migrations/: tier text check ( tier is null or tier in ( 'gold' , 'silver' ) )"], diff
+
+    # schema.sql written by hand, differently laid out, with the column last among the columns
+    anchor = "  updated_at        INTEGER NOT NULL,\n  UNIQUE (program_id, email)"
+    assert base.count(anchor) == 1
+    by_hand = base.replace(anchor, "  updated_at        INTEGER NOT NULL,\n  -- partner tier\n"
+                                   "  tier TEXT CHECK (tier IS NULL OR tier IN ('gold','silver')),\n  UNIQUE (program_id, email)")
+    assert schema_differences(migrated, memory_schema(by_hand)) == []
+    # ... but not first: a fresh database from the migrations would not have that column order
+    first = base.replace("  email             TEXT NOT NULL,\n  name", "  tier TEXT CHECK (tier IS NULL OR tier IN ('gold','silver')),\n"
+                                                                     "  email             TEXT NOT NULL,\n  name", 1)
+    assert any("column order" in d for d in schema_differences(migrated, memory_schema(first)))
+
+    # a CHECK changed, an index added or dropped: differences
+    assert schema_differences(memory_schema(base.replace("amount > 0)", "amount >= 0)")), same)
+    assert schema_differences(memory_schema(base, "CREATE INDEX clicks_created ON clicks(created_at);"), same)
+    assert schema_differences(memory_schema(base, "DROP INDEX links_partner;"), same)
+    # a literal's case is data, not layout
+    assert schema_differences(memory_schema(base.replace("'invited', 'active', 'banned'", "'Invited', 'active', 'banned'")), same)
+
+
+# ----------------------------------------------------------------------------------------------
+# upgrade of a database created before migrations
+# ----------------------------------------------------------------------------------------------
+
+def test_old_database_has_rows_in_every_table(old_db):
+    persist, before = old_db
+    empty = [t for t, (_, rows) in before.items() if not rows]
+    assert not empty, f"the fixture leaves tables empty: {empty}"
+    with connect(persist) as c:
+        money = dict(c.execute("SELECT kind || ':' || status, COUNT(*) FROM commissions GROUP BY 1").fetchall())
+        payouts = dict(c.execute("SELECT status, COUNT(*) FROM payouts GROUP BY 1").fetchall())
+    for k in ("lead:paid", "sale:paid", "clawback:approved", "sale:pending", "sale:rejected", "sale:approved"):
+        assert money.get(k), (k, money)
+    assert payouts.get("paid") and payouts.get("failed"), payouts
+
+
+def test_old_database_upgrades_and_keeps_every_row(old_db, upgraded, fresh):
+    persist, before = old_db
+    assert "0001_initial.sql" in upgraded
+    assert applied(persist) == migration_files()
+    after = snapshot(persist)
+    # every pre-existing table is still there with as many rows, and every pre-existing column of
+    # every row keeps its value (a migration that rewrites data needs its own backfill test)
+    assert set(before) <= set(after), set(before) - set(after)
+    counts = {t: (len(before[t][1]), len(after[t][1])) for t in before}
+    assert all(b == a for b, a in counts.values()), counts
+    for t, (cols, rows) in before.items():
+        acols, arows = after[t]
+        missing = [c for c in cols if c not in acols]
+        assert not missing, (t, missing)
+        keep = [acols.index(c) for c in cols]
+        assert sorted((tuple(r[i] for i in keep) for r in arows), key=repr) == rows, \
+            f"{t}: a migration changed stored values (rewriting data needs its own backfill test)"
+    # the upgraded schema is a fresh one: no migration was edited after it was applied
+    diff = schema_differences(schema_of_file(persist), schema_of_file(fresh), "upgraded", "fresh")
+    assert not diff, "\n".join(diff)
+    # applying again is a no-op
+    assert "No migrations to apply" in migrate(persist)
+    assert snapshot(persist) == after
+
+
+def test_upgraded_database_is_served(old_db, upgraded):
+    persist, _ = old_db
+    with connect(persist) as c:
+        program_id = c.execute("SELECT program_id FROM program_domains WHERE domain = ?", (OLD_LINK_HOST,)).fetchone()[0]
+        commission_ids = {r[0] for r in c.execute("SELECT id FROM commissions WHERE program_id = ?", (program_id,))}
+        payout_ids = {r[0] for r in c.execute("SELECT id FROM payouts WHERE program_id = ?", (program_id,))}
+        clicks_before = c.execute("SELECT COUNT(*) FROM clicks").fetchone()[0]
+    admin = {"Authorization": f"Bearer {dev_vars()['REFPORT_ADMIN_KEY']}"}
+    proc, base = start_wrangler(persist, free_port(), free_port(),
+                                {"STRIPE_API_BASE": "http://127.0.0.1:9", "EMAIL_API_URL": ""}, apply_migrations=False)
+    try:
+        def get(path):
+            r = requests.get(base + path, headers=admin, timeout=30)
+            assert r.status_code == 200, (path, r.status_code, r.text)
+            return r.json()
+
+        programs = get("/api/v1/programs?limit=100")["data"]
+        assert {p["name"] for p in programs} == OLD_PROGRAM_NAMES
+        acme = next(p for p in programs if p["id"] == program_id)
+        assert get(f"/api/v1/programs/{program_id}") == acme
+        listed = get(f"/api/v1/commissions?program_id={program_id}&limit=100")["data"]
+        assert {c["id"] for c in listed} == commission_ids
+        assert {c["kind"] for c in listed} == {"lead", "sale", "clawback"}
+        assert sum(1 for c in listed if c["status"] == "paid") >= 2
+        assert {p["id"] for p in get(f"/api/v1/payouts?program_id={program_id}&limit=100")["data"]} == payout_ids
+        partners = get(f"/api/v1/programs/{program_id}/partners?limit=100")["data"]
+        assert {p["status"] for p in partners} == {"active", "banned", "invited"}
+
+        assert [e["url"] for e in get("/api/v1/webhooks")["data"]] == ["http://127.0.0.1:9/refport"]
+
+        # the branded link still redirects and counts the click; the old track key attributes a lead
+        r = requests.get(f"{base}/{OLD_LINK_KEY}", headers={"Host": OLD_LINK_HOST, "User-Agent": BROWSER_UA},
+                         allow_redirects=False, timeout=30)
+        assert r.status_code == 302, (r.status_code, r.text)
+        location = r.headers["Location"]
+        assert location.startswith(OLD_LINK_URL + "?refport_id=clk_"), location
+        for _ in range(100):  # the click is written after the response
+            with connect(persist) as c:
+                if c.execute("SELECT COUNT(*) FROM clicks").fetchone()[0] == clicks_before + 1:
+                    break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the click was not recorded")
+        lead = requests.post(f"{base}/api/v1/track/lead", headers={"Authorization": f"Bearer {OLD_TRACK_KEY}"}, timeout=30,
+                             json={"click_id": location.split("refport_id=")[1], "customer_external_id": "user_after_upgrade"})
+        assert lead.status_code == 200 and lead.json()["attributed"] is True, lead.text
+        assert requests.get(f"{base}/api/v1/programs", headers={"Authorization": f"Bearer {OLD_TRACK_KEY}"},
+                            timeout=30).status_code == 403
+    finally:
+        stop_process(proc)
