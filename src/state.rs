@@ -54,8 +54,12 @@ pub struct Config {
     /// `EMAIL_API_URL`; unset: no email is sent.
     pub email_api_url: Option<String>,
     /// `PAYOUT_RECONCILE_AFTER_SECONDS` (default 300): how old a payout's last transfer attempt
-    /// must be before the cron looks it up by `transfer_group` (tests set 0).
+    /// must be before the cron looks it up by `transfer_group`. Never less than the Stripe
+    /// timeout plus 3 seconds: a request still in flight could otherwise create its transfer
+    /// after the lookup found none, and the resend would pay twice.
     pub reconcile_after_ms: i64,
+    /// `STRIPE_TIMEOUT_SECONDS` (default 15): how long a Stripe request may take.
+    pub stripe_timeout_ms: i64,
     /// `PAYOUT_PAUSE_MAX_SECONDS` (default a day): the longest pause after an account-wide
     /// Stripe refusal (tests shorten it).
     pub pause_max_ms: i64,
@@ -93,6 +97,9 @@ fn secret_list(env: &Env, name: &str) -> Vec<Secret> {
 
 impl AppState {
     pub fn load(env: &Env) -> Result<AppState> {
+        let seconds =
+            |name: &str, max: i64| read(env, name).and_then(|v| v.parse::<i64>().ok()).map(|s| s.clamp(0, max) * 1000);
+        let stripe_timeout_ms = seconds("STRIPE_TIMEOUT_SECONDS", 60).unwrap_or(15_000).max(1000);
         Ok(AppState {
             db: env.d1("DB")?,
             links: env.kv("LINKS")?,
@@ -109,14 +116,11 @@ impl AppState {
             config: Config {
                 stripe_api_base: read(env, "STRIPE_API_BASE").unwrap_or_else(|| "https://api.stripe.com".into()),
                 email_api_url: read(env, "EMAIL_API_URL"),
-                reconcile_after_ms: read(env, "PAYOUT_RECONCILE_AFTER_SECONDS")
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .map(|s| s.clamp(0, 86_400) * 1000)
-                    .unwrap_or(refport_core::transfer::RECONCILE_AFTER_MS),
-                pause_max_ms: read(env, "PAYOUT_PAUSE_MAX_SECONDS")
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .map(|s| s.clamp(0, 86_400) * 1000)
-                    .unwrap_or(86_400_000),
+                reconcile_after_ms: seconds("PAYOUT_RECONCILE_AFTER_SECONDS", 86_400)
+                    .unwrap_or(refport_core::transfer::RECONCILE_AFTER_MS)
+                    .max(stripe_timeout_ms + 3000),
+                stripe_timeout_ms,
+                pause_max_ms: seconds("PAYOUT_PAUSE_MAX_SECONDS", 86_400).unwrap_or(86_400_000),
             },
             env: env.clone(),
         })

@@ -129,6 +129,7 @@ impl From<Refused> for StripeError {
 pub struct Stripe {
     base: String,
     key: String,
+    timeout: Duration,
 }
 
 /// `application/x-www-form-urlencoded` of (bracketed key, value) pairs.
@@ -142,12 +143,14 @@ pub fn form(params: &[(&str, String)]) -> String {
 
 impl Stripe {
     pub fn new(base: &str, key: &str) -> Stripe {
-        Stripe { base: base.trim_end_matches('/').to_string(), key: key.to_string() }
+        Stripe { base: base.trim_end_matches('/').to_string(), key: key.to_string(), timeout: TIMEOUT }
     }
 
     pub fn from_state(state: &crate::state::AppState) -> Result<Stripe, StripeError> {
         let key = state.secrets.stripe_key.as_ref().ok_or(StripeError::NotConfigured)?;
-        Ok(Stripe::new(&state.config.stripe_api_base, key.expose()))
+        let mut s = Stripe::new(&state.config.stripe_api_base, key.expose());
+        s.timeout = Duration::from_millis(state.config.stripe_timeout_ms as u64);
+        Ok(s)
     }
 
     /// One Stripe request: form body for POST, `Stripe-Version` pinned, a timeout; an error
@@ -173,7 +176,7 @@ impl Stripe {
             headers.push(("idempotency-key", k));
         }
         let no_answer = |message: String| Refused { refusal: Refusal::default(), message };
-        let mut resp = crate::outbound::send(method, &url, &headers, body, TIMEOUT).await.map_err(no_answer)?;
+        let mut resp = crate::outbound::send(method, &url, &headers, body, self.timeout).await.map_err(no_answer)?;
         let status = resp.status_code();
         let header = |name: &str| resp.headers().get(name).ok().flatten();
         let should_retry = header("stripe-should-retry").map(|v| v.eq_ignore_ascii_case("true"));

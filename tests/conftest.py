@@ -279,7 +279,8 @@ def worker(stripe_server, email_sink, tmp_path_factory):
     # Payouts in flight are reconciled on the next cron run, and pauses after account-wide Stripe
     # refusals last at most a second (production: 5 minutes and up to a day).
     extra = {"STRIPE_API_BASE": stripe_server, "EMAIL_API_URL": email_sink.url,
-             "PAYOUT_RECONCILE_AFTER_SECONDS": "0", "PAYOUT_PAUSE_MAX_SECONDS": "1"}
+             "PAYOUT_RECONCILE_AFTER_SECONDS": "0", "PAYOUT_PAUSE_MAX_SECONDS": "1",
+             "STRIPE_TIMEOUT_SECONDS": "2"}
     proc, base = start_wrangler(persist, free_port(), free_port(), extra)
     try:
         yield Worker(base, persist, stripe_server, secrets, email_sink)

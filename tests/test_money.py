@@ -17,8 +17,8 @@ import requests
 from apihelpers import uid
 from test_payouts import (  # noqa: F401  (`stripe` is a fixture)
     LEAD, REFUND, SALE, attributed_customer, commissions_of, ctl, deliver, enable_payouts, fake_requests,
-    fake_state, fault, last_account_event, ok, paid_partner_setup, payouts_of, program, sale, set_balance,
-    stripe, transfers_for_payout, transfers_to,
+    fake_state, fault, last_account_event, ok, paid_partner_setup, payouts_of, program, reconcile_cron, sale,
+    set_balance, stripe, transfers_for_payout, transfers_to,
 )
 
 CONNECT_WEBHOOK = "/api/v1/webhooks/stripe/connect"
@@ -130,7 +130,7 @@ def test_saved_500_is_reconciled_and_resent_under_a_fresh_key(worker, stripe):
     cron(worker)
     po = payouts_of(worker, s["partner"])[0]
     assert po["status"] == "processing", po
-    cron(worker)  # looks the transfer up by transfer_group: none, so a fresh key is used
+    reconcile_cron(worker)  # looks the transfer up by transfer_group: none, so a fresh key is used
     po = payouts_of(worker, s["partner"])[0]
     assert po["status"] == "paid", po
     assert len(transfers_for_payout(stripe, po["id"])) == 1
@@ -149,8 +149,8 @@ def test_executed_transfer_is_found_after_its_key_expired_never_paid_twice(worke
     assert po["status"] == "processing" and len(transfers_for_payout(stripe, po["id"])) == 1
     # ... and 24 hours later Stripe has forgotten the key.
     ctl(stripe, "POST", "expire_idempotency_keys", {})
-    cron(worker)
-    cron(worker)
+    reconcile_cron(worker)
+    reconcile_cron(worker)
     po = payouts_of(worker, s["partner"])[0]
     ts = transfers_for_payout(stripe, po["id"])
     assert po["status"] == "paid" and len(ts) == 1 and po["stripe_transfer_id"] == ts[0]["id"], (po, ts)

@@ -1575,7 +1575,7 @@ export interface components {
             id: string;
             /** @description The URL (normalised) */
             url: string;
-            events: ("lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed")[];
+            events: ("lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed" | "payout.reversed")[];
             description: string | null;
             /**
              * Format: date-time
@@ -1584,6 +1584,8 @@ export interface components {
             created_at: string;
             /** @description Signing secret of the `Refport-Signature` header (shown in this response only) */
             secret: string;
+            /** @description The program of the key that made it: it receives only that program's events. null: an admin endpoint, receives every program's. */
+            program_id: string | null;
         };
         /** @description A page of WebhookEndpoint objects, newest first. */
         WebhookEndpointList: {
@@ -1600,7 +1602,7 @@ export interface components {
             id: string;
             event_id: string;
             /** @enum {unknown} */
-            event_type: "lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed";
+            event_type: "lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed" | "payout.reversed";
             /** @enum {unknown} */
             status: "pending" | "delivered" | "failed";
             /** Format: int64 */
