@@ -16,7 +16,7 @@ Schemathesis runs with the admin key (and a real embed token for /api/v1/portal/
 make the Worker send traffic off this machine: the only outgoing calls an API request can cause
 are webhook deliveries, so a hook rewrites the URL of every webhook endpoint it creates to a
 closed loopback port, and the endpoints it created are deleted afterwards. Budget:
-REFPORT_FUZZ_EXAMPLES examples per operation (25), REFPORT_FUZZ_TIMEOUT seconds at most (210);
+REFPORT_FUZZ_EXAMPLES examples per operation (25), REFPORT_FUZZ_TIMEOUT seconds at most (420);
 `--seed 1` when CI=true, a random seed otherwise (printed, for `--seed` to replay).
 """
 
@@ -38,7 +38,7 @@ HTTP_METHODS = {"get", "post", "put", "patch", "delete", "head", "options", "tra
 
 # Schemathesis budget: examples per operation and the hard bound on the whole run.
 MAX_EXAMPLES = int(os.environ.get("REFPORT_FUZZ_EXAMPLES", "25"))
-FUZZ_TIMEOUT_S = int(os.environ.get("REFPORT_FUZZ_TIMEOUT", "210"))
+FUZZ_TIMEOUT_S = int(os.environ.get("REFPORT_FUZZ_TIMEOUT", "420"))
 # Loopback address with nothing listening: where fuzzed webhook endpoints point.
 SAFE_WEBHOOK_URL = "http://127.0.0.1:9/refport-openapi-fuzz"
 

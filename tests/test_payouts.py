@@ -13,6 +13,7 @@ import datetime
 import json
 import threading
 import time
+import urllib.parse
 
 import pytest
 import requests
@@ -417,7 +418,7 @@ def test_stripe_500_then_success_is_reconciled_then_resent_under_a_fresh_key(wor
     assert [r["idempotency_key"] for r in reqs] == [po["id"], po["id"] + "-a2"]
     assert reqs[1]["status"] == 200 and reqs[1]["injected"] is None
     lookups = [r for r in fake_requests(stripe) if r["method"] == "GET" and r["path"] == "/v1/transfers"
-               and (r.get("query") or {}).get("transfer_group") in (po["id"], [po["id"]])]
+               and urllib.parse.parse_qs(r.get("query") or "").get("transfer_group") == [po["id"]]]
     assert len(lookups) == 1, lookups
 
 
