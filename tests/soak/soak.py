@@ -32,7 +32,8 @@ for p in (TESTS, HERE):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-import conftest as harness  # noqa: E402  (start_wrangler, stop_process, Worker, dev_vars, free_port)
+import conftest  # noqa: E402  (Worker, dev_vars, free_port, stop_process)
+import harness  # noqa: E402  (conftest.start_wrangler, with a fallback for a schema.sql that does not apply)
 from stripe_fake.server import sign_payload, start as start_stripe, stop as stop_stripe  # noqa: E402
 from invariants import INVARIANTS, check, summarize  # noqa: E402
 
@@ -59,21 +60,21 @@ class Env:
         self.server, _thread, self.stripe = start_stripe(port=0)
         self.fake = self.server.fake
         self.persist = persist or tempfile.mkdtemp(prefix="refport-soak-")
-        self.secrets = harness.dev_vars()
+        self.secrets = conftest.dev_vars()
         vars_ = {"STRIPE_API_BASE": self.stripe, "EMAIL_API_URL": "",
                  "PAYOUT_RECONCILE_AFTER_SECONDS": "0", "PAYOUT_PAUSE_MAX_SECONDS": "1"}
         vars_.update(extra_vars or {})
         vars_ = {k: v for k, v in vars_.items() if v != ""}
         try:
-            self.proc, base = harness.start_wrangler(self.persist, harness.free_port(), harness.free_port(), vars_)
+            self.proc, base, self.note = harness.start_wrangler(self.persist, conftest.free_port(), conftest.free_port(), vars_)
         except Exception:
             stop_stripe(self.server)
             raise
-        self.worker = harness.Worker(base, self.persist, self.stripe, self.secrets)
+        self.worker = conftest.Worker(base, self.persist, self.stripe, self.secrets)
 
     def close(self):
         try:
-            harness.stop_process(self.proc)
+            conftest.stop_process(self.proc)
         finally:
             stop_stripe(self.server)
 
@@ -786,6 +787,7 @@ class Soak:
             "operations_by_type": dict(sorted(self.ops_done.items())),
             "faults": sum(self.faults_done.values()),
             "faults_by_type": dict(sorted(self.faults_done.items())),
+            "harness_note": self.env.note,
             "connect_webhook_route": CONNECT_HOOK if self.connect_route else f"(absent: {PLATFORM_HOOK})",
             "anomalies": dict(sorted(self.anomalies.items())),
             "anomaly_samples": self.anomaly_samples[:15],
