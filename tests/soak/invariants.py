@@ -112,7 +112,8 @@ def check(state, history=None):
     def tbrief(t):
         return {"id": t["id"], "amount": t["amount"], "amount_reversed": t.get("amount_reversed", 0),
                 "currency": t["currency"], "destination": t.get("destination"),
-                "payout_id": (t.get("metadata") or {}).get("payout_id"), "transfer_group": t.get("transfer_group")}
+                "payout_id": (t.get("metadata") or {}).get("payout_id"), "transfer_group": t.get("transfer_group"),
+                **({"created_by": t["created_by"]} if t.get("created_by") else {})}
 
     def pbrief(p):
         return {k: p.get(k) for k in ("id", "partner_id", "amount", "currency", "status", "stripe_transfer_id",

@@ -47,6 +47,13 @@ RATE = {"usd": 1.0, "eur": 1.08, "gbp": 1.27, "jpy": 0.0067}
 BIG = 10**12
 # Worker's Stripe request timeout is 15 s (src/stripe.rs): a longer delay is a timeout
 TIMEOUT_DELAY = 16.0
+# PAYOUT_RECONCILE_AFTER_SECONDS. The Worker's only guard against resending while an earlier
+# attempt is still executing at Stripe is this age (counted from the `now` of the run that last
+# touched the payout): it must exceed the longest request, as production's 300 s does. With 0,
+# an overlapping run reconciles a payout whose (delayed) request has not executed yet, finds no
+# transfer and resends under a new key: two transfers, an artifact of the setting. 30 s exceeds
+# the longest injected delay (16 s) plus a run's own duration.
+RECONCILE_AFTER = 30
 
 
 # ----------------------------------------------------------------------------------------------
@@ -56,13 +63,15 @@ TIMEOUT_DELAY = 16.0
 class Env:
     """One Stripe fake and one `wrangler dev` on fresh local state; `close()` stops both."""
 
-    def __init__(self, extra_vars=None, persist=None):
+    def __init__(self, extra_vars=None, persist=None, reconcile_after=None):
+        reconcile_after = RECONCILE_AFTER if reconcile_after is None else reconcile_after
         self.server, _thread, self.stripe = start_stripe(port=0)
         self.fake = self.server.fake
         self.persist = persist or tempfile.mkdtemp(prefix="refport-soak-")
         self.secrets = conftest.dev_vars()
         vars_ = {"STRIPE_API_BASE": self.stripe, "EMAIL_API_URL": "",
-                 "PAYOUT_RECONCILE_AFTER_SECONDS": "0", "PAYOUT_PAUSE_MAX_SECONDS": "1"}
+                 "PAYOUT_RECONCILE_AFTER_SECONDS": str(reconcile_after), "PAYOUT_PAUSE_MAX_SECONDS": "1"}
+        self.reconcile_after = reconcile_after
         vars_.update(extra_vars or {})
         vars_ = {k: v for k, v in vars_.items() if v != ""}
         try:
@@ -107,12 +116,16 @@ class Soak:
                   "rate_limit_400", "lock_timeout", "onboarding_500"}
     MAX_PENDING_API_FAULTS = 4
 
-    def __init__(self, env, seed, ops, faults, log_path=None, progress=True, timeout_faults=True):
+    def __init__(self, env, seed, ops, faults, log_path=None, progress=True, timeout_faults=True, exclude_faults=()):
         self.env, self.w, self.fake, self.stripe = env, env.worker, env.fake, env.stripe
         self.seed, self.n_ops, self.n_faults = seed, ops, faults
         self.rng = random.Random(seed)
         self.progress = progress
         self.timeout_faults = timeout_faults
+        self.exclude_faults = set(exclude_faults)
+        unknown = self.exclude_faults - set(self.FAULTS)
+        if unknown:
+            raise ValueError(f"unknown faults {sorted(unknown)}; known: {sorted(self.FAULTS)}")
         self.log = open(log_path, "w") if log_path else None
         self.sk = env.secrets["STRIPE_SECRET_KEY"]
         self.platform_secret = env.secrets["STRIPE_WEBHOOK_SECRET"]
@@ -530,7 +543,7 @@ class Soak:
             sent.add(ev[0])
             self.held.pop(ev[0], None)
         self.pending = [e for e in self.pending if e[0] not in sent]
-        self.record("deliver_events", n=len(ready))
+        self.record("deliver_events", n=len(ready), events=[(e[0], e[1], e[2]) for e in ready])
 
     # -- faults ----------------------------------------------------------------------------------
     def pending_api_faults(self):
@@ -538,7 +551,7 @@ class Soak:
             return sum(1 for f in self.fake.faults if f["count"] > 0)
 
     def fault(self):
-        allowed = set(self.FAULTS)
+        allowed = set(self.FAULTS) - self.exclude_faults
         if self.pending_api_faults() >= self.MAX_PENDING_API_FAULTS:
             allowed -= self.API_FAULTS
         if not self.timeout_faults:
@@ -747,6 +760,12 @@ class Soak:
                 wait = pause[0]["until_ms"] / 1000 - time.time()
                 if 0 < wait <= 5:
                     time.sleep(wait + 0.05)
+            if self.env.reconcile_after:
+                young = self.w.rows("SELECT MAX(updated_at) AS t FROM payouts WHERE status = 'processing'")[0]["t"]
+                if young:
+                    wait = young / 1000 + self.env.reconcile_after - time.time()
+                    if wait > 0:
+                        time.sleep(min(wait, self.env.reconcile_after) + 0.1)
             self.cron_once("quiesce_cron")
             runs += 1
             self.snapshot()
@@ -763,6 +782,14 @@ class Soak:
     # -- the check -------------------------------------------------------------------------------
     def collect(self):
         st = self.ctl("state", method="GET")
+        created_by = {e["data"]["object"]["id"]: e.get("request") for e in st["events"] if e["type"] == "transfer.created"}
+        for t in st["transfers"].values():
+            t["created_by"] = created_by.get(t["id"])
+        if self.log:
+            with self.fake.lock:
+                reqs = [dict(r) for r in self.fake.requests]
+            with open(self.log.name + ".stripe-requests.json", "w") as f:
+                json.dump(reqs, f, default=str)
         rows = self.w.rows
         return {
             "payouts": rows("SELECT * FROM payouts ORDER BY id"),
@@ -775,14 +802,63 @@ class Soak:
             "deauthorized": st["deauthorized"],
         }
 
+    def replay_command(self):
+        cmd = f"python tests/soak/soak.py --seed {self.seed} --ops {self.n_ops} --faults {self.n_faults}"
+        if not self.timeout_faults:
+            cmd += " --no-timeouts"
+        if self.exclude_faults:
+            cmd += " --exclude-faults " + ",".join(sorted(self.exclude_faults))
+        if self.env.reconcile_after != RECONCILE_AFTER:
+            cmd += f" --reconcile-after {self.env.reconcile_after}"
+        return cmd
+
+    def stripe_stats(self, state):
+        with self.fake.lock:
+            reqs = [dict(r) for r in self.fake.requests]
+        by = Counter()
+        for r in reqs:
+            path = r["path"]
+            kind = ("reversal" if path.endswith("/reversals") else "transfer" if path.startswith("/v1/transfers")
+                    else path.split("/")[2] if path.count("/") >= 2 else path)
+            tag = f"{r['method']} {kind} {r['status']}"
+            if r.get("injected"):
+                tag += f" injected={r['injected']}"
+            if r.get("replayed"):
+                tag += " replayed"
+            by[tag] += 1
+        po = state["payouts"]
+        return {
+            "requests": dict(sorted(by.items())),
+            "payouts_resent_under_a_new_key": sum(1 for p in po if int(p.get("transfer_attempt") or 1) > 1),
+            "payouts_with_failed_attempts": sum(1 for p in po if int(p.get("attempts") or 0) > 0),
+            "payouts_reversed_in_d1": sum(1 for p in po if int(p.get("reversed_amount") or 0) > 0),
+            "clawbacks": dict(Counter(f"{c['reason']}:{c['status']}" for c in state["commissions"] if c["kind"] == "clawback")),
+        }
+
+    def payout_requests(self, payout_id):
+        with self.fake.lock:
+            reqs = [dict(r) for r in self.fake.requests]
+        out = []
+        for r in reqs:
+            params = r.get("params") or {}
+            q = r.get("query") or {}
+            key = r.get("idempotency_key") or ""
+            if (key == payout_id or key.startswith(payout_id + "-") or (params.get("metadata") or {}).get("payout_id") == payout_id
+                    or payout_id in json.dumps(q)):
+                out.append({k: r.get(k) for k in ("time", "method", "path", "idempotency_key", "status", "injected", "replayed")})
+        return out
+
     def summary(self, state, violations):
         for v in violations:
+            ids = [p["id"] for p in [v.get("payout"), v.get("payout_named_by_transfer")] + list(v.get("payouts") or []) if p]
+            if ids and v["invariant"] in ("transfer_payout_link", "commission_in_one_payout", "transfer_currency"):
+                v["stripe_requests"] = {i: self.payout_requests(i) for i in ids[:3]}
             pid = v.get("partner_id") or (v.get("payout") or {}).get("partner_id")
             if pid and self.partner_ops.get(pid):
                 v["ops_of_partner"] = self.partner_ops[pid][:60]
         return {
             "seed": self.seed,
-            "replay": f"python tests/soak/soak.py --seed {self.seed} --ops {self.n_ops} --faults {self.n_faults}",
+            "replay": self.replay_command(),
             "operations": sum(self.ops_done.values()),
             "operations_by_type": dict(sorted(self.ops_done.items())),
             "faults": sum(self.faults_done.values()),
@@ -799,6 +875,9 @@ class Soak:
                 "transfers_reversed": sum(1 for t in state["transfers"] if t.get("amount_reversed")),
                 "events_delivered": len(self.delivered),
             },
+            "stripe": self.stripe_stats(state),
+            "config": {"PAYOUT_RECONCILE_AFTER_SECONDS": self.env.reconcile_after, "PAYOUT_PAUSE_MAX_SECONDS": 1,
+                       "excluded_faults": sorted(self.exclude_faults), "timeout_faults": self.timeout_faults},
             "quiescence": {"cron_runs": self.quiesce_runs, "quiet": self.quiet, "seconds": round(self.quiesce_seconds, 1)},
             "seconds": {"operations": round(self.run_seconds, 1)},
             "invariants": INVARIANTS,
@@ -808,13 +887,15 @@ class Soak:
         }
 
 
-def soak(seed, ops, faults, log_path=None, progress=True, keep=False, timeout_faults=True, env=None):
+def soak(seed, ops, faults, log_path=None, progress=True, keep=False, timeout_faults=True, env=None,
+         exclude_faults=(), reconcile_after=None):
     """Runs one soak on a fresh Worker and Stripe fake; answers the summary dict."""
     own = env is None
-    env = env or Env()
+    env = env or Env(reconcile_after=reconcile_after)
     t0 = time.time()
     try:
-        s = Soak(env, seed, ops, faults, log_path=log_path, progress=progress, timeout_faults=timeout_faults)
+        s = Soak(env, seed, ops, faults, log_path=log_path, progress=progress, timeout_faults=timeout_faults,
+                 exclude_faults=exclude_faults)
         s.run()
         s.quiesce()
         state = s.collect()
@@ -838,13 +919,19 @@ def main(argv=None):
     ap.add_argument("--faults", type=int, default=500)
     ap.add_argument("--log", default=None, help="write every operation and fault as JSON lines")
     ap.add_argument("--no-timeouts", action="store_true", help="no 16 s transfer delays (faster)")
+    ap.add_argument("--exclude-faults", default="", help="comma-separated fault types never injected")
+    ap.add_argument("--reconcile-after", type=int, default=RECONCILE_AFTER,
+                    help=f"PAYOUT_RECONCILE_AFTER_SECONDS (default {RECONCILE_AFTER}: longer than any injected delay; "
+                         "0 lets a run reconcile a payout whose transfer request is still in flight)")
     ap.add_argument("--keep", action="store_true", help="keep the wrangler state directory (for sqlite3)")
     ap.add_argument("--out", default=None, help="also write the JSON summary here")
     args = ap.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
     print(f"[soak] seed {seed}: {args.ops} operations, {args.faults} faults", file=sys.stderr, flush=True)
     try:
-        out = soak(seed, args.ops, args.faults, log_path=args.log, keep=args.keep, timeout_faults=not args.no_timeouts)
+        out = soak(seed, args.ops, args.faults, log_path=args.log, keep=args.keep, timeout_faults=not args.no_timeouts,
+                   exclude_faults=[f for f in args.exclude_faults.split(",") if f],
+                   reconcile_after=args.reconcile_after)
     except Exception:
         traceback.print_exc()
         print(json.dumps({"seed": seed, "error": "the soak itself failed (see stderr)"}))
