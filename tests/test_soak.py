@@ -19,6 +19,8 @@ from invariants import INVARIANTS, check  # noqa: E402
 SEED = int(os.environ.get("REFPORT_SOAK_SEED", "1"))
 OPS = int(os.environ.get("REFPORT_SOAK_OPS", "400"))
 FAULTS = int(os.environ.get("REFPORT_SOAK_FAULTS", "25"))
+# e.g. "reversal_full,reversal_partial" while a known violation is being fixed
+EXCLUDE = [f for f in os.environ.get("REFPORT_SOAK_EXCLUDE_FAULTS", "").split(",") if f]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -194,10 +196,13 @@ def soak_env():
 
 def test_short_soak_has_no_violations(soak_env):
     from soak import soak
-    out = soak(SEED, OPS, FAULTS, progress=False, timeout_faults=False, env=soak_env)
-    brief = {k: out[k] for k in ("seed", "operations", "operations_by_type", "faults", "faults_by_type",
-                                 "anomalies", "totals", "quiescence", "seconds", "violations_by_kind")}
+    out = soak(SEED, OPS, FAULTS, progress=False, timeout_faults=False, env=soak_env, exclude_faults=EXCLUDE)
+    brief = {k: out[k] for k in ("seed", "replay", "operations", "faults", "faults_by_type", "anomalies", "totals",
+                                 "quiescence", "seconds", "violations_by_kind")}
     print(json.dumps(brief, indent=2))
     assert out["operations"] >= OPS and out["faults"] == FAULTS, brief
     assert out["totals"]["payouts_by_status"].get("paid", 0) > 0, brief  # money did move
-    assert out["violation_count"] == 0, json.dumps({**brief, "violations": out["violations"][:10]}, indent=2, default=str)
+    shown = [{k: v for k, v in x.items() if k not in ("ops_of_partner", "stripe_requests")} for x in out["violations"][:5]]
+    assert out["violation_count"] == 0, (
+        f"{out['violation_count']} violations {out['violations_by_kind']}; replay: {out['replay']}\n"
+        + json.dumps(shown, indent=1, default=str))

@@ -67,6 +67,13 @@ class Env:
         reconcile_after = RECONCILE_AFTER if reconcile_after is None else reconcile_after
         self.server, _thread, self.stripe = start_stripe(port=0)
         self.fake = self.server.fake
+        # a Worker that timed out closed the connection before the fake's (delayed) answer: quiet
+        report = self.server.handle_error
+
+        def handle_error(request, client_address):
+            if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+                report(request, client_address)
+        self.server.handle_error = handle_error
         self.persist = persist or tempfile.mkdtemp(prefix="refport-soak-")
         self.secrets = conftest.dev_vars()
         vars_ = {"STRIPE_API_BASE": self.stripe, "EMAIL_API_URL": "",
