@@ -11,7 +11,7 @@ PORT ?= 8787
 PERSIST ?= .wrangler/state
 STAMP := .wrangler/stamps
 
-.PHONY: dev test setup test-deps tools build unit e2e seed clean bench bench-smoke
+.PHONY: dev test setup test-deps tools build unit e2e seed clean bench bench-smoke soak
 
 setup: tools $(STAMP)/npm $(STAMP)/venv .dev.vars
 
@@ -81,6 +81,14 @@ bench: build
 
 bench-smoke: build
 	bash bench/run.sh --smoke
+
+# The randomized money soak (tests/soak/README.md): a seeded sequence of operations with Stripe
+# faults, then the ledger invariants. A failure replays with `make soak SOAK_SEED=<seed>`.
+SOAK_SEED ?= $(shell echo $$RANDOM)
+SOAK_OPS ?= 10000
+SOAK_FAULTS ?= 500
+soak: build
+	.venv/bin/python tests/soak/soak.py --seed $(SOAK_SEED) --ops $(SOAK_OPS) --faults $(SOAK_FAULTS)
 
 clean:
 	rm -rf build target .wrangler

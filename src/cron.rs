@@ -7,7 +7,7 @@
 //! from it). Account-wide Stripe refusals pause payouts and fail nobody.
 
 use crate::http::error::ApiResult;
-use crate::state::{new_id, AppState};
+use crate::state::{new_id, now_ms, AppState};
 use crate::store::link_cache;
 use crate::store::payouts::{self, Claim};
 use crate::stripe::Stripe;
@@ -61,6 +61,9 @@ async fn send(
     now: i64,
     out: &mut Outcome,
 ) -> ApiResult<Sent> {
+    // Every write of an attempt carries the clock of the attempt, not of the run's start: a
+    // payout's `updated_at` is the lease reconciliation waits out (a long run must not eat it).
+    let now = now.max(now_ms());
     let Some(dest) = p.stripe_account_id.as_deref() else {
         payouts::mark_failed(db, &p.id, "partner has no Stripe account", "no_stripe_account", now).await?;
         return Ok(Sent::Failed);
@@ -114,6 +117,7 @@ async fn reconcile(
     now: i64,
     out: &mut Outcome,
 ) -> ApiResult<Sent> {
+    let now = now.max(now_ms());
     let pause_max = out.pause_max_ms;
     let found = match stripe.transfers_of(&p.id).await {
         Ok(list) => list,
@@ -228,7 +232,8 @@ async fn pay(state: &AppState, stripe: &Stripe, now: i64, out: &mut Outcome) -> 
             continue;
         }
         let id = new_id(ids::PAYOUT, now)?;
-        let amount = match payouts::claim(db, &id, &c.program_id, &c.partner_id, &c.currency, now).await? {
+        let amount = match payouts::claim(db, &id, &c.program_id, &c.partner_id, &c.currency, now.max(now_ms())).await?
+        {
             Claim::Claimed(a, _) => a,
             Claim::Busy => {
                 out.skipped += 1;

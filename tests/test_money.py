@@ -118,6 +118,33 @@ def test_payout_currency_change_pays_what_is_owed_in_its_own_currency(worker, st
     assert [(p["status"], p["amount"], p["currency"]) for p in pos] == [("paid", 6000, "usd")], pos
     ts = transfers_of_partner(stripe, s["account"])
     assert [(t["amount"], t["currency"]) for t in ts] == [(6000, "usd")], ts
+    # A retry of the usd sale still answers what was stored (found by the soak: it was refused
+    # as a currency mismatch once the program paid in jpy).
+    again = worker.post(SALE, {"customer_external_id": s["customer"], "amount": 27500, "currency": "usd",
+                               "invoice_id": s["invoice"]})
+    assert again.status_code == 200 and again.json()["commission"]["id"] == s["sale_commission"]["id"], again.text
+
+
+def test_refund_while_claimed_then_payout_failed_counts_each_refund_once(worker, stripe):
+    """Found by the soak: a refund while a payout held the commission became a clawback; the
+    payout then failed and released the commission; a later refund must not take it back twice."""
+    s = paid_partner_setup(worker, stripe, sale_amount=10000)  # sale commission 2000
+    fault(stripe, "fail_next", path_prefix="/v1/transfers", method="POST", status=500)
+    cron(worker)
+    assert payouts_of(worker, s["partner"])[0]["status"] == "processing"
+    ok(worker.post(REFUND, {"invoice_id": s["invoice"], "amount": 5000}))
+    claws = [c for c in commissions_of(worker, s["partner"]) if c["kind"] == "clawback"]
+    assert [c["amount"] for c in claws] == [-1000], claws
+    ctl(stripe, "POST", f"accounts/{s['account']}/disable_transfers")
+    reconcile_cron(worker)  # nothing in the group, the resend is refused: failed and released
+    assert [p["status"] for p in payouts_of(worker, s["partner"])] == ["failed"]
+    ok(worker.post(REFUND, {"invoice_id": s["invoice"], "amount": 2500}))
+    rows = [c for c in commissions_of(worker, s["partner"]) if c["invoice_id"] == s["invoice"]]
+    net = sum(c["amount"] for c in rows if c["status"] != "rejected")
+    assert net == 2000 * 2500 // 10000, rows
+    ok(worker.post(REFUND, {"invoice_id": s["invoice"]}))  # the rest: the sale nets nothing
+    rows = [c for c in commissions_of(worker, s["partner"]) if c["invoice_id"] == s["invoice"]]
+    assert sum(c["amount"] for c in rows if c["status"] != "rejected") == 0, rows
 
 
 # ----------------------------------------------------------------------------------------------

@@ -270,8 +270,19 @@ pub fn plan_refund(c: &SaleCommission, refund: Option<i64>) -> Result<(i64, Refu
     let target = mul_div_half_even(original, remaining, sale);
     let current = c.amount.max(0);
 
+    // Clawbacks already taken from this sale while a payout held it (that payout then failed and
+    // released the commission): they stay, so the commission keeps them on top of its target.
+    let clawed_open = c.clawed_back.max(0);
     let plan = match c.status {
         Status::Rejected => RefundPlan::NoChange,
+        Status::Pending | Status::Approved if clawed_open > 0 => {
+            let new_amount = target.saturating_add(clawed_open).min(current);
+            if new_amount == c.amount {
+                RefundPlan::NoChange
+            } else {
+                RefundPlan::Reduce { new_amount }
+            }
+        }
         Status::Pending | Status::Approved if remaining == 0 => RefundPlan::Reject,
         Status::Pending | Status::Approved => {
             let new_amount = target.min(current);
@@ -308,6 +319,24 @@ mod tests {
             refunded: 0,
             clawed_back: 0,
         }
+    }
+
+    #[test]
+    fn refund_after_a_released_claim_keeps_the_earlier_clawback() {
+        // Sale 10,000, commission 2,000; refunded 5,000 while a payout held it (clawback -1,000),
+        // the payout failed and released it: approved again, amount 2,000, clawed back 1,000.
+        let c = SaleCommission {
+            status: Status::Approved,
+            original_amount: 2000,
+            amount: 2000,
+            sale_amount: 10_000,
+            refunded: 5000,
+            clawed_back: 1000,
+        };
+        // A further 2,500: the sale nets 2,000 x 2,500 / 10,000 = 500 = commission - clawbacks.
+        assert_eq!(plan_refund(&c, Some(2500)).unwrap(), (2500, RefundPlan::Reduce { new_amount: 1500 }));
+        // The rest: the sale nets 0 (the commission equals what was clawed back).
+        assert_eq!(plan_refund(&c, None).unwrap(), (5000, RefundPlan::Reduce { new_amount: 1000 }));
     }
 
     /// Applies a plan the way the shell does.

@@ -203,10 +203,12 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let db = &c.state.db;
     let hint = conversions::programs_of_customer(db, &sale.customer_external_id).await?;
     let program = resolve_program(c, sale.program_id.clone(), hint.into_iter().map(|p| p.program_id).collect()).await?;
-    let priced = conversion::price_sale(&sale, program.settings.payout_currency)?;
+    // A retry answers what the first request stored, even if the program's payout currency has
+    // changed since (pricing in today's currency would refuse it).
     if let Some(e) = conversions::sale_event(db, &program.id, &sale.invoice_id).await? {
         return replay_sale(c, e, &sale).await;
     }
+    let priced = conversion::price_sale(&sale, program.settings.payout_currency)?;
     let customer = sale_customer(db, &program.id, &sale.customer_external_id).await?;
     let decision = conversion::decide_sale(&priced, &SaleFacts { program: &program.settings, customer, now: c.now });
     let ids = new_ids(c)?;
