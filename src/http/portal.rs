@@ -201,6 +201,7 @@ pub async fn me(p: &Portal) -> ApiResult<Response> {
         "partner": {
             "id": p.partner.id, "name": p.partner.name, "email": p.partner.email, "status": p.partner.status,
             "payouts_enabled": p.partner.payouts_enabled, "stripe_connected": p.partner.stripe_account_id.is_some(),
+            "country": p.partner.country, "payouts_disabled_reason": p.partner.payouts_disabled_reason,
         },
         "links": links,
         "totals": {

@@ -1,8 +1,10 @@
 // The whole journey in a real browser: the merchant creates a program in the dashboard, invites
 // a partner who accepts from the email; the partner's portal runs in an iframe on the merchant's
 // site (another origin), a link is copied and clicked, a lead and a sale are tracked through the
-// API, and the portal's numbers and chart change; Stripe onboarding enables payouts; the
-// merchant approves / rejects commissions, the cron pays, both sides see the payout.
+// API, and the portal's numbers and chart change; the partner picks a country and Stripe
+// onboarding (cross-border: a `recipient` account in that country) enables payouts; the
+// merchant approves / rejects commissions, the cron pays, both sides see the payout; Stripe
+// pausing the account shows why in the portal.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { api, apiOk, deliverAccountUpdated, env, escapeHtml, launch, merchantSite, newContext, shot, stripeControl, tag, unlabelledControls, until, waitForEmail } from "./helpers.mjs";
@@ -315,20 +317,60 @@ step("portal: a lead and a sale tracked through the API show up after a reload (
   await shot(page, "06-portal-in-iframe-after");
 });
 
+step("portal: Connect payouts asks the partner's country first; the onboarding request carries it", async () => {
+  const page = S.portalPage;
+  const frame = await portalFrame(page);
+  assert.equal((await apiOk("GET", `/api/v1/partners/${S.partnerId}`)).country, null, "the invited partner has no country yet");
+  assert.equal((await apiOk("GET", "/api/v1/portal/me", undefined, S.tokens.at(-1))).partner.country, null);
+  const select = frame.getByLabel("Your country");
+  assert.equal(await select.evaluate((el) => el.tagName), "SELECT");
+  assert.equal(await select.evaluate((el) => el.required), true);
+  assert.equal(await select.inputValue(), "US", "preselected from navigator.language (en-US)");
+  // Every ISO 3166-1 alpha-2 code, named by the browser (Intl.DisplayNames), after a placeholder.
+  assert.equal(await select.locator("option").count(), 250);
+  assert.equal(await select.locator('option[value="DE"]').textContent(), "Germany");
+  assert.equal(await select.locator('option[value="US"]').textContent(), "United States");
+  assert.deepEqual(await unlabelledControls(frame), []);
+  // Required: without a country nothing is sent and no tab opens.
+  S.onboardRequests = [];
+  page.on("request", (r) => r.url().endsWith("/api/v1/portal/onboard") && S.onboardRequests.push(r));
+  const pages = partner.pages().length;
+  await select.selectOption("");
+  await frame.getByRole("button", { name: "Connect payouts" }).click();
+  await assertText(frame.locator("#payout-country-err"), /Choose your country/);
+  assert.equal(await select.getAttribute("aria-invalid"), "true");
+  assert.match(await select.getAttribute("aria-describedby"), /payout-country-err/);
+  assert.equal(await frame.evaluate(() => document.activeElement?.id), "payout-country", "focus moves to the select");
+  assert.equal(S.onboardRequests.length, 0);
+  assert.equal(partner.pages().length, pages);
+  // The partner lives in Germany (the fake Stripe platform is in the US): keyboard selection.
+  await select.focus();
+  await select.selectOption({ label: "Germany" });
+  assert.equal(await select.getAttribute("aria-invalid"), null, "the error clears once a country is chosen");
+  await shot(page, "06b-portal-country-select");
+});
+
 step("portal: Connect payouts opens Stripe onboarding; after Stripe's webhook it shows payouts enabled", async () => {
   const page = S.portalPage;
   const frame = await portalFrame(page);
   const popupP = partner.waitForEvent("page");
   await frame.getByRole("button", { name: "Connect payouts" }).click();
   const popup = await popupP;
+  assert.equal(S.onboardRequests.length, 1);
+  assert.equal(S.onboardRequests[0].postDataJSON().country, "DE", "the onboarding body carries the chosen country");
   await popup.waitForURL(/\/connect\/onboarding\//);
   await shot(popup, "07-stripe-onboarding");
   await popup.getByRole("button", { name: "Complete" }).click();
   await popup.waitForURL(/onboarding=done/);
   await popup.getByRole("heading", { name: S.name, level: 1 }).waitFor();
   await assertText(popup.locator("#payout-status"), /Your details were sent to Stripe/);
-  const acct = (await apiOk("GET", `/api/v1/partners/${S.partnerId}`)).stripe_account_id;
+  const acct = (S.acct = (await apiOk("GET", `/api/v1/partners/${S.partnerId}`)).stripe_account_id);
   assert.match(acct ?? "", /^acct_/);
+  // Stripe got a cross-border account in the partner's country; the partner keeps the country.
+  const account = (await stripeControl("GET", "state")).accounts[acct];
+  assert.equal(account.country, "DE");
+  assert.equal(account.tos_acceptance.service_agreement, "recipient");
+  assert.equal((await apiOk("GET", `/api/v1/partners/${S.partnerId}`)).country, "DE");
   assert.equal((await apiOk("GET", `/api/v1/partners/${S.partnerId}`)).payouts_enabled, false, "only Stripe's webhook enables payouts");
   const delivered = await deliverAccountUpdated(acct);
   assert.equal(delivered.status, 200, JSON.stringify(delivered.json));
@@ -339,6 +381,8 @@ step("portal: Connect payouts opens Stripe onboarding; after Stripe's webhook it
   const f2 = await portalFrame(page);
   await assertText(f2.locator("#payout-status"), /Payouts enabled/);
   assert.equal(await f2.getByRole("button", { name: "Connect payouts" }).count(), 0);
+  await assertText(f2.locator("#partner-country"), /^Country: Germany$/);
+  assert.equal(await f2.locator("#payout-status select").count(), 0, "a known country is shown, not asked");
   await shot(page, "08-portal-payouts-enabled");
 });
 
@@ -383,6 +427,23 @@ step("payouts: the cron pays the approved balance; the dashboard and the portal 
   await assertText(frame.locator("#commissions-body"), /Rejected[\s\S]*Duplicate sign-up/);
   assert.equal(await stat(frame, "earnings"), "$20.00");
   await shot(S.portalPage, "12-portal-payout-paid");
+});
+
+step("portal: when Stripe pauses the account, the portal says why in words", async () => {
+  await stripeControl("POST", `accounts/${S.acct}/disable_transfers`, {});
+  const delivered = await deliverAccountUpdated(S.acct);
+  assert.equal(delivered.status, 200, JSON.stringify(delivered.json));
+  const p = await apiOk("GET", `/api/v1/partners/${S.partnerId}`);
+  assert.equal(p.payouts_enabled, false);
+  assert.equal(p.payouts_disabled_reason, "stripe_requirements");
+  assert.equal((await apiOk("GET", "/api/v1/portal/me", undefined, S.tokens.at(-1))).partner.payouts_disabled_reason, "stripe_requirements");
+  await S.portalPage.reload();
+  const frame = await portalFrame(S.portalPage);
+  await assertText(frame.locator("#payouts-disabled-reason"), /^Payouts are paused: Stripe needs more information\.$/);
+  await frame.getByRole("button", { name: "Continue Stripe onboarding" }).waitFor();
+  await assertText(frame.locator("#partner-country"), /Germany/);
+  assert.equal(await frame.locator("#payout-status select").count(), 0);
+  await shot(S.portalPage, "12b-portal-payouts-paused");
 });
 
 step("partners: ban a partner from the dashboard", async () => {

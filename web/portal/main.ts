@@ -8,6 +8,7 @@ import { formatDate, titleCase } from "../shared/format";
 import { formatMoney } from "../shared/money";
 import type { Commission, Payout, PortalMe, PortalStats } from "../shared/types";
 import { barChart } from "./chart";
+import { browserCountry, countries, countryName } from "./country";
 
 type Metric = "clicks" | "leads" | "sales" | "earnings";
 const METRICS: [Metric, string][] = [
@@ -279,18 +280,25 @@ function table(caption: string, headers: string[], numeric: number[], rows: HTML
 
 let pendingWindow: Window | null = null;
 
-async function connectPayouts(btn: HTMLButtonElement, msg: HTMLElement): Promise<void> {
+/** The country picked in the select, kept across re-renders (e.g. a refresh on tab switch). */
+let pickedCountry: string | null = null;
+
+/** `country` (ISO alpha-2) is sent only when the portal asked for it; a server error about it is
+ * shown through `countryError`. */
+async function connectPayouts(btn: HTMLButtonElement, msg: HTMLElement, country?: string, countryError?: (m: string) => void): Promise<void> {
   // Open the tab inside the click (popup blockers), then send it to Stripe's page: Stripe's
   // onboarding cannot run inside an iframe.
   pendingWindow = window.open("", "_blank");
   if (pendingWindow) pendingWindow.opener = null;
   btn.disabled = true;
+  msg.className = "alert info";
   clear(msg);
   const back = `${location.origin}/embed/referrals?token=${encodeURIComponent(token)}`;
   try {
     const link = await api<{ url: string }>("/api/v1/portal/onboard", token, "POST", {
       return_url: `${back}&onboarding=done`,
       refresh_url: `${back}&onboarding=refresh`,
+      ...(country ? { country } : {}),
     });
     if (pendingWindow) {
       pendingWindow.location.href = link.url;
@@ -300,18 +308,89 @@ async function connectPayouts(btn: HTMLButtonElement, msg: HTMLElement): Promise
     }
   } catch (e) {
     pendingWindow?.close();
-    msg.className = "alert error";
-    clear(msg, e instanceof Error ? e.message : "Could not start the onboarding.");
+    if (e instanceof ApiError && e.field === "country" && countryError) {
+      countryError(e.message);
+    } else {
+      msg.className = "alert error";
+      clear(msg, e instanceof Error ? e.message : "Could not start the onboarding.");
+    }
   } finally {
     pendingWindow = null;
     btn.disabled = false;
   }
 }
 
+const DISABLED_REASONS: Record<string, string> = {
+  stripe_requirements: "Stripe needs more information",
+  deauthorized: "Your Stripe account was disconnected",
+};
+
+/** Why payouts are disabled, in words (Stripe's refusal codes as they are). */
+function disabledReason(code: string): HTMLElement {
+  const words = DISABLED_REASONS[code];
+  return h(
+    "p",
+    { class: "alert error", id: "payouts-disabled-reason" },
+    h("strong", null, "Payouts are paused: "),
+    words ? `${words}.` : h("code", null, code),
+  );
+}
+
+/** The country select asked before the first onboarding: Stripe creates the payout account in
+ * that country (cross-border partners need it), so it is required and cannot change later. */
+function countryForm(btn: HTMLButtonElement, msg: HTMLElement): HTMLFormElement {
+  const id = "payout-country";
+  const hint = `${id}-hint`;
+  const errId = `${id}-err`;
+  const initial = pickedCountry ?? browserCountry();
+  const select = h(
+    "select",
+    { id, name: "country", required: true, autocomplete: "country", "aria-describedby": `${hint} ${errId}` },
+    h("option", { value: "" }, "Choose your country"),
+    countries().map(([code, name]) => h("option", { value: code }, name)),
+  );
+  select.value = initial;
+  const err = h("p", { class: "err", id: errId });
+  const setError = (m: string) => {
+    err.textContent = m;
+    select.setAttribute("aria-invalid", "true");
+    select.focus();
+  };
+  select.addEventListener("change", () => {
+    pickedCountry = select.value;
+    if (select.value) {
+      err.textContent = "";
+      select.removeAttribute("aria-invalid");
+    }
+  });
+  const form = h(
+    "form",
+    { id: "connect-form", novalidate: true },
+    h(
+      "div",
+      { class: "field" },
+      h("label", { for: id }, "Your country"),
+      select,
+      h("p", { class: "hint", id: hint }, "Where you or your business are based. Stripe sets up your payout account for this country; it cannot be changed later."),
+      err,
+    ),
+    btn,
+  );
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (!select.value) return setError("Choose your country to connect payouts.");
+    void connectPayouts(btn, msg, select.value, setError);
+  });
+  return form;
+}
+
 function renderPayoutStatus(): void {
   const me = state.me!;
   const p = me.partner;
   const msg = h("div", { class: "alert info", role: "status" });
+  const country = p.country
+    ? h("p", { id: "partner-country" }, "Country: ", h("strong", null, countryName(p.country)))
+    : null;
   let body: HTMLElement;
   if (p.payouts_enabled) {
     body = h(
@@ -320,20 +399,28 @@ function renderPayoutStatus(): void {
       h("span", { class: "badge enabled" }, "Payouts enabled"),
       " Your Stripe account is connected; approved commissions are paid to it.",
     );
+    if (country) body = h("div", null, body, country);
   } else {
-    const btn = h("button", { type: "button", id: "connect-payouts" }, p.stripe_connected ? "Continue Stripe onboarding" : "Connect payouts");
-    btn.addEventListener("click", () => void connectPayouts(btn, msg));
+    // A partner without an account and without a country picks one first; an existing account
+    // already has its country.
+    const ask = !p.stripe_connected && !p.country;
+    const btn = h("button", { type: ask ? "submit" : "button", id: "connect-payouts" }, p.stripe_connected ? "Continue Stripe onboarding" : "Connect payouts");
+    if (!ask) btn.addEventListener("click", () => void connectPayouts(btn, msg));
     body = h(
       "div",
       null,
+      p.payouts_disabled_reason ? disabledReason(p.payouts_disabled_reason) : null,
       h(
         "p",
         null,
         p.stripe_connected
-          ? "Stripe is checking your details, or the onboarding is not finished yet. Payouts start once Stripe confirms your account."
+          ? p.payouts_disabled_reason
+            ? "Continue the onboarding to update your details with Stripe. Payouts start again once Stripe confirms your account."
+            : "Stripe is checking your details, or the onboarding is not finished yet. Payouts start once Stripe confirms your account."
           : "Connect a Stripe account to receive your earnings.",
       ),
-      btn,
+      country,
+      ask ? countryForm(btn, msg) : btn,
     );
   }
   const notice =

@@ -101,7 +101,18 @@ export interface PortalMe {
     min_payout: number;
     terms: string;
   };
-  partner: { id: string; name: string; email: string; status: string; payouts_enabled: boolean; stripe_connected: boolean };
+  partner: {
+    id: string;
+    name: string;
+    email: string;
+    status: string;
+    payouts_enabled: boolean;
+    stripe_connected: boolean;
+    /** ISO 3166-1 alpha-2; null until the merchant sets it or the partner picks it at onboarding. */
+    country: string | null;
+    /** `stripe_requirements`, `deauthorized` or a Stripe refusal code; null when enabled. */
+    payouts_disabled_reason: string | null;
+  };
   links: Link[];
   totals: { clicks: number; leads: number; sales: number; earnings: Earnings };
 }

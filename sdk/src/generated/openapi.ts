@@ -1511,6 +1511,10 @@ export interface components {
                 status: "invited" | "active" | "banned";
                 payouts_enabled: boolean;
                 stripe_connected: boolean;
+                /** @description ISO 3166-1 alpha-2; null until set by the merchant or at onboarding (the portal then asks for it) */
+                country: string | null;
+                /** @description Why payouts are disabled: `stripe_requirements`, `deauthorized` or a Stripe refusal code (e.g. `insufficient_capabilities_for_transfer`); null when enabled or never onboarded */
+                payouts_disabled_reason: string | null;
             };
             links: components["schemas"]["PortalLink"][];
             totals: {
