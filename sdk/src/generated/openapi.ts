@@ -974,6 +974,10 @@ export interface components {
             updated_at: string;
             /** @description Present only when created with `invite: true` */
             invitation?: components["schemas"]["Invitation"];
+            /** @description ISO 3166-1 alpha-2 */
+            country: string | null;
+            /** @description Why payouts are disabled: a Stripe refusal code (e.g. `insufficient_capabilities_for_transfer`) or `deauthorized`; null when enabled or never onboarded */
+            payouts_disabled_reason: string | null;
         };
         /** @description A page of Partner objects, newest first. */
         PartnerList: {
