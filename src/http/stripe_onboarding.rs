@@ -78,6 +78,9 @@ pub async fn onboard_partner(
         "refresh_url",
         &input.refresh_url.unwrap_or_else(|| format!("{origin}/embed/onboarding?status=refresh")),
     )?;
+    // Validated whether or not it is used (an account that exists keeps its country).
+    let asked_country =
+        input.country.as_deref().map(|c| refport_core::partner::parse_country("country", c)).transpose()?;
     if partner.status == refport_core::partner::PartnerStatus::Banned {
         return Err(ApiError::conflict("partner_banned", "a banned partner cannot be onboarded"));
     }
@@ -88,9 +91,13 @@ pub async fn onboard_partner(
             // Cross-border partners need the `recipient` service agreement with their country set
             // (https://docs.stripe.com/connect/cross-border-payouts); a partner without a country
             // is taken to be in the platform's.
-            let country = match input.country.as_deref().or(partner.country.as_deref()) {
-                Some(c) => Some(refport_core::partner::parse_country("country", c)?),
-                None => None,
+            let country = match asked_country {
+                Some(c) => Some(c),
+                None => partner
+                    .country
+                    .as_deref()
+                    .map(|c| refport_core::partner::parse_country("country", c))
+                    .transpose()?,
             };
             let platform = stripe.platform_account().await.map_err(stripe_error)?;
             let platform_country = platform.country.unwrap_or_else(|| "US".into()).to_ascii_uppercase();
