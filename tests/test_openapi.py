@@ -331,6 +331,12 @@ def test_success_and_error_answers_match_the_document(worker, stripe_server):
         hook = requests.post(worker.base + V + "/webhooks/stripe", data=signed["payload"].encode(), timeout=30,
                              headers={"Content-Type": "application/json", "Stripe-Signature": signed["header"]})
         assert c.check("POST", V + "/webhooks/stripe", hook, 200)["effect"] == "account_updated"
+        # The same event as Stripe's Connect endpoint sends it, signed with the Connect secret.
+        signed = stripe_ctl(stripe_server, "POST", "sign", {"payload": json.dumps(events[-1]),
+                                                             "secret": worker.secrets["STRIPE_CONNECT_WEBHOOK_SECRET"]})
+        hook = requests.post(worker.base + V + "/webhooks/stripe/connect", data=signed["payload"].encode(), timeout=30,
+                             headers={"Content-Type": "application/json", "Stripe-Signature": signed["header"]})
+        assert c.check("POST", V + "/webhooks/stripe/connect", hook, 200)["duplicate"] is True
         stripe_ctl(stripe_server, "POST", "balance", {"currency": "usd", "amount": 100_000_000})
         for _ in range(5):  # each run pays a bounded number of partners: run again if others came first
             assert worker.scheduled().status_code == 200
@@ -390,6 +396,9 @@ def test_success_and_error_answers_match_the_document(worker, stripe_server):
         c.check("GET", V + "/portal/me", worker.get(V + "/portal/me", key=None, headers={"Authorization": "Bearer nope"}), 401)
         c.check("POST", V + "/webhooks/stripe", requests.post(worker.base + V + "/webhooks/stripe", data=b"{}", timeout=30,
                                                               headers={"Stripe-Signature": "t=1,v1=00"}), 400)
+        c.check("POST", V + "/webhooks/stripe/connect", requests.post(worker.base + V + "/webhooks/stripe/connect",
+                                                                      data=b"{}", timeout=30,
+                                                                      headers={"Stripe-Signature": "t=1,v1=00"}), 400)
         c.check("POST", V + "/invites/accept", worker.post(V + "/invites/accept", {"token": token}, key=None), 409)
         c.check("POST", V + "/webhooks", worker.post(V + "/webhooks", {"url": "http://merchant.example/x", "events": ["payout.paid"]}), 422)
         c.check("DELETE", V + "/webhooks/{webhook_id}", worker.delete(f"{V}/webhooks/{webhook_id}"), 200)
