@@ -24,7 +24,7 @@ pub async fn send(state: &AppState, e: &Email<'_>) -> bool {
         headers.push(("authorization", a.as_str()));
     }
     let body = json!({"to": e.to, "subject": e.subject, "text": e.text, "html": e.html}).to_string();
-    let result = crate::outbound::post(&url, &headers, body, std::time::Duration::from_secs(10))
+    let result = crate::outbound::post(url, &headers, body, std::time::Duration::from_secs(10))
         .await
         .map(|r| (200..300).contains(&r.status_code()));
     match result {

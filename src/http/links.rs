@@ -134,9 +134,9 @@ pub async fn patch(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response>
     links::update(&c.state.db, &new).await?;
     let kv = &c.state.links;
     if new.key != old.key {
-        link_cache::refresh(&c.state.db, &kv, &old.domain, &old.key).await?;
+        link_cache::refresh(&c.state.db, kv, &old.domain, &old.key).await?;
     }
-    link_cache::refresh(&c.state.db, &kv, &new.domain, &new.key).await?;
+    link_cache::refresh(&c.state.db, kv, &new.domain, &new.key).await?;
     ok(&out(&new))
 }
 

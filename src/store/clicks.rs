@@ -55,7 +55,7 @@ pub struct Filter<'a> {
 }
 
 pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> StoreResult<Vec<Click>> {
-    Ok(all(query!(
+    all(query!(
         db,
         "SELECT id, program_id, partner_id, link_id, created_at, country, referrer_host FROM clicks
          WHERE id < ?1 AND (?2 IS NULL OR program_id = ?2) AND (?3 IS NULL OR partner_id = ?3) AND (?4 IS NULL OR link_id = ?4)
@@ -66,7 +66,7 @@ pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> 
         f.link_id,
         limit + 1
     )?)
-    .await?)
+    .await
 }
 
 /// The click a lead presents, with what attribution needs to judge it.
@@ -81,11 +81,11 @@ pub struct ClickForLead {
 }
 
 pub async fn get_for_lead(db: &D1Database, id: &str) -> StoreResult<Option<ClickForLead>> {
-    Ok(super::first(query!(
+    super::first(query!(
         db,
         "SELECT c.id, c.program_id, c.partner_id, c.link_id, c.created_at, p.status AS partner_status
          FROM clicks c JOIN partners p ON p.id = c.partner_id WHERE c.id = ?1",
         id
     )?)
-    .await?)
+    .await
 }

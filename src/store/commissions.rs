@@ -154,7 +154,7 @@ pub async fn for_event(db: &D1Database, event_id: &str) -> StoreResult<Option<Co
 pub use super::Filter;
 
 pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> StoreResult<Vec<Commission>> {
-    Ok(super::list_filtered(db, "commissions", COLS, f, before, limit).await?)
+    super::list_filtered(db, "commissions", COLS, f, before, limit).await
 }
 
 /// A commission to create, decided by the core.

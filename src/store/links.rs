@@ -19,11 +19,11 @@ pub struct Link {
 const COLS: &str = "id, program_id, partner_id, domain, key, url, created_at, updated_at";
 
 pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Link>> {
-    Ok(first(query!(db, &format!("SELECT {COLS} FROM links WHERE id = ?1 AND deleted_at IS NULL"), id)?).await?)
+    first(query!(db, &format!("SELECT {COLS} FROM links WHERE id = ?1 AND deleted_at IS NULL"), id)?).await
 }
 
 pub async fn list_for_partner(db: &D1Database, partner_id: &str, before: &str, limit: u32) -> StoreResult<Vec<Link>> {
-    Ok(all(query!(
+    all(query!(
         db,
         &format!(
             "SELECT {COLS} FROM links WHERE partner_id = ?1 AND deleted_at IS NULL AND id < ?2 ORDER BY id DESC LIMIT ?3"
@@ -32,7 +32,7 @@ pub async fn list_for_partner(db: &D1Database, partner_id: &str, before: &str, l
         before,
         limit + 1
     )?)
-    .await?)
+    .await
 }
 
 pub enum Inserted {

@@ -31,13 +31,13 @@ const COLS: &str = "id, program_id, partner_id, amount, currency, status, stripe
      commission_count, attempts, reversed_amount, created_at, paid_at";
 
 pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Payout>> {
-    Ok(first(query!(db, &format!("SELECT {COLS} FROM payouts WHERE id = ?1"), id)?).await?)
+    first(query!(db, &format!("SELECT {COLS} FROM payouts WHERE id = ?1"), id)?).await
 }
 
 pub use super::Filter;
 
 pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> StoreResult<Vec<Payout>> {
-    Ok(super::list_filtered(db, "payouts", COLS, f, before, limit).await?)
+    super::list_filtered(db, "payouts", COLS, f, before, limit).await
 }
 
 /// A partner's approved, unclaimed balance in one program and one currency, payable now.
@@ -59,7 +59,7 @@ pub struct Candidate {
 /// that are due; the partial index `commissions_payable` holds only approved, unclaimed rows.
 pub async fn candidates(db: &D1Database, due: &[String], limit: usize) -> StoreResult<Vec<Candidate>> {
     let due = serde_json::to_string(due)?;
-    Ok(all(query!(
+    all(query!(
         db,
         "SELECT c.program_id, c.partner_id, c.currency, pn.stripe_account_id, SUM(c.amount) AS net, COUNT(*) AS n
          FROM commissions c INDEXED BY commissions_payable
@@ -77,7 +77,7 @@ pub async fn candidates(db: &D1Database, due: &[String], limit: usize) -> StoreR
         due,
         limit as u32
     )?)
-    .await?)
+    .await
 }
 
 /// Programs whose settings the cron needs to decide who is due (schedule, minimum).
@@ -89,7 +89,7 @@ pub struct ProgramSchedule {
 
 /// Programs with at least one approved, unclaimed commission (through the partial index).
 pub async fn programs_with_balances(db: &D1Database, limit: usize) -> StoreResult<Vec<ProgramSchedule>> {
-    Ok(all(query!(
+    all(query!(
         db,
         "SELECT p.id, p.settings FROM programs p
          WHERE EXISTS (SELECT 1 FROM commissions c INDEXED BY commissions_payable
@@ -97,7 +97,7 @@ pub async fn programs_with_balances(db: &D1Database, limit: usize) -> StoreResul
          ORDER BY p.id LIMIT ?1",
         limit as u32
     )?)
-    .await?)
+    .await
 }
 
 #[derive(Deserialize)]
@@ -297,7 +297,7 @@ pub struct InFlight {
 }
 
 pub async fn in_flight(db: &D1Database, older_than: i64, limit: usize) -> StoreResult<Vec<InFlight>> {
-    Ok(all(query!(
+    all(query!(
         db,
         "SELECT po.id, po.program_id, po.partner_id, po.amount, po.currency, pn.stripe_account_id, po.transfer_attempt
          FROM payouts po JOIN partners pn ON pn.id = po.partner_id
@@ -305,7 +305,7 @@ pub async fn in_flight(db: &D1Database, older_than: i64, limit: usize) -> StoreR
         older_than,
         limit as u32
     )?)
-    .await?)
+    .await
 }
 
 /// Approves pending commissions whose hold period has passed, at most `limit`, oldest first,
