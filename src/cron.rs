@@ -17,7 +17,7 @@ use refport_core::payout::{
     MAX_RETRIES_PER_RUN,
 };
 use refport_core::program::ProgramSettings;
-use refport_core::transfer::{classify, transfer_matches, Verdict};
+use refport_core::transfer::{classify, transfer_matches, AccountCause, Verdict};
 use serde::Serialize;
 
 #[derive(Debug, Default, Serialize)]
@@ -35,9 +35,6 @@ pub struct Outcome {
     pub webhooks_delivered: usize,
     /// True when a bound was reached: the next run continues.
     pub more_work: bool,
-    /// The longest pause this deployment allows (config), not reported.
-    #[serde(skip)]
-    pub pause_max_ms: i64,
 }
 
 /// What one transfer attempt left behind.
@@ -54,7 +51,7 @@ enum Sent {
 /// `fresh`: the payout was claimed by this run and never sent, so a definite refusal can
 /// simply release its claim.
 async fn send(
-    db: &worker::D1Database,
+    state: &AppState,
     stripe: &Stripe,
     p: &payouts::InFlight,
     fresh: bool,
@@ -64,6 +61,7 @@ async fn send(
     // Every write of an attempt carries the clock of the attempt, not of the run's start: a
     // payout's `updated_at` is the lease reconciliation waits out (a long run must not eat it).
     let now = now.max(now_ms());
+    let db = &state.db;
     let Some(dest) = p.stripe_account_id.as_deref() else {
         payouts::mark_failed(db, &p.id, "partner has no Stripe account", "no_stripe_account", now).await?;
         return Ok(Sent::Failed);
@@ -78,7 +76,6 @@ async fn send(
         }
         Err(r) => r,
     };
-    let pause_max = out.pause_max_ms;
     match classify(&refused.refusal) {
         Verdict::Unknown { stop_run } => {
             // The transfer may exist: the next run looks it up before anything is resent.
@@ -97,8 +94,7 @@ async fn send(
             } else {
                 payouts::note_attempt(db, &p.id, &refused.to_string(), now).await?;
             }
-            payouts::set_pause(db, cause.as_str(), &refused.message, now + resume_after_ms.min(pause_max), now).await?;
-            out.paused = Some(cause.as_str().to_string());
+            pause(state, cause, &refused.message, resume_after_ms, now, out).await?;
             Ok(Sent::Stop)
         }
         Verdict::Partner { reason } => {
@@ -108,25 +104,38 @@ async fn send(
     }
 }
 
+/// Pauses every payout after an account-wide refusal, at most for the deployment's maximum.
+async fn pause(
+    state: &AppState,
+    cause: AccountCause,
+    message: &str,
+    resume_after_ms: i64,
+    now: i64,
+    out: &mut Outcome,
+) -> ApiResult<()> {
+    let until = now + resume_after_ms.min(state.config.pause_max_ms);
+    payouts::set_pause(&state.db, cause.as_str(), message, until, now).await?;
+    out.paused = Some(cause.as_str().to_string());
+    Ok(())
+}
+
 /// A payout left in flight: look its transfer up by `transfer_group` first; resend (under the
 /// next attempt's key, claimed so only one run sends) only when Stripe has none.
 async fn reconcile(
-    db: &worker::D1Database,
+    state: &AppState,
     stripe: &Stripe,
     p: &mut payouts::InFlight,
     now: i64,
     out: &mut Outcome,
 ) -> ApiResult<Sent> {
     let now = now.max(now_ms());
-    let pause_max = out.pause_max_ms;
+    let db = &state.db;
     let found = match stripe.transfers_of(&p.id).await {
         Ok(list) => list,
         Err(refused) => {
             return Ok(match classify(&refused.refusal) {
                 Verdict::AccountWide { cause, resume_after_ms } => {
-                    payouts::set_pause(db, cause.as_str(), &refused.message, now + resume_after_ms.min(pause_max), now)
-                        .await?;
-                    out.paused = Some(cause.as_str().to_string());
+                    pause(state, cause, &refused.message, resume_after_ms, now, out).await?;
                     Sent::Stop
                 }
                 Verdict::Unknown { stop_run: true } => Sent::Stop,
@@ -152,7 +161,7 @@ async fn reconcile(
         return Ok(Sent::InFlight); // another run is resending it
     }
     p.transfer_attempt += 1;
-    send(db, stripe, p, false, now, out).await
+    send(state, stripe, p, false, now, out).await
 }
 
 pub async fn run_once(state: &AppState, now: i64) -> ApiResult<Outcome> {
@@ -161,7 +170,6 @@ pub async fn run_once(state: &AppState, now: i64) -> ApiResult<Outcome> {
         approved: payouts::approve_due(db, now, MAX_APPROVALS_PER_RUN).await?,
         // Link-cache refreshes a request could not finish (programs with many links).
         cache_refreshed: link_cache::continue_jobs(db, &state.links, link_cache::CRON_REFRESH).await?,
-        pause_max_ms: state.config.pause_max_ms,
         ..Outcome::default()
     };
     out.more_work |= out.approved == MAX_APPROVALS_PER_RUN;
@@ -192,7 +200,7 @@ async fn pay(state: &AppState, stripe: &Stripe, now: i64, out: &mut Outcome) -> 
     out.more_work |= retries.len() > MAX_RETRIES_PER_RUN;
     for p in retries.iter_mut().take(MAX_RETRIES_PER_RUN) {
         out.retried += 1;
-        match reconcile(db, stripe, p, now, out).await? {
+        match reconcile(state, stripe, p, now, out).await? {
             Sent::Paid => out.paid += 1,
             Sent::Failed => out.failed += 1,
             Sent::InFlight => out.pending_retry += 1,
@@ -255,7 +263,7 @@ async fn pay(state: &AppState, stripe: &Stripe, now: i64, out: &mut Outcome) -> 
             stripe_account_id: Some(c.stripe_account_id),
             transfer_attempt: 1,
         };
-        match send(db, stripe, &p, true, now, out).await? {
+        match send(state, stripe, &p, true, now, out).await? {
             Sent::Paid => out.paid += 1,
             Sent::Failed => out.failed += 1,
             Sent::InFlight => out.pending_retry += 1,

@@ -359,7 +359,7 @@ pub async fn claim_resend(db: &D1Database, id: &str, seen: i64, now: i64) -> Sto
         == 1)
 }
 
-/// Payouts of a partner or a program are paused platform-wide until this time, and why.
+/// A platform-wide pause of payouts after an account-wide Stripe refusal: why, and until when.
 #[derive(Debug, Deserialize)]
 pub struct Pause {
     pub cause: String,
