@@ -63,6 +63,14 @@ pub struct Config {
     /// `PAYOUT_PAUSE_MAX_SECONDS` (default a day): the longest pause after an account-wide
     /// Stripe refusal (tests shorten it).
     pub pause_max_ms: i64,
+    /// `WORKERS_PLAN` (`free`, the default, or `paid`): the subrequests one invocation may make
+    /// (`refport_core::payout::SUBREQUESTS_FREE` / `SUBREQUESTS_PAID`), which bounds what a queue
+    /// consumer or the cron does per invocation.
+    pub subrequest_budget: usize,
+    /// `CLICK_RETENTION_DAYS`: how long raw click rows are kept. Never less than the longest
+    /// attribution window in use plus a margin (see `refport_core::click::retention_days`);
+    /// `None`: exactly that.
+    pub click_retention_days: Option<u32>,
 }
 
 pub struct AppState {
@@ -121,6 +129,11 @@ impl AppState {
                     .max(stripe_timeout_ms + 3000),
                 stripe_timeout_ms,
                 pause_max_ms: seconds("PAYOUT_PAUSE_MAX_SECONDS", 86_400).unwrap_or(86_400_000),
+                subrequest_budget: match read(env, "WORKERS_PLAN").as_deref() {
+                    Some("paid") => refport_core::payout::SUBREQUESTS_PAID,
+                    _ => refport_core::payout::SUBREQUESTS_FREE,
+                },
+                click_retention_days: read(env, "CLICK_RETENTION_DAYS").and_then(|v| v.parse().ok()),
             },
             env: env.clone(),
         })
@@ -129,6 +142,22 @@ impl AppState {
     /// The static assets (`ASSETS`): pages, bundles and the OpenAPI document.
     pub fn assets(&self) -> Result<Fetcher> {
         self.env.assets("ASSETS")
+    }
+
+    /// The clicks queue (`CLICKS`): the redirect's producer.
+    pub fn clicks_queue(&self) -> Result<worker::Queue> {
+        self.env.queue("CLICKS")
+    }
+
+    /// The payouts queue (`PAYOUTS`): the cron's producer.
+    pub fn payouts_queue(&self) -> Result<worker::Queue> {
+        self.env.queue("PAYOUTS")
+    }
+
+    /// The optional Workers Analytics Engine dataset (`ANALYTICS`); `None` when not bound.
+    pub fn analytics(&self) -> Option<worker::AnalyticsEngineDataset> {
+        // An unbound name is `undefined`, which `get_binding` answers with an error.
+        self.env.analytics_engine("ANALYTICS").ok()
     }
 
     /// Runs `work` with a fresh state after the response is sent (`ctx.wait_until`).

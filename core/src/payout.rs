@@ -35,7 +35,12 @@ use crate::time::weekday_and_day;
 
 /// Subrequests one Worker invocation may make on the free plan (D1 queries included). The cron
 /// is designed to stay within it even on the paid plan.
-pub const SUBREQUEST_BUDGET: usize = 50;
+pub const SUBREQUEST_BUDGET: usize = SUBREQUESTS_FREE;
+
+/// Subrequests per invocation on the Workers Free plan (D1 queries, `fetch`es, queue sends).
+pub const SUBREQUESTS_FREE: usize = 50;
+/// Subrequests per invocation on the Workers Paid plan.
+pub const SUBREQUESTS_PAID: usize = 1000;
 
 /// Subrequests of one payout: the D1 claim batch, the Stripe transfer `fetch` (with an
 /// idempotency key derived from the payout id, so a retry never pays twice) and the D1 batch

@@ -246,6 +246,7 @@ enum Endpoint {
     CreateApiKey,
     ListApiKeys,
     RevokeApiKey,
+    Metrics,
 }
 
 /// One route: method, path under `/api/v1/` (`{id}` matches one segment), credentials, the
@@ -318,6 +319,7 @@ const ROUTES: &[Route] = {
         r("POST", "api-keys", Key, &[], CreateApiKey),
         r("GET", "api-keys", Key, PAGE, ListApiKeys),
         r("DELETE", "api-keys/{id}", Key, &[], RevokeApiKey),
+        r("GET", "metrics", Key, &[], Metrics),
     ]
 };
 
@@ -359,6 +361,18 @@ fn allow(routes: &[(&Route, Vec<&str>)]) -> Option<String> {
     }
     methods.sort_by_key(|m| ["GET", "POST", "PATCH", "DELETE"].iter().position(|x| x == m));
     Some(methods.join(", "))
+}
+
+/// `GET /api/v1/metrics`: this isolate's counters (`crate::metrics`), for an unbound key only
+/// (they span every program).
+fn metrics(c: &Call) -> ApiResult<Response> {
+    c.who.require(auth::Perm::Read)?;
+    if c.who.program_id.is_some() {
+        return Err(ApiError::Forbidden("metrics need a key not bound to a program".into()));
+    }
+    let counters: serde_json::Map<String, serde_json::Value> =
+        crate::metrics::snapshot().into_iter().map(|(k, v)| (k.to_string(), v.into())).collect();
+    ok(&serde_json::json!({ "counters": counters }))
 }
 
 pub async fn handle(req: Request, env: Env, ctx: Context, now: i64) -> Response {
@@ -452,6 +466,7 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         CreateApiKey => api_keys::create(&mut req, &c).await,
         ListApiKeys => api_keys::list(&c).await,
         RevokeApiKey => api_keys::revoke(&c, id).await,
+        Metrics => metrics(&c),
         Health | OpenApi | StripeWebhook | StripeConnectWebhook | AcceptInvite | PortalMe | PortalStats
         | PortalCommissions | PortalPayouts | PortalOnboard => Err(ApiError::NotFound("route")),
     }
