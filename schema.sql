@@ -74,23 +74,25 @@ CREATE TABLE IF NOT EXISTS links (
 CREATE UNIQUE INDEX IF NOT EXISTS links_domain_key ON links(domain, key) WHERE deleted_at IS NULL;
 CREATE INDEX IF NOT EXISTS links_partner ON links(partner_id, id);
 
--- One row per counted (non-bot) visit. No raw IP or user agent: salted hashes only.
+-- One row per counted (non-bot) visit, written in batches by the clicks queue's consumer. No raw
+-- IP or user agent: salted hashes only. One b-tree (WITHOUT ROWID, keyed by the time-ordered
+-- id): 1 row written per click; stats come from daily_stats, not from these rows. No foreign
+-- keys (a late batch must never fail on one). Rows older than the retention period
+-- (CLICK_RETENTION_DAYS, at least the longest attribution window) are deleted by the cron.
 CREATE TABLE IF NOT EXISTS clicks (
   id            TEXT PRIMARY KEY,
-  program_id    TEXT NOT NULL REFERENCES programs(id),
-  partner_id    TEXT NOT NULL REFERENCES partners(id),
-  link_id       TEXT NOT NULL REFERENCES links(id),
+  program_id    TEXT NOT NULL,
+  partner_id    TEXT NOT NULL,
+  link_id       TEXT NOT NULL,
   created_at    INTEGER NOT NULL,
   country       TEXT CHECK (country IS NULL OR length(country) = 2),
   referrer_host TEXT,
   ip_hash       TEXT,
   ua_hash       TEXT
-);
-CREATE INDEX IF NOT EXISTS clicks_link ON clicks(link_id, id);
-CREATE INDEX IF NOT EXISTS clicks_partner ON clicks(partner_id, id);
-CREATE INDEX IF NOT EXISTS clicks_program ON clicks(program_id, id);
+) WITHOUT ROWID;
 
--- The merchant's users, attributed to a partner through a click.
+-- The merchant's users, attributed to a partner through a click (`click_id` names the click
+-- without a foreign key: its row may still be in the queue, or deleted by retention).
 CREATE TABLE IF NOT EXISTS customers (
   id            TEXT PRIMARY KEY,
   program_id    TEXT NOT NULL REFERENCES programs(id),
@@ -99,7 +101,7 @@ CREATE TABLE IF NOT EXISTS customers (
   name          TEXT,
   partner_id    TEXT REFERENCES partners(id),
   link_id       TEXT REFERENCES links(id),
-  click_id      TEXT REFERENCES clicks(id),
+  click_id      TEXT,
   clicked_at    INTEGER,
   first_sale_at INTEGER,
   created_at    INTEGER NOT NULL,
@@ -124,6 +126,8 @@ CREATE TABLE IF NOT EXISTS events (
   attribution    TEXT NOT NULL,
   metadata       TEXT CHECK (metadata IS NULL OR json_valid(metadata)),
   created_at     INTEGER NOT NULL,
+  -- 0003: the link the conversion came through ('' in the rollups when none).
+  link_id TEXT,
   CHECK (kind = 'lead' OR invoice_id IS NOT NULL)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_lead_once ON events(program_id, customer_id, event_name) WHERE kind = 'lead';
@@ -307,3 +311,101 @@ CREATE TABLE IF NOT EXISTS payout_pause (
   until_ms   INTEGER NOT NULL,
   created_at INTEGER NOT NULL
 );
+
+-- Daily rollups per (program, partner, link, UTC day, currency): what stats and charts read.
+--    Counts without a currency (clicks, leads) live on the row whose currency is ''; a sale's
+--    count and amount (its commission base, in the payout currency) and commissions by status
+--    live on their currency's row. `link_id` is '' for a conversion that came without a link.
+--    Kept by the triggers below, in the same transaction as the write they count, so they can
+--    neither miss nor double-count one (a click the queue delivers twice is inserted once).
+CREATE TABLE IF NOT EXISTS daily_stats (
+  program_id  TEXT NOT NULL,
+  partner_id  TEXT NOT NULL,
+  link_id     TEXT NOT NULL,
+  day         INTEGER NOT NULL,
+  currency    TEXT NOT NULL,
+  clicks      INTEGER NOT NULL DEFAULT 0,
+  leads       INTEGER NOT NULL DEFAULT 0,
+  sales       INTEGER NOT NULL DEFAULT 0,
+  sale_amount INTEGER NOT NULL DEFAULT 0,
+  pending     INTEGER NOT NULL DEFAULT 0,
+  approved    INTEGER NOT NULL DEFAULT 0,
+  paid        INTEGER NOT NULL DEFAULT 0,
+  rejected    INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (program_id, partner_id, link_id, day, currency)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS daily_stats_day ON daily_stats(program_id, day);
+
+-- The triggers that keep the rollups.
+CREATE TRIGGER IF NOT EXISTS daily_stats_click AFTER INSERT ON clicks
+BEGIN
+  INSERT INTO daily_stats (program_id, partner_id, link_id, day, currency, clicks)
+    VALUES (NEW.program_id, NEW.partner_id, NEW.link_id, NEW.created_at / 86400000, '', 1)
+    ON CONFLICT DO UPDATE SET clicks = clicks + 1;
+END;
+
+CREATE TRIGGER IF NOT EXISTS daily_stats_event AFTER INSERT ON events WHEN NEW.partner_id IS NOT NULL
+BEGIN
+  INSERT INTO daily_stats (program_id, partner_id, link_id, day, currency, leads, sales, sale_amount)
+    VALUES (NEW.program_id, NEW.partner_id, COALESCE(NEW.link_id, ''), NEW.created_at / 86400000,
+      CASE WHEN NEW.kind != 'sale' THEN ''
+           WHEN NEW.payout_amount IS NOT NULL THEN COALESCE((SELECT payout_currency FROM programs WHERE id = NEW.program_id), '')
+           ELSE COALESCE(NEW.currency, '') END,
+      NEW.kind = 'lead', NEW.kind = 'sale',
+      CASE WHEN NEW.kind = 'sale' THEN COALESCE(NEW.payout_amount, NEW.amount, 0) ELSE 0 END)
+    ON CONFLICT DO UPDATE SET leads = leads + excluded.leads, sales = sales + excluded.sales,
+      sale_amount = sale_amount + excluded.sale_amount;
+END;
+
+CREATE TRIGGER IF NOT EXISTS daily_stats_commission_insert AFTER INSERT ON commissions
+BEGIN
+  INSERT INTO daily_stats (program_id, partner_id, link_id, day, currency, pending, approved, paid, rejected)
+    VALUES (NEW.program_id, NEW.partner_id,
+      COALESCE((SELECT e.link_id FROM events e WHERE e.id = COALESCE(NEW.event_id, (SELECT pc.event_id FROM commissions pc WHERE pc.id = NEW.parent_id))), ''),
+      NEW.created_at / 86400000, NEW.currency,
+      CASE WHEN NEW.status = 'pending' THEN NEW.amount ELSE 0 END,
+      CASE WHEN NEW.status = 'approved' THEN NEW.amount ELSE 0 END,
+      CASE WHEN NEW.status = 'paid' THEN NEW.amount ELSE 0 END,
+      CASE WHEN NEW.status = 'rejected' THEN NEW.amount ELSE 0 END)
+    ON CONFLICT DO UPDATE SET pending = pending + excluded.pending, approved = approved + excluded.approved,
+      paid = paid + excluded.paid, rejected = rejected + excluded.rejected;
+END;
+
+CREATE TRIGGER IF NOT EXISTS daily_stats_commission_update AFTER UPDATE OF status, amount ON commissions
+  WHEN OLD.status != NEW.status OR OLD.amount != NEW.amount
+BEGIN
+  INSERT INTO daily_stats (program_id, partner_id, link_id, day, currency, pending, approved, paid, rejected)
+    VALUES (OLD.program_id, OLD.partner_id,
+      COALESCE((SELECT e.link_id FROM events e WHERE e.id = COALESCE(OLD.event_id, (SELECT pc.event_id FROM commissions pc WHERE pc.id = OLD.parent_id))), ''),
+      OLD.created_at / 86400000, OLD.currency,
+      CASE WHEN OLD.status = 'pending' THEN -OLD.amount ELSE 0 END,
+      CASE WHEN OLD.status = 'approved' THEN -OLD.amount ELSE 0 END,
+      CASE WHEN OLD.status = 'paid' THEN -OLD.amount ELSE 0 END,
+      CASE WHEN OLD.status = 'rejected' THEN -OLD.amount ELSE 0 END)
+    ON CONFLICT DO UPDATE SET pending = pending + excluded.pending, approved = approved + excluded.approved,
+      paid = paid + excluded.paid, rejected = rejected + excluded.rejected;
+  INSERT INTO daily_stats (program_id, partner_id, link_id, day, currency, pending, approved, paid, rejected)
+    VALUES (NEW.program_id, NEW.partner_id,
+      COALESCE((SELECT e.link_id FROM events e WHERE e.id = COALESCE(NEW.event_id, (SELECT pc.event_id FROM commissions pc WHERE pc.id = NEW.parent_id))), ''),
+      NEW.created_at / 86400000, NEW.currency,
+      CASE WHEN NEW.status = 'pending' THEN NEW.amount ELSE 0 END,
+      CASE WHEN NEW.status = 'approved' THEN NEW.amount ELSE 0 END,
+      CASE WHEN NEW.status = 'paid' THEN NEW.amount ELSE 0 END,
+      CASE WHEN NEW.status = 'rejected' THEN NEW.amount ELSE 0 END)
+    ON CONFLICT DO UPDATE SET pending = pending + excluded.pending, approved = approved + excluded.approved,
+      paid = paid + excluded.paid, rejected = rejected + excluded.rejected;
+END;
+
+CREATE TRIGGER IF NOT EXISTS daily_stats_commission_delete AFTER DELETE ON commissions
+BEGIN
+  INSERT INTO daily_stats (program_id, partner_id, link_id, day, currency, pending, approved, paid, rejected)
+    VALUES (OLD.program_id, OLD.partner_id,
+      COALESCE((SELECT e.link_id FROM events e WHERE e.id = COALESCE(OLD.event_id, (SELECT pc.event_id FROM commissions pc WHERE pc.id = OLD.parent_id))), ''),
+      OLD.created_at / 86400000, OLD.currency,
+      CASE WHEN OLD.status = 'pending' THEN -OLD.amount ELSE 0 END,
+      CASE WHEN OLD.status = 'approved' THEN -OLD.amount ELSE 0 END,
+      CASE WHEN OLD.status = 'paid' THEN -OLD.amount ELSE 0 END,
+      CASE WHEN OLD.status = 'rejected' THEN -OLD.amount ELSE 0 END)
+    ON CONFLICT DO UPDATE SET pending = pending + excluded.pending, approved = approved + excluded.approved,
+      paid = paid + excluded.paid, rejected = rejected + excluded.rejected;
+END;

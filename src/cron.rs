@@ -33,6 +33,8 @@ pub struct Outcome {
     pub paused: Option<String>,
     pub cache_refreshed: usize,
     pub webhooks_delivered: usize,
+    /// Raw click rows deleted by retention (`crate::retention`).
+    pub clicks_deleted: usize,
     /// True when a bound was reached: the next run continues.
     pub more_work: bool,
 }
@@ -173,6 +175,7 @@ pub async fn run_once(state: &AppState, now: i64) -> ApiResult<Outcome> {
         ..Outcome::default()
     };
     out.more_work |= out.approved == MAX_APPROVALS_PER_RUN;
+    out.clicks_deleted = crate::retention::delete_expired_clicks(state, now).await?;
 
     match Stripe::from_state(state) {
         Ok(stripe) => pay(state, &stripe, now, &mut out).await?,

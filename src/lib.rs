@@ -11,6 +11,7 @@ pub mod outbound;
 pub mod pages;
 pub mod payout_queue;
 pub mod redirect;
+pub mod retention;
 pub mod state;
 pub mod store;
 pub mod stripe;

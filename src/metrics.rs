@@ -19,6 +19,9 @@ macro_rules! counters {
 }
 
 counters!(
+    // Every D1 round trip (`store` helpers) and KV read, whoever made it.
+    d1_calls,
+    kv_reads,
     // The redirect.
     redirects,
     redirect_kv_reads,

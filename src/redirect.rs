@@ -1,12 +1,18 @@
 //! The hot path: `GET https://{branded-domain}/{key}` -> 302 to the destination with
-//! `refport_id` appended and the attribution cookie set. KV answers; D1 only on a cache miss.
-//! The click is written after the response, through `ctx.wait_until`.
+//! `refport_id` appended and the attribution cookie set. A warm isolate answers from memory,
+//! else KV; D1 only on a KV miss (see `store::link_cache`). The click leaves after the
+//! response (`ctx.wait_until`) as one message on the clicks queue, which a consumer writes to
+//! D1 in batches (`crate::clicks_queue`); with an `ANALYTICS` binding it is also a data point.
+//! The click id is signed (`refport_core::click_id`): a lead presenting it is attributed
+//! before the queue has written the row. No log line on this path.
 
 use crate::http::{headers, respond};
+use crate::metrics::{self, Counter};
 use crate::state::{now_ms, random, AppState};
 use crate::store::clicks::{self, NewClick};
 use crate::store::link_cache::{self, CachedLink, Lookup};
 use refport_core::click::{attribution_cookie, country, is_bot, referrer_host};
+use refport_core::click_id;
 use refport_core::crypto::hmac_sha256_hex;
 use refport_core::ids;
 use refport_core::link::redirect_location;
@@ -64,22 +70,21 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         return Ok(not_found());
     }
     let state = AppState::load(&env)?;
-    let link: CachedLink = match link_cache::get(&state.links, &host, key).await.map_err(store_error)? {
-        Lookup::Hit(l) => l,
-        Lookup::Unknown => return Ok(not_found()),
-        Lookup::Miss => {
-            let found = link_cache::load(&state.db, &host, key).await.map_err(store_error)?;
-            let (h, k, v) = (host.clone(), key.to_string(), found.clone());
-            state.in_background(&ctx, move |s| async move {
-                if let Err(e) = link_cache::put(&s.links, &h, &k, v.as_ref()).await {
-                    worker::console_error!("kv refill: {e}");
-                }
-            });
-            match found {
-                Some(l) => l,
-                None => return Ok(not_found()),
-            }
+    let now = now_ms();
+    metrics::add(Counter::redirects, 1);
+    let link = match link_cache::isolate_get(&host, key, now) {
+        Some(Some(l)) => {
+            metrics::add(Counter::redirect_isolate_cache_hits, 1);
+            l
         }
+        Some(None) => {
+            metrics::add(Counter::redirect_isolate_cache_hits, 1);
+            return Ok(not_found());
+        }
+        None => match resolve(&state, &ctx, &host, key, now).await? {
+            Some(l) => l,
+            None => return Ok(not_found()),
+        },
     };
 
     let ua = headers.get("user-agent")?;
@@ -92,32 +97,106 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         return Ok(Response::empty()?.with_status(302).with_headers(out));
     }
 
-    let now = now_ms();
     // Fails closed: no click id (and no cookie) from a failed random source.
-    let click_id = ids::new_id(ids::CLICK, now, random::<10>()?);
+    let random = random::<10>()?;
+    let click_id = state
+        .secrets
+        .click_key()
+        .and_then(|k| click_id::issue(&k, &link.link_id, now, random))
+        .unwrap_or_else(|| ids::new_id(ids::CLICK, now, random));
     out.set("location", &redirect_location(&link.url, &click_id))?;
     out.set("set-cookie", &attribution_cookie(&click_id, link.window_days, link.cookie_domain.as_deref()))?;
 
     let ip = headers.get("cf-connecting-ip")?;
     let cf_country = req.cf().and_then(|cf| cf.country()).or(headers.get("cf-ipcountry")?);
     let referer = headers.get("referer")?;
-    let salt = state.secrets.ip_hash_salt.clone();
-    state.in_background(&ctx, move |s| async move {
-        let salt = salt.as_ref().map(|k| k.bytes()).unwrap_or_default();
-        let click = NewClick {
-            id: &click_id,
-            program_id: &link.program_id,
-            partner_id: &link.partner_id,
-            link_id: &link.link_id,
-            at: now,
-            country: country(cf_country.as_deref()),
-            referrer_host: referrer_host(referer.as_deref()),
-            ip_hash: ip.map(|ip| hmac_sha256_hex(salt, ip.as_bytes())),
-            ua_hash: ua.map(|ua| hmac_sha256_hex(salt, ua.as_bytes())),
-        };
-        if let Err(e) = clicks::insert(&s.db, &click).await {
-            worker::console_error!("click {} not recorded: {e}", click.id);
-        }
-    });
+    let salt = state.secrets.ip_hash_salt.as_ref().map(|k| k.bytes()).unwrap_or_default();
+    let click = NewClick {
+        id: click_id,
+        program_id: link.program_id,
+        partner_id: link.partner_id,
+        link_id: link.link_id,
+        at: now,
+        country: country(cf_country.as_deref()),
+        referrer_host: referrer_host(referer.as_deref()),
+        ip_hash: ip.map(|ip| visitor_hash(salt, &ip)),
+        ua_hash: ua.map(|ua| visitor_hash(salt, &ua)),
+    };
+    if let Some(dataset) = state.analytics() {
+        // Not awaited and never blocking: a failed data point costs the merchant a dashboard
+        // sample, never the click.
+        let _ = analytics_point(&dataset, &click);
+    }
+    state.in_background(&ctx, move |s| async move { record(&s, click).await });
     Ok(Response::empty()?.with_status(302).with_headers(out))
+}
+
+/// A salted visitor hash (IP or user agent): HMAC-SHA256, the first 128 bits in hex.
+fn visitor_hash(salt: &[u8], value: &str) -> String {
+    let mut h = hmac_sha256_hex(salt, value.as_bytes());
+    h.truncate(32);
+    h
+}
+
+/// The link behind `host/key` from KV, or D1 on a KV miss (refilling KV after the response);
+/// remembered by the isolate either way. `None`: no such live link.
+async fn resolve(
+    state: &AppState,
+    ctx: &Context,
+    host: &str,
+    key: &str,
+    now: i64,
+) -> worker::Result<Option<CachedLink>> {
+    metrics::add(Counter::redirect_kv_reads, 1);
+    let found = match link_cache::get(&state.links, host, key).await.map_err(store_error)? {
+        Lookup::Hit(l) => Some(l),
+        Lookup::Unknown => None,
+        Lookup::Miss => {
+            metrics::add(Counter::redirect_d1_queries, 1);
+            let found = link_cache::load(&state.db, host, key).await.map_err(store_error)?;
+            let (h, k, v) = (host.to_string(), key.to_string(), found.clone());
+            state.in_background(ctx, move |s| async move {
+                if let Err(e) = link_cache::put(&s.links, &h, &k, v.as_ref()).await {
+                    worker::console_error!("kv refill: {e}");
+                }
+            });
+            found
+        }
+    };
+    link_cache::isolate_put(host, key, found.as_ref(), now);
+    Ok(found)
+}
+
+/// Sends the click to the clicks queue. Without a `CLICKS` binding (a deployment that has not
+/// added the queue yet), or if the send fails, the click is written to D1 directly instead:
+/// it is never dropped for want of a queue.
+async fn record(state: &AppState, click: NewClick) {
+    let sent = match state.clicks_queue() {
+        Ok(q) => q.send(&click).await,
+        Err(e) => Err(e),
+    };
+    match sent {
+        Ok(()) => metrics::add(Counter::clicks_queued, 1),
+        Err(_) => {
+            metrics::add(Counter::click_queue_failures, 1);
+            if let Err(e) = clicks::insert_batch(&state.db, std::slice::from_ref(&click)).await {
+                worker::console_error!("click {} not recorded: {e}", click.id);
+            }
+        }
+    }
+}
+
+/// The click as a Workers Analytics Engine data point: blobs program, partner, link, country,
+/// referrer host; one double (1, a count); indexed (sampled) by link.
+fn analytics_point(dataset: &worker::AnalyticsEngineDataset, c: &NewClick) -> worker::Result<()> {
+    let point = worker::AnalyticsEngineDataPointBuilder::new()
+        .indexes([c.link_id.as_str()])
+        .add_blob(c.program_id.as_str())
+        .add_blob(c.partner_id.as_str())
+        .add_blob(c.link_id.as_str())
+        .add_blob(c.country.as_deref().unwrap_or(""))
+        .add_blob(c.referrer_host.as_deref().unwrap_or(""))
+        .add_double(1.0)
+        .build();
+    dataset.write_data_point(&point)
 }

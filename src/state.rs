@@ -46,6 +46,14 @@ pub struct Secrets {
     pub email_api_key: Option<Secret>,
 }
 
+impl Secrets {
+    /// The MAC key of signed click ids (`refport_core::click_id`), derived from `IP_HASH_SALT`;
+    /// `None` when the salt is unset (click ids are then unsigned, looked up by their row).
+    pub fn click_key(&self) -> Option<[u8; 32]> {
+        self.ip_hash_salt.as_ref().map(|s| refport_core::click_id::derive_key(s.bytes()))
+    }
+}
+
 /// Plain configuration (`[vars]` in wrangler.toml).
 #[derive(Clone, Debug)]
 pub struct Config {

@@ -72,6 +72,18 @@ pub fn is_bot(method_is_get: bool, user_agent: Option<&str>) -> bool {
     BOT_MARKERS.iter().any(|m| ua.contains(m))
 }
 
+/// Days a raw click row is kept past the longest attribution window in use: room for late
+/// leads (clock skew, a queue backlog), listing and support questions.
+pub const RETENTION_MARGIN_DAYS: u32 = 30;
+
+/// How long raw click rows are kept: the longest attribution window in use plus
+/// [`RETENTION_MARGIN_DAYS`], or `CLICK_RETENTION_DAYS` when that is longer (a merchant may
+/// keep clicks longer, never shorter than attribution needs). Rollups are kept forever.
+pub fn retention_days(longest_window_days: u32, configured: Option<u32>) -> u32 {
+    let floor = longest_window_days.saturating_add(RETENTION_MARGIN_DAYS);
+    configured.map_or(floor, |c| c.max(floor))
+}
+
 /// The `Set-Cookie` value of the attribution cookie.
 pub fn attribution_cookie(click_id: &str, window_days: u32, cookie_domain: Option<&str>) -> String {
     let max_age = window_days as i64 * (DAY_MS / 1000);
@@ -125,6 +137,14 @@ mod tests {
         ] {
             assert!(is_bot(true, Some(ua)), "{ua}");
         }
+    }
+
+    #[test]
+    fn retention() {
+        assert_eq!(retention_days(90, None), 120);
+        assert_eq!(retention_days(90, Some(30)), 120, "never shorter than attribution needs");
+        assert_eq!(retention_days(90, Some(400)), 400);
+        assert_eq!(retention_days(u32::MAX, None), u32::MAX);
     }
 
     #[test]

@@ -14,7 +14,6 @@ use crate::commission::{
     is_self_referral, plan_refund, Kind, RefundError, RefundPlan, RejectReason, SaleCommission, Status,
 };
 use crate::error::Invalid;
-use crate::ids;
 use crate::money::{mul_div_half_even, parse_amount, Currency};
 use crate::partner::{parse_email, PartnerStatus};
 use crate::program::ProgramSettings;
@@ -252,7 +251,7 @@ pub fn parse_lead(input: LeadInput) -> Result<LeadRequest, Invalid> {
     if input.click_id.len() > MAX_ID_LEN {
         return Err(Invalid::new("click_id", "invalid_field", "click_id is too long"));
     }
-    let click_id = ids::is_valid(ids::CLICK, &input.click_id).then_some(input.click_id);
+    let click_id = crate::click_id::is_click_id(&input.click_id).then_some(input.click_id);
     Ok(LeadRequest {
         customer_external_id,
         event_name,

@@ -20,6 +20,22 @@ pub fn hmac_sha256_hex(key: &[u8], msg: &[u8]) -> String {
     }
 }
 
+/// HMAC-SHA256 of the concatenation of `parts` under `key`.
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(mut m) => {
+            parts.iter().for_each(|p| m.update(p));
+            m.finalize().into_bytes().into()
+        }
+        // HMAC accepts keys of any length; this arm is unreachable in practice.
+        Err(_) => {
+            let mut h = Sha256::new();
+            parts.iter().for_each(|p| h.update(p));
+            h.finalize().into()
+        }
+    }
+}
+
 /// Constant-time equality of two byte strings (length may leak, content does not).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))

@@ -9,11 +9,13 @@
 //! - status changes, refunds:        [`commission`]
 //! - what a lead / sale / refund writes (parse, then decide from the loaded facts): [`conversion`]
 //! - who gets paid, and when:        [`payout`]
+//! - click ids a lead can verify without a row: [`click_id`]
 //! - embed tokens, webhook signatures, key hashing: [`token`], [`crypto`]
 //! - program / link / partner input: [`program`], [`link`], [`partner`]
 
 pub mod attribution;
 pub mod click;
+pub mod click_id;
 pub mod commission;
 pub mod conversion;
 pub mod crypto;
@@ -25,6 +27,7 @@ pub mod partner;
 pub mod payout;
 pub mod program;
 pub mod rules;
+pub mod stats;
 pub mod time;
 pub mod token;
 pub mod transfer;

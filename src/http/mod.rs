@@ -247,6 +247,7 @@ enum Endpoint {
     ListApiKeys,
     RevokeApiKey,
     Metrics,
+    ProgramStats,
 }
 
 /// One route: method, path under `/api/v1/` (`{id}` matches one segment), credentials, the
@@ -292,6 +293,7 @@ const ROUTES: &[Route] = {
         r("GET", "programs", Key, PAGE, ListPrograms),
         r("GET", "programs/{id}", Key, &[], GetProgram),
         r("PATCH", "programs/{id}", Key, &[], PatchProgram),
+        r("GET", "programs/{id}/stats", Key, &["from", "to", "group_by", "partner_id", "limit"], ProgramStats),
         r("POST", "programs/{id}/partners", Key, &[], CreatePartner),
         r("GET", "programs/{id}/partners", Key, PAGE, ListPartners),
         r("GET", "partners/{id}", Key, &[], GetPartner),
@@ -439,6 +441,7 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         ListPrograms => programs::list(&c).await,
         GetProgram => programs::get(&c, id).await,
         PatchProgram => programs::patch(&mut req, &c, id).await,
+        ProgramStats => programs::stats(&c, id).await,
         CreatePartner => partners::create(&mut req, &c, id).await,
         ListPartners => partners::list(&c, id).await,
         GetPartner => partners::get(&c, id).await,

@@ -85,15 +85,18 @@ pub async fn stats(c: &Call, id: &str) -> ApiResult<Response> {
     c.who.require(Perm::Read)?;
     let p = load(c, id).await?;
     let db = &c.state.db;
-    let clicks = stats::partner_clicks(db, &p.id).await?;
-    let s = commissions::partner_stats(db, &p.id).await?;
+    let program = programs::load(c, &p.program_id).await?;
+    let t = stats::partner_totals(db, &p.program_id, &p.id).await?;
+    let currency = program.settings.payout_currency.code().to_string();
+    let main = t.in_currency(&currency);
     ok(&serde_json::json!({
         "partner_id": p.id,
-        "clicks": clicks,
-        "leads": s.leads,
-        "sales": s.sales,
-        "sale_amount": s.sale_amount,
-        "currency": s.currency,
-        "earnings": s.earnings,
+        "clicks": t.clicks,
+        "leads": t.leads,
+        "sales": t.sales,
+        "sale_amount": main.sale_amount,
+        "currency": currency,
+        "earnings": main.earnings,
+        "amounts": t.amounts,
     }))
 }

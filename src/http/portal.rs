@@ -190,8 +190,8 @@ pub async fn me(p: &Portal) -> ApiResult<Response> {
         .iter()
         .map(|l| json!({"id": l.id, "domain": l.domain, "key": l.key, "url": l.url, "short_url": short_url(&l.domain, &l.key)}))
         .collect();
-    let stats = store::commissions::partner_stats(&p.state.db, &p.partner.id).await?;
-    let clicks = store::stats::partner_clicks(&p.state.db, &p.partner.id).await?;
+    let t = store::stats::partner_totals(&p.state.db, &p.program.id, &p.partner.id).await?;
+    let earnings = t.in_currency(s.payout_currency.code()).earnings;
     ok(&json!({
         "program": {
             "id": p.program.id, "name": s.name, "description": s.description, "logo_url": s.logo_url,
@@ -205,8 +205,8 @@ pub async fn me(p: &Portal) -> ApiResult<Response> {
         },
         "links": links,
         "totals": {
-            "clicks": clicks, "leads": stats.leads, "sales": stats.sales,
-            "earnings": stats.earnings,
+            "clicks": t.clicks, "leads": t.leads, "sales": t.sales,
+            "earnings": earnings,
         },
     }))
 }
@@ -219,8 +219,8 @@ pub async fn stats(p: &Portal) -> ApiResult<Response> {
         Some(_) => return Err(ApiError::bad_request("invalid_query", "days must be 30 or 90")),
     };
     let today = p.now.div_euclid(DAY_MS);
-    let since = (today - days + 1) * DAY_MS;
-    let daily = store::stats::partner_daily(&p.state.db, &p.partner.id, since).await?;
+    let currency = p.program.settings.payout_currency.code();
+    let daily = store::stats::partner_daily(&p.state.db, &p.program.id, &p.partner.id, today - days + 1, currency).await?;
     let lookup = |v: &[store::stats::DayCount], d: i64| v.iter().find(|x| x.day == d).map(|x| x.n).unwrap_or(0);
     let data: Vec<_> = (today - days + 1..=today)
         .map(|d| {

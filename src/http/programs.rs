@@ -2,7 +2,10 @@ use super::auth::Perm;
 use super::error::{ApiError, ApiResult};
 use super::{body, created, ok, path_id, Call, Page};
 use crate::state::new_id;
+use crate::store::stats::{self, GroupBy};
 use crate::store::{link_cache, programs};
+use refport_core::stats::format_day;
+use serde_json::json;
 use refport_core::ids;
 use refport_core::program::{ProgramInput, ProgramPatch};
 use worker::{Request, Response};
@@ -56,4 +59,92 @@ pub async fn patch(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response>
 /// page now, the rest by the cron (`cache_refresh_jobs`), so any number of links is covered.
 pub async fn refresh_links(c: &Call, program_id: &str, partner_id: Option<&str>) -> ApiResult<()> {
     Ok(link_cache::refresh_all(&c.state.db, &c.state.links, program_id, partner_id, c.now).await?)
+}
+
+/// Groups a partner or link breakdown answers at most (the busiest first).
+const MAX_GROUPS: usize = 1000;
+const DEFAULT_GROUPS: usize = 100;
+
+/// `GET /api/v1/programs/{id}/stats?from=&to=&group_by=day|partner|link&partner_id=&limit=`:
+/// clicks, leads, sales and money (per currency) over UTC days, from the daily rollups only.
+/// `day` answers every day of the range (zeros included); `partner` and `link` answer the
+/// `limit` busiest groups by clicks (then sales).
+pub async fn stats(c: &Call, id: &str) -> ApiResult<Response> {
+    c.who.require(Perm::Read)?;
+    let program = load(c, id).await?;
+    let q = |k: &str| c.query.get(k).map(String::as_str);
+    let (from, to) = refport_core::stats::parse_range(q("from"), q("to"), c.now)
+        .map_err(|e| ApiError::bad_request("invalid_query", e.message))?;
+    let by = match q("group_by") {
+        None => GroupBy::Day,
+        Some(s) => GroupBy::parse(s)
+            .ok_or_else(|| ApiError::bad_request("invalid_query", "group_by must be day, partner or link"))?,
+    };
+    let partner = match q("partner_id") {
+        Some(p) if ids::is_valid(ids::PARTNER, p) => Some(p),
+        Some(_) => return Err(ApiError::bad_request("invalid_query", "partner_id is not a partner id")),
+        None => None,
+    };
+    let limit = match q("limit") {
+        None => DEFAULT_GROUPS,
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_GROUPS).contains(n))
+            .ok_or_else(|| ApiError::bad_request("invalid_query", format!("limit must be 1 to {MAX_GROUPS}")))?,
+    };
+    let mut groups = stats::program_groups(&c.state.db, &program.id, partner, from, to, by).await?;
+    let mut totals = stats::Totals::default();
+    for g in &groups {
+        totals.merge(&g.totals);
+    }
+    let counts = |t: &stats::Totals| json!({"clicks": t.clicks, "leads": t.leads, "sales": t.sales, "amounts": t.amounts});
+    let row = |key: (&str, serde_json::Value), t: &stats::Totals| {
+        let mut v = counts(t);
+        v[key.0] = key.1;
+        v
+    };
+    let mut has_more = false;
+    let data: Vec<serde_json::Value> = match by {
+        GroupBy::Day => {
+            let empty = stats::Totals::default();
+            (from..=to)
+                .map(|d| {
+                    let t = groups.iter().find(|g| g.key.as_i64() == Some(d)).map(|g| &g.totals).unwrap_or(&empty);
+                    row(("date", json!(format_day(d))), t)
+                })
+                .collect()
+        }
+        GroupBy::Partner | GroupBy::Link => {
+            groups.sort_by(|a, b| {
+                (b.totals.clicks, b.totals.sales).cmp(&(a.totals.clicks, a.totals.sales)).then_with(|| {
+                    a.key.as_str().unwrap_or_default().cmp(b.key.as_str().unwrap_or_default())
+                })
+            });
+            has_more = groups.len() > limit;
+            let name = if by == GroupBy::Partner { "partner_id" } else { "link_id" };
+            groups
+                .iter()
+                .take(limit)
+                .map(|g| {
+                    // '' in the rollups: conversions that came without a link.
+                    let key = match g.key.as_str() {
+                        Some("") | None => serde_json::Value::Null,
+                        Some(k) => json!(k),
+                    };
+                    row((name, key), &g.totals)
+                })
+                .collect()
+        }
+    };
+    ok(&json!({
+        "program_id": program.id,
+        "from": format_day(from),
+        "to": format_day(to),
+        "group_by": match by { GroupBy::Day => "day", GroupBy::Partner => "partner", GroupBy::Link => "link" },
+        "partner_id": partner,
+        "totals": counts(&totals),
+        "data": data,
+        "has_more": has_more,
+    }))
 }

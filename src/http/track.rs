@@ -159,7 +159,7 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let db = &c.state.db;
     // A click id that is malformed or unknown is not an error: the lead is kept, unattributed.
     let click = match &lead.click_id {
-        Some(id) => clicks::get_for_lead(db, id).await?,
+        Some(id) => clicks::get_for_lead(db, c.state.secrets.click_key().as_ref(), id).await?,
         None => None,
     };
     let program =

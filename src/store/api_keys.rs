@@ -54,7 +54,7 @@ pub async fn find_active(db: &D1Database, key_hash: &str) -> StoreResult<Option<
 }
 
 pub async fn insert(db: &D1Database, k: &ApiKey, key_hash: &str) -> StoreResult<()> {
-    query!(
+    super::run(query!(
         db,
         "INSERT INTO api_keys (id, name, key_hash, key_hint, program_id, permissions, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         &k.id,
@@ -64,9 +64,7 @@ pub async fn insert(db: &D1Database, k: &ApiKey, key_hash: &str) -> StoreResult<
         &k.program_id,
         serde_json::to_string(&k.permissions)?,
         k.created_at
-    )?
-    .run()
-    .await?;
+    )?).await?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 use super::all;
 use super::StoreResult;
 use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsValue;
 use worker::{query, D1Database};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -15,12 +16,13 @@ pub struct Click {
     pub referrer_host: Option<String>,
 }
 
-/// What the redirect records, off the response path.
-pub struct NewClick<'a> {
-    pub id: &'a str,
-    pub program_id: &'a str,
-    pub partner_id: &'a str,
-    pub link_id: &'a str,
+/// A click as the redirect records it: the clicks queue's message, written by its consumer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewClick {
+    pub id: String,
+    pub program_id: String,
+    pub partner_id: String,
+    pub link_id: String,
     pub at: i64,
     pub country: Option<String>,
     pub referrer_host: Option<String>,
@@ -28,24 +30,92 @@ pub struct NewClick<'a> {
     pub ua_hash: Option<String>,
 }
 
-pub async fn insert(db: &D1Database, c: &NewClick<'_>) -> StoreResult<()> {
-    query!(
+/// Bound parameters of one click row; D1 allows 100 per statement.
+const PARAMS: usize = 9;
+/// Rows per multi-row INSERT: 11 x 9 = 99 parameters.
+pub const ROWS_PER_INSERT: usize = 100 / PARAMS;
+
+/// What a batch write did, from D1's own counters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Written {
+    /// Clicks inserted (a click already there, delivered again, is not).
+    pub inserted: usize,
+    /// D1's `rows_written` (billing): the click rows plus the rollup rows their trigger updated.
+    pub rows_written: usize,
+}
+
+/// Writes clicks in one atomic D1 batch of multi-row inserts, each click once however often it
+/// is delivered (`ON CONFLICT DO NOTHING` on the id; the rollup trigger fires only for rows
+/// actually inserted). All or nothing: a failed batch wrote no click and can be retried whole.
+pub async fn insert_batch(db: &D1Database, clicks: &[NewClick]) -> StoreResult<Written> {
+    if clicks.is_empty() {
+        return Ok(Written::default());
+    }
+    let mut stmts = Vec::new();
+    for chunk in clicks.chunks(ROWS_PER_INSERT) {
+        let rows = (0..chunk.len())
+            .map(|i| {
+                let b = i * PARAMS;
+                format!(
+                    "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8,
+                    b + 9
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO clicks (id, program_id, partner_id, link_id, created_at, country, referrer_host, ip_hash, ua_hash)
+             VALUES {rows} ON CONFLICT DO NOTHING"
+        );
+        let mut args: Vec<JsValue> = Vec::with_capacity(chunk.len() * PARAMS);
+        for c in chunk {
+            args.extend([
+                JsValue::from_str(&c.id),
+                JsValue::from_str(&c.program_id),
+                JsValue::from_str(&c.partner_id),
+                JsValue::from_str(&c.link_id),
+                JsValue::from_f64(c.at as f64),
+                opt(&c.country),
+                opt(&c.referrer_host),
+                opt(&c.ip_hash),
+                opt(&c.ua_hash),
+            ]);
+        }
+        stmts.push(db.prepare(&sql).bind(&args)?);
+    }
+    let mut w = Written::default();
+    for r in super::batch_results(db, stmts).await? {
+        if let Some(m) = r.meta()? {
+            w.inserted += m.changes.unwrap_or(0);
+            w.rows_written += m.rows_written.unwrap_or(0);
+        }
+    }
+    Ok(w)
+}
+
+fn opt(v: &Option<String>) -> JsValue {
+    v.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL)
+}
+
+/// Deletes up to `limit` clicks made before `cutoff_id` (ids sort by time: see
+/// `refport_core::click_id::cutoff_id`), oldest first. Answers how many were deleted. The
+/// rollups keep counting them: they are maintained on insert only.
+pub async fn delete_before(db: &D1Database, cutoff_id: &str, limit: u32) -> StoreResult<usize> {
+    super::changes(query!(
         db,
-        "INSERT INTO clicks (id, program_id, partner_id, link_id, created_at, country, referrer_host, ip_hash, ua_hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        c.id,
-        c.program_id,
-        c.partner_id,
-        c.link_id,
-        c.at,
-        &c.country,
-        &c.referrer_host,
-        &c.ip_hash,
-        &c.ua_hash
-    )?
-    .run()
-    .await?;
-    Ok(())
+        "DELETE FROM clicks WHERE id IN (SELECT id FROM clicks WHERE id < ?1 ORDER BY id LIMIT ?2)",
+        cutoff_id,
+        limit
+    )?)
+    .await
 }
 
 pub struct Filter<'a> {
@@ -80,7 +150,21 @@ pub struct ClickForLead {
     pub partner_status: refport_core::partner::PartnerStatus,
 }
 
-pub async fn get_for_lead(db: &D1Database, id: &str) -> StoreResult<Option<ClickForLead>> {
+/// The click of a lead. A signed click id (see `refport_core::click_id`) that verifies under
+/// `key` is answered from its link without reading the click's row, which the clicks queue
+/// may not have written yet (or retention already deleted); any other id from its row.
+pub async fn get_for_lead(db: &D1Database, key: Option<&[u8; 32]>, id: &str) -> StoreResult<Option<ClickForLead>> {
+    if let Some(signed) = key.and_then(|k| refport_core::click_id::verify(k, id)) {
+        return super::first(query!(
+            db,
+            "SELECT ?2 AS id, l.program_id, l.partner_id, l.id AS link_id, ?3 AS created_at, p.status AS partner_status
+             FROM links l JOIN partners p ON p.id = l.partner_id WHERE l.id = ?1",
+            &signed.link_id,
+            id,
+            signed.at
+        )?)
+        .await;
+    }
     super::first(query!(
         db,
         "SELECT c.id, c.program_id, c.partner_id, c.link_id, c.created_at, p.status AS partner_status

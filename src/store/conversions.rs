@@ -209,6 +209,9 @@ pub struct NewEvent<'a> {
     pub payout_amount: Option<i64>,
     pub partner_id: Option<&'a str>,
     pub click_id: Option<&'a str>,
+    /// The credited link when the caller knows it (a lead); `None`: the customer's link, when
+    /// the customer is attributed to the event's partner (a sale).
+    pub link_id: Option<&'a str>,
     pub attribution: AttributionOutcome,
     pub metadata: Option<&'a str>,
     pub now: i64,
@@ -220,8 +223,9 @@ pub fn insert_event(db: &D1Database, e: &NewEvent<'_>) -> StoreResult<D1Prepared
     Ok(query!(
         db,
         "INSERT INTO events (id, program_id, customer_id, kind, event_name, invoice_id, amount, currency, payout_amount,
-             partner_id, click_id, attribution, metadata, created_at)
-         SELECT ?1, ?2, c.id, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
+             partner_id, click_id, attribution, metadata, created_at, link_id)
+         SELECT ?1, ?2, c.id, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+             CASE WHEN ?10 IS NULL THEN NULL WHEN ?15 IS NOT NULL THEN ?15 WHEN c.partner_id = ?10 THEN c.link_id END
          FROM customers c WHERE c.program_id = ?2 AND c.external_id = ?3
          ON CONFLICT DO NOTHING",
         e.id,
@@ -237,7 +241,8 @@ pub fn insert_event(db: &D1Database, e: &NewEvent<'_>) -> StoreResult<D1Prepared
         e.click_id,
         e.attribution.as_str(),
         e.metadata,
-        e.now
+        e.now,
+        e.link_id
     )?)
 }
 
@@ -308,6 +313,7 @@ pub async fn record_lead(db: &D1Database, w: &LeadWrite<'_>) -> StoreResult<()> 
             payout_amount: None,
             partner_id: credited.map(|f| f.partner_id.as_str()),
             click_id: credited.map(|f| f.click_id.as_str()),
+            link_id: credited.map(|f| f.link_id.as_str()),
             attribution: d.attribution,
             metadata: None,
             now: w.now,
@@ -379,6 +385,7 @@ pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<()> 
             payout_amount: w.priced.payout_amount,
             partner_id: d.partner_id.as_deref(),
             click_id: d.click_id.as_deref(),
+            link_id: None,
             attribution: d.attribution,
             metadata: sale.metadata.as_deref(),
             now: w.now,

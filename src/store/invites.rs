@@ -15,7 +15,7 @@ pub struct Invite {
 
 /// A new invitation for `partner_id`, valid until `expires_at`.
 pub async fn insert(db: &D1Database, invite: &Invite, token_hash: &str, expires_at: i64, now: i64) -> StoreResult<()> {
-    query!(
+    super::run(query!(
         db,
         "INSERT INTO invitations (id, program_id, partner_id, token_hash, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         &invite.id,
@@ -24,9 +24,7 @@ pub async fn insert(db: &D1Database, invite: &Invite, token_hash: &str, expires_
         token_hash,
         expires_at,
         now
-    )?
-    .run()
-    .await?;
+    )?).await?;
     Ok(())
 }
 

@@ -1,10 +1,19 @@
-//! The redirect's hot-path cache: KV `link:{domain}/{key}` -> everything the redirect needs, so
-//! a KV hit answers without touching D1. Misses fall back to D1 and refill; unknown keys are
-//! cached as a short-lived negative entry. Every link/partner/program write refreshes its keys.
+//! The redirect's hot-path cache, in two layers:
+//! 1. In the isolate: resolved links (and unknown keys) for [`ISOLATE_TTL_MS`], so a warm
+//!    isolate answers a redirect with no KV read and no D1 query. This TTL is the staleness
+//!    bound across isolates: a link changed, deleted or whose partner was banned elsewhere is
+//!    seen by every isolate within it (plus KV's own propagation, up to 60 s by Cloudflare's
+//!    documentation). A write in the same isolate updates its entry at once (`put`). A lead is
+//!    never attributed from this cache: it reads the partner's status from D1.
+//! 2. KV `link:{domain}/{key}` -> everything the redirect needs, so a KV hit answers without
+//!    touching D1. Misses fall back to D1 and refill; unknown keys are cached as a short-lived
+//!    negative entry. Every link/partner/program write refreshes its keys.
 
 use super::first;
 use super::StoreResult;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use worker::kv::KvStore;
 use worker::{query, D1Database};
 
@@ -35,7 +44,36 @@ pub fn kv_key(domain: &str, key: &str) -> String {
     format!("link:{domain}/{key}")
 }
 
+/// How long an isolate trusts what it resolved: the cross-isolate staleness bound (seconds).
+pub const ISOLATE_TTL_MS: i64 = 5_000;
+/// Entries an isolate keeps; past it the cache starts over (a redirect then reads KV once).
+const ISOLATE_MAX_ENTRIES: usize = 10_000;
+
+thread_local! {
+    static ISOLATE: RefCell<HashMap<String, (Option<CachedLink>, i64)>> = RefCell::new(HashMap::new());
+}
+
+/// The isolate's entry for the link, if still fresh at `now`: `Some(None)` is a known unknown.
+pub fn isolate_get(domain: &str, key: &str, now: i64) -> Option<Option<CachedLink>> {
+    ISOLATE.with(|m| match m.borrow().get(&kv_key(domain, key)) {
+        Some((v, expires)) if *expires > now => Some(v.clone()),
+        _ => None,
+    })
+}
+
+/// Remembers what the link resolved to (or that it is unknown) until `now + ISOLATE_TTL_MS`.
+pub fn isolate_put(domain: &str, key: &str, value: Option<&CachedLink>, now: i64) {
+    ISOLATE.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= ISOLATE_MAX_ENTRIES {
+            m.clear();
+        }
+        m.insert(kv_key(domain, key), (value.cloned(), now + ISOLATE_TTL_MS));
+    });
+}
+
 pub async fn get(kv: &KvStore, domain: &str, key: &str) -> StoreResult<Lookup> {
+    crate::metrics::add(crate::metrics::Counter::kv_reads, 1);
     let raw = kv.get(&kv_key(domain, key)).text().await.map_err(worker::Error::from)?;
     Ok(match raw.as_deref() {
         None => Lookup::Miss,
@@ -136,16 +174,14 @@ pub async fn refresh_all(
     now: i64,
 ) -> StoreResult<()> {
     if let (_, Some(after)) = refresh_page(db, kv, program_id, partner_id, "", INLINE_REFRESH).await? {
-        query!(
+        super::run(query!(
             db,
             "INSERT INTO cache_refresh_jobs (program_id, partner_id, after_link_id, created_at) VALUES (?1, ?2, ?3, ?4)",
             program_id,
             partner_id,
             after,
             now
-        )?
-        .run()
-        .await?;
+        )?).await?;
     }
     Ok(())
 }
@@ -175,12 +211,10 @@ pub async fn continue_jobs(db: &D1Database, kv: &KvStore, budget: usize) -> Stor
         written += n;
         match next {
             Some(after) => {
-                query!(db, "UPDATE cache_refresh_jobs SET after_link_id = ?2 WHERE id = ?1", j.id, after)?
-                    .run()
-                    .await?;
+                super::run(query!(db, "UPDATE cache_refresh_jobs SET after_link_id = ?2 WHERE id = ?1", j.id, after)?).await?;
             }
             None => {
-                query!(db, "DELETE FROM cache_refresh_jobs WHERE id = ?1", j.id)?.run().await?;
+                super::run(query!(db, "DELETE FROM cache_refresh_jobs WHERE id = ?1", j.id)?).await?;
             }
         }
     }
@@ -188,6 +222,8 @@ pub async fn continue_jobs(db: &D1Database, kv: &KvStore, budget: usize) -> Stor
 }
 
 pub async fn put(kv: &KvStore, domain: &str, key: &str, value: Option<&CachedLink>) -> StoreResult<()> {
+    // This isolate sees the change at once; others within ISOLATE_TTL_MS.
+    isolate_put(domain, key, value, crate::state::now_ms());
     let k = kv_key(domain, key);
     match value {
         Some(v) => kv.put(&k, serde_json::to_string(v)?)?.execute().await?,

@@ -27,22 +27,41 @@ use worker::D1Database;
 
 type Result<T> = StoreResult<T>;
 
+/// Every D1 round trip goes through these helpers, which count it (`metrics::d1_calls`).
+fn counted() {
+    crate::metrics::add(crate::metrics::Counter::d1_calls, 1);
+}
+
 pub async fn first<T: DeserializeOwned>(stmt: D1PreparedStatement) -> Result<Option<T>> {
+    counted();
     Ok(stmt.first::<T>(None).await?)
 }
 
 pub async fn all<T: DeserializeOwned>(stmt: D1PreparedStatement) -> Result<Vec<T>> {
+    counted();
     Ok(stmt.all().await?.results::<T>()?)
+}
+
+/// Runs one statement and answers D1's result.
+pub async fn run(stmt: D1PreparedStatement) -> Result<worker::d1::D1Result> {
+    counted();
+    Ok(stmt.run().await?)
 }
 
 /// Runs a write and answers how many rows it changed (the basis of every conditional update).
 pub async fn changes(stmt: D1PreparedStatement) -> Result<usize> {
-    Ok(stmt.run().await?.meta()?.and_then(|m| m.changes).unwrap_or(0))
+    Ok(run(stmt).await?.meta()?.and_then(|m| m.changes).unwrap_or(0))
+}
+
+/// Runs statements atomically (one round trip); answers each statement's result.
+pub async fn batch_results(db: &D1Database, stmts: Vec<D1PreparedStatement>) -> Result<Vec<worker::d1::D1Result>> {
+    counted();
+    Ok(db.batch(stmts).await?)
 }
 
 /// Runs statements atomically; answers each statement's changed-row count.
 pub async fn batch(db: &D1Database, stmts: Vec<D1PreparedStatement>) -> Result<Vec<usize>> {
-    let results = db.batch(stmts).await?;
+    let results = batch_results(db, stmts).await?;
     results.iter().map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0))).collect()
 }
 
@@ -52,6 +71,7 @@ pub async fn batch_or_constraint(
     db: &D1Database,
     stmts: Vec<D1PreparedStatement>,
 ) -> Result<std::result::Result<Vec<usize>, Constraint>> {
+    counted();
     match db.batch(stmts).await {
         Ok(results) => Ok(Ok(results
             .iter()
@@ -66,6 +86,7 @@ pub async fn batch_or_constraint(
 
 /// Runs one write; a constraint violation comes back as the `Constraint` D1 reported.
 pub async fn run_or_constraint(stmt: D1PreparedStatement) -> Result<std::result::Result<usize, Constraint>> {
+    counted();
     match stmt.run().await {
         Ok(r) => Ok(Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0))),
         Err(e) => match Constraint::of(&e) {

@@ -1,15 +1,204 @@
-//! A partner's activity counts for the stats endpoint and the portal: click totals and per-UTC-day
-//! series. (Lead, sale and earning totals are `commissions::partner_stats`.)
+//! Stats and charts, read from the daily rollups (`daily_stats`, kept by triggers in the same
+//! transaction as every click, event and commission change: see migrations/0003). No query here
+//! reads `clicks`, `events` or `commissions`: what a stats request costs grows with the days,
+//! links and partners it covers, never with the number of clicks.
 
-use super::{all, first, Count, StoreResult};
-use serde::Deserialize;
+use super::{all, StoreResult};
+use serde::{Deserialize, Serialize};
 use worker::{query, D1Database};
 
-/// Every click on the partner's links.
-pub async fn partner_clicks(db: &D1Database, partner_id: &str) -> StoreResult<i64> {
-    let n: Option<Count> =
-        first(query!(db, "SELECT COUNT(*) AS n FROM clicks WHERE partner_id = ?1", partner_id)?).await?;
-    Ok(n.map(|c| c.n).unwrap_or(0))
+/// Commissions by status, minor units of one currency.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Earnings {
+    pub pending: i64,
+    pub approved: i64,
+    pub paid: i64,
+    pub rejected: i64,
+    /// pending + approved + paid: what the partner has earned and not lost.
+    pub total: i64,
+}
+
+/// Sales and commissions in one currency.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Amounts {
+    pub currency: String,
+    /// The sales' commission base (the sale in the payout currency), minor units.
+    pub sale_amount: i64,
+    pub earnings: Earnings,
+}
+
+/// Counts and money of a group (a partner, a day, a link, a whole range).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub clicks: i64,
+    pub leads: i64,
+    pub sales: i64,
+    /// One entry per currency that has sales or commissions, by currency code.
+    pub amounts: Vec<Amounts>,
+}
+
+impl Totals {
+    /// The amounts in `currency` (zeros when none).
+    pub fn in_currency(&self, currency: &str) -> Amounts {
+        self.amounts
+            .iter()
+            .find(|a| a.currency == currency)
+            .cloned()
+            .unwrap_or_else(|| Amounts { currency: currency.to_string(), ..Amounts::default() })
+    }
+
+    /// Adds another group's totals to these.
+    pub fn merge(&mut self, other: &Totals) {
+        self.clicks += other.clicks;
+        self.leads += other.leads;
+        self.sales += other.sales;
+        for a in &other.amounts {
+            let e = &a.earnings;
+            self.add(&Row {
+                k: None,
+                currency: a.currency.clone(),
+                clicks: 0,
+                leads: 0,
+                sales: 0,
+                sale_amount: a.sale_amount,
+                pending: e.pending,
+                approved: e.approved,
+                paid: e.paid,
+                rejected: e.rejected,
+            });
+        }
+    }
+
+    fn add(&mut self, r: &Row) {
+        self.clicks += r.clicks;
+        self.leads += r.leads;
+        self.sales += r.sales;
+        if r.currency.is_empty() {
+            return;
+        }
+        let i = match self.amounts.iter().position(|a| a.currency == r.currency) {
+            Some(i) => i,
+            None => {
+                let at = self.amounts.partition_point(|a| a.currency < r.currency);
+                self.amounts.insert(at, Amounts { currency: r.currency.clone(), ..Amounts::default() });
+                at
+            }
+        };
+        let a = &mut self.amounts[i];
+        a.sale_amount += r.sale_amount;
+        let e = &mut a.earnings;
+        e.pending += r.pending;
+        e.approved += r.approved;
+        e.paid += r.paid;
+        e.rejected += r.rejected;
+        e.total = e.pending + e.approved + e.paid;
+    }
+}
+
+/// One rollup sum: a group key (`k`), a currency ('' for the counts that have none) and sums.
+#[derive(Deserialize)]
+struct Row {
+    k: Option<serde_json::Value>,
+    currency: String,
+    clicks: i64,
+    leads: i64,
+    sales: i64,
+    sale_amount: i64,
+    pending: i64,
+    approved: i64,
+    paid: i64,
+    rejected: i64,
+}
+
+const SUMS: &str = "currency, SUM(clicks) AS clicks, SUM(leads) AS leads, SUM(sales) AS sales,
+    SUM(sale_amount) AS sale_amount, SUM(pending) AS pending, SUM(approved) AS approved, SUM(paid) AS paid,
+    SUM(rejected) AS rejected";
+
+/// Everything a partner ever did (clicks past retention included).
+pub async fn partner_totals(db: &D1Database, program_id: &str, partner_id: &str) -> StoreResult<Totals> {
+    let rows: Vec<Row> = all(query!(
+        db,
+        &format!("SELECT NULL AS k, {SUMS} FROM daily_stats WHERE program_id = ?1 AND partner_id = ?2 GROUP BY currency"),
+        program_id,
+        partner_id
+    )?)
+    .await?;
+    let mut t = Totals::default();
+    rows.iter().for_each(|r| t.add(r));
+    Ok(t)
+}
+
+/// How a program's stats are grouped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupBy {
+    Day,
+    Partner,
+    Link,
+}
+
+impl GroupBy {
+    pub fn parse(s: &str) -> Option<GroupBy> {
+        match s {
+            "day" => Some(GroupBy::Day),
+            "partner" => Some(GroupBy::Partner),
+            "link" => Some(GroupBy::Link),
+            _ => None,
+        }
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            GroupBy::Day => "day",
+            GroupBy::Partner => "partner_id",
+            GroupBy::Link => "link_id",
+        }
+    }
+}
+
+/// A group of a program's stats: its key (a day number since the epoch, a partner id, a link
+/// id, '' for conversions without a link) and its totals.
+pub struct Group {
+    pub key: serde_json::Value,
+    pub totals: Totals,
+}
+
+/// A program's stats over UTC days `from..=to` (days since the epoch), grouped; an optional
+/// partner narrows it to one partner. Groups in key order.
+pub async fn program_groups(
+    db: &D1Database,
+    program_id: &str,
+    partner_id: Option<&str>,
+    from: i64,
+    to: i64,
+    by: GroupBy,
+) -> StoreResult<Vec<Group>> {
+    let col = by.column();
+    let rows: Vec<Row> = all(query!(
+        db,
+        &format!(
+            "SELECT {col} AS k, {SUMS} FROM daily_stats
+             WHERE program_id = ?1 AND day BETWEEN ?2 AND ?3 AND (?4 IS NULL OR partner_id = ?4)
+             GROUP BY {col}, currency ORDER BY {col}"
+        ),
+        program_id,
+        from,
+        to,
+        partner_id
+    )?)
+    .await?;
+    let mut out: Vec<Group> = Vec::new();
+    for r in rows {
+        let key = r.k.clone().unwrap_or(serde_json::Value::Null);
+        match out.last_mut() {
+            Some(g) if g.key == key => g.totals.add(&r),
+            _ => {
+                let mut totals = Totals::default();
+                totals.add(&r);
+                out.push(Group { key, totals });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// One UTC day of a series: `day` counts days since the epoch; days without activity are absent.
@@ -19,8 +208,8 @@ pub struct DayCount {
     pub n: i64,
 }
 
-/// Per-day series since `since` (ms): clicks, leads, sales, and earnings (commission amounts in
-/// minor units, rejected ones excluded).
+/// A partner's per-day series since day `since` (days since the epoch): clicks, leads, sales,
+/// and earnings in `currency` (commissions not rejected).
 pub struct Daily {
     pub clicks: Vec<DayCount>,
     pub leads: Vec<DayCount>,
@@ -28,15 +217,40 @@ pub struct Daily {
     pub earnings: Vec<DayCount>,
 }
 
-async fn series(db: &D1Database, sql: &str, partner_id: &str, since: i64) -> StoreResult<Vec<DayCount>> {
-    all(query!(db, sql, partner_id, since)?).await
+#[derive(Deserialize)]
+struct DayRow {
+    day: i64,
+    clicks: i64,
+    leads: i64,
+    sales: i64,
+    earnings: i64,
 }
 
-pub async fn partner_daily(db: &D1Database, partner_id: &str, since: i64) -> StoreResult<Daily> {
+pub async fn partner_daily(
+    db: &D1Database,
+    program_id: &str,
+    partner_id: &str,
+    since_day: i64,
+    currency: &str,
+) -> StoreResult<Daily> {
+    let rows: Vec<DayRow> = all(query!(
+        db,
+        "SELECT day, SUM(clicks) AS clicks, SUM(leads) AS leads, SUM(sales) AS sales,
+             SUM(CASE WHEN currency = ?4 THEN pending + approved + paid ELSE 0 END) AS earnings
+         FROM daily_stats WHERE program_id = ?1 AND partner_id = ?2 AND day >= ?3 GROUP BY day ORDER BY day",
+        program_id,
+        partner_id,
+        since_day,
+        currency
+    )?)
+    .await?;
+    let series = |f: fn(&DayRow) -> i64| -> Vec<DayCount> {
+        rows.iter().filter(|r| f(r) != 0).map(|r| DayCount { day: r.day, n: f(r) }).collect()
+    };
     Ok(Daily {
-        clicks: series(db, "SELECT created_at / 86400000 AS day, COUNT(*) AS n FROM clicks WHERE partner_id = ?1 AND created_at >= ?2 GROUP BY day", partner_id, since).await?,
-        leads: series(db, "SELECT created_at / 86400000 AS day, COUNT(*) AS n FROM events WHERE partner_id = ?1 AND kind = 'lead' AND created_at >= ?2 GROUP BY day", partner_id, since).await?,
-        sales: series(db, "SELECT created_at / 86400000 AS day, COUNT(*) AS n FROM events WHERE partner_id = ?1 AND kind = 'sale' AND created_at >= ?2 GROUP BY day", partner_id, since).await?,
-        earnings: series(db, "SELECT created_at / 86400000 AS day, SUM(amount) AS n FROM commissions WHERE partner_id = ?1 AND status != 'rejected' AND created_at >= ?2 GROUP BY day", partner_id, since).await?,
+        clicks: series(|r| r.clicks),
+        leads: series(|r| r.leads),
+        sales: series(|r| r.sales),
+        earnings: series(|r| r.earnings),
     })
 }

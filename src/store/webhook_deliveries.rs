@@ -152,7 +152,7 @@ pub async fn lease(db: &D1Database, id: &str, until: i64, now: i64) -> StoreResu
 
 /// Records a successful attempt (`attempts` counts it; `status` is the endpoint's 2xx).
 pub async fn delivered(db: &D1Database, id: &str, attempts: i64, status: u16, now: i64) -> StoreResult<()> {
-    query!(
+    super::run(query!(
         db,
         "UPDATE webhook_deliveries SET status = 'delivered', attempts = ?2, last_status = ?3, last_error = NULL,
              delivered_at = ?4, next_attempt_at = NULL WHERE id = ?1",
@@ -160,9 +160,7 @@ pub async fn delivered(db: &D1Database, id: &str, attempts: i64, status: u16, no
         attempts,
         status,
         now
-    )?
-    .run()
-    .await?;
+    )?).await?;
     Ok(())
 }
 
@@ -176,7 +174,7 @@ pub async fn attempt_failed(
     next_attempt_at: Option<i64>,
 ) -> StoreResult<()> {
     let to = if next_attempt_at.is_some() { DeliveryStatus::Pending } else { DeliveryStatus::Failed };
-    query!(
+    super::run(query!(
         db,
         "UPDATE webhook_deliveries SET status = ?2, attempts = ?3, last_status = ?4, last_error = ?5, next_attempt_at = ?6
          WHERE id = ?1",
@@ -186,8 +184,6 @@ pub async fn attempt_failed(
         status,
         error,
         next_attempt_at
-    )?
-    .run()
-    .await?;
+    )?).await?;
     Ok(())
 }

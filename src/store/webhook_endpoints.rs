@@ -46,7 +46,7 @@ impl TryFrom<Row> for Endpoint {
 const COLS: &str = "id, url, events, description, program_id, created_at";
 
 pub async fn insert(db: &D1Database, e: &Endpoint) -> StoreResult<()> {
-    query!(
+    super::run(query!(
         db,
         "INSERT INTO webhook_endpoints (id, url, events, description, program_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         &e.id,
@@ -55,9 +55,7 @@ pub async fn insert(db: &D1Database, e: &Endpoint) -> StoreResult<()> {
         &e.description,
         &e.program_id,
         e.created_at
-    )?
-    .run()
-    .await?;
+    )?).await?;
     Ok(())
 }
 
