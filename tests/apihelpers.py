@@ -30,7 +30,9 @@ def assert_error(r, status, code, field=None):
 
 # -- programs, links and clicks (the management API and redirect suites) -------------------------
 
-CLICK_ID = re.compile(r"^clk_[0-9A-HJKMNP-TV-Z]{26}$")  # Crockford base32, 26 chars
+# A signed click id (core/src/click_id.rs): 26 time-ordered + 16 MAC characters (Crockford
+# base32), then the body of the link id.
+CLICK_ID = re.compile(r"^clk_[0-9A-HJKMNP-TV-Z]{42}[0-9A-Za-z]{1,64}$")
 
 
 def tag():
@@ -56,3 +58,74 @@ def click_id_of(r):
 
 def wait_clicks(worker, link, n):
     return worker.wait_count("SELECT COUNT(*) FROM clicks WHERE link_id = ?", link["id"], expect=n)
+
+
+# -- daily rollups (migrations/0003) -------------------------------------------------------------
+
+# What `daily_stats` must hold, recomputed from the raw rows: per (program, partner, link, day,
+# currency) the clicks, leads, sales, sale amounts and commissions by status.
+RAW_ROLLUP_SQL = """
+WITH commission_links AS (
+  SELECT c.*, COALESCE((SELECT e.link_id FROM events e
+         WHERE e.id = COALESCE(c.event_id, (SELECT pc.event_id FROM commissions pc WHERE pc.id = c.parent_id))), '') AS link
+  FROM commissions c
+), parts AS (
+  SELECT program_id, partner_id, link_id AS link, created_at / 86400000 AS day, '' AS currency,
+         1 AS clicks, 0 AS leads, 0 AS sales, 0 AS sale_amount, 0 AS pending, 0 AS approved, 0 AS paid, 0 AS rejected
+  FROM clicks
+  UNION ALL
+  SELECT e.program_id, e.partner_id, COALESCE(e.link_id, ''), e.created_at / 86400000,
+         CASE WHEN e.kind != 'sale' THEN '' WHEN e.payout_amount IS NOT NULL THEN p.payout_currency ELSE COALESCE(e.currency, '') END,
+         0, e.kind = 'lead', e.kind = 'sale', CASE WHEN e.kind = 'sale' THEN COALESCE(e.payout_amount, e.amount, 0) ELSE 0 END,
+         0, 0, 0, 0
+  FROM events e JOIN programs p ON p.id = e.program_id WHERE e.partner_id IS NOT NULL
+  UNION ALL
+  SELECT program_id, partner_id, link, created_at / 86400000, currency, 0, 0, 0, 0,
+         CASE WHEN status = 'pending' THEN amount ELSE 0 END, CASE WHEN status = 'approved' THEN amount ELSE 0 END,
+         CASE WHEN status = 'paid' THEN amount ELSE 0 END, CASE WHEN status = 'rejected' THEN amount ELSE 0 END
+  FROM commission_links
+)
+SELECT program_id, partner_id, link, day, currency, SUM(clicks), SUM(leads), SUM(sales), SUM(sale_amount),
+       SUM(pending), SUM(approved), SUM(paid), SUM(rejected)
+FROM parts WHERE (:program IS NULL OR program_id = :program) GROUP BY 1, 2, 3, 4, 5
+"""
+
+ROLLUP_SQL = """
+SELECT program_id, partner_id, link_id, day, currency, clicks, leads, sales, sale_amount, pending, approved, paid, rejected
+FROM daily_stats WHERE (:program IS NULL OR program_id = :program)
+"""
+
+
+def rollup_mismatches(conn, program_id=None):
+    """Differences between `daily_stats` and the rollups recomputed from raw rows (all-zero rows
+    are equal to absent ones). Empty when they agree. Valid while no click was deleted."""
+    def rows(sql):
+        out = {}
+        for r in conn.execute(sql, {"program": program_id}).fetchall():
+            r = tuple(r)
+            if any(r[5:]):
+                out[r[:5]] = r[5:]
+        return out
+    raw, kept = rows(RAW_ROLLUP_SQL), rows(ROLLUP_SQL)
+    return [(k, raw.get(k), kept.get(k)) for k in sorted(set(raw) | set(kept)) if raw.get(k) != kept.get(k)]
+
+
+# -- signed click ids (core/src/click_id.rs), built independently from the documented scheme ----
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def crockford(value, chars):
+    return "".join(CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(chars)))
+
+
+def signed_click_id(salt, link_id, at_ms, random_bytes=None, key=None):
+    """A click id as the redirect issues it: time-ordered stamp, 80-bit MAC, link id body."""
+    import hashlib
+    import hmac
+    import os
+    rnd = random_bytes if random_bytes is not None else os.urandom(10)
+    stamp = crockford((at_ms << 80) | int.from_bytes(rnd, "big"), 26)
+    key = key or hmac.new(salt.encode(), b"refport click id v1", hashlib.sha256).digest()
+    digest = hmac.new(key, f"{stamp}|{link_id}".encode(), hashlib.sha256).digest()[:10]
+    return f"clk_{stamp}{crockford(int.from_bytes(digest, 'big'), 16)}{link_id[len('link_'):]}"

@@ -18,7 +18,8 @@ from apihelpers import CLICK_ID, click_id_of, setup_link, tag, wait_clicks
 
 from conftest import BROWSER_UA
 
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
+# Visitor hashes: HMAC-SHA256 under IP_HASH_SALT, the first 128 bits in hex.
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -50,6 +51,11 @@ def assert_not_found_page(r):
 
 
 def hmac_hex(key, msg):
+    """The stored visitor hash: HMAC-SHA256 hex, first 32 characters."""
+    return full_hmac_hex(key, msg)[:32]
+
+
+def full_hmac_hex(key, msg):
     return hmac.new(key, msg.encode(), hashlib.sha256).hexdigest()
 
 
@@ -147,8 +153,9 @@ def test_click_ids_look_unguessable(worker):
     p, pn, link = setup_link(worker)
     ids = [worker.click_id(link) for _ in range(10)]
     assert all(CLICK_ID.match(i) for i in ids)
-    # The last 16 characters are 80 random bits: all distinct, and not a counter.
-    tails = [i[-16:] for i in ids]
+    # After the 10 time characters come 16 characters of 80 random bits: all distinct, and not
+    # a counter; then a 16-character MAC and the link.
+    tails = [i[14:30] for i in ids]
     assert len(set(tails)) == 10
     assert len({c for t in tails for c in t}) > 16
     wait_clicks(worker, link, 10)
@@ -161,8 +168,8 @@ def test_click_stores_salted_hashes_not_raw_ip_or_ua(worker):
     cid = click_id_of(r)
     assert wait_clicks(worker, link, 1) == 1
     [row] = worker.rows("SELECT * FROM clicks WHERE id = ?", cid)
-    assert HEX64.match(row["ip_hash"] or ""), row
-    assert HEX64.match(row["ua_hash"] or ""), row
+    assert HEX32.match(row["ip_hash"] or ""), row
+    assert HEX32.match(row["ua_hash"] or ""), row
     salt = worker.secrets["IP_HASH_SALT"].encode()
     assert row["ip_hash"] == hmac_hex(salt, "203.0.113.7")
     assert row["ua_hash"] == hmac_hex(salt, ua)

@@ -86,6 +86,26 @@ export interface paths {
         patch: operations["updateProgram"];
         trace?: never;
     };
+    "/api/v1/programs/{program_id}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A program's stats over a date range
+         * @description Needs `read`. Clicks, leads, sales and money per currency over UTC days, read from the daily rollups only (the cost does not grow with the number of clicks). Bad parameters are a 400 `invalid_query`.
+         */
+        get: operations["getProgramStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/programs/{program_id}/partners": {
         parameters: {
             query?: never;
@@ -659,6 +679,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * This isolate's counters
+         * @description Needs `read` on a key not bound to a program (403 otherwise). Isolate-local counters of the redirect, the clicks and payouts queues and D1/KV use, for measuring (the benchmark reads them); each isolate counts its own share.
+         */
+        get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1013,6 +1053,7 @@ export interface components {
              */
             total: number;
         };
+        /** @description A partner's totals over its whole life, read from the daily rollups (clicks deleted by retention still count). `sale_amount` and `earnings` are in the program's payout currency; `amounts` lists every currency. */
         PartnerStats: {
             partner_id: string;
             /** Format: int64 */
@@ -1026,9 +1067,10 @@ export interface components {
              * @description Minor units
              */
             sale_amount: number;
-            /** @description Payout currency; null before any commission */
-            currency: string | null;
+            /** @description The program's payout currency: the currency of `sale_amount` and `earnings` */
+            currency: string;
             earnings: components["schemas"]["Earnings"];
+            amounts: components["schemas"]["Amounts"][];
         };
         LinkCreate: {
             /** @description One of the program's domains (default: the first) */
@@ -1638,6 +1680,59 @@ export interface components {
             /** @constant */
             ok: true;
         };
+        /** @description Sales and commissions in one currency (minor units), from the daily rollups. */
+        Amounts: {
+            currency: string;
+            /**
+             * Format: int64
+             * @description The sales' commission base in this currency (minor units)
+             */
+            sale_amount: number;
+            earnings: components["schemas"]["Earnings"];
+        };
+        StatsCounts: {
+            /** Format: int64 */
+            clicks: number;
+            /** Format: int64 */
+            leads: number;
+            /** Format: int64 */
+            sales: number;
+            amounts: components["schemas"]["Amounts"][];
+        };
+        /** @description One group: `date` (group_by=day), `partner_id` (partner) or `link_id` (link; null for conversions without a link), with its counts. */
+        ProgramStatsRow: {
+            /** Format: date */
+            date?: string;
+            partner_id?: string;
+            link_id?: string | null;
+            /** Format: int64 */
+            clicks: number;
+            /** Format: int64 */
+            leads: number;
+            /** Format: int64 */
+            sales: number;
+            amounts: components["schemas"]["Amounts"][];
+        };
+        ProgramStats: {
+            program_id: string;
+            /** Format: date */
+            from: string;
+            /** Format: date */
+            to: string;
+            /** @enum {string} */
+            group_by: "day" | "partner" | "link";
+            partner_id: string | null;
+            totals: components["schemas"]["StatsCounts"];
+            data: components["schemas"]["ProgramStatsRow"][];
+            /** @description group_by=partner|link: more groups than `limit` */
+            has_more: boolean;
+        };
+        Metrics: {
+            /** @description Counter name -> value since the isolate started: redirects, redirect_kv_reads, redirect_d1_queries, redirect_isolate_cache_hits, clicks_queued, click_queue_failures, click_batches, click_batch_failures, click_messages, clicks_inserted, click_rows_written, d1_calls, kv_reads, cron_runs, payouts_enqueued, payout_batches, payout_messages, transfers_sent, max_invocation_subrequests, clicks_deleted. */
+            counters: {
+                [key: string]: number;
+            };
+        };
     };
     responses: {
         /** @description Malformed request: invalid JSON, a wrong shape or type, an unknown field or query parameter */
@@ -1903,6 +1998,45 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             422: components["responses"]["Unprocessable"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getProgramStats: {
+        parameters: {
+            query?: {
+                /** @description First UTC day, YYYY-MM-DD (default: 29 days before `to`) */
+                from?: string;
+                /** @description Last UTC day, YYYY-MM-DD (default: today); at most 366 days in all */
+                to?: string;
+                /** @description `day` (every day of the range, zeros included; the default), `partner` or `link` (the busiest `limit` groups by clicks) */
+                group_by?: "day" | "partner" | "link";
+                /** @description Only this partner */
+                partner_id?: string;
+                /** @description Groups answered for partner/link (1-1000, default 100) */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                program_id: components["parameters"]["program_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The program's stats */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProgramStats"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2984,6 +3118,29 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Counters */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Metrics"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
         };
     };
