@@ -316,8 +316,10 @@ CREATE TABLE IF NOT EXISTS payout_pause (
 --    Counts without a currency (clicks, leads) live on the row whose currency is ''; a sale's
 --    count and amount (its commission base, in the payout currency) and commissions by status
 --    live on their currency's row. `link_id` is '' for a conversion that came without a link.
---    Kept by the triggers below, in the same transaction as the write they count, so they can
---    neither miss nor double-count one (a click the queue delivers twice is inserted once).
+--    Clicks are counted by the clicks queue's consumer in the same atomic batch that inserts them
+--    (it counts only the clicks of the batch not yet stored, so a redelivered click is counted
+--    once: src/store/clicks.rs); events and commission changes by the triggers below, in the
+--    same transaction as the write they count. Neither can miss nor double-count one.
 CREATE TABLE IF NOT EXISTS daily_stats (
   program_id  TEXT NOT NULL,
   partner_id  TEXT NOT NULL,
@@ -337,13 +339,6 @@ CREATE TABLE IF NOT EXISTS daily_stats (
 CREATE INDEX IF NOT EXISTS daily_stats_day ON daily_stats(program_id, day);
 
 -- The triggers that keep the rollups.
-CREATE TRIGGER IF NOT EXISTS daily_stats_click AFTER INSERT ON clicks
-BEGIN
-  INSERT INTO daily_stats (program_id, partner_id, link_id, day, currency, clicks)
-    VALUES (NEW.program_id, NEW.partner_id, NEW.link_id, NEW.created_at / 86400000, '', 1)
-    ON CONFLICT DO UPDATE SET clicks = clicks + 1;
-END;
-
 CREATE TRIGGER IF NOT EXISTS daily_stats_event AFTER INSERT ON events WHEN NEW.partner_id IS NOT NULL
 BEGIN
   INSERT INTO daily_stats (program_id, partner_id, link_id, day, currency, leads, sales, sale_amount)
@@ -357,55 +352,38 @@ BEGIN
       sale_amount = sale_amount + excluded.sale_amount;
 END;
 
-CREATE TRIGGER IF NOT EXISTS daily_stats_commission_insert AFTER INSERT ON commissions
+-- Commissions are counted through their audit trail: every change of a commission's status or
+-- amount (its creation included) writes one `commission_changes` row, in the same batch, with the
+-- amounts before and after, so the rollups move the change's amount between statuses. (A
+-- trigger on `commissions` itself would add its writes to the changed-row counts of the
+-- conditional UPDATEs that exactly-once relies on.)
+CREATE TRIGGER IF NOT EXISTS daily_stats_commission_change AFTER INSERT ON commission_changes
 BEGIN
   INSERT INTO daily_stats (program_id, partner_id, link_id, day, currency, pending, approved, paid, rejected)
-    VALUES (NEW.program_id, NEW.partner_id,
-      COALESCE((SELECT e.link_id FROM events e WHERE e.id = COALESCE(NEW.event_id, (SELECT pc.event_id FROM commissions pc WHERE pc.id = NEW.parent_id))), ''),
-      NEW.created_at / 86400000, NEW.currency,
-      CASE WHEN NEW.status = 'pending' THEN NEW.amount ELSE 0 END,
-      CASE WHEN NEW.status = 'approved' THEN NEW.amount ELSE 0 END,
-      CASE WHEN NEW.status = 'paid' THEN NEW.amount ELSE 0 END,
-      CASE WHEN NEW.status = 'rejected' THEN NEW.amount ELSE 0 END)
+    SELECT c.program_id, c.partner_id,
+      COALESCE((SELECT e.link_id FROM events e WHERE e.id = COALESCE(c.event_id, (SELECT pc.event_id FROM commissions pc WHERE pc.id = c.parent_id))), ''),
+      c.created_at / 86400000, c.currency,
+      (CASE WHEN NEW.to_status = 'pending' THEN NEW.amount_after ELSE 0 END) - (CASE WHEN NEW.from_status = 'pending' THEN COALESCE(NEW.amount_before, 0) ELSE 0 END),
+      (CASE WHEN NEW.to_status = 'approved' THEN NEW.amount_after ELSE 0 END) - (CASE WHEN NEW.from_status = 'approved' THEN COALESCE(NEW.amount_before, 0) ELSE 0 END),
+      (CASE WHEN NEW.to_status = 'paid' THEN NEW.amount_after ELSE 0 END) - (CASE WHEN NEW.from_status = 'paid' THEN COALESCE(NEW.amount_before, 0) ELSE 0 END),
+      (CASE WHEN NEW.to_status = 'rejected' THEN NEW.amount_after ELSE 0 END) - (CASE WHEN NEW.from_status = 'rejected' THEN COALESCE(NEW.amount_before, 0) ELSE 0 END)
+    FROM commissions c WHERE c.id = NEW.commission_id
     ON CONFLICT DO UPDATE SET pending = pending + excluded.pending, approved = approved + excluded.approved,
       paid = paid + excluded.paid, rejected = rejected + excluded.rejected;
 END;
 
-CREATE TRIGGER IF NOT EXISTS daily_stats_commission_update AFTER UPDATE OF status, amount ON commissions
-  WHEN OLD.status != NEW.status OR OLD.amount != NEW.amount
+-- A change taken back (a first-sale-only commission removed with its trail) is undone.
+CREATE TRIGGER IF NOT EXISTS daily_stats_commission_change_undo AFTER DELETE ON commission_changes
 BEGIN
   INSERT INTO daily_stats (program_id, partner_id, link_id, day, currency, pending, approved, paid, rejected)
-    VALUES (OLD.program_id, OLD.partner_id,
-      COALESCE((SELECT e.link_id FROM events e WHERE e.id = COALESCE(OLD.event_id, (SELECT pc.event_id FROM commissions pc WHERE pc.id = OLD.parent_id))), ''),
-      OLD.created_at / 86400000, OLD.currency,
-      CASE WHEN OLD.status = 'pending' THEN -OLD.amount ELSE 0 END,
-      CASE WHEN OLD.status = 'approved' THEN -OLD.amount ELSE 0 END,
-      CASE WHEN OLD.status = 'paid' THEN -OLD.amount ELSE 0 END,
-      CASE WHEN OLD.status = 'rejected' THEN -OLD.amount ELSE 0 END)
-    ON CONFLICT DO UPDATE SET pending = pending + excluded.pending, approved = approved + excluded.approved,
-      paid = paid + excluded.paid, rejected = rejected + excluded.rejected;
-  INSERT INTO daily_stats (program_id, partner_id, link_id, day, currency, pending, approved, paid, rejected)
-    VALUES (NEW.program_id, NEW.partner_id,
-      COALESCE((SELECT e.link_id FROM events e WHERE e.id = COALESCE(NEW.event_id, (SELECT pc.event_id FROM commissions pc WHERE pc.id = NEW.parent_id))), ''),
-      NEW.created_at / 86400000, NEW.currency,
-      CASE WHEN NEW.status = 'pending' THEN NEW.amount ELSE 0 END,
-      CASE WHEN NEW.status = 'approved' THEN NEW.amount ELSE 0 END,
-      CASE WHEN NEW.status = 'paid' THEN NEW.amount ELSE 0 END,
-      CASE WHEN NEW.status = 'rejected' THEN NEW.amount ELSE 0 END)
-    ON CONFLICT DO UPDATE SET pending = pending + excluded.pending, approved = approved + excluded.approved,
-      paid = paid + excluded.paid, rejected = rejected + excluded.rejected;
-END;
-
-CREATE TRIGGER IF NOT EXISTS daily_stats_commission_delete AFTER DELETE ON commissions
-BEGIN
-  INSERT INTO daily_stats (program_id, partner_id, link_id, day, currency, pending, approved, paid, rejected)
-    VALUES (OLD.program_id, OLD.partner_id,
-      COALESCE((SELECT e.link_id FROM events e WHERE e.id = COALESCE(OLD.event_id, (SELECT pc.event_id FROM commissions pc WHERE pc.id = OLD.parent_id))), ''),
-      OLD.created_at / 86400000, OLD.currency,
-      CASE WHEN OLD.status = 'pending' THEN -OLD.amount ELSE 0 END,
-      CASE WHEN OLD.status = 'approved' THEN -OLD.amount ELSE 0 END,
-      CASE WHEN OLD.status = 'paid' THEN -OLD.amount ELSE 0 END,
-      CASE WHEN OLD.status = 'rejected' THEN -OLD.amount ELSE 0 END)
+    SELECT c.program_id, c.partner_id,
+      COALESCE((SELECT e.link_id FROM events e WHERE e.id = COALESCE(c.event_id, (SELECT pc.event_id FROM commissions pc WHERE pc.id = c.parent_id))), ''),
+      c.created_at / 86400000, c.currency,
+      (CASE WHEN OLD.from_status = 'pending' THEN COALESCE(OLD.amount_before, 0) ELSE 0 END) - (CASE WHEN OLD.to_status = 'pending' THEN OLD.amount_after ELSE 0 END),
+      (CASE WHEN OLD.from_status = 'approved' THEN COALESCE(OLD.amount_before, 0) ELSE 0 END) - (CASE WHEN OLD.to_status = 'approved' THEN OLD.amount_after ELSE 0 END),
+      (CASE WHEN OLD.from_status = 'paid' THEN COALESCE(OLD.amount_before, 0) ELSE 0 END) - (CASE WHEN OLD.to_status = 'paid' THEN OLD.amount_after ELSE 0 END),
+      (CASE WHEN OLD.from_status = 'rejected' THEN COALESCE(OLD.amount_before, 0) ELSE 0 END) - (CASE WHEN OLD.to_status = 'rejected' THEN OLD.amount_after ELSE 0 END)
+    FROM commissions c WHERE c.id = OLD.commission_id
     ON CONFLICT DO UPDATE SET pending = pending + excluded.pending, approved = approved + excluded.approved,
       paid = paid + excluded.paid, rejected = rejected + excluded.rejected;
 END;

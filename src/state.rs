@@ -79,6 +79,10 @@ pub struct Config {
     /// attribution window in use plus a margin (see `refport_core::click::retention_days`);
     /// `None`: exactly that.
     pub click_retention_days: Option<u32>,
+    /// `REFPORT_TEST_HOOKS=1` (the end-to-end tests only): enables `POST /api/v1/_test/click-batch`,
+    /// which runs the clicks consumer's batch write on given clicks, so a test can deliver the
+    /// same clicks twice as an at-least-once queue may. Admin key only; off unless set.
+    pub test_hooks: bool,
 }
 
 pub struct AppState {
@@ -142,6 +146,7 @@ impl AppState {
                     _ => refport_core::payout::SUBREQUESTS_FREE,
                 },
                 click_retention_days: read(env, "CLICK_RETENTION_DAYS").and_then(|v| v.parse().ok()),
+                test_hooks: read(env, "REFPORT_TEST_HOOKS").as_deref() == Some("1"),
             },
             env: env.clone(),
         })

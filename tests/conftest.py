@@ -282,7 +282,7 @@ def worker(stripe_server, email_sink, tmp_path_factory):
     # refusals last at most a second (production: 5 minutes and up to a day).
     extra = {"STRIPE_API_BASE": stripe_server, "EMAIL_API_URL": email_sink.url,
              "PAYOUT_RECONCILE_AFTER_SECONDS": "0", "PAYOUT_PAUSE_MAX_SECONDS": "1",
-             "STRIPE_TIMEOUT_SECONDS": "2"}
+             "STRIPE_TIMEOUT_SECONDS": "2", "REFPORT_TEST_HOOKS": "1"}
     proc, base = start_wrangler(persist, free_port(), free_port(), extra)
     try:
         yield Worker(base, persist, stripe_server, secrets, email_sink)

@@ -5,15 +5,12 @@ every stats endpoint, retention of raw clicks, the isolate link cache, and the m
 The queue runs inside `wrangler dev` (max_batch_timeout 5 s): click rows appear a few seconds
 after their redirects, so tests poll for them."""
 
-import os
-import sqlite3
 import time
 
 import pytest
 
 from apihelpers import (assert_error, crockford, ok, rollup_mismatches, setup_link, signed_click_id, uid,
                         wait_clicks)
-from conftest import BROWSER_UA, d1, migrate
 
 LEAD, SALE, REFUND = "/api/v1/track/lead", "/api/v1/track/sale", "/api/v1/track/refund"
 DAY_MS = 86_400_000
@@ -34,13 +31,6 @@ def sale(worker, ext, amount, invoice=None, currency="usd", **kw):
 
 def now_ms():
     return int(time.time() * 1000)
-
-
-def writable(worker):
-    """A read-write connection to the worker's local D1 file (for planting old rows)."""
-    with worker.db() as ro:
-        path = ro.execute("PRAGMA database_list").fetchone()[2]
-    return sqlite3.connect(path, timeout=10)
 
 
 # -- signed click ids --------------------------------------------------------------------------
@@ -133,33 +123,47 @@ def test_clicks_arrive_in_batches_each_once_with_two_rows_written_per_click(work
     assert d["click_queue_failures"] == 0, d
     assert d["clicks_inserted"] >= n, d
     assert d["click_batches"] < n, f"clicks were not batched: {d}"
-    assert d["click_rows_written"] <= 2 * d["clicks_inserted"], d
+    assert d["click_rows_written"] <= 2 * d["clicks_inserted"], d  # the goal: <= 2 rows per click
     [row] = worker.rows("SELECT SUM(clicks) AS n FROM daily_stats WHERE link_id = ?", link["id"])
     assert row["n"] == n
     with worker.db() as c:
         assert rollup_mismatches(c, p["id"]) == []
 
 
-def test_a_click_written_twice_is_stored_and_counted_once(tmp_path):
-    """At-least-once delivery: the consumer's insert (same SQL shape) run twice for the same clicks
-    stores each once and counts each once in the rollups, on a real local D1."""
-    persist = str(tmp_path)
-    migrate(persist)
-    row = "('clk_{i}', 'prog_x', 'pn_x', 'link_x', {t}, 'DE', NULL, NULL, NULL)"
-    t = 1_796_000_000_000
-    values = ", ".join(row.format(i=i, t=t + i) for i in range(3))
-    sql = ("INSERT INTO clicks (id, program_id, partner_id, link_id, created_at, country, referrer_host, ip_hash, ua_hash) "
-           f"VALUES {values} ON CONFLICT DO NOTHING")
-    d1(persist, "execute", "--command", sql)
-    d1(persist, "execute", "--command", sql)  # redelivered
-    more = ", ".join(row.format(i=i, t=t + i) for i in range(2, 5))  # overlaps one, adds two
-    d1(persist, "execute", "--command", sql.replace(values, more))
-    path = [os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(persist, "v3", "d1")) for f in fs
-            if f.endswith(".sqlite") and f != "metadata.sqlite"][0]
-    with sqlite3.connect(path) as c:
-        assert c.execute("SELECT COUNT(*) FROM clicks").fetchone()[0] == 5
-        assert c.execute("SELECT clicks FROM daily_stats WHERE link_id = 'link_x'").fetchall() == [(5,)]
-        assert rollup_mismatches(c) == []
+def _click(cid, link, at, **kw):
+    return {"id": cid, "program_id": link["program_id"], "partner_id": link["partner_id"], "link_id": link["id"],
+            "at": at, "country": None, "referrer_host": None, "ip_hash": None, "ua_hash": None, **kw}
+
+
+def test_a_click_delivered_twice_is_stored_and_counted_once(worker):
+    """At-least-once delivery: the consumer's batch write (through the test hook, which runs the
+    same code on the same D1) given the same clicks again, in the same or another batch, stores
+    and counts each click once."""
+    p, pn, link = setup_link(worker)
+    at = now_ms()
+    ids = [signed_click_id(worker.secrets["IP_HASH_SALT"], link["id"], at + i) for i in range(5)]
+    first = [_click(i, link, at) for i in ids[:3]]
+    hook = "/api/v1/_test/click-batch"
+    assert ok(worker.post(hook, {"clicks": first})) ["inserted"] == 3
+    assert ok(worker.post(hook, {"clicks": first}))["inserted"] == 0            # redelivered
+    overlap = [_click(i, link, at) for i in ids[2:]] + [_click(ids[4], link, at)]
+    assert ok(worker.post(hook, {"clicks": overlap}))["inserted"] == 2          # one old, two new, one twice
+    assert worker.count("SELECT COUNT(*) FROM clicks WHERE link_id = ?", link["id"]) == 5
+    [row] = worker.rows("SELECT SUM(clicks) AS n FROM daily_stats WHERE link_id = ?", link["id"])
+    assert row["n"] == 5
+    # Two days and a hundred clicks in one batch: several statements, one atomic batch.
+    suffix = uid("t").split("-")[1]
+    many = [_click(f"clk_hook{i:04d}x{suffix}", link, at - (i % 2) * DAY_MS) for i in range(100)]
+    w = ok(worker.post(hook, {"clicks": many}))
+    assert w["inserted"] == 100 and w["rows_written"] <= 100 + 4, w
+    assert ok(worker.post(hook, {"clicks": many}))["inserted"] == 0
+    [row] = worker.rows("SELECT SUM(clicks) AS n FROM daily_stats WHERE link_id = ?", link["id"])
+    assert row["n"] == 105
+    with worker.db() as c:
+        assert rollup_mismatches(c, p["id"]) == []
+    # The hook is the admin's and the tests' only.
+    key = ok(worker.post("/api/v1/api-keys", {"name": "w", "permissions": ["read", "write", "track"]}), 201)["key"]
+    assert_error(worker.post(hook, {"clicks": first}, key=key), 403, "forbidden")
 
 
 def test_bots_and_head_requests_queue_nothing(worker):
@@ -266,9 +270,7 @@ def test_retention_deletes_old_click_rows_and_stats_keep_them(worker):
     # A click from 400 days ago: older than every program's window plus the 30-day margin.
     old_at = now_ms() - 400 * DAY_MS
     old_id = "clk_" + crockford(old_at << 80, 26)
-    with writable(worker) as c:
-        c.execute("INSERT INTO clicks (id, program_id, partner_id, link_id, created_at) VALUES (?, ?, ?, ?, ?)",
-                  (old_id, p["id"], pn["id"], link["id"], old_at))
+    ok(worker.post("/api/v1/_test/click-batch", {"clicks": [_click(old_id, link, old_at)]}))
     assert ok(worker.get(f"/api/v1/partners/{pn['id']}/stats"))["clicks"] == 2
     r = worker.scheduled()
     assert r.status_code == 200, r.text

@@ -365,6 +365,25 @@ fn allow(routes: &[(&Route, Vec<&str>)]) -> Option<String> {
     Some(methods.join(", "))
 }
 
+/// The test hook (`Config::test_hooks`): the clicks consumer's batch write on the posted clicks.
+async fn test_click_batch(req: &mut Request, env: &Env) -> ApiResult<Response> {
+    let state = AppState::load(env)?;
+    if !state.config.test_hooks {
+        return Err(ApiError::NotFound("route"));
+    }
+    let who = auth::authenticate(req, &state).await?;
+    if who.key_id.is_some() {
+        return Err(ApiError::Forbidden("the test hook needs the admin key".into()));
+    }
+    #[derive(serde::Deserialize)]
+    struct Batch {
+        clicks: Vec<crate::store::clicks::NewClick>,
+    }
+    let b = body::<Batch>(req).await?;
+    let w = crate::store::clicks::insert_batch(&state.db, &b.clicks).await?;
+    ok(&serde_json::json!({"inserted": w.inserted, "rows_written": w.rows_written}))
+}
+
 /// `GET /api/v1/metrics`: this isolate's counters (`crate::metrics`), for an unbound key only
 /// (they span every program).
 fn metrics(c: &Call) -> ApiResult<Response> {
@@ -386,6 +405,9 @@ pub async fn handle(req: Request, env: Env, ctx: Context, now: i64) -> Response 
 
 async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<Response> {
     let path = req.path();
+    if path == "/api/v1/_test/click-batch" && req.inner().method() == "POST" {
+        return test_click_batch(&mut req, &env).await;
+    }
     if !path.starts_with("/api/v1/") {
         return Err(ApiError::NotFound("route"));
     }

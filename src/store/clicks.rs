@@ -1,6 +1,7 @@
 use super::all;
 use super::StoreResult;
 use serde::{Deserialize, Serialize};
+use refport_core::time::DAY_MS;
 use wasm_bindgen::JsValue;
 use worker::{query, D1Database};
 
@@ -34,46 +35,72 @@ pub struct NewClick {
 const PARAMS: usize = 9;
 /// Rows per multi-row INSERT: 11 x 9 = 99 parameters.
 pub const ROWS_PER_INSERT: usize = 100 / PARAMS;
+/// Click ids per rollup statement (4 more parameters name the group).
+const IDS_PER_COUNT: usize = 90;
 
 /// What a batch write did, from D1's own counters.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Written {
-    /// Clicks inserted (a click already there, delivered again, is not).
+    /// Clicks inserted (a click already there, delivered again, is not): the rows RETURNING
+    /// answered.
     pub inserted: usize,
-    /// D1's `rows_written` (billing): the click rows plus the rollup rows their trigger updated.
+    /// D1's `rows_written` (billing): the click rows and the rollup rows.
     pub rows_written: usize,
 }
 
-/// Writes clicks in one atomic D1 batch of multi-row inserts, each click once however often it
-/// is delivered (`ON CONFLICT DO NOTHING` on the id; the rollup trigger fires only for rows
-/// actually inserted). All or nothing: a failed batch wrote no click and can be retried whole.
+/// `?{from}, ?{from+1}, ...` for `n` parameters.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Writes clicks in one atomic D1 batch: first, per (program, partner, link, UTC day), one
+/// rollup upsert adding the clicks of the batch that are not stored yet (checked by id, before
+/// any of them is inserted); then multi-row inserts, `ON CONFLICT DO NOTHING` on the id. So a
+/// click delivered twice (at-least-once queues) is stored once and counted once, and a failed
+/// batch wrote nothing and can be retried whole. Rows written: one per click, plus one per
+/// rollup group per batch.
 pub async fn insert_batch(db: &D1Database, clicks: &[NewClick]) -> StoreResult<Written> {
+    // A click twice in the same batch is one click.
+    let mut seen = std::collections::HashSet::new();
+    let clicks: Vec<&NewClick> = clicks.iter().filter(|c| seen.insert(c.id.as_str())).collect();
     if clicks.is_empty() {
         return Ok(Written::default());
     }
+    let mut groups: Vec<((&str, &str, &str, i64), Vec<&str>)> = Vec::new();
+    for c in &clicks {
+        let key = (c.program_id.as_str(), c.partner_id.as_str(), c.link_id.as_str(), c.at.div_euclid(DAY_MS));
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, ids)) => ids.push(&c.id),
+            None => groups.push((key, vec![&c.id])),
+        }
+    }
     let mut stmts = Vec::new();
+    for ((program, partner, link, day), ids) in &groups {
+        for chunk in ids.chunks(IDS_PER_COUNT) {
+            let values = (0..chunk.len()).map(|i| format!("(?{})", i + 5)).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "INSERT INTO daily_stats (program_id, partner_id, link_id, day, currency, clicks)
+                 SELECT ?1, ?2, ?3, ?4, '', COUNT(*) FROM (VALUES {values}) AS v
+                 WHERE NOT EXISTS (SELECT 1 FROM clicks c WHERE c.id = v.column1) HAVING COUNT(*) > 0
+                 ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks"
+            );
+            let mut args: Vec<JsValue> = vec![
+                JsValue::from_str(program),
+                JsValue::from_str(partner),
+                JsValue::from_str(link),
+                JsValue::from_f64(*day as f64),
+            ];
+            args.extend(chunk.iter().map(|id| JsValue::from_str(id)));
+            stmts.push(db.prepare(&sql).bind(&args)?);
+        }
+    }
+    let counts = stmts.len();
     for chunk in clicks.chunks(ROWS_PER_INSERT) {
-        let rows = (0..chunk.len())
-            .map(|i| {
-                let b = i * PARAMS;
-                format!(
-                    "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 8,
-                    b + 9
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let rows = (0..chunk.len()).map(|i| format!("({})", placeholders(i * PARAMS + 1, PARAMS))).collect::<Vec<_>>();
         let sql = format!(
             "INSERT INTO clicks (id, program_id, partner_id, link_id, created_at, country, referrer_host, ip_hash, ua_hash)
-             VALUES {rows} ON CONFLICT DO NOTHING"
+             VALUES {} ON CONFLICT DO NOTHING RETURNING id",
+            rows.join(", ")
         );
         let mut args: Vec<JsValue> = Vec::with_capacity(chunk.len() * PARAMS);
         for c in chunk {
@@ -92,9 +119,11 @@ pub async fn insert_batch(db: &D1Database, clicks: &[NewClick]) -> StoreResult<W
         stmts.push(db.prepare(&sql).bind(&args)?);
     }
     let mut w = Written::default();
-    for r in super::batch_results(db, stmts).await? {
+    for (i, r) in super::batch_results(db, stmts).await?.iter().enumerate() {
+        if i >= counts {
+            w.inserted += r.results::<serde::de::IgnoredAny>()?.len();
+        }
         if let Some(m) = r.meta()? {
-            w.inserted += m.changes.unwrap_or(0);
             w.rows_written += m.rows_written.unwrap_or(0);
         }
     }
@@ -107,7 +136,9 @@ fn opt(v: &Option<String>) -> JsValue {
 
 /// Deletes up to `limit` clicks made before `cutoff_id` (ids sort by time: see
 /// `refport_core::click_id::cutoff_id`), oldest first. Answers how many were deleted. The
-/// rollups keep counting them: they are maintained on insert only.
+/// rollups keep counting them. (A click delivered again after its row was deleted would be
+/// counted again; retention keeps rows a month past the longest window, far beyond the
+/// queue's retries.)
 pub async fn delete_before(db: &D1Database, cutoff_id: &str, limit: u32) -> StoreResult<usize> {
     super::changes(query!(
         db,
