@@ -610,7 +610,7 @@ def payout_run(a, procs, ports, env, secrets, admin, n):
         return "READY" in open(fp.bench_log).read()
 
     P.wait_for("the Stripe fake", fake_ready, timeout=30)
-    fake = P.Http(fport)
+    fake = P.Http(fport, keepalive=False)
     fake_base = f"http://127.0.0.1:{fport}"
     # The vars the e2e tests give the Worker (tests/conftest.py), plus knobs.
     dev_vars = {"STRIPE_API_BASE": fake_base, "PAYOUT_RECONCILE_AFTER_SECONDS": "0", "PAYOUT_PAUSE_MAX_SECONDS": "1",
