@@ -28,7 +28,7 @@ partners (BENCH_PAYOUT_PARTNERS) who are all due today:
 import concurrent.futures
 import http.client
 import json
-import os
+import re
 import secrets as pysecrets
 import sqlite3
 import threading
@@ -56,6 +56,19 @@ def ulid_id(prefix, now_ms):
 
 def stripe_like_id(prefix, n):
     return prefix + "".join(pysecrets.choice(ALNUM) for _ in range(n))
+
+
+def fresh_like(old, now_ms, stripe=False):
+    """A new id of the same kind and shape as `old`: Refport's time-ordered ids, the outbox's
+    `evt_` + random hex (made in SQL), or Stripe's own ids."""
+    prefix, _, body = old.partition("_")
+    if stripe:
+        return stripe_like_id(prefix + "_" + body[:1], len(body) - 1)
+    if re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{26}", body):
+        return ulid_id(prefix, now_ms)
+    if re.fullmatch(r"[0-9a-f]+", body) and len(body) % 2 == 0:
+        return prefix + "_" + pysecrets.token_hex(len(body) // 2)
+    raise RuntimeError(f"do not know how to make an id like {old!r}: teach bench/payouts.py")
 
 
 class Http:
@@ -265,10 +278,7 @@ def clone_template(db_path, t, n_copies, accounts, partner_ids, emails):
                  TPL_NAME: f"Payout Partner {k + 2}", TPL_KEY: f"pk{k + 2}", TPL_CUSTOMER: f"pcust{k + 2}",
                  TPL_INVOICE: f"pinv{k + 2}"}
             for table, old in tpl_ids:
-                if table == "stripe_events":
-                    m[old] = stripe_like_id("evt_1", 23)  # Stripe's own event ids
-                else:
-                    m[old] = ulid_id(old.split("_", 1)[0], now)
+                m[old] = fresh_like(old, now, stripe=table == "stripe_events")
 
             def sub(v):
                 if isinstance(v, str):
