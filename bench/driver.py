@@ -636,7 +636,7 @@ def payout_run(a, procs, ports, env, secrets, admin, n):
     t_acc = time.monotonic() - t_acc
     # The copies go into the D1 file while no Worker has it open.
     procs.stop([p])
-    counts = P.clone_template(db, t, n - 1, accounts, pids, emails)
+    counts = P.clone_template(db, t, n - 1, accounts, pids, emails, secrets.get("IP_HASH_SALT"))
     log(f"payouts: {n - 1:,} copies of the template's rows {counts} written to the local D1; restarting")
     port, insp = ports.take(), ports.take()
     rp = P.Http(port)
@@ -659,7 +659,9 @@ def payout_run(a, procs, ports, env, secrets, admin, n):
     transfers = P.fake_transfers(fake, secrets["STRIPE_SECRET_KEY"])
     check = P.verify(db, t["program_id"], transfers)
     res.update(check)
-    res.update(partners_due=n, seed_s=seed_s, accounts_s=t_acc, metrics=m, template_rows=counts,
+    for note in t["notes"]:
+        log(f"payouts: note: {note}")
+    res.update(partners_due=n, seed_s=seed_s, accounts_s=t_acc, metrics=m, template_rows=counts, notes=t["notes"],
                final=P.d1_state(db, t["program_id"]))
     log(f"payouts: {check['payouts_paid']:,} of {n:,} paid in {res['wall_s']:.1f} s, {res['crons']} cron runs, "
         f"{check['transfers']:,} transfers, {check['duplicates']} duplicates")
@@ -725,8 +727,12 @@ def clicks_section(res, out):
             loud(out, f"CLICKS LOST: {lost} (redirects counted {counted or 'n/a'}, 302s seen by wrk {answered}, rows {rows})")
         if rows > sent:
             loud(out, f"more click rows ({rows}) than requests sent ({sent}): duplicates")
-        if queued and (queued != rows or inserted != rows):
-            loud(out, f"queue counters disagree with the rows: queued {queued}, inserted {inserted}, rows {rows}")
+        if queued and queued != rows:
+            loud(out, f"the Worker queued {queued} clicks but {rows} rows arrived")
+        if queued and inserted != rows:
+            loud(out, f"the consumer's `clicks_inserted` counter says {inserted} for {rows} new rows "
+                      f"({fmt_ratio(inserted, rows)} per row): the counter is off (D1's meta.changes also counts "
+                      f"rows a trigger changed, e.g. the daily_stats upsert)")
         tot_redirects = final.get("redirects", 0)
         if tot_redirects:
             out(f"- whole run (setup click, warm-up, rounds): {tot_redirects:,} redirects counted by the Worker, "
@@ -749,9 +755,10 @@ def clicks_section(res, out):
             out("- per redirect D1 queries / KV reads: n/a (this build does not feed the redirect counters)")
     # (c) rows written and bytes per click.
     if final.get("clicks_inserted"):
-        out(f"- D1 rows written per click: **{fmt_ratio(final.get('click_rows_written', 0), final['clicks_inserted'])}** "
-            f"(sum of meta.rows_written of the click batches / clicks inserted: "
-            f"{final.get('click_rows_written', 0):,} / {final['clicks_inserted']:,}, whole run)")
+        written, stored = final.get("click_rows_written", 0), st.get("clicks", 0)
+        out(f"- D1 rows written per click: **{fmt_ratio(written, final['clicks_inserted'])}** (sum of meta.rows_written "
+            f"of the click batches / the `clicks_inserted` counter: {written:,} / {final['clicks_inserted']:,}, whole run); "
+            f"per click row stored: **{fmt_ratio(written, stored)}** ({written:,} / {stored:,} rows in `clicks`)")
     else:
         out("- D1 rows written per click: n/a (no click batch counted by this build; the D1 probe's line below "
             "gives one INSERT's meta.rows_written)")
@@ -777,8 +784,11 @@ def clicks_section(res, out):
     if "daily_stats_rows" in st:
         db_ = st.get("daily_stats_bytes") or {}
         rows_ = st["daily_stats_rows"]
-        out(f"- daily rollup `daily_stats`: {rows_:,} rows, {db_.get('bytes') or 0:,} bytes with its indexes "
-            f"({fmt_ratio(db_.get('bytes') or 0, rows_, 0)} bytes per row; one row per link per day, whatever the clicks)")
+        per_row = f", {fmt_ratio(db_.get('bytes') or 0, rows_, 0)} bytes per row" if rows_ >= 100 else \
+            " (too few rows for a per-row figure: pages dominate)"
+        out(f"- daily rollup `daily_stats` (its own line, not in the bytes per click): {rows_:,} rows, "
+            f"{db_.get('bytes') or 0:,} bytes with its indexes{per_row}; one row per (link, day, currency) "
+            f"whatever the clicks")
 
 
 def d1_round_trips(res, out):
@@ -832,6 +842,8 @@ def payout_section(res, out):
     out(f"- max subrequests in one invocation (`max_invocation_subrequests`): **{fed('max_invocation_subrequests')}**")
     out(f"- seeding (template through the API, {n - 1:,} accounts in the fake in {p['accounts_s']:.0f} s, "
         f"rows copied in the local D1, restart): {p['seed_s']:.0f} s, not part of the wall time")
+    for note in p.get("notes") or []:
+        out(f"- note (seeding through the API): {note}; the change itself was made (read back)")
     if not ok:
         loud(out, f"PAYOUT RUN NOT CLEAN: paid {p['payouts_paid']}/{n}, transfers {p['transfers']}, "
                   f"duplicates {p['duplicates']}, missing {p['partners_without_transfer']}, "
