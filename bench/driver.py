@@ -661,7 +661,14 @@ def payout_run(a, procs, ports, env, secrets, admin, n):
     res.update(check)
     for note in t["notes"]:
         log(f"payouts: note: {note}")
+    # The payouts consumer's configured concurrency: wrangler dev's local queue (miniflare's
+    # broker) dispatches one batch at a time per queue, whatever max_concurrency says.
+    import tomllib
+    with open(os.path.join(ROOT, "wrangler.toml"), "rb") as f:
+        consumers = tomllib.load(f).get("queues", {}).get("consumers", [])
+    conc = [c.get("max_concurrency") for c in consumers if "payout" in c.get("queue", "")]
     res.update(partners_due=n, seed_s=seed_s, accounts_s=t_acc, metrics=m, template_rows=counts, notes=t["notes"],
+               max_concurrency=conc[0] if conc else None,
                final=P.d1_state(db, t["program_id"]))
     log(f"payouts: {check['payouts_paid']:,} of {n:,} paid in {res['wall_s']:.1f} s, {res['crons']} cron runs, "
         f"{check['transfers']:,} transfers, {check['duplicates']} duplicates")
@@ -835,6 +842,14 @@ def payout_section(res, out):
         + (f"; deployed, the last run would start {(p['crons'] - 1) * 15} minutes after the first" if p['crons'] > 1 else ""))
     out(f"- consumer invocations (`payout_batches`): **{m.get('payout_batches', 'n/a')}**, "
         f"{m.get('payout_messages', 'n/a')} messages, {m.get('payouts_enqueued', 'n/a')} enqueued by the cron")
+    rate = p["payouts_paid"] / p["wall_s"] if p["wall_s"] else 0
+    out(f"- throughput: {rate:,.1f} payouts/s over the wall time")
+    if m.get("payout_batches") and p.get("max_concurrency"):
+        c = p["max_concurrency"]
+        out(f"  wrangler dev's local queue runs one consumer invocation at a time per queue (miniflare's broker "
+            f"ignores `max_concurrency`), so these invocations ran one after the other; deployed with "
+            f"`max_concurrency = {c}` (wrangler.toml) the same invocations would take about "
+            f"{p['wall_s'] / c:,.0f} s (wall time / {c}, an estimate, not measured)")
     out(f"- transfers (the fake's, every page of GET /v1/transfers): **{p['transfers']:,}** for {n:,} partners; "
         f"**duplicates {p['duplicates']}**, partners without one {p['partners_without_transfer']}, "
         f"to other accounts {p['transfers_elsewhere']}, amount differing from the payout's {p['amount_mismatches']}; "
