@@ -837,8 +837,11 @@ def payout_section(res, out):
         v = m.get(name)
         return "n/a" if not v else f"{v:,}"
 
-    out(f"- cron invocations: **{p['crons']}** (the Worker counted {fed('cron_runs')}); "
-        f"{'within' if p['crons'] <= 96 else 'MORE than'} one due day of the 15-minute cron (96 runs)"
+    if p["complete"]:
+        day = f"{'within' if p['crons'] <= 96 else 'MORE than'} one due day of the 15-minute cron (96 runs)"
+    else:
+        day = f"stopped there with payouts left (BENCH_PAYOUT_MAX_CRONS; 96 runs are one due day of the 15-minute cron)"
+    out(f"- cron invocations: **{p['crons']}** (the Worker counted {fed('cron_runs')}); {day}"
         + (f"; deployed, the last run would start {(p['crons'] - 1) * 15} minutes after the first" if p['crons'] > 1 else ""))
     out(f"- consumer invocations (`payout_batches`): **{m.get('payout_batches', 'n/a')}**, "
         f"{m.get('payout_messages', 'n/a')} messages, {m.get('payouts_enqueued', 'n/a')} enqueued by the cron")
