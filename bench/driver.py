@@ -830,7 +830,8 @@ def payout_section(res, out):
     out(f"## Payout run: {n:,} partners due today, test Stripe (tests/stripe_fake)")
     out("")
     ok = p["complete"] and p["transfers"] == n and p["duplicates"] == 0 and p["partners_without_transfer"] == 0
-    out(f"- wall time: **{p['wall_s']:.1f} s** from the first cron trigger until every payout was paid "
+    until = "until every payout was paid" if p["complete"] else "until the last cron run settled"
+    out(f"- wall time: **{p['wall_s']:.1f} s** from the first cron trigger {until} "
         f"({p['payouts_paid']:,} of {n:,} paid{'' if p['complete'] else ', NOT ALL'}); cron handler time "
         f"{p['cron_handler_s']:.1f} s of it")
     def fed(name):  # a counter that must be > 0 after this run: 0 means this build does not feed it
