@@ -964,7 +964,7 @@ def report(res):
             f"({r['rps']:,.0f} requests/s, p50 {r['p50_us'] / 1000:.2f} ms, errors {r['errors']})")
     if info.get("rows_written_per_click"):
         out(f"- D1 probe: one click INSERT into this schema's `clicks` is billed as {info['rows_written_per_click']} "
-            f"rows written (meta.rows_written: the row plus its index entries)")
+            f"rows written (meta.rows_written: the row, its index entries and what its triggers write)")
     text = "\n".join(lines) + "\n"
     print(text)
     os.makedirs(os.path.join(BENCH, "results"), exist_ok=True)
