@@ -71,6 +71,26 @@ class Procs:
             f.write(f"{p.pid}\n")
         return p
 
+    def stop(self, procs):
+        """Stops these processes (their groups) now; the rest keep running."""
+        for p in reversed(procs):
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.time() + 10
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.procs = [p for p in self.procs if p not in procs]
+
     def stop_all(self):
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # finish stopping, whatever comes
             signal.signal(sig, signal.SIG_IGN)
@@ -206,15 +226,33 @@ def d1_count(path, table):
     return d1_query(path, f"SELECT COUNT(*) FROM {table}")[0]
 
 
-def d1_click_bytes(path):
-    """Bytes the clicks table and its indexes occupy (dbstat when SQLite has it, else None)."""
+def d1_table_bytes(path, table):
+    """Bytes a table and all its indexes (primary key included) occupy, from SQLite's dbstat
+    (None when the table is missing or this SQLite has no dbstat)."""
     try:
-        row = d1_query(path, "SELECT SUM(pgsize) FROM dbstat WHERE name IN "
-                             "('clicks','clicks_link','clicks_partner','clicks_program') "
-                             "OR name LIKE 'sqlite_autoindex_clicks%'")
-        return row[0]
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            names = [r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE tbl_name = ? AND type IN ('table', 'index')", (table,))]
+            if not names:
+                return None
+            row = conn.execute(f"SELECT SUM(pgsize) FROM dbstat WHERE name IN ({','.join('?' * len(names))})",
+                               names).fetchone()
+            return {"bytes": row[0], "objects": names}
+        finally:
+            conn.close()
     except sqlite3.Error:
         return None
+
+
+def d1_click_bytes(path):
+    """Bytes the clicks table and its indexes occupy (dbstat when SQLite has it, else None)."""
+    b = d1_table_bytes(path, "clicks")
+    return b and b["bytes"]
+
+
+def d1_has_table(path, table):
+    return bool(d1_query(path, f"SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{table}'")[0])
 
 
 def clone_d1(src_path, persist, config, env):
@@ -249,6 +287,48 @@ def wait_drained(path, table, timeout=60.0, quiet=1.0):
     return last, max(0.0, since - t0)
 
 
+# -- Refport's isolate counters (GET /api/v1/metrics) ----------------------------------------------
+
+# Maxima, not sums: a run's value is the value after it, not a difference.
+MAX_COUNTERS = {"max_invocation_subrequests"}
+
+
+def get_metrics(port, admin):
+    """The counters of Refport's one isolate under `wrangler dev` ({} if this build has none)."""
+    try:
+        status, _, raw = request(port, "GET", "/api/v1/metrics", headers={"Authorization": f"Bearer {admin}"}, timeout=30)
+    except OSError:
+        return {}
+    if status != 200:
+        return {}
+    return json.loads(raw).get("counters", {})
+
+
+def metrics_delta(after, before):
+    return {k: (v if k in MAX_COUNTERS else v - before.get(k, 0)) for k, v in after.items()}
+
+
+def wait_clicks(db, rows_before, answered, metrics, m_before, timeout=120.0):
+    """Waits for the click rows of a redirect run: until there are as many as the clicks the
+    Worker queued (its `clicks_queued` counter; without it, the 302s wrk counted) and none has
+    arrived for 0.5 s, or until nothing has moved for 8 s (longer than the queue's 5 s batch
+    timeout: what is missing then is lost), or `timeout`. Returns (rows, seconds from the call
+    to the last new row)."""
+    t0 = time.monotonic()
+    last, since = d1_count(db, "clicks") - rows_before, t0
+    while time.monotonic() - t0 < timeout:
+        m = metrics_delta(metrics(), m_before) if metrics else {}
+        n = d1_count(db, "clicks") - rows_before
+        if n != last:
+            last, since = n, time.monotonic()
+        goal = max(m.get("clicks_queued", 0), answered)
+        quiet = time.monotonic() - since
+        if (n >= goal and quiet >= 0.5) or quiet >= 8.0:
+            break
+        time.sleep(0.2)
+    return last, max(0.0, since - t0)
+
+
 # -- wrk -------------------------------------------------------------------------------------------
 
 def run_wrk(port, path, seconds, mode, headers, threads, conns, extra_env=None):
@@ -267,7 +347,9 @@ def run_wrk(port, path, seconds, mode, headers, threads, conns, extra_env=None):
     ms = re.search(r"^BENCH_STATUS (\{.*\})$", r.stdout, re.M)
     if ms:
         st = json.loads(ms.group(1))
-        d["bad_statuses"], d["bad_sample"] = st["statuses"], st["sample"]
+        d["statuses"], d["sent"] = st["statuses"], st["sent"]
+        d["bad_statuses"] = {k: v for k, v in st["statuses"].items() if not 200 <= int(k) < 400}
+        d["bad_sample"] = st["sample"]
     d["rps"] = d["requests"] / (d["duration_us"] / 1e6)
     d["errors"] = d["connect_errors"] + d["read_errors"] + d["write_errors"] + d["status_errors"] + d["timeouts"]
     return d
@@ -438,18 +520,28 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
     }
     click_db = {"redirect": rp_db, "J+click": baselines.get("J+click:db")}
 
+    def rp_metrics():
+        return get_metrics(rp_port, admin)
+
     def one(t, secs):
         port, path, mode, headers, extra = specs[t]
         db = click_db.get(t)
+        on_refport = port == rp_port
+        m_before = rp_metrics() if on_refport else None
         before = d1_count(db, "clicks") if db else None
         ev_before = d1_count(rp_db, "events") if t == "sale" else None
         r = run_wrk(port, path, secs, mode, headers, threads, conns, extra)
         if db:
             at_end = d1_count(db, "clicks")
-            drained, drain_s = wait_drained(db, "clicks")
-            r.update(clicks_during=at_end - before, clicks_total=drained - before, drain_s=drain_s)
+            answered = r.get("statuses", {}).get("302", r["requests"])
+            drained, drain_s = wait_clicks(db, before, answered, rp_metrics if t == "redirect" else None, m_before)
+            r.update(clicks_during=at_end - before, clicks_total=drained, drain_s=drain_s)
         if ev_before is not None:
             r["events_written"] = d1_count(rp_db, "events") - ev_before
+        if on_refport:
+            if not db:
+                time.sleep(0.3)  # the requests wrk left in flight finish
+            r["metrics"] = metrics_delta(rp_metrics(), m_before)
         return r
 
     if warmup:
@@ -464,7 +556,9 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
             r = one(t, seconds)
             runs[t].append(r)
             log(f"round {rnd + 1}/{rounds} {t:12s} {r['rps']:9.0f} req/s  p50 {r['p50_us'] / 1000:7.2f} ms  "
-                f"p99 {r['p99_us'] / 1000:7.2f} ms  errors {r['errors']}")
+                f"p99 {r['p99_us'] / 1000:7.2f} ms  errors {r['errors']}"
+                + (f"  clicks {r['clicks_total']} for {r.get('statuses', {}).get('302', 0)} 302s "
+                   f"({r.get('sent', 0)} sent)" if "clicks_total" in r else ""))
 
     probes = {}
     if probe:
@@ -479,16 +573,300 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
             log(f"d1 probe {name:6s} {r['rows_per_s']:9.0f} rows/s  ({r['rps']:.0f} req/s, p50 {r['p50_us'] / 1000:.2f} ms, "
                 f"errors {r['errors']})")
         probes["_storage"] = {"rows": d1_count(db, "clicks"), "bytes": d1_click_bytes(db)}
+    # The whole Refport instance: every click row against every redirect and click its isolate
+    # counted (setup click, warm-up and rounds), and the storage the clicks take.
+    rp_final = rp_metrics()
+    storage = {"clicks": d1_count(rp_db, "clicks"), "clicks_bytes": d1_table_bytes(rp_db, "clicks")}
+    if d1_has_table(rp_db, "daily_stats"):
+        storage["daily_stats_rows"] = d1_count(rp_db, "daily_stats")
+        storage["daily_stats_bytes"] = d1_table_bytes(rp_db, "daily_stats")
     info["loadavg_end"] = os.getloadavg()
+
+    payout = None
+    n_payout = int(os.environ.get("BENCH_PAYOUT_PARTNERS", "200" if a.smoke else "10000"))
+    if os.environ.get("BENCH_PAYOUT", "1") != "0" and n_payout > 0:
+        # The payout run gets the machine to itself: everything above is stopped first.
+        procs.stop(list(procs.procs))
+        payout = payout_run(a, procs, ports, env, secrets, admin, n_payout)
     return {"info": info, "startup": startup, "runs": runs, "targets": targets,
-            "d1": {"clicks": d1_count(rp_db, "clicks"), "click_bytes": d1_click_bytes(rp_db)},
-            "probes": probes}
+            "d1": {"clicks": storage["clicks"], "click_bytes": storage["clicks_bytes"] and storage["clicks_bytes"]["bytes"]},
+            "storage": storage, "metrics_final": rp_final, "probes": probes, "payout": payout}
+
+
+def payout_run(a, procs, ports, env, secrets, admin, n):
+    """Section (d): N partners due today paid through the Stripe fake (see bench/payouts.py)."""
+    import payouts as P
+    t_seed = time.monotonic()
+    work = os.path.join(a.work, "payouts")
+    os.makedirs(work)
+    # The Stripe fake, its own process (started the way its README says; READY <port> when listening).
+    fport = ports.take()
+    fp = procs.spawn("stripe-fake", [sys.executable, os.path.join(ROOT, "tests", "stripe_fake", "server.py"),
+                                     "--port", str(fport)], dict(os.environ))
+
+    def fake_ready():
+        if fp.poll() is not None:
+            raise RuntimeError("the Stripe fake exited:\n" + open(fp.bench_log).read()[-3000:])
+        return "READY" in open(fp.bench_log).read()
+
+    P.wait_for("the Stripe fake", fake_ready, timeout=30)
+    fake = P.Http(fport, keepalive=False)
+    fake_base = f"http://127.0.0.1:{fport}"
+    # The vars the e2e tests give the Worker (tests/conftest.py), plus knobs.
+    dev_vars = {"STRIPE_API_BASE": fake_base, "PAYOUT_RECONCILE_AFTER_SECONDS": "0", "PAYOUT_PAUSE_MAX_SECONDS": "1",
+                "STRIPE_TIMEOUT_SECONDS": os.environ.get("BENCH_STRIPE_TIMEOUT", "2")}
+    if os.environ.get("BENCH_WORKERS_PLAN"):
+        dev_vars["WORKERS_PLAN"] = os.environ["BENCH_WORKERS_PLAN"]
+    extra = [x for k, v in dev_vars.items() for x in ("--var", f"{k}:{v}")]
+    log("payouts: applying the D1 migrations to a fresh local D1")
+    wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", work], env)
+    port, insp = ports.take(), ports.take()
+    p = start_dev(procs, "refport-payouts", port, insp, work, env, extra=extra)
+    wait_ready(p, port, "/api/v1/health", (200,))
+    db = d1_file(work)
+    rp = P.Http(port)
+    t = P.make_template(rp, admin, fake, secrets, db, BROWSER_UA)
+    log(f"payouts: template partner {t['partner_id']} made through the API (account {t['account']}, "
+        f"{t['amount']} owed); {n - 1:,} more accounts in the fake")
+    now = int(time.time() * 1000)
+    pids = [P.ulid_id("pn", now) for _ in range(n - 1)]
+    emails = [f"p{k + 2}@payouts.bench.test" for k in range(n - 1)]
+    t_acc = time.monotonic()
+    accounts = P.make_accounts(fake, secrets["STRIPE_SECRET_KEY"], pids, emails)
+    t_acc = time.monotonic() - t_acc
+    # The copies go into the D1 file while no Worker has it open.
+    procs.stop([p])
+    counts = P.clone_template(db, t, n - 1, accounts, pids, emails, secrets.get("IP_HASH_SALT"))
+    log(f"payouts: {n - 1:,} copies of the template's rows {counts} written to the local D1; restarting")
+    port, insp = ports.take(), ports.take()
+    rp = P.Http(port)
+    p = start_dev(procs, "refport-payouts-2", port, insp, work, env, extra=extra)
+    wait_ready(p, port, "/api/v1/health", (200,))
+    state = P.d1_state(db, t["program_id"])
+    if state.get("unclaimed") != n:
+        raise RuntimeError(f"seeded {state.get('unclaimed')} partners with approved balances, expected {n}")
+    fake.json("POST", "/_control/balance", {"currency": "usd", "amount": 100 * n * t["amount"]})
+    seed_s = time.monotonic() - t_seed
+    max_crons = int(os.environ.get("BENCH_PAYOUT_MAX_CRONS", "96"))
+    log(f"payouts: {n:,} partners due today (seeding took {seed_s:.0f} s); triggering the cron (at most {max_crons} runs)")
+
+    def metrics():
+        return get_metrics(port, admin)
+
+    res = P.run_crons(rp, db, t["program_id"], n, metrics, max_crons, log)
+    time.sleep(0.5)
+    m = metrics()
+    transfers = P.fake_transfers(fake, secrets["STRIPE_SECRET_KEY"])
+    check = P.verify(db, t["program_id"], transfers)
+    res.update(check)
+    for note in t["notes"]:
+        log(f"payouts: note: {note}")
+    # The payouts consumer's configured concurrency: wrangler dev's local queue (miniflare's
+    # broker) dispatches one batch at a time per queue, whatever max_concurrency says.
+    import tomllib
+    with open(os.path.join(ROOT, "wrangler.toml"), "rb") as f:
+        consumers = tomllib.load(f).get("queues", {}).get("consumers", [])
+    conc = [c.get("max_concurrency") for c in consumers if "payout" in c.get("queue", "")]
+    res.update(partners_due=n, seed_s=seed_s, accounts_s=t_acc, metrics=m, template_rows=counts, notes=t["notes"],
+               max_concurrency=conc[0] if conc else None,
+               final=P.d1_state(db, t["program_id"]))
+    log(f"payouts: {check['payouts_paid']:,} of {n:,} paid in {res['wall_s']:.1f} s, {res['crons']} cron runs, "
+        f"{check['transfers']:,} transfers, {check['duplicates']} duplicates")
+    return res
 
 
 # -- report ----------------------------------------------------------------------------------------
 
 def med(xs):
     return statistics.median(xs) if xs else None
+
+
+def fmt_ratio(num, den, digits=2):
+    return f"{num / den:.{digits}f}" if den else "n/a"
+
+
+def loud(out, msg):
+    out("")
+    out(f"**!! {msg} !!**")
+    log(f"!! {msg} !!")
+
+
+def clicks_section(res, out):
+    """(b) clicks lost, per-redirect D1/KV work, (c) rows written and bytes per click."""
+    runs, targets = res["runs"], res["targets"]
+    final = res.get("metrics_final") or {}
+    st = res.get("storage") or {}
+    out("")
+    out("## Clicks: lost, work per redirect, rows and bytes per click")
+    out("")
+    if "redirect" in targets:
+        rs = runs["redirect"]
+        sums = {}
+        for r in rs:
+            for k, v in (r.get("metrics") or {}).items():
+                if k not in MAX_COUNTERS:
+                    sums[k] = sums.get(k, 0) + v
+        answered = sum(r.get("statuses", {}).get("302", 0) for r in rs)
+        other = sum(v for r in rs for k, v in r.get("statuses", {}).items() if k != "302")
+        sent = sum(r.get("sent", 0) for r in rs)
+        rows = sum(r["clicks_total"] for r in rs)
+        counted = sums.get("redirects", 0)
+        if counted:
+            lost = counted - rows
+            basis = f"{counted:,} redirects the Worker counted (its `redirects` counter)"
+        else:
+            # Without the Worker's count: the 302s wrk received are a lower bound of the redirects
+            # served (the up to -c requests in flight when wrk stops are served too, uncounted).
+            lost = max(0, answered - rows)
+            basis = (f"{answered:,} redirects answered 302 to wrk (the Worker's `redirects` counter is not fed by this "
+                     f"build; the {rows - answered:+,} rows beyond them are requests wrk left in flight)")
+        queued, inserted = sums.get("clicks_queued", 0), sums.get("clicks_inserted", 0)
+        out(f"- **clicks lost: {lost:,}** (must be 0) = {basis} - {rows:,} click rows in Refport's D1 after the "
+            f"queue drained, over the {len(rs)} timed round(s). wrk: {sent:,} GETs sent, every one with a browser "
+            f"user agent, {answered:,} answered 302, {other:,} answered otherwise. The Worker queued {queued:,} clicks "
+            f"({sums.get('click_queue_failures', 0):,} sends failed); its consumer inserted {inserted:,} in "
+            f"{sums.get('click_batches', 0):,} batches ({sums.get('click_batch_failures', 0):,} failed, "
+            f"{sums.get('click_messages', 0):,} messages). Last row {max(r['drain_s'] for r in rs):.1f} s after "
+            f"the load stopped (worst round).")
+        if other:
+            loud(out, f"{other} redirect answers were not 302: those requests were not counted clicks")
+        if lost != 0 or rows < answered:
+            loud(out, f"CLICKS LOST: {lost} (redirects counted {counted or 'n/a'}, 302s seen by wrk {answered}, rows {rows})")
+        if rows > sent:
+            loud(out, f"more click rows ({rows}) than requests sent ({sent}): duplicates")
+        if queued and queued != rows:
+            loud(out, f"the Worker queued {queued} clicks but {rows} rows arrived")
+        if queued and inserted != rows:
+            loud(out, f"the consumer's `clicks_inserted` counter says {inserted} for {rows} new rows "
+                      f"({fmt_ratio(inserted, rows)} per row): the counter is off (D1's meta.changes also counts "
+                      f"rows a trigger changed, e.g. the daily_stats upsert)")
+        tot_redirects = final.get("redirects", 0)
+        if tot_redirects:
+            out(f"- whole run (setup click, warm-up, rounds): {tot_redirects:,} redirects counted by the Worker, "
+                f"{st.get('clicks', 0):,} click rows, {final.get('clicks_queued', 0):,} queued, "
+                f"{final.get('clicks_inserted', 0):,} inserted: {tot_redirects - st.get('clicks', 0):,} missing")
+        # Work per redirect over the timed rounds (the cache is warm: setup and warm-up filled it).
+        if counted:
+            out(f"- per redirect over the timed rounds (warm cache): "
+                f"**{fmt_ratio(sums.get('redirect_d1_queries', 0), counted, 3)} D1 queries** (must be 0), "
+                f"{fmt_ratio(sums.get('redirect_kv_reads', 0), counted, 3)} KV reads, "
+                f"{fmt_ratio(sums.get('redirect_isolate_cache_hits', 0), counted, 3)} isolate-cache hits "
+                f"({sums.get('redirect_isolate_cache_hits', 0):,} of {counted:,})")
+            if sums.get("redirect_d1_queries", 0):
+                loud(out, f"{sums['redirect_d1_queries']} D1 queries on redirects with a warm cache")
+            if "d1_calls" in sums or "kv_reads" in sums:
+                out(f"  every D1 call and KV read of the Worker while the redirect ran, its queue consumer "
+                    f"included: {fmt_ratio(sums.get('d1_calls', 0), counted, 3)} D1 calls and "
+                    f"{fmt_ratio(sums.get('kv_reads', 0), counted, 3)} KV reads per redirect")
+        else:
+            out("- per redirect D1 queries / KV reads: n/a (this build does not feed the redirect counters)")
+    # (c) rows written and bytes per click.
+    if final.get("clicks_inserted"):
+        written, stored = final.get("click_rows_written", 0), st.get("clicks", 0)
+        out(f"- D1 rows written per click: **{fmt_ratio(written, final['clicks_inserted'])}** (sum of meta.rows_written "
+            f"of the click batches / the `clicks_inserted` counter: {written:,} / {final['clicks_inserted']:,}, whole run); "
+            f"per click row stored: **{fmt_ratio(written, stored)}** ({written:,} / {stored:,} rows in `clicks`)")
+    else:
+        out("- D1 rows written per click: n/a (no click batch counted by this build; the D1 probe's line below "
+            "gives one INSERT's meta.rows_written)")
+    per = None
+    samples = []
+    cb = st.get("clicks_bytes")
+    if cb and cb.get("bytes"):
+        samples.append((st["clicks"], cb["bytes"], "Refport's D1", cb["objects"]))
+    pst = (res.get("probes") or {}).get("_storage")
+    if pst and pst.get("bytes"):
+        samples.append((pst["rows"], pst["bytes"], "the D1 probe's copy of it", None))
+    samples = [x for x in samples if x[0] and x[0] >= 1000]  # fewer rows: page overhead dominates
+    if samples:
+        rows_, nbytes, where, objs = max(samples, key=lambda x: x[0])
+        per = nbytes / rows_
+        out(f"- storage: **{per:.0f} bytes per retained click** = {nbytes:,} bytes for {rows_:,} clicks in {where} "
+            f"(SQLite dbstat over `clicks` and its indexes{': ' + ', '.join(objs) if objs else ''})")
+        cap = 10e9 / per
+        out(f"  => one 10 GB D1 database holds about **{cap / 1e6:,.0f} million clicks**: "
+            f"{cap / 86400 / 100:,.1f} days at a sustained 100 clicks/s, {cap / 86400 / 1000:,.2f} days at 1,000 clicks/s")
+    else:
+        out(f"- storage per click: n/a (fewer than 1,000 click rows: {st.get('clicks', 0):,})")
+    if "daily_stats_rows" in st:
+        db_ = st.get("daily_stats_bytes") or {}
+        rows_ = st["daily_stats_rows"]
+        per_row = f", {fmt_ratio(db_.get('bytes') or 0, rows_, 0)} bytes per row" if rows_ >= 100 else \
+            " (too few rows for a per-row figure: pages dominate)"
+        out(f"- daily rollup `daily_stats` (its own line, not in the bytes per click): {rows_:,} rows, "
+            f"{db_.get('bytes') or 0:,} bytes with its indexes{per_row}; one row per (link, day, currency) "
+            f"whatever the clicks")
+
+
+def d1_round_trips(res, out):
+    runs, targets = res["runs"], res["targets"]
+    lines = []
+    for t in ("sale", "sale-replay"):
+        if t not in targets:
+            continue
+        rs = runs[t]
+        served = sum(r.get("sent", r["requests"]) for r in rs)
+        calls = [r.get("metrics", {}).get("d1_calls") for r in rs]
+        if any(c is None for c in calls):
+            lines.append(f"- {LABELS[t]}: D1 round trips per request n/a (this build has no `d1_calls` counter)")
+        else:
+            lines.append(f"- {LABELS[t]}: **{fmt_ratio(sum(calls), served)} D1 round trips per request** "
+                         f"({sum(calls):,} D1 calls for {served:,} requests sent, timed rounds)")
+    if lines:
+        out("")
+        out("## D1 round trips per request")
+        out("")
+        for x in lines:
+            out(x)
+
+
+def payout_section(res, out):
+    p = res.get("payout")
+    if not p:
+        return
+    m = p.get("metrics") or {}
+    n = p["partners_due"]
+    out("")
+    out(f"## Payout run: {n:,} partners due today, test Stripe (tests/stripe_fake)")
+    out("")
+    ok = p["complete"] and p["transfers"] == n and p["duplicates"] == 0 and p["partners_without_transfer"] == 0
+    until = "until every payout was paid" if p["complete"] else "until the last cron run settled"
+    out(f"- wall time: **{p['wall_s']:.1f} s** from the first cron trigger {until} "
+        f"({p['payouts_paid']:,} of {n:,} paid{'' if p['complete'] else ', NOT ALL'}); cron handler time "
+        f"{p['cron_handler_s']:.1f} s of it")
+    def fed(name):  # a counter that must be > 0 after this run: 0 means this build does not feed it
+        v = m.get(name)
+        return "n/a" if not v else f"{v:,}"
+
+    if p["complete"]:
+        day = f"{'within' if p['crons'] <= 96 else 'MORE than'} one due day of the 15-minute cron (96 runs)"
+    else:
+        day = f"stopped there with payouts left (BENCH_PAYOUT_MAX_CRONS; 96 runs are one due day of the 15-minute cron)"
+    out(f"- cron invocations: **{p['crons']}** (the Worker counted {fed('cron_runs')}); {day}"
+        + (f"; deployed, the last run would start {(p['crons'] - 1) * 15} minutes after the first" if p['crons'] > 1 else ""))
+    out(f"- consumer invocations (`payout_batches`): **{m.get('payout_batches', 'n/a')}**, "
+        f"{m.get('payout_messages', 'n/a')} messages, {m.get('payouts_enqueued', 'n/a')} enqueued by the cron")
+    rate = p["payouts_paid"] / p["wall_s"] if p["wall_s"] else 0
+    out(f"- throughput: {rate:,.1f} payouts/s over the wall time")
+    if m.get("payout_batches") and p.get("max_concurrency"):
+        c = p["max_concurrency"]
+        out(f"  wrangler dev's local queue runs one consumer invocation at a time per queue (miniflare's broker "
+            f"ignores `max_concurrency`), so these invocations ran one after the other; deployed with "
+            f"`max_concurrency = {c}` (wrangler.toml) the same invocations would take about "
+            f"{p['wall_s'] / c:,.0f} s (wall time / {c}, an estimate, not measured)")
+    out(f"- transfers (the fake's, every page of GET /v1/transfers): **{p['transfers']:,}** for {n:,} partners; "
+        f"**duplicates {p['duplicates']}**, partners without one {p['partners_without_transfer']}, "
+        f"to other accounts {p['transfers_elsewhere']}, amount differing from the payout's {p['amount_mismatches']}; "
+        f"the Worker counted {fed('transfers_sent')} sent; D1: partners paid twice {p['partners_paid_twice_in_d1']}")
+    out(f"- max subrequests in one invocation (`max_invocation_subrequests`): **{fed('max_invocation_subrequests')}**")
+    out(f"- seeding (template through the API, {n - 1:,} accounts in the fake in {p['accounts_s']:.0f} s, "
+        f"rows copied in the local D1, restart): {p['seed_s']:.0f} s, not part of the wall time")
+    for note in p.get("notes") or []:
+        out(f"- note (seeding through the API): {note}; the change itself was made (read back)")
+    if not ok:
+        loud(out, f"PAYOUT RUN NOT CLEAN: paid {p['payouts_paid']}/{n}, transfers {p['transfers']}, "
+                  f"duplicates {p['duplicates']}, missing {p['partners_without_transfer']}, "
+                  f"complete {p['complete']} after {p['crons']} cron runs")
 
 
 def report(res):
@@ -550,6 +928,10 @@ def report(res):
     if "Refport" in st and "baseline L" in st:
         out(f"  (Refport minus baseline L: {st['Refport'] - st['baseline L']:+.2f} s: bundling, loading and compiling its wasm, one sample each)")
 
+    clicks_section(res, out)
+    d1_round_trips(res, out)
+    payout_section(res, out)
+
     # D1 write numbers for the scale note.
     out("")
     out("## D1 writes (local D1 under wrangler dev: measured here)")
@@ -564,16 +946,15 @@ def report(res):
         reqs = sum(r["requests"] for r in rs)
         drain = max(r["drain_s"] for r in rs)
         out(f"- {LABELS[t]}: {served:,.0f} redirects/s served, {during:,.0f} click rows/s written during the run "
-            f"(median); after draining, {total:,} click rows for {reqs:,} redirects wrk counted (wrk leaves out "
-            f"the <= {res['info']['connections']} in flight when it stops); the waitUntil backlog drained "
-            f"{drain:.1f} s after the load stopped (worst round)")
+            f"(median); after draining, {total:,} click rows for {reqs:,} redirects wrk counted; the last click "
+            f"row arrived {drain:.1f} s after the load stopped (worst round)")
     if "sale" in targets:
         rs = runs["sale"]
         ev = sum(r.get("events_written", 0) for r in rs)
         out(f"- track/sale, unique invoice: {agg['sale']['rps']:,.0f} sales/s, each one atomic D1 batch "
             f"(event + commission rows and their reads); {ev:,} sale events written for {agg['sale']['requests']:,} answers")
     pr = res.get("probes") or {}
-    names = {"single": "one-row INSERT per query, 50 queries per request, 4 requests in flight (the redirect's write)",
+    names = {"single": "one-row INSERT per query, 50 queries per request, 4 requests in flight",
              "batch": "db.batch() of 100 one-row INSERTs",
              "multi": "multi-row INSERT, 11 rows per statement, 100 rows per batch"}
     for k, r in pr.items():
@@ -582,25 +963,8 @@ def report(res):
         out(f"- D1 probe, {names[k]}: {r['rows_per_s']:,.0f} click rows/s "
             f"({r['rps']:,.0f} requests/s, p50 {r['p50_us'] / 1000:.2f} ms, errors {r['errors']})")
     if info.get("rows_written_per_click"):
-        out(f"- D1 bills one click INSERT as {info['rows_written_per_click']} rows written "
-            f"(meta.rows_written: the row plus its index entries)")
-    # Bytes per click from SQLite's dbstat (clicks table + primary key + 3 indexes), on whichever
-    # of Refport's D1 and the probe's copy holds more clicks.
-    per = None
-    samples = [(res["d1"]["clicks"], res["d1"]["click_bytes"], "Refport's D1")]
-    st_ = pr.get("_storage")
-    if st_:
-        samples.append((st_["rows"], st_["bytes"], "the D1 probe's copy"))
-    samples = [x for x in samples if x[0] and x[0] >= 1000 and x[1]]  # fewer rows: page overhead dominates
-    if samples:
-        rows, nbytes, where = max(samples)
-        per = nbytes / rows
-        out(f"- storage: {nbytes:,} bytes for {rows:,} clicks in {where} = {per:.0f} bytes per click "
-            f"(row + primary key + 3 indexes, SQLite dbstat)")
-    if per:
-        cap = 10e9 / per
-        out(f"  => one 10 GB D1 database holds about {cap / 1e6:,.0f} million clicks: "
-            f"{cap / 86400 / 100:,.1f} days at a sustained 100 clicks/s, {cap / 86400 / 1000:,.2f} days at 1,000 clicks/s")
+        out(f"- D1 probe: one click INSERT into this schema's `clicks` is billed as {info['rows_written_per_click']} "
+            f"rows written (meta.rows_written: the row, its index entries and what its triggers write)")
     text = "\n".join(lines) + "\n"
     print(text)
     os.makedirs(os.path.join(BENCH, "results"), exist_ok=True)

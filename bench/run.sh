@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Refport benchmark: `make bench` (builds release first, then runs this), or directly:
 #   bash bench/run.sh            full run: BENCH_SECONDS (10) per target per round, BENCH_ROUNDS (3)
-#   bash bench/run.sh --smoke    2-second single round: checks that every target works
+#   bash bench/run.sh --smoke    2-second single round, 200-partner payout run: checks that all works
 # Other knobs: BENCH_WARMUP (2 s per target), BENCH_THREADS (2), BENCH_CONNECTIONS (16),
 # BENCH_TARGETS (comma list of L,J,J+click,redirect,sale,sale-replay), BENCH_D1_PROBE=0 (skip
 # the D1 probe), BENCH_PORTS (8900-8999), BENCH_KEEP=1 (keep the work dir under /tmp).
+# Payout run: BENCH_PAYOUT=0 (skip), BENCH_PAYOUT_PARTNERS (10000; smoke 200),
+# BENCH_PAYOUT_MAX_CRONS (96), BENCH_STRIPE_TIMEOUT (2), BENCH_WORKERS_PLAN (free|paid).
 # Prints the table and writes it to bench/results/latest.md (a smoke run: smoke.md), + .json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +17,7 @@ SMOKE=()
 for arg in "$@"; do
   case "$arg" in
     --smoke) SMOKE=(--smoke) ;;
-    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $arg (try --smoke)" >&2; exit 2 ;;
   esac
 done
