@@ -11,6 +11,7 @@
 //! - who gets paid, and when:        [`payout`]
 //! - embed tokens, webhook signatures, key hashing: [`token`], [`crypto`]
 //! - program / link / partner input: [`program`], [`link`], [`partner`]
+//! - parsing http(s) URLs:           [`weburl`]
 
 pub mod attribution;
 pub mod click;
@@ -28,4 +29,5 @@ pub mod rules;
 pub mod time;
 pub mod token;
 pub mod transfer;
+pub mod weburl;
 pub mod wire;
