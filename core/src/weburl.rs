@@ -961,6 +961,7 @@ mod tests {
             "xn--tda.example",
             "xn--1ug.example",
             "xn--nvg.xn--cjb",
+            "xn--Nvg.xN--CJb",
             "xn--4db.xn--ghb",
         ] {
             agrees_through_lenient_runtime(d).unwrap();
