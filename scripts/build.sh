@@ -12,6 +12,12 @@ export WASM_OPT_BIN="${WASM_OPT_BIN:-$PWD/node_modules/.bin/wasm-opt}"
 worker-build --release
 # Size/speed pass on the wasm-bindgen output: the same feature set worker-build enables, minus
 # the names section it keeps (panic messages still carry their text via console_error_panic_hook).
-"$WASM_OPT_BIN" build/index_bg.wasm -o build/index_bg.wasm -Oz --strip-debug --strip-producers \
+# -Os compresses better than -Oz here (the shipped size is gzip's; ~0.3% smaller) and runs faster;
+# --generate-global-effects first lets it use each function's computed side effects.
+# --low-memory-unused lets wasm-opt fold constant offsets into loads and stores (~1.7 KB of gzip):
+# it assumes nothing lives below address 1024, true of Rust's layout (data from 1 MiB, the 1 MiB
+# stack below it growing down, so only a stack about to overflow reaches those bytes).
+"$WASM_OPT_BIN" build/index_bg.wasm -o build/index_bg.wasm --generate-global-effects -Os --low-memory-unused \
+  --strip-debug --strip-producers \
   --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory \
   --enable-multivalue --enable-reference-types --enable-exception-handling

@@ -8,6 +8,7 @@ use crate::http::{headers, respond};
 use crate::state::{now_ms, AppState};
 use crate::store::programs;
 use refport_core::token::verify_embed;
+use refport_core::weburl::HttpUrl;
 use worker::{Env, Headers, Request, Response};
 
 const ERROR_PAGE: &str = "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
@@ -56,8 +57,11 @@ pub async fn portal(req: Request, env: Env) -> Response {
 }
 
 async fn serve_portal(req: Request, env: Env) -> worker::Result<Response> {
-    let url = req.url()?;
-    let token = url.query_pairs().find(|(k, _)| k == "token").map(|(_, v)| v.into_owned()).unwrap_or_default();
+    let url = HttpUrl::parse(&req.inner().url()).map_err(|e| worker::Error::RustError(format!("request URL: {e}")))?;
+    let token = form_urlencoded::parse(url.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
     let state = AppState::load(&env)?;
     let secret = state.secrets.embed_token.as_ref().map(|s| s.bytes()).unwrap_or_default();
     let Ok(claims) = verify_embed(secret, &token, now_ms()) else {
@@ -68,9 +72,7 @@ async fn serve_portal(req: Request, env: Env) -> worker::Result<Response> {
         _ => return Ok(html(401, ERROR_PAGE)),
     };
     let assets = state.assets()?;
-    let mut asset = assets
-        .fetch(format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or("localhost"), url.path()), None)
-        .await?;
+    let mut asset = assets.fetch(format!("{}://{}{}", url.scheme(), url.host(), url.path()), None).await?;
     if asset.status_code() != 200 {
         return Ok(asset);
     }

@@ -134,7 +134,7 @@ pub struct Stripe {
 
 /// `application/x-www-form-urlencoded` of (bracketed key, value) pairs.
 pub fn form(params: &[(&str, String)]) -> String {
-    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    let mut s = form_urlencoded::Serializer::new(String::new());
     for (k, v) in params {
         s.append_pair(k, v);
     }

@@ -6,7 +6,7 @@
 use crate::http::error::ApiResult;
 use crate::state::{now_ms, AppState};
 use crate::store::webhook_deliveries;
-use base64::Engine;
+use base64ct::Encoding as _;
 use refport_core::crypto::hmac_sha256_hex;
 use refport_core::time::rfc3339;
 use refport_core::token::sign_payload;
@@ -26,7 +26,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub fn endpoint_secret(state: &AppState, endpoint_id: &str) -> Option<String> {
     let key = state.secrets.webhook_signing.as_ref()?;
     let mac = hex::decode(hmac_sha256_hex(key.bytes(), endpoint_id.as_bytes())).ok()?;
-    Some(format!("whsec_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac)))
+    Some(format!("whsec_{}", base64ct::Base64UrlUnpadded::encode_string(&mac)))
 }
 
 /// Delivers up to `limit` due deliveries; answers how many were delivered.

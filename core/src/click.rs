@@ -97,11 +97,8 @@ pub fn attribution_cookie(click_id: &str, window_days: u32, cookie_domain: Optio
 
 /// The host of a `Referer` header, lower-case, if it is an absolute http(s) URL.
 pub fn referrer_host(referer: Option<&str>) -> Option<String> {
-    let u = url::Url::parse(referer?).ok()?;
-    if u.scheme() != "http" && u.scheme() != "https" {
-        return None;
-    }
-    u.host_str().map(|h| h.to_ascii_lowercase())
+    // Other schemes are refused by the parser.
+    crate::weburl::HttpUrl::parse(referer?).ok().map(|u| u.host().to_string())
 }
 
 /// A two-letter country code from Cloudflare's `CF-IPCountry` / `request.cf.country`.

@@ -12,6 +12,7 @@
 //! - click ids a lead can verify without a row: [`click_id`]
 //! - embed tokens, webhook signatures, key hashing: [`token`], [`crypto`]
 //! - program / link / partner input: [`program`], [`link`], [`partner`]
+//! - parsing http(s) URLs:           [`weburl`]
 
 pub mod attribution;
 pub mod click;
@@ -31,4 +32,5 @@ pub mod stats;
 pub mod time;
 pub mod token;
 pub mod transfer;
+pub mod weburl;
 pub mod wire;

@@ -2,7 +2,7 @@
 //! redirect), and the redirect target with `refport_id` appended.
 
 use crate::error::Invalid;
-use url::Url;
+use crate::weburl::{HttpUrl, ParseError};
 
 /// Paths the Worker serves itself on every host: a link key may never shadow them.
 pub const RESERVED_KEYS: &[&str] = &[
@@ -70,20 +70,22 @@ pub fn parse_hostname(field: &str, s: &str) -> Result<String, Invalid> {
 }
 
 /// A destination URL: absolute http(s), no credentials, host among the program's allowed hosts.
-pub fn parse_destination(s: &str, allowed_hosts: &[String]) -> Result<Url, Invalid> {
+pub fn parse_destination(s: &str, allowed_hosts: &[String]) -> Result<HttpUrl, Invalid> {
     if s.len() > MAX_URL_LEN {
         return Err(Invalid::new("url", "invalid_url", format!("url must be at most {MAX_URL_LEN} characters")));
     }
-    let u = Url::parse(s)
-        .map_err(|e| Invalid::new("url", "invalid_url", format!("url is not a valid absolute URL ({e})")))?;
-    if u.scheme() != "https" && u.scheme() != "http" {
-        return Err(Invalid::new("url", "invalid_url", "url must use http or https"));
-    }
-    if !u.username().is_empty() || u.password().is_some() {
+    let u = match HttpUrl::parse(s) {
+        Ok(u) => u,
+        Err(ParseError::NotHttp) => return Err(Invalid::new("url", "invalid_url", "url must use http or https")),
+        Err(e) => {
+            return Err(Invalid::new("url", "invalid_url", format!("url is not a valid absolute URL ({e})")));
+        }
+    };
+    if u.has_credentials() {
         return Err(Invalid::new("url", "invalid_url", "url must not contain credentials"));
     }
-    let host = u.host_str().unwrap_or("").to_ascii_lowercase();
-    if !allowed_hosts.contains(&host) {
+    let host = u.host();
+    if !allowed_hosts.iter().any(|h| h == host) {
         return Err(Invalid::new(
             "url",
             "host_not_allowed",
@@ -96,7 +98,7 @@ pub fn parse_destination(s: &str, allowed_hosts: &[String]) -> Result<Url, Inval
 /// The redirect target: the destination with `refport_id={click_id}` in its query (replacing
 /// any `refport_id` already there), other parameters and the fragment preserved as they were.
 pub fn redirect_location(destination: &str, click_id: &str) -> String {
-    let Ok(mut u) = Url::parse(destination) else {
+    let Ok(u) = HttpUrl::parse(destination) else {
         return destination.to_string();
     };
     let kept: Option<String> = u.query().map(|q| {
@@ -107,10 +109,9 @@ pub fn redirect_location(destination: &str, click_id: &str) -> String {
     });
     let param = format!("refport_id={click_id}");
     match kept {
-        Some(q) if !q.is_empty() => u.set_query(Some(&format!("{q}&{param}"))),
-        _ => u.set_query(Some(&param)),
+        Some(q) if !q.is_empty() => u.with_query(&format!("{q}&{param}")),
+        _ => u.with_query(&param),
     }
-    u.into()
 }
 
 /// `https://{domain}/{key}`

@@ -14,32 +14,37 @@ pub struct Currency {
     exponent: u8,
 }
 
+// The tables are space-separated codes in one string each: a `&[&str]` would add a pointer and
+// a length per code to the Worker's wasm.
 /// Stripe's zero-decimal currencies (amounts are whole units).
-const ZERO_DECIMAL: &[&str] =
-    &["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"];
+const ZERO_DECIMAL: &str = "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf";
 /// Three-decimal currencies (1 unit = 1000 minor units).
-const THREE_DECIMAL: &[&str] = &["bhd", "jod", "kwd", "omr", "tnd"];
+const THREE_DECIMAL: &str = "bhd jod kwd omr tnd";
 /// Two-decimal currencies Stripe settles in (ISO 4217, lower-case).
-const TWO_DECIMAL: &[&str] = &[
-    "aed", "afn", "all", "amd", "ang", "aoa", "ars", "aud", "awg", "azn", "bam", "bbd", "bdt", "bgn", "bmd", "bnd",
-    "bob", "brl", "bsd", "bwp", "byn", "bzd", "cad", "cdf", "chf", "cny", "cop", "crc", "cve", "czk", "dkk", "dop",
-    "dzd", "egp", "etb", "eur", "fjd", "fkp", "gbp", "gel", "gip", "gmd", "gtq", "gyd", "hkd", "hnl", "htg", "huf",
-    "idr", "ils", "inr", "isk", "jmd", "kes", "kgs", "khr", "kyd", "kzt", "lak", "lbp", "lkr", "lrd", "lsl", "mad",
-    "mdl", "mkd", "mmk", "mnt", "mop", "mur", "mvr", "mwk", "mxn", "myr", "mzn", "nad", "ngn", "nio", "nok", "npr",
-    "nzd", "pab", "pen", "pgk", "php", "pkr", "pln", "qar", "ron", "rsd", "rub", "sar", "sbd", "scr", "sek", "sgd",
-    "shp", "sle", "sos", "srd", "std", "szl", "thb", "tjs", "top", "try", "ttd", "twd", "tzs", "uah", "usd", "uyu",
-    "uzs", "wst", "xcd", "yer", "zar", "zmw",
-];
+const TWO_DECIMAL: &str = "\
+    aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bmd bnd \
+    bob brl bsd bwp byn bzd cad cdf chf cny cop crc cve czk dkk dop \
+    dzd egp etb eur fjd fkp gbp gel gip gmd gtq gyd hkd hnl htg huf \
+    idr ils inr isk jmd kes kgs khr kyd kzt lak lbp lkr lrd lsl mad \
+    mdl mkd mmk mnt mop mur mvr mwk mxn myr mzn nad ngn nio nok npr \
+    nzd pab pen pgk php pkr pln qar ron rsd rub sar sbd scr sek sgd \
+    shp sle sos srd std szl thb tjs top try ttd twd tzs uah usd uyu \
+    uzs wst xcd yer zar zmw\
+";
+
+fn listed(table: &str, code: &str) -> bool {
+    table.split(' ').any(|c| c == code)
+}
 
 impl Currency {
     /// Parses a currency code (case-insensitive on input, stored lower-case).
     pub fn parse(s: &str) -> Option<Currency> {
         let lower = s.to_ascii_lowercase();
-        let exponent = if TWO_DECIMAL.contains(&lower.as_str()) {
+        let exponent = if listed(TWO_DECIMAL, &lower) {
             2
-        } else if ZERO_DECIMAL.contains(&lower.as_str()) {
+        } else if listed(ZERO_DECIMAL, &lower) {
             0
-        } else if THREE_DECIMAL.contains(&lower.as_str()) {
+        } else if listed(THREE_DECIMAL, &lower) {
             3
         } else {
             return None;
@@ -131,6 +136,15 @@ mod tests {
         assert!(Currency::parse("us").is_none());
         assert!(Currency::parse("").is_none());
         assert!(Currency::parse("usdd").is_none());
+        assert!(Currency::parse("usd ").is_none());
+        assert!(Currency::parse("usd aed").is_none());
+        for table in [ZERO_DECIMAL, THREE_DECIMAL, TWO_DECIMAL] {
+            for code in table.split(' ') {
+                assert!(code.len() == 3 && code.bytes().all(|b| b.is_ascii_lowercase()), "{code:?}");
+                assert_eq!(Currency::parse(&code.to_ascii_uppercase()).unwrap().code(), code);
+            }
+        }
+        assert_eq!(TWO_DECIMAL.split(' ').count(), 118);
     }
 
     #[test]

@@ -77,9 +77,10 @@ mod countries {
 /// comes from the maintained `isocountry` crate (compiled into a table by `build.rs`).
 pub fn parse_country(field: &str, s: &str) -> Result<String, Invalid> {
     let code = s.trim().to_ascii_uppercase();
-    match countries::ALPHA2.binary_search(&code.as_str()) {
-        Ok(_) => Ok(code),
-        _ => Err(Invalid::new(field, "invalid_country", format!("`{s}` is not an ISO 3166-1 alpha-2 country code"))),
+    if code.len() == 2 && countries::ALPHA2.as_bytes().chunks_exact(2).any(|c| c == code.as_bytes()) {
+        Ok(code)
+    } else {
+        Err(Invalid::new(field, "invalid_country", format!("`{s}` is not an ISO 3166-1 alpha-2 country code")))
     }
 }
 
@@ -171,6 +172,18 @@ mod tests {
         assert!(serde_json::from_str::<PartnerInput>(r#"{"email":"a@b.co","name":"Ann","x":1}"#).is_err());
         let invited: PartnerInput = serde_json::from_str(r#"{"email":"a@b.co","name":"Ann","invite":true}"#).unwrap();
         assert_eq!(invited.validate().unwrap().status, PartnerStatus::Invited);
+    }
+
+    #[test]
+    fn country_table() {
+        let codes: Vec<&[u8]> = countries::ALPHA2.as_bytes().chunks_exact(2).collect();
+        assert_eq!(countries::ALPHA2.len() % 2, 0);
+        assert!(codes.len() > 240, "{}", codes.len());
+        assert!(codes.windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates");
+        for c in codes {
+            let c = std::str::from_utf8(c).unwrap();
+            assert_eq!(parse_country("country", &c.to_ascii_lowercase()).unwrap(), c);
+        }
     }
 
     #[test]

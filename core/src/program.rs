@@ -114,8 +114,8 @@ fn hostnames(field: &str, list: &[String], max: usize) -> Result<Vec<String>, In
 
 fn https_url(field: &str, s: &str) -> Result<String, Invalid> {
     let bad = || Invalid::new(field, "invalid_url", format!("{field} must be an absolute https URL"));
-    let u = url::Url::parse(s).map_err(|_| bad())?;
-    if u.scheme() != "https" || s.len() > 2048 || u.host_str().is_none() {
+    let u = crate::weburl::HttpUrl::parse(s).map_err(|_| bad())?;
+    if u.scheme() != "https" || s.len() > 2048 {
         return Err(bad());
     }
     Ok(u.to_string())

@@ -27,14 +27,22 @@
 //! (`whsec_...` included), exactly as Stripe's libraries do. See [`verify_stripe_signature`] and
 //! [`sign_payload`].
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
+use base64ct::{Base64UrlUnpadded, Encoding as _};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::error::Invalid;
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// base64url without padding (RFC 4648 section 5), canonical encodings only (`base64ct`).
+fn b64url_encode(bytes: impl AsRef<[u8]>) -> String {
+    Base64UrlUnpadded::encode_string(bytes.as_ref())
+}
+
+fn b64url_decode(s: &str) -> Result<Vec<u8>, base64ct::Error> {
+    Base64UrlUnpadded::decode_vec(s)
+}
 
 /// Longest lifetime of an embed token: 2 hours.
 pub const MAX_TTL_MS: i64 = 2 * 3600 * 1000;
@@ -95,7 +103,7 @@ fn mac(key: &[u8]) -> Option<HmacSha256> {
 /// `v1.<b64url(program|partner|exp)>.<b64url(mac)>`; see the module docs.
 pub fn sign_embed(secret: &[u8], claims: &EmbedClaims) -> String {
     let payload = format!("{}|{}|{}", claims.program_id, claims.partner_id, claims.expires_at);
-    let signed = format!("{VERSION}.{}", URL_SAFE_NO_PAD.encode(payload.as_bytes()));
+    let signed = format!("{VERSION}.{}", b64url_encode(payload.as_bytes()));
     let tag = match mac(secret) {
         Some(mut m) => {
             m.update(signed.as_bytes());
@@ -103,7 +111,7 @@ pub fn sign_embed(secret: &[u8], claims: &EmbedClaims) -> String {
         }
         None => return String::new(),
     };
-    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag))
+    format!("{signed}.{}", b64url_encode(tag))
 }
 
 /// Checks the MAC (constant time), then the payload, then the expiry (`now >= expires_at` is
@@ -117,12 +125,12 @@ pub fn verify_embed(secret: &[u8], token: &str, now: i64) -> Result<EmbedClaims,
     if version != VERSION || payload_b64.is_empty() || payload_b64.contains('.') {
         return Err(TokenError::Malformed);
     }
-    let tag = URL_SAFE_NO_PAD.decode(tag_b64).map_err(|_| TokenError::Malformed)?;
+    let tag = b64url_decode(tag_b64).map_err(|_| TokenError::Malformed)?;
     let mut m = mac(secret).ok_or(TokenError::BadSignature)?;
     m.update(signed.as_bytes());
     m.verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
 
-    let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| TokenError::Malformed)?;
+    let payload = b64url_decode(payload_b64).map_err(|_| TokenError::Malformed)?;
     let payload = std::str::from_utf8(&payload).map_err(|_| TokenError::Malformed)?;
     let mut parts = payload.split('|');
     let (program_id, partner_id, exp) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
@@ -255,7 +263,7 @@ mod tests {
     /// Re-encodes a token with a modified payload but the original MAC.
     fn with_payload(token: &str, payload: &str) -> String {
         let parts: Vec<&str> = token.split('.').collect();
-        format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(payload), parts[2])
+        format!("{}.{}.{}", parts[0], b64url_encode(payload), parts[2])
     }
 
     #[test]
@@ -277,7 +285,7 @@ mod tests {
     #[test]
     fn payload_format() {
         let token = sign_embed(SECRET, &claims());
-        let payload = URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap();
+        let payload = b64url_decode(token.split('.').nth(1).unwrap()).unwrap();
         assert_eq!(String::from_utf8(payload).unwrap(), format!("prg_abc123|ptn_xyz789|{}", NOW + DEFAULT_TTL_MS));
     }
 
@@ -304,12 +312,12 @@ mod tests {
     fn tampered_signature_refused() {
         let token = sign_embed(SECRET, &claims());
         let (head, tag) = token.rsplit_once('.').unwrap();
-        let mut bytes = URL_SAFE_NO_PAD.decode(tag).unwrap();
+        let mut bytes = b64url_decode(tag).unwrap();
         bytes[0] ^= 1;
-        let forged = format!("{head}.{}", URL_SAFE_NO_PAD.encode(&bytes));
+        let forged = format!("{head}.{}", b64url_encode(&bytes));
         assert_eq!(verify_embed(SECRET, &forged, NOW), Err(TokenError::BadSignature));
         // truncated MAC
-        let short = format!("{head}.{}", URL_SAFE_NO_PAD.encode(&bytes[..16]));
+        let short = format!("{head}.{}", b64url_encode(&bytes[..16]));
         assert_eq!(verify_embed(SECRET, &short, NOW), Err(TokenError::BadSignature));
         // empty MAC
         assert_eq!(verify_embed(SECRET, &format!("{head}."), NOW), Err(TokenError::BadSignature));
@@ -363,10 +371,10 @@ mod tests {
     fn malformed_payload_with_valid_mac_refused() {
         // A payload we never produce, correctly MACed (as if the secret leaked): still refused.
         let sign_raw = |payload: &str| {
-            let signed = format!("v1.{}", URL_SAFE_NO_PAD.encode(payload));
+            let signed = format!("v1.{}", b64url_encode(payload));
             let mut m = mac(SECRET).unwrap();
             m.update(signed.as_bytes());
-            format!("{signed}.{}", URL_SAFE_NO_PAD.encode(m.finalize().into_bytes()))
+            format!("{signed}.{}", b64url_encode(m.finalize().into_bytes()))
         };
         for p in ["a|b", "a|b|c", "a|b|1|2", "|b|99999999999999", "a||99999999999999", "a|b|"] {
             assert_eq!(verify_embed(SECRET, &sign_raw(p), NOW), Err(TokenError::Malformed), "{p}");
@@ -481,7 +489,39 @@ mod tests {
         assert_eq!(verify_stripe_signature(WHSEC, &format!("t={T}"), BODY, T, 300), Err(SigError::NoSignatures));
     }
 
+    /// `base64ct` answers as the `base64` crate's `URL_SAFE_NO_PAD` engine did (used before).
+    fn same_as_base64_crate(s: &str) -> Result<(), TestCaseError> {
+        use base64::Engine as _;
+        let theirs = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok();
+        prop_assert_eq!(b64url_decode(s).ok(), theirs.clone(), "{:?}", s);
+        if let Some(bytes) = theirs {
+            prop_assert_eq!(b64url_encode(&bytes), base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn base64url_edge_cases() {
+        for s in [
+            "", "A", "AA", "AB", "AAA", "AAB", "AAAA", "AA==", "AA=", "+/", "-_", "-_8", "Zm9v", "Zm9vYg", "Zm9vYh",
+            " Zm9v",
+        ] {
+            same_as_base64_crate(s).unwrap();
+        }
+    }
+
     proptest! {
+        #[test]
+        fn base64url_agrees_with_base64_crate(s in "[A-Za-z0-9_+/=-]{0,13}") {
+            same_as_base64_crate(&s)?;
+        }
+
+        #[test]
+        fn base64url_round_trips(bytes in prop::collection::vec(any::<u8>(), 0..40)) {
+            prop_assert_eq!(b64url_decode(&b64url_encode(&bytes)).unwrap(), bytes.clone());
+            same_as_base64_crate(&b64url_encode(&bytes))?;
+        }
+
         #[test]
         fn arbitrary_strings_never_verify(s in any::<String>()) {
             prop_assert!(verify_embed(SECRET, &s, NOW).is_err());
@@ -492,7 +532,7 @@ mod tests {
             p in proptest::collection::vec(any::<u8>(), 0..200),
             t in proptest::collection::vec(any::<u8>(), 0..64),
         ) {
-            let s = format!("v1.{}.{}", URL_SAFE_NO_PAD.encode(&p), URL_SAFE_NO_PAD.encode(&t));
+            let s = format!("v1.{}.{}", b64url_encode(&p), b64url_encode(&t));
             prop_assert!(verify_embed(SECRET, &s, NOW).is_err());
         }
 

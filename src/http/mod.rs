@@ -124,9 +124,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
 
 /// Query parameters; any parameter outside `allowed` is refused, so typos never pass silently.
 pub fn query_params(req: &Request, allowed: &[&str]) -> ApiResult<HashMap<String, String>> {
-    let url = req.url().map_err(|_| ApiError::bad_request("invalid_request", "bad URL"))?;
+    let url = refport_core::weburl::HttpUrl::parse(&req.inner().url())
+        .map_err(|_| ApiError::bad_request("invalid_request", "bad URL"))?;
     let mut out = HashMap::new();
-    for (k, v) in url.query_pairs() {
+    for (k, v) in form_urlencoded::parse(url.query().unwrap_or("").as_bytes()) {
         if !allowed.contains(&k.as_ref()) {
             return Err(ApiError::bad_request("invalid_query", format!("unknown query parameter `{k}`")));
         }

@@ -34,7 +34,7 @@ pub async fn create(req: &mut Request, c: &Call, program_id: &str) -> ApiResult<
     };
     partners::insert(&c.state.db, &p).await?;
     if p.status == refport_core::partner::PartnerStatus::Invited {
-        let origin = req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+        let origin = refport_core::weburl::HttpUrl::parse(&req.inner().url()).map(|u| u.origin()).unwrap_or_default();
         let invitation = super::invites::invite(&c.state, &origin, &program, &p, c.now).await?;
         let mut body = serde_json::to_value(&p)?;
         body["invitation"] = invitation;

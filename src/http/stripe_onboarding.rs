@@ -36,14 +36,14 @@ struct OnboardIn {
 }
 
 fn https_url(field: &'static str, s: &str) -> ApiResult<String> {
-    let u = url::Url::parse(s).map_err(|_| {
+    let u = refport_core::weburl::HttpUrl::parse(s).map_err(|_| {
         ApiError::Invalid(refport_core::error::Invalid::new(
             field,
             "invalid_url",
             format!("{field} must be an absolute https URL"),
         ))
     })?;
-    let local = u.host_str().is_some_and(|h| h == "127.0.0.1" || h == "localhost");
+    let local = matches!(u.host(), "127.0.0.1" | "localhost");
     if u.scheme() != "https" && !(u.scheme() == "http" && local) {
         return Err(refport_core::error::Invalid::new(
             field,
@@ -71,7 +71,7 @@ pub async fn onboard_partner(
     now: i64,
 ) -> ApiResult<Response> {
     let input: OnboardIn = optional_body(req).await?;
-    let origin = req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+    let origin = refport_core::weburl::HttpUrl::parse(&req.inner().url()).map(|u| u.origin()).unwrap_or_default();
     let return_url =
         https_url("return_url", &input.return_url.unwrap_or_else(|| format!("{origin}/embed/onboarding?status=done")))?;
     let refresh_url = https_url(

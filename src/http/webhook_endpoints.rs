@@ -11,6 +11,7 @@ use crate::store::webhook_deliveries;
 use crate::store::webhook_endpoints::{self, Endpoint};
 use crate::webhook_delivery::endpoint_secret;
 use refport_core::error::Invalid;
+use refport_core::weburl::{HttpUrl, ParseError};
 use serde::Deserialize;
 use serde_json::json;
 use worker::{Request, Response};
@@ -28,12 +29,16 @@ struct CreateIn {
 
 fn parse_url(s: &str) -> Result<String, Invalid> {
     let bad = |m: &str| Invalid::new("url", "invalid_url", m.to_string());
-    let u = url::Url::parse(s).map_err(|_| bad("url must be an absolute https URL"))?;
-    let local = matches!(u.host_str(), Some("127.0.0.1") | Some("localhost"));
+    let u = match HttpUrl::parse(s) {
+        Ok(u) => u,
+        Err(ParseError::NotHttp) => return Err(bad("url must use https")),
+        Err(_) => return Err(bad("url must be an absolute https URL")),
+    };
+    let local = matches!(u.host(), "127.0.0.1" | "localhost");
     if !(u.scheme() == "https" || (u.scheme() == "http" && local)) {
         return Err(bad("url must use https"));
     }
-    if !u.username().is_empty() || u.password().is_some() || s.len() > 2048 {
+    if u.has_credentials() || s.len() > 2048 {
         return Err(bad("url must not contain credentials and be at most 2048 characters"));
     }
     Ok(u.to_string())
