@@ -201,8 +201,33 @@ class Worker:
                   "commissions", "payouts", "api_keys", "refunds", "commission_changes"]
         return {t: self.count(f"SELECT COUNT(*) FROM {t}") for t in tables}
 
-    def scheduled(self, cron="*/15 * * * *"):
-        return requests.get(f"{self.base}/cdn-cgi/handler/scheduled", params={"cron": cron}, timeout=120)
+    def scheduled(self, cron="*/15 * * * *", settle=True):
+        """Runs the cron once. The cron claims what is due and enqueues one PAYOUTS message per
+        payout; the queue's consumer pays shortly after. Unless told not to, waits until every
+        message enqueued so far has been acknowledged (paid, failed, released or found stale)."""
+        r = requests.get(f"{self.base}/cdn-cgi/handler/scheduled", params={"cron": cron}, timeout=120)
+        if settle and r.status_code == 200:
+            self.payouts_settled()
+        return r
+
+    def metrics(self):
+        r = requests.get(f"{self.base}/api/v1/metrics", headers={"Authorization": f"Bearer {self.admin_key}"},
+                         timeout=30)
+        assert r.status_code == 200, (r.status_code, r.text)
+        return r.json()["counters"]
+
+    def payouts_settled(self, timeout=60.0):
+        """Polls the isolate counters until the payouts queue has drained: every message the
+        cron enqueued has been acknowledged by a consumer (a retried one comes back after its
+        delay). Answers the counters."""
+        deadline = time.time() + timeout
+        while True:
+            c = self.metrics()
+            if c["payout_messages_acked"] >= c["payouts_enqueued"]:
+                return c
+            if time.time() > deadline:
+                raise AssertionError(f"payouts queue not drained after {timeout}s: {c}")
+            time.sleep(0.1)
 
 
 def d1(persist, *args, config=None):
