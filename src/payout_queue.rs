@@ -19,8 +19,9 @@
 //! [`Budget`] first; a message whose worst case no longer fits is retried with the rest of the
 //! batch after [`BUDGET_RETRY_SECONDS`]. Stripe requests are paced ([`Pacer`],
 //! `refport_core::payout` has the arithmetic). An account-wide refusal pauses every payout and
-//! retries the rest of the batch once the pause ends; Stripe looking unavailable retries it
-//! after the reconciliation delay.
+//! retries the rest of the batch once the pause ends; Stripe looking unavailable (no answer, a
+//! 5xx) stops sending and leaves the rest to the sweep, which enqueues it again once the
+//! reconciliation delay has passed.
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::metrics::{self, Counter};
@@ -355,8 +356,8 @@ impl Payer<'_> {
     }
 }
 
-/// Seconds to wait before retrying the rest of a batch stopped by `stop` (an account-wide
-/// refusal: until the pause ends; Stripe unavailable: the reconciliation delay).
+/// Seconds to wait before retrying messages held by a pause (`Some(until)`: until it ends) or
+/// by a missing Stripe configuration (`None`: the reconciliation delay).
 fn stop_delay_seconds(state: &AppState, until: Option<i64>, now: i64) -> u32 {
     let ms = match until {
         Some(until) => until - now,
@@ -449,10 +450,21 @@ async fn consume_within(
             }
         };
         match sent {
-            Ok(Sent::Stop(until)) => {
+            Ok(Sent::Stop(Some(until))) => {
+                // Paused: the rest comes back when the pause ends.
                 m.ack();
                 metrics::add(Counter::payout_messages_acked, 1);
-                retry_from(i + 1, stop_delay_seconds(state, until, now_ms()));
+                retry_from(i + 1, stop_delay_seconds(state, Some(until), now_ms()));
+                break;
+            }
+            Ok(Sent::Stop(None)) => {
+                // Stripe looks unavailable: nothing more is sent now. The rest is left to the
+                // sweep (claims untouched since the claim, transfers in flight), which enqueues
+                // it again once the reconciliation delay has passed.
+                for (m, _) in &messages[i..] {
+                    m.ack();
+                }
+                metrics::add(Counter::payout_messages_acked, (messages.len() - i) as u64);
                 break;
             }
             Ok(_) => {
