@@ -67,14 +67,14 @@ pub async fn run_once(state: &AppState, now: i64) -> ApiResult<Outcome> {
 
 async fn run_within(state: &AppState, budget: &mut Budget, now: i64) -> ApiResult<Outcome> {
     let db = &state.db;
-    budget.take(1);
+    budget.charge(1);
     let mut out = Outcome { approved: payouts::approve_due(db, now, MAX_APPROVALS_PER_RUN).await?, ..Outcome::default() };
     out.more_work |= out.approved == MAX_APPROVALS_PER_RUN;
     // Link-cache refreshes a request could not finish (programs with many links): its job list,
     // and at most a page read and an update per job when it wrote (its KV writes count against
     // KV's own per-invocation limit).
     out.cache_refreshed = link_cache::continue_jobs(db, &state.links, link_cache::CRON_REFRESH).await?;
-    budget.take(if out.cache_refreshed > 0 { LINK_CACHE_MAX_SUBREQUESTS } else { 1 });
+    budget.charge(if out.cache_refreshed > 0 { LINK_CACHE_MAX_SUBREQUESTS } else { 1 });
 
     match Stripe::from_state(state) {
         Ok(stripe) => {
@@ -92,7 +92,7 @@ async fn run_within(state: &AppState, budget: &mut Budget, now: i64) -> ApiResul
     if limit > 0 {
         let (delivered, spent) = crate::webhook_delivery::deliver_due_counted(state, now, limit).await?;
         out.webhooks_delivered = delivered;
-        budget.take(spent);
+        budget.charge(spent);
     }
     Ok(out)
 }
@@ -232,12 +232,12 @@ async fn fan_out(
         return Ok(());
     }
     loop {
+        // The claim batch and the sends of a chunk of `n` fit what is left.
         let n = claim_chunk(budget.remaining());
-        if n == 0 {
+        if n == 0 || !budget.take(1) {
             out.more_work = true;
             return Ok(());
         }
-        budget.take(1);
         let claimed = claim(state, budget, &due, n, now, out).await?;
         if claimed.is_empty() {
             return Ok(());

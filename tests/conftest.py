@@ -247,12 +247,14 @@ def migrate(persist, config=None):
     return d1(persist, "migrations", "apply", config=config)
 
 
-def start_wrangler(persist, port, inspector, extra_vars, apply_migrations=True):
+def start_wrangler(persist, port, inspector, extra_vars, apply_migrations=True, config=None):
     env = wrangler_env()
     if apply_migrations:
-        migrate(persist)
+        migrate(persist, config=config)
     args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", str(port), "--inspector-port", str(inspector),
             "--persist-to", persist, "--log-level", "warn"]
+    if config:
+        args += ["--config", config]
     for k, v in extra_vars.items():
         args += ["--var", f"{k}:{v}"]
     log = open(os.path.join(persist, "wrangler.log"), "w")

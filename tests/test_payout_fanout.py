@@ -7,11 +7,17 @@ per-invocation subrequest budget, pacing their Stripe requests.
 2. a payout enqueued twice (the cron's sweep re-enqueues claims whose message is still pending)
    and a second cron run while messages are pending pay nobody twice;
 3. a rate limit (429) in the middle of the fan-out pauses payouts, and after the pause nobody
-   is paid twice and everybody is paid.
+   is paid twice and everybody is paid;
+4. a deployment without the PAYOUTS queue still pays, from the cron itself.
 """
 
 import collections
+import os
+import re
 import time
+
+import pytest
+from conftest import ROOT, Worker, dev_vars, free_port, start_wrangler, stop_process
 
 from test_payouts import (  # noqa: F401  (`stripe` is a fixture)
     RECONCILE_WAIT, attributed_customer, enable_payouts, fake_requests, fake_state, fault, ok, program, stripe,
@@ -162,3 +168,51 @@ def test_rate_limit_mid_run_pauses_and_nobody_is_paid_twice_after_resume(worker,
     assert_each_paid_once(worker, stripe, p, partners)
     assert worker.scheduled().status_code == 200  # a later run changes nothing
     assert_each_paid_once(worker, stripe, p, partners)
+
+
+# ----------------------------------------------------------------------------------------------
+# 4. no PAYOUTS binding: the cron pays itself, as before the fan-out
+# ----------------------------------------------------------------------------------------------
+
+def config_without_payouts_queue(path):
+    """wrangler.toml without the PAYOUTS producer and consumer (an older deployment), with
+    absolute paths so that it works from another directory."""
+    toml = open(os.path.join(ROOT, "wrangler.toml")).read()
+    blocks = re.split(r"\n(?=\[)", toml)
+    kept = [b for b in blocks if "refport-payouts" not in b and not b.startswith("[build]")]
+    toml = "\n".join(kept)
+    toml = toml.replace('main = "build/index.js"', f'main = "{ROOT}/build/index.js"')
+    toml = toml.replace('directory = "./public"', f'directory = "{ROOT}/public"')
+    toml = toml.replace('migrations_dir = "migrations"', f'migrations_dir = "{ROOT}/migrations"')
+    assert "PAYOUTS" not in toml and "refport-clicks" in toml
+    with open(path, "w") as f:
+        f.write(toml)
+    return path
+
+
+@pytest.fixture(scope="module")
+def worker_without_queue(stripe_server, email_sink, tmp_path_factory):
+    persist = str(tmp_path_factory.mktemp("wrangler-no-payouts-queue"))
+    config = config_without_payouts_queue(os.path.join(persist, "wrangler.toml"))
+    extra = {"STRIPE_API_BASE": stripe_server, "EMAIL_API_URL": email_sink.url,
+             "PAYOUT_RECONCILE_AFTER_SECONDS": "0", "PAYOUT_PAUSE_MAX_SECONDS": "1", "STRIPE_TIMEOUT_SECONDS": "2"}
+    proc, base = start_wrangler(persist, free_port(), free_port(), extra, config=config)
+    try:
+        yield Worker(base, persist, stripe_server, dev_vars(), email_sink)
+    finally:
+        stop_process(proc)
+
+
+def test_without_the_payouts_queue_the_cron_pays_itself(worker_without_queue, stripe):
+    w = worker_without_queue
+    n = 4
+    p, partners = payable_partners(w, stripe, n)
+    before = w.metrics()
+    assert w.scheduled().status_code == 200
+    after = w.metrics()
+    assert_each_paid_once(w, stripe, p, partners)
+    assert delta(before, after, "payouts_enqueued") == 0 and delta(before, after, "payout_batches") == 0
+    assert delta(before, after, "transfers_sent") == n
+    assert 0 < after["max_invocation_subrequests"] <= 50, after
+    assert w.scheduled().status_code == 200  # a later run changes nothing
+    assert_each_paid_once(w, stripe, p, partners)

@@ -242,6 +242,12 @@ impl Budget {
         true
     }
 
+    /// Records `n` subrequests already made by a step that bounds itself (its own limit was
+    /// derived from [`Budget::remaining`]); may exceed the limit only if that step overran.
+    pub fn charge(&mut self, n: usize) {
+        self.spent = self.spent.saturating_add(n);
+    }
+
     /// A budget for one part of the invocation: what is left, keeping `keep` for later parts.
     /// Its spending is added back with [`Budget::absorb`].
     pub fn share(&self, keep: usize) -> Budget {
@@ -643,6 +649,9 @@ mod tests {
         cron.absorb(&payouts);
         assert_eq!(cron.remaining(), CRON_WEBHOOK_FLOOR);
         assert_eq!(Budget::new(5).share(9).limit(), 0);
+        let mut b = Budget::new(2);
+        b.charge(3);
+        assert_eq!((b.spent(), b.remaining()), (3, 0), "what was made is recorded, even past the limit");
     }
 
     #[test]
