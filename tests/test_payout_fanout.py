@@ -179,14 +179,17 @@ def config_without_payouts_queue(path):
     absolute paths so that it works from another directory."""
     toml = open(os.path.join(ROOT, "wrangler.toml")).read()
     blocks = re.split(r"\n(?=\[)", toml)
-    kept = [b for b in blocks if "refport-payouts" not in b and not b.startswith("[build]")]
+    kept = [b for b in blocks if 'queue = "refport-payouts"' not in b and not b.startswith("[build]")]
     toml = "\n".join(kept)
     toml = toml.replace('main = "build/index.js"', f'main = "{ROOT}/build/index.js"')
     toml = toml.replace('directory = "./public"', f'directory = "{ROOT}/public"')
     toml = toml.replace('migrations_dir = "migrations"', f'migrations_dir = "{ROOT}/migrations"')
-    assert "PAYOUTS" not in toml and "refport-clicks" in toml
+    assert 'binding = "PAYOUTS"' not in toml and 'binding = "LINKS"' in toml and "refport-clicks" in toml
     with open(path, "w") as f:
         f.write(toml)
+    # wrangler reads the secrets from the .dev.vars beside the config
+    with open(os.path.join(os.path.dirname(path), ".dev.vars"), "w") as f:
+        f.writelines(f"{k}={v}\n" for k, v in dev_vars().items())
     return path
 
 
