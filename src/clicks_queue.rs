@@ -51,7 +51,9 @@ pub async fn consume(state: &AppState, batch: &MessageBatch<serde_json::Value>, 
         Err(e) => {
             metrics::add(Counter::click_batch_failures, 1);
             worker::console_error!("clicks queue: batch of {} not written, retried: {e}", valid.len());
-            batch.retry_all_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(RETRY_DELAY_SECONDS).build());
+            batch.retry_all_with_options(
+                &QueueRetryOptionsBuilder::new().with_delay_seconds(RETRY_DELAY_SECONDS).build(),
+            );
         }
     }
     Ok(())

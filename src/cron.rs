@@ -1,277 +1,309 @@
-//! The scheduled run: approve commissions whose hold period has passed, retry payouts left in
-//! flight, then pay every partner who is due. Bounded per invocation (see
-//! `refport_core::payout` for the subrequest budget); what is left is done by the next run.
-//! Two overlapping runs never pay anyone twice: a payout is claimed under a unique index, a
-//! transfer of unknown outcome is looked up by `transfer_group` before anything is resent, and a
-//! resend is claimed by a conditional UPDATE of the payout's attempt number (its key derives
-//! from it). Account-wide Stripe refusals pause payouts and fail nobody.
+//! The scheduled run: approve commissions whose hold period has passed, continue link-cache
+//! refreshes, fan payouts out, deliver due webhooks, within the invocation's subrequest
+//! [`Budget`] (`refport_core::payout` has the arithmetic).
+//!
+//! Payouts: on a due day the cron claims every balance payable today in bulk (atomic D1
+//! batches of up to `CLAIM_CHUNK_MAX` payouts, `processing` at transfer attempt 0) and enqueues
+//! one `PAYOUTS` message per payout; the queue's consumers pay (`crate::payout_queue`). It also
+//! sweeps payouts untouched for the reconciliation delay (a lost message, a transfer of unknown
+//! outcome): leased by one conditional UPDATE, so overlapping runs never both enqueue them,
+//! then enqueued again. Two overlapping runs never pay anyone twice: a payout is claimed under
+//! a unique index, its first attempt taken by a conditional UPDATE, a transfer of unknown
+//! outcome looked up by `transfer_group` before anything is resent, and a resend claimed by a
+//! conditional UPDATE of the attempt number (its key derives from it). Account-wide Stripe
+//! refusals pause payouts and fail nobody. Without a `PAYOUTS` binding (a deployment that has
+//! not created the queue) the cron pays what it claimed itself, as before the fan-out.
 
 use crate::http::error::ApiResult;
+use crate::metrics::{self, Counter};
+use crate::payout_queue::{action, Pacer, Payer, PayoutMessage, Sent, Tally};
 use crate::state::{new_id, now_ms, AppState};
 use crate::store::link_cache;
-use crate::store::payouts::{self, Claim};
+use crate::store::payouts::{self, Claimed};
 use crate::stripe::Stripe;
 use refport_core::ids;
 use refport_core::payout::{
-    claim_matches, plan, Candidate, MAX_APPROVALS_PER_RUN, MAX_PAYOUTS_PER_RUN, MAX_PROGRAMS_PER_RUN,
-    MAX_RETRIES_PER_RUN,
+    claim_chunk, claim_matches, Budget, CRON_WEBHOOK_FLOOR, DIRECT_PAYOUTS_MAX, DIRECT_SWEEP_MAX,
+    LINK_CACHE_MAX_SUBREQUESTS, MAX_APPROVALS_PER_RUN, MAX_PROGRAMS_PER_RUN, PAUSE_COST, QUEUE_SEND_BATCH_MAX,
+    RECONCILE_COST, SEND_COST, SWEEP_MAX,
 };
 use refport_core::program::ProgramSettings;
-use refport_core::transfer::{classify, transfer_matches, AccountCause, Verdict};
 use serde::Serialize;
+use std::collections::HashMap;
 
 #[derive(Debug, Default, Serialize)]
 pub struct Outcome {
     pub approved: usize,
-    pub paid: usize,
-    pub failed: usize,
-    pub retried: usize,
-    pub reconciled: usize,
-    pub pending_retry: usize,
-    pub skipped: usize,
+    /// Payouts claimed by this run.
+    pub claimed: usize,
+    /// Payouts leased by the sweep (a lost message, a transfer of unknown outcome).
+    pub swept: usize,
+    /// Messages sent to the `PAYOUTS` queue.
+    pub enqueued: usize,
+    /// Claims released at once (a sum that no longer met the minimum).
+    pub released: usize,
+    /// What the run paid itself (no `PAYOUTS` queue bound).
+    pub direct: Option<Tally>,
     /// Payouts paused platform-wide (an account-wide Stripe refusal): why.
     pub paused: Option<String>,
     pub cache_refreshed: usize,
     pub webhooks_delivered: usize,
     /// Raw click rows deleted by retention (`crate::retention`).
     pub clicks_deleted: usize,
+    /// Subrequests this invocation made.
+    pub subrequests: usize,
     /// True when a bound was reached: the next run continues.
     pub more_work: bool,
 }
 
-/// What one transfer attempt left behind.
-enum Sent {
-    Paid,
-    Failed,
-    /// Kept in flight (outcome unknown, or a key misuse for an operator).
-    InFlight,
-    /// Refused for the whole platform: nothing more is sent this run.
-    Stop,
-}
-
-/// Sends attempt `p.transfer_attempt` of a claimed payout and records what Stripe answered.
-/// `fresh`: the payout was claimed by this run and never sent, so a definite refusal can
-/// simply release its claim.
-async fn send(
-    state: &AppState,
-    stripe: &Stripe,
-    p: &payouts::InFlight,
-    fresh: bool,
-    now: i64,
-    out: &mut Outcome,
-) -> ApiResult<Sent> {
-    // Every write of an attempt carries the clock of the attempt, not of the run's start: a
-    // payout's `updated_at` is the lease reconciliation waits out (a long run must not eat it).
-    let now = now.max(now_ms());
-    let db = &state.db;
-    let Some(dest) = p.stripe_account_id.as_deref() else {
-        payouts::mark_failed(db, &p.id, "partner has no Stripe account", "no_stripe_account", now).await?;
-        return Ok(Sent::Failed);
-    };
-    let refused = match stripe
-        .transfer(&p.id, p.transfer_attempt, p.amount, &p.currency, dest, &p.program_id, &p.partner_id)
-        .await
-    {
-        Ok(t) => {
-            payouts::mark_paid(db, &p.id, &t.id, now).await?;
-            return Ok(Sent::Paid);
-        }
-        Err(r) => r,
-    };
-    match classify(&refused.refusal) {
-        Verdict::Unknown { stop_run } => {
-            // The transfer may exist: the next run looks it up before anything is resent.
-            payouts::note_attempt(db, &p.id, &refused.to_string(), now).await?;
-            Ok(if stop_run { Sent::Stop } else { Sent::InFlight })
-        }
-        Verdict::KeyMisuse => {
-            worker::console_error!("payout {}: idempotency key misuse: {refused}", p.id);
-            payouts::note_attempt(db, &p.id, &refused.to_string(), now).await?;
-            Ok(Sent::InFlight)
-        }
-        Verdict::AccountWide { cause, resume_after_ms } => {
-            // Nothing was created: the money stays owed and nobody fails.
-            if fresh {
-                payouts::release_unsent(db, &p.id, now).await?;
-            } else {
-                payouts::note_attempt(db, &p.id, &refused.to_string(), now).await?;
-            }
-            pause(state, cause, &refused.message, resume_after_ms, now, out).await?;
-            Ok(Sent::Stop)
-        }
-        Verdict::Partner { reason } => {
-            payouts::mark_failed(db, &p.id, &refused.to_string(), &reason, now).await?;
-            Ok(Sent::Failed)
-        }
-    }
-}
-
-/// Pauses every payout after an account-wide refusal, at most for the deployment's maximum.
-async fn pause(
-    state: &AppState,
-    cause: AccountCause,
-    message: &str,
-    resume_after_ms: i64,
-    now: i64,
-    out: &mut Outcome,
-) -> ApiResult<()> {
-    let until = now + resume_after_ms.min(state.config.pause_max_ms);
-    payouts::set_pause(&state.db, cause.as_str(), message, until, now).await?;
-    out.paused = Some(cause.as_str().to_string());
-    Ok(())
-}
-
-/// A payout left in flight: look its transfer up by `transfer_group` first; resend (under the
-/// next attempt's key, claimed so only one run sends) only when Stripe has none.
-async fn reconcile(
-    state: &AppState,
-    stripe: &Stripe,
-    p: &mut payouts::InFlight,
-    now: i64,
-    out: &mut Outcome,
-) -> ApiResult<Sent> {
-    let now = now.max(now_ms());
-    let db = &state.db;
-    let found = match stripe.transfers_of(&p.id).await {
-        Ok(list) => list,
-        Err(refused) => {
-            return Ok(match classify(&refused.refusal) {
-                Verdict::AccountWide { cause, resume_after_ms } => {
-                    pause(state, cause, &refused.message, resume_after_ms, now, out).await?;
-                    Sent::Stop
-                }
-                Verdict::Unknown { stop_run: true } => Sent::Stop,
-                _ => Sent::InFlight,
-            })
-        }
-    };
-    let dest = p.stripe_account_id.as_deref().unwrap_or_default();
-    if let Some(t) = found
-        .iter()
-        .find(|t| transfer_matches((dest, p.amount, &p.currency), t.destination.as_deref(), t.amount, &t.currency))
-    {
-        payouts::mark_paid(db, &p.id, &t.id, now).await?;
-        out.reconciled += 1;
-        return Ok(Sent::Paid);
-    }
-    if !found.is_empty() {
-        // A transfer in this payout's group that is not this payout's: never pay on top of it.
-        worker::console_error!("payout {}: transfer group holds a transfer that does not match", p.id);
-        return Ok(Sent::InFlight);
-    }
-    if !payouts::claim_resend(db, &p.id, p.transfer_attempt, now).await? {
-        return Ok(Sent::InFlight); // another run is resending it
-    }
-    p.transfer_attempt += 1;
-    send(state, stripe, p, false, now, out).await
-}
-
 pub async fn run_once(state: &AppState, now: i64) -> ApiResult<Outcome> {
+    metrics::add(Counter::cron_runs, 1);
+    let mut budget = Budget::new(state.config.subrequest_budget);
+    let result = run_within(state, &mut budget, now).await;
+    metrics::max(Counter::max_invocation_subrequests, budget.spent() as u64);
+    result.map(|mut out| {
+        out.subrequests = budget.spent();
+        out
+    })
+}
+
+async fn run_within(state: &AppState, budget: &mut Budget, now: i64) -> ApiResult<Outcome> {
     let db = &state.db;
-    let mut out = Outcome {
-        approved: payouts::approve_due(db, now, MAX_APPROVALS_PER_RUN).await?,
-        // Link-cache refreshes a request could not finish (programs with many links).
-        cache_refreshed: link_cache::continue_jobs(db, &state.links, link_cache::CRON_REFRESH).await?,
-        ..Outcome::default()
-    };
+    budget.charge(1);
+    let mut out =
+        Outcome { approved: payouts::approve_due(db, now, MAX_APPROVALS_PER_RUN).await?, ..Outcome::default() };
     out.more_work |= out.approved == MAX_APPROVALS_PER_RUN;
-    out.clicks_deleted = crate::retention::delete_expired_clicks(state, now).await?;
+    let (deleted, queries) = crate::retention::delete_expired_clicks(state, now).await?;
+    out.clicks_deleted = deleted;
+    budget.charge(queries);
+    // Link-cache refreshes a request could not finish (programs with many links): its job list,
+    // and at most a page read and an update per job when it wrote (its KV writes count against
+    // KV's own per-invocation limit).
+    out.cache_refreshed = link_cache::continue_jobs(db, &state.links, link_cache::CRON_REFRESH).await?;
+    budget.charge(if out.cache_refreshed > 0 { LINK_CACHE_MAX_SUBREQUESTS } else { 1 });
 
     match Stripe::from_state(state) {
-        Ok(stripe) => pay(state, &stripe, now, &mut out).await?,
+        Ok(stripe) => {
+            let mut share = budget.share(CRON_WEBHOOK_FLOOR);
+            let paid = pay(state, &stripe, &mut share, now, &mut out).await;
+            budget.absorb(&share);
+            paid?;
+        }
         Err(e) => worker::console_error!("cron: payouts skipped: {e}"),
     }
 
-    // Webhook deliveries due (first attempts missed by their request, retries, payout events).
-    out.webhooks_delivered = crate::webhook_delivery::deliver_due(state, now, crate::webhook_delivery::PER_RUN).await?;
+    // Webhook deliveries due (first attempts missed by their request, retries, payout events),
+    // as many as the budget has left room for.
+    let limit = (budget.remaining().saturating_sub(1) / 3).min(crate::webhook_delivery::PER_RUN as usize) as u32;
+    if limit > 0 {
+        let (delivered, spent) = crate::webhook_delivery::deliver_due_counted(state, now, limit).await?;
+        out.webhooks_delivered = delivered;
+        budget.charge(spent);
+    }
     Ok(out)
 }
 
-/// Reconciles payouts in flight, then starts new ones, within the per-run bounds; stops at the
-/// first account-wide refusal or sign of an outage.
-async fn pay(state: &AppState, stripe: &Stripe, now: i64, out: &mut Outcome) -> ApiResult<()> {
-    let db = &state.db;
-    if let Some(p) = payouts::pause(db).await? {
+/// Payouts: the sweep, then the claims of every program due today, enqueued (or, without a
+/// queue, paid by this run) within `budget`; nothing while payouts are paused.
+async fn pay(state: &AppState, stripe: &Stripe, budget: &mut Budget, now: i64, out: &mut Outcome) -> ApiResult<()> {
+    if !budget.take(1) {
+        out.more_work = true;
+        return Ok(());
+    }
+    if let Some(p) = payouts::pause(&state.db).await? {
         if p.until_ms > now {
             out.paused = Some(p.cause);
             return Ok(());
         }
     }
-
-    // 1. Payouts an earlier run left in flight, once their last attempt is safely old.
-    let mut retries = payouts::in_flight(db, now - state.config.reconcile_after_ms, MAX_RETRIES_PER_RUN + 1).await?;
-    out.more_work |= retries.len() > MAX_RETRIES_PER_RUN;
-    for p in retries.iter_mut().take(MAX_RETRIES_PER_RUN) {
-        out.retried += 1;
-        match reconcile(state, stripe, p, now, out).await? {
-            Sent::Paid => out.paid += 1,
-            Sent::Failed => out.failed += 1,
-            Sent::InFlight => out.pending_retry += 1,
-            Sent::Stop => return Ok(()),
+    match state.payouts_queue() {
+        Ok(queue) => fan_out(state, &queue, budget, now, out).await,
+        Err(_) => {
+            // Logged once per run: an older deployment without the queue still gets paid.
+            worker::console_log!("cron: no PAYOUTS queue bound: this run pays what it claims itself");
+            pay_directly(state, stripe, budget, now, out).await
         }
     }
+}
 
-    // 2. New payouts: every balance payable today, in the programs whose schedule is due.
-    let programs = payouts::programs_with_balances(db, MAX_PROGRAMS_PER_RUN).await?;
-    let mut settings_of = std::collections::HashMap::new();
-    for p in programs {
-        let settings: ProgramSettings = serde_json::from_str(&p.settings)?;
-        if settings.payout_schedule.is_due(now) {
-            settings_of.insert(p.id, settings);
+/// Leases up to `limit` payouts untouched for the reconciliation delay (one subrequest) and
+/// answers their messages.
+async fn sweep(
+    state: &AppState,
+    budget: &mut Budget,
+    limit: usize,
+    now: i64,
+    out: &mut Outcome,
+) -> ApiResult<Vec<PayoutMessage>> {
+    if limit == 0 || !budget.take(1) {
+        out.more_work = true;
+        return Ok(Vec::new());
+    }
+    let swept = payouts::sweep(&state.db, now - state.config.reconcile_after_ms, now.max(now_ms()), limit).await?;
+    out.swept += swept.len();
+    out.more_work |= swept.len() == limit;
+    Ok(swept
+        .into_iter()
+        .map(|p| PayoutMessage { payout_id: p.id, attempt: p.transfer_attempt, lease: p.updated_at })
+        .collect())
+}
+
+/// The settings of every program with owed balances whose schedule is due now (one subrequest).
+async fn due_programs(state: &AppState, budget: &mut Budget, now: i64) -> ApiResult<HashMap<String, ProgramSettings>> {
+    let mut due = HashMap::new();
+    if !budget.take(1) {
+        return Ok(due);
+    }
+    for p in payouts::programs_with_balances(&state.db, MAX_PROGRAMS_PER_RUN).await? {
+        match serde_json::from_str::<ProgramSettings>(&p.settings) {
+            Ok(settings) if settings.payout_schedule.is_due(now) => {
+                due.insert(p.id, settings);
+            }
+            Ok(_) => {}
+            Err(e) => worker::console_error!("cron: program {}: unreadable settings: {e}", p.id),
         }
     }
-    if settings_of.is_empty() {
-        return Ok(());
-    }
-    let due: Vec<String> = settings_of.keys().cloned().collect();
-    let candidates = payouts::candidates(db, &due, MAX_PAYOUTS_PER_RUN + 1).await?;
-    out.more_work |= candidates.len() > MAX_PAYOUTS_PER_RUN;
-    for c in candidates.into_iter().take(MAX_PAYOUTS_PER_RUN) {
-        let Some(settings) = settings_of.get(&c.program_id) else { continue };
+    Ok(due)
+}
+
+/// Claims up to `n` balances payable today (one subrequest; the caller took it). A claimed sum
+/// below the minimum cannot happen (selection and claim read one snapshot); should one appear,
+/// its claim is released when the budget allows, and it is never enqueued.
+async fn claim(
+    state: &AppState,
+    budget: &mut Budget,
+    due: &HashMap<String, ProgramSettings>,
+    n: usize,
+    now: i64,
+    out: &mut Outcome,
+) -> ApiResult<Vec<Claimed>> {
+    let claim_now = now.max(now_ms());
+    let ids = (0..n).map(|_| new_id(ids::PAYOUT, claim_now)).collect::<Result<Vec<_>, _>>()?;
+    let programs: Vec<String> = due.keys().cloned().collect();
+    let claimed = payouts::claim_due(&state.db, &ids, &programs, claim_now).await?;
+    out.claimed += claimed.len();
+    let mut kept = Vec::with_capacity(claimed.len());
+    for c in claimed {
         // The minimum applies in the program's payout currency; a balance left in an earlier
         // currency is paid whatever its size (nothing new will ever add to it).
-        let min = if settings.payout_currency.code() == c.currency { settings.min_payout } else { 1 };
-        let candidate = Candidate {
-            partner_id: c.partner_id.clone(),
-            payouts_enabled: true,
-            partner_active: true,
-            net_approved: c.net,
-            count: c.n as u32,
+        let min = match due.get(&c.program_id) {
+            Some(s) if s.payout_currency.code() == c.currency => s.min_payout,
+            _ => 1,
         };
-        if plan(&settings.payout_schedule, min, now, &candidate).is_err() {
-            out.skipped += 1;
+        if claim_matches(c.amount, min) {
+            kept.push(c);
             continue;
         }
-        let id = new_id(ids::PAYOUT, now)?;
-        let amount = match payouts::claim(db, &id, &c.program_id, &c.partner_id, &c.currency, now.max(now_ms())).await?
-        {
-            Claim::Claimed(a, _) => a,
-            Claim::Busy => {
-                out.skipped += 1;
-                continue;
-            }
-        };
-        if !claim_matches(amount, min) {
-            // A clawback or refund landed between the read and the claim.
-            payouts::release_unsent(db, &id, now).await?;
-            out.skipped += 1;
-            continue;
-        }
-        let p = payouts::InFlight {
-            id,
-            program_id: c.program_id,
-            partner_id: c.partner_id,
-            amount,
-            currency: c.currency,
-            stripe_account_id: Some(c.stripe_account_id),
-            transfer_attempt: 1,
-        };
-        match send(state, stripe, &p, true, now, out).await? {
-            Sent::Paid => out.paid += 1,
-            Sent::Failed => out.failed += 1,
-            Sent::InFlight => out.pending_retry += 1,
-            Sent::Stop => return Ok(()),
+        worker::console_error!("cron: payout {} claimed {} below the minimum {min}", c.id, c.amount);
+        if budget.take(1) && payouts::release_untaken(&state.db, &c.id, now.max(now_ms())).await? {
+            out.released += 1;
         }
     }
-    Ok(())
+    Ok(kept)
+}
+
+/// Sends `messages` to the queue, 100 per subrequest (the caller checked they fit). A send
+/// that fails leaves its payouts claimed: the sweep enqueues them again after the delay.
+async fn enqueue(queue: &worker::Queue, budget: &mut Budget, messages: Vec<PayoutMessage>, out: &mut Outcome) -> bool {
+    for chunk in messages.chunks(QUEUE_SEND_BATCH_MAX) {
+        if !budget.take(1) {
+            out.more_work = true;
+            return false;
+        }
+        if let Err(e) = queue.send_batch(chunk.to_vec()).await {
+            worker::console_error!("cron: enqueueing {} payouts failed (the sweep retries them): {e}", chunk.len());
+            return false;
+        }
+        out.enqueued += chunk.len();
+        metrics::add(Counter::payouts_enqueued, chunk.len() as u64);
+    }
+    true
+}
+
+/// With the queue: re-enqueue what the sweep leased, then claim and enqueue chunk after chunk
+/// until nothing payable is left or the budget is spent (the next run continues).
+async fn fan_out(
+    state: &AppState,
+    queue: &worker::Queue,
+    budget: &mut Budget,
+    now: i64,
+    out: &mut Outcome,
+) -> ApiResult<()> {
+    // Room for the lease, its sends and the due-programs query.
+    let room = budget.remaining().saturating_sub(2);
+    let limit = SWEEP_MAX.min(room.saturating_sub(1) * QUEUE_SEND_BATCH_MAX);
+    let swept = sweep(state, budget, limit, now, out).await?;
+    if !enqueue(queue, budget, swept, out).await {
+        return Ok(());
+    }
+    let due = due_programs(state, budget, now).await?;
+    if due.is_empty() {
+        return Ok(());
+    }
+    loop {
+        // The claim batch and the sends of a chunk of `n` fit what is left.
+        let n = claim_chunk(budget.remaining());
+        if n == 0 || !budget.take(1) {
+            out.more_work = true;
+            return Ok(());
+        }
+        let claimed = claim(state, budget, &due, n, now, out).await?;
+        if claimed.is_empty() {
+            return Ok(());
+        }
+        let messages =
+            claimed.into_iter().map(|c| PayoutMessage { payout_id: c.id, attempt: 0, lease: c.updated_at }).collect();
+        if !enqueue(queue, budget, messages, out).await {
+            return Ok(());
+        }
+    }
+}
+
+/// Without the queue: this run pays what the sweep leased (up to `DIRECT_SWEEP_MAX`) and up to
+/// `DIRECT_PAYOUTS_MAX` new payouts itself, paced, within its budget, as before the fan-out.
+async fn pay_directly(
+    state: &AppState,
+    stripe: &Stripe,
+    budget: &mut Budget,
+    now: i64,
+    out: &mut Outcome,
+) -> ApiResult<()> {
+    let mut work = sweep(state, budget, DIRECT_SWEEP_MAX, now, out).await?;
+    let due = due_programs(state, budget, now).await?;
+    // Room after the claim, the load and the swept payouts at their worst (one pause write).
+    let reserved = 2 + work.len() * RECONCILE_COST + PAUSE_COST;
+    let n = (budget.remaining().saturating_sub(reserved) / SEND_COST).min(DIRECT_PAYOUTS_MAX);
+    if !due.is_empty() && n > 0 && budget.take(1) {
+        let claimed = claim(state, budget, &due, n, now, out).await?;
+        out.more_work |= claimed.len() == n;
+        work.extend(claimed.into_iter().map(|c| PayoutMessage { payout_id: c.id, attempt: 0, lease: c.updated_at }));
+    }
+    if work.is_empty() || !budget.take(1) {
+        return Ok(());
+    }
+    let ids: Vec<String> = work.iter().map(|m| m.payout_id.clone()).collect();
+    let (_, rows) = payouts::load_queued(&state.db, &ids).await?;
+    let by_id: HashMap<&str, &payouts::Queued> = rows.iter().map(|q| (q.id.as_str(), q)).collect();
+    let mut payer = Payer { state, stripe, budget, pacer: Pacer::default(), tally: Tally::default() };
+    let mut result = Ok(());
+    for m in &work {
+        let Some(q) = by_id.get(m.payout_id.as_str()).copied() else { continue };
+        let act = action(m, Some(q));
+        if !payer.budget.allows(act.worst_cost()) {
+            out.more_work = true;
+            break;
+        }
+        match payer.run(act, q, now).await {
+            Ok(Sent::Stop(_)) => break,
+            Ok(_) => {}
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    payer.pacer.finish().await;
+    out.paused = payer.tally.paused.clone();
+    out.direct = Some(payer.tally);
+    result
 }

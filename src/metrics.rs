@@ -40,6 +40,10 @@ counters!(
     payouts_enqueued,
     payout_batches,
     payout_messages,
+    // Messages settled by the consumer: acknowledged (paid, failed, stale...) or retried later;
+    // the queue has drained when every enqueued message was acknowledged.
+    payout_messages_acked,
+    payout_messages_retried,
     transfers_sent,
     max_invocation_subrequests,
     // Retention.

@@ -17,13 +17,14 @@ pub const ROWS_PER_DELETE: u32 = 1000;
 /// 15 minutes. A backlog (the first run after an upgrade) drains over the following runs.
 pub const DELETES_PER_RUN: usize = 5;
 
-/// Deletes expired clicks; answers how many.
-pub async fn delete_expired_clicks(state: &AppState, now: i64) -> ApiResult<usize> {
+/// Deletes expired clicks; answers how many, and the D1 queries it made (the cron's budget).
+pub async fn delete_expired_clicks(state: &AppState, now: i64) -> ApiResult<(usize, usize)> {
     let longest = programs::longest_attribution_window(&state.db).await?;
     let days = retention_days(longest, state.config.click_retention_days);
     let cutoff = cutoff_id(now - days as i64 * DAY_MS);
-    let mut deleted = 0;
+    let (mut deleted, mut queries) = (0, 1);
     for _ in 0..DELETES_PER_RUN {
+        queries += 1;
         let n = clicks::delete_before(&state.db, &cutoff, ROWS_PER_DELETE).await?;
         deleted += n;
         if n < ROWS_PER_DELETE as usize {
@@ -31,5 +32,5 @@ pub async fn delete_expired_clicks(state: &AppState, now: i64) -> ApiResult<usiz
         }
     }
     metrics::add(Counter::clicks_deleted, deleted as u64);
-    Ok(deleted)
+    Ok((deleted, queries))
 }

@@ -31,14 +31,23 @@ pub fn endpoint_secret(state: &AppState, endpoint_id: &str) -> Option<String> {
 
 /// Delivers up to `limit` due deliveries; answers how many were delivered.
 pub async fn deliver_due(state: &AppState, now: i64, limit: u32) -> ApiResult<usize> {
+    Ok(deliver_due_counted(state, now, limit).await?.0)
+}
+
+/// Like [`deliver_due`], also answering the subrequests it made (the due query, then a lease,
+/// a POST and a record per delivery): at most `1 + 3 * limit`.
+pub async fn deliver_due_counted(state: &AppState, now: i64, limit: u32) -> ApiResult<(usize, usize)> {
     let db = &state.db;
     let due = webhook_deliveries::due(db, now, limit).await?;
+    let mut subrequests = 1;
     let mut delivered = 0;
     for d in due {
         // Lease it: whoever moves next_attempt_at first sends it.
+        subrequests += 1;
         if !webhook_deliveries::lease(db, &d.id, now + LEASE_MS, now).await? {
             continue;
         }
+        subrequests += 2;
         let body = format!(
             "{{\"id\":{},\"type\":{},\"created_at\":{},\"data\":{}}}",
             serde_json::to_string(&d.event_id)?,
@@ -66,7 +75,7 @@ pub async fn deliver_due(state: &AppState, now: i64, limit: u32) -> ApiResult<us
             }
         }
     }
-    Ok(delivered)
+    Ok((delivered, subrequests))
 }
 
 async fn post(url: &str, body: &str, signature: &str, event_id: &str) -> Result<u16, String> {

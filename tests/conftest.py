@@ -203,8 +203,33 @@ class Worker:
                   "commissions", "payouts", "api_keys", "refunds", "commission_changes"]
         return {t: self.count(f"SELECT COUNT(*) FROM {t}") for t in tables}
 
-    def scheduled(self, cron="*/15 * * * *"):
-        return requests.get(f"{self.base}/cdn-cgi/handler/scheduled", params={"cron": cron}, timeout=120)
+    def scheduled(self, cron="*/15 * * * *", settle=True):
+        """Runs the cron once. The cron claims what is due and enqueues one PAYOUTS message per
+        payout; the queue's consumer pays shortly after. Unless told not to, waits until every
+        message enqueued so far has been acknowledged (paid, failed, released or found stale)."""
+        r = requests.get(f"{self.base}/cdn-cgi/handler/scheduled", params={"cron": cron}, timeout=120)
+        if settle and r.status_code == 200:
+            self.payouts_settled()
+        return r
+
+    def metrics(self):
+        r = requests.get(f"{self.base}/api/v1/metrics", headers={"Authorization": f"Bearer {self.admin_key}"},
+                         timeout=30)
+        assert r.status_code == 200, (r.status_code, r.text)
+        return r.json()["counters"]
+
+    def payouts_settled(self, timeout=60.0):
+        """Polls the isolate counters until the payouts queue has drained: every message the
+        cron enqueued has been acknowledged by a consumer (a retried one comes back after its
+        delay). Answers the counters."""
+        deadline = time.time() + timeout
+        while True:
+            c = self.metrics()
+            if c["payout_messages_acked"] >= c["payouts_enqueued"]:
+                return c
+            if time.time() > deadline:
+                raise AssertionError(f"payouts queue not drained after {timeout}s: {c}")
+            time.sleep(0.1)
 
 
 def d1(persist, *args, config=None):
@@ -224,12 +249,14 @@ def migrate(persist, config=None):
     return d1(persist, "migrations", "apply", config=config)
 
 
-def start_wrangler(persist, port, inspector, extra_vars, apply_migrations=True):
+def start_wrangler(persist, port, inspector, extra_vars, apply_migrations=True, config=None):
     env = wrangler_env()
     if apply_migrations:
-        migrate(persist)
+        migrate(persist, config=config)
     args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", str(port), "--inspector-port", str(inspector),
             "--persist-to", persist, "--log-level", "warn"]
+    if config:
+        args += ["--config", config]
     for k, v in extra_vars.items():
         args += ["--var", f"{k}:{v}"]
     log = open(os.path.join(persist, "wrangler.log"), "w")

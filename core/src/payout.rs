@@ -9,67 +9,252 @@
 //! (the shell claims commissions atomically, then re-checks the claimed sum with
 //! [`claim_matches`]).
 //!
-//! # Per-invocation bounds
+//! # Fan-out: who pays, and how many subrequests each invocation makes
 //!
-//! A cron invocation of a Cloudflare Worker may make a bounded number of subrequests: 50 on the
-//! free plan, 1000 on the paid plan (Workers Standard now defaults to 10 000 on paid). D1
-//! queries count as subrequests, like `fetch`es to Stripe. We design conservatively for the
-//! free-plan budget of [`SUBREQUEST_BUDGET`] = 50:
+//! A Worker invocation may make a bounded number of subrequests: [`SUBREQUESTS_FREE`] = 50 on
+//! the free plan, [`SUBREQUESTS_PAID`] = 1000 on the paid plan (var `WORKERS_PLAN`). D1 queries
+//! and batches, Stripe `fetch`es and queue sends all count. Every invocation of the payout path
+//! carries an explicit [`Budget`] of its plan's size: each D1 call, Stripe request and queue
+//! send draws from it *before* it is made, and work whose worst case no longer fits is left
+//! for later (a consumer retries the rest of its batch with a delay; the cron leaves it to the
+//! next run). What an invocation spent is what the isolate counters report.
 //!
-//! | work                                              | subrequests            |
-//! |---------------------------------------------------|------------------------|
-//! | fixed: approve matured commissions (one `UPDATE`), list due programs, list candidates, list retries, log | [`CRON_FIXED_SUBREQUESTS`] = 5 |
-//! | each new payout: claim batch + Stripe transfer + record batch | [`SUBREQUESTS_PER_PAYOUT`] = 3 |
-//! | each retry of a failed transfer: same three       | 3                      |
+//! **The cron decides and claims; one queue message per payout pays.** On a due day the cron
+//! claims what is payable in bulk: one atomic D1 batch creates up to [`CLAIM_CHUNK_MAX`]
+//! `processing` payouts (transfer attempt 0: claimed, never sent) and claims their
+//! commissions, then it enqueues one `PAYOUTS` message per payout (a `send_batch` of up to
+//! [`QUEUE_SEND_BATCH_MAX`] messages is one subrequest). A partner with a payout `processing`
+//! is never a candidate again (unique index `payouts_one_processing`), so nobody is enqueued
+//! run after run while a message is pending. A consumer takes each payout's first attempt with
+//! a conditional UPDATE (attempt 0 → 1) right before its transfer: a message delivered twice
+//! sends once. A claimed payout whose message was lost, and a transfer of unknown outcome, are
+//! swept by the cron once untouched for the reconciliation delay: leased (their `updated_at`
+//! moved to now, so the next run skips them), then enqueued again (reconcile by
+//! `transfer_group` before any resend).
 //!
-//! 5 + 10 × 3 + 5 × 3 = 50, hence [`MAX_PAYOUTS_PER_RUN`] = 10 and [`MAX_RETRIES_PER_RUN`] = 5
-//! (checked at compile time below). Whatever is left over is paid by the next run (the cron
-//! runs several times on a due day, and a backlog simply carries over). Approvals are one
-//! `UPDATE … WHERE id IN (SELECT … LIMIT ?)` statement bounded by [`MAX_APPROVALS_PER_RUN`], so
-//! a single statement never touches an unbounded number of rows (D1 per-query time limit).
+//! | cron invocation (queue bound)                    | subrequests |
+//! |--------------------------------------------------|-------------|
+//! | approvals `UPDATE`, link-cache jobs              | 1 + up to [`LINK_CACHE_MAX_SUBREQUESTS`] |
+//! | payout pause, sweep lease, due programs          | [`CRON_PAYOUT_FIXED`] = 3 |
+//! | sweep: re-enqueue up to [`SWEEP_MAX`] payouts    | 1 per 100 |
+//! | each claim chunk of up to [`CLAIM_CHUNK_MAX`] = 500 | 1 claim batch + 1 send per 100 = 6 |
+//! | webhook deliveries (what is left, at least [`CRON_WEBHOOK_FLOOR`]) | 1 + 3 each |
+//!
+//! Free plan: 50 − 2 − 7 (webhook floor) = 41 for payouts, 41 − 3 = 38 → 6 chunks of 500 and
+//! one of 100: 3,100 payouts claimed and enqueued per run (2,700 while a sweep re-enqueues
+//! 500), so 10,000 payable partners are all enqueued by the 4th run, 45 minutes into the due
+//! day (the cron runs every 15 minutes). Paid plan: 1000 − 9 − 3 = 988 → 164 chunks of 500,
+//! 82,000 per run: 10,000 partners in one run.
+//!
+//! | consumer invocation (a batch of [`PAYOUT_BATCH_SIZE`] = 10 messages) | subrequests |
+//! |-----------------------------------------------|-------------|
+//! | pause + payouts of the batch (one D1 batch)   | [`CONSUMER_FIXED`] = 1 |
+//! | a fresh payout: take, transfer, record        | [`SEND_COST`] = 3 |
+//! | a payout in flight: lookup, resend claim, transfer, record | [`RECONCILE_COST`] = 4 |
+//! | an account-wide refusal: the pause write (once: it ends the batch) | [`PAUSE_COST`] = 1 |
+//!
+//! Worst case 1 + 9 × 4 + (4 + 1) = 42 ≤ 50 (checked at compile time below): a whole batch
+//! always fits the free plan, and the budget check only bites if `max_batch_size` is raised.
+//!
+//! **Stripe's rate limit** (100 write requests per second in live mode, 25 in test mode, and
+//! as many reads). At most [`PAYOUT_CONSUMERS`] = 10 consumer invocations run at once
+//! (`max_concurrency` in wrangler.toml). Each spaces its Stripe requests (reads included)
+//! [`STRIPE_MIN_INTERVAL_MS`] = 200 ms apart, and after its last request waits out that
+//! interval before returning, so the invocations that follow one another in a concurrency slot
+//! also stay 200 ms apart: any one-second window sees at most 5 requests per slot, 10 × 5 = 50
+//! from all consumers; the cron sends none while the queue is bound (without it, it pays itself,
+//! paced the same: 5 more). 55 ≤ 75, three quarters of the limit, leaves room for onboarding and
+//! webhook lookups. A 429 or `rate_limit` refusal still pauses every payout ([`crate::transfer`]).
+//! Throughput: 50 transfers/s, so 10,000 payouts take about 200 s of consumer time, paced.
+//!
+//! Approvals are one `UPDATE … WHERE id IN (SELECT … LIMIT ?)` statement bounded by
+//! [`MAX_APPROVALS_PER_RUN`], so a single statement never touches an unbounded number of rows
+//! (D1 per-query time limit).
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::Invalid;
 use crate::time::weekday_and_day;
 
-/// Subrequests one Worker invocation may make on the free plan (D1 queries included). The cron
-/// is designed to stay within it even on the paid plan.
-pub const SUBREQUEST_BUDGET: usize = SUBREQUESTS_FREE;
-
 /// Subrequests per invocation on the Workers Free plan (D1 queries, `fetch`es, queue sends).
 pub const SUBREQUESTS_FREE: usize = 50;
 /// Subrequests per invocation on the Workers Paid plan.
 pub const SUBREQUESTS_PAID: usize = 1000;
 
-/// Subrequests of one payout: the D1 claim batch, the Stripe transfer `fetch` (with an
-/// idempotency key derived from the payout id, so a retry never pays twice) and the D1 batch
-/// recording the result.
-pub const SUBREQUESTS_PER_PAYOUT: usize = 3;
+/// Messages one queue `send_batch` may carry (the Queues limit); it is one subrequest.
+pub const QUEUE_SEND_BATCH_MAX: usize = 100;
+/// `max_batch_size` of the payouts consumer (wrangler.toml).
+pub const PAYOUT_BATCH_SIZE: usize = 10;
+/// `max_concurrency` of the payouts consumer (wrangler.toml): consumer invocations at once.
+pub const PAYOUT_CONSUMERS: usize = 10;
 
-/// Subrequests every cron run makes regardless of volume: the approval `UPDATE`, the due
-/// programs query, the candidates query, the retry query and one spare (logging/metrics).
-pub const CRON_FIXED_SUBREQUESTS: usize = 5;
+/// Payouts one claim batch may create: one D1 batch (insert, claim, sum) over at most this
+/// many partners keeps each statement far inside D1's per-query limits.
+pub const CLAIM_CHUNK_MAX: usize = 500;
+/// Payouts the cron re-enqueues per run from the sweep (lost messages, unknown outcomes).
+pub const SWEEP_MAX: usize = 500;
+/// Payouts the cron sweeps and pays itself per run when no queue is bound.
+pub const DIRECT_SWEEP_MAX: usize = 5;
+/// New payouts the cron claims and pays itself per run when no queue is bound.
+pub const DIRECT_PAYOUTS_MAX: usize = 10;
 
-/// New payouts started by one cron invocation. See the module docs for the budget:
-/// `5 fixed + 10 × 3 + 5 × 3 = 50` subrequests, the free-plan limit.
-pub const MAX_PAYOUTS_PER_RUN: usize = 10;
+/// Cron, payout path, regardless of volume: the pause read, the sweep lease (one `UPDATE …
+/// RETURNING`), the due programs query.
+pub const CRON_PAYOUT_FIXED: usize = 3;
+/// The cron's link-cache step at most (its job list, then a page read and an update for each
+/// of at most 5 jobs; its KV writes count against KV's own limit).
+pub const LINK_CACHE_MAX_SUBREQUESTS: usize = 11;
+/// What the cron's payout path leaves for webhook deliveries: the due query and two
+/// deliveries (lease, POST, record). Deliveries get whatever is left, up to their own bound.
+pub const CRON_WEBHOOK_FLOOR: usize = 1 + 2 * 3;
 
-/// Retries of failed (or unknown-outcome) Stripe transfers per cron invocation, 3 subrequests
-/// each like a new payout (the retry reuses the original idempotency key).
-pub const MAX_RETRIES_PER_RUN: usize = 5;
+/// Consumer: the pause row and the batch's payouts, read in one D1 batch.
+pub const CONSUMER_FIXED: usize = 1;
+/// A fresh payout: the take (attempt 0 → 1), the transfer, the D1 batch recording it.
+pub const SEND_COST: usize = 3;
+/// A payout in flight: the `transfer_group` lookup, the resend claim, the transfer, the record.
+pub const RECONCILE_COST: usize = 4;
+/// The pause write after an account-wide refusal; at most once per invocation (it stops it).
+pub const PAUSE_COST: usize = 1;
+/// Releasing a claim that will not be sent (partner no longer payable): one D1 batch.
+pub const RELEASE_COST: usize = 1;
+
+/// Stripe's live-mode rate limit, write requests per second (reads have their own, equal one).
+pub const STRIPE_LIVE_REQUESTS_PER_SECOND: usize = 100;
+/// Stripe requests one invocation starts per second at most (reads and writes alike).
+pub const STRIPE_REQUESTS_PER_SECOND_PER_INVOCATION: usize = 5;
+/// The spacing that rate implies between two Stripe requests of one invocation (and between
+/// an invocation's last request and its end).
+pub const STRIPE_MIN_INTERVAL_MS: i64 = 1000 / STRIPE_REQUESTS_PER_SECOND_PER_INVOCATION as i64;
 
 /// Pending commissions moved to approved per cron invocation. This is one bounded D1 `UPDATE`
-/// (one subrequest, counted in [`CRON_FIXED_SUBREQUESTS`]); the bound keeps the statement well
-/// within D1's per-query limits, and a larger backlog is drained by the next runs.
+/// (one subrequest); the bound keeps the statement well within D1's per-query limits, and a
+/// larger backlog is drained by the next runs.
 pub const MAX_APPROVALS_PER_RUN: usize = 500;
 
 /// Programs with owed balances read per run to decide which are due (one query).
 pub const MAX_PROGRAMS_PER_RUN: usize = 500;
 
+/// Most Stripe requests all payout invocations together start in any one-second window: each
+/// consumer slot and the cron at most [`STRIPE_REQUESTS_PER_SECOND_PER_INVOCATION`].
+pub const STRIPE_PEAK_REQUESTS_PER_SECOND: usize = (PAYOUT_CONSUMERS + 1) * STRIPE_REQUESTS_PER_SECOND_PER_INVOCATION;
+
+// Pacing: 11 × 5 = 55 requests/s at most, under three quarters of Stripe's live limit.
+const _: () = assert!(STRIPE_PEAK_REQUESTS_PER_SECOND * 4 <= STRIPE_LIVE_REQUESTS_PER_SECOND * 3);
+const _: () = assert!(STRIPE_MIN_INTERVAL_MS * STRIPE_REQUESTS_PER_SECOND_PER_INVOCATION as i64 >= 1000);
+// A full batch of the costliest messages, one of them pausing, fits the free plan: 42 ≤ 50.
 const _: () = assert!(
-    CRON_FIXED_SUBREQUESTS + (MAX_PAYOUTS_PER_RUN + MAX_RETRIES_PER_RUN) * SUBREQUESTS_PER_PAYOUT <= SUBREQUEST_BUDGET
+    CONSUMER_FIXED + (PAYOUT_BATCH_SIZE - 1) * RECONCILE_COST + RECONCILE_COST + PAUSE_COST <= SUBREQUESTS_FREE
 );
+// The free-plan cron always has room for the fixed payout queries, one sweep send, one full
+// claim chunk and the webhook floor: 1 + 11 + 3 + 1 + 6 + 7 = 29 ≤ 50.
+const _: () = assert!(
+    1 + LINK_CACHE_MAX_SUBREQUESTS + CRON_PAYOUT_FIXED + 1 + chunk_cost(CLAIM_CHUNK_MAX) + CRON_WEBHOOK_FLOOR
+        <= SUBREQUESTS_FREE
+);
+// Without a queue the free-plan cron pays itself: even with every link-cache job and 5 payouts
+// in flight at their worst it still starts a new payout (1 + 11 + 3 + 20 + 1 + 3 + 1 + 7 = 47);
+// with nothing else to do it starts 10, as before the fan-out (1 + 1 + 3 + 1 + 30 + 1 + 7 = 44).
+const _: () = assert!(
+    1 + LINK_CACHE_MAX_SUBREQUESTS
+        + CRON_PAYOUT_FIXED
+        + DIRECT_SWEEP_MAX * RECONCILE_COST
+        + 1
+        + SEND_COST
+        + PAUSE_COST
+        + CRON_WEBHOOK_FLOOR
+        <= SUBREQUESTS_FREE
+);
+const _: () = assert!(
+    1 + 1 + CRON_PAYOUT_FIXED + 1 + DIRECT_PAYOUTS_MAX * SEND_COST + PAUSE_COST + CRON_WEBHOOK_FLOOR
+        <= SUBREQUESTS_FREE
+);
+
+/// Queue sends (subrequests) that enqueue `messages` messages.
+pub const fn sends_for(messages: usize) -> usize {
+    messages.div_ceil(QUEUE_SEND_BATCH_MAX)
+}
+
+/// Subrequests of a claim chunk of `n` payouts: the claim batch and the sends enqueueing them.
+pub const fn chunk_cost(n: usize) -> usize {
+    1 + sends_for(n)
+}
+
+/// The largest claim chunk whose claim batch and sends fit in `available` subrequests (0 when
+/// not even one payout fits).
+pub fn claim_chunk(available: usize) -> usize {
+    if available < 2 {
+        return 0;
+    }
+    CLAIM_CHUNK_MAX.min((available - 1) * QUEUE_SEND_BATCH_MAX)
+}
+
+/// Milliseconds to wait before the next Stripe request of an invocation whose previous one
+/// started at `last_start` (`None`: none yet), so that requests stay
+/// [`STRIPE_MIN_INTERVAL_MS`] apart.
+pub fn pace_wait_ms(last_start: Option<i64>, now: i64) -> i64 {
+    match last_start {
+        Some(t) => (t.saturating_add(STRIPE_MIN_INTERVAL_MS).saturating_sub(now)).clamp(0, STRIPE_MIN_INTERVAL_MS),
+        None => 0,
+    }
+}
+
+/// An invocation's subrequests: every D1 call or batch, Stripe request and queue send of the
+/// payout path is taken from it before it is made. `spent` is what was actually made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    limit: usize,
+    spent: usize,
+}
+
+impl Budget {
+    pub const fn new(limit: usize) -> Budget {
+        Budget { limit, spent: 0 }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    pub fn spent(&self) -> usize {
+        self.spent
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.limit.saturating_sub(self.spent)
+    }
+
+    /// Whether `n` more subrequests fit.
+    pub fn allows(&self, n: usize) -> bool {
+        self.remaining() >= n
+    }
+
+    /// Takes `n` subrequests if they fit; false (and nothing taken) otherwise.
+    pub fn take(&mut self, n: usize) -> bool {
+        if !self.allows(n) {
+            return false;
+        }
+        self.spent += n;
+        true
+    }
+
+    /// Records `n` subrequests already made by a step that bounds itself (its own limit was
+    /// derived from [`Budget::remaining`]); may exceed the limit only if that step overran.
+    pub fn charge(&mut self, n: usize) {
+        self.spent = self.spent.saturating_add(n);
+    }
+
+    /// A budget for one part of the invocation: what is left, keeping `keep` for later parts.
+    /// Its spending is added back with [`Budget::absorb`].
+    pub fn share(&self, keep: usize) -> Budget {
+        Budget::new(self.remaining().saturating_sub(keep))
+    }
+
+    /// Adds what a [`Budget::share`] spent.
+    pub fn absorb(&mut self, part: &Budget) {
+        self.spent += part.spent;
+    }
+}
 
 /// A payout's status: `processing` (claimed, transfer sent or about to be), then `paid` or
 /// `failed` (its commissions released).
@@ -443,10 +628,92 @@ mod tests {
     }
 
     #[test]
-    fn run_bounds_fit_free_plan() {
-        let used = CRON_FIXED_SUBREQUESTS + (MAX_PAYOUTS_PER_RUN + MAX_RETRIES_PER_RUN) * SUBREQUESTS_PER_PAYOUT;
-        assert!(used <= SUBREQUEST_BUDGET);
-        assert_eq!((MAX_PAYOUTS_PER_RUN, MAX_RETRIES_PER_RUN, MAX_APPROVALS_PER_RUN), (10, 5, 500));
+    fn budget_takes_only_what_fits() {
+        let mut b = Budget::new(SUBREQUESTS_FREE);
+        assert!(b.take(3));
+        assert_eq!((b.spent(), b.remaining()), (3, 47));
+        assert!(!b.take(48));
+        assert_eq!(b.spent(), 3, "a refused take spends nothing");
+        assert!(b.take(47));
+        assert_eq!(b.remaining(), 0);
+        assert!(!b.allows(1) && b.allows(0));
+        let mut cron = Budget::new(SUBREQUESTS_FREE);
+        assert!(cron.take(2));
+        let mut payouts = cron.share(CRON_WEBHOOK_FLOOR);
+        assert_eq!(payouts.limit(), 41);
+        assert!(payouts.take(41) && !payouts.take(1));
+        cron.absorb(&payouts);
+        assert_eq!(cron.remaining(), CRON_WEBHOOK_FLOOR);
+        assert_eq!(Budget::new(5).share(9).limit(), 0);
+        let mut b = Budget::new(2);
+        b.charge(3);
+        assert_eq!((b.spent(), b.remaining()), (3, 0), "what was made is recorded, even past the limit");
+    }
+
+    #[test]
+    fn claim_chunks_and_sends() {
+        assert_eq!((sends_for(0), sends_for(1), sends_for(100), sends_for(101), sends_for(500)), (0, 1, 1, 2, 5));
+        assert_eq!((claim_chunk(0), claim_chunk(1), claim_chunk(2), claim_chunk(3)), (0, 0, 100, 200));
+        assert_eq!((claim_chunk(6), claim_chunk(7), claim_chunk(1000)), (500, 500, 500));
+        assert_eq!(chunk_cost(CLAIM_CHUNK_MAX), 6);
+    }
+
+    /// The documented arithmetic: how many payouts a free-plan cron run claims, how many runs
+    /// 10,000 partners take, and what a consumer batch costs at worst.
+    #[test]
+    fn documented_fan_out_numbers() {
+        let per_run = |plan: usize, sweep: usize| {
+            let mut cron = Budget::new(plan);
+            assert!(cron.take(2)); // approvals, link-cache jobs
+            let mut b = cron.share(CRON_WEBHOOK_FLOOR);
+            assert!(b.take(CRON_PAYOUT_FIXED + sends_for(sweep)));
+            let mut claimed = 0;
+            loop {
+                let n = claim_chunk(b.remaining());
+                if n == 0 {
+                    break;
+                }
+                assert!(b.take(chunk_cost(n)));
+                claimed += n;
+            }
+            claimed
+        };
+        assert_eq!(per_run(SUBREQUESTS_FREE, 0), 3_000 + 100);
+        assert_eq!(per_run(SUBREQUESTS_FREE, SWEEP_MAX), 2_500 + 200);
+        assert!(per_run(SUBREQUESTS_PAID, SWEEP_MAX) >= 10_000);
+        assert_eq!(10_000usize.div_ceil(per_run(SUBREQUESTS_FREE, 0)), 4);
+        let worst_batch = CONSUMER_FIXED + (PAYOUT_BATCH_SIZE - 1) * RECONCILE_COST + RECONCILE_COST + PAUSE_COST;
+        assert_eq!(worst_batch, 42);
+        assert_eq!(STRIPE_PEAK_REQUESTS_PER_SECOND, 55);
+        assert_eq!(STRIPE_MIN_INTERVAL_MS, 200);
+    }
+
+    #[test]
+    fn pacing_waits_out_the_interval() {
+        assert_eq!(pace_wait_ms(None, 1_000), 0);
+        assert_eq!(pace_wait_ms(Some(1_000), 1_000), 200);
+        assert_eq!(pace_wait_ms(Some(1_000), 1_150), 50);
+        assert_eq!(pace_wait_ms(Some(1_000), 1_200), 0);
+        assert_eq!(pace_wait_ms(Some(1_000), 5_000), 0);
+        // a clock that went backwards never waits more than one interval
+        assert_eq!(pace_wait_ms(Some(10_000), 1_000), 200);
+    }
+
+    /// The wrangler.toml consumer is the one the arithmetic assumes.
+    #[test]
+    fn wrangler_consumer_matches_the_constants() {
+        let toml = include_str!("../../wrangler.toml");
+        let consumer = toml
+            .split("[[queues.consumers]]")
+            .skip(1)
+            .find(|s| s.contains("queue = \"refport-payouts\""))
+            .expect("a refport-payouts consumer");
+        let value = |key: &str| -> usize {
+            let line = consumer.lines().find(|l| l.trim_start().starts_with(key)).expect(key);
+            line.split('=').nth(1).and_then(|v| v.split('#').next()).unwrap().trim().parse().unwrap()
+        };
+        assert_eq!(value("max_batch_size"), PAYOUT_BATCH_SIZE);
+        assert_eq!(value("max_concurrency"), PAYOUT_CONSUMERS);
     }
 
     fn any_schedule() -> impl Strategy<Value = Schedule> {
@@ -484,6 +751,64 @@ mod tests {
             if !enabled {
                 prop_assert!(plan(&s, min, now, &c).is_err());
             }
+        }
+
+        /// Requests paced by `pace_wait_ms` are never closer than the interval, so any
+        /// one-second window holds at most the per-invocation rate.
+        #[test]
+        fn paced_requests_respect_the_rate(gaps in proptest::collection::vec(0i64..400, 1..60)) {
+            let mut now = 0i64;
+            let mut starts: Vec<i64> = Vec::new();
+            for g in gaps {
+                now += g; // work between requests (D1 calls, parsing)
+                now += pace_wait_ms(starts.last().copied(), now);
+                starts.push(now);
+            }
+            // the invocation's end waits out the interval after its last request
+            let end = now + pace_wait_ms(starts.last().copied(), now);
+            prop_assert!(end >= starts[starts.len() - 1] + STRIPE_MIN_INTERVAL_MS);
+            for w in starts.windows(2) {
+                prop_assert!(w[1] - w[0] >= STRIPE_MIN_INTERVAL_MS);
+            }
+            for (i, t) in starts.iter().enumerate() {
+                let in_window = starts[i..].iter().take_while(|u| **u < t + 1000).count();
+                prop_assert!(in_window <= STRIPE_REQUESTS_PER_SECOND_PER_INVOCATION);
+            }
+        }
+
+        /// A claim chunk and its sends always fit what was available, and use it well.
+        #[test]
+        fn claim_chunk_fits(available in 0usize..5_000) {
+            let n = claim_chunk(available);
+            if n > 0 {
+                prop_assert!(chunk_cost(n) <= available);
+                prop_assert!(n <= CLAIM_CHUNK_MAX);
+            }
+            if available >= chunk_cost(CLAIM_CHUNK_MAX) {
+                prop_assert_eq!(n, CLAIM_CHUNK_MAX);
+            }
+            if available >= 2 {
+                prop_assert!(n >= QUEUE_SEND_BATCH_MAX.min(CLAIM_CHUNK_MAX));
+            }
+        }
+
+        /// Whatever is taken, a budget never spends past its limit, and a refused take spends
+        /// nothing.
+        #[test]
+        fn budget_never_overspends(limit in 0usize..2_000, takes in proptest::collection::vec(0usize..60, 0..100)) {
+            let mut b = Budget::new(limit);
+            let mut sum = 0;
+            for n in takes {
+                let before = b.spent();
+                if b.take(n) {
+                    sum += n;
+                } else {
+                    prop_assert_eq!(b.spent(), before);
+                    prop_assert!(n > b.remaining());
+                }
+                prop_assert!(b.spent() <= limit);
+            }
+            prop_assert_eq!(b.spent(), sum);
         }
 
         #[test]

@@ -30,8 +30,11 @@ pub fn format_day(day: i64) -> String {
 /// reversed; the field named in the error is the query parameter.
 pub fn parse_range(from: Option<&str>, to: Option<&str>, now: i64) -> Result<(i64, i64), Invalid> {
     let day = |field: &'static str, v: Option<&str>| -> Result<Option<i64>, Invalid> {
-        v.map(|s| parse_day(s).ok_or_else(|| Invalid::new(field, "invalid_query", format!("{field} must be a date YYYY-MM-DD"))))
-            .transpose()
+        v.map(|s| {
+            parse_day(s)
+                .ok_or_else(|| Invalid::new(field, "invalid_query", format!("{field} must be a date YYYY-MM-DD")))
+        })
+        .transpose()
     };
     let to_day = day("to", to)?.unwrap_or(now.div_euclid(DAY_MS));
     let from_day = day("from", from)?.unwrap_or(to_day - DEFAULT_DAYS + 1);
@@ -70,7 +73,8 @@ mod tests {
         assert_eq!(parse_range(Some("2025-11-26"), Some("2025-11-25"), NOW).unwrap_err().field, "from");
         assert_eq!(parse_range(Some("2024-01-01"), Some("2025-11-25"), NOW).unwrap_err().field, "from");
         assert_eq!(parse_range(None, Some("nope"), NOW).unwrap_err().field, "to");
-        assert!(parse_range(Some("2025-01-01"), Some("2026-01-01"), NOW).is_ok()); // 366 days
+        assert!(parse_range(Some("2025-01-01"), Some("2026-01-01"), NOW).is_ok());
+        // 366 days
     }
 
     proptest! {

@@ -220,7 +220,8 @@ pub async fn stats(p: &Portal) -> ApiResult<Response> {
     };
     let today = p.now.div_euclid(DAY_MS);
     let currency = p.program.settings.payout_currency.code();
-    let daily = store::stats::partner_daily(&p.state.db, &p.program.id, &p.partner.id, today - days + 1, currency).await?;
+    let daily =
+        store::stats::partner_daily(&p.state.db, &p.program.id, &p.partner.id, today - days + 1, currency).await?;
     let lookup = |v: &[store::stats::DayCount], d: i64| v.iter().find(|x| x.day == d).map(|x| x.n).unwrap_or(0);
     let data: Vec<_> = (today - days + 1..=today)
         .map(|d| {

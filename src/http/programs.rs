@@ -4,10 +4,10 @@ use super::{body, created, ok, path_id, Call, Page};
 use crate::state::new_id;
 use crate::store::stats::{self, GroupBy};
 use crate::store::{link_cache, programs};
-use refport_core::stats::format_day;
-use serde_json::json;
 use refport_core::ids;
 use refport_core::program::{ProgramInput, ProgramPatch};
+use refport_core::stats::format_day;
+use serde_json::json;
 use worker::{Request, Response};
 
 pub async fn load(c: &Call, id: &str) -> ApiResult<programs::Program> {
@@ -98,7 +98,8 @@ pub async fn stats(c: &Call, id: &str) -> ApiResult<Response> {
     for g in &groups {
         totals.merge(&g.totals);
     }
-    let counts = |t: &stats::Totals| json!({"clicks": t.clicks, "leads": t.leads, "sales": t.sales, "amounts": t.amounts});
+    let counts =
+        |t: &stats::Totals| json!({"clicks": t.clicks, "leads": t.leads, "sales": t.sales, "amounts": t.amounts});
     let row = |key: (&str, serde_json::Value), t: &stats::Totals| {
         let mut v = counts(t);
         v[key.0] = key.1;
@@ -117,9 +118,9 @@ pub async fn stats(c: &Call, id: &str) -> ApiResult<Response> {
         }
         GroupBy::Partner | GroupBy::Link => {
             groups.sort_by(|a, b| {
-                (b.totals.clicks, b.totals.sales).cmp(&(a.totals.clicks, a.totals.sales)).then_with(|| {
-                    a.key.as_str().unwrap_or_default().cmp(b.key.as_str().unwrap_or_default())
-                })
+                (b.totals.clicks, b.totals.sales)
+                    .cmp(&(a.totals.clicks, a.totals.sales))
+                    .then_with(|| a.key.as_str().unwrap_or_default().cmp(b.key.as_str().unwrap_or_default()))
             });
             has_more = groups.len() > limit;
             let name = if by == GroupBy::Partner { "partner_id" } else { "link_id" };

@@ -1,7 +1,7 @@
 use super::all;
 use super::StoreResult;
-use serde::{Deserialize, Serialize};
 use refport_core::time::DAY_MS;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::{query, D1Database};
 

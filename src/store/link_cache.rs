@@ -211,7 +211,8 @@ pub async fn continue_jobs(db: &D1Database, kv: &KvStore, budget: usize) -> Stor
         written += n;
         match next {
             Some(after) => {
-                super::run(query!(db, "UPDATE cache_refresh_jobs SET after_link_id = ?2 WHERE id = ?1", j.id, after)?).await?;
+                super::run(query!(db, "UPDATE cache_refresh_jobs SET after_link_id = ?2 WHERE id = ?1", j.id, after)?)
+                    .await?;
             }
             None => {
                 super::run(query!(db, "DELETE FROM cache_refresh_jobs WHERE id = ?1", j.id)?).await?;

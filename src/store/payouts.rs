@@ -1,7 +1,7 @@
 //! Payouts: claim approved commissions atomically, record the transfer's outcome.
 
-use super::{all, batch, changes, first, Constraint, ConstraintKind};
-use super::{StoreError, StoreResult};
+use super::StoreResult;
+use super::{all, batch, changes, first};
 use refport_core::payout::PayoutStatus;
 use serde::{Deserialize, Serialize};
 use worker::d1::D1PreparedStatement;
@@ -40,45 +40,23 @@ pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> 
     super::list_filtered(db, "payouts", COLS, f, before, limit).await
 }
 
-/// A partner's approved, unclaimed balance in one program and one currency, payable now.
-#[derive(Debug, Deserialize)]
-pub struct Candidate {
-    pub program_id: String,
-    pub partner_id: String,
-    pub currency: String,
-    pub stripe_account_id: String,
-    pub net: i64,
-    pub n: i64,
-}
-
-/// Every balance that is payable today, in the programs `due` (ids), at most `limit`: partners
-/// active, onboarded, payouts enabled, nothing in flight, net balance per currency at least the
+/// The condition and grouping of "payable today" shared by the bulk claim: partners active,
+/// onboarded, payouts enabled, nothing in flight, net balance per currency at least the
 /// program's minimum (the minimum is in the program's payout currency; a balance left in an
 /// earlier payout currency is paid from 1 unit, as no new commission will ever add to it).
 /// Balances below the minimum are filtered here, in SQL, so they can never crowd out the ones
 /// that are due; the partial index `commissions_payable` holds only approved, unclaimed rows.
-pub async fn candidates(db: &D1Database, due: &[String], limit: usize) -> StoreResult<Vec<Candidate>> {
-    let due = serde_json::to_string(due)?;
-    all(query!(
-        db,
-        "SELECT c.program_id, c.partner_id, c.currency, pn.stripe_account_id, SUM(c.amount) AS net, COUNT(*) AS n
-         FROM commissions c INDEXED BY commissions_payable
+/// `?3` is the JSON array of due program ids.
+const PAYABLE: &str = "FROM commissions c INDEXED BY commissions_payable
          JOIN partners pn ON pn.id = c.partner_id
          JOIN programs p ON p.id = c.program_id
          WHERE c.status = 'approved' AND c.payout_id IS NULL
-           AND c.program_id IN (SELECT value FROM json_each(?1))
+           AND c.program_id IN (SELECT value FROM json_each(?3))
            AND pn.payouts_enabled = 1 AND pn.status = 'active' AND pn.stripe_account_id IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM payouts po WHERE po.partner_id = c.partner_id AND po.status = 'processing')
          GROUP BY c.program_id, c.partner_id, c.currency
          HAVING SUM(c.amount) >= MAX(1, CASE WHEN c.currency = json_extract(p.settings, '$.payout_currency')
-                                         THEN COALESCE(json_extract(p.settings, '$.min_payout'), 0) ELSE 1 END)
-         ORDER BY MIN(c.approved_at), c.partner_id
-         LIMIT ?2",
-        due,
-        limit as u32
-    )?)
-    .await
-}
+                                         THEN COALESCE(json_extract(p.settings, '$.min_payout'), 0) ELSE 1 END)";
 
 /// Programs whose settings the cron needs to decide who is due (schedule, minimum).
 #[derive(Debug, Deserialize)]
@@ -100,75 +78,176 @@ pub async fn programs_with_balances(db: &D1Database, limit: usize) -> StoreResul
     .await
 }
 
-#[derive(Deserialize)]
-struct Claimed {
-    amount: i64,
-    commission_count: i64,
+/// A payout the bulk claim created: `processing`, transfer attempt 0 (never sent).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Claimed {
+    pub id: String,
+    pub program_id: String,
+    pub partner_id: String,
+    pub amount: i64,
+    pub currency: String,
+    /// Its `updated_at`: the claim's clock.
+    pub updated_at: i64,
 }
 
-pub enum Claim {
-    /// (amount, commission count) actually claimed.
-    Claimed(i64, i64),
-    /// Another run has a payout in flight for this partner, or the claimed sum was negative.
-    Busy,
-}
-
-/// Creates a `processing` payout in `currency` and claims every approved, unclaimed commission
-/// of the partner in the program in that currency, in one atomic batch: a transfer's currency is
-/// always its commissions'. The payout amount is the sum of what was claimed (never what was
-/// read earlier). The unique index `payouts_one_processing` makes two overlapping runs unable to
-/// both claim.
-pub async fn claim(
-    db: &D1Database,
-    id: &str,
-    program_id: &str,
-    partner_id: &str,
-    currency: &str,
-    now: i64,
-) -> StoreResult<Claim> {
+/// Claims, in one atomic batch, up to `ids.len()` balances payable today in the programs `due`
+/// (oldest approval first): creates a `processing` payout per balance with the next of the
+/// fresh `ids` (transfer attempt 0: claimed, never sent), claims every approved, unclaimed
+/// commission of that (program, partner, currency) for it, and sets its amount to the sum of
+/// what it claimed (never what was read earlier). A partner is in at most one payout in flight
+/// (unique index `payouts_one_processing`): a second currency of the same partner, or a
+/// partner an overlapping run claimed first, is skipped (`OR IGNORE`) and waits for a later
+/// run. Selection and claim read one snapshot, so every claimed sum passed the minimum.
+pub async fn claim_due(db: &D1Database, ids: &[String], due: &[String], now: i64) -> StoreResult<Vec<Claimed>> {
+    if ids.is_empty() || due.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids_json = serde_json::to_string(ids)?;
+    let due = serde_json::to_string(due)?;
     let stmts = vec![
         query!(
             db,
-            "INSERT INTO payouts (id, program_id, partner_id, amount, currency, status, created_at, updated_at)
-             VALUES (?1, ?2, ?3, 0, ?4, 'processing', ?5, ?5)",
-            id,
-            program_id,
-            partner_id,
-            currency,
+            &format!(
+                "INSERT OR IGNORE INTO payouts
+                     (id, program_id, partner_id, amount, currency, status, created_at, updated_at, transfer_attempt)
+                 SELECT j.value, b.program_id, b.partner_id, 0, b.currency, 'processing', ?2, ?2, 0
+                 FROM (SELECT c.program_id, c.partner_id, c.currency,
+                              ROW_NUMBER() OVER (ORDER BY MIN(c.approved_at), c.partner_id, c.currency) - 1 AS rn
+                       {PAYABLE}
+                       ORDER BY MIN(c.approved_at), c.partner_id, c.currency
+                       LIMIT ?4) b
+                 JOIN json_each(?1) j ON j.key = b.rn"
+            ),
+            ids_json,
+            now,
+            due,
+            ids.len() as u32
+        )?,
+        query!(
+            db,
+            "UPDATE commissions SET payout_id = po.id, updated_at = ?2
+             FROM payouts po
+             WHERE po.id IN (SELECT value FROM json_each(?1)) AND po.status = 'processing' AND po.transfer_attempt = 0
+               AND commissions.program_id = po.program_id AND commissions.partner_id = po.partner_id
+               AND commissions.currency = po.currency
+               AND commissions.status = 'approved' AND commissions.payout_id IS NULL",
+            ids_json,
             now
         )?,
         query!(
             db,
-            "UPDATE commissions SET payout_id = ?1, updated_at = ?5
-             WHERE program_id = ?2 AND partner_id = ?3 AND currency = ?4 AND status = 'approved' AND payout_id IS NULL",
-            id,
-            program_id,
-            partner_id,
-            currency,
-            now
-        )?,
-        query!(
-            db,
-            "UPDATE payouts SET amount = (SELECT COALESCE(SUM(amount), 0) FROM commissions WHERE payout_id = ?1),
-                 commission_count = (SELECT COUNT(*) FROM commissions WHERE payout_id = ?1)
-             WHERE id = ?1 RETURNING amount, commission_count",
-            id
+            "UPDATE payouts SET amount = (SELECT COALESCE(SUM(amount), 0) FROM commissions WHERE payout_id = payouts.id),
+                 commission_count = (SELECT COUNT(*) FROM commissions WHERE payout_id = payouts.id)
+             WHERE id IN (SELECT value FROM json_each(?1))
+             RETURNING id, program_id, partner_id, amount, currency, updated_at",
+            ids_json
         )?,
     ];
-    match db.batch(stmts).await {
-        Ok(results) => {
-            let rows: Vec<Claimed> = results.get(2).map(|r| r.results()).transpose()?.unwrap_or_default();
-            match rows.first() {
-                Some(c) => Ok(Claim::Claimed(c.amount, c.commission_count)),
-                None => Err(StoreError::NotFound("claimed payout row")),
-            }
-        }
-        Err(e) => match Constraint::of(&e) {
-            // A payout already in flight (unique index), or a net-negative claim (CHECK amount >= 0).
-            Some(c) if c.is_unique_on("payouts") || c.kind == ConstraintKind::Check => Ok(Claim::Busy),
-            _ => Err(e.into()),
-        },
-    }
+    let results = db.batch(stmts).await?;
+    Ok(results.get(2).map(|r| r.results()).transpose()?.unwrap_or_default())
+}
+
+/// Takes a claimed payout's first transfer attempt (0 → 1) right before sending it: only the
+/// one whose conditional UPDATE wins sends, so a queue message delivered twice pays once.
+pub async fn take(db: &D1Database, id: &str, now: i64) -> StoreResult<bool> {
+    Ok(changes(query!(
+        db,
+        "UPDATE payouts SET transfer_attempt = 1, updated_at = ?2
+         WHERE id = ?1 AND status = 'processing' AND transfer_attempt = 0",
+        id,
+        now
+    )?)
+    .await?
+        == 1)
+}
+
+/// Undoes a claim nobody has taken (the partner is no longer payable): commissions back to the
+/// approved pool, payout gone. Nothing if a consumer took it meanwhile.
+pub async fn release_untaken(db: &D1Database, id: &str, now: i64) -> StoreResult<bool> {
+    let changes = batch(
+        db,
+        vec![
+            query!(
+                db,
+                "UPDATE commissions SET payout_id = NULL, updated_at = ?2
+                 WHERE payout_id = ?1 AND status = 'approved'
+                   AND EXISTS (SELECT 1 FROM payouts WHERE id = ?1 AND status = 'processing' AND transfer_attempt = 0)",
+                id,
+                now
+            )?,
+            query!(
+                db,
+                "DELETE FROM payouts WHERE id = ?1 AND status = 'processing' AND transfer_attempt = 0
+                   AND stripe_transfer_id IS NULL",
+                id
+            )?,
+        ],
+    )
+    .await?;
+    Ok(changes.get(1).copied().unwrap_or(0) == 1)
+}
+
+/// A payout the sweep leased: its transfer attempt and the lease (its new `updated_at`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Swept {
+    pub id: String,
+    pub transfer_attempt: i64,
+    pub updated_at: i64,
+}
+
+/// Leases up to `limit` payouts `processing` and untouched since `older_than` (a lost queue
+/// message, a transfer of unknown outcome): their `updated_at` becomes `now`, in one
+/// conditional statement, so an overlapping run cannot lease them too and the next runs skip
+/// them for another reconciliation delay. Answers what was leased.
+pub async fn sweep(db: &D1Database, older_than: i64, now: i64, limit: usize) -> StoreResult<Vec<Swept>> {
+    all(query!(
+        db,
+        "UPDATE payouts SET updated_at = ?2
+         WHERE id IN (SELECT id FROM payouts WHERE status = 'processing' AND updated_at <= ?1 ORDER BY id LIMIT ?3)
+           AND status = 'processing' AND updated_at <= ?1
+         RETURNING id, transfer_attempt, updated_at",
+        older_than,
+        now,
+        limit as u32
+    )?)
+    .await
+}
+
+/// A queued payout as its consumer reads it, with what decides whether it may still be sent.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Queued {
+    pub id: String,
+    pub program_id: String,
+    pub partner_id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub status: PayoutStatus,
+    pub transfer_attempt: i64,
+    pub updated_at: i64,
+    pub stripe_account_id: Option<String>,
+    pub partner_status: String,
+    pub payouts_enabled: i64,
+}
+
+/// The platform pause and the payouts `ids`, in one D1 batch (one subrequest).
+pub async fn load_queued(db: &D1Database, ids: &[String]) -> StoreResult<(Option<Pause>, Vec<Queued>)> {
+    let ids = serde_json::to_string(ids)?;
+    let results = db
+        .batch(vec![
+            query!(db, "SELECT cause, message, until_ms FROM payout_pause WHERE id = 1"),
+            query!(
+                db,
+                "SELECT po.id, po.program_id, po.partner_id, po.amount, po.currency, po.status, po.transfer_attempt,
+                        po.updated_at, pn.stripe_account_id, pn.status AS partner_status, pn.payouts_enabled
+                 FROM payouts po JOIN partners pn ON pn.id = po.partner_id
+                 WHERE po.id IN (SELECT value FROM json_each(?1))",
+                ids
+            )?,
+        ])
+        .await?;
+    let pause: Vec<Pause> = results.first().map(|r| r.results()).transpose()?.unwrap_or_default();
+    let rows: Vec<Queued> = results.get(1).map(|r| r.results()).transpose()?.unwrap_or_default();
+    Ok((pause.into_iter().next(), rows))
 }
 
 /// Undoes a claim that turned out below the minimum: nothing was sent, so nothing remains.
@@ -284,7 +363,7 @@ pub async fn note_attempt(db: &D1Database, id: &str, message: &str, now: i64) ->
     Ok(())
 }
 
-/// Payouts left `processing` by an earlier run (a crash, a 5xx, a lost answer), oldest first.
+/// A payout about to be sent or reconciled.
 #[derive(Debug, Deserialize)]
 pub struct InFlight {
     pub id: String,
@@ -294,18 +373,6 @@ pub struct InFlight {
     pub currency: String,
     pub stripe_account_id: Option<String>,
     pub transfer_attempt: i64,
-}
-
-pub async fn in_flight(db: &D1Database, older_than: i64, limit: usize) -> StoreResult<Vec<InFlight>> {
-    all(query!(
-        db,
-        "SELECT po.id, po.program_id, po.partner_id, po.amount, po.currency, pn.stripe_account_id, po.transfer_attempt
-         FROM payouts po JOIN partners pn ON pn.id = po.partner_id
-         WHERE po.status = 'processing' AND po.updated_at <= ?1 ORDER BY po.id LIMIT ?2",
-        older_than,
-        limit as u32
-    )?)
-    .await
 }
 
 /// Approves pending commissions whose hold period has passed, at most `limit`, oldest first,

@@ -118,10 +118,8 @@ struct Longest {
 
 /// The longest attribution window (days) of any program; 0 when there is none.
 pub async fn longest_attribution_window(db: &D1Database) -> StoreResult<u32> {
-    let r: Option<Longest> = first(query!(
-        db,
-        "SELECT MAX(json_extract(settings, '$.attribution_window_days')) AS days FROM programs"
-    ))
-    .await?;
+    let r: Option<Longest> =
+        first(query!(db, "SELECT MAX(json_extract(settings, '$.attribution_window_days')) AS days FROM programs"))
+            .await?;
     Ok(r.and_then(|r| r.days).unwrap_or(0))
 }

@@ -118,7 +118,9 @@ const SUMS: &str = "currency, SUM(clicks) AS clicks, SUM(leads) AS leads, SUM(sa
 pub async fn partner_totals(db: &D1Database, program_id: &str, partner_id: &str) -> StoreResult<Totals> {
     let rows: Vec<Row> = all(query!(
         db,
-        &format!("SELECT NULL AS k, {SUMS} FROM daily_stats WHERE program_id = ?1 AND partner_id = ?2 GROUP BY currency"),
+        &format!(
+            "SELECT NULL AS k, {SUMS} FROM daily_stats WHERE program_id = ?1 AND partner_id = ?2 GROUP BY currency"
+        ),
         program_id,
         partner_id
     )?)

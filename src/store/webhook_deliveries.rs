@@ -160,7 +160,8 @@ pub async fn delivered(db: &D1Database, id: &str, attempts: i64, status: u16, no
         attempts,
         status,
         now
-    )?).await?;
+    )?)
+    .await?;
     Ok(())
 }
 
