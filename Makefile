@@ -72,7 +72,7 @@ unit: tools
 	cargo test --quiet -p refport-core
 
 e2e: build test-deps
-	.venv/bin/python -m pytest -q tests
+	.venv/bin/python -m pytest -q --durations=25 tests
 
 test: build unit e2e
 

@@ -298,7 +298,7 @@ def browser_runs(worker, chromium, tmp_path_factory):
                 f"{origin}/landing?refport_id=abc",
                 f"{origin}/landing?refport_id=clk_",
                 f"{origin}/landing?refport_id=clk_bad%3B%20Domain%3Devil.test",
-                f"{origin}/landing?refport_id=clk_{'A' * 65}",
+                f"{origin}/landing?refport_id=clk_{'A' * 107}",
                 f"{origin}/landing?refport_id=CLK_ABC",
                 f"{origin}/landing?refport_id=clk_%E2%9C%93",
             ]},
