@@ -313,3 +313,47 @@ def test_metrics_need_an_unbound_read_key(worker):
     bound = ok(worker.post("/api/v1/api-keys", {"name": "bound", "program_id": p["id"], "permissions": ["read"]}), 201)["key"]
     assert_error(worker.get("/api/v1/metrics", key=bound), 403, "forbidden")
     assert_error(worker.get("/api/v1/metrics", key=None), 401, "unauthorized")
+
+
+# -- D1 round trips of the conversion API --------------------------------------------------------
+
+def d1_calls_of(worker, fn):
+    """D1 round trips `fn` made, from the isolate counters around it. The second metrics read
+    authenticates its key (one call), calibrated by two reads with nothing between."""
+    a = metrics(worker)["d1_calls"]
+    b = metrics(worker)["d1_calls"]
+    fn()
+    c = metrics(worker)["d1_calls"]
+    return (c - b) - (b - a)
+
+
+def test_track_sale_and_lead_take_the_fewest_d1_round_trips(worker):
+    """A new sale or lead: the key (1), every read in one batch (1), the write in one batch that
+    reads the stored row back (1). A retry answers after the reads (2). Without program_id and a
+    key bound to no program, finding the customer's program adds one read."""
+    p, pn, link = setup_link(worker)
+    bound = worker.ok("POST", "/api/v1/api-keys", {"name": "rt", "permissions": ["track"], "program_id": p["id"]},
+                      status=201)["key"]
+    cid = worker.click_id(link)
+    assert wait_clicks(worker, link, 1) == 1  # the queue's consumer is idle: the counters see only our requests
+    ext, inv = uid("cus"), uid("inv")
+
+    def call(path, body, key=bound):
+        r = worker.post(path, body, key=key)
+        assert r.status_code in (200, 201), r.text
+        out.append(r.json())
+
+    out = []
+    assert d1_calls_of(worker, lambda: call(LEAD, {"click_id": cid, "customer_external_id": ext})) == 3
+    assert out[-1]["attributed"] is True
+    assert d1_calls_of(worker, lambda: call(LEAD, {"click_id": cid, "customer_external_id": ext})) == 2
+    assert out[-1] == out[-2]
+    body = {"customer_external_id": ext, "amount": 5000, "currency": "usd", "invoice_id": inv}
+    assert d1_calls_of(worker, lambda: call(SALE, body)) == 3
+    assert out[-1]["attributed"] is True and out[-1]["commission"]["amount"] > 0
+    assert d1_calls_of(worker, lambda: call(SALE, body)) == 2
+    assert out[-1] == out[-2]
+    # An unbound key without program_id: the customer's program is looked up first.
+    body2 = {**body, "invoice_id": uid("inv")}
+    assert d1_calls_of(worker, lambda: call(SALE, body2, key="admin")) == 4
+    assert out[-1]["event"]["program_id"] == p["id"]

@@ -168,6 +168,16 @@ def test_checker_catches_a_refund_netted_twice():
     assert (got[0]["expected_net"], got[0]["actual_net"]) == (500, -500)
 
 
+def test_checker_catches_a_rollup_that_differs_from_its_rows():
+    s = clean_state()
+    key = ("prog_1", "pn_1", "ln_1", 20_000, "usd")
+    s["rollup_mismatches"] = [(key, (0, 0, 1, 5000, 0, 500, 0, 0), (0, 0, 1, 5000, 0, 1000, 0, 0)),
+                              (key[:4] + ("eur",), (0, 0, 1, 900, 90, 0, 0, 0), None)]
+    got = check(s)
+    assert kinds(got) == {("rollups_match_raw", "rollup_row_differs"), ("rollups_match_raw", "rollup_row_missing")}
+    assert got[0]["key"] == list(key) and got[0]["in_daily_stats"][5] == 1000
+
+
 def test_every_invariant_has_a_planted_case():
     planted = set()
     s = clean_state()
@@ -178,6 +188,9 @@ def test_every_invariant_has_a_planted_case():
     s["commissions"].remove(by_id["cm_3"])  # missing clawback, refund nets wrong
     by_id["cm_4"]["currency"] = "eur"  # transfer currency
     by_id["cm_5"]["amount"] = 5000  # payable balance
+    planted |= {v["invariant"] for v in check(s)}
+    s = clean_state()
+    s["rollup_mismatches"] = [(("prog_1", "pn_1", "ln_1", 1, ""), (3, 0, 0, 0, 0, 0, 0, 0), (2, 0, 0, 0, 0, 0, 0, 0))]
     planted |= {v["invariant"] for v in check(s)}
     assert planted == set(INVARIANTS), set(INVARIANTS) - planted
 

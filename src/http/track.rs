@@ -10,9 +10,11 @@ use super::error::{ApiError, ApiResult};
 use super::{body, ok, Call};
 use crate::state::new_id;
 use crate::store::commissions::{self, Commission};
-use crate::store::conversions::{self, Event, LeadWrite, NewIds, SaleWrite};
+use crate::store::conversions::{self, Customer, Event, LeadWrite, NewIds, ProgramRef, SaleWrite, StoredEvent};
+use crate::store::partners::Partner;
+use crate::store::StoreResult;
 use crate::store::refunds::{self, Outcome, Planned, Refund};
-use crate::store::{clicks, partners, programs};
+use crate::store::{clicks, programs};
 use refport_core::commission::SaleCommission;
 use refport_core::conversion::{
     self, CustomerFacts, EventKind, LeadFacts, LeadInput, LoadedClick, PartnerFacts, RefundFacts, RefundInput,
@@ -21,6 +23,7 @@ use refport_core::conversion::{
 use refport_core::ids;
 use refport_core::time::rfc3339;
 use serde_json::{json, Value};
+use std::future::Future;
 use worker::{D1Database, Request, Response};
 
 // The core's refusals, as API errors.
@@ -43,9 +46,13 @@ impl From<RefundRefusal> for ApiError {
     }
 }
 
-/// The program of an event: named in the body, bound to the key, or found from `hint`
-/// (the click / customer / invoice); a body that names a program the key can't see is a 404.
-async fn resolve_program(c: &Call, named: Option<String>, hint: Vec<String>) -> ApiResult<programs::Program> {
+/// The id of an event's program: named in the body or bound to the key, else the one program
+/// the event's click, customer or invoice is known in (`hint`, only read then), else the
+/// deployment's only program. A body that names a program the key can't see is a 404.
+async fn program_id<F>(c: &Call, named: Option<String>, hint: impl FnOnce() -> F) -> ApiResult<String>
+where
+    F: Future<Output = StoreResult<Vec<ProgramRef>>>,
+{
     let id = match (named, &c.who.program_id) {
         (Some(n), _) => {
             if !ids::is_valid(ids::PROGRAM, &n) {
@@ -54,8 +61,8 @@ async fn resolve_program(c: &Call, named: Option<String>, hint: Vec<String>) -> 
             n
         }
         (None, Some(bound)) => bound.clone(),
-        (None, None) => match hint.as_slice() {
-            [one] => one.clone(),
+        (None, None) => match hint().await?.as_slice() {
+            [one] => one.program_id.clone(),
             [] => {
                 // A single-program deployment needs no program_id.
                 let all = programs::list(&c.state.db, None, "~", 1).await?;
@@ -78,7 +85,7 @@ async fn resolve_program(c: &Call, named: Option<String>, hint: Vec<String>) -> 
         },
     };
     c.who.check_program(&id, "program")?;
-    programs::get(&c.state.db, &id).await?.ok_or(ApiError::NotFound("program"))
+    Ok(id)
 }
 
 fn event_json(e: &Event, commission: Option<&Commission>) -> Value {
@@ -109,9 +116,8 @@ fn event_json(e: &Event, commission: Option<&Commission>) -> Value {
     v
 }
 
-async fn respond_event(c: &Call, e: Event) -> ApiResult<Response> {
-    let cm = commissions::for_event(&c.state.db, &e.id).await?;
-    ok(&event_json(&e, cm.as_ref()))
+fn respond_event(stored: &StoredEvent) -> ApiResult<Response> {
+    ok(&event_json(&stored.event, stored.commission.as_ref()))
 }
 
 fn new_ids(c: &Call) -> ApiResult<NewIds> {
@@ -122,37 +128,24 @@ fn new_ids(c: &Call) -> ApiResult<NewIds> {
     })
 }
 
-async fn partner_facts(db: &D1Database, id: &str) -> ApiResult<Option<PartnerFacts>> {
-    let p = partners::get(db, id).await?;
-    Ok(p.map(|p| PartnerFacts { id: p.id, email: p.email, status: p.status, rewards: p.rewards }))
-}
-
-/// The click a lead carried, with its partner.
-async fn presented_click(db: &D1Database, k: clicks::ClickForLead) -> ApiResult<LoadedClick> {
-    Ok(LoadedClick {
-        partner: partner_facts(db, &k.partner_id).await?,
-        click_id: k.id,
-        program_id: k.program_id,
-        link_id: k.link_id,
-        partner_id: k.partner_id,
-        at: k.created_at,
-    })
+fn partner_facts(p: Partner) -> PartnerFacts {
+    PartnerFacts { id: p.id, email: p.email, status: p.status, rewards: p.rewards }
 }
 
 /// The click the customer is attributed to now (from an earlier lead), with its partner.
-async fn existing_click(db: &D1Database, program_id: &str, external_id: &str) -> ApiResult<Option<LoadedClick>> {
-    let Some(cu) = conversions::customer(db, program_id, external_id).await? else {
-        return Ok(None);
-    };
+fn existing_click(program_id: &str, customer: Option<Customer>, partner: Option<Partner>) -> Option<LoadedClick> {
+    let cu = customer?;
     let (Some(click_id), Some(partner_id), Some(link_id), Some(at)) =
         (cu.click_id, cu.partner_id, cu.link_id, cu.clicked_at)
     else {
-        return Ok(None);
+        return None;
     };
-    let partner = partner_facts(db, &partner_id).await?;
-    Ok(Some(LoadedClick { click_id, program_id: program_id.to_string(), link_id, partner_id, at, partner }))
+    let partner = partner.map(partner_facts);
+    Some(LoadedClick { click_id, program_id: program_id.to_string(), link_id, partner_id, at, partner })
 }
 
+/// Round trips of a new lead: the key, the reads (one batch), the write (one batch, reading
+/// the stored lead back); an old unsigned click id adds its row's lookup.
 pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
     c.who.require(Perm::Track)?;
     let lead = conversion::parse_lead(body::<LeadInput>(req).await?)?;
@@ -162,76 +155,74 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
         Some(id) => clicks::get_for_lead(db, c.state.secrets.click_key().as_ref(), id).await?,
         None => None,
     };
-    let program =
-        resolve_program(c, lead.program_id.clone(), click.iter().map(|k| k.program_id.clone()).collect()).await?;
+    let click_program: Vec<ProgramRef> =
+        click.iter().map(|k| ProgramRef { program_id: k.program_id.clone() }).collect();
+    let program_id = program_id(c, lead.program_id.clone(), || async { Ok(click_program) }).await?;
     let (external_id, event_name) = (&lead.customer_external_id, &lead.event_name);
-    if let Some(e) = conversions::lead_event(db, &program.id, external_id, event_name).await? {
-        return respond_event(c, e).await; // a retry: answer what the first request stored
+    let presented_partner = click.as_ref().map(|k| k.partner_id.as_str());
+    let load = conversions::load_lead(db, &program_id, external_id, event_name, presented_partner).await?;
+    let program = load.program.ok_or(ApiError::NotFound("program"))?;
+    if let Some(stored) = load.stored {
+        return respond_event(&stored); // a retry: answer what the first request stored
     }
-    let presented = match click {
-        Some(k) => Some(presented_click(db, k).await?),
-        None => None,
-    };
-    let existing = existing_click(db, &program.id, external_id).await?;
+    let presented = click.map(|k| LoadedClick {
+        partner: load.presented_partner.map(partner_facts),
+        click_id: k.id,
+        program_id: k.program_id,
+        link_id: k.link_id,
+        partner_id: k.partner_id,
+        at: k.created_at,
+    });
+    let existing = existing_click(&program.id, load.customer, load.partner);
     let facts = LeadFacts { program_id: &program.id, program: &program.settings, presented, existing, now: c.now };
     let decision = conversion::decide_lead(&lead, &facts);
     let ids = new_ids(c)?;
     let write = LeadWrite { program_id: &program.id, lead: &lead, decision: &decision, ids: &ids, now: c.now };
-    conversions::record_lead(db, &write).await?;
+    let stored = conversions::record_lead(db, &write).await?;
     crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
-    let e = conversions::lead_event(db, &program.id, external_id, event_name)
-        .await?
-        .ok_or(ApiError::Internal("lead event missing after insert".into()))?;
-    respond_event(c, e).await
+    respond_event(&stored)
 }
 
-/// The customer of a sale, if known, with the partner it is attributed to.
-async fn sale_customer(db: &D1Database, program_id: &str, external_id: &str) -> ApiResult<Option<CustomerFacts>> {
-    let Some(cu) = conversions::customer(db, program_id, external_id).await? else {
-        return Ok(None);
-    };
-    let partner = match &cu.partner_id {
-        Some(id) => partner_facts(db, id).await?,
-        None => None,
-    };
-    Ok(Some(CustomerFacts { click_id: cu.click_id, first_sale_at: cu.first_sale_at, partner }))
-}
-
+/// Round trips of a new sale: the key, the reads (one batch), the write (one batch, reading
+/// the stored sale back); a retry stops after the reads. Without `program_id` and with a key
+/// bound to no program, finding the customer's program adds one.
 pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
     c.who.require(Perm::Track)?;
     let sale = conversion::parse_sale(body::<SaleInput>(req).await?)?;
     let db = &c.state.db;
-    let hint = conversions::programs_of_customer(db, &sale.customer_external_id).await?;
-    let program = resolve_program(c, sale.program_id.clone(), hint.into_iter().map(|p| p.program_id).collect()).await?;
+    let ext = sale.customer_external_id.as_str();
+    let program_id = program_id(c, sale.program_id.clone(), || conversions::programs_of_customer(db, ext)).await?;
+    let load = conversions::load_sale(db, &program_id, &sale.invoice_id, ext).await?;
+    let program = load.program.ok_or(ApiError::NotFound("program"))?;
     // A retry answers what the first request stored, even if the program's payout currency has
     // changed since (pricing in today's currency would refuse it).
-    if let Some(e) = conversions::sale_event(db, &program.id, &sale.invoice_id).await? {
-        return replay_sale(c, e, &sale).await;
+    if let Some(stored) = load.stored {
+        return replay_sale(stored, &sale);
     }
     let priced = conversion::price_sale(&sale, program.settings.payout_currency)?;
-    let customer = sale_customer(db, &program.id, &sale.customer_external_id).await?;
+    let partner = load.partner.map(partner_facts);
+    let customer =
+        load.customer.map(|cu| CustomerFacts { click_id: cu.click_id, first_sale_at: cu.first_sale_at, partner });
     let decision = conversion::decide_sale(&priced, &SaleFacts { program: &program.settings, customer, now: c.now });
     let ids = new_ids(c)?;
     let write =
         SaleWrite { program_id: &program.id, sale: &sale, priced: &priced, decision: &decision, ids: &ids, now: c.now };
-    conversions::record_sale(db, &write).await?;
+    let stored = conversions::record_sale(db, &write).await?;
     crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
-    let e = conversions::sale_event(db, &program.id, &sale.invoice_id)
-        .await?
-        .ok_or(ApiError::Internal("sale event missing after insert".into()))?;
-    replay_sale(c, e, &sale).await
+    replay_sale(stored, &sale)
 }
 
 /// Answers the stored sale; the same invoice id with a different customer, amount or currency
 /// is a client error, never a second commission.
-async fn replay_sale(c: &Call, e: Event, sale: &SaleRequest) -> ApiResult<Response> {
+fn replay_sale(stored: StoredEvent, sale: &SaleRequest) -> ApiResult<Response> {
+    let e = &stored.event;
     if !sale.is_same_sale(&e.customer_external_id, e.amount, e.currency.as_deref()) {
         return Err(ApiError::conflict(
             "invoice_conflict",
             "this invoice_id was already tracked with a different customer, amount or currency",
         ));
     }
-    respond_event(c, e).await
+    respond_event(&stored)
 }
 
 fn idempotency_key(req: &Request) -> ApiResult<Option<String>> {
@@ -279,9 +270,8 @@ pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let idem = idempotency_key(req)?;
     let refund = conversion::parse_refund(body::<RefundInput>(req).await?)?;
     let (db, key, invoice_id) = (&c.state.db, idem.as_deref(), refund.invoice_id.as_str());
-    let hint = conversions::programs_of_invoice(db, invoice_id).await?;
-    let program =
-        resolve_program(c, refund.program_id.clone(), hint.into_iter().map(|p| p.program_id).collect()).await?;
+    let program_id = program_id(c, refund.program_id.clone(), || conversions::programs_of_invoice(db, invoice_id)).await?;
+    let program = programs::get(db, &program_id).await?.ok_or(ApiError::NotFound("program"))?;
     let sale = conversions::sale_event(db, &program.id, invoice_id).await?.ok_or_else(|| {
         ApiError::unprocessable("invoice_not_found", format!("no sale was tracked with invoice_id `{invoice_id}`"))
     })?;

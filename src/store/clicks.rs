@@ -66,7 +66,9 @@ pub async fn insert_batch(db: &D1Database, clicks: &[NewClick]) -> StoreResult<W
     if clicks.is_empty() {
         return Ok(Written::default());
     }
-    let mut groups: Vec<((&str, &str, &str, i64), Vec<&str>)> = Vec::new();
+    // (program, partner, link, day) -> the ids of the batch's clicks in that rollup row
+    type Group<'a> = ((&'a str, &'a str, &'a str, i64), Vec<&'a str>);
+    let mut groups: Vec<Group> = Vec::new();
     for c in &clicks {
         let key = (c.program_id.as_str(), c.partner_id.as_str(), c.link_id.as_str(), c.at.div_euclid(DAY_MS));
         match groups.iter_mut().find(|(k, _)| *k == key) {

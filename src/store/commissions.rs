@@ -82,6 +82,39 @@ pub async fn for_event(db: &D1Database, event_id: &str) -> StoreResult<Option<Co
         .await
 }
 
+/// The commission of the sale with this invoice id (not its clawbacks), for a batch.
+pub(super) fn of_sale_stmt(db: &D1Database, program_id: &str, invoice_id: &str) -> StoreResult<D1PreparedStatement> {
+    Ok(query!(
+        db,
+        &format!(
+            "SELECT {COLS} FROM commissions WHERE kind != 'clawback' AND event_id =
+             (SELECT id FROM events WHERE program_id = ?1 AND invoice_id = ?2 AND kind = 'sale')"
+        ),
+        program_id,
+        invoice_id
+    )?)
+}
+
+/// The commission of a lead (customer external id and event name), for a batch.
+pub(super) fn of_lead_stmt(
+    db: &D1Database,
+    program_id: &str,
+    external_id: &str,
+    event_name: &str,
+) -> StoreResult<D1PreparedStatement> {
+    Ok(query!(
+        db,
+        &format!(
+            "SELECT {COLS} FROM commissions WHERE kind != 'clawback' AND event_id =
+             (SELECT e.id FROM events e JOIN customers c ON c.id = e.customer_id
+              WHERE e.program_id = ?1 AND c.external_id = ?2 AND e.event_name = ?3 AND e.kind = 'lead')"
+        ),
+        program_id,
+        external_id,
+        event_name
+    )?)
+}
+
 pub use super::Filter;
 
 pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> StoreResult<Vec<Commission>> {

@@ -1,12 +1,14 @@
 //! Customers and conversion events: the idempotency ledger of the track API.
 
-use super::commissions::{self, NewCommission};
+use super::commissions::{self, Commission, NewCommission};
+use super::partners::Partner;
+use super::programs::Program;
 use super::{first, outbox, StoreError, StoreResult};
 use refport_core::conversion::{
     AttributionOutcome, EventKind, LeadDecision, LeadRequest, PricedSale, SaleDecision, SaleRequest,
 };
 use serde::{Deserialize, Serialize};
-use worker::d1::D1PreparedStatement;
+use worker::d1::{D1PreparedStatement, D1Result};
 use worker::{query, D1Database};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -27,13 +29,16 @@ const CUSTOMER_COLS: &str =
     "id, program_id, external_id, email, name, partner_id, link_id, click_id, clicked_at, first_sale_at";
 
 pub async fn customer(db: &D1Database, program_id: &str, external_id: &str) -> StoreResult<Option<Customer>> {
-    first(query!(
+    first(customer_stmt(db, program_id, external_id)?).await
+}
+
+fn customer_stmt(db: &D1Database, program_id: &str, external_id: &str) -> StoreResult<D1PreparedStatement> {
+    Ok(query!(
         db,
         &format!("SELECT {CUSTOMER_COLS} FROM customers WHERE program_id = ?1 AND external_id = ?2"),
         program_id,
         external_id
     )?)
-    .await
 }
 
 #[derive(Deserialize)]
@@ -169,7 +174,17 @@ pub async fn lead_event(
     external_id: &str,
     event_name: &str,
 ) -> StoreResult<Option<Event>> {
-    let row: Option<EventRow> = first(query!(
+    let row: Option<EventRow> = first(lead_event_stmt(db, program_id, external_id, event_name)?).await?;
+    row.map(Event::try_from).transpose()
+}
+
+fn lead_event_stmt(
+    db: &D1Database,
+    program_id: &str,
+    external_id: &str,
+    event_name: &str,
+) -> StoreResult<D1PreparedStatement> {
+    Ok(query!(
         db,
         &format!(
             "SELECT {EVENT_COLS} FROM events e JOIN customers c ON c.id = e.customer_id
@@ -179,12 +194,28 @@ pub async fn lead_event(
         external_id,
         event_name
     )?)
-    .await?;
-    row.map(Event::try_from).transpose()
+}
+
+/// The reads of a lead, appended to a batch: its event, then its commission.
+fn stored_lead_stmts(
+    db: &D1Database,
+    program_id: &str,
+    external_id: &str,
+    event_name: &str,
+) -> StoreResult<[D1PreparedStatement; 2]> {
+    Ok([
+        lead_event_stmt(db, program_id, external_id, event_name)?,
+        commissions::of_lead_stmt(db, program_id, external_id, event_name)?,
+    ])
 }
 
 pub async fn sale_event(db: &D1Database, program_id: &str, invoice_id: &str) -> StoreResult<Option<Event>> {
-    let row: Option<EventRow> = first(query!(
+    let row: Option<EventRow> = first(sale_event_stmt(db, program_id, invoice_id)?).await?;
+    row.map(Event::try_from).transpose()
+}
+
+fn sale_event_stmt(db: &D1Database, program_id: &str, invoice_id: &str) -> StoreResult<D1PreparedStatement> {
+    Ok(query!(
         db,
         &format!(
             "SELECT {EVENT_COLS} FROM events e JOIN customers c ON c.id = e.customer_id
@@ -193,8 +224,94 @@ pub async fn sale_event(db: &D1Database, program_id: &str, invoice_id: &str) -> 
         program_id,
         invoice_id
     )?)
-    .await?;
-    row.map(Event::try_from).transpose()
+}
+
+/// A conversion as stored: its event and its commission (none if unattributed or unpaid).
+pub struct StoredEvent {
+    pub event: Event,
+    pub commission: Option<Commission>,
+}
+
+/// The reads of a sale, appended to a batch: its event, then its commission.
+fn stored_sale_stmts(db: &D1Database, program_id: &str, invoice_id: &str) -> StoreResult<[D1PreparedStatement; 2]> {
+    Ok([sale_event_stmt(db, program_id, invoice_id)?, commissions::of_sale_stmt(db, program_id, invoice_id)?])
+}
+
+fn read_stored(event: Option<&D1Result>, commission: Option<&D1Result>) -> StoreResult<Option<StoredEvent>> {
+    let Some(row) = super::first_row::<EventRow>(event)? else {
+        return Ok(None);
+    };
+    Ok(Some(StoredEvent { event: Event::try_from(row)?, commission: super::first_row(commission)? }))
+}
+
+/// Everything a lead is decided on, once its program is known.
+pub struct LeadLoad {
+    pub program: Option<Program>,
+    /// The lead with this customer and event name, if one was tracked already.
+    pub stored: Option<StoredEvent>,
+    pub customer: Option<Customer>,
+    /// The partner the customer is attributed to now.
+    pub partner: Option<Partner>,
+    /// The partner of the click the lead carried.
+    pub presented_partner: Option<Partner>,
+}
+
+/// Loads a lead's program, the stored lead, its customer, the customer's partner and the
+/// presented click's partner in one round trip.
+pub async fn load_lead(
+    db: &D1Database,
+    program_id: &str,
+    external_id: &str,
+    event_name: &str,
+    presented_partner_id: Option<&str>,
+) -> StoreResult<LeadLoad> {
+    let [event, commission] = stored_lead_stmts(db, program_id, external_id, event_name)?;
+    let stmts = vec![
+        super::programs::get_stmt(db, program_id)?,
+        event,
+        commission,
+        customer_stmt(db, program_id, external_id)?,
+        super::partners::of_customer_stmt(db, program_id, external_id)?,
+        super::partners::get_stmt(db, presented_partner_id)?,
+    ];
+    let r = super::batch_results(db, stmts).await?;
+    Ok(LeadLoad {
+        program: super::programs::read(r.first())?,
+        stored: read_stored(r.get(1), r.get(2))?,
+        customer: super::first_row(r.get(3))?,
+        partner: super::partners::read(r.get(4))?,
+        presented_partner: super::partners::read(r.get(5))?,
+    })
+}
+
+/// Everything a sale is decided on, once its program is known.
+pub struct SaleLoad {
+    pub program: Option<Program>,
+    /// The sale with this invoice id, if one was tracked already (a retry is answered with it).
+    pub stored: Option<StoredEvent>,
+    pub customer: Option<Customer>,
+    /// The partner the customer is attributed to.
+    pub partner: Option<Partner>,
+}
+
+/// Loads a sale's program, the stored sale of its invoice id, its customer and the customer's
+/// partner in one round trip (a batch of reads).
+pub async fn load_sale(db: &D1Database, program_id: &str, invoice_id: &str, external_id: &str) -> StoreResult<SaleLoad> {
+    let [event, commission] = stored_sale_stmts(db, program_id, invoice_id)?;
+    let stmts = vec![
+        super::programs::get_stmt(db, program_id)?,
+        event,
+        commission,
+        customer_stmt(db, program_id, external_id)?,
+        super::partners::of_customer_stmt(db, program_id, external_id)?,
+    ];
+    let r = super::batch_results(db, stmts).await?;
+    Ok(SaleLoad {
+        program: super::programs::read(r.first())?,
+        stored: read_stored(r.get(1), r.get(2))?,
+        customer: super::first_row(r.get(3))?,
+        partner: super::partners::read(r.get(4))?,
+    })
 }
 
 pub struct NewEvent<'a> {
@@ -283,8 +400,9 @@ pub struct LeadWrite<'a> {
 
 /// Records a lead in one atomic batch: the customer (and its new attribution), the event unless
 /// its (program, customer, name) exists, the commission only if this batch's event won, and
-/// their `lead.created` / `commission.created` webhooks.
-pub async fn record_lead(db: &D1Database, w: &LeadWrite<'_>) -> StoreResult<()> {
+/// their `lead.created` / `commission.created` webhooks. A racing twin writes nothing; both
+/// answer the lead stored under its key, read back in the same batch.
+pub async fn record_lead(db: &D1Database, w: &LeadWrite<'_>) -> StoreResult<StoredEvent> {
     let (d, external_id) = (w.decision, w.lead.customer_external_id.as_str());
     let credited = d.credited.as_ref();
     let mut stmts = vec![upsert_customer(
@@ -336,8 +454,8 @@ pub async fn record_lead(db: &D1Database, w: &LeadWrite<'_>) -> StoreResult<()> 
     stmts.push(outbox::lead(db, &w.ids.event, w.now)?);
     stmts.push(outbox::commission(db, "commission.created", &w.ids.commission, w.now)?);
     stmts.extend(outbox::fan_out(db, w.now)?);
-    super::batch(db, stmts).await?;
-    Ok(())
+    stmts.extend(stored_lead_stmts(db, w.program_id, &w.lead.customer_external_id, &w.lead.event_name)?);
+    read_back(super::batch_results(db, stmts).await?)
 }
 
 /// A sale and what the core decided for it.
@@ -354,7 +472,9 @@ pub struct SaleWrite<'a> {
 /// invoice) exists, the customer's first sale time, the commission only if this batch's event
 /// won (for a first-sale-only reward: only if no other sale of the customer landed first), and
 /// its `commission.created` webhook.
-pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<()> {
+/// Writes the sale (only if its invoice id is new: a racing twin writes nothing) and answers
+/// the sale stored under its invoice id, read back in the same batch.
+pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<StoredEvent> {
     let (d, sale, external_id) = (w.decision, w.sale, w.sale.customer_external_id.as_str());
     let mut stmts = Vec::new();
     if d.create_customer {
@@ -413,6 +533,13 @@ pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<()> 
     }
     stmts.push(outbox::commission(db, "commission.created", &w.ids.commission, w.now)?);
     stmts.extend(outbox::fan_out(db, w.now)?);
-    super::batch(db, stmts).await?;
-    Ok(())
+    stmts.extend(stored_sale_stmts(db, w.program_id, &sale.invoice_id)?);
+    read_back(super::batch_results(db, stmts).await?)
+}
+
+/// The event (and commission) a write batch read back in its last two statements.
+fn read_back(r: Vec<D1Result>) -> StoreResult<StoredEvent> {
+    let n = r.len();
+    read_stored(r.get(n.wrapping_sub(2)), r.last())?
+        .ok_or_else(|| StoreError::Database("the event is missing after its batch".into()))
 }

@@ -59,6 +59,15 @@ pub async fn batch_results(db: &D1Database, stmts: Vec<D1PreparedStatement>) -> 
     Ok(db.batch(stmts).await?)
 }
 
+/// The first row of one statement's result in a batch (reads batched with others or appended
+/// to a write batch, so that they cost no round trip of their own).
+pub fn first_row<T: DeserializeOwned>(r: Option<&worker::d1::D1Result>) -> Result<Option<T>> {
+    match r {
+        Some(r) => Ok(r.results::<T>()?.into_iter().next()),
+        None => Err(StoreError::Database("a batch answered fewer results than statements".into())),
+    }
+}
+
 /// Runs statements atomically; answers each statement's changed-row count.
 pub async fn batch(db: &D1Database, stmts: Vec<D1PreparedStatement>) -> Result<Vec<usize>> {
     let results = batch_results(db, stmts).await?;

@@ -2,6 +2,7 @@ use super::{all, first, run_or_constraint, StoreError, StoreResult, Taken};
 use refport_core::partner::{PartnerFields, PartnerStatus};
 use refport_core::rules::Rewards;
 use serde::{Deserialize, Serialize};
+use worker::d1::{D1PreparedStatement, D1Result};
 use worker::{query, D1Database};
 
 #[derive(Deserialize)]
@@ -78,8 +79,31 @@ const COLS: &str = "id, program_id, email, name, status, rewards, stripe_account
      payouts_disabled_reason, created_at, updated_at";
 
 pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Partner>> {
-    let row: Option<Row> = first(query!(db, &format!("SELECT {COLS} FROM partners WHERE id = ?1"), id)?).await?;
+    let row: Option<Row> = first(get_stmt(db, Some(id))?).await?;
     row.map(Partner::try_from).transpose()
+}
+
+/// The partner with this id (no row for none), for a batch.
+pub(super) fn get_stmt(db: &D1Database, id: Option<&str>) -> StoreResult<D1PreparedStatement> {
+    Ok(query!(db, &format!("SELECT {COLS} FROM partners WHERE id = ?1"), id)?)
+}
+
+/// The partner a customer is attributed to (none if the customer is unknown or unattributed).
+pub(super) fn of_customer_stmt(db: &D1Database, program_id: &str, external_id: &str) -> StoreResult<D1PreparedStatement> {
+    Ok(query!(
+        db,
+        &format!(
+            "SELECT {COLS} FROM partners WHERE id =
+             (SELECT partner_id FROM customers WHERE program_id = ?1 AND external_id = ?2)"
+        ),
+        program_id,
+        external_id
+    )?)
+}
+
+/// The partner an `of_customer_stmt` found, from its result in a batch.
+pub(super) fn read(r: Option<&D1Result>) -> StoreResult<Option<Partner>> {
+    super::first_row::<Row>(r)?.map(Partner::try_from).transpose()
 }
 
 pub async fn list(db: &D1Database, program_id: &str, before: &str, limit: u32) -> StoreResult<Vec<Partner>> {

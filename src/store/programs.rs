@@ -2,6 +2,7 @@ use super::{all, batch_or_constraint, first, ConstraintKind, InUse, StoreError, 
 use refport_core::program::ProgramSettings;
 use refport_core::time::rfc3339;
 use serde::{Deserialize, Serialize};
+use worker::d1::{D1PreparedStatement, D1Result};
 use worker::{query, D1Database};
 
 #[derive(Deserialize)]
@@ -50,8 +51,17 @@ impl TryFrom<Row> for Program {
 const COLS: &str = "id, settings, created_at, updated_at";
 
 pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Program>> {
-    let row: Option<Row> = first(query!(db, &format!("SELECT {COLS} FROM programs WHERE id = ?1"), id)?).await?;
+    let row: Option<Row> = first(get_stmt(db, id)?).await?;
     row.map(Program::try_from).transpose()
+}
+
+pub(super) fn get_stmt(db: &D1Database, id: &str) -> StoreResult<D1PreparedStatement> {
+    Ok(query!(db, &format!("SELECT {COLS} FROM programs WHERE id = ?1"), id)?)
+}
+
+/// The program a `get_stmt` found, from its result in a batch.
+pub(super) fn read(r: Option<&D1Result>) -> StoreResult<Option<Program>> {
+    super::first_row::<Row>(r)?.map(Program::try_from).transpose()
 }
 
 pub async fn list(db: &D1Database, only: Option<&str>, before: &str, limit: u32) -> StoreResult<Vec<Program>> {

@@ -42,6 +42,8 @@ INVARIANTS = {
     "transfer_currency": "no transfer currency differs from its commissions'",
     # Not in issue 12's list; reported the same way because it is money too.
     "refund_nets_sale": "(extra) a refunded sale nets to its pro rata commission: amount - clawbacks",
+    # Issue 13: stats read the daily rollups only, so they are money's report card.
+    "rollups_match_raw": "(extra) daily rollups equal the sums recomputed from raw clicks, events and commissions",
 }
 
 
@@ -77,7 +79,8 @@ def check(state, history=None):
 
     state = {"payouts": [row], "commissions": [row], "partners": [row], "programs": [row],
              "transfers": [fake transfer], "accounts": {acct_id: fake account},
-             "deauthorized": [acct_id], "pause": row or None}
+             "deauthorized": [acct_id], "pause": row or None,
+             "rollup_mismatches": [(key, from raw rows, kept in daily_stats)] (optional)}
     history = {commission_id: set(payout ids the commission was seen in during the run)}
     """
     out = []
@@ -282,6 +285,14 @@ def check(state, history=None):
                           original_amount=c["original_amount"], amount=c["amount"], clawed_back=c["clawed_back"],
                           clawbacks=[{k: x.get(k) for k in ("id", "amount", "status", "payout_id")} for x in children[c["id"]]],
                           expected_net=expected, actual_net=actual))
+
+    # 8. (extra) daily rollups equal the raw rows ------------------------------------------------
+    # key = (program, partner, link, day, currency); values = (clicks, leads, sales, sale amount,
+    # pending, approved, paid, rejected), as apihelpers.rollup_mismatches answers them.
+    for key, raw, kept in state.get("rollup_mismatches") or ():
+        out.append(_v("rollups_match_raw", "rollup_row_differs" if raw and kept else
+                      "rollup_row_missing" if raw else "rollup_row_without_rows",
+                      key=list(key), from_raw_rows=list(raw or ()), in_daily_stats=list(kept or ())))
     return out
 
 

@@ -35,6 +35,7 @@ for p in (TESTS, HERE):
 import conftest  # noqa: E402  (Worker, dev_vars, free_port, stop_process)
 import harness  # noqa: E402  (conftest.start_wrangler, with a fallback for a schema.sql that does not apply)
 from stripe_fake.server import sign_payload, start as start_stripe, stop as stop_stripe  # noqa: E402
+from apihelpers import rollup_mismatches  # noqa: E402
 from invariants import INVARIANTS, check, summarize  # noqa: E402
 
 LEAD, SALE, REFUND = "/api/v1/track/lead", "/api/v1/track/sale", "/api/v1/track/refund"
@@ -798,6 +799,11 @@ class Soak:
             with open(self.log.name + ".stripe-requests.json", "w") as f:
                 json.dump(reqs, f, default=str)
         rows = self.w.rows
+        conn = self.w.db()
+        try:
+            mismatches = rollup_mismatches(conn)
+        finally:
+            conn.close()
         return {
             "payouts": rows("SELECT * FROM payouts ORDER BY id"),
             "commissions": rows("SELECT * FROM commissions ORDER BY id"),
@@ -807,6 +813,7 @@ class Soak:
             "transfers": list(st["transfers"].values()),
             "accounts": st["accounts"],
             "deauthorized": st["deauthorized"],
+            "rollup_mismatches": mismatches,
         }
 
     def replay_command(self):
