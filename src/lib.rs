@@ -2,6 +2,7 @@
 //! `fetch` routes to the JSON API (`/api/v1/...`) or the branded-link redirect; `scheduled`
 //! runs the cron (approvals and payouts).
 
+pub mod bot;
 pub mod clicks_queue;
 pub mod cron;
 pub mod email;

@@ -6,12 +6,13 @@
 //! The click id is signed (`refport_core::click_id`): a lead presenting it is attributed
 //! before the queue has written the row. No log line on this path.
 
+use crate::bot;
 use crate::http::{headers, respond};
 use crate::metrics::{self, Counter};
 use crate::state::{now_ms, random, AppState};
 use crate::store::clicks::{self, NewClick};
 use crate::store::link_cache::{self, CachedLink, Lookup};
-use refport_core::click::{attribution_cookie, country, is_bot, referrer_host};
+use refport_core::click::{attribution_cookie, classify, country, referrer_host, Visit};
 use refport_core::click_id;
 use refport_core::crypto::hmac_sha256_hex;
 use refport_core::ids;
@@ -91,7 +92,12 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     let out = Headers::new();
     out.set("cache-control", "private, no-store")?;
     out.set("referrer-policy", "no-referrer-when-downgrade")?;
-    if is_bot(method == Method::Get, ua.as_deref()) || !link.attributable {
+    let visit = Visit {
+        method_is_get: method == Method::Get,
+        user_agent: ua.as_deref(),
+        verified_bot: bot::verified_bot(&req),
+    };
+    if classify(visit, bot::on_bot_list).is_err() || !link.attributable {
         // Redirected, not counted, no cookie.
         out.set("location", &link.url)?;
         return Ok(Response::empty()?.with_status(302).with_headers(out));

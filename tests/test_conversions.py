@@ -45,7 +45,8 @@ def setup(worker, **program_overrides):
 def click(worker, ln):
     """A real browser click on the link; waits until its row is stored."""
     cid = worker.click_id(ln)
-    assert worker.wait_count("SELECT COUNT(*) FROM clicks WHERE id=?", cid, expect=1) == 1, cid
+    n = worker.wait_count("SELECT COUNT(*) FROM clicks WHERE id=?", cid, expect=1)
+    assert n == 1, (cid, worker.metrics())  # the counters tell where a missing click went
     return cid
 
 

@@ -3,73 +3,46 @@
 
 use crate::time::DAY_MS;
 
-/// User-agent fragments of crawlers, link-preview fetchers and HTTP libraries. Matched
-/// case-insensitively. A request whose UA matches is redirected but not counted and gets no cookie.
-const BOT_MARKERS: &[&str] = &[
-    "bot",
-    "crawler",
-    "spider",
-    "slurp",
-    "preview",
-    "facebookexternalhit",
-    "facebookcatalog",
-    "embedly",
-    "quora link",
-    "outbrain",
-    "pinterest",
-    "vkshare",
-    "w3c_validator",
-    "whatsapp",
-    "telegram",
-    "skype",
-    "slack",
-    "discord",
-    "linkedin",
-    "twitter",
-    "headlesschrome",
-    "lighthouse",
-    "pingdom",
-    "uptime",
-    "monitor",
-    "curl/",
-    "wget/",
-    "python-requests",
-    "python-urllib",
-    "go-http-client",
-    "okhttp",
-    "axios/",
-    "node-fetch",
-    "java/",
-    "libwww",
-    "httpclient",
-    "scrapy",
-    "ahrefs",
-    "semrush",
-    "mj12",
-    "petalsearch",
-    "yandex",
-    "baidu",
-    "bingpreview",
-    "google-inspectiontool",
-    "apis-google",
-    "feedfetcher",
-    "mediapartners",
-    "iframely",
-    "metauri",
-    "snap url preview",
-];
+/// What the edge knows about a request, for deciding whether it is a click.
+#[derive(Clone, Copy, Debug)]
+pub struct Visit<'a> {
+    pub method_is_get: bool,
+    pub user_agent: Option<&'a str>,
+    /// Cloudflare's verdict (`request.cf.botManagement.verifiedBot`), on plans that have it.
+    pub verified_bot: Option<bool>,
+}
 
-/// Whether a request should not count as a click: HEAD (and other non-GET) requests, missing
-/// user agents, and known bots / preview fetchers / scripted clients.
-pub fn is_bot(method_is_get: bool, user_agent: Option<&str>) -> bool {
-    if !method_is_get {
-        return true;
+/// Why a visit is not a click. A visit that is not one is redirected, not counted, no cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotAClick {
+    /// HEAD and other methods: prefetchers and link checkers, never a person following a link.
+    NotGet,
+    /// No user agent at all: a script.
+    NoUserAgent,
+    /// Cloudflare verified it as a bot (a search engine, a monitor, a preview fetcher).
+    VerifiedBot,
+    /// Its user agent is on the bot list (crawlers, link-preview fetchers, HTTP libraries).
+    BotList,
+}
+
+/// Whether a visit counts as a click. `on_bot_list` matches the user agent against the list of
+/// known bots; the shell runs it with the npm `isbot` package's patterns (see `src/bot.rs`),
+/// which tell real in-app browsers (Instagram, TikTok, LinkedIn...) from those apps' preview
+/// fetchers. It is asked only when the cheaper checks have not decided.
+pub fn classify(visit: Visit<'_>, on_bot_list: impl FnOnce(&str) -> bool) -> Result<(), NotAClick> {
+    if !visit.method_is_get {
+        return Err(NotAClick::NotGet);
     }
-    let Some(ua) = user_agent.map(str::trim).filter(|u| !u.is_empty()) else {
-        return true;
+    let Some(ua) = visit.user_agent.map(str::trim).filter(|u| !u.is_empty()) else {
+        return Err(NotAClick::NoUserAgent);
     };
-    let ua = ua.to_ascii_lowercase();
-    BOT_MARKERS.iter().any(|m| ua.contains(m))
+    if visit.verified_bot == Some(true) {
+        return Err(NotAClick::VerifiedBot);
+    }
+    if on_bot_list(ua) {
+        return Err(NotAClick::BotList);
+    }
+    Ok(())
 }
 
 /// Days a raw click row is kept past the longest attribution window in use: room for late
@@ -114,26 +87,27 @@ mod tests {
     const CHROME: &str =
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
 
+    fn visit(method_is_get: bool, user_agent: Option<&str>, verified_bot: Option<bool>) -> Visit<'_> {
+        Visit { method_is_get, user_agent, verified_bot }
+    }
+
     #[test]
     fn bots() {
-        assert!(!is_bot(true, Some(CHROME)));
-        assert!(is_bot(false, Some(CHROME)), "HEAD is never a click");
-        assert!(is_bot(true, None));
-        assert!(is_bot(true, Some("  ")));
-        for ua in [
-            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-            "facebookexternalhit/1.1",
-            "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
-            "Twitterbot/1.0",
-            "WhatsApp/2.23.20.0",
-            "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
-            "TelegramBot (like TwitterBot)",
-            "LinkedInBot/1.0",
-            "curl/8.5.0",
-            "python-requests/2.32.3",
-        ] {
-            assert!(is_bot(true, Some(ua)), "{ua}");
-        }
+        let never = |_: &str| -> bool { panic!("the list is asked only when the cheap checks pass") };
+        assert_eq!(classify(visit(false, Some(CHROME), None), never), Err(NotAClick::NotGet));
+        assert_eq!(classify(visit(true, None, None), never), Err(NotAClick::NoUserAgent));
+        assert_eq!(classify(visit(true, Some("  "), Some(false)), never), Err(NotAClick::NoUserAgent));
+        assert_eq!(classify(visit(true, Some(CHROME), Some(true)), never), Err(NotAClick::VerifiedBot));
+        // The list sees the trimmed user agent and decides the rest.
+        let seen = std::cell::RefCell::new(String::new());
+        let list = |ua: &str| {
+            *seen.borrow_mut() = ua.to_string();
+            ua.contains("Googlebot")
+        };
+        assert_eq!(classify(visit(true, Some(" Googlebot/2.1 "), Some(false)), list), Err(NotAClick::BotList));
+        assert_eq!(*seen.borrow(), "Googlebot/2.1");
+        assert_eq!(classify(visit(true, Some(CHROME), Some(false)), list), Ok(()));
+        assert_eq!(classify(visit(true, Some(CHROME), None), list), Ok(()));
     }
 
     #[test]

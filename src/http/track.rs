@@ -12,8 +12,8 @@ use crate::state::new_id;
 use crate::store::commissions::{self, Commission};
 use crate::store::conversions::{self, Customer, Event, LeadWrite, NewIds, ProgramRef, SaleWrite, StoredEvent};
 use crate::store::partners::Partner;
-use crate::store::StoreResult;
 use crate::store::refunds::{self, Outcome, Planned, Refund};
+use crate::store::StoreResult;
 use crate::store::{clicks, programs};
 use refport_core::commission::SaleCommission;
 use refport_core::conversion::{
@@ -128,6 +128,14 @@ fn new_ids(c: &Call) -> ApiResult<NewIds> {
     })
 }
 
+/// Delivers the webhooks a write queued right after the response; with none queued (no endpoint
+/// wants these events) there is nothing to look for. Retries are the cron's.
+fn deliver_if_queued(c: &Call, deliveries: usize) {
+    if deliveries > 0 {
+        crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
+    }
+}
+
 fn partner_facts(p: Partner) -> PartnerFacts {
     PartnerFacts { id: p.id, email: p.email, status: p.status, rewards: p.rewards }
 }
@@ -144,8 +152,9 @@ fn existing_click(program_id: &str, customer: Option<Customer>, partner: Option<
     Some(LoadedClick { click_id, program_id: program_id.to_string(), link_id, partner_id, at, partner })
 }
 
-/// Round trips of a new lead: the key, the reads (one batch), the write (one batch, reading
-/// the stored lead back); an old unsigned click id adds its row's lookup.
+/// Round trips of a new lead: the key, the link its click id names (or, for an old unsigned
+/// id, the click's row), the reads (one batch), the write (one batch, reading the stored lead
+/// back). A retry stops after the reads.
 pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
     c.who.require(Perm::Track)?;
     let lead = conversion::parse_lead(body::<LeadInput>(req).await?)?;
@@ -178,9 +187,9 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let decision = conversion::decide_lead(&lead, &facts);
     let ids = new_ids(c)?;
     let write = LeadWrite { program_id: &program.id, lead: &lead, decision: &decision, ids: &ids, now: c.now };
-    let stored = conversions::record_lead(db, &write).await?;
-    crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
-    respond_event(&stored)
+    let recorded = conversions::record_lead(db, &write).await?;
+    deliver_if_queued(c, recorded.deliveries);
+    respond_event(&recorded.stored)
 }
 
 /// Round trips of a new sale: the key, the reads (one batch), the write (one batch, reading
@@ -207,9 +216,9 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let ids = new_ids(c)?;
     let write =
         SaleWrite { program_id: &program.id, sale: &sale, priced: &priced, decision: &decision, ids: &ids, now: c.now };
-    let stored = conversions::record_sale(db, &write).await?;
-    crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
-    replay_sale(stored, &sale)
+    let recorded = conversions::record_sale(db, &write).await?;
+    deliver_if_queued(c, recorded.deliveries);
+    replay_sale(recorded.stored, &sale)
 }
 
 /// Answers the stored sale; the same invoice id with a different customer, amount or currency
@@ -270,7 +279,8 @@ pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let idem = idempotency_key(req)?;
     let refund = conversion::parse_refund(body::<RefundInput>(req).await?)?;
     let (db, key, invoice_id) = (&c.state.db, idem.as_deref(), refund.invoice_id.as_str());
-    let program_id = program_id(c, refund.program_id.clone(), || conversions::programs_of_invoice(db, invoice_id)).await?;
+    let program_id =
+        program_id(c, refund.program_id.clone(), || conversions::programs_of_invoice(db, invoice_id)).await?;
     let program = programs::get(db, &program_id).await?.ok_or(ApiError::NotFound("program"))?;
     let sale = conversions::sale_event(db, &program.id, invoice_id).await?.ok_or_else(|| {
         ApiError::unprocessable("invoice_not_found", format!("no sale was tracked with invoice_id `{invoice_id}`"))

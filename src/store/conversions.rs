@@ -296,7 +296,12 @@ pub struct SaleLoad {
 
 /// Loads a sale's program, the stored sale of its invoice id, its customer and the customer's
 /// partner in one round trip (a batch of reads).
-pub async fn load_sale(db: &D1Database, program_id: &str, invoice_id: &str, external_id: &str) -> StoreResult<SaleLoad> {
+pub async fn load_sale(
+    db: &D1Database,
+    program_id: &str,
+    invoice_id: &str,
+    external_id: &str,
+) -> StoreResult<SaleLoad> {
     let [event, commission] = stored_sale_stmts(db, program_id, invoice_id)?;
     let stmts = vec![
         super::programs::get_stmt(db, program_id)?,
@@ -402,7 +407,7 @@ pub struct LeadWrite<'a> {
 /// its (program, customer, name) exists, the commission only if this batch's event won, and
 /// their `lead.created` / `commission.created` webhooks. A racing twin writes nothing; both
 /// answer the lead stored under its key, read back in the same batch.
-pub async fn record_lead(db: &D1Database, w: &LeadWrite<'_>) -> StoreResult<StoredEvent> {
+pub async fn record_lead(db: &D1Database, w: &LeadWrite<'_>) -> StoreResult<Recorded> {
     let (d, external_id) = (w.decision, w.lead.customer_external_id.as_str());
     let credited = d.credited.as_ref();
     let mut stmts = vec![upsert_customer(
@@ -453,9 +458,10 @@ pub async fn record_lead(db: &D1Database, w: &LeadWrite<'_>) -> StoreResult<Stor
     }
     stmts.push(outbox::lead(db, &w.ids.event, w.now)?);
     stmts.push(outbox::commission(db, "commission.created", &w.ids.commission, w.now)?);
+    let fan_out = stmts.len();
     stmts.extend(outbox::fan_out(db, w.now)?);
     stmts.extend(stored_lead_stmts(db, w.program_id, &w.lead.customer_external_id, &w.lead.event_name)?);
-    read_back(super::batch_results(db, stmts).await?)
+    read_back(super::batch_results(db, stmts).await?, fan_out)
 }
 
 /// A sale and what the core decided for it.
@@ -474,7 +480,7 @@ pub struct SaleWrite<'a> {
 /// its `commission.created` webhook.
 /// Writes the sale (only if its invoice id is new: a racing twin writes nothing) and answers
 /// the sale stored under its invoice id, read back in the same batch.
-pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<StoredEvent> {
+pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<Recorded> {
     let (d, sale, external_id) = (w.decision, w.sale, w.sale.customer_external_id.as_str());
     let mut stmts = Vec::new();
     if d.create_customer {
@@ -532,14 +538,29 @@ pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<Stor
         }
     }
     stmts.push(outbox::commission(db, "commission.created", &w.ids.commission, w.now)?);
+    let fan_out = stmts.len();
     stmts.extend(outbox::fan_out(db, w.now)?);
     stmts.extend(stored_sale_stmts(db, w.program_id, &sale.invoice_id)?);
-    read_back(super::batch_results(db, stmts).await?)
+    read_back(super::batch_results(db, stmts).await?, fan_out)
 }
 
-/// The event (and commission) a write batch read back in its last two statements.
-fn read_back(r: Vec<D1Result>) -> StoreResult<StoredEvent> {
+/// What a conversion's write batch did.
+pub struct Recorded {
+    /// The conversion as stored (this request's, or a racing twin's that landed first).
+    pub stored: StoredEvent,
+    /// Webhook deliveries the batch queued (none when no endpoint wants its events).
+    pub deliveries: usize,
+}
+
+/// The event (and commission) a write batch read back in its last two statements, and the
+/// deliveries queued by its fan-out statement (at `fan_out`).
+fn read_back(r: Vec<D1Result>, fan_out: usize) -> StoreResult<Recorded> {
     let n = r.len();
-    read_stored(r.get(n.wrapping_sub(2)), r.last())?
-        .ok_or_else(|| StoreError::Database("the event is missing after its batch".into()))
+    let stored = read_stored(r.get(n.wrapping_sub(2)), r.last())?
+        .ok_or_else(|| StoreError::Database("the event is missing after its batch".into()))?;
+    let deliveries = match r.get(fan_out) {
+        Some(f) => f.meta()?.and_then(|m| m.changes).unwrap_or(0),
+        None => 0,
+    };
+    Ok(Recorded { stored, deliveries })
 }

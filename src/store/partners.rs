@@ -89,7 +89,11 @@ pub(super) fn get_stmt(db: &D1Database, id: Option<&str>) -> StoreResult<D1Prepa
 }
 
 /// The partner a customer is attributed to (none if the customer is unknown or unattributed).
-pub(super) fn of_customer_stmt(db: &D1Database, program_id: &str, external_id: &str) -> StoreResult<D1PreparedStatement> {
+pub(super) fn of_customer_stmt(
+    db: &D1Database,
+    program_id: &str,
+    external_id: &str,
+) -> StoreResult<D1PreparedStatement> {
     Ok(query!(
         db,
         &format!(
