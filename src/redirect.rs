@@ -116,8 +116,7 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     let ip = headers.get("cf-connecting-ip")?;
     let cf_country = req.cf().and_then(|cf| cf.country()).or(headers.get("cf-ipcountry")?);
     let referer = headers.get("referer")?;
-    let salt = state.secrets.ip_hash_salt.as_ref().map(|k| k.bytes()).unwrap_or_default();
-    let click = NewClick {
+    let mut click = NewClick {
         id: click_id,
         program_id: link.program_id,
         partner_id: link.partner_id,
@@ -125,15 +124,21 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         at: now,
         country: country(cf_country.as_deref()),
         referrer_host: referrer_host(referer.as_deref()),
-        ip_hash: ip.map(|ip| visitor_hash(salt, &ip)),
-        ua_hash: ua.map(|ua| visitor_hash(salt, &ua)),
+        ip_hash: None,
+        ua_hash: None,
     };
     if let Some(dataset) = state.analytics() {
         // Not awaited and never blocking: a failed data point costs the merchant a dashboard
         // sample, never the click.
         let _ = analytics_point(&dataset, &click);
     }
-    state.in_background(&ctx, move |s| async move { record(&s, click).await });
+    // The visitor hashes are computed after the response: nothing in it depends on them.
+    state.in_background(&ctx, move |s| async move {
+        let salt = s.secrets.ip_hash_salt.as_ref().map(|k| k.bytes()).unwrap_or_default();
+        click.ip_hash = ip.map(|ip| visitor_hash(salt, &ip));
+        click.ua_hash = ua.map(|ua| visitor_hash(salt, &ua));
+        record(&s, click).await
+    });
     Ok(Response::empty()?.with_status(302).with_headers(out))
 }
 

@@ -1,7 +1,10 @@
-//! Every binding, variable and secret the Worker uses, read from `Env` once per invocation into
-//! typed fields (`AppState::load`). Handlers never look a binding up by name.
+//! Every binding, variable and secret the Worker uses, in typed fields (`AppState::load`).
+//! Handlers never look a binding up by name. Secrets and variables are read from `Env` once per
+//! isolate: they only change with a deployment, which starts new isolates.
 
+use std::cell::OnceCell;
 use std::fmt;
+use std::rc::Rc;
 use worker::kv::KvStore;
 use worker::{D1Database, Env, Fetcher, Result};
 
@@ -44,13 +47,15 @@ pub struct Secrets {
     pub stripe_connect_webhook: Vec<Secret>,
     /// Bearer token of the email API (`EMAIL_API_KEY`).
     pub email_api_key: Option<Secret>,
+    /// The MAC key of signed click ids, derived from `IP_HASH_SALT` once.
+    click_key: Option<[u8; 32]>,
 }
 
 impl Secrets {
     /// The MAC key of signed click ids (`refport_core::click_id`), derived from `IP_HASH_SALT`;
     /// `None` when the salt is unset (click ids are then unsigned, looked up by their row).
     pub fn click_key(&self) -> Option<[u8; 32]> {
-        self.ip_hash_salt.as_ref().map(|s| refport_core::click_id::derive_key(s.bytes()))
+        self.click_key
     }
 }
 
@@ -89,8 +94,8 @@ pub struct AppState {
     pub db: D1Database,
     /// KV namespace of resolved links (`LINKS`).
     pub links: KvStore,
-    pub secrets: Secrets,
-    pub config: Config,
+    pub secrets: Rc<Secrets>,
+    pub config: Rc<Config>,
     env: Env,
 }
 
@@ -115,41 +120,49 @@ fn secret_list(env: &Env, name: &str) -> Vec<Secret> {
         .unwrap_or_default()
 }
 
+thread_local! {
+    /// The isolate's secrets and variables, read on first use.
+    static SETTINGS: OnceCell<(Rc<Secrets>, Rc<Config>)> = const { OnceCell::new() };
+}
+
+fn read_settings(env: &Env) -> (Rc<Secrets>, Rc<Config>) {
+    let seconds =
+        |name: &str, max: i64| read(env, name).and_then(|v| v.parse::<i64>().ok()).map(|s| s.clamp(0, max) * 1000);
+    let stripe_timeout_ms = seconds("STRIPE_TIMEOUT_SECONDS", 60).unwrap_or(15_000).max(1000);
+    let ip_hash_salt = secret(env, "IP_HASH_SALT");
+    let secrets = Secrets {
+        admin_key: secret(env, "REFPORT_ADMIN_KEY"),
+        embed_token: secret(env, "EMBED_TOKEN_SECRET"),
+        webhook_signing: secret(env, "WEBHOOK_SIGNING_KEY"),
+        click_key: ip_hash_salt.as_ref().map(|s| refport_core::click_id::derive_key(s.bytes())),
+        ip_hash_salt,
+        stripe_key: secret(env, "STRIPE_SECRET_KEY"),
+        stripe_webhook: secret_list(env, "STRIPE_WEBHOOK_SECRET"),
+        stripe_connect_webhook: secret_list(env, "STRIPE_CONNECT_WEBHOOK_SECRET"),
+        email_api_key: secret(env, "EMAIL_API_KEY"),
+    };
+    let config = Config {
+        stripe_api_base: read(env, "STRIPE_API_BASE").unwrap_or_else(|| "https://api.stripe.com".into()),
+        email_api_url: read(env, "EMAIL_API_URL"),
+        reconcile_after_ms: seconds("PAYOUT_RECONCILE_AFTER_SECONDS", 86_400)
+            .unwrap_or(refport_core::transfer::RECONCILE_AFTER_MS)
+            .max(stripe_timeout_ms + 3000),
+        stripe_timeout_ms,
+        pause_max_ms: seconds("PAYOUT_PAUSE_MAX_SECONDS", 86_400).unwrap_or(86_400_000),
+        subrequest_budget: match read(env, "WORKERS_PLAN").as_deref() {
+            Some("paid") => refport_core::payout::SUBREQUESTS_PAID,
+            _ => refport_core::payout::SUBREQUESTS_FREE,
+        },
+        click_retention_days: read(env, "CLICK_RETENTION_DAYS").and_then(|v| v.parse().ok()),
+        test_hooks: read(env, "REFPORT_TEST_HOOKS").as_deref() == Some("1"),
+    };
+    (Rc::new(secrets), Rc::new(config))
+}
+
 impl AppState {
     pub fn load(env: &Env) -> Result<AppState> {
-        let seconds =
-            |name: &str, max: i64| read(env, name).and_then(|v| v.parse::<i64>().ok()).map(|s| s.clamp(0, max) * 1000);
-        let stripe_timeout_ms = seconds("STRIPE_TIMEOUT_SECONDS", 60).unwrap_or(15_000).max(1000);
-        Ok(AppState {
-            db: env.d1("DB")?,
-            links: env.kv("LINKS")?,
-            secrets: Secrets {
-                admin_key: secret(env, "REFPORT_ADMIN_KEY"),
-                embed_token: secret(env, "EMBED_TOKEN_SECRET"),
-                webhook_signing: secret(env, "WEBHOOK_SIGNING_KEY"),
-                ip_hash_salt: secret(env, "IP_HASH_SALT"),
-                stripe_key: secret(env, "STRIPE_SECRET_KEY"),
-                stripe_webhook: secret_list(env, "STRIPE_WEBHOOK_SECRET"),
-                stripe_connect_webhook: secret_list(env, "STRIPE_CONNECT_WEBHOOK_SECRET"),
-                email_api_key: secret(env, "EMAIL_API_KEY"),
-            },
-            config: Config {
-                stripe_api_base: read(env, "STRIPE_API_BASE").unwrap_or_else(|| "https://api.stripe.com".into()),
-                email_api_url: read(env, "EMAIL_API_URL"),
-                reconcile_after_ms: seconds("PAYOUT_RECONCILE_AFTER_SECONDS", 86_400)
-                    .unwrap_or(refport_core::transfer::RECONCILE_AFTER_MS)
-                    .max(stripe_timeout_ms + 3000),
-                stripe_timeout_ms,
-                pause_max_ms: seconds("PAYOUT_PAUSE_MAX_SECONDS", 86_400).unwrap_or(86_400_000),
-                subrequest_budget: match read(env, "WORKERS_PLAN").as_deref() {
-                    Some("paid") => refport_core::payout::SUBREQUESTS_PAID,
-                    _ => refport_core::payout::SUBREQUESTS_FREE,
-                },
-                click_retention_days: read(env, "CLICK_RETENTION_DAYS").and_then(|v| v.parse().ok()),
-                test_hooks: read(env, "REFPORT_TEST_HOOKS").as_deref() == Some("1"),
-            },
-            env: env.clone(),
-        })
+        let (secrets, config) = SETTINGS.with(|cell| cell.get_or_init(|| read_settings(env)).clone());
+        Ok(AppState { db: env.d1("DB")?, links: env.kv("LINKS")?, secrets, config, env: env.clone() })
     }
 
     /// The static assets (`ASSETS`): pages, bundles and the OpenAPI document.
