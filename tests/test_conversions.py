@@ -68,9 +68,10 @@ def refund(worker, invoice, amount=None, key="admin", idem=None, **kw):
 
 
 def attributed_customer(worker, ln, ext=None, **lead_kw):
-    """A customer attributed to the link's partner through a real click and a lead."""
+    """A customer attributed to the link's partner through a real click and a lead. The lead
+    does not wait for the click's row: its signed id names the link (`click()` waits)."""
     ext = ext or uid("cust")
-    body = ok(lead(worker, click(worker, ln), ext, **lead_kw))
+    body = ok(lead(worker, worker.click_id(ln), ext, **lead_kw))
     assert body["attributed"] is True, body
     return ext, body
 
@@ -871,6 +872,7 @@ def test_partner_stats(worker):
     other = worker.partner(p)  # another partner's numbers are not mixed in
     ok(sale(worker, attributed_customer(worker, worker.link(other, p))[0], 99999))
 
+    assert worker.wait_count("SELECT COUNT(*) FROM clicks WHERE link_id = ?", ln["id"], expect=1) == 1
     st = ok(worker.get(f"/api/v1/partners/{pn['id']}/stats"))
     assert (st["clicks"], st["leads"], st["sales"], st["sale_amount"], st["currency"]) == (1, 1, 3, 17500, "usd")
     assert st["earnings"] == {"pending": 2000, "approved": 1000, "paid": 0, "rejected": 1000, "total": 3000}
