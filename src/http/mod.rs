@@ -22,8 +22,6 @@ use error::{ApiError, ApiResult};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use worker::{Context, Env, Headers, Request, Response, ResponseBuilder};
 
 /// Largest request body accepted by the API.
@@ -406,10 +404,6 @@ pub async fn handle(req: Request, env: Env, ctx: Context, now: i64) -> Response 
     }
 }
 
-/// A handler's future, boxed: each handler polls as its own function instead of being inlined
-/// into one state machine spanning every endpoint (which made `fetch` a ~250 KB function).
-type Handler<'a> = Pin<Box<dyn Future<Output = ApiResult<Response>> + 'a>>;
-
 async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<Response> {
     let path = req.path();
     if path == "/api/v1/_test/click-batch" && req.inner().method() == "POST" {
@@ -441,68 +435,65 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
     let state = AppState::load(&env)?;
     match route.auth {
         Auth::None => {
-            let handler: Handler = match route.endpoint {
-                StripeWebhook => Box::pin(stripe_webhooks::platform(&mut req, &state, now)),
-                StripeConnectWebhook => Box::pin(stripe_webhooks::connect(&mut req, &state, now)),
-                AcceptInvite => Box::pin(invites::accept(&mut req, state, now)),
-                _ => return Err(ApiError::NotFound("route")),
-            };
-            return handler.await;
+            return match route.endpoint {
+                StripeWebhook => stripe_webhooks::platform(&mut req, &state, now).await,
+                StripeConnectWebhook => stripe_webhooks::connect(&mut req, &state, now).await,
+                AcceptInvite => invites::accept(&mut req, state, now).await,
+                _ => Err(ApiError::NotFound("route")),
+            }
         }
         Auth::Portal => {
             let query = query_params(&req, route.query)?;
             let p = portal::authenticate(&req, state, now, query).await?;
-            let handler: Handler = match route.endpoint {
-                PortalMe => Box::pin(portal::me(&p)),
-                PortalStats => Box::pin(portal::stats(&p)),
-                PortalCommissions => Box::pin(portal::commissions(&p)),
-                PortalPayouts => Box::pin(portal::payouts(&p)),
-                PortalOnboard => Box::pin(stripe_onboarding::onboard_partner(&mut req, &p.state, &p.partner, p.now)),
-                _ => return Err(ApiError::NotFound("route")),
+            return match route.endpoint {
+                PortalMe => portal::me(&p).await,
+                PortalStats => portal::stats(&p).await,
+                PortalCommissions => portal::commissions(&p).await,
+                PortalPayouts => portal::payouts(&p).await,
+                PortalOnboard => stripe_onboarding::onboard_partner(&mut req, &p.state, &p.partner, p.now).await,
+                _ => Err(ApiError::NotFound("route")),
             };
-            return handler.await;
         }
         Auth::Key => {}
     }
     let who = auth::authenticate(&req, &state).await?;
     let query = query_params(&req, route.query)?;
     let c = Call { state, now, who, query, ctx };
-    let handler: Handler = match route.endpoint {
-        CreateProgram => Box::pin(programs::create(&mut req, &c)),
-        ListPrograms => Box::pin(programs::list(&c)),
-        GetProgram => Box::pin(programs::get(&c, id)),
-        PatchProgram => Box::pin(programs::patch(&mut req, &c, id)),
-        ProgramStats => Box::pin(programs::stats(&c, id)),
-        CreatePartner => Box::pin(partners::create(&mut req, &c, id)),
-        ListPartners => Box::pin(partners::list(&c, id)),
-        GetPartner => Box::pin(partners::get(&c, id)),
-        PatchPartner => Box::pin(partners::patch(&mut req, &c, id)),
-        PartnerStats => Box::pin(partners::stats(&c, id)),
-        CreateLink => Box::pin(links::create(&mut req, &c, id)),
-        ListLinks => Box::pin(links::list(&c, id)),
-        GetLink => Box::pin(links::get(&c, id)),
-        PatchLink => Box::pin(links::patch(&mut req, &c, id)),
-        DeleteLink => Box::pin(links::delete(&c, id)),
-        ListClicks => Box::pin(clicks::list(&c)),
-        TrackLead => Box::pin(track::lead(&mut req, &c)),
-        TrackSale => Box::pin(track::sale(&mut req, &c)),
-        TrackRefund => Box::pin(track::refund(&mut req, &c)),
-        ListPayouts => Box::pin(payouts::list(&c)),
-        OnboardPartner => Box::pin(stripe_onboarding::onboard(&mut req, &c, id)),
-        ListCommissions => Box::pin(commissions::list(&c)),
-        ApproveCommission => Box::pin(commissions::approve(&c, id)),
-        RejectCommission => Box::pin(commissions::reject(&mut req, &c, id)),
-        CreateEmbedToken => Box::pin(portal::create_token(&mut req, &c)),
-        CreateWebhook => Box::pin(webhook_endpoints::create(&mut req, &c)),
-        ListWebhooks => Box::pin(webhook_endpoints::list(&c)),
-        DeleteWebhook => Box::pin(webhook_endpoints::delete(&c, id)),
-        WebhookDeliveries => Box::pin(webhook_endpoints::deliveries(&c, id)),
-        CreateApiKey => Box::pin(api_keys::create(&mut req, &c)),
-        ListApiKeys => Box::pin(api_keys::list(&c)),
-        RevokeApiKey => Box::pin(api_keys::revoke(&c, id)),
-        Metrics => return metrics(&c),
+    match route.endpoint {
+        CreateProgram => programs::create(&mut req, &c).await,
+        ListPrograms => programs::list(&c).await,
+        GetProgram => programs::get(&c, id).await,
+        PatchProgram => programs::patch(&mut req, &c, id).await,
+        ProgramStats => programs::stats(&c, id).await,
+        CreatePartner => partners::create(&mut req, &c, id).await,
+        ListPartners => partners::list(&c, id).await,
+        GetPartner => partners::get(&c, id).await,
+        PatchPartner => partners::patch(&mut req, &c, id).await,
+        PartnerStats => partners::stats(&c, id).await,
+        CreateLink => links::create(&mut req, &c, id).await,
+        ListLinks => links::list(&c, id).await,
+        GetLink => links::get(&c, id).await,
+        PatchLink => links::patch(&mut req, &c, id).await,
+        DeleteLink => links::delete(&c, id).await,
+        ListClicks => clicks::list(&c).await,
+        TrackLead => track::lead(&mut req, &c).await,
+        TrackSale => track::sale(&mut req, &c).await,
+        TrackRefund => track::refund(&mut req, &c).await,
+        ListPayouts => payouts::list(&c).await,
+        OnboardPartner => stripe_onboarding::onboard(&mut req, &c, id).await,
+        ListCommissions => commissions::list(&c).await,
+        ApproveCommission => commissions::approve(&c, id).await,
+        RejectCommission => commissions::reject(&mut req, &c, id).await,
+        CreateEmbedToken => portal::create_token(&mut req, &c).await,
+        CreateWebhook => webhook_endpoints::create(&mut req, &c).await,
+        ListWebhooks => webhook_endpoints::list(&c).await,
+        DeleteWebhook => webhook_endpoints::delete(&c, id).await,
+        WebhookDeliveries => webhook_endpoints::deliveries(&c, id).await,
+        CreateApiKey => api_keys::create(&mut req, &c).await,
+        ListApiKeys => api_keys::list(&c).await,
+        RevokeApiKey => api_keys::revoke(&c, id).await,
+        Metrics => metrics(&c),
         Health | OpenApi | StripeWebhook | StripeConnectWebhook | AcceptInvite | PortalMe | PortalStats
-        | PortalCommissions | PortalPayouts | PortalOnboard => return Err(ApiError::NotFound("route")),
-    };
-    handler.await
+        | PortalCommissions | PortalPayouts | PortalOnboard => Err(ApiError::NotFound("route")),
+    }
 }
