@@ -3,7 +3,7 @@
 
 use futures_util::future::{select, Either};
 use std::time::Duration;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
+use worker::{web_sys, AbortController, Delay, Fetch, Headers, Method, Request, Response};
 
 /// POSTs `body` to `url` with `headers`; the error says what went wrong, for logs and retries.
 pub async fn post(url: &str, headers: &[(&str, &str)], body: String, timeout: Duration) -> Result<Response, String> {
@@ -22,9 +22,20 @@ pub async fn send(
     for (k, v) in headers {
         h.set(k, v).map_err(|e| e.to_string())?;
     }
-    let mut init = RequestInit::new();
-    init.with_method(method).with_headers(h).with_body(body.map(Into::into));
-    let req = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
+    // web_sys's RequestInit, set as `Request::new_with_init` would set it: worker's own
+    // RequestInit converts through code for its Cloudflare `cf` options (~10 KB of wasm).
+    let init = web_sys::RequestInit::new();
+    if !headers.is_empty() {
+        init.set_headers(&h.0);
+    }
+    init.set_method(method.as_ref());
+    init.set_redirect(web_sys::RequestRedirect::Follow);
+    if let Some(body) = body {
+        init.set_body(&body.into());
+    }
+    let req: Request = web_sys::Request::new_with_str_and_init(url, &init)
+        .map_err(|e| e.as_string().unwrap_or_else(|| "invalid URL or options for Request".to_string()))?
+        .into();
     let controller = AbortController::default();
     let signal = controller.signal();
     let fetch = Fetch::Request(req);

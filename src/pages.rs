@@ -9,7 +9,7 @@ use crate::state::{now_ms, AppState};
 use crate::store::programs;
 use refport_core::token::verify_embed;
 use refport_core::weburl::HttpUrl;
-use worker::{Env, Headers, Request, Response};
+use worker::{Env, Headers, Method, Request, Response};
 
 const ERROR_PAGE: &str = "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
 <title>Link expired</title><body style=\"font:16px system-ui;margin:3rem auto;max-width:30rem;color:#1f2937;padding:0 1rem\">\
@@ -72,7 +72,10 @@ async fn serve_portal(req: Request, env: Env) -> worker::Result<Response> {
         _ => return Ok(html(401, ERROR_PAGE)),
     };
     let assets = state.assets()?;
-    let mut asset = assets.fetch(format!("{}://{}{}", url.scheme(), url.host(), url.path()), None).await?;
+    // A GET Request rather than `fetch(url, None)`, whose optional worker RequestInit would
+    // link that type's conversion code (~10 KB of wasm) for nothing.
+    let asset_url = format!("{}://{}{}", url.scheme(), url.host(), url.path());
+    let mut asset = assets.fetch_request(Request::new(&asset_url, Method::Get)?).await?;
     if asset.status_code() != 200 {
         return Ok(asset);
     }

@@ -126,6 +126,11 @@ impl From<Refused> for StripeError {
     }
 }
 
+/// A request that got no usable answer (network failure, timeout, unreadable body).
+fn no_answer(message: String) -> Refused {
+    Refused { refusal: Refusal::default(), message }
+}
+
 pub struct Stripe {
     base: String,
     key: String,
@@ -162,6 +167,19 @@ impl Stripe {
         params: &[(&str, String)],
         idempotency_key: Option<&str>,
     ) -> Result<T, Refused> {
+        let text = self.call_text(method, path, params, idempotency_key).await?;
+        serde_json::from_str(&text).map_err(|e| no_answer(format!("unparseable answer: {e}")))
+    }
+
+    /// `call` up to the text of a 2xx answer: not generic, so the request code exists once
+    /// rather than once per answer type.
+    async fn call_text(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(&str, String)],
+        idempotency_key: Option<&str>,
+    ) -> Result<String, Refused> {
         let auth = format!("Bearer {}", self.key);
         let mut headers = vec![("authorization", auth.as_str()), ("stripe-version", STRIPE_VERSION)];
         let (url, body) = if method == Method::Post {
@@ -175,7 +193,6 @@ impl Stripe {
         if let Some(k) = idempotency_key {
             headers.push(("idempotency-key", k));
         }
-        let no_answer = |message: String| Refused { refusal: Refusal::default(), message };
         let mut resp = crate::outbound::send(method, &url, &headers, body, self.timeout).await.map_err(no_answer)?;
         let status = resp.status_code();
         let header = |name: &str| resp.headers().get(name).ok().flatten();
@@ -183,7 +200,7 @@ impl Stripe {
         let retry_after_secs = header("retry-after").and_then(|v| v.trim().parse::<i64>().ok());
         let text = resp.text().await.map_err(|e| no_answer(e.to_string()))?;
         if (200..300).contains(&status) {
-            return serde_json::from_str(&text).map_err(|e| no_answer(format!("unparseable answer: {e}")));
+            return Ok(text);
         }
         let detail = serde_json::from_str::<ErrorBody>(&text).ok().map(|b| b.error);
         let message = detail.as_ref().and_then(|d| d.message.clone()).unwrap_or_else(|| format!("HTTP {status}"));

@@ -164,7 +164,21 @@ pub fn is_self_referral(customer_email: Option<&str>, partner_email: &str) -> bo
         return false;
     };
     let partner = partner_email.trim();
-    !partner.is_empty() && customer.to_lowercase() == partner.to_lowercase()
+    !partner.is_empty() && lowercase(customer) == lowercase(partner)
+}
+
+/// Unicode full lowercase mapping, final sigma included: in the Worker (wasm32) the runtime's
+/// `String.prototype.toLowerCase`, the same Unicode algorithm as `str::to_lowercase`, which
+/// keeps std's case tables out of the wasm; natively (tests) `str::to_lowercase` itself. As with
+/// the URL parser's IDNA (`weburl`), the runtime's Unicode version is its own.
+#[cfg(target_arch = "wasm32")]
+fn lowercase(s: &str) -> String {
+    js_sys::JsString::from(s).to_lower_case().into()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn lowercase(s: &str) -> String {
+    s.to_lowercase()
 }
 
 /// A sale commission as stored, with what the refunds have done to it so far.

@@ -11,13 +11,35 @@ pub const MAX_DAYS: i64 = 366;
 pub const DEFAULT_DAYS: i64 = 30;
 
 /// A `YYYY-MM-DD` date as days since 1970-01-01.
+///
+/// Accepts exactly what chrono's `NaiveDate::parse_from_str(s, "%Y-%m-%d")` accepts on 10 bytes
+/// (the test `same_as_chrono` holds it to that), without linking chrono's format parser (~20 KB
+/// of wasm): each number may follow whitespace; the year is 1 to 4 digits, or a sign and any
+/// number of digits; month and day are 1 or 2 digits.
 pub fn parse_day(s: &str) -> Option<i64> {
     if s.len() != 10 {
         return None;
     }
-    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    let s = s.trim_start();
+    let (year, s) = match s.as_bytes().first() {
+        Some(b'-') => digits(&s[1..], usize::MAX).map(|(y, rest)| (-y, rest))?,
+        Some(b'+') => digits(&s[1..], usize::MAX)?,
+        _ => digits(s, 4)?,
+    };
+    let (month, s) = digits(s.strip_prefix('-')?.trim_start(), 2)?;
+    let (day, s) = digits(s.strip_prefix('-')?.trim_start(), 2)?;
+    if !s.is_empty() {
+        return None;
+    }
+    let d = NaiveDate::from_ymd_opt(year.try_into().ok()?, month.try_into().ok()?, day.try_into().ok()?)?;
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
     Some((d - epoch).num_days())
+}
+
+/// The number in the leading ASCII digits of `s` (1 to `max` of them) and the rest of `s`.
+fn digits(s: &str, max: usize) -> Option<(i64, &str)> {
+    let n = s.bytes().take(max).take_while(u8::is_ascii_digit).count();
+    Some((s[..n].parse().ok()?, &s[n..]))
 }
 
 /// Days since the epoch as `YYYY-MM-DD`.
@@ -77,7 +99,32 @@ mod tests {
         // 366 days
     }
 
+    /// What `parse_day` replaces.
+    fn chrono_parse_day(s: &str) -> Option<i64> {
+        if s.len() != 10 {
+            return None;
+        }
+        let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+        Some((d - NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days())
+    }
+
+    #[test]
+    fn same_as_chrono_on_odd_input() {
+        for s in [
+            "+2025-1-05", "-001-01-01", "+99999-1-1", "-99999-1-1", "25-11-25  ", " 025-11-25", "2025- 1- 5",
+            "025-\u{3000}1-5", "2025-11-2 ", "0000-01-01", "+0-01-0001", "2025-02-29", "2024-02-29", "2025-1-123",
+            "12345-1-01", "2025--1-01", "2025-+1-01", "\t025-01-01", "2025-01-1\n",
+        ] {
+            assert_eq!(parse_day(s), chrono_parse_day(s), "{s:?}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn same_as_chrono(s in "[ \t0-9+-]{10}|[ 0-9+\u{3000}-]{4,10}|[0-9]{4}-[0-9]{2}-[0-9]{2}") {
+            prop_assert_eq!(parse_day(&s), chrono_parse_day(&s));
+        }
+
         #[test]
         fn format_and_parse_agree(day in 0i64..100_000) {
             prop_assert_eq!(parse_day(&format_day(day)), Some(day));
