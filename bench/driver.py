@@ -308,6 +308,14 @@ def metrics_delta(after, before):
     return {k: (v if k in MAX_COUNTERS else v - before.get(k, 0)) for k, v in after.items()}
 
 
+def settle_queue(db, metrics, timeout=30.0):
+    """Waits until every click the Worker has queued so far has its row (the queue writes a
+    batch up to 5 s late), so that a round's row count holds only that round's clicks."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and d1_count(db, "clicks") < metrics().get("clicks_queued", 0):
+        time.sleep(0.2)
+
+
 def wait_clicks(db, rows_before, answered, metrics, m_before, timeout=120.0):
     """Waits for the click rows of a redirect run: until there are as many as the clicks the
     Worker queued (its `clicks_queued` counter; without it, the 302s wrk counted) and none has
@@ -527,6 +535,10 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
         port, path, mode, headers, extra = specs[t]
         db = click_db.get(t)
         on_refport = port == rp_port
+        if t == "redirect":
+            settle_queue(db, rp_metrics)  # rows of earlier clicks (the setup's, a warm-up's) land first
+        elif db:
+            wait_drained(db, "clicks")
         m_before = rp_metrics() if on_refport else None
         before = d1_count(db, "clicks") if db else None
         ev_before = d1_count(rp_db, "events") if t == "sale" else None

@@ -75,7 +75,12 @@ WITH commission_links AS (
   FROM clicks
   UNION ALL
   SELECT e.program_id, e.partner_id, COALESCE(e.link_id, ''), e.created_at / 86400000,
-         CASE WHEN e.kind != 'sale' THEN '' WHEN e.payout_amount IS NOT NULL THEN p.payout_currency ELSE COALESCE(e.currency, '') END,
+         -- a sale's payout currency as of the sale: its commission's (fixed on the row; the
+         -- program's may have changed since), else the program's
+         CASE WHEN e.kind != 'sale' THEN ''
+              WHEN e.payout_amount IS NOT NULL THEN COALESCE(
+                (SELECT sc.currency FROM commissions sc WHERE sc.event_id = e.id AND sc.kind = 'sale'), p.payout_currency)
+              ELSE COALESCE(e.currency, '') END,
          0, e.kind = 'lead', e.kind = 'sale', CASE WHEN e.kind = 'sale' THEN COALESCE(e.payout_amount, e.amount, 0) ELSE 0 END,
          0, 0, 0, 0
   FROM events e JOIN programs p ON p.id = e.program_id WHERE e.partner_id IS NOT NULL
