@@ -169,13 +169,14 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let program_id = program_id(c, lead.program_id.clone(), || async { Ok(click_program) }).await?;
     let (external_id, event_name) = (&lead.customer_external_id, &lead.event_name);
     let presented_partner = click.as_ref().map(|k| k.partner_id.as_str());
-    let load = conversions::load_lead(db, &program_id, external_id, event_name, presented_partner).await?;
+    let (load, presented_partner) =
+        conversions::load_lead(db, &program_id, external_id, event_name, presented_partner).await?;
     let program = load.program.ok_or(ApiError::NotFound("program"))?;
     if let Some(stored) = load.stored {
         return respond_event(&stored); // a retry: answer what the first request stored
     }
     let presented = click.map(|k| LoadedClick {
-        partner: load.presented_partner.map(partner_facts),
+        partner: presented_partner.map(partner_facts),
         click_id: k.id,
         program_id: k.program_id,
         link_id: k.link_id,

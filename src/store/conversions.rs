@@ -244,79 +244,69 @@ fn read_stored(event: Option<&D1Result>, commission: Option<&D1Result>) -> Store
     Ok(Some(StoredEvent { event: Event::try_from(row)?, commission: super::first_row(commission)? }))
 }
 
-/// Everything a lead is decided on, once its program is known.
-pub struct LeadLoad {
+/// Everything a conversion is decided on, once its program is known.
+pub struct ConversionLoad {
     pub program: Option<Program>,
-    /// The lead with this customer and event name, if one was tracked already.
+    /// The conversion with the same key (a lead's customer and name, a sale's invoice id), if
+    /// one was tracked already: a retry is answered with it.
     pub stored: Option<StoredEvent>,
     pub customer: Option<Customer>,
     /// The partner the customer is attributed to now.
     pub partner: Option<Partner>,
-    /// The partner of the click the lead carried.
-    pub presented_partner: Option<Partner>,
 }
 
-/// Loads a lead's program, the stored lead, its customer, the customer's partner and the
-/// presented click's partner in one round trip.
+/// Loads the program, the stored conversion (`stored`: its event and commission reads), the
+/// customer and the customer's partner, plus `extra` reads, in one round trip (a batch of
+/// reads); answers the extra reads' results.
+async fn load(
+    db: &D1Database,
+    program_id: &str,
+    external_id: &str,
+    stored: [D1PreparedStatement; 2],
+    extra: Vec<D1PreparedStatement>,
+) -> StoreResult<(ConversionLoad, Vec<D1Result>)> {
+    let [event, commission] = stored;
+    let mut stmts = vec![
+        super::programs::get_stmt(db, program_id)?,
+        event,
+        commission,
+        customer_stmt(db, program_id, external_id)?,
+        super::partners::of_customer_stmt(db, program_id, external_id)?,
+    ];
+    stmts.extend(extra);
+    let mut r = super::batch_results(db, stmts).await?;
+    let loaded = ConversionLoad {
+        program: super::programs::read(r.first())?,
+        stored: read_stored(r.get(1), r.get(2))?,
+        customer: super::first_row(r.get(3))?,
+        partner: super::partners::read(r.get(4))?,
+    };
+    Ok((loaded, r.split_off(r.len().min(5))))
+}
+
+/// A lead's load, and the partner of the click it presented (`presented_partner_id`).
 pub async fn load_lead(
     db: &D1Database,
     program_id: &str,
     external_id: &str,
     event_name: &str,
     presented_partner_id: Option<&str>,
-) -> StoreResult<LeadLoad> {
-    let [event, commission] = stored_lead_stmts(db, program_id, external_id, event_name)?;
-    let stmts = vec![
-        super::programs::get_stmt(db, program_id)?,
-        event,
-        commission,
-        customer_stmt(db, program_id, external_id)?,
-        super::partners::of_customer_stmt(db, program_id, external_id)?,
-        super::partners::get_stmt(db, presented_partner_id)?,
-    ];
-    let r = super::batch_results(db, stmts).await?;
-    Ok(LeadLoad {
-        program: super::programs::read(r.first())?,
-        stored: read_stored(r.get(1), r.get(2))?,
-        customer: super::first_row(r.get(3))?,
-        partner: super::partners::read(r.get(4))?,
-        presented_partner: super::partners::read(r.get(5))?,
-    })
+) -> StoreResult<(ConversionLoad, Option<Partner>)> {
+    let stored = stored_lead_stmts(db, program_id, external_id, event_name)?;
+    let presented = super::partners::get_stmt(db, presented_partner_id)?;
+    let (loaded, extra) = load(db, program_id, external_id, stored, vec![presented]).await?;
+    Ok((loaded, super::partners::read(extra.first())?))
 }
 
-/// Everything a sale is decided on, once its program is known.
-pub struct SaleLoad {
-    pub program: Option<Program>,
-    /// The sale with this invoice id, if one was tracked already (a retry is answered with it).
-    pub stored: Option<StoredEvent>,
-    pub customer: Option<Customer>,
-    /// The partner the customer is attributed to.
-    pub partner: Option<Partner>,
-}
-
-/// Loads a sale's program, the stored sale of its invoice id, its customer and the customer's
-/// partner in one round trip (a batch of reads).
+/// A sale's load: its stored sale is the one with its invoice id.
 pub async fn load_sale(
     db: &D1Database,
     program_id: &str,
     invoice_id: &str,
     external_id: &str,
-) -> StoreResult<SaleLoad> {
-    let [event, commission] = stored_sale_stmts(db, program_id, invoice_id)?;
-    let stmts = vec![
-        super::programs::get_stmt(db, program_id)?,
-        event,
-        commission,
-        customer_stmt(db, program_id, external_id)?,
-        super::partners::of_customer_stmt(db, program_id, external_id)?,
-    ];
-    let r = super::batch_results(db, stmts).await?;
-    Ok(SaleLoad {
-        program: super::programs::read(r.first())?,
-        stored: read_stored(r.get(1), r.get(2))?,
-        customer: super::first_row(r.get(3))?,
-        partner: super::partners::read(r.get(4))?,
-    })
+) -> StoreResult<ConversionLoad> {
+    let stored = stored_sale_stmts(db, program_id, invoice_id)?;
+    Ok(load(db, program_id, external_id, stored, Vec::new()).await?.0)
 }
 
 pub struct NewEvent<'a> {
