@@ -5,6 +5,7 @@
 //! by the shell: an unpaid commission is lowered in place (or rejected on a full refund); a
 //! paid one gets a negative `clawback` commission.
 
+use crate::fraud::Rule;
 use crate::money::{mul_div_half_even, MAX_AMOUNT};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -128,12 +129,12 @@ impl fmt::Display for Kind {
     }
 }
 
-/// Why a commission was rejected (stored as `reject_reason`).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[serde(rename_all = "snake_case")]
+/// Why a commission was rejected (stored as `reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RejectReason {
-    /// The customer is the partner (same email).
-    SelfReferral,
+    /// A fraud rule whose action is `reject` matched (`self_referral`: the customer is the
+    /// partner).
+    Fraud(Rule),
     /// The sale was fully refunded before the commission was paid.
     Refund,
     /// Rejected by the merchant.
@@ -141,23 +142,25 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 3] = [RejectReason::SelfReferral, RejectReason::Refund, RejectReason::Manual];
-
     pub fn as_str(self) -> &'static str {
         match self {
-            RejectReason::SelfReferral => "self_referral",
+            RejectReason::Fraud(r) => r.as_str(),
             RejectReason::Refund => "refund",
             RejectReason::Manual => "manual",
         }
     }
 
     pub fn parse(s: &str) -> Option<RejectReason> {
-        RejectReason::ALL.into_iter().find(|x| x.as_str() == s)
+        match s {
+            "refund" => Some(RejectReason::Refund),
+            "manual" => Some(RejectReason::Manual),
+            _ => Rule::parse(s).map(RejectReason::Fraud),
+        }
     }
 }
 
 /// The customer referred themself: their email equals the partner's (trimmed, case-insensitive).
-/// Such a commission is created `rejected` with [`RejectReason::SelfReferral`]. An absent or
+/// The `self_referral` fraud rule ([`Rule::SelfReferral`]) judges it. An absent or
 /// blank email never matches.
 pub fn is_self_referral(customer_email: Option<&str>, partner_email: &str) -> bool {
     let Some(customer) = customer_email.map(str::trim).filter(|s| !s.is_empty()) else {
@@ -378,10 +381,11 @@ mod tests {
             assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{k}\""));
         }
         assert_eq!(Kind::parse("refund"), None);
-        for r in RejectReason::ALL {
+        let reasons = [RejectReason::Refund, RejectReason::Manual].into_iter();
+        for r in reasons.chain(crate::fraud::Rule::ALL.map(RejectReason::Fraud)) {
             assert_eq!(RejectReason::parse(r.as_str()), Some(r));
-            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.as_str()));
         }
+        assert_eq!(RejectReason::Fraud(crate::fraud::Rule::SelfReferral).as_str(), "self_referral");
     }
 
     #[test]

@@ -6,14 +6,14 @@
 //! [`decide_refund`] take the loaded facts (the click, the customer, the program, the partner,
 //! the existing commission) and answer what to write: the attribution, the commission, the
 //! refund plan. The rules themselves live in [`crate::attribution`] (who gets credit),
-//! [`crate::rules`] (how much), and [`crate::commission`] (self-referral, refund planning); this
+//! [`crate::rules`] (how much), [`crate::fraud`] (holds and rejections) and [`crate::commission`]
+//! (refund planning); this
 //! module composes them. No I/O, no clock: `now` is a fact like any other.
 
 use crate::attribution::{self, attribute, Attribution, ClickFacts};
-use crate::commission::{
-    is_self_referral, plan_refund, Kind, RefundError, RefundPlan, RejectReason, SaleCommission, Status,
-};
+use crate::commission::{plan_refund, Kind, RefundError, RefundPlan, RejectReason, SaleCommission, Status};
 use crate::error::Invalid;
+use crate::fraud::{self, ClickSignals, EmailFacts, Rule, Signals, Verdict};
 use crate::money::{mul_div_half_even, parse_amount, Currency};
 use crate::partner::{parse_email, PartnerStatus};
 use crate::program::ProgramSettings;
@@ -349,6 +349,8 @@ pub struct LoadedClick {
     pub at: i64,
     /// The click's partner; `None` when its row is gone (such a click is never credited).
     pub partner: Option<PartnerFacts>,
+    /// What the click says to the fraud rules (ad click id, click spam, banned referrer).
+    pub signals: ClickSignals,
 }
 
 impl LoadedClick {
@@ -373,6 +375,8 @@ pub struct LeadFacts<'a> {
     pub presented: Option<LoadedClick>,
     /// The click the customer is attributed to now (from an earlier lead).
     pub existing: Option<LoadedClick>,
+    /// The lists' facts about the lead's customer email.
+    pub email: EmailFacts,
     pub now: i64,
 }
 
@@ -385,6 +389,10 @@ pub struct CustomerFacts {
     pub first_sale_at: Option<i64>,
     /// The partner the customer is attributed to; `None`: no attribution (or the row is gone).
     pub partner: Option<PartnerFacts>,
+    /// The customer's email (from a lead), judged by the email rules.
+    pub email: Option<String>,
+    /// What the click that brought the customer says to the fraud rules.
+    pub click_signals: ClickSignals,
 }
 
 /// What a sale is decided on.
@@ -393,6 +401,8 @@ pub struct SaleFacts<'a> {
     pub program: &'a ProgramSettings,
     /// `None`: the customer is seen for the first time.
     pub customer: Option<CustomerFacts>,
+    /// The lists' facts about the customer's email.
+    pub email: EmailFacts,
     pub now: i64,
 }
 
@@ -451,6 +461,8 @@ pub struct NewCommissionPlan {
     pub currency: Currency,
     pub status: Status,
     pub reason: Option<RejectReason>,
+    /// The fraud rules holding a `pending` commission for the merchant (empty: not held).
+    pub hold_reasons: Vec<Rule>,
     /// A first-sale-only reward: the shell must keep the commission only if no other sale of the
     /// customer lands first (concurrent "first" sales), inside the same atomic write.
     pub first_sale_only: bool,
@@ -462,6 +474,8 @@ pub struct LeadDecision {
     pub attribution: AttributionOutcome,
     /// The credited click: the customer's new attribution and the event's partner and click.
     pub credited: Option<ClickFacts>,
+    /// What the credited click says to the fraud rules (kept with the customer's attribution).
+    pub credited_signals: ClickSignals,
     pub commission: Option<NewCommissionPlan>,
 }
 
@@ -624,39 +638,87 @@ impl fmt::Display for RefundRefusal {
 }
 
 /// Who gets the credit for a lead, and what it earns. The credited partner (if any) earns the
-/// lead reward of its effective rules (program's, or its override's) when it is positive; a
-/// customer whose email is the partner's makes it `rejected` (`self_referral`).
+/// lead reward of its effective rules (program's, or its override's) when it is positive; the
+/// program's fraud rules judge it ([`judged`]). A presented click from a banned referrer whose
+/// rule rejects is not credited at all: the customer keeps any earlier attribution.
 pub fn decide_lead(lead: &LeadRequest, f: &LeadFacts<'_>) -> LeadDecision {
     let s = f.program;
-    let presented = f.presented.as_ref().map(LoadedClick::facts);
+    let banned = |c: &&LoadedClick| {
+        c.signals.banned_referrer && s.fraud_rules.action(Rule::BannedReferrer) == fraud::Action::Reject
+    };
+    let presented_click = f.presented.as_ref().filter(|c| !banned(c));
+    let presented = presented_click.map(LoadedClick::facts);
     let existing = f.existing.as_ref().map(LoadedClick::facts);
     match attribute(f.program_id, s.attribution_model, s.attribution_window_days, f.now, presented, existing) {
-        Attribution::Unattributed(r) => LeadDecision { attribution: r.into(), credited: None, commission: None },
+        Attribution::Unattributed(r) => LeadDecision {
+            attribution: r.into(),
+            credited: None,
+            credited_signals: ClickSignals::default(),
+            commission: None,
+        },
         Attribution::Attributed(click) => {
             // The winner is one of the two clicks; a credited click's partner is never missing.
-            let partner = [&f.presented, &f.existing]
+            let winner = [presented_click, f.existing.as_ref()]
                 .into_iter()
                 .flatten()
-                .find(|c| c.click_id == click.click_id && c.partner_id == click.partner_id)
-                .and_then(|c| c.partner.as_ref());
-            let commission = partner.and_then(|p| lead_commission(lead, s, p));
-            LeadDecision { attribution: AttributionOutcome::Attributed, credited: Some(click), commission }
+                .find(|c| c.click_id == click.click_id && c.partner_id == click.partner_id);
+            let signals = winner.map(|c| c.signals).unwrap_or_default();
+            let commission =
+                winner.and_then(|c| c.partner.as_ref()).and_then(|p| lead_commission(lead, s, p, signals, f.email));
+            LeadDecision {
+                attribution: AttributionOutcome::Attributed,
+                credited: Some(click),
+                credited_signals: signals,
+                commission,
+            }
         }
     }
 }
 
-fn lead_commission(lead: &LeadRequest, s: &ProgramSettings, p: &PartnerFacts) -> Option<NewCommissionPlan> {
+/// The status, reject reason and hold reasons the program's fraud rules give a new commission
+/// of partner `p` for a customer with `email`, brought by a click saying `click`.
+pub fn judged(
+    s: &ProgramSettings,
+    p: &PartnerFacts,
+    email: Option<&str>,
+    facts: EmailFacts,
+    click: ClickSignals,
+) -> (Status, Option<RejectReason>, Vec<Rule>) {
+    let (self_referral, email_domain_match, disposable_email) = fraud::email_signals(email, &p.email, facts);
+    let signals = Signals {
+        self_referral,
+        email_domain_match,
+        disposable_email,
+        paid_traffic: click.paid_traffic,
+        click_spam: click.click_spam,
+        banned_referrer: click.banned_referrer,
+    };
+    match fraud::judge(&s.fraud_rules, &signals) {
+        Verdict::Clear => (Status::Pending, None, Vec::new()),
+        Verdict::Hold(h) => (Status::Pending, None, h),
+        Verdict::Reject(r) => (Status::Rejected, Some(RejectReason::Fraud(r)), Vec::new()),
+    }
+}
+
+fn lead_commission(
+    lead: &LeadRequest,
+    s: &ProgramSettings,
+    p: &PartnerFacts,
+    click: ClickSignals,
+    facts: EmailFacts,
+) -> Option<NewCommissionPlan> {
     let rewards = rules::effective(&s.rewards, p.rewards.as_ref());
     let amount = rules::lead_commission(&rewards).filter(|a| *a > 0)?;
-    let self_referral = is_self_referral(lead.customer_email.as_deref(), &p.email);
+    let (status, reason, hold_reasons) = judged(s, p, lead.customer_email.as_deref(), facts, click);
     Some(NewCommissionPlan {
         partner_id: p.id.clone(),
         kind: Kind::Lead,
         sale_amount: 0,
         amount,
         currency: s.payout_currency,
-        status: if self_referral { Status::Rejected } else { Status::Pending },
-        reason: self_referral.then_some(RejectReason::SelfReferral),
+        status,
+        reason,
+        hold_reasons,
         first_sale_only: false,
     })
 }
@@ -706,14 +768,17 @@ pub fn decide_sale(priced: &PricedSale, f: &SaleFacts<'_>) -> SaleDecision {
             let first_sale_at = customer.and_then(|c| c.first_sale_at);
             match rules::sale_commission(&rewards, priced.base, first_sale_at, f.now) {
                 rules::SaleDecision::Commission(amount) if amount > 0 => {
+                    let (email, click) = customer.map(|c| (c.email.as_deref(), c.click_signals)).unwrap_or_default();
+                    let (status, reason, hold_reasons) = judged(s, p, email, f.email, click);
                     let plan = NewCommissionPlan {
                         partner_id: p.id.clone(),
                         kind: Kind::Sale,
                         sale_amount: priced.base,
                         amount,
                         currency: s.payout_currency,
-                        status: Status::Pending,
-                        reason: None,
+                        status,
+                        reason,
+                        hold_reasons,
                         first_sale_only: rewards.sale.as_ref().is_some_and(|r| r.duration_months == Some(0)),
                     };
                     (AttributionOutcome::Attributed, Some(plan))
@@ -824,6 +889,7 @@ mod tests {
             partner_id: partner_id.into(),
             at,
             partner: p,
+            signals: ClickSignals::default(),
         }
     }
 
@@ -848,7 +914,8 @@ mod tests {
         presented: Option<LoadedClick>,
         existing: Option<LoadedClick>,
     ) -> LeadDecision {
-        decide_lead(&lead(email), &LeadFacts { program_id: P, program: s, presented, existing, now: NOW })
+        let facts = EmailFacts::of(email, |d| d == "gmail.com", |d| d == "mailinator.com");
+        decide_lead(&lead(email), &LeadFacts { program_id: P, program: s, presented, existing, email: facts, now: NOW })
     }
 
     fn sale(amount: i64, currency: &str, payout_amount: Option<i64>) -> SaleRequest {
@@ -865,11 +932,18 @@ mod tests {
     }
 
     fn customer(p: Option<PartnerFacts>, first_sale_at: Option<i64>) -> CustomerFacts {
-        CustomerFacts { click_id: Some(CLICK.into()), first_sale_at, partner: p }
+        CustomerFacts {
+            click_id: Some(CLICK.into()),
+            first_sale_at,
+            partner: p,
+            email: None,
+            click_signals: ClickSignals::default(),
+        }
     }
 
     fn decide_sale_with(s: &ProgramSettings, base: i64, c: Option<CustomerFacts>, now: i64) -> SaleDecision {
-        decide_sale(&PricedSale { base, payout_amount: None }, &SaleFacts { program: s, customer: c, now })
+        let email = EmailFacts::default();
+        decide_sale(&PricedSale { base, payout_amount: None }, &SaleFacts { program: s, customer: c, email, now })
     }
 
     fn commission(status: Status, amount: i64, sale_amount: i64) -> SaleCommission {
@@ -1187,8 +1261,68 @@ mod tests {
         let s = program(lead_reward(250));
         let d = decide_lead_with(&s, Some("pn_a@partners.test"), Some(active_click(CLICK, "pn_a", NOW)), None);
         let c = d.commission.unwrap();
-        assert_eq!((c.status, c.reason, c.amount), (Status::Rejected, Some(RejectReason::SelfReferral), 250));
+        assert_eq!(
+            (c.status, c.reason, c.amount),
+            (Status::Rejected, Some(RejectReason::Fraud(Rule::SelfReferral)), 250)
+        );
         assert_eq!(d.attribution, AttributionOutcome::Attributed);
+    }
+
+    #[test]
+    fn fraud_rules_hold_or_reject_new_commissions() {
+        let s = program(lead_reward(250));
+        // Same company domain: held; a free-mail domain shared: not held; disposable: held.
+        let d = decide_lead_with(&s, Some("bob@partners.test"), Some(active_click(CLICK, "pn_a", NOW)), None);
+        let c = d.commission.unwrap();
+        assert_eq!((c.status, c.reason, c.hold_reasons), (Status::Pending, None, vec![Rule::EmailDomainMatch]));
+        let d = decide_lead_with(&s, Some("bob@mailinator.com"), Some(active_click(CLICK, "pn_a", NOW)), None);
+        assert_eq!(d.commission.unwrap().hold_reasons, vec![Rule::DisposableEmail]);
+        // The click's signals: paid traffic and click spam hold, and travel with the attribution.
+        let mut k = active_click(CLICK, "pn_a", NOW);
+        k.signals = ClickSignals { paid_traffic: true, click_spam: true, banned_referrer: false };
+        let d = decide_lead_with(&s, Some("bob@other.test"), Some(k.clone()), None);
+        assert_eq!(d.commission.unwrap().hold_reasons, vec![Rule::PaidTraffic, Rule::ClickSpam]);
+        assert_eq!(d.credited_signals, k.signals);
+        // A rule set to reject rejects; set to off, it is ignored.
+        let mut r = s.clone();
+        r.fraud_rules =
+            r.fraud_rules.with(Rule::PaidTraffic, fraud::Action::Reject).with(Rule::ClickSpam, fraud::Action::Off);
+        let c = decide_lead_with(&r, Some("bob@other.test"), Some(k.clone()), None).commission.unwrap();
+        assert_eq!(
+            (c.status, c.reason, c.hold_reasons),
+            (Status::Rejected, Some(RejectReason::Fraud(Rule::PaidTraffic)), vec![])
+        );
+        // A banned referrer set to reject does not attribute: the earlier click keeps the customer.
+        let mut b = active_click(CLICK, "pn_a", NOW);
+        b.signals.banned_referrer = true;
+        let earlier = active_click("clk_earlier", "pn_b", NOW - 1000);
+        let mut r = s.clone();
+        r.fraud_rules = r.fraud_rules.with(Rule::BannedReferrer, fraud::Action::Reject);
+        let d = decide_lead_with(&r, None, Some(b.clone()), Some(earlier));
+        assert_eq!(d.credited.unwrap().partner_id, "pn_b");
+        let d = decide_lead_with(&r, None, Some(b.clone()), None);
+        assert_eq!((d.attribution, d.commission), (AttributionOutcome::ClickNotFound, None));
+        // Held, not rejected, when the rule holds.
+        r.fraud_rules = r.fraud_rules.with(Rule::BannedReferrer, fraud::Action::Hold);
+        let d = decide_lead_with(&r, None, Some(b), None);
+        assert_eq!(d.commission.unwrap().hold_reasons, vec![Rule::BannedReferrer]);
+    }
+
+    #[test]
+    fn sales_are_judged_on_the_customer_and_its_click() {
+        let s = program(Rewards {
+            lead: None,
+            sale: Some(Reward { kind: RewardType::Flat, amount: 100, duration_months: None }),
+        });
+        let mut c = customer(Some(partner("pn_a", PartnerStatus::Active)), None);
+        c.email = Some("pn_a@partners.test".into());
+        let d = decide_sale_with(&s, 1000, Some(c.clone()), NOW);
+        let plan = d.commission.unwrap();
+        assert_eq!((plan.status, plan.reason), (Status::Rejected, Some(RejectReason::Fraud(Rule::SelfReferral))));
+        c.email = Some("someone@else.test".into());
+        c.click_signals.paid_traffic = true;
+        let plan = decide_sale_with(&s, 1000, Some(c), NOW).commission.unwrap();
+        assert_eq!((plan.status, plan.hold_reasons), (Status::Pending, vec![Rule::PaidTraffic]));
     }
 
     #[test]
@@ -1211,7 +1345,15 @@ mod tests {
         ];
         for (presented, outcome) in cases {
             let d = decide_lead_with(&s, None, presented, None);
-            assert_eq!(d, LeadDecision { attribution: outcome, credited: None, commission: None });
+            assert_eq!(
+                d,
+                LeadDecision {
+                    attribution: outcome,
+                    credited: None,
+                    credited_signals: ClickSignals::default(),
+                    commission: None
+                }
+            );
         }
     }
 
@@ -1578,7 +1720,7 @@ mod tests {
             let banned = PartnerFacts { rewards, ..partner("pn_b", PartnerStatus::Banned) };
             let c = click(CLICK, "pn_b", NOW - age_days * DAY_MS, Some(banned.clone()));
             let d = decide_lead_with(&s, None, Some(c.clone()), Some(c));
-            prop_assert_eq!(d, LeadDecision { attribution: AttributionOutcome::PartnerBanned, credited: None, commission: None });
+            prop_assert_eq!(d, LeadDecision { attribution: AttributionOutcome::PartnerBanned, credited: None, credited_signals: ClickSignals::default(), commission: None });
             let first = first_sale_ago.map(|d| NOW - d * DAY_MS);
             let d = decide_sale_with(&s, base, Some(customer(Some(banned), first)), NOW);
             prop_assert_eq!(d.attribution, AttributionOutcome::PartnerBanned);

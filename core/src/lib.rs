@@ -21,6 +21,7 @@ pub mod commission;
 pub mod conversion;
 pub mod crypto;
 pub mod error;
+pub mod fraud;
 pub mod ids;
 pub mod link;
 pub mod money;

@@ -4,6 +4,7 @@
 
 use crate::attribution::Model;
 use crate::error::Invalid;
+use crate::fraud::{FraudRules, DEFAULT_CLICK_SPAM_THRESHOLD, MAX_BANNED_REFERRERS, MAX_CLICK_SPAM_THRESHOLD};
 use crate::link::parse_hostname;
 use crate::money::{Currency, MAX_AMOUNT};
 use crate::payout::Schedule;
@@ -32,6 +33,20 @@ pub struct ProgramSettings {
     pub attribution_model: Model,
     pub hold_days: u32,
     pub rewards: Rewards,
+    /// Every fraud rule's action (`crate::fraud`); settings stored before the rules existed
+    /// read as the defaults.
+    #[serde(default)]
+    pub fraud_rules: FraudRules,
+    /// `click_spam`: more clicks than this by one visitor on a link in 24 hours.
+    #[serde(default = "default_click_spam_threshold")]
+    pub click_spam_threshold: u32,
+    /// `banned_referrer`: referrer hosts whose clicks are judged by that rule.
+    #[serde(default)]
+    pub banned_referrers: Vec<String>,
+}
+
+fn default_click_spam_threshold() -> u32 {
+    DEFAULT_CLICK_SPAM_THRESHOLD
 }
 
 /// `POST /api/v1/programs` body. Unknown fields are refused.
@@ -62,6 +77,13 @@ pub struct ProgramInput {
     pub hold_days: Option<u32>,
     #[serde(default, deserialize_with = "crate::wire::opt_object")]
     pub rewards: Option<Rewards>,
+    /// Rule code -> action, over the defaults (or, in a PATCH, over the program's rules).
+    #[serde(default)]
+    pub fraud_rules: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    pub click_spam_threshold: Option<u32>,
+    #[serde(default)]
+    pub banned_referrers: Option<Vec<String>>,
 }
 
 /// `PATCH /api/v1/programs/{id}` body: every field optional; `null` clears a nullable field.
@@ -87,6 +109,10 @@ pub struct ProgramPatch {
     pub hold_days: Option<u32>,
     #[serde(default, deserialize_with = "crate::wire::opt_object")]
     pub rewards: Option<Rewards>,
+    /// Only the rules named change.
+    pub fraud_rules: Option<serde_json::Map<String, serde_json::Value>>,
+    pub click_spam_threshold: Option<u32>,
+    pub banned_referrers: Option<Vec<String>>,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -192,6 +218,23 @@ impl ProgramInput {
         }
         let rewards = self.rewards.unwrap_or_default();
         rewards.validate("rewards")?;
+        let fraud_rules = match &self.fraud_rules {
+            None => FraudRules::default(),
+            Some(m) => FraudRules::default().apply("fraud_rules", m)?,
+        };
+        let click_spam_threshold = self.click_spam_threshold.unwrap_or(DEFAULT_CLICK_SPAM_THRESHOLD);
+        if !(1..=MAX_CLICK_SPAM_THRESHOLD).contains(&click_spam_threshold) {
+            return Err(Invalid::new(
+                "click_spam_threshold",
+                "invalid_threshold",
+                format!("click_spam_threshold must be 1 to {MAX_CLICK_SPAM_THRESHOLD}"),
+            ));
+        }
+        let banned_referrers = match self.banned_referrers {
+            None => Vec::new(),
+            Some(l) if l.is_empty() => Vec::new(),
+            Some(l) => hostnames("banned_referrers", &l, MAX_BANNED_REFERRERS)?,
+        };
         Ok(ProgramSettings {
             name,
             description,
@@ -207,6 +250,9 @@ impl ProgramInput {
             attribution_model: self.attribution_model.unwrap_or(Model::LastClick),
             hold_days,
             rewards,
+            fraud_rules,
+            click_spam_threshold,
+            banned_referrers,
         })
     }
 }
@@ -230,6 +276,17 @@ impl ProgramSettings {
             attribution_model: Some(p.attribution_model.unwrap_or(cur.attribution_model)),
             hold_days: Some(p.hold_days.unwrap_or(cur.hold_days)),
             rewards: Some(p.rewards.unwrap_or(cur.rewards)),
+            fraud_rules: {
+                // The program's rules, then the patch's on top (validated as a whole below).
+                let mut m = match serde_json::to_value(cur.fraud_rules) {
+                    Ok(serde_json::Value::Object(m)) => m,
+                    _ => serde_json::Map::new(),
+                };
+                m.extend(p.fraud_rules.unwrap_or_default());
+                Some(m)
+            },
+            click_spam_threshold: Some(p.click_spam_threshold.unwrap_or(cur.click_spam_threshold)),
+            banned_referrers: Some(p.banned_referrers.unwrap_or(cur.banned_referrers)),
         }
         .validate()
     }
