@@ -54,10 +54,15 @@ CREATE TABLE IF NOT EXISTS partners (
   -- 0002: ISO 3166-1 alpha-2 country; why payouts are disabled (a Stripe refusal, deauthorized).
   country TEXT,
   payouts_disabled_reason TEXT,
+  -- 0004: the bank account fingerprint Stripe pays out to; when the merchant approved payouts
+  -- despite an account shared with another partner (duplicate_payout_account).
+  bank_fingerprint TEXT,
+  payout_account_approved_at INTEGER,
   UNIQUE (program_id, email)
 );
 CREATE INDEX IF NOT EXISTS partners_program ON partners(program_id, id);
 CREATE INDEX IF NOT EXISTS partners_stripe_account ON partners(stripe_account_id);
+CREATE INDEX IF NOT EXISTS partners_bank_fingerprint ON partners(bank_fingerprint) WHERE bank_fingerprint IS NOT NULL;
 
 -- Links are soft-deleted (clicks keep pointing at them); a key is unique per domain among live links.
 CREATE TABLE IF NOT EXISTS links (
@@ -106,6 +111,8 @@ CREATE TABLE IF NOT EXISTS customers (
   first_sale_at INTEGER,
   created_at    INTEGER NOT NULL,
   updated_at    INTEGER NOT NULL,
+  -- 0004: what the click that brought the customer said to the fraud rules.
+  click_signals TEXT,
   UNIQUE (program_id, external_id)
 );
 CREATE INDEX IF NOT EXISTS customers_partner ON customers(partner_id);
@@ -182,6 +189,8 @@ CREATE TABLE IF NOT EXISTS commissions (
   updated_at      INTEGER NOT NULL,
   approved_at     INTEGER,
   paid_at         INTEGER,
+  -- 0004: the fraud rules that held the commission for the merchant (JSON array of rule codes).
+  hold_reasons    TEXT CHECK (hold_reasons IS NULL OR json_valid(hold_reasons)),
   CHECK ((kind = 'clawback' AND amount <= 0 AND parent_id IS NOT NULL) OR (kind != 'clawback' AND amount >= 0)),
   CHECK (status != 'rejected' OR reason IS NOT NULL),
   CHECK (status != 'paid' OR payout_id IS NOT NULL)
@@ -192,6 +201,7 @@ CREATE INDEX IF NOT EXISTS commissions_program ON commissions(program_id, id);
 CREATE INDEX IF NOT EXISTS commissions_partner ON commissions(partner_id, status);
 CREATE INDEX IF NOT EXISTS commissions_status ON commissions(status, created_at);
 CREATE INDEX IF NOT EXISTS commissions_payout ON commissions(payout_id);
+CREATE INDEX IF NOT EXISTS commissions_held ON commissions(program_id, id) WHERE status = 'pending' AND hold_reasons IS NOT NULL;
 -- Approved, unclaimed commissions: "who is payable" per (program, partner, currency).
 CREATE INDEX IF NOT EXISTS commissions_payable ON commissions(program_id, partner_id, currency)
   WHERE status = 'approved' AND payout_id IS NULL;

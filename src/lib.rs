@@ -6,6 +6,7 @@ pub mod bot;
 pub mod clicks_queue;
 pub mod cron;
 pub mod email;
+pub mod email_lists;
 pub mod http;
 pub mod metrics;
 pub mod outbound;

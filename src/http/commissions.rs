@@ -26,8 +26,17 @@ pub async fn list(c: &Call) -> ApiResult<Response> {
                 .as_str(),
         ),
     };
+    let held = match c.query.get("held").map(String::as_str) {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => return Err(ApiError::bad_request("invalid_query", "held must be true or false")),
+    };
     let f = Filter { program_id: program_id.as_deref(), partner_id: partner_id.as_deref(), status };
-    let rows = commissions::list(&c.state.db, &f, &page.before(), page.limit).await?;
+    let rows = match held {
+        None => commissions::list(&c.state.db, &f, &page.before(), page.limit).await?,
+        Some(h) => commissions::list_held(&c.state.db, &f, h, &page.before(), page.limit).await?,
+    };
     page.respond(rows, |r| r.id.clone())
 }
 

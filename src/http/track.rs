@@ -16,6 +16,7 @@ use crate::store::refunds::{self, Outcome, Planned, Refund};
 use crate::store::StoreResult;
 use crate::store::{clicks, programs};
 use refport_core::commission::SaleCommission;
+use refport_core::fraud::ClickSignals;
 use refport_core::conversion::{
     self, CustomerFacts, EventKind, LeadFacts, LeadInput, LoadedClick, PartnerFacts, RefundFacts, RefundInput,
     RefundRefusal, RefundTarget, SaleFacts, SaleInput, SaleRefusal, SaleRequest, TrackedSale, MAX_ID_LEN,
@@ -149,7 +150,8 @@ fn existing_click(program_id: &str, customer: Option<Customer>, partner: Option<
         return None;
     };
     let partner = partner.map(partner_facts);
-    Some(LoadedClick { click_id, program_id: program_id.to_string(), link_id, partner_id, at, partner })
+    let signals = ClickSignals::from_stored(cu.click_signals.as_deref());
+    Some(LoadedClick { click_id, program_id: program_id.to_string(), link_id, partner_id, at, partner, signals })
 }
 
 /// Round trips of a new lead: the key, the link its click id names (or, for an old unsigned
@@ -182,9 +184,12 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
         link_id: k.link_id,
         partner_id: k.partner_id,
         at: k.created_at,
+        signals: ClickSignals::default(),
     });
     let existing = existing_click(&program.id, load.customer, load.partner);
-    let facts = LeadFacts { program_id: &program.id, program: &program.settings, presented, existing, now: c.now };
+    let email = crate::email_lists::facts(lead.customer_email.as_deref());
+    let facts =
+        LeadFacts { program_id: &program.id, program: &program.settings, presented, existing, email, now: c.now };
     let decision = conversion::decide_lead(&lead, &facts);
     let ids = new_ids(c)?;
     let write = LeadWrite { program_id: &program.id, lead: &lead, decision: &decision, ids: &ids, now: c.now };
@@ -211,9 +216,16 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
     }
     let priced = conversion::price_sale(&sale, program.settings.payout_currency)?;
     let partner = load.partner.map(partner_facts);
-    let customer =
-        load.customer.map(|cu| CustomerFacts { click_id: cu.click_id, first_sale_at: cu.first_sale_at, partner });
-    let decision = conversion::decide_sale(&priced, &SaleFacts { program: &program.settings, customer, now: c.now });
+    let email = crate::email_lists::facts(load.customer.as_ref().and_then(|cu| cu.email.as_deref()));
+    let customer = load.customer.map(|cu| CustomerFacts {
+        click_id: cu.click_id,
+        first_sale_at: cu.first_sale_at,
+        partner,
+        click_signals: ClickSignals::from_stored(cu.click_signals.as_deref()),
+        email: cu.email,
+    });
+    let facts = SaleFacts { program: &program.settings, customer, email, now: c.now };
+    let decision = conversion::decide_sale(&priced, &facts);
     let ids = new_ids(c)?;
     let write =
         SaleWrite { program_id: &program.id, sale: &sale, priced: &priced, decision: &decision, ids: &ids, now: c.now };

@@ -38,6 +38,7 @@ pub async fn reject_open_for_partner(db: &D1Database, partner_id: &str, reason: 
 use super::first;
 use refport_core::commission::{Kind, RejectReason, Status};
 use refport_core::conversion::{AttributionOutcome, NewCommissionPlan};
+use refport_core::fraud::Rule;
 use worker::d1::D1PreparedStatement;
 
 #[derive(Clone, Debug, Deserialize, serde::Serialize)]
@@ -67,11 +68,44 @@ pub struct Commission {
     pub approved_at: Option<i64>,
     #[serde(serialize_with = "super::programs::ser_opt_time")]
     pub paid_at: Option<i64>,
+    /// The fraud rules that held the commission for the merchant (kept after the decision).
+    #[serde(deserialize_with = "hold_reasons_column")]
+    pub hold_reasons: Vec<Rule>,
+    /// Pending and held: waiting for the merchant, never approved by the cron.
+    #[serde(default, deserialize_with = "sql_bool")]
+    pub held: bool,
+}
+
+/// A boolean SQL expression's value (D1 answers 0 or 1).
+fn sql_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum B {
+        Bool(bool),
+        Num(f64),
+    }
+    Ok(match B::deserialize(d)? {
+        B::Bool(b) => b,
+        B::Num(n) => n != 0.0,
+    })
+}
+
+/// The `hold_reasons` column: a JSON array of rule codes, or NULL.
+fn hold_reasons_column<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Rule>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(Vec::new()),
+        Some(s) => serde_json::from_str(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+/// The stored form of hold reasons: a JSON array, NULL when there are none.
+pub fn hold_reasons_json(reasons: &[Rule]) -> Option<String> {
+    (!reasons.is_empty()).then(|| serde_json::to_string(reasons).unwrap_or_else(|_| "[]".into()))
 }
 
 pub const COLS: &str = "id, program_id, partner_id, customer_id, event_id, parent_id, kind, invoice_id, sale_amount, \
      original_amount, amount, currency, status, reason, refunded_amount, clawed_back, payout_id, created_at, updated_at, \
-     approved_at, paid_at";
+     approved_at, paid_at, hold_reasons, (status = 'pending' AND hold_reasons IS NOT NULL) AS held";
 
 pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Commission>> {
     first(query!(db, &format!("SELECT {COLS} FROM commissions WHERE id = ?1"), id)?).await
@@ -121,6 +155,35 @@ pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> 
     super::list_filtered(db, "commissions", COLS, f, before, limit).await
 }
 
+/// The held commissions (`held = true`: pending with hold reasons, what "Needs review" shows,
+/// through the `commissions_held` partial index) or the others (`held = false`).
+pub async fn list_held(
+    db: &D1Database,
+    f: &Filter<'_>,
+    held: bool,
+    before: &str,
+    limit: u32,
+) -> StoreResult<Vec<Commission>> {
+    let cond = if held {
+        "status = 'pending' AND hold_reasons IS NOT NULL"
+    } else {
+        "NOT (status = 'pending' AND hold_reasons IS NOT NULL)"
+    };
+    super::all(query!(
+        db,
+        &format!(
+            "SELECT {COLS} FROM commissions WHERE {cond} AND id < ?1 AND (?2 IS NULL OR program_id = ?2)
+             AND (?3 IS NULL OR partner_id = ?3) AND (?4 IS NULL OR status = ?4) ORDER BY id DESC LIMIT ?5"
+        ),
+        before,
+        f.program_id,
+        f.partner_id,
+        f.status,
+        limit + 1
+    )?)
+    .await
+}
+
 /// A commission to create, decided by the core.
 pub struct NewCommission<'a> {
     pub id: &'a str,
@@ -140,9 +203,9 @@ pub fn insert_if_event_won(db: &D1Database, c: &NewCommission<'_>) -> StoreResul
         query!(
             db,
             "INSERT INTO commissions (id, program_id, partner_id, customer_id, event_id, kind, invoice_id, sale_amount,
-                 original_amount, amount, currency, status, reason, created_at, updated_at)
+                 original_amount, amount, currency, status, reason, created_at, updated_at, hold_reasons)
              SELECT ?1, ?2, ?3, (SELECT id FROM customers WHERE program_id = ?4 AND external_id = ?5), ?6, ?7, ?8, ?9,
-                 ?10, ?10, ?11, ?12, ?13, ?14, ?14
+                 ?10, ?10, ?11, ?12, ?13, ?14, ?14, ?15
              WHERE EXISTS (SELECT 1 FROM events WHERE id = ?6)
              ON CONFLICT DO NOTHING",
             c.id,
@@ -158,7 +221,8 @@ pub fn insert_if_event_won(db: &D1Database, c: &NewCommission<'_>) -> StoreResul
             c.plan.currency.code(),
             c.plan.status.as_str(),
             c.plan.reason.map(RejectReason::as_str),
-            c.now
+            c.now,
+            hold_reasons_json(&c.plan.hold_reasons)
         )?,
         query!(
             db,

@@ -23,10 +23,12 @@ pub struct Customer {
     pub click_id: Option<String>,
     pub clicked_at: Option<i64>,
     pub first_sale_at: Option<i64>,
+    /// What the attributed click said to the fraud rules (`refport_core::fraud::ClickSignals`).
+    pub click_signals: Option<String>,
 }
 
 const CUSTOMER_COLS: &str =
-    "id, program_id, external_id, email, name, partner_id, link_id, click_id, clicked_at, first_sale_at";
+    "id, program_id, external_id, email, name, partner_id, link_id, click_id, clicked_at, first_sale_at, click_signals";
 
 pub async fn customer(db: &D1Database, program_id: &str, external_id: &str) -> StoreResult<Option<Customer>> {
     first(customer_stmt(db, program_id, external_id)?).await
@@ -65,6 +67,8 @@ pub struct CustomerUpsert<'a> {
     pub name: Option<&'a str>,
     /// Set the attribution (partner, link, click) to this click.
     pub attribution: Option<(&'a str, &'a str, &'a str, i64)>,
+    /// What that click said to the fraud rules (stored form), kept with the attribution.
+    pub click_signals: Option<&'a str>,
     pub now: i64,
 }
 
@@ -76,8 +80,9 @@ pub fn upsert_customer(db: &D1Database, c: &CustomerUpsert<'_>) -> StoreResult<D
     };
     Ok(query!(
         db,
-        "INSERT INTO customers (id, program_id, external_id, email, name, partner_id, link_id, click_id, clicked_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+        "INSERT INTO customers (id, program_id, external_id, email, name, partner_id, link_id, click_id, clicked_at, created_at, updated_at,
+             click_signals)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)
          ON CONFLICT (program_id, external_id) DO UPDATE SET
            email = COALESCE(excluded.email, email),
            name = COALESCE(excluded.name, name),
@@ -85,6 +90,7 @@ pub fn upsert_customer(db: &D1Database, c: &CustomerUpsert<'_>) -> StoreResult<D
            link_id = CASE WHEN excluded.partner_id IS NULL THEN link_id ELSE excluded.link_id END,
            click_id = CASE WHEN excluded.partner_id IS NULL THEN click_id ELSE excluded.click_id END,
            clicked_at = CASE WHEN excluded.partner_id IS NULL THEN clicked_at ELSE excluded.clicked_at END,
+           click_signals = CASE WHEN excluded.partner_id IS NULL THEN click_signals ELSE excluded.click_signals END,
            updated_at = excluded.updated_at",
         c.new_id,
         c.program_id,
@@ -95,7 +101,8 @@ pub fn upsert_customer(db: &D1Database, c: &CustomerUpsert<'_>) -> StoreResult<D
         link,
         click,
         clicked_at,
-        c.now
+        c.now,
+        c.click_signals
     )?)
 }
 
@@ -400,6 +407,7 @@ pub struct LeadWrite<'a> {
 pub async fn record_lead(db: &D1Database, w: &LeadWrite<'_>) -> StoreResult<Recorded> {
     let (d, external_id) = (w.decision, w.lead.customer_external_id.as_str());
     let credited = d.credited.as_ref();
+    let signals = d.credited_signals.to_stored();
     let mut stmts = vec![upsert_customer(
         db,
         &CustomerUpsert {
@@ -409,6 +417,7 @@ pub async fn record_lead(db: &D1Database, w: &LeadWrite<'_>) -> StoreResult<Reco
             email: w.lead.customer_email.as_deref(),
             name: w.lead.customer_name.as_deref(),
             attribution: credited.map(|f| (f.partner_id.as_str(), f.link_id.as_str(), f.click_id.as_str(), f.at)),
+            click_signals: credited.and(signals.as_deref()),
             now: w.now,
         },
     )?];
@@ -483,6 +492,7 @@ pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<Reco
                 email: None,
                 name: None,
                 attribution: None,
+                click_signals: None,
                 now: w.now,
             },
         )?);

@@ -376,10 +376,12 @@ pub struct InFlight {
 }
 
 /// Approves pending commissions whose hold period has passed, at most `limit`, oldest first,
-/// recording each change; one atomic batch. Answers how many were approved.
+/// recording each change; one atomic batch. Answers how many were approved. A commission held
+/// by a fraud rule (`hold_reasons`) is never approved here: only the merchant decides it.
 pub async fn approve_due(db: &D1Database, now: i64, limit: usize) -> StoreResult<usize> {
     const DUE: &str = "SELECT c.id FROM commissions c JOIN programs p ON p.id = c.program_id
-         WHERE c.status = 'pending' AND c.created_at + p.hold_days * 86400000 <= ?1 ORDER BY c.id LIMIT ?2";
+         WHERE c.status = 'pending' AND c.hold_reasons IS NULL AND c.created_at + p.hold_days * 86400000 <= ?1
+         ORDER BY c.id LIMIT ?2";
     let changes = batch(
         db,
         vec![
