@@ -21,7 +21,7 @@ from apihelpers import assert_error, ok, uid
 COMMISSION_FIELDS = {
     "id", "program_id", "partner_id", "customer_id", "event_id", "parent_id", "kind", "invoice_id",
     "sale_amount", "original_amount", "amount", "currency", "status", "reason", "refunded_amount",
-    "clawed_back", "payout_id", "created_at", "updated_at", "approved_at", "paid_at",
+    "clawed_back", "payout_id", "created_at", "updated_at", "approved_at", "paid_at", "hold_reasons", "held",
 }
 LEAD, SALE, REFUND = "/api/v1/track/lead", "/api/v1/track/sale", "/api/v1/track/refund"
 

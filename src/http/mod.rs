@@ -263,6 +263,7 @@ struct Route {
 
 const PAGE: &[&str] = &["limit", "cursor"];
 const LIST_MONEY: &[&str] = &["limit", "cursor", "program_id", "partner_id", "status"];
+const LIST_COMMISSIONS: &[&str] = &["limit", "cursor", "program_id", "partner_id", "status", "held"];
 
 const fn r(
     method: &'static str,
@@ -310,7 +311,7 @@ const ROUTES: &[Route] = {
         r("POST", "track/lead", Key, &[], TrackLead),
         r("POST", "track/sale", Key, &[], TrackSale),
         r("POST", "track/refund", Key, &[], TrackRefund),
-        r("GET", "commissions", Key, LIST_MONEY, ListCommissions),
+        r("GET", "commissions", Key, LIST_COMMISSIONS, ListCommissions),
         r("POST", "commissions/{id}/approve", Key, &[], ApproveCommission),
         r("POST", "commissions/{id}/reject", Key, &[], RejectCommission),
         r("GET", "payouts", Key, LIST_MONEY, ListPayouts),
