@@ -59,6 +59,20 @@ pub struct Account {
     pub country: Option<String>,
     #[serde(default)]
     pub capabilities: Option<Capabilities>,
+    /// The bank accounts (and cards) Stripe pays the account out to; returned to the platform
+    /// that controls the account.
+    #[serde(default)]
+    pub external_accounts: Option<List<ExternalAccount>>,
+}
+
+/// A bank account or debit card of a connected account; `fingerprint` is the same for the same
+/// account number across every connected account of the platform.
+#[derive(Debug, Default, Deserialize)]
+pub struct ExternalAccount {
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    #[serde(default)]
+    pub default_for_currency: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,11 +87,18 @@ impl Account {
         let transfers = self.capabilities.as_ref().and_then(|c| c.transfers.as_deref());
         self.payouts_enabled && transfers.is_none_or(|t| t == "active")
     }
+
+    /// The fingerprint of the external account payouts go to: the default one, else the first.
+    pub fn payout_fingerprint(&self) -> Option<String> {
+        let list = &self.external_accounts.as_ref()?.data;
+        let default = list.iter().find(|e| e.default_for_currency == Some(true) && e.fingerprint.is_some());
+        default.or_else(|| list.iter().find(|e| e.fingerprint.is_some()))?.fingerprint.clone()
+    }
 }
 
 #[derive(Debug, Deserialize)]
-struct List<T> {
-    data: Vec<T>,
+pub struct List<T> {
+    pub data: Vec<T>,
 }
 
 #[derive(Debug, Deserialize)]

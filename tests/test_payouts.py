@@ -11,6 +11,7 @@ fault injections are checked to have hit the intended payout (by idempotency key
 
 import datetime
 import json
+import random
 import threading
 import time
 import urllib.parse
@@ -727,3 +728,69 @@ def test_onboarding_again_after_link_used_gives_a_fresh_link(worker, stripe):
     assert second["account_id"] == first["account_id"]
     r = requests.get(second["url"], allow_redirects=False, timeout=30)
     assert r.status_code == 200, (second["url"] == first["url"], r.status_code, r.headers.get("Location"))
+
+
+# ----------------------------------------------------------------------------------------------
+# duplicate_payout_account (issue 14): partners paid to the same account wait for the merchant
+# ----------------------------------------------------------------------------------------------
+
+def enable_with_bank(worker, stripe, partner, account_number):
+    """Onboards the partner with a bank account of this number (the fake's fingerprint is the
+    same for the same number on any connected account) and delivers account.updated."""
+    acct = onboard(worker, partner)["account_id"]
+    ctl(stripe, "POST", f"accounts/{acct}/complete_onboarding", {"account_number": account_number})
+    body = ok(deliver(worker, stripe, last_account_event(stripe, acct)))
+    assert body["effect"] == "account_updated", body
+    return acct
+
+
+def test_duplicate_payout_account_holds_payouts_until_the_merchant_approves(worker, stripe):
+    set_balance(stripe)
+    shared = str(uuid_digits())
+    a = paid_partner_setup(worker, stripe, enable=False)
+    b = paid_partner_setup(worker, stripe, enable=False)
+    c = paid_partner_setup(worker, stripe, enable=False)
+    a["account"] = enable_with_bank(worker, stripe, a["partner"], shared)
+    b["account"] = enable_with_bank(worker, stripe, b["partner"], shared)
+    c["account"] = enable_with_bank(worker, stripe, c["partner"], str(uuid_digits()))
+    assert partner_row(worker, a["partner"])["bank_fingerprint"] == partner_row(worker, b["partner"])["bank_fingerprint"]
+    for s in (a, b):
+        pn = ok(worker.get(f"/api/v1/partners/{s['partner']['id']}"))
+        assert pn["payout_hold_reasons"] == ["duplicate_payout_account"], pn
+    assert ok(worker.get(f"/api/v1/partners/{c['partner']['id']}"))["payout_hold_reasons"] == []
+    cron(worker)
+    assert transfers_to(stripe, a["account"]) == [] and transfers_to(stripe, b["account"]) == []
+    assert [t["amount"] for t in transfers_to(stripe, c["account"])] == [c["expected"]], "others are paid"
+    # the merchant approves A's account: A is paid, B still waits
+    pn = ok(worker.post(f"/api/v1/partners/{a['partner']['id']}/approve_payout_account"))
+    assert pn["payout_hold_reasons"] == [] and pn["payout_account_approved_at"]
+    again = ok(worker.post(f"/api/v1/partners/{a['partner']['id']}/approve_payout_account"))
+    assert again["payout_account_approved_at"] == pn["payout_account_approved_at"], "idempotent"
+    cron(worker)
+    assert [t["amount"] for t in transfers_to(stripe, a["account"])] == [a["expected"]]
+    assert transfers_to(stripe, b["account"]) == []
+    # B's program turns the rule off: B is paid too, once
+    ok(worker.patch(f"/api/v1/programs/{b['program']['id']}", {"fraud_rules": {"duplicate_payout_account": "off"}}))
+    assert ok(worker.get(f"/api/v1/partners/{b['partner']['id']}"))["payout_hold_reasons"] == []
+    cron(worker)
+    cron(worker)
+    assert [t["amount"] for t in transfers_to(stripe, b["account"])] == [b["expected"]]
+    assert [t["amount"] for t in transfers_to(stripe, a["account"])] == [a["expected"]]
+
+
+def test_same_person_in_two_programs_is_one_payee(worker, stripe):
+    """Partners are per program: the same email in two programs sharing one bank account is the
+    same person, not a duplicate."""
+    set_balance(stripe)
+    shared = str(uuid_digits())
+    email = f"{uid('same').lower()}@partners.test"
+    p1, p2 = program(worker), program(worker)
+    for p in (p1, p2):
+        pn = worker.partner(p, email=email)
+        acct = enable_with_bank(worker, stripe, pn, shared)
+        assert ok(worker.get(f"/api/v1/partners/{pn['id']}"))["payout_hold_reasons"] == [], acct
+
+
+def uuid_digits():
+    """A random 12-digit bank account number."""
+    return "".join(random.choice("0123456789") for _ in range(12))

@@ -29,6 +29,8 @@ pub async fn create(req: &mut Request, c: &Call, program_id: &str) -> ApiResult<
         payouts_enabled: false,
         country: f.country,
         payouts_disabled_reason: None,
+        payout_hold_reasons: Vec::new(),
+        payout_account_approved_at: None,
         created_at: c.now,
         updated_at: c.now,
     };
@@ -79,6 +81,18 @@ pub async fn patch(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response>
         ..old
     };
     ok(&p)
+}
+
+/// `POST /api/v1/partners/{id}/approve_payout_account`: the merchant has checked that the
+/// partner may be paid to an account it shares with another partner (`duplicate_payout_account`);
+/// its payouts are no longer held by that rule. Idempotent: the first approval's time stays.
+pub async fn approve_payout_account(c: &Call, id: &str) -> ApiResult<Response> {
+    c.who.require(Perm::Write)?;
+    let p = load(c, id).await?;
+    if p.payout_account_approved_at.is_none() {
+        partners::approve_payout_account(&c.state.db, &p.id, c.now).await?;
+    }
+    ok(&load(c, &p.id).await?)
 }
 
 pub async fn stats(c: &Call, id: &str) -> ApiResult<Response> {

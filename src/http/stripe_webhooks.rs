@@ -103,7 +103,7 @@ async fn receive(
 async fn account_effect(state: &AppState, kind: &str, account: &str) -> ApiResult<(Option<Effect>, &'static str)> {
     let account = account.to_string();
     if kind == "account.application.deauthorized" {
-        let effect = Effect::AccountState { account, can_receive: false, reason: Some("deauthorized") };
+        let effect = Effect::AccountState { account, can_receive: false, reason: Some("deauthorized"), fingerprint: None };
         return Ok((Some(effect), "account_deauthorized"));
     }
     let stripe = Stripe::from_state(state)
@@ -112,11 +112,12 @@ async fn account_effect(state: &AppState, kind: &str, account: &str) -> ApiResul
         Ok(a) => {
             let can_receive = a.can_receive();
             let reason = (!can_receive).then_some("stripe_requirements");
-            Ok((Some(Effect::AccountState { account, can_receive, reason }), "account_updated"))
+            let fingerprint = a.payout_fingerprint();
+            Ok((Some(Effect::AccountState { account, can_receive, reason, fingerprint }), "account_updated"))
         }
         // The platform may no longer read it (deauthorized, deleted): nothing can be paid to it.
         Err(r) if matches!(r.refusal.status, Some(401..=404)) && r.refusal.status != Some(401) => Ok((
-            Some(Effect::AccountState { account, can_receive: false, reason: Some("deauthorized") }),
+            Some(Effect::AccountState { account, can_receive: false, reason: Some("deauthorized"), fingerprint: None }),
             "account_deauthorized",
         )),
         Err(r) => {

@@ -19,6 +19,10 @@ struct Row {
     payouts_disabled_reason: Option<String>,
     created_at: i64,
     updated_at: i64,
+    #[serde(default)]
+    payout_held: Option<f64>,
+    #[serde(default)]
+    payout_account_approved_at: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -36,6 +40,12 @@ pub struct Partner {
     pub country: Option<String>,
     /// Why payouts are disabled (a Stripe refusal, a deauthorization); `null` otherwise.
     pub payouts_disabled_reason: Option<String>,
+    /// Fraud rules holding the partner's payouts for the merchant (`duplicate_payout_account`:
+    /// another partner is paid to the same Stripe account or bank account).
+    pub payout_hold_reasons: Vec<refport_core::fraud::Rule>,
+    /// When the merchant approved the partner's payout account despite a shared account.
+    #[serde(serialize_with = "super::programs::ser_opt_time")]
+    pub payout_account_approved_at: Option<i64>,
     #[serde(serialize_with = "super::programs::ser_time")]
     pub created_at: i64,
     #[serde(serialize_with = "super::programs::ser_time")]
@@ -69,6 +79,12 @@ impl TryFrom<Row> for Partner {
             payouts_enabled: r.payouts_enabled != 0,
             country: r.country,
             payouts_disabled_reason: r.payouts_disabled_reason,
+            payout_hold_reasons: if r.payout_held.is_some_and(|h| h != 0.0) {
+                vec![refport_core::fraud::Rule::DuplicatePayoutAccount]
+            } else {
+                Vec::new()
+            },
+            payout_account_approved_at: r.payout_account_approved_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -76,7 +92,25 @@ impl TryFrom<Row> for Partner {
 }
 
 const COLS: &str = "id, program_id, email, name, status, rewards, stripe_account_id, payouts_enabled, country, \
-     payouts_disabled_reason, created_at, updated_at";
+     payouts_disabled_reason, created_at, updated_at, payout_account_approved_at, \
+     (payout_account_approved_at IS NULL \
+      AND COALESCE((SELECT json_extract(settings, '$.fraud_rules.duplicate_payout_account') FROM programs WHERE id = partners.program_id), 'hold') = 'hold' \
+      AND EXISTS (SELECT 1 FROM partners o WHERE o.id != partners.id AND lower(o.email) != lower(partners.email) \
+                  AND (o.stripe_account_id = partners.stripe_account_id OR o.bank_fingerprint = partners.bank_fingerprint))) AS payout_held";
+
+/// The merchant approves the partner's payout account despite an account shared with another
+/// partner (`duplicate_payout_account`): its payouts are no longer held by that rule.
+pub async fn approve_payout_account(db: &D1Database, id: &str, now: i64) -> StoreResult<()> {
+    query!(
+        db,
+        "UPDATE partners SET payout_account_approved_at = ?2, updated_at = ?2 WHERE id = ?1 AND payout_account_approved_at IS NULL",
+        id,
+        now
+    )?
+    .run()
+    .await?;
+    Ok(())
+}
 
 pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Partner>> {
     let row: Option<Row> = first(get_stmt(db, Some(id))?).await?;

@@ -46,7 +46,10 @@ pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> 
 /// earlier payout currency is paid from 1 unit, as no new commission will ever add to it).
 /// Balances below the minimum are filtered here, in SQL, so they can never crowd out the ones
 /// that are due; the partial index `commissions_payable` holds only approved, unclaimed rows.
-/// `?3` is the JSON array of due program ids.
+/// `?3` is the JSON array of due program ids. The `duplicate_payout_account` fraud rule (when
+/// the program holds on it) leaves out a partner paid to the same Stripe account or bank
+/// account (fingerprint) as another partner (another person: another email; the same person
+/// in two programs is one payee) until the merchant approves its payout account.
 const PAYABLE: &str = "FROM commissions c INDEXED BY commissions_payable
          JOIN partners pn ON pn.id = c.partner_id
          JOIN programs p ON p.id = c.program_id
@@ -54,6 +57,10 @@ const PAYABLE: &str = "FROM commissions c INDEXED BY commissions_payable
            AND c.program_id IN (SELECT value FROM json_each(?3))
            AND pn.payouts_enabled = 1 AND pn.status = 'active' AND pn.stripe_account_id IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM payouts po WHERE po.partner_id = c.partner_id AND po.status = 'processing')
+           AND NOT (COALESCE(json_extract(p.settings, '$.fraud_rules.duplicate_payout_account'), 'hold') = 'hold'
+                    AND pn.payout_account_approved_at IS NULL
+                    AND EXISTS (SELECT 1 FROM partners o WHERE o.id != pn.id AND lower(o.email) != lower(pn.email)
+                                AND (o.stripe_account_id = pn.stripe_account_id OR o.bank_fingerprint = pn.bank_fingerprint)))
          GROUP BY c.program_id, c.partner_id, c.currency
          HAVING SUM(c.amount) >= MAX(1, CASE WHEN c.currency = json_extract(p.settings, '$.payout_currency')
                                          THEN COALESCE(json_extract(p.settings, '$.min_payout'), 0) ELSE 1 END)";

@@ -9,7 +9,8 @@ use worker::{query, D1Database};
 pub enum Effect {
     /// The connected account's state as just read from Stripe (`GET /v1/accounts/{id}`), never
     /// the event's snapshot: events arrive late and out of order.
-    AccountState { account: String, can_receive: bool, reason: Option<&'static str> },
+    /// `fingerprint`: the bank account it pays out to (`None`: unknown, the stored one stays).
+    AccountState { account: String, can_receive: bool, reason: Option<&'static str>, fingerprint: Option<String> },
     /// Stripe has reversed `total_reversed` (cumulative) of payout `payout_id`'s transfer; the
     /// part not yet recorded becomes a paid clawback `clawback_id` inside the payout.
     TransferReversed { payout_id: String, total_reversed: i64, clawback_id: String },
@@ -38,16 +39,18 @@ pub async fn record(
         now
     )?];
     match effect {
-        Some(Effect::AccountState { account, can_receive, reason }) => stmts.push(query!(
+        Some(Effect::AccountState { account, can_receive, reason, fingerprint }) => stmts.push(query!(
             db,
-            "UPDATE partners SET payouts_enabled = ?2, payouts_disabled_reason = ?6, updated_at = ?3
+            "UPDATE partners SET payouts_enabled = ?2, payouts_disabled_reason = ?6, updated_at = ?3,
+                 bank_fingerprint = COALESCE(?7, bank_fingerprint)
              WHERE stripe_account_id = ?1 AND EXISTS (SELECT 1 FROM stripe_events WHERE id = ?4 AND token = ?5)",
             &account,
             can_receive as i32,
             now,
             id,
             token,
-            reason
+            reason,
+            fingerprint
         )?),
         Some(Effect::TransferReversed { payout_id, total_reversed, clawback_id }) => {
             // Cumulative and guarded by what is recorded: each reversed unit applies once.

@@ -532,9 +532,26 @@ class FakeStripe:
         prev = {"capabilities": prev_caps, **(prev_extra or {})}
         self.emit("account.updated", acct, account=acct["id"], previous=prev)
 
-    def complete_onboarding(self, acct_id):
+    def bank_account(self, acct, account_number=None, routing_number="110000000"):
+        """The bank account onboarding collects (`external_account`), as a bank_account object:
+        its `fingerprint` identifies the account number across every connected account of the
+        platform (https://docs.stripe.com/api/external_account_bank_accounts/object)."""
+        number = str(account_number or "".join(random.choice(string.digits) for _ in range(12)))
+        digest = hashlib.sha256(f"{routing_number}:{number}".encode()).hexdigest()
+        return {"id": "ba_" + secrets.token_hex(12), "object": "bank_account", "account": acct["id"],
+                "account_holder_name": None, "account_holder_type": None, "account_type": None,
+                "available_payout_methods": ["standard"], "bank_name": "STRIPE TEST BANK",
+                "country": acct["country"], "currency": acct["default_currency"], "customer": None,
+                "default_for_currency": True, "fingerprint": digest[:16], "last4": number[-4:],
+                "metadata": {}, "routing_number": routing_number, "status": "new"}
+
+    def complete_onboarding(self, acct_id, account_number=None):
         with self.lock:
             acct = self.get_account(acct_id)
+            if not acct["external_accounts"]["data"] or account_number is not None:
+                ext = acct["external_accounts"]
+                ext["data"] = [self.bank_account(acct, account_number)]
+                ext["total_count"] = 1
             prev = {"charges_enabled": acct["charges_enabled"],
                     "details_submitted": acct["details_submitted"],
                     "payouts_enabled": acct["payouts_enabled"],
@@ -1312,8 +1329,10 @@ class Handler(BaseHTTPRequestHandler):
                 f.balance[cur] = amount
                 return 200, f.balance_object()
         if method == "POST" and len(parts) == 3 and parts[0] == "accounts":
-            action = {"complete_onboarding": f.complete_onboarding,
-                      "disable_transfers": f.disable_transfers}.get(parts[2])
+            if parts[2] == "complete_onboarding":
+                with f.lock:
+                    return 200, copy.deepcopy(f.complete_onboarding(parts[1], (data or {}).get("account_number")))
+            action = {"disable_transfers": f.disable_transfers}.get(parts[2])
             if action:
                 with f.lock:
                     return 200, copy.deepcopy(action(parts[1]))
