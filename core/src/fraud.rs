@@ -318,6 +318,17 @@ pub fn domain_and_parents(domain: &str) -> impl Iterator<Item = &str> {
     std::iter::once(domain).chain(dots.into_iter().take(keep).map(move |i| &domain[i + 1..]))
 }
 
+/// Whether a click's referrer host is one of the program's banned referrers or a subdomain of
+/// one (`ads.spam.example` is banned with `spam.example`). Hosts are lower-case already.
+pub fn referrer_banned(referrer_host: Option<&str>, banned: &[String]) -> bool {
+    let Some(host) = referrer_host.filter(|h| !h.is_empty()) else {
+        return false;
+    };
+    banned.iter().any(|b| {
+        host == b || (host.len() > b.len() && host.ends_with(b.as_str()) && host[..host.len() - b.len()].ends_with('.'))
+    })
+}
+
 /// What the lists say about a customer's email domain (or one of its parents).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EmailFacts {
@@ -425,6 +436,17 @@ mod tests {
         assert_eq!(sig("bob@x.mailinator.com", "ann@acme.com"), (false, false, true), "subdomains too");
         assert_eq!(sig("bob@other.com", "ann@acme.com"), (false, false, false));
         assert_eq!(email_signals(None, "ann@acme.com", EmailFacts::default()), (false, false, false));
+    }
+
+    #[test]
+    fn banned_referrers() {
+        let banned = vec!["spam.example".to_string(), "ads.test".to_string()];
+        assert!(referrer_banned(Some("spam.example"), &banned));
+        assert!(referrer_banned(Some("www.spam.example"), &banned));
+        assert!(!referrer_banned(Some("notspam.example"), &banned));
+        assert!(!referrer_banned(Some("spam.example.org"), &banned));
+        assert!(!referrer_banned(None, &banned));
+        assert!(!referrer_banned(Some("spam.example"), &[]));
     }
 
     #[test]

@@ -46,9 +46,19 @@ pub async fn patch(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response>
     let settings = old.settings.apply(patch)?;
     let new = programs::Program { settings, updated_at: c.now, ..old.clone() };
     programs::update(&c.state.db, &old, &new).await?;
-    // The cached links carry the window and cookie domain: refresh them if those changed.
+    // The cached links carry the window, the cookie domain and the banned referrers (while
+    // that rule is on): refresh them if those changed.
+    let banned = |s: &refport_core::program::ProgramSettings| {
+        let on = s.fraud_rules.action(refport_core::fraud::Rule::BannedReferrer) != refport_core::fraud::Action::Off;
+        if on {
+            s.banned_referrers.clone()
+        } else {
+            Vec::new()
+        }
+    };
     if old.settings.attribution_window_days != new.settings.attribution_window_days
         || old.settings.cookie_domain != new.settings.cookie_domain
+        || banned(&old.settings) != banned(&new.settings)
     {
         refresh_links(c, &new.id, None).await?;
     }

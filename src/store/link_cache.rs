@@ -32,6 +32,10 @@ pub struct CachedLink {
     pub cookie_domain: Option<String>,
     /// False when the partner is banned: the link still redirects, without attribution.
     pub attributable: bool,
+    /// The program's `banned_referrers` while its `banned_referrer` rule is on (else empty): a
+    /// click from one of them (or a subdomain) carries the flag in its click id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub banned_referrers: Vec<String>,
 }
 
 pub enum Lookup {
@@ -93,12 +97,15 @@ struct Row {
     window_days: u32,
     cookie_domain: Option<String>,
     partner_status: refport_core::partner::PartnerStatus,
+    banned_referrers: Option<String>,
 }
 
 const SELECT: &str = "SELECT l.id AS link_id, l.partner_id, l.program_id, l.url, l.domain, l.key,
         json_extract(p.settings, '$.attribution_window_days') AS window_days,
         json_extract(p.settings, '$.cookie_domain') AS cookie_domain,
-        pn.status AS partner_status
+        pn.status AS partner_status,
+        CASE WHEN COALESCE(json_extract(p.settings, '$.fraud_rules.banned_referrer'), 'off') != 'off'
+             THEN json_extract(p.settings, '$.banned_referrers') END AS banned_referrers
      FROM links l JOIN programs p ON p.id = l.program_id JOIN partners pn ON pn.id = l.partner_id";
 
 impl From<Row> for CachedLink {
@@ -111,6 +118,7 @@ impl From<Row> for CachedLink {
             window_days: r.window_days,
             cookie_domain: r.cookie_domain,
             attributable: r.partner_status != refport_core::partner::PartnerStatus::Banned,
+            banned_referrers: r.banned_referrers.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
         }
     }
 }
