@@ -103,7 +103,8 @@ async fn receive(
 async fn account_effect(state: &AppState, kind: &str, account: &str) -> ApiResult<(Option<Effect>, &'static str)> {
     let account = account.to_string();
     if kind == "account.application.deauthorized" {
-        let effect = Effect::AccountState { account, can_receive: false, reason: Some("deauthorized"), fingerprint: None };
+        let effect =
+            Effect::AccountState { account, can_receive: false, reason: Some("deauthorized"), fingerprint: None };
         return Ok((Some(effect), "account_deauthorized"));
     }
     let stripe = Stripe::from_state(state)

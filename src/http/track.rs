@@ -16,11 +16,11 @@ use crate::store::refunds::{self, Outcome, Planned, Refund};
 use crate::store::StoreResult;
 use crate::store::{clicks, programs};
 use refport_core::commission::SaleCommission;
-use refport_core::fraud::ClickSignals;
 use refport_core::conversion::{
     self, CustomerFacts, EventKind, LeadFacts, LeadInput, LoadedClick, PartnerFacts, RefundFacts, RefundInput,
     RefundRefusal, RefundTarget, SaleFacts, SaleInput, SaleRefusal, SaleRequest, TrackedSale, MAX_ID_LEN,
 };
+use refport_core::fraud::ClickSignals;
 use refport_core::ids;
 use refport_core::time::rfc3339;
 use serde_json::{json, Value};
