@@ -93,7 +93,9 @@ CREATE TABLE IF NOT EXISTS clicks (
   country       TEXT CHECK (country IS NULL OR length(country) = 2),
   referrer_host TEXT,
   ip_hash       TEXT,
-  ua_hash       TEXT
+  ua_hash       TEXT,
+  -- visits of the same visitor folded into this click (one click per visitor, link and hour)
+  hits          INTEGER NOT NULL DEFAULT 1
 ) WITHOUT ROWID;
 
 -- The merchant's users, attributed to a partner through a click (`click_id` names the click

@@ -226,6 +226,19 @@ def d1_count(path, table):
     return d1_query(path, f"SELECT COUNT(*) FROM {table}")[0]
 
 
+def d1_visits(path):
+    """The visits the clicks table accounts for: Refport folds the visits of one visitor to one
+    link within an hour into one row and counts them in `hits` (a table without the column, a
+    baseline's: one visit per row)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        cols = [r[1] for r in conn.execute("PRAGMA table_info(clicks)")]
+        sql = "SELECT COALESCE(SUM(hits), 0) FROM clicks" if "hits" in cols else "SELECT COUNT(*) FROM clicks"
+        return conn.execute(sql).fetchone()[0]
+    finally:
+        conn.close()
+
+
 def d1_table_bytes(path, table):
     """Bytes a table and all its indexes (primary key included) occupy, from SQLite's dbstat
     (None when the table is missing or this SQLite has no dbstat)."""
@@ -309,24 +322,24 @@ def metrics_delta(after, before):
 
 
 def settle_queue(db, metrics, timeout=30.0):
-    """Waits until every click the Worker has queued so far has its row (the queue writes a
-    batch up to 5 s late), so that a round's row count holds only that round's clicks."""
+    """Waits until every click the Worker has queued so far is written (the queue writes a
+    batch up to 5 s late), so that a round's counts hold only that round's clicks."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and d1_count(db, "clicks") < metrics().get("clicks_queued", 0):
+    while time.monotonic() < deadline and d1_visits(db) < metrics().get("clicks_queued", 0):
         time.sleep(0.2)
 
 
-def wait_clicks(db, rows_before, answered, metrics, m_before, timeout=120.0):
-    """Waits for the click rows of a redirect run: until there are as many as the clicks the
-    Worker queued (its `clicks_queued` counter; without it, the 302s wrk counted) and none has
-    arrived for 0.5 s, or until nothing has moved for 8 s (longer than the queue's 5 s batch
-    timeout: what is missing then is lost), or `timeout`. Returns (rows, seconds from the call
-    to the last new row)."""
+def wait_clicks(db, visits_before, answered, metrics, m_before, timeout=120.0):
+    """Waits for the visits of a redirect run to be written (`d1_visits`: rows, and the repeated
+    visits folded into them): until there are as many as the clicks the Worker queued (its
+    `clicks_queued` counter; without it, the 302s wrk counted) and none has arrived for 0.5 s, or
+    until nothing has moved for 8 s (longer than the queue's 5 s batch timeout: what is missing
+    then is lost), or `timeout`. Returns (visits, seconds from the call to the last new one)."""
     t0 = time.monotonic()
-    last, since = d1_count(db, "clicks") - rows_before, t0
+    last, since = d1_visits(db) - visits_before, t0
     while time.monotonic() - t0 < timeout:
         m = metrics_delta(metrics(), m_before) if metrics else {}
-        n = d1_count(db, "clicks") - rows_before
+        n = d1_visits(db) - visits_before
         if n != last:
             last, since = n, time.monotonic()
         goal = max(m.get("clicks_queued", 0), answered)
@@ -519,10 +532,11 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
 
     auth = {"Authorization": f"Bearer {track_key}", "Content-Type": "application/json"}
     specs = {
-        "L": (baselines.get("L"), f"/{LINK_KEY}", "get", click_headers, {}),
-        "J": (baselines.get("J"), f"/{LINK_KEY}", "get", click_headers, {}),
-        "J+click": (baselines.get("J+click"), f"/{LINK_KEY}", "get", click_headers, {}),
-        "redirect": (rp_port, f"/{LINK_KEY}", "get", click_headers, {}),
+        # Every redirect target gets a new visitor per request (the same Lua work on each).
+        "L": (baselines.get("L"), f"/{LINK_KEY}", "click", click_headers, {}),
+        "J": (baselines.get("J"), f"/{LINK_KEY}", "click", click_headers, {}),
+        "J+click": (baselines.get("J+click"), f"/{LINK_KEY}", "click", click_headers, {}),
+        "redirect": (rp_port, f"/{LINK_KEY}", "click", click_headers, {}),
         "sale": (rp_port, "/api/v1/track/sale", "sale_unique", auth, {}),
         "sale-replay": (rp_port, "/api/v1/track/sale", "sale_replay", auth, {"BENCH_BODY": json.dumps(sale_body)}),
     }
@@ -540,14 +554,17 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
         elif db:
             wait_drained(db, "clicks")
         m_before = rp_metrics() if on_refport else None
-        before = d1_count(db, "clicks") if db else None
+        before = d1_visits(db) if db else None
+        rows_before = d1_count(db, "clicks") if db else None
         ev_before = d1_count(rp_db, "events") if t == "sale" else None
         r = run_wrk(port, path, secs, mode, headers, threads, conns, extra)
         if db:
-            at_end = d1_count(db, "clicks")
+            at_end = d1_visits(db)
             answered = r.get("statuses", {}).get("302", r["requests"])
             drained, drain_s = wait_clicks(db, before, answered, rp_metrics if t == "redirect" else None, m_before)
-            r.update(clicks_during=at_end - before, clicks_total=drained, drain_s=drain_s)
+            # clicks_total: visits written; click_rows: rows (one per visitor, link and hour)
+            r.update(clicks_during=at_end - before, clicks_total=drained, drain_s=drain_s,
+                     click_rows=d1_count(db, "clicks") - rows_before)
         if ev_before is not None:
             r["events_written"] = d1_count(rp_db, "events") - ev_before
         if on_refport:
@@ -588,7 +605,8 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
     # The whole Refport instance: every click row against every redirect and click its isolate
     # counted (setup click, warm-up and rounds), and the storage the clicks take.
     rp_final = rp_metrics()
-    storage = {"clicks": d1_count(rp_db, "clicks"), "clicks_bytes": d1_table_bytes(rp_db, "clicks")}
+    storage = {"clicks": d1_count(rp_db, "clicks"), "visits": d1_visits(rp_db),
+               "clicks_bytes": d1_table_bytes(rp_db, "clicks")}
     if d1_has_table(rp_db, "daily_stats"):
         storage["daily_stats_rows"] = d1_count(rp_db, "daily_stats")
         storage["daily_stats_bytes"] = d1_table_bytes(rp_db, "daily_stats")
@@ -721,42 +739,51 @@ def clicks_section(res, out):
         answered = sum(r.get("statuses", {}).get("302", 0) for r in rs)
         other = sum(v for r in rs for k, v in r.get("statuses", {}).items() if k != "302")
         sent = sum(r.get("sent", 0) for r in rs)
-        rows = sum(r["clicks_total"] for r in rs)
+        # Every redirect is a visit; a visit is a new row, or a hit of a row (the same visitor on
+        # the same link within an hour). The bench sends a new visitor per request, so the two agree.
+        visits = sum(r["clicks_total"] for r in rs)
+        rows = sum(r.get("click_rows", r["clicks_total"]) for r in rs)
         counted = sums.get("redirects", 0)
         if counted:
-            lost = counted - rows
+            lost = counted - visits
             basis = f"{counted:,} redirects the Worker counted (its `redirects` counter)"
         else:
             # Without the Worker's count: the 302s wrk received are a lower bound of the redirects
             # served (the up to -c requests in flight when wrk stops are served too, uncounted).
-            lost = max(0, answered - rows)
+            lost = max(0, answered - visits)
             basis = (f"{answered:,} redirects answered 302 to wrk (the Worker's `redirects` counter is not fed by this "
-                     f"build; the {rows - answered:+,} rows beyond them are requests wrk left in flight)")
+                     f"build; the {visits - answered:+,} visits beyond them are requests wrk left in flight)")
         queued, inserted = sums.get("clicks_queued", 0), sums.get("clicks_inserted", 0)
-        out(f"- **clicks lost: {lost:,}** (must be 0) = {basis} - {rows:,} click rows in Refport's D1 after the "
-            f"queue drained, over the {len(rs)} timed round(s). wrk: {sent:,} GETs sent, every one with a browser "
-            f"user agent, {answered:,} answered 302, {other:,} answered otherwise. The Worker queued {queued:,} clicks "
-            f"({sums.get('click_queue_failures', 0):,} sends failed); its consumer inserted {inserted:,} in "
+        out(f"- **clicks lost: {lost:,}** (must be 0) = {basis} - {visits:,} visits written to Refport's D1 after "
+            f"the queue drained ({rows:,} click rows, the rest repeated visits counted in their row's `hits`), over "
+            f"the {len(rs)} timed round(s). wrk: {sent:,} GETs sent, every one with a browser user agent of its own "
+            f"(a new visitor), {answered:,} answered 302, {other:,} answered otherwise. The Worker queued {queued:,} "
+            f"clicks ({sums.get('click_queue_failures', 0):,} sends failed); its consumer inserted {inserted:,} in "
             f"{sums.get('click_batches', 0):,} batches ({sums.get('click_batch_failures', 0):,} failed, "
             f"{sums.get('click_messages', 0):,} messages). Last row {max(r['drain_s'] for r in rs):.1f} s after "
             f"the load stopped (worst round).")
         if other:
             loud(out, f"{other} redirect answers were not 302: those requests were not counted clicks")
-        if lost != 0 or rows < answered:
-            loud(out, f"CLICKS LOST: {lost} (redirects counted {counted or 'n/a'}, 302s seen by wrk {answered}, rows {rows})")
-        if rows > sent:
-            loud(out, f"more click rows ({rows}) than requests sent ({sent}): duplicates")
-        if queued and queued != rows:
-            loud(out, f"the Worker queued {queued} clicks but {rows} rows arrived")
+        if lost != 0 or visits < answered:
+            loud(out, f"CLICKS LOST: {lost} (redirects counted {counted or 'n/a'}, 302s seen by wrk {answered}, "
+                      f"visits written {visits})")
+        if visits > sent:
+            loud(out, f"more visits written ({visits}) than requests sent ({sent}): duplicates")
+        if rows != visits:
+            loud(out, f"{visits - rows} visits folded into rows of the same visitor: the bench's visitors are not "
+                      f"distinct (each request should carry its own user agent)")
+        if queued and queued != visits:
+            loud(out, f"the Worker queued {queued} clicks but {visits} visits were written")
         if queued and inserted != rows:
             loud(out, f"the consumer's `clicks_inserted` counter says {inserted} for {rows} new rows "
-                      f"({fmt_ratio(inserted, rows)} per row): the counter is off (D1's meta.changes also counts "
-                      f"rows a trigger changed, e.g. the daily_stats upsert)")
+                      f"({fmt_ratio(inserted, rows)} per row): the counter is off")
         tot_redirects = final.get("redirects", 0)
         if tot_redirects:
+            tot_visits = st.get("visits", st.get("clicks", 0))
             out(f"- whole run (setup click, warm-up, rounds): {tot_redirects:,} redirects counted by the Worker, "
-                f"{st.get('clicks', 0):,} click rows, {final.get('clicks_queued', 0):,} queued, "
-                f"{final.get('clicks_inserted', 0):,} inserted: {tot_redirects - st.get('clicks', 0):,} missing")
+                f"{tot_visits:,} visits written in {st.get('clicks', 0):,} click rows, "
+                f"{final.get('clicks_queued', 0):,} queued, {final.get('clicks_inserted', 0):,} inserted: "
+                f"{tot_redirects - tot_visits:,} missing")
         # Work per redirect over the timed rounds (the cache is warm: setup and warm-up filled it).
         if counted:
             out(f"- per redirect over the timed rounds (warm cache): "

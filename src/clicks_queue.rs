@@ -1,9 +1,11 @@
 //! The clicks queue's consumer: each batch (up to 100 clicks, `max_batch_size` in
-//! wrangler.toml) is written to D1 as one atomic `db.batch()` of multi-row inserts
-//! (`store::clicks::insert_batch`). Delivery is at least once: a click delivered again is not
-//! inserted again (the id is the key, `ON CONFLICT DO NOTHING`) and the rollup trigger only
-//! counts rows actually inserted, so a retried batch neither loses nor doubles a click. A batch
-//! whose write fails is retried whole, after a delay, up to `max_retries`.
+//! wrangler.toml) is written to D1 as one atomic `db.batch()` (`store::clicks::insert_batch`).
+//! One click per visitor: the visits of the same visitor to the same link within an hour (the
+//! same v2 click id, or its previous hour's sibling, which the consumer computes with the click
+//! key) are one click, whose row's `hits` counts them. Delivery is at least once: a click
+//! delivered again is not inserted again (the id is the key) and the rollups count only rows
+//! actually inserted, so a retried batch neither loses nor doubles a click. A batch whose write
+//! fails is retried whole, after a delay, up to `max_retries`.
 
 use crate::http::error::ApiResult;
 use crate::metrics::{self, Counter};
@@ -42,7 +44,7 @@ pub async fn consume(state: &AppState, batch: &MessageBatch<serde_json::Value>, 
     if dropped > 0 {
         worker::console_error!("clicks queue: {dropped} malformed message(s) dropped");
     }
-    match clicks::insert_batch(&state.db, &valid).await {
+    match clicks::insert_batch(&state.db, state.secrets.click_key().as_ref(), &valid).await {
         Ok(w) => {
             metrics::add(Counter::clicks_inserted, w.inserted as u64);
             metrics::add(Counter::click_rows_written, w.rows_written as u64);

@@ -3,8 +3,10 @@
 //! else KV; D1 only on a KV miss (see `store::link_cache`). The click leaves after the
 //! response (`ctx.wait_until`) as one message on the clicks queue, which a consumer writes to
 //! D1 in batches (`crate::clicks_queue`); with an `ANALYTICS` binding it is also a data point.
-//! The click id is signed (`refport_core::click_id`): a lead presenting it is attributed
-//! before the queue has written the row. No log line on this path.
+//! The click id is signed (`refport_core::click_id`, v2): a lead presenting it is attributed
+//! before the queue has written the row, and it is the same for the same visitor (salted IP and
+//! user agent) on the same link in the same hour, so the consumer counts repeated visits once
+//! (the visitor still gets the redirect and a cookie that attributes). No log line on this path.
 
 use crate::bot;
 use crate::http::{headers, respond};
@@ -12,8 +14,8 @@ use crate::metrics::{self, Counter};
 use crate::state::{now_ms, random, AppState};
 use crate::store::clicks::{self, NewClick};
 use crate::store::link_cache::{self, CachedLink, Lookup};
-use refport_core::click::{attribution_cookie, classify, country, referrer_host, Visit};
-use refport_core::click_id;
+use refport_core::click::{attribution_cookie, classify, country, has_ad_click_id, referrer_host, Visit};
+use refport_core::click_id::{self, ClickFlags};
 use refport_core::crypto::hmac_sha256_hex;
 use refport_core::ids;
 use refport_core::link::redirect_location;
@@ -103,17 +105,30 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         return Ok(Response::empty()?.with_status(302).with_headers(out));
     }
 
-    // Fails closed: no click id (and no cookie) from a failed random source.
-    let random = random::<10>()?;
-    let click_id = state
-        .secrets
-        .click_key()
-        .and_then(|k| click_id::issue(&k, &link.link_id, now, random))
-        .unwrap_or_else(|| ids::new_id(ids::CLICK, now, random));
+    let ip = headers.get("cf-connecting-ip")?;
+    let click_id = match state.secrets.click_key() {
+        // The same visitor on the same link within the same hour (with the same flags) gets the
+        // same id: the clicks consumer folds its repeated visits into one click.
+        Some(k) => {
+            let visitor = click_id::visitor(&k, ip.as_deref(), ua.as_deref());
+            let url = req.inner().url();
+            let flags = ClickFlags {
+                ad_click: url.split_once('?').is_some_and(|(_, q)| has_ad_click_id(q)),
+                banned_referrer: false,
+            };
+            click_id::issue_v2(&k, &link.link_id, now, &visitor, flags)
+        }
+        None => None,
+    };
+    let click_id = match click_id {
+        Some(id) => id,
+        // No key (no IP_HASH_SALT): an unsigned random id, looked up by its row. Fails closed:
+        // no click id (and no cookie) from a failed random source.
+        None => ids::new_id(ids::CLICK, now, random::<10>()?),
+    };
     out.set("location", &redirect_location(&link.url, &click_id))?;
     out.set("set-cookie", &attribution_cookie(&click_id, link.window_days, link.cookie_domain.as_deref()))?;
 
-    let ip = headers.get("cf-connecting-ip")?;
     let cf_country = req.cf().and_then(|cf| cf.country()).or(headers.get("cf-ipcountry")?);
     let referer = headers.get("referer")?;
     let mut click = NewClick {
@@ -190,7 +205,8 @@ async fn record(state: &AppState, click: NewClick) {
         Ok(()) => metrics::add(Counter::clicks_queued, 1),
         Err(_) => {
             metrics::add(Counter::click_queue_failures, 1);
-            if let Err(e) = clicks::insert_batch(&state.db, std::slice::from_ref(&click)).await {
+            let key = state.secrets.click_key();
+            if let Err(e) = clicks::insert_batch(&state.db, key.as_ref(), std::slice::from_ref(&click)).await {
                 worker::console_error!("click {} not recorded: {e}", click.id);
             }
         }

@@ -3,6 +3,7 @@ server per test session, both on 127.0.0.1, always stopped. Helpers create a pro
 and link in one line; `db` reads the local D1 file to assert on stored rows."""
 
 import glob
+import itertools
 import json
 import os
 import re
@@ -157,15 +158,32 @@ class Worker:
         body.update(overrides)
         return self.ok("POST", f"/api/v1/partners/{partner['id']}/links", body, status=201)
 
-    def click(self, link, ua=BROWSER_UA, method="GET", headers=None):
+    # Clicks: the same visitor (IP and user agent) on the same link within an hour is one click,
+    # and every test request comes from 127.0.0.1 with the same user agent. So each click is a
+    # new visitor unless told otherwise: a fresh CF-Connecting-IP (wrangler dev passes the
+    # client's header through, as a proxy in front of the Worker would not), from 198.18.0.0/15
+    # (RFC 2544, never a real client). Pass `visitor=worker.visitor()` to several clicks to repeat
+    # one visitor, or `visitor=False` to send no CF-Connecting-IP (wrangler dev sets 127.0.0.1).
+    _visitors = itertools.count(1)
+
+    def visitor(self):
+        """A new visitor's IP (unique for the first 131,071 of a session)."""
+        a = (18 << 16) + next(Worker._visitors) % (1 << 17)
+        return f"198.{a >> 16}.{(a >> 8) & 255}.{a & 255}"
+
+    def click(self, link, ua=BROWSER_UA, method="GET", headers=None, visitor=None, query=""):
         h = {"Host": link["domain"]}
         if ua is not None:
             h["User-Agent"] = ua
+        if visitor is None:
+            visitor = self.visitor()
+        if visitor:
+            h["CF-Connecting-IP"] = visitor
         h.update(headers or {})
-        return requests.request(method, f"{self.base}/{link['key']}", headers=h, allow_redirects=False, timeout=30)
+        return requests.request(method, f"{self.base}/{link['key']}{query}", headers=h, allow_redirects=False, timeout=30)
 
-    def click_id(self, link):
-        r = self.click(link)
+    def click_id(self, link, **kw):
+        r = self.click(link, **kw)
         assert r.status_code == 302, r.text
         m = re.search(r"refport_id=(clk_[0-9A-Za-z]+)", r.headers["Location"])
         assert m, r.headers["Location"]

@@ -21,7 +21,8 @@ import time
 import pytest
 import requests
 
-from conftest import BROWSER_UA, ROOT, d1, dev_vars, free_port, migrate, start_wrangler, stop_process
+from conftest import (BROWSER_UA, ROOT, d1, dev_vars, free_port, migrate, start_wrangler, stop_process,
+                      variant_config)
 
 # main's head before migrations/ existed: its schema.sql is what every database created until
 # then was built from (`wrangler d1 execute DB --file schema.sql`), and what the fixture rows fit.
@@ -395,3 +396,59 @@ def test_upgraded_database_is_served(old_db, upgraded):
                             timeout=30).status_code == 403
     finally:
         stop_process(proc)
+
+
+# ----------------------------------------------------------------------------------------------
+# 0005: one click per visitor (a `hits` column on clicks)
+# ----------------------------------------------------------------------------------------------
+
+def test_0005_old_clicks_keep_every_row_and_count_one_visit(old_db, upgraded):
+    persist, before = old_db
+    cols, rows = before["clicks"]
+    assert rows, "the fixture has clicks"
+    with connect(persist) as c:
+        after = {r[0]: r[1] for r in c.execute("SELECT id, hits FROM clicks")}
+    old_ids = {r[cols.index("id")] for r in rows}
+    assert old_ids <= set(after)  # (the test above adds a click after the upgrade)
+    assert {after[i] for i in old_ids} == {1}
+
+
+def test_0005_applies_to_a_database_with_clicks_from_the_queue(tmp_path_factory):
+    """A database at the migration before 0005 with clicks and rollups written the way the
+    consumer wrote them then: 0005 keeps every row and value, and every click counts one visit."""
+    persist = str(tmp_path_factory.mktemp("d1-before-0005"))
+    older = str(tmp_path_factory.mktemp("migrations-before-0005"))
+    for f in migration_files():
+        if f < "0005":
+            with open(os.path.join(MIGRATIONS, f)) as src, open(os.path.join(older, f), "w") as dst:
+                dst.write(src.read())
+    config = variant_config(os.path.join(persist, "wrangler.toml"))
+    with open(config) as f:
+        toml = f.read()
+    with open(config, "w") as f:
+        f.write(toml.replace(f'migrations_dir = "{ROOT}/migrations"', f'migrations_dir = "{older}"'))
+    migrate(persist, config=config)
+    assert "0005_one_click_per_visitor.sql" not in applied(persist)
+    path = os.path.join(persist, "rows.sql")
+    with open(path, "w") as f:
+        for i in range(30):
+            at = 1_764_036_000_000 + i * 3_600_000
+            f.write("INSERT INTO clicks (id, program_id, partner_id, link_id, created_at, country, referrer_host, "
+                    f"ip_hash, ua_hash) VALUES ('clk_old{i:03d}', 'prog_a', 'pn_a', 'link_a', {at}, "
+                    f"{'NULL' if i % 3 else repr('DE')}, 'news.example.test', 'ip{i}', 'ua{i}');\n")
+        f.write("INSERT INTO daily_stats (program_id, partner_id, link_id, day, currency, clicks) "
+                "SELECT program_id, partner_id, link_id, created_at / 86400000, '', COUNT(*) FROM clicks WHERE 1 "
+                "GROUP BY 1, 2, 3, 4;\n")
+    d1(persist, "execute", "--file", path, config=config)
+    before = snapshot(persist)
+    assert len(before["clicks"][1]) == 30
+
+    migrate(persist)  # the real migrations/: 0005 and anything after it
+    assert applied(persist) == migration_files()
+    after = snapshot(persist)
+    for t, (cols, rows_before) in before.items():
+        acols, arows = after[t]
+        keep = [acols.index(c) for c in cols]
+        assert sorted((tuple(r[i] for i in keep) for r in arows), key=repr) == rows_before, t
+    cols, rows_after = after["clicks"]
+    assert cols[-1] == "hits" and {r[-1] for r in rows_after} == {1}

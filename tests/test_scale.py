@@ -11,9 +11,13 @@ import pytest
 
 from apihelpers import (assert_error, crockford, ok, rollup_mismatches, setup_link, signed_click_id, uid,
                         wait_clicks)
+from test_one_click import v2_click_id
+
+from conftest import BROWSER_UA
 
 LEAD, SALE, REFUND = "/api/v1/track/lead", "/api/v1/track/sale", "/api/v1/track/refund"
 DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
 
 
 def metrics(worker):
@@ -37,16 +41,17 @@ def now_ms():
 
 def test_redirect_issues_signed_click_ids_that_name_their_link(worker):
     p, pn, link = setup_link(worker)
+    ip = worker.visitor()
     before = now_ms()
-    cid = worker.click_id(link)
+    cid = worker.click_id(link, visitor=ip)
     after = now_ms()
     salt = worker.secrets["IP_HASH_SALT"]
     stamp = cid[4:30]
     at = int("".join(f"{'0123456789ABCDEFGHJKMNPQRSTVWXYZ'.index(c):05b}" for c in stamp[:10]), 2)
-    assert before - 5 <= at <= after + 5
-    # Recomputing the MAC independently gives the same id: the scheme is what the docs say.
-    rnd = (int("".join(f"{'0123456789ABCDEFGHJKMNPQRSTVWXYZ'.index(c):05b}" for c in stamp), 2) & ((1 << 80) - 1))
-    assert cid == signed_click_id(salt, link["id"], at, rnd.to_bytes(10, "big"))
+    # v2: the time is the start of the click's hour
+    assert at % HOUR_MS == 0 and before - before % HOUR_MS <= at <= after, (at, before, after)
+    # Recomputing the id independently gives the same id: the scheme is what the docs say.
+    assert cid == v2_click_id(salt, link["id"], at, ip, BROWSER_UA)
     wait_clicks(worker, link, 1)
 
 

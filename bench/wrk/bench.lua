@@ -1,5 +1,9 @@
 -- One wrk script for every target (wrk takes a single -s script).
 --   BENCH_MODE=get          plain requests (method, headers from -H)
+--   BENCH_MODE=click        GETs as from a new visitor each: the -H User-Agent plus " v/{BENCH_RUN_ID}.
+--                           {thread}.{counter}" (isbot still sees the browser). Refport counts one
+--                           click per visitor, link and hour: the same user agent from the same
+--                           address every time would be one click, not a click per request.
 --   BENCH_MODE=sale_unique  POST with a fresh invoice_id per request:
 --                           inv_{BENCH_RUN_ID}_{thread}_{counter}, unique across threads and runs
 --   BENCH_MODE=sale_replay  POST the same body (BENCH_BODY) every time: the idempotent replay
@@ -29,7 +33,22 @@ function init(args)
   prebuilt = wrk.format()  -- the same request every time (get, sale_replay): built once
 end
 
-if mode == "sale_unique" then
+local click_headers
+if mode == "click" then
+  request = function()
+    counter = counter + 1
+    sent = sent + 1
+    if not click_headers then
+      click_headers = {}
+      for k, v in pairs(wrk.headers) do click_headers[k] = v end
+      click_headers["User-Agent"] = click_headers["User-Agent"] or "Mozilla/5.0"
+    end
+    local h = {}
+    for k, v in pairs(click_headers) do h[k] = v end
+    h["User-Agent"] = string.format("%s v/%s.%d.%d", click_headers["User-Agent"], run_id, tid, counter)
+    return wrk.format(nil, nil, h)
+  end
+elseif mode == "sale_unique" then
   request = function()
     counter = counter + 1
     sent = sent + 1

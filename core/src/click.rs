@@ -45,6 +45,24 @@ pub fn classify(visit: Visit<'_>, on_bot_list: impl FnOnce(&str) -> bool) -> Res
     Ok(())
 }
 
+/// Query parameters with which ad platforms tag the clicks they bill for: Google Ads (`gclid`,
+/// and `gbraid` / `wbraid` on iOS), Microsoft Ads (`msclkid`), TikTok (`ttclid`), X (`twclid`),
+/// LinkedIn (`li_fat_id`). Not Meta's `fbclid`, which Facebook and Instagram also add to organic
+/// (unpaid) links.
+pub const AD_CLICK_PARAMS: [&str; 7] = ["gclid", "gbraid", "wbraid", "msclkid", "ttclid", "twclid", "li_fat_id"];
+
+/// Whether a request's query string (without or with its leading `?`) carries an ad platform's
+/// click id: one of [`AD_CLICK_PARAMS`], named exactly as the platforms send it (names are
+/// case-sensitive, not percent-decoded), with a non-empty value.
+pub fn has_ad_click_id(query: &str) -> bool {
+    let query = query.strip_prefix('?').unwrap_or(query);
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    query.split('&').any(|pair| match pair.split_once('=') {
+        Some((name, value)) => !value.is_empty() && AD_CLICK_PARAMS.contains(&name),
+        None => false,
+    })
+}
+
 /// Days a raw click row is kept past the longest attribution window in use: room for late
 /// leads (clock skew, a queue backlog), listing and support questions.
 pub const RETENTION_MARGIN_DAYS: u32 = 30;
@@ -142,5 +160,26 @@ mod tests {
         assert_eq!(country(Some("de")).as_deref(), Some("DE"));
         assert_eq!(country(Some("XX")), None);
         assert_eq!(country(Some("T1x")), None);
+    }
+
+    #[test]
+    fn ad_click_ids() {
+        for p in AD_CLICK_PARAMS {
+            assert!(has_ad_click_id(&format!("{p}=abc")), "{p}");
+            assert!(has_ad_click_id(&format!("?utm_source=x&{p}=Cj0K-_x&b=2")), "{p}");
+            assert!(!has_ad_click_id(&format!("{p}=")), "{p}: empty value");
+            assert!(!has_ad_click_id(p), "{p}: no value");
+            assert!(!has_ad_click_id(&format!("{}=abc", p.to_ascii_uppercase())), "{p}: names are case-sensitive");
+            assert!(!has_ad_click_id(&format!("x{p}=abc")), "{p}: a longer name");
+            assert!(!has_ad_click_id(&format!("{p}x=abc")), "{p}: a longer name");
+        }
+        assert!(!has_ad_click_id("fbclid=IwAR0abc"), "Meta tags organic links too");
+        assert!(!has_ad_click_id(""));
+        assert!(!has_ad_click_id("?"));
+        assert!(!has_ad_click_id("utm_medium=cpc&utm_source=google"));
+        assert!(!has_ad_click_id("q=gclid%3Dx"), "a value that mentions one");
+        assert!(!has_ad_click_id("a=1#gclid=x"), "a fragment is not the query");
+        assert!(has_ad_click_id("gclid=a=b"));
+        assert!(has_ad_click_id("&&gclid=x&"));
     }
 }

@@ -384,7 +384,7 @@ async fn test_click_batch(req: &mut Request, env: &Env) -> ApiResult<Response> {
         clicks: Vec<crate::store::clicks::NewClick>,
     }
     let b = body::<Batch>(req).await?;
-    let w = crate::store::clicks::insert_batch(&state.db, &b.clicks).await?;
+    let w = crate::store::clicks::insert_batch(&state.db, state.secrets.click_key().as_ref(), &b.clicks).await?;
     ok(&serde_json::json!({"inserted": w.inserted, "rows_written": w.rows_written}))
 }
 

@@ -1,8 +1,10 @@
 use super::all;
 use super::StoreResult;
+use refport_core::click_id;
 use refport_core::time::DAY_MS;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
+use worker::d1::D1PreparedStatement;
 use worker::{query, D1Database};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -31,18 +33,22 @@ pub struct NewClick {
     pub ua_hash: Option<String>,
 }
 
-/// Bound parameters of one click row; D1 allows 100 per statement.
-const PARAMS: usize = 9;
-/// Rows per multi-row INSERT: 11 x 9 = 99 parameters.
+/// Bound parameters of one row of the click insert; D1 allows 100 per statement.
+const PARAMS: usize = 12;
+/// Rows per multi-row INSERT: 8 x 12 = 96 parameters.
 pub const ROWS_PER_INSERT: usize = 100 / PARAMS;
-/// Click ids per rollup statement (4 more parameters name the group).
-const IDS_PER_COUNT: usize = 90;
+/// Row keys per own-row hits update (2 parameters each).
+const IDS_PER_HITS: usize = 100 / 2;
+/// Row keys per previous-hour fold (4 parameters each).
+const IDS_PER_FOLD: usize = 100 / 4;
+/// Click ids per `visitor_hits` statement.
+pub const IDS_PER_HITS_QUERY: usize = 100;
 
 /// What a batch write did, from D1's own counters.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Written {
-    /// Clicks inserted (a click already there, delivered again, is not): the rows RETURNING
-    /// answered.
+    /// Clicks inserted: new clicks, each a new row (a click delivered again, or a visit that
+    /// folded into a click of the same visitor, is not): the rows RETURNING answered.
     pub inserted: usize,
     /// D1's `rows_written` (billing): the click rows and the rollup rows.
     pub rows_written: usize,
@@ -53,76 +59,164 @@ fn placeholders(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
 }
 
-/// Writes clicks in one atomic D1 batch: first, per (program, partner, link, UTC day), one
-/// rollup upsert adding the clicks of the batch that are not stored yet (checked by id, before
-/// any of them is inserted); then multi-row inserts, `ON CONFLICT DO NOTHING` on the id. So a
-/// click delivered twice (at-least-once queues) is stored once and counted once, and a failed
-/// batch wrote nothing and can be retried whole. Rows written: one per click, plus one per
-/// rollup group per batch.
-pub async fn insert_batch(db: &D1Database, clicks: &[NewClick]) -> StoreResult<Written> {
-    // A click twice in the same batch is one click.
-    let mut seen = std::collections::HashSet::new();
-    let clicks: Vec<&NewClick> = clicks.iter().filter(|c| seen.insert(c.id.as_str())).collect();
-    if clicks.is_empty() {
+/// `(?a, ?b, ...), (...)`: `rows` rows of `width` parameters from `?{from}`.
+fn value_rows(from: usize, rows: usize, width: usize) -> String {
+    (0..rows).map(|i| format!("({})", placeholders(from + i * width, width))).collect::<Vec<_>>().join(", ")
+}
+
+/// One row key of a batch: the batch's clicks with the same id (a v2 id: the same visitor, link
+/// and flags in the same hour; any other id: the same click delivered twice).
+struct Key<'a> {
+    /// The earliest of them: what a new row stores.
+    click: &'a NewClick,
+    /// Their times, sorted (a v1 or unsigned id: its first only, since a repeat is a redelivery).
+    times: Vec<i64>,
+    /// A v2 id: the id of the same visitor, link and flags in the previous hour.
+    sibling: Option<String>,
+    /// 0, or 1 + the layer of its sibling when the sibling is in the batch too.
+    layer: usize,
+}
+
+impl Key<'_> {
+    /// `[t1,t2,...]`: the times as a JSON array, for `json_each`.
+    fn times_json(&self) -> String {
+        format!("[{}]", self.times.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(","))
+    }
+}
+
+/// The batch's row keys, earliest first, each with its layer.
+fn row_keys<'a>(key: Option<&[u8; 32]>, clicks: &'a [NewClick]) -> Vec<Key<'a>> {
+    let mut sorted: Vec<&NewClick> = clicks.iter().collect();
+    sorted.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+    let mut keys: Vec<Key> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for c in sorted {
+        if let Some(&i) = index.get(c.id.as_str()) {
+            if keys[i].sibling.is_some() {
+                keys[i].times.push(c.at);
+            }
+            continue;
+        }
+        let signed = key.and_then(|k| click_id::verify(k, &c.id).map(|s| (k, s)));
+        let sibling = signed.and_then(|(k, s)| click_id::sibling(k, &s, s.at - click_id::HOUR_MS));
+        // Clicks sorted by time: a sibling (an hour earlier) is already a key if it is in the batch.
+        let layer = sibling.as_deref().and_then(|sib| index.get(sib)).map_or(0, |&i| keys[i].layer + 1);
+        index.insert(&c.id, keys.len());
+        keys.push(Key { click: c, times: vec![c.at], sibling, layer });
+    }
+    keys
+}
+
+/// Writes clicks in one atomic D1 batch, counting one click per visitor and link per hour.
+///
+/// A click with a v2 id (`refport_core::click_id`, verified under `key`) is a new click unless
+/// a stored click has its id (the same visitor, link and flags in the same hour) or the id of
+/// the same visitor in the previous hour with `created_at` less than an hour before it: then
+/// it adds one to that row's `hits` instead. So "within an hour" slides: it is measured from
+/// the click that was counted. Any other id (v1, unsigned, or no key) is a new click unless its
+/// row exists, as before: a redelivery, counted and stored once, no hit added.
+///
+/// The batch is folded first: its clicks sorted by time and grouped by id (one row key each).
+/// Row keys whose previous-hour sibling is in the same batch are written in a later layer, so
+/// each layer sees the rows the previous one wrote. Per layer: (1) per (program, partner, link,
+/// UTC day), one rollup upsert adding the layer's new clicks (checked against the stored rows
+/// before anything of the layer is written); (2) the hits of row keys whose row exists; (3) the
+/// hits that fold into the previous hour's row; (4) multi-row inserts of the new clicks (a row
+/// that folded its first visits into the previous hour starts at its first visit that did
+/// not). A failed batch wrote nothing and is retried whole. Rows written: one per new click,
+/// one per row a repeated visit adds hits to, plus one per rollup group per batch.
+///
+/// A batch delivered again after it was written (at-least-once queues) counts no click twice,
+/// but adds its v2 visits' hits again: `hits` is at least the visits, a fraud signal, not money.
+pub async fn insert_batch(db: &D1Database, key: Option<&[u8; 32]>, clicks: &[NewClick]) -> StoreResult<Written> {
+    let keys = row_keys(key, clicks);
+    if keys.is_empty() {
         return Ok(Written::default());
     }
-    // (program, partner, link, day) -> the ids of the batch's clicks in that rollup row
-    type Group<'a> = ((&'a str, &'a str, &'a str, i64), Vec<&'a str>);
-    let mut groups: Vec<Group> = Vec::new();
-    for c in &clicks {
-        let key = (c.program_id.as_str(), c.partner_id.as_str(), c.link_id.as_str(), c.at.div_euclid(DAY_MS));
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, ids)) => ids.push(&c.id),
-            None => groups.push((key, vec![&c.id])),
-        }
-    }
+    let layers = keys.iter().map(|k| k.layer).max().unwrap_or(0) + 1;
     let mut stmts = Vec::new();
-    for ((program, partner, link, day), ids) in &groups {
-        for chunk in ids.chunks(IDS_PER_COUNT) {
-            let values = (0..chunk.len()).map(|i| format!("(?{})", i + 5)).collect::<Vec<_>>().join(", ");
+    // Which statements answer inserted rows (RETURNING id).
+    let mut inserts = Vec::new();
+    for layer in 0..layers {
+        let keys: Vec<&Key> = keys.iter().filter(|k| k.layer == layer).collect();
+        count_new(db, &keys, &mut stmts)?;
+        let folding: Vec<&Key> = keys.iter().copied().filter(|k| k.sibling.is_some()).collect();
+        for chunk in folding.chunks(IDS_PER_HITS) {
+            // A row key whose row exists: every visit of the batch is a hit of that row.
             let sql = format!(
-                "INSERT INTO daily_stats (program_id, partner_id, link_id, day, currency, clicks)
-                 SELECT ?1, ?2, ?3, ?4, '', COUNT(*) FROM (VALUES {values}) AS v
-                 WHERE NOT EXISTS (SELECT 1 FROM clicks c WHERE c.id = v.column1) HAVING COUNT(*) > 0
-                 ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks"
+                "UPDATE clicks SET hits = clicks.hits + v.column2 FROM (VALUES {}) AS v WHERE clicks.id = v.column1",
+                value_rows(1, chunk.len(), 2)
             );
-            let mut args: Vec<JsValue> = vec![
-                JsValue::from_str(program),
-                JsValue::from_str(partner),
-                JsValue::from_str(link),
-                JsValue::from_f64(*day as f64),
-            ];
-            args.extend(chunk.iter().map(|id| JsValue::from_str(id)));
+            let mut args: Vec<JsValue> = Vec::with_capacity(chunk.len() * 2);
+            for k in chunk {
+                args.extend([JsValue::from_str(&k.click.id), JsValue::from_f64(k.times.len() as f64)]);
+            }
+            stmts.push(db.prepare(&sql).bind(&args)?);
+        }
+        for chunk in folding.chunks(IDS_PER_FOLD) {
+            // A row key without a row whose previous-hour row began less than an hour before its
+            // first visit: the visits less than an hour after that row's start are its hits.
+            let sql = format!(
+                "UPDATE clicks SET hits = clicks.hits
+                   + (SELECT COUNT(*) FROM json_each(v.column3) AS t WHERE t.value < clicks.created_at + {h})
+                 FROM (VALUES {}) AS v
+                 WHERE clicks.id = v.column2 AND clicks.created_at > v.column4
+                   AND NOT EXISTS (SELECT 1 FROM clicks o WHERE o.id = v.column1)",
+                value_rows(1, chunk.len(), 4),
+                h = click_id::HOUR_MS
+            );
+            let mut args: Vec<JsValue> = Vec::with_capacity(chunk.len() * 4);
+            for k in chunk {
+                args.extend([
+                    JsValue::from_str(&k.click.id),
+                    opt(&k.sibling),
+                    JsValue::from_str(&k.times_json()),
+                    JsValue::from_f64((k.times[0] - click_id::HOUR_MS) as f64),
+                ]);
+            }
+            stmts.push(db.prepare(&sql).bind(&args)?);
+        }
+        for chunk in keys.chunks(ROWS_PER_INSERT) {
+            // w.cs: the start of the previous hour's row, if any; the visits before it + 1 h
+            // folded into it (above), the others make this row.
+            let sql = format!(
+                "INSERT INTO clicks (id, program_id, partner_id, link_id, created_at, country, referrer_host, ip_hash, ua_hash, hits)
+                 SELECT w.column1, w.column2, w.column3, w.column4,
+                   COALESCE((SELECT MIN(t.value) FROM json_each(w.column11) AS t WHERE t.value >= w.cs + {h}), w.column5),
+                   w.column6, w.column7, w.column8, w.column9,
+                   w.column12 - (SELECT COUNT(*) FROM json_each(w.column11) AS t WHERE t.value < w.cs + {h})
+                 FROM (SELECT v.*, (SELECT s.created_at FROM clicks s WHERE s.id = v.column10) AS cs FROM (VALUES {}) AS v) AS w
+                 WHERE NOT EXISTS (SELECT 1 FROM clicks o WHERE o.id = w.column1)
+                   AND w.column12 > (SELECT COUNT(*) FROM json_each(w.column11) AS t WHERE t.value < w.cs + {h})
+                 ON CONFLICT DO NOTHING RETURNING id",
+                value_rows(1, chunk.len(), PARAMS),
+                h = click_id::HOUR_MS
+            );
+            let mut args: Vec<JsValue> = Vec::with_capacity(chunk.len() * PARAMS);
+            for k in chunk {
+                let c = k.click;
+                args.extend([
+                    JsValue::from_str(&c.id),
+                    JsValue::from_str(&c.program_id),
+                    JsValue::from_str(&c.partner_id),
+                    JsValue::from_str(&c.link_id),
+                    JsValue::from_f64(c.at as f64),
+                    opt(&c.country),
+                    opt(&c.referrer_host),
+                    opt(&c.ip_hash),
+                    opt(&c.ua_hash),
+                    opt(&k.sibling),
+                    JsValue::from_str(&k.times_json()),
+                    JsValue::from_f64(k.times.len() as f64),
+                ]);
+            }
+            inserts.push(stmts.len());
             stmts.push(db.prepare(&sql).bind(&args)?);
         }
     }
-    let counts = stmts.len();
-    for chunk in clicks.chunks(ROWS_PER_INSERT) {
-        let rows = (0..chunk.len()).map(|i| format!("({})", placeholders(i * PARAMS + 1, PARAMS))).collect::<Vec<_>>();
-        let sql = format!(
-            "INSERT INTO clicks (id, program_id, partner_id, link_id, created_at, country, referrer_host, ip_hash, ua_hash)
-             VALUES {} ON CONFLICT DO NOTHING RETURNING id",
-            rows.join(", ")
-        );
-        let mut args: Vec<JsValue> = Vec::with_capacity(chunk.len() * PARAMS);
-        for c in chunk {
-            args.extend([
-                JsValue::from_str(&c.id),
-                JsValue::from_str(&c.program_id),
-                JsValue::from_str(&c.partner_id),
-                JsValue::from_str(&c.link_id),
-                JsValue::from_f64(c.at as f64),
-                opt(&c.country),
-                opt(&c.referrer_host),
-                opt(&c.ip_hash),
-                opt(&c.ua_hash),
-            ]);
-        }
-        stmts.push(db.prepare(&sql).bind(&args)?);
-    }
     let mut w = Written::default();
     for (i, r) in super::batch_results(db, stmts).await?.iter().enumerate() {
-        if i >= counts {
+        if inserts.contains(&i) {
             w.inserted += r.results::<serde::de::IgnoredAny>()?.len();
         }
         if let Some(m) = r.meta()? {
@@ -130,6 +224,79 @@ pub async fn insert_batch(db: &D1Database, clicks: &[NewClick]) -> StoreResult<W
         }
     }
     Ok(w)
+}
+
+/// The rollup upserts of a layer: per (program, partner, link, UTC day), the count of its row
+/// keys that make a new row, decided exactly as the insert decides (no row of that id, and no
+/// previous-hour row that began less than an hour before the key's last visit).
+fn count_new(db: &D1Database, keys: &[&Key], stmts: &mut Vec<D1PreparedStatement>) -> StoreResult<()> {
+    // (program, partner, link, day) -> the layer's row keys in that rollup row
+    type Group<'a, 'b> = ((&'a str, &'a str, &'a str, i64), Vec<&'b Key<'a>>);
+    let mut groups: Vec<Group> = Vec::new();
+    for k in keys {
+        let c = k.click;
+        let g = (c.program_id.as_str(), c.partner_id.as_str(), c.link_id.as_str(), c.at.div_euclid(DAY_MS));
+        match groups.iter_mut().find(|(x, _)| *x == g) {
+            Some((_, ks)) => ks.push(k),
+            None => groups.push((g, vec![k])),
+        }
+    }
+    for ((program, partner, link, day), ks) in &groups {
+        // The row keys as one JSON parameter, [[id, sibling or null, last visit - 1 h], ...]:
+        // one statement (one rollup row written) per group, whatever its size.
+        let rows: Vec<(&str, Option<&str>, i64)> = ks
+            .iter()
+            .map(|k| (k.click.id.as_str(), k.sibling.as_deref(), k.times[k.times.len() - 1] - click_id::HOUR_MS))
+            .collect();
+        let rows = serde_json::to_string(&rows).map_err(|e| super::StoreError::Database(e.to_string()))?;
+        stmts.push(
+            db.prepare(
+                "INSERT INTO daily_stats (program_id, partner_id, link_id, day, currency, clicks)
+                 SELECT ?1, ?2, ?3, ?4, '', COUNT(*) FROM json_each(?5) AS v
+                 WHERE NOT EXISTS (SELECT 1 FROM clicks c WHERE c.id = json_extract(v.value, '$[0]'))
+                   AND NOT EXISTS (SELECT 1 FROM clicks c WHERE c.id = json_extract(v.value, '$[1]')
+                                   AND c.created_at > json_extract(v.value, '$[2]'))
+                 HAVING COUNT(*) > 0
+                 ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks",
+            )
+            .bind(&[
+                JsValue::from_str(program),
+                JsValue::from_str(partner),
+                JsValue::from_str(link),
+                JsValue::from_f64(*day as f64),
+                JsValue::from_str(&rows),
+            ])?,
+        );
+    }
+    Ok(())
+}
+
+/// The sum of the `hits` of the stored clicks among `ids` (the visits of a visitor to a link:
+/// its v2 ids of past hours, `refport_core::click_id::sibling`). Ids without a row add nothing.
+pub async fn visitor_hits(db: &D1Database, ids: &[String]) -> StoreResult<i64> {
+    #[derive(Deserialize)]
+    struct Sum {
+        hits: i64,
+    }
+    let mut total = 0;
+    for chunk in ids.chunks(IDS_PER_HITS_QUERY) {
+        total += super::first::<Sum>(visitor_hits_stmt(db, chunk)?).await?.map_or(0, |s| s.hits);
+    }
+    Ok(total)
+}
+
+/// The statement of [`visitor_hits`] for up to 100 ids (D1's bound-parameter limit), to put in
+/// a batch: one row, `hits` (0 when none is stored).
+pub fn visitor_hits_stmt(db: &D1Database, ids: &[String]) -> worker::Result<D1PreparedStatement> {
+    if ids.len() > IDS_PER_HITS_QUERY {
+        return Err(worker::Error::RustError(format!("visitor_hits_stmt: {} ids, at most 100", ids.len())));
+    }
+    if ids.is_empty() {
+        return Ok(db.prepare("SELECT 0 AS hits"));
+    }
+    let sql = format!("SELECT COALESCE(SUM(hits), 0) AS hits FROM clicks WHERE id IN ({})", placeholders(1, ids.len()));
+    let args: Vec<JsValue> = ids.iter().map(|id| JsValue::from_str(id)).collect();
+    db.prepare(&sql).bind(&args)
 }
 
 fn opt(v: &Option<String>) -> JsValue {
