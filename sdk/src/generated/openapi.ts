@@ -840,6 +840,11 @@ export interface components {
              */
             hold_days?: number | null;
             rewards?: components["schemas"]["RewardsInput"] | null;
+            fraud_rules?: components["schemas"]["FraudRulesInput"];
+            /** @description click_spam: more clicks than this by one visitor on the converting link in the 24 hours up to the converting click (default 20) */
+            click_spam_threshold?: number;
+            /** @description banned_referrer: referrer hostnames whose clicks the rule judges */
+            banned_referrers?: string[];
         };
         /** @description Every field is optional; absent or null leaves a field unchanged, except `description`, `logo_url` and `cookie_domain`, which null clears. The whole result is validated again (422 if a create would refuse it). Removing a domain that still has links answers 409 `domain_in_use`. */
         ProgramPatch: {
@@ -883,6 +888,11 @@ export interface components {
              */
             hold_days?: number | null;
             rewards?: components["schemas"]["RewardsInput"] | null;
+            fraud_rules?: components["schemas"]["FraudRulesInput"];
+            /** @description click_spam: more clicks than this by one visitor on the converting link in the 24 hours up to the converting click (default 20) */
+            click_spam_threshold?: number;
+            /** @description banned_referrer: referrer hostnames whose clicks the rule judges */
+            banned_referrers?: string[];
         };
         Program: {
             id: string;
@@ -917,6 +927,11 @@ export interface components {
              * @description RFC 3339, UTC, millisecond precision
              */
             updated_at: string;
+            fraud_rules: components["schemas"]["FraudRules"];
+            /** @description click_spam: more clicks than this by one visitor on the converting link in the 24 hours up to the converting click (default 20) */
+            click_spam_threshold: number;
+            /** @description banned_referrer: referrer hostnames whose clicks the rule judges */
+            banned_referrers: string[];
         };
         /** @description A page of Program objects, newest first. */
         ProgramList: {
@@ -1170,7 +1185,7 @@ export interface components {
             currency: string;
             /** @enum {unknown} */
             status: "pending" | "approved" | "paid" | "rejected";
-            /** @description Why rejected (`self_referral`, `refund`, `partner_banned`, or the merchant's text) */
+            /** @description Why rejected: `refund`, `partner_banned`, a fraud rule's code (`self_referral`, `paid_traffic`...), or the merchant's text */
             reason: string | null;
             /**
              * Format: int64
@@ -1197,6 +1212,10 @@ export interface components {
             approved_at: string | null;
             /** Format: date-time */
             paid_at: string | null;
+            /** @description The fraud rules that held the commission for the merchant (kept after the decision) */
+            hold_reasons: ("self_referral" | "email_domain_match" | "disposable_email" | "paid_traffic" | "click_spam" | "banned_referrer")[];
+            /** @description Pending and held: waiting for the merchant; the cron never approves it */
+            held: boolean;
         };
         /** @description A page of Commission objects, newest first. */
         CommissionList: {
@@ -1732,6 +1751,40 @@ export interface components {
             counters: {
                 [key: string]: number;
             };
+        };
+        /** @description Fraud rule -> action. `hold`: the commission stays pending with the rule in `hold_reasons` until the merchant approves or rejects it (the cron never approves it); `reject`: created rejected with the rule as its reason (`banned_referrer`: the click does not attribute); `off`. Defaults: self_referral reject, banned_referrer off, every other rule hold. duplicate_payout_account judges payouts and is hold or off. */
+        FraudRules: {
+            /** @enum {unknown} */
+            self_referral?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            email_domain_match?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            disposable_email?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            paid_traffic?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            click_spam?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            duplicate_payout_account?: "hold" | "off";
+            /** @enum {unknown} */
+            banned_referrer?: "hold" | "reject" | "off";
+        };
+        /** @description Only the rules named change; unknown rules or actions are a 422 naming `fraud_rules.<rule>`. */
+        FraudRulesInput: {
+            /** @enum {unknown} */
+            self_referral?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            email_domain_match?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            disposable_email?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            paid_traffic?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            click_spam?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            duplicate_payout_account?: "hold" | "off";
+            /** @enum {unknown} */
+            banned_referrer?: "hold" | "reject" | "off";
         };
     };
     responses: {
@@ -2505,6 +2558,8 @@ export interface operations {
                 /** @description Only this partner's items */
                 partner_id?: components["parameters"]["filter_partner_id"];
                 status?: "pending" | "approved" | "paid" | "rejected";
+                /** @description `true`: only held commissions (pending with hold reasons: the dashboard's Needs review); `false`: all others */
+                held?: "true" | "false";
             };
             header?: never;
             path?: never;
