@@ -1,6 +1,6 @@
 // Programs: list, New Program / Settings form (every setting of SPEC 1), overview with the
 // program ID and the embed snippet.
-import type { List } from "../shared/api";
+import { ApiError, type List } from "../shared/api";
 import { clear, h, type Child } from "../shared/dom";
 import { formatDate } from "../shared/format";
 import { bpsToPercent, decimals, formatMoney, parseMajor, parsePercent, toMajor } from "../shared/money";
@@ -352,7 +352,9 @@ export function programForm(ctx: Ctx, existing?: Program): HTMLElement {
         : await ctx.call<Program>("/api/v1/programs", "POST", body);
       ctx.go(`#/programs/${saved.id}`, existing ? "Settings saved." : `Program “${saved.name}” created.`);
     } catch (err) {
-      errors.showApi(err);
+      // A refused rule: its name, not its code, in the message ("paid_traffic must be..." -> "Paid ad click must be...").
+      const code = err instanceof ApiError && err.field?.startsWith("fraud_rules.") ? err.field.slice(12) : "";
+      errors.showApi(code && err instanceof ApiError ? new ApiError(err.status, err.code, err.message.replace(new RegExp(`(?<![.\\w])${code}\\b`), ruleName(code)), err.field) : err);
     } finally {
       submit.disabled = false;
     }
