@@ -699,6 +699,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/partners/{partner_id}/approve_payout_account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a partner's payout account despite a shared account
+         * @description Needs `write`. The `duplicate_payout_account` fraud rule holds the payouts of partners paid to the same Stripe account or bank account (fingerprint) as another partner; once the merchant approves, that partner's payouts are no longer held. Idempotent.
+         */
+        post: operations["approvePartnerPayoutAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -995,6 +1015,13 @@ export interface components {
             country: string | null;
             /** @description Why payouts are disabled: a Stripe refusal code (e.g. `insufficient_capabilities_for_transfer`) or `deauthorized`; null when enabled or never onboarded */
             payouts_disabled_reason: string | null;
+            /** @description Fraud rules holding the partner's payouts until the merchant approves its payout account (`duplicate_payout_account`: another partner, with another email, is paid to the same Stripe account or bank account) */
+            payout_hold_reasons: "duplicate_payout_account"[];
+            /**
+             * Format: date-time
+             * @description When the merchant approved the partner's payout account despite a shared account
+             */
+            payout_account_approved_at: string | null;
         };
         Invitation: {
             /** Format: uri */
@@ -3196,6 +3223,34 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    approvePartnerPayoutAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                partner_id: components["parameters"]["partner_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The partner */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Partner"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
     };
