@@ -5,7 +5,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
-import { api, apiOk, env, launch, newContext, shot, tag, UA, unlabelledControls, until } from "./helpers.mjs";
+import { api, apiOk, deliverAccountUpdated, env, launch, newContext, shot, stripeControl, tag, UA, unlabelledControls, until } from "./helpers.mjs";
 
 const T = tag();
 const S = { failed: false };
@@ -174,10 +174,55 @@ step("Commissions: held rows show their reasons; the Held filter lists only them
   assert.equal(await dash.getByRole("link", { name: /^Needs review/ }).getAttribute("aria-label"), "Needs review");
 });
 
+/** Stripe onboarding with this bank account number (the fake's fingerprint follows the number). */
+async function enableWithBank(partner, accountNumber) {
+  const { account_id } = await apiOk("POST", `/api/v1/partners/${partner.id}/stripe/onboard`, {});
+  await stripeControl("POST", `accounts/${account_id}/complete_onboarding`, { account_number: accountNumber });
+  const r = await deliverAccountUpdated(account_id);
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+}
+
+step("Needs review: partners paid to the same bank account wait for the payout account's approval", async () => {
+  const bank = String(Date.now()).slice(-9);
+  S.eve = await apiOk("POST", `/api/v1/programs/${S.program.id}/partners`, { email: `eve-${T}@one.test`, name: "Eve Evans" });
+  S.fay = await apiOk("POST", `/api/v1/programs/${S.program.id}/partners`, { email: `fay-${T}@two.test`, name: "Fay Fox" });
+  await enableWithBank(S.eve, bank);
+  await enableWithBank(S.fay, bank);
+  for (const p of [S.eve, S.fay]) assert.deepEqual((await apiOk("GET", `/api/v1/partners/${p.id}`)).payout_hold_reasons, ["duplicate_payout_account"]);
+  await dash.goto(`${env.base}/dashboard/#/programs/${S.program.id}/review`);
+  await dash.reload();
+  await dash.getByRole("heading", { name: "Needs review", level: 2 }).waitFor();
+  const tab = dash.getByRole("link", { name: /^Needs review/ });
+  assert.equal(await tab.locator(".count").textContent(), "2");
+  await dash.getByRole("heading", { name: "Payouts on hold", level: 3 }).waitFor();
+  await assertText(dash.locator("#review-list"), /No commissions are held/);
+  const eve = dash.locator(`#review-accounts tr[data-id="${S.eve.id}"]`);
+  await assertText(eve, /Eve Evans[\s\S]*Shared payout account[\s\S]*same Stripe or bank account/);
+  await shot(dash, "45-review-payouts-on-hold");
+  await eve.getByRole("button", { name: "Approve account" }).click();
+  const dialog = dash.getByRole("dialog");
+  await assertText(dialog, /Approve Eve Evans's payout account\?/);
+  await dialog.getByRole("button", { name: "Approve account" }).click();
+  await dialog.waitFor({ state: "detached" });
+  await eve.waitFor({ state: "detached" });
+  assert.deepEqual((await apiOk("GET", `/api/v1/partners/${S.eve.id}`)).payout_hold_reasons, []);
+  // Whatever the API still holds is what the tab shows and counts.
+  const still = [];
+  for (const p of [S.fay]) if ((await apiOk("GET", `/api/v1/partners/${p.id}`)).payout_hold_reasons.length) still.push(p);
+  assert.equal(await dash.locator("#review-accounts tbody tr").count(), still.length);
+  assert.equal((await tab.locator(".count").textContent()) || "", still.length ? String(still.length) : "");
+  for (const p of still) {
+    await dash.locator(`#review-accounts tr[data-id="${p.id}"]`).getByRole("button", { name: "Approve account" }).click();
+    await dash.getByRole("dialog").getByRole("button", { name: "Approve account" }).click();
+    await dash.getByRole("dialog").waitFor({ state: "detached" });
+  }
+  assert.equal(await dash.locator("#review-accounts").isHidden(), true);
+});
+
 step("Needs review: the empty state", async () => {
   await dash.getByRole("link", { name: /^Needs review/ }).click();
   await assertText(dash.locator("#review-list"), /Nothing needs review\./);
-  await shot(dash, "45-review-empty");
+  await shot(dash, "45b-review-empty");
 });
 
 step("Settings: change the fraud rules (PATCH); client and server refusals show at their fields", async () => {

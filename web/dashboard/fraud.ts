@@ -1,12 +1,12 @@
-// Fraud rules: their names and descriptions, hold-reason badges, and the Needs review tab (held
-// commissions: pending until the merchant approves or rejects them; the cron never approves one).
+// Fraud rules: their names and descriptions, hold-reason badges, and the Needs review tab: held
+// commissions (pending until the merchant approves or rejects them; the cron never approves one)
+// and partners whose payouts wait for the merchant to approve their payout account.
 import { withQuery, type List } from "../shared/api";
 import { announce, clear, h, type Child } from "../shared/dom";
 import { formatDate, titleCase } from "../shared/format";
 import { formatMoney } from "../shared/money";
-import type { Commission, FraudRule, Program } from "../shared/types";
+import type { Commission, FraudRule, Partner, Program } from "../shared/types";
 import type { Ctx } from "./ctx";
-import { partnerNames } from "./partners";
 import { live, loadMore, openDialog, table } from "./ui";
 
 /** Every rule in the order the settings list them: code, short name, what it checks. */
@@ -51,15 +51,23 @@ export function age(iso: string): string {
   return rel.format(-Math.round(days / 365), "year");
 }
 
-/** The held count on the Needs review tab: "99+" past one page. */
+const partnersOf = (ctx: Ctx, programId: string) => ctx.call<List<Partner>>(`/api/v1/programs/${programId}/partners?limit=100`);
+const payoutHeld = (p: Partner) => !!p.payout_hold_reasons?.length;
+
+/** The Needs review tab's count: held commissions and partners with held payouts ("99+" past
+ * one page of commissions). */
 export async function heldCount(ctx: Ctx, programId: string): Promise<string> {
-  const page = await ctx.call<List<Commission>>(withQuery("/api/v1/commissions", { program_id: programId, held: "true", limit: 99 }));
-  return page.next_cursor ? "99+" : page.data.length ? String(page.data.length) : "";
+  const [page, partners] = await Promise.all([ctx.call<List<Commission>>(withQuery("/api/v1/commissions", { program_id: programId, held: "true", limit: 99 })), partnersOf(ctx, programId)]);
+  const n = page.data.length + partners.data.filter(payoutHeld).length;
+  return page.next_cursor ? "99+" : n ? String(n) : "";
 }
 
 export async function reviewTab(ctx: Ctx, program: Program, host: HTMLElement): Promise<void> {
-  const names = await partnerNames(ctx, program.id);
+  const [partners, page] = await Promise.all([partnersOf(ctx, program.id), ctx.call<List<Commission>>(withQuery("/api/v1/commissions", { program_id: program.id, held: "true", limit: 50 }))]);
+  const names = new Map(partners.data.map((p) => [p.id, p.name]));
+  let payoutHolds = partners.data.filter(payoutHeld);
   const listHost = h("div", { id: "review-list", "aria-busy": "true" });
+  const accountsHost = h("div", { id: "review-accounts" });
   const msg = h("div", { class: "alert", role: "alert" });
   const heading = h("h2", { id: "review-title", tabindex: -1 }, "Needs review");
   let rows: Commission[] = [];
@@ -73,7 +81,8 @@ export async function reviewTab(ctx: Ctx, program: Program, host: HTMLElement): 
     draw(next);
     const after = rows[Math.min(i, rows.length - 1)];
     (after ? listHost.querySelector<HTMLElement>(`tr[data-id="${after.id}"] button`) : heading)?.focus();
-    announce(live(), `${what} ${rows.length ? `${rows.length} left to review.` : "Nothing else needs review."}`);
+    const left = rows.length + payoutHolds.length;
+    announce(live(), `${what} ${left ? `${left} left to review.` : "Nothing else needs review."}`);
   };
   const approve = async (c: Commission, btn: HTMLButtonElement) => {
     btn.disabled = true;
@@ -132,7 +141,9 @@ export async function reviewTab(ctx: Ctx, program: Program, host: HTMLElement): 
             rows,
             (c) => ({ "data-id": c.id, "data-kind": c.kind, "data-reasons": c.hold_reasons.join(" ") }),
           )
-        : h("p", { class: "empty all-clear" }, h("strong", null, "Nothing needs review."), " Commissions a fraud rule holds appear here until you approve or reject them."),
+        : payoutHolds.length
+          ? h("p", { class: "empty" }, "No commissions are held.")
+          : h("p", { class: "empty all-clear" }, h("strong", null, "Nothing needs review."), " Commissions a fraud rule holds appear here until you approve or reject them."),
       cursor
         ? loadMore("Show more", async () => {
             const more = await ctx.call<List<Commission>>(query(cursor));
@@ -144,16 +155,58 @@ export async function reviewTab(ctx: Ctx, program: Program, host: HTMLElement): 
   };
   const query = (cursor?: string) => withQuery("/api/v1/commissions", { program_id: program.id, held: "true", limit: 50, cursor });
 
-  const page = await ctx.call<List<Commission>>(query());
+  /** Partners paid to the same Stripe or bank account as another: payouts wait for approval. */
+  const drawAccounts = () => {
+    accountsHost.hidden = !payoutHolds.length;
+    clear(
+      accountsHost,
+      h("h3", { id: "accounts-title", tabindex: -1 }, "Payouts on hold"),
+      h("p", { class: "muted" }, "These partners are paid to the same Stripe or bank account as another partner. Their commissions still count, but no payout is sent until you approve the payout account."),
+      table<Partner>(
+        "Partners whose payouts are on hold",
+        [
+          { title: "Partner", cell: (p) => [h("strong", null, p.name), h("div", { class: "muted sub" }, p.email)] },
+          { title: "Why it is held", cell: (p) => reasonList(p.payout_hold_reasons ?? []) },
+          {
+            title: "Decision",
+            cell: (p) => {
+              const b = h("button", { type: "button", class: "small", "aria-label": `Approve account of ${p.name}` }, "Approve account");
+              b.addEventListener("click", () => approveAccount(p));
+              return b;
+            },
+          },
+        ],
+        payoutHolds,
+        (p) => ({ "data-id": p.id }),
+      ),
+    );
+  };
+  const approveAccount = (p: Partner) =>
+    openDialog({
+      title: `Approve ${p.name}'s payout account?`,
+      body: h("p", null, `${p.name} (${p.email}) is paid to the same Stripe or bank account as another partner. Approve only if you know why, for example one business with two partner logins. Their payouts then follow the schedule again.`),
+      confirm: "Approve account",
+      onConfirm: async () => {
+        await ctx.call<Partner>(`/api/v1/partners/${p.id}/approve_payout_account`, "POST", {});
+        payoutHolds = payoutHolds.filter((x) => x.id !== p.id);
+        ctx.held?.(-1);
+        drawAccounts();
+        draw(next);
+        window.setTimeout(() => (payoutHolds.length ? accountsHost.querySelector<HTMLElement>("tbody button") : heading)?.focus(), 0);
+        announce(live(), `Payout account approved. ${rows.length + payoutHolds.length ? `${rows.length + payoutHolds.length} left to review.` : "Nothing else needs review."}`);
+      },
+    });
+
   rows = page.data;
   const intro: Child = h(
     "p",
     { class: "muted" },
-    "A fraud rule set to Hold matched these commissions. They stay pending and are never approved automatically: approve the genuine ones, reject the rest. ",
+    "A fraud rule set to Hold stopped what is listed here. Nothing here is approved or paid automatically: approve what is genuine, reject the rest. ",
     h("a", { href: `#/programs/${program.id}/settings` }, "Change the fraud rules"),
     ".",
   );
-  clear(host, h("section", { class: "card", "aria-labelledby": "review-title" }, heading, intro, msg, listHost));
+  clear(host, h("section", { class: "card", "aria-labelledby": "review-title" }, heading, intro, msg, listHost, accountsHost));
   draw(page.next_cursor);
+  drawAccounts();
   listHost.setAttribute("aria-busy", "false");
 }

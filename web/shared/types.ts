@@ -40,6 +40,8 @@ export interface Partner {
   status: "invited" | "active" | "banned";
   payouts_enabled: boolean;
   stripe_account_id?: string | null;
+  /** Fraud rules holding the partner's payouts until the merchant approves its payout account. */
+  payout_hold_reasons?: FraudRule[];
   created_at?: string;
 }
 
