@@ -1,19 +1,32 @@
-// Commissions tab: filter by status and partner, approve, reject with a reason.
+// Commissions tab: filter by status (or held for review) and partner, approve, reject with a reason.
 import { withQuery, type List } from "../shared/api";
-import { announce, clear, h } from "../shared/dom";
+import { announce, clear, h, type Child } from "../shared/dom";
 import { formatDate, titleCase } from "../shared/format";
 import { formatMoney } from "../shared/money";
 import type { Commission, Program } from "../shared/types";
 import type { Ctx } from "./ctx";
+import { reasonBadge, ruleName, RULES } from "./fraud";
 import { partnerNames } from "./partners";
 import { field, live, loadMore, openDialog, statusBadge, table } from "./ui";
+
+/** Held: a "Held" badge and the rules that held it. Decided: the status, a rule-rejected one's
+ * rule by name (else the merchant's reason), and which rules had held it. */
+function statusCell(c: Commission): Child {
+  if (c.held) return h("div", { class: "badges" }, h("span", { class: "badge held" }, "Held"), c.hold_reasons.map(reasonBadge));
+  const byRule = c.reason && RULES.some((r) => r[0] === c.reason);
+  return [
+    statusBadge(c.status),
+    c.reason ? h("span", { class: "muted reason" }, ` ${byRule ? `Fraud rule: ${ruleName(c.reason)}` : c.reason}`) : null,
+    c.hold_reasons?.length ? h("div", { class: "muted reason" }, `Was held: ${c.hold_reasons.map(ruleName).join(", ")}`) : null,
+  ];
+}
 
 export async function commissionsTab(ctx: Ctx, program: Program, host: HTMLElement): Promise<void> {
   const names = await partnerNames(ctx, program.id);
   const status = h(
     "select",
     null,
-    [["", "All statuses"], ["pending", "Pending"], ["approved", "Approved"], ["paid", "Paid"], ["rejected", "Rejected"]].map(([v, t]) => h("option", { value: v }, t)),
+    [["", "All statuses"], ["pending", "Pending"], ["held", "Held for review"], ["approved", "Approved"], ["paid", "Paid"], ["rejected", "Rejected"]].map(([v, t]) => h("option", { value: v }, t)),
   );
   const partner = h("select", null, h("option", { value: "" }, "All partners"), [...names].map(([id, n]) => h("option", { value: id }, n)));
   const listHost = h("div", { id: "commissions-list", "aria-live": "polite", "aria-busy": "true" });
@@ -21,6 +34,7 @@ export async function commissionsTab(ctx: Ctx, program: Program, host: HTMLEleme
   let rows: Commission[] = [];
 
   const update = (c: Commission) => {
+    if (rows.some((r) => r.id === c.id && r.held && !c.held)) ctx.held?.(-1);
     rows = rows.map((r) => (r.id === c.id ? c : r));
     draw(next);
   };
@@ -65,7 +79,7 @@ export async function commissionsTab(ctx: Ctx, program: Program, host: HTMLEleme
               { title: "Type", cell: (c) => titleCase(c.kind) },
               { title: "Sale", num: true, cell: (c) => (c.kind === "sale" ? formatMoney(c.sale_amount, c.currency) : "—") },
               { title: "Commission", num: true, cell: (c) => formatMoney(c.amount, c.currency) },
-              { title: "Status", cell: (c) => [statusBadge(c.status), c.reason ? h("span", { class: "muted reason" }, ` ${c.reason}`) : null] },
+              { title: "Status", cell: statusCell },
               {
                 title: "Actions",
                 cell: (c) => {
@@ -85,7 +99,7 @@ export async function commissionsTab(ctx: Ctx, program: Program, host: HTMLEleme
               },
             ],
             rows,
-            (c) => ({ "data-id": c.id, "data-status": c.status, "data-kind": c.kind }),
+            (c) => ({ "data-id": c.id, "data-status": c.status, "data-kind": c.kind, "data-held": String(c.held) }),
           )
         : h("p", { class: "empty" }, "No commissions match."),
       cursor
@@ -98,7 +112,13 @@ export async function commissionsTab(ctx: Ctx, program: Program, host: HTMLEleme
     );
   };
   const query = (cursor?: string) =>
-    withQuery("/api/v1/commissions", { program_id: program.id, status: status.value, partner_id: partner.value, limit: 50, cursor });
+    withQuery("/api/v1/commissions", {
+      program_id: program.id,
+      ...(status.value === "held" ? { held: "true" } : { status: status.value }),
+      partner_id: partner.value,
+      limit: 50,
+      cursor,
+    });
   const reload = async () => {
     listHost.setAttribute("aria-busy", "true");
     const page = await ctx.call<List<Commission>>(query());

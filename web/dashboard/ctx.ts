@@ -5,6 +5,8 @@ export interface Ctx {
   main: HTMLElement;
   call<T>(path: string, method?: string, body?: unknown): Promise<T>;
   go(hash: string, flash?: string): void;
+  /** Inside a program: `delta` commissions left (or joined) the held ones, for the tab's count. */
+  held?(delta: number): void;
 }
 
 export function makeCall(key: string, onUnauthorized: () => void) {

@@ -5,6 +5,7 @@ import { $, announce, clear, h } from "../shared/dom";
 import type { Program } from "../shared/types";
 import { commissionsTab } from "./commissions";
 import { makeCall, type Ctx } from "./ctx";
+import { heldCount, reviewTab } from "./fraud";
 import { partnersTab } from "./partners";
 import { payoutsTab } from "./payouts";
 import { newProgram, programForm, programOverview, programsList } from "./programs";
@@ -81,12 +82,22 @@ const TABS: [string, string][] = [
   ["", "Overview"],
   ["partners", "Partners"],
   ["commissions", "Commissions"],
+  ["review", "Needs review"],
   ["payouts", "Payouts"],
   ["settings", "Settings"],
 ];
 
+/** The Needs review tab's count badge (hidden at zero); the link's name says it in words. */
+function setCount(link: HTMLElement, n: string): void {
+  const badge = link.querySelector<HTMLElement>(".count")!;
+  badge.textContent = n;
+  badge.hidden = !n;
+  link.setAttribute("aria-label", n ? `Needs review (${n} ${n === "1" ? "commission" : "commissions"})` : "Needs review");
+}
+
 async function programPage(c: Ctx, id: string, tab: string): Promise<void> {
-  const program = await c.call<Program>(`/api/v1/programs/${encodeURIComponent(id)}`);
+  // The held count only decorates a tab: a failure to read it must not break the page.
+  const [program, held] = await Promise.all([c.call<Program>(`/api/v1/programs/${encodeURIComponent(id)}`), heldCount(c, id).catch(() => "")]);
   const label = TABS.find((t) => t[0] === tab)?.[1] ?? "Overview";
   document.title = `${label} · ${program.name} — Refport dashboard`;
   const body = h("div", { id: "tab" });
@@ -98,13 +109,28 @@ async function programPage(c: Ctx, id: string, tab: string): Promise<void> {
     h(
       "nav",
       { class: "tabs", "aria-label": "Program sections" },
-      TABS.map(([t, text]) => h("a", { href: `#/programs/${program.id}${t ? `/${t}` : ""}`, "aria-current": t === tab ? "page" : null }, text)),
+      TABS.map(([t, text]) => h("a", { href: `#/programs/${program.id}${t ? `/${t}` : ""}`, "aria-current": t === tab ? "page" : null, id: `tab-${t || "overview"}` }, text, t === "review" ? h("span", { class: "count" }) : null)),
     ),
     body,
   );
-  if (tab === "") clear(body, programOverview(program));
+  const reviewLink = $("#tab-review", main);
+  setCount(reviewLink, held);
+  let count = held;
+  c = {
+    ...c,
+    held(delta) {
+      if (count.endsWith("+")) return void heldCount(c, program.id).then((n) => setCount(reviewLink, (count = n)), () => {});
+      const n = Math.max(0, Number(count || 0) + delta);
+      setCount(reviewLink, (count = n ? String(n) : ""));
+    },
+  };
+  if (tab === "") {
+    const notice = held ? h("div", { class: "alert info review-notice" }, `${held} ${held === "1" ? "commission is" : "commissions are"} held by a fraud rule and ${held === "1" ? "waits" : "wait"} for your decision. `, h("a", { href: `#/programs/${program.id}/review` }, "Review them")) : null;
+    clear(body, notice, programOverview(program));
+  }
   else if (tab === "partners") await partnersTab(c, program, body);
   else if (tab === "commissions") await commissionsTab(c, program, body);
+  else if (tab === "review") await reviewTab(c, program, body);
   else if (tab === "payouts") await payoutsTab(c, program, body);
   else if (tab === "settings") clear(body, h("section", { class: "card", "aria-labelledby": "settings-title" }, h("h2", { id: "settings-title" }, "Settings"), programForm(c, program)));
   else throw new ApiError(404, "not_found", "No such page.");

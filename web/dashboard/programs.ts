@@ -1,14 +1,25 @@
 // Programs: list, New Program / Settings form (every setting of SPEC 1), overview with the
 // program ID and the embed snippet.
-import type { List } from "../shared/api";
+import { ApiError, type List } from "../shared/api";
 import { clear, h, type Child } from "../shared/dom";
 import { formatDate } from "../shared/format";
 import { bpsToPercent, decimals, formatMoney, parseMajor, parsePercent, toMajor } from "../shared/money";
-import type { Program, Reward, Rewards, Schedule } from "../shared/types";
+import type { FraudAction, FraudRule, Program, Reward, Rewards, Schedule } from "../shared/types";
 import type { Ctx } from "./ctx";
+import { ruleName, RULES } from "./fraud";
 import { copyRow, field, FormErrors, group, loadMore, table } from "./ui";
 
 const WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+const DEFAULT_ACTIONS: Record<FraudRule, FraudAction> = {
+  self_referral: "reject",
+  email_domain_match: "hold",
+  disposable_email: "hold",
+  paid_traffic: "hold",
+  click_spam: "hold",
+  duplicate_payout_account: "hold",
+  banned_referrer: "off",
+};
+const ACTION_TEXT: Record<FraudAction, string> = { hold: "Hold for review", reject: "Reject", off: "Off" };
 const CURRENCIES = ["usd", "eur", "gbp", "cad", "aud", "chf", "sek", "nok", "dkk", "pln", "jpy", "inr", "brl", "mxn", "sgd", "nzd", "kwd", "bhd"];
 
 // ---- wording -------------------------------------------------------------------------------
@@ -126,7 +137,18 @@ export function programForm(ctx: Ctx, existing?: Program): HTMLElement {
       p?.rewards.sale ? (p.rewards.sale.duration_months === null || p.rewards.sale.duration_months === undefined ? "forever" : p.rewards.sale.duration_months === 0 ? "first" : "months") : "months",
     ),
     sale_months: input({ inputmode: "numeric", value: String(p?.rewards.sale?.duration_months || 12), class: "short" }),
+    click_spam_threshold: input({ inputmode: "numeric", value: String(p?.click_spam_threshold ?? 20), class: "short" }),
+    banned_referrers: h("textarea", { rows: 3, spellcheck: "false", placeholder: "coupons.example.com\ndeals.example.net" }),
   };
+  f.banned_referrers.value = (p?.banned_referrers ?? []).join("\n");
+  // One select per rule; duplicate_payout_account judges payouts, which cannot be created rejected.
+  const rules = RULES.map(([code, name, desc]) => {
+    const acts: FraudAction[] = code === "duplicate_payout_account" ? ["hold", "off"] : ["hold", "reject", "off"];
+    const sel = select(acts.map((a) => [a, ACTION_TEXT[a]]), p?.fraud_rules?.[code] ?? DEFAULT_ACTIONS[code]);
+    sel.classList.add("short");
+    return [code, sel, field(`fraud_rules.${code}`, name, sel, desc)] as const;
+  });
+  for (const [, , el] of rules) el.classList.add("rule");
   f.description.value = p?.description ?? "";
   f.domains.value = (p?.domains ?? []).join("\n");
   f.allowed_hosts.value = (p?.allowed_hosts ?? []).join("\n");
@@ -214,6 +236,28 @@ export function programForm(ctx: Ctx, existing?: Program): HTMLElement {
         durationField,
         monthsField,
       ),
+      group(
+        "fraud_group",
+        "Fraud rules",
+        h(
+          "p",
+          { class: "hint" },
+          "What happens to a commission when a rule matches. ",
+          h("strong", null, "Hold for review"),
+          ": it stays pending under Needs review until you approve or reject it. ",
+          h("strong", null, "Reject"),
+          ": it is created rejected, with the rule as its reason. ",
+          h("strong", null, "Off"),
+          ": the rule is not checked.",
+        ),
+        h("div", { class: "rules" }, rules.map((r) => r[2])),
+        h(
+          "div",
+          { class: "rules" },
+          field("click_spam_threshold", "Click spam threshold", f.click_spam_threshold, "1 to 10000: more clicks than this by one visitor on a link within 24 hours is click spam."),
+          field("banned_referrers", "Banned referrers", f.banned_referrers, "Hostnames, one per line or comma-separated (up to 100), e.g. coupons.example.com. Checked by the Banned referrer rule."),
+        ),
+      ),
     ),
     h("div", { class: "actions" }, submit, existing ? null : h("a", { href: "#/programs", class: "button secondary" }, "Cancel")),
     h("datalist", { id: "currencies" }, CURRENCIES.map((c) => h("option", { value: c.toUpperCase() }))),
@@ -274,6 +318,11 @@ export function programForm(ctx: Ctx, existing?: Program): HTMLElement {
       if (f.sale_duration.value === "months") r.duration_months = num(f.sale_months, "rewards.sale.duration_months", 0, 120, "Months");
       rewards.sale = r;
     }
+    const click_spam_threshold = num(f.click_spam_threshold, "click_spam_threshold", 1, 10000, "Click spam threshold");
+    const banned_referrers = lines(f.banned_referrers.value).map((d) => d.toLowerCase());
+    if (banned_referrers.length > 100) problems.push(["banned_referrers", "At most 100 banned referrers."]);
+    banned_referrers.forEach((d, i) => HOST.test(d) || problems.push([`banned_referrers[${i}]`, `“${d}” is not a hostname like coupons.example.com.`]));
+    const fraud_rules = Object.fromEntries(rules.map(([code, sel]) => [code, sel.value]));
     if (problems.length) return errors.show(problems);
 
     const body: Record<string, unknown> = {
@@ -291,6 +340,9 @@ export function programForm(ctx: Ctx, existing?: Program): HTMLElement {
       attribution_model: f.attribution_model.value,
       hold_days,
       rewards,
+      fraud_rules,
+      click_spam_threshold,
+      banned_referrers,
     };
     submit.disabled = true;
     errors.clear();
@@ -300,7 +352,9 @@ export function programForm(ctx: Ctx, existing?: Program): HTMLElement {
         : await ctx.call<Program>("/api/v1/programs", "POST", body);
       ctx.go(`#/programs/${saved.id}`, existing ? "Settings saved." : `Program “${saved.name}” created.`);
     } catch (err) {
-      errors.showApi(err);
+      // A refused rule: its name, not its code, in the message ("paid_traffic must be..." -> "Paid ad click must be...").
+      const code = err instanceof ApiError && err.field?.startsWith("fraud_rules.") ? err.field.slice(12) : "";
+      errors.showApi(code && err instanceof ApiError ? new ApiError(err.status, err.code, err.message.replace(new RegExp(`(?<![.\\w])${code}\\b`), ruleName(code)), err.field) : err);
     } finally {
       submit.disabled = false;
     }
@@ -317,6 +371,14 @@ export function newProgram(ctx: Ctx): void {
 
 function dl(items: [string, Child][]): HTMLElement {
   return h("dl", { class: "facts" }, items.map(([k, v]) => [h("dt", null, k), h("dd", null, v)]));
+}
+
+function fraudText(p: Program): string {
+  const by = (a: FraudAction) => RULES.filter(([c]) => p.fraud_rules?.[c] === a).map(([c]) => ruleName(c));
+  const hold = by("hold");
+  const reject = by("reject");
+  const parts = [hold.length ? `held for review: ${hold.join(", ")}` : "", reject.length ? `rejected: ${reject.join(", ")}` : ""].filter(Boolean);
+  return parts.length ? parts.join("; ").replace(/^./, (c) => c.toUpperCase()) : "All off";
 }
 
 export function programOverview(p: Program): HTMLElement {
@@ -373,6 +435,7 @@ export function programOverview(p: Program): HTMLElement {
         ["Payouts", `${formatMoney(p.min_payout, p.payout_currency)} minimum, ${scheduleText(p.payout_schedule)}`],
         ["Attribution", `${p.attribution_window_days} days, ${p.attribution_model === "first_click" ? "first" : "last"} click wins`],
         ["Hold period", `${p.hold_days} days`],
+        ["Fraud rules", fraudText(p)],
         ["Brand colour", h("span", null, h("span", { class: "swatch inline", style: `background:${p.brand_color}`, "aria-hidden": "true" }), ` ${p.brand_color}`)],
       ]),
     ),

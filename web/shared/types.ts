@@ -1,5 +1,11 @@
 export type Reward = { type: "flat" | "percentage"; amount: number; duration_months?: number | null };
 export type Rewards = { lead?: Reward | null; sale?: Reward | null };
+/** A fraud rule's code (also a held commission's reason, and a rule-rejected one's `reason`). */
+export type FraudRule = "self_referral" | "email_domain_match" | "disposable_email" | "paid_traffic" | "click_spam" | "duplicate_payout_account" | "banned_referrer";
+/** `hold`: pending until the merchant decides; `reject`: created rejected; `off`. */
+export type FraudAction = "hold" | "reject" | "off";
+/** Every rule, with its action (duplicate_payout_account is hold or off). */
+export type FraudRules = Record<FraudRule, FraudAction>;
 export type Schedule = { every: "day" } | { every: "week"; weekday: number } | { every: "month"; day: number };
 
 export interface Program {
@@ -18,6 +24,11 @@ export interface Program {
   attribution_model: "last_click" | "first_click";
   hold_days: number;
   rewards: Rewards;
+  fraud_rules: FraudRules;
+  /** click_spam: more clicks than this by one visitor on the link in 24 hours (1 to 10000). */
+  click_spam_threshold: number;
+  /** banned_referrer: referrer hostnames the rule judges. */
+  banned_referrers: string[];
   created_at?: string;
 }
 
@@ -29,6 +40,8 @@ export interface Partner {
   status: "invited" | "active" | "banned";
   payouts_enabled: boolean;
   stripe_account_id?: string | null;
+  /** Fraud rules holding the partner's payouts until the merchant approves its payout account. */
+  payout_hold_reasons?: FraudRule[];
   created_at?: string;
 }
 
@@ -74,6 +87,10 @@ export interface Commission {
   approved_at: string | null;
   paid_at: string | null;
   payout_id: string | null;
+  /** The fraud rules that held it for review (kept after the merchant's decision). */
+  hold_reasons: FraudRule[];
+  /** Pending and held: only the merchant's approve or reject decides it. */
+  held: boolean;
 }
 
 export interface Payout {

@@ -699,6 +699,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/partners/{partner_id}/approve_payout_account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a partner's payout account despite a shared account
+         * @description Needs `write`. The `duplicate_payout_account` fraud rule holds the payouts of partners paid to the same Stripe account or bank account (fingerprint) as another partner; once the merchant approves, that partner's payouts are no longer held. Idempotent.
+         */
+        post: operations["approvePartnerPayoutAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -840,6 +860,11 @@ export interface components {
              */
             hold_days?: number | null;
             rewards?: components["schemas"]["RewardsInput"] | null;
+            fraud_rules?: components["schemas"]["FraudRulesInput"];
+            /** @description click_spam: more clicks than this by one visitor on the converting link in the 24 hours up to the converting click (default 20) */
+            click_spam_threshold?: number;
+            /** @description banned_referrer: referrer hostnames whose clicks the rule judges */
+            banned_referrers?: string[];
         };
         /** @description Every field is optional; absent or null leaves a field unchanged, except `description`, `logo_url` and `cookie_domain`, which null clears. The whole result is validated again (422 if a create would refuse it). Removing a domain that still has links answers 409 `domain_in_use`. */
         ProgramPatch: {
@@ -883,6 +908,11 @@ export interface components {
              */
             hold_days?: number | null;
             rewards?: components["schemas"]["RewardsInput"] | null;
+            fraud_rules?: components["schemas"]["FraudRulesInput"];
+            /** @description click_spam: more clicks than this by one visitor on the converting link in the 24 hours up to the converting click (default 20) */
+            click_spam_threshold?: number;
+            /** @description banned_referrer: referrer hostnames whose clicks the rule judges */
+            banned_referrers?: string[];
         };
         Program: {
             id: string;
@@ -917,6 +947,11 @@ export interface components {
              * @description RFC 3339, UTC, millisecond precision
              */
             updated_at: string;
+            fraud_rules: components["schemas"]["FraudRules"];
+            /** @description click_spam: more clicks than this by one visitor on the converting link in the 24 hours up to the converting click (default 20) */
+            click_spam_threshold: number;
+            /** @description banned_referrer: referrer hostnames whose clicks the rule judges */
+            banned_referrers: string[];
         };
         /** @description A page of Program objects, newest first. */
         ProgramList: {
@@ -980,6 +1015,13 @@ export interface components {
             country: string | null;
             /** @description Why payouts are disabled: a Stripe refusal code (e.g. `insufficient_capabilities_for_transfer`) or `deauthorized`; null when enabled or never onboarded */
             payouts_disabled_reason: string | null;
+            /** @description Fraud rules holding the partner's payouts until the merchant approves its payout account (`duplicate_payout_account`: another partner, with another email, is paid to the same Stripe account or bank account) */
+            payout_hold_reasons: "duplicate_payout_account"[];
+            /**
+             * Format: date-time
+             * @description When the merchant approved the partner's payout account despite a shared account
+             */
+            payout_account_approved_at: string | null;
         };
         Invitation: {
             /** Format: uri */
@@ -1170,7 +1212,7 @@ export interface components {
             currency: string;
             /** @enum {unknown} */
             status: "pending" | "approved" | "paid" | "rejected";
-            /** @description Why rejected (`self_referral`, `refund`, `partner_banned`, or the merchant's text) */
+            /** @description Why rejected: `refund`, `partner_banned`, a fraud rule's code (`self_referral`, `paid_traffic`...), or the merchant's text */
             reason: string | null;
             /**
              * Format: int64
@@ -1197,6 +1239,10 @@ export interface components {
             approved_at: string | null;
             /** Format: date-time */
             paid_at: string | null;
+            /** @description The fraud rules that held the commission for the merchant (kept after the decision) */
+            hold_reasons: ("self_referral" | "email_domain_match" | "disposable_email" | "paid_traffic" | "click_spam" | "banned_referrer")[];
+            /** @description Pending and held: waiting for the merchant; the cron never approves it */
+            held: boolean;
         };
         /** @description A page of Commission objects, newest first. */
         CommissionList: {
@@ -1732,6 +1778,40 @@ export interface components {
             counters: {
                 [key: string]: number;
             };
+        };
+        /** @description Fraud rule -> action. `hold`: the commission stays pending with the rule in `hold_reasons` until the merchant approves or rejects it (the cron never approves it); `reject`: created rejected with the rule as its reason (`banned_referrer`: the click does not attribute); `off`. Defaults: self_referral reject, banned_referrer off, every other rule hold. duplicate_payout_account judges payouts and is hold or off. */
+        FraudRules: {
+            /** @enum {unknown} */
+            self_referral?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            email_domain_match?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            disposable_email?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            paid_traffic?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            click_spam?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            duplicate_payout_account?: "hold" | "off";
+            /** @enum {unknown} */
+            banned_referrer?: "hold" | "reject" | "off";
+        };
+        /** @description Only the rules named change; unknown rules or actions are a 422 naming `fraud_rules.<rule>`. */
+        FraudRulesInput: {
+            /** @enum {unknown} */
+            self_referral?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            email_domain_match?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            disposable_email?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            paid_traffic?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            click_spam?: "hold" | "reject" | "off";
+            /** @enum {unknown} */
+            duplicate_payout_account?: "hold" | "off";
+            /** @enum {unknown} */
+            banned_referrer?: "hold" | "reject" | "off";
         };
     };
     responses: {
@@ -2505,6 +2585,8 @@ export interface operations {
                 /** @description Only this partner's items */
                 partner_id?: components["parameters"]["filter_partner_id"];
                 status?: "pending" | "approved" | "paid" | "rejected";
+                /** @description `true`: only held commissions (pending with hold reasons: the dashboard's Needs review); `false`: all others */
+                held?: "true" | "false";
             };
             header?: never;
             path?: never;
@@ -3141,6 +3223,34 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    approvePartnerPayoutAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                partner_id: components["parameters"]["partner_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The partner */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Partner"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
     };
