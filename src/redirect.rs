@@ -106,6 +106,8 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     }
 
     let ip = headers.get("cf-connecting-ip")?;
+    let referer = headers.get("referer")?;
+    let referrer = referrer_host(referer.as_deref());
     let click_id = match state.secrets.click_key() {
         // The same visitor on the same link within the same hour (with the same flags) gets the
         // same id: the clicks consumer folds its repeated visits into one click.
@@ -114,7 +116,9 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
             let url = req.inner().url();
             let flags = ClickFlags {
                 ad_click: url.split_once('?').is_some_and(|(_, q)| has_ad_click_id(q)),
-                banned_referrer: false,
+                // Only while the program's banned_referrer rule is on (the cached list is empty
+                // otherwise): the lead judges the flag by the rule's action then.
+                banned_referrer: refport_core::fraud::referrer_banned(referrer.as_deref(), &link.banned_referrers),
             };
             click_id::issue_v2(&k, &link.link_id, now, &visitor, flags)
         }
@@ -130,7 +134,6 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     out.set("set-cookie", &attribution_cookie(&click_id, link.window_days, link.cookie_domain.as_deref()))?;
 
     let cf_country = req.cf().and_then(|cf| cf.country()).or(headers.get("cf-ipcountry")?);
-    let referer = headers.get("referer")?;
     let mut click = NewClick {
         id: click_id,
         program_id: link.program_id,
@@ -138,7 +141,7 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         link_id: link.link_id,
         at: now,
         country: country(cf_country.as_deref()),
-        referrer_host: referrer_host(referer.as_deref()),
+        referrer_host: referrer,
         ip_hash: None,
         ua_hash: None,
     };

@@ -27,8 +27,8 @@ def setup(worker, partner_email=None, **program):
     return p, pn, worker.link(pn, p)
 
 
-def lead(worker, link, email=None, ext=None):
-    cid = worker.click_id(link)
+def lead(worker, link, email=None, ext=None, **click):
+    cid = worker.click_id(link, **click)
     body = {"click_id": cid, "customer_external_id": ext or uid("cust")}
     if email:
         body["customer_email"] = email
@@ -196,3 +196,76 @@ def test_a_held_commission_can_be_refunded_and_banned_like_any_pending_one(worke
     row = commission(worker, s["commission"]["id"])
     assert (row["status"], row["reason"]) == ("rejected", "refund")
     assert s["commission"]["id"] not in held_ids(worker, p)
+
+
+# ----------------------------------------------------------------------------------------------
+# click rules: what the converting click carries in its (signed) id and what its visitor did
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("param", ["gclid", "gbraid", "wbraid", "msclkid", "ttclid", "twclid", "li_fat_id"])
+def test_paid_traffic_is_held(worker, param):
+    p, pn, ln = setup(worker)
+    # the lead comes before the click's row is written: the id itself carries the ad click
+    cm = lead(worker, ln, query=f"?utm_source=x&{param}=Cj0KCQ")["commission"]
+    assert_held(worker, p, cm, ["paid_traffic"])
+    assert approve(worker, cm)["status"] == "approved"
+
+
+def test_fbclid_and_empty_ad_ids_are_organic(worker):
+    p, pn, ln = setup(worker)
+    for q in ("?fbclid=IwAR0abc", "?gclid=", "?GCLID=abc"):
+        cm = lead(worker, ln, query=q)["commission"]
+        assert (cm["held"], cm["hold_reasons"]) == (False, []), q
+
+
+def test_paid_traffic_reject_and_off(worker):
+    p, pn, ln = setup(worker, fraud_rules={"paid_traffic": "reject"})
+    cm = lead(worker, ln, query="?gclid=abc")["commission"]
+    assert (cm["status"], cm["reason"]) == ("rejected", "paid_traffic")
+    ok(worker.patch(f"/api/v1/programs/{p['id']}", {"fraud_rules": {"paid_traffic": "off"}}))
+    cm = lead(worker, ln, query="?gclid=abc")["commission"]
+    assert (cm["status"], cm["held"]) == ("pending", False)
+
+
+def test_a_held_customers_sales_are_held_on_its_click(worker):
+    p, pn, ln = setup(worker)
+    ext = uid("cust")
+    lead(worker, ln, ext=ext, query="?msclkid=abc")
+    s = ok(worker.post(SALE, {"customer_external_id": ext, "amount": 5000, "currency": "usd", "invoice_id": uid("inv")}))
+    assert_held(worker, p, s["commission"], ["paid_traffic"])
+    assert reject(worker, s["commission"])["status"] == "rejected"
+
+
+def test_click_spam_is_held_past_the_threshold(worker):
+    p, pn, ln = setup(worker, click_spam_threshold=3)
+    spammer, normal = worker.visitor(), worker.visitor()
+    for _ in range(5):
+        assert worker.click(ln, visitor=spammer).status_code == 302
+    worker.click(ln, visitor=normal)
+    # the visits are stored by the clicks queue (one row, 5 hits) before the conversion
+    worker.wait_count("SELECT COALESCE(SUM(hits), 0) FROM clicks WHERE link_id = ?", ln["id"], expect=6)
+    held = lead(worker, ln, visitor=spammer)["commission"]
+    assert_held(worker, p, held, ["click_spam"])
+    clean = lead(worker, ln, visitor=normal)["commission"]
+    assert (clean["held"], clean["hold_reasons"]) == (False, [])
+    run_cron(worker)
+    assert commission(worker, clean["id"])["status"] == "approved"
+    assert reject(worker, held)["status"] == "rejected"
+
+
+def test_banned_referrer(worker):
+    p, pn, ln = setup(worker, banned_referrers=["coupons.example"])
+    ref = {"Referer": "https://www.coupons.example/acme-deals"}
+    # off by default: nothing happens
+    cm = lead(worker, ln, headers=ref)["commission"]
+    assert cm["hold_reasons"] == []
+    # hold: the click carries the flag; another referrer does not
+    ok(worker.patch(f"/api/v1/programs/{p['id']}", {"fraud_rules": {"banned_referrer": "hold"}}))
+    cm = lead(worker, ln, headers=ref)["commission"]
+    assert_held(worker, p, cm, ["banned_referrer"])
+    cm = lead(worker, ln, headers={"Referer": "https://blog.example/post"})["commission"]
+    assert cm["hold_reasons"] == []
+    # reject: such a click does not attribute at all
+    ok(worker.patch(f"/api/v1/programs/{p['id']}", {"fraud_rules": {"banned_referrer": "reject"}}))
+    body = lead(worker, ln, headers=ref)
+    assert (body["attributed"], body["reason"], body["commission"]) == (False, "click_not_found", None)

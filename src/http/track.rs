@@ -171,8 +171,9 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let program_id = program_id(c, lead.program_id.clone(), || async { Ok(click_program) }).await?;
     let (external_id, event_name) = (&lead.customer_external_id, &lead.event_name);
     let presented_partner = click.as_ref().map(|k| k.partner_id.as_str());
-    let (load, presented_partner) =
-        conversions::load_lead(db, &program_id, external_id, event_name, presented_partner).await?;
+    let recent: &[String] = click.as_ref().map_or(&[], |k| k.recent_ids.as_slice());
+    let (load, presented_partner, visits) =
+        conversions::load_lead(db, &program_id, external_id, event_name, presented_partner, recent).await?;
     let program = load.program.ok_or(ApiError::NotFound("program"))?;
     if let Some(stored) = load.stored {
         return respond_event(&stored); // a retry: answer what the first request stored
@@ -184,7 +185,16 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
         link_id: k.link_id,
         partner_id: k.partner_id,
         at: k.created_at,
-        signals: ClickSignals::default(),
+        // What a v2 click id carries (its flags) and what the visitor did in the 24 hours up to
+        // it (the visits stored under its ids of those hours).
+        signals: match k.visit {
+            Some(v) => ClickSignals {
+                paid_traffic: v.flags.ad_click,
+                banned_referrer: v.flags.banned_referrer,
+                click_spam: visits > i64::from(program.settings.click_spam_threshold),
+            },
+            None => ClickSignals::default(),
+        },
     });
     let existing = existing_click(&program.id, load.customer, load.partner);
     let email = crate::email_lists::facts(lead.customer_email.as_deref());

@@ -348,14 +348,24 @@ pub struct ClickForLead {
     pub link_id: String,
     pub created_at: i64,
     pub partner_status: refport_core::partner::PartnerStatus,
+    /// The verified v2 id's visit (visitor and flags); `None` for v1 and unsigned ids.
+    #[serde(skip)]
+    pub visit: Option<refport_core::click_id::Visit>,
+    /// The ids of the same visitor on the same link in the 24 hours up to this click (v2 only),
+    /// for the `click_spam` rule.
+    #[serde(skip)]
+    pub recent_ids: Vec<String>,
 }
 
 /// The click of a lead. A signed click id (see `refport_core::click_id`) that verifies under
 /// `key` is answered from its link without reading the click's row, which the clicks queue
 /// may not have written yet (or retention already deleted); any other id from its row.
 pub async fn get_for_lead(db: &D1Database, key: Option<&[u8; 32]>, id: &str) -> StoreResult<Option<ClickForLead>> {
-    if let Some(signed) = key.and_then(|k| refport_core::click_id::verify(k, id)) {
-        return super::first(query!(
+    if let Some((k, signed)) = key.and_then(|k| Some((k, refport_core::click_id::verify(k, id)?))) {
+        let recent_ids = (0..24)
+            .filter_map(|h| refport_core::click_id::sibling(k, &signed, signed.at - h * refport_core::click_id::HOUR_MS))
+            .collect();
+        let found: Option<ClickForLead> = super::first(query!(
             db,
             "SELECT ?2 AS id, l.program_id, l.partner_id, l.id AS link_id, ?3 AS created_at, p.status AS partner_status
              FROM links l JOIN partners p ON p.id = l.partner_id WHERE l.id = ?1",
@@ -363,7 +373,8 @@ pub async fn get_for_lead(db: &D1Database, key: Option<&[u8; 32]>, id: &str) -> 
             id,
             signed.at
         )?)
-        .await;
+        .await?;
+        return Ok(found.map(|c| ClickForLead { visit: signed.visit, recent_ids, ..c }));
     }
     super::first(query!(
         db,

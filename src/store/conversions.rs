@@ -291,18 +291,27 @@ async fn load(
     Ok((loaded, r.split_off(r.len().min(5))))
 }
 
-/// A lead's load, and the partner of the click it presented (`presented_partner_id`).
+/// A lead's load, the partner of the click it presented (`presented_partner_id`) and the
+/// visits stored under `recent_click_ids` (the presented visitor's ids of the last 24 hours, at
+/// most 100: the `click_spam` rule), in the same round trip.
 pub async fn load_lead(
     db: &D1Database,
     program_id: &str,
     external_id: &str,
     event_name: &str,
     presented_partner_id: Option<&str>,
-) -> StoreResult<(ConversionLoad, Option<Partner>)> {
+    recent_click_ids: &[String],
+) -> StoreResult<(ConversionLoad, Option<Partner>, i64)> {
+    #[derive(Deserialize)]
+    struct Hits {
+        hits: i64,
+    }
     let stored = stored_lead_stmts(db, program_id, external_id, event_name)?;
     let presented = super::partners::get_stmt(db, presented_partner_id)?;
-    let (loaded, extra) = load(db, program_id, external_id, stored, vec![presented]).await?;
-    Ok((loaded, super::partners::read(extra.first())?))
+    let hits = super::clicks::visitor_hits_stmt(db, recent_click_ids)?;
+    let (loaded, extra) = load(db, program_id, external_id, stored, vec![presented, hits]).await?;
+    let hits = super::first_row::<Hits>(extra.get(1))?.map_or(0, |h| h.hits);
+    Ok((loaded, super::partners::read(extra.first())?, hits))
 }
 
 /// A sale's load: its stored sale is the one with its invoice id.
