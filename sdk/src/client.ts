@@ -151,6 +151,11 @@ export class Partners extends Resource {
   stats(id: string, options?: RequestOptions): Promise<PartnerStats> {
     return this._get(`/api/v1/partners/${seg(id)}/stats`, undefined, options);
   }
+  /** Approves the partner's payout account despite an account shared with another partner
+   * (the `duplicate_payout_account` fraud rule): its payouts are no longer held. Idempotent. */
+  approvePayoutAccount(id: string, options?: RequestOptions): Promise<Partner> {
+    return this._post(`/api/v1/partners/${seg(id)}/approve_payout_account`, undefined, true, options);
+  }
 }
 
 export class Links extends Resource {

@@ -121,6 +121,8 @@ export interface CommissionListParams extends ListParams {
   program_id?: string;
   partner_id?: string;
   status?: CommissionStatus;
+  /** `true`: only commissions held by a fraud rule for the merchant (pending with `hold_reasons`). */
+  held?: boolean;
 }
 
 export interface PayoutListParams extends ListParams {
