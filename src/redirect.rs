@@ -11,14 +11,14 @@
 use crate::bot;
 use crate::http::{headers, respond};
 use crate::metrics::{self, Counter};
-use crate::state::{now_ms, random, AppState};
+use crate::state::{self, now_ms, random, AppState};
 use crate::store::clicks::{self, NewClick};
 use crate::store::link_cache::{self, CachedLink, Lookup};
 use refport_core::click::{attribution_cookie, classify, country, has_ad_click_id, referrer_host, Visit};
 use refport_core::click_id::{self, ClickFlags};
 use refport_core::crypto::hmac_sha256_hex;
 use refport_core::ids;
-use refport_core::link::redirect_location;
+use refport_core::link::{redirect_location, split_url};
 use worker::{Context, Env, Headers, Method, Request, Response};
 
 const NOT_FOUND_PAGE: &str = "<!doctype html><meta charset=utf-8><title>Link not found</title>\
@@ -64,15 +64,19 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         return Ok(plain(405, "Method not allowed"));
     }
     let method = req.method();
-    let path = req.path();
-    let key = &path[1..];
+    // One read of the URL, split here (no URL parser on the hot path): the key is the path
+    // after its `/`, the query what follows `?`.
+    let url = req.inner().url();
+    let (path, query) = split_url(&url);
+    let key = path.strip_prefix('/').unwrap_or("");
     let headers = req.headers();
     let host = headers.get("host")?.unwrap_or_default();
     let host = host.split(':').next().unwrap_or("").to_ascii_lowercase();
     if !is_key(key) || host.is_empty() {
         return Ok(not_found());
     }
-    let state = AppState::load(&env)?;
+    // A warm redirect needs no binding: only the isolate's secrets (the click id's key).
+    let (secrets, _) = state::settings(&env);
     let now = now_ms();
     metrics::add(Counter::redirects, 1);
     let link = match link_cache::isolate_get(&host, key, now) {
@@ -84,7 +88,7 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
             metrics::add(Counter::redirect_isolate_cache_hits, 1);
             return Ok(not_found());
         }
-        None => match resolve(&state, &ctx, &host, key, now).await? {
+        None => match resolve(&AppState::load(&env)?, &ctx, &host, key, now).await? {
             Some(l) => l,
             None => return Ok(not_found()),
         },
@@ -108,14 +112,13 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     let ip = headers.get("cf-connecting-ip")?;
     let referer = headers.get("referer")?;
     let referrer = referrer_host(referer.as_deref());
-    let click_id = match state.secrets.click_key() {
+    let click_id = match secrets.click_key() {
         // The same visitor on the same link within the same hour (with the same flags) gets the
         // same id: the clicks consumer folds its repeated visits into one click.
         Some(k) => {
             let visitor = click_id::visitor(&k, ip.as_deref(), ua.as_deref());
-            let url = req.inner().url();
             let flags = ClickFlags {
-                ad_click: url.split_once('?').is_some_and(|(_, q)| has_ad_click_id(q)),
+                ad_click: query.is_some_and(has_ad_click_id),
                 // Only while the program's banned_referrer rule is on (the cached list is empty
                 // otherwise): the lead judges the flag by the rule's action then.
                 banned_referrer: refport_core::fraud::referrer_banned(referrer.as_deref(), &link.banned_referrers),
@@ -145,13 +148,13 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         ip_hash: None,
         ua_hash: None,
     };
-    if let Some(dataset) = state.analytics() {
+    if let Some(dataset) = state::analytics(&env) {
         // Not awaited and never blocking: a failed data point costs the merchant a dashboard
         // sample, never the click.
         let _ = analytics_point(&dataset, &click);
     }
     // The visitor hashes are computed after the response: nothing in it depends on them.
-    state.in_background(&ctx, move |s| async move {
+    state::background(&env, &ctx, move |s| async move {
         let salt = s.secrets.ip_hash_salt.as_ref().map(|k| k.bytes()).unwrap_or_default();
         click.ip_hash = ip.map(|ip| visitor_hash(salt, &ip));
         click.ua_hash = ua.map(|ua| visitor_hash(salt, &ua));

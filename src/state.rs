@@ -123,6 +123,41 @@ fn secret_list(env: &Env, name: &str) -> Vec<Secret> {
 thread_local! {
     /// The isolate's secrets and variables, read on first use.
     static SETTINGS: OnceCell<(Rc<Secrets>, Rc<Config>)> = const { OnceCell::new() };
+    /// Whether the `ANALYTICS` binding exists, learnt on first use (bindings only change with a
+    /// deployment): an unbound name costs an error object per lookup.
+    static ANALYTICS_BOUND: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+/// The isolate's secrets and variables (read from `env` once): what a path that needs no
+/// binding (a warm redirect) uses instead of a whole [`AppState`].
+pub fn settings(env: &Env) -> (Rc<Secrets>, Rc<Config>) {
+    SETTINGS.with(|cell| cell.get_or_init(|| read_settings(env)).clone())
+}
+
+/// The optional Workers Analytics Engine dataset (`ANALYTICS`); `None` when not bound.
+pub fn analytics(env: &Env) -> Option<worker::AnalyticsEngineDataset> {
+    if ANALYTICS_BOUND.with(|b| b.get()) == Some(false) {
+        return None;
+    }
+    // An unbound name is `undefined`, which `get_binding` answers with an error.
+    let found = env.analytics_engine("ANALYTICS").ok();
+    ANALYTICS_BOUND.with(|b| b.set(Some(found.is_some())));
+    found
+}
+
+/// Runs `work` with a fresh state after the response is sent (`ctx.wait_until`).
+pub fn background<F, Fut>(env: &Env, ctx: &worker::Context, work: F)
+where
+    F: FnOnce(AppState) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let env = env.clone();
+    ctx.wait_until(async move {
+        match AppState::load(&env) {
+            Ok(state) => work(state).await,
+            Err(e) => worker::console_error!("background work: {e}"),
+        }
+    });
 }
 
 fn read_settings(env: &Env) -> (Rc<Secrets>, Rc<Config>) {
@@ -161,7 +196,7 @@ fn read_settings(env: &Env) -> (Rc<Secrets>, Rc<Config>) {
 
 impl AppState {
     pub fn load(env: &Env) -> Result<AppState> {
-        let (secrets, config) = SETTINGS.with(|cell| cell.get_or_init(|| read_settings(env)).clone());
+        let (secrets, config) = settings(env);
         Ok(AppState { db: env.d1("DB")?, links: env.kv("LINKS")?, secrets, config, env: env.clone() })
     }
 
@@ -182,8 +217,7 @@ impl AppState {
 
     /// The optional Workers Analytics Engine dataset (`ANALYTICS`); `None` when not bound.
     pub fn analytics(&self) -> Option<worker::AnalyticsEngineDataset> {
-        // An unbound name is `undefined`, which `get_binding` answers with an error.
-        self.env.analytics_engine("ANALYTICS").ok()
+        analytics(&self.env)
     }
 
     /// Runs `work` with a fresh state after the response is sent (`ctx.wait_until`).
@@ -192,13 +226,7 @@ impl AppState {
         F: FnOnce(AppState) -> Fut + 'static,
         Fut: std::future::Future<Output = ()> + 'static,
     {
-        let env = self.env.clone();
-        ctx.wait_until(async move {
-            match AppState::load(&env) {
-                Ok(state) => work(state).await,
-                Err(e) => worker::console_error!("background work: {e}"),
-            }
-        });
+        background(&self.env, ctx, work)
     }
 }
 

@@ -119,6 +119,19 @@ pub fn short_url(domain: &str, key: &str) -> String {
     format!("https://{domain}/{key}")
 }
 
+/// The path and the query (without `?`) of an absolute request URL as the runtime gives it
+/// (`https://host/path?query#fragment`), without a URL parser: what the redirect's hot path
+/// reads (the path stays percent-encoded, as the runtime sent it).
+pub fn split_url(url: &str) -> (&str, Option<&str>) {
+    let after_scheme = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = after_scheme.find('/').map_or("/", |i| &after_scheme[i..]);
+    let rest = rest.split_once('#').map_or(rest, |(r, _)| r);
+    match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +156,11 @@ mod tests {
     #[test]
     fn hostnames() {
         assert_eq!(parse_hostname("d", "Go.Acme.com").unwrap(), "go.acme.com");
+        assert_eq!(split_url("https://go.acme.com/ann?gclid=1&x=2#f"), ("/ann", Some("gclid=1&x=2")));
+        assert_eq!(split_url("https://go.acme.com/ann"), ("/ann", None));
+        assert_eq!(split_url("https://go.acme.com"), ("/", None));
+        assert_eq!(split_url("https://go.acme.com/?q"), ("/", Some("q")));
+        assert_eq!(split_url("http://127.0.0.1:8787/a%20b?"), ("/a%20b", Some("")));
         assert!(parse_hostname("d", "localhost").is_err());
         assert!(parse_hostname("d", "go.acme.com:8080").is_err());
         assert!(parse_hostname("d", "-a.com").is_err());
