@@ -319,6 +319,9 @@ def test_success_and_error_answers_match_the_document(worker, stripe_server):
         c.check("POST", V + "/commissions/{commission_id}/reject", worker.post(f"{V}/commissions/{fx_cm}/reject", {"reason": "duplicate order"}), 200)
         c.check("POST", V + "/commissions/{commission_id}/approve", worker.post(f"{V}/commissions/{by_kind['lead']['id']}/approve"), 200)
         c.check("GET", V + "/partners/{partner_id}/stats", worker.get(f"{V}/partners/{pn['id']}/stats"), 200)
+        c.check("POST", V + "/partners/{partner_id}/approve_payout_account",
+                worker.post(f"{V}/partners/{pn['id']}/approve_payout_account"), 200)
+        c.check("GET", V + "/commissions", worker.get(f"{V}/commissions?program_id={pid}&held=true"), 200)
         c.check("GET", V + "/programs/{program_id}/stats", worker.get(f"{V}/programs/{pid}/stats?group_by=partner"), 200)
         c.check("GET", V + "/programs/{program_id}/stats", worker.get(f"{V}/programs/{pid}/stats?from=2026-13-01"), 400)
         c.check("GET", V + "/metrics", worker.get(f"{V}/metrics"), 200)
