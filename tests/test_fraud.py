@@ -158,6 +158,7 @@ def test_self_referral_actions(worker):
     ok(worker.patch(f"/api/v1/programs/{p['id']}", {"fraud_rules": {"self_referral": "hold"}}))
     cm = lead(worker, ln, pn["email"])["commission"]
     assert_held(worker, p, cm, ["self_referral"])
+    assert approve(worker, cm)["status"] == "approved"
     ok(worker.patch(f"/api/v1/programs/{p['id']}", {"fraud_rules": {"self_referral": "off"}}))
     cm = lead(worker, ln, pn["email"])["commission"]
     assert (cm["status"], cm["held"]) == ("pending", False)
@@ -263,6 +264,7 @@ def test_banned_referrer(worker):
     ok(worker.patch(f"/api/v1/programs/{p['id']}", {"fraud_rules": {"banned_referrer": "hold"}}))
     cm = lead(worker, ln, headers=ref)["commission"]
     assert_held(worker, p, cm, ["banned_referrer"])
+    assert reject(worker, cm)["reason"] == "looks like fraud"
     cm = lead(worker, ln, headers={"Referer": "https://blog.example/post"})["commission"]
     assert cm["hold_reasons"] == []
     # reject: such a click does not attribute at all
