@@ -239,14 +239,16 @@ def test_a_held_customers_sales_are_held_on_its_click(worker):
 
 def test_click_spam_is_held_past_the_threshold(worker):
     p, pn, ln = setup(worker, click_spam_threshold=3)
+    other = worker.link(pn, p, path="/pricing")
     spammer, normal = worker.visitor(), worker.visitor()
-    for _ in range(5):
-        assert worker.click(ln, visitor=spammer).status_code == 302
+    # 4 visits over two of the partner's links (one of them with an ad click id: its own row)
+    for link, q in ((ln, ""), (ln, ""), (other, ""), (other, "?gclid=x")):
+        assert worker.click(link, visitor=spammer, query=q).status_code == 302
     worker.click(ln, visitor=normal)
-    # the visits are stored by the clicks queue (one row, 5 hits) before the conversion
-    worker.wait_count("SELECT COALESCE(SUM(hits), 0) FROM clicks WHERE link_id = ?", ln["id"], expect=6)
+    worker.wait_count("SELECT COALESCE(SUM(hits), 0) FROM clicks WHERE partner_id = ?", pn["id"], expect=5)
     held = lead(worker, ln, visitor=spammer)["commission"]
     assert_held(worker, p, held, ["click_spam"])
+    # 4 visits in 24 hours on the partner's links: more than 3, whichever link converts
     clean = lead(worker, ln, visitor=normal)["commission"]
     assert (clean["held"], clean["hold_reasons"]) == (False, [])
     run_cron(worker)

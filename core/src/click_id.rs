@@ -216,6 +216,21 @@ pub fn cutoff_id(at: i64) -> String {
     ids::new_id(ids::CLICK, at, [0; 10])
 }
 
+/// The id prefix shared by every v2 click of `signed`'s visitor in the hour starting at
+/// `bucket_at`, whatever the link and the flags: `clk_`, the hour and the visitor (the first 25
+/// characters of the stamp; the 26th holds the flags). Ids sort by it, so a primary-key range
+/// scan finds the visitor's clicks of that hour on any link. `None` for v1 ids.
+pub fn visitor_hour_prefix(signed: &SignedClick, bucket_at: i64) -> Option<String> {
+    let visit = signed.visit?;
+    let mut random = [0u8; 10];
+    let bits = visit.visitor.0 << FLAG_BITS;
+    for (i, b) in random.iter_mut().enumerate() {
+        *b = (bits >> (8 * (9 - i))) as u8;
+    }
+    let id = ids::new_id(ids::CLICK, bucket(bucket_at), random);
+    Some(id[..ids::CLICK.len() + STAMP].to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,6 +314,24 @@ mod tests {
         assert_eq!(issue_v2(&KEY, "pn_x", T, &me, flags), None);
         assert_eq!(issue_v2(&KEY, LINK, -1, &me, flags), None);
         assert_eq!(issue_v2(&KEY, LINK, 1 << 48, &me, flags), None);
+    }
+
+    #[test]
+    fn hour_prefixes_span_links_and_flags() {
+        let (ann, bob) = (v("192.0.2.1", "UA"), v("192.0.2.2", "UA"));
+        let t = 1_764_036_000_000 + 1_234_567;
+        let ad = ClickFlags { ad_click: true, banned_referrer: false };
+        let a1 = issue_v2(&KEY, "link_01JZ0000000000000000000000", t, &ann, ClickFlags::default()).unwrap();
+        let a2 = issue_v2(&KEY, "link_01JZ0000000000000000000001", t + 60_000, &ann, ad).unwrap();
+        let b1 = issue_v2(&KEY, "link_01JZ0000000000000000000000", t, &bob, ClickFlags::default()).unwrap();
+        let p = visitor_hour_prefix(&verify(&KEY, &a1).unwrap(), t).unwrap();
+        assert_eq!(p.len(), 4 + 25);
+        assert!(a1.starts_with(&p) && a2.starts_with(&p) && !b1.starts_with(&p));
+        // another hour, another prefix; a v1 id has none
+        let later = visitor_hour_prefix(&verify(&KEY, &a1).unwrap(), t + HOUR_MS).unwrap();
+        assert!(!a1.starts_with(&later) && later > p);
+        let legacy = issue(&KEY, "link_01JZ0000000000000000000000", t, [9; 10]).unwrap();
+        assert_eq!(visitor_hour_prefix(&verify(&KEY, &legacy).unwrap(), t), None);
     }
 
     #[test]

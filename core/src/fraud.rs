@@ -25,7 +25,7 @@ pub enum Rule {
     DisposableEmail,
     /// The converting click came with an ad platform's click id: a partner bidding on the brand.
     PaidTraffic,
-    /// The converting visitor clicked the partner's link more than the program's
+    /// The converting visitor visited the partner's links more than the program's
     /// `click_spam_threshold` times in the 24 hours up to the converting click.
     ClickSpam,
     /// The partner is paid to the same Stripe account or bank account as another partner
@@ -84,7 +84,7 @@ impl Rule {
             Rule::EmailDomainMatch => "the customer's email domain is the partner's",
             Rule::DisposableEmail => "the customer used a disposable email address",
             Rule::PaidTraffic => "the click came from a paid ad (gclid, msclkid, ttclid...)",
-            Rule::ClickSpam => "the visitor clicked the link unusually often",
+            Rule::ClickSpam => "the visitor clicked the partner's links unusually often",
             Rule::DuplicatePayoutAccount => "another partner is paid to the same account",
             Rule::BannedReferrer => "the click came from a banned referrer",
         }

@@ -37,7 +37,7 @@ pub struct ProgramSettings {
     /// read as the defaults.
     #[serde(default)]
     pub fraud_rules: FraudRules,
-    /// `click_spam`: more clicks than this by one visitor on a link in 24 hours.
+    /// `click_spam`: more visits than this by one visitor to a partner's links in 24 hours.
     #[serde(default = "default_click_spam_threshold")]
     pub click_spam_threshold: u32,
     /// `banned_referrer`: referrer hosts whose clicks are judged by that rule.

@@ -171,7 +171,7 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let program_id = program_id(c, lead.program_id.clone(), || async { Ok(click_program) }).await?;
     let (external_id, event_name) = (&lead.customer_external_id, &lead.event_name);
     let presented_partner = click.as_ref().map(|k| k.partner_id.as_str());
-    let recent: &[String] = click.as_ref().map_or(&[], |k| k.recent_ids.as_slice());
+    let recent: &[String] = click.as_ref().map_or(&[], |k| k.recent_hours.as_slice());
     let (load, presented_partner, visits) =
         conversions::load_lead(db, &program_id, external_id, event_name, presented_partner, recent).await?;
     let program = load.program.ok_or(ApiError::NotFound("program"))?;

@@ -41,8 +41,6 @@ pub const ROWS_PER_INSERT: usize = 100 / PARAMS;
 const IDS_PER_HITS: usize = 100 / 2;
 /// Row keys per previous-hour fold (4 parameters each).
 const IDS_PER_FOLD: usize = 100 / 4;
-/// Click ids per `visitor_hits` statement.
-pub const IDS_PER_HITS_QUERY: usize = 100;
 
 /// What a batch write did, from D1's own counters.
 #[derive(Clone, Copy, Debug, Default)]
@@ -271,31 +269,32 @@ fn count_new(db: &D1Database, keys: &[&Key], stmts: &mut Vec<D1PreparedStatement
     Ok(())
 }
 
-/// The sum of the `hits` of the stored clicks among `ids` (the visits of a visitor to a link:
-/// its v2 ids of past hours, `refport_core::click_id::sibling`). Ids without a row add nothing.
-pub async fn visitor_hits(db: &D1Database, ids: &[String]) -> StoreResult<i64> {
-    #[derive(Deserialize)]
-    struct Sum {
-        hits: i64,
-    }
-    let mut total = 0;
-    for chunk in ids.chunks(IDS_PER_HITS_QUERY) {
-        total += super::first::<Sum>(visitor_hits_stmt(db, chunk)?).await?.map_or(0, |s| s.hits);
-    }
-    Ok(total)
-}
+/// Hour prefixes per [`partner_visits_stmt`] (two bound parameters each, one for the partner).
+pub const MAX_VISIT_HOURS: usize = 48;
 
-/// The statement of [`visitor_hits`] for up to 100 ids (D1's bound-parameter limit), to put in
-/// a batch: one row, `hits` (0 when none is stored).
-pub fn visitor_hits_stmt(db: &D1Database, ids: &[String]) -> worker::Result<D1PreparedStatement> {
-    if ids.len() > IDS_PER_HITS_QUERY {
-        return Err(worker::Error::RustError(format!("visitor_hits_stmt: {} ids, at most 100", ids.len())));
-    }
-    if ids.is_empty() {
+/// The visits (`hits`) one visitor paid to a partner's links, over the hours whose id prefixes
+/// are given (`refport_core::click_id::visitor_hour_prefix`: every v2 click of the visitor in
+/// that hour, any link, any flags, shares it): primary-key range scans only, to put in a batch.
+/// One row, `hits` (0 when none is stored).
+pub fn partner_visits_stmt(
+    db: &D1Database,
+    partner_id: &str,
+    hour_prefixes: &[String],
+) -> worker::Result<D1PreparedStatement> {
+    if hour_prefixes.is_empty() {
         return Ok(db.prepare("SELECT 0 AS hits"));
     }
-    let sql = format!("SELECT COALESCE(SUM(hits), 0) AS hits FROM clicks WHERE id IN ({})", placeholders(1, ids.len()));
-    let args: Vec<JsValue> = ids.iter().map(|id| JsValue::from_str(id)).collect();
+    let prefixes = &hour_prefixes[..hour_prefixes.len().min(MAX_VISIT_HOURS)];
+    let ranges = (0..prefixes.len())
+        .map(|i| format!("(id > ?{} AND id < ?{})", 2 + 2 * i, 3 + 2 * i))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let sql = format!("SELECT COALESCE(SUM(hits), 0) AS hits FROM clicks WHERE partner_id = ?1 AND ({ranges})");
+    let mut args: Vec<JsValue> = vec![JsValue::from_str(partner_id)];
+    for p in prefixes {
+        args.push(JsValue::from_str(p));
+        args.push(JsValue::from_str(&format!("{p}~")));
+    }
     db.prepare(&sql).bind(&args)
 }
 
@@ -351,19 +350,21 @@ pub struct ClickForLead {
     /// The verified v2 id's visit (visitor and flags); `None` for v1 and unsigned ids.
     #[serde(skip)]
     pub visit: Option<refport_core::click_id::Visit>,
-    /// The ids of the same visitor on the same link in the 24 hours up to this click (v2 only),
-    /// for the `click_spam` rule.
+    /// The id prefixes of the same visitor's clicks (any link) in the 24 hours up to this click
+    /// (v2 only), for the `click_spam` rule.
     #[serde(skip)]
-    pub recent_ids: Vec<String>,
+    pub recent_hours: Vec<String>,
 }
 
 /// The click of a lead. A signed click id (see `refport_core::click_id`) that verifies under
 /// `key` is answered from its link without reading the click's row, which the clicks queue
 /// may not have written yet (or retention already deleted); any other id from its row.
 pub async fn get_for_lead(db: &D1Database, key: Option<&[u8; 32]>, id: &str) -> StoreResult<Option<ClickForLead>> {
-    if let Some((k, signed)) = key.and_then(|k| Some((k, refport_core::click_id::verify(k, id)?))) {
-        let recent_ids = (0..24)
-            .filter_map(|h| refport_core::click_id::sibling(k, &signed, signed.at - h * refport_core::click_id::HOUR_MS))
+    if let Some(signed) = key.and_then(|k| refport_core::click_id::verify(k, id)) {
+        let recent_hours = (0..24)
+            .filter_map(|h| {
+                refport_core::click_id::visitor_hour_prefix(&signed, signed.at - h * refport_core::click_id::HOUR_MS)
+            })
             .collect();
         let found: Option<ClickForLead> = super::first(query!(
             db,
@@ -374,7 +375,7 @@ pub async fn get_for_lead(db: &D1Database, key: Option<&[u8; 32]>, id: &str) -> 
             signed.at
         )?)
         .await?;
-        return Ok(found.map(|c| ClickForLead { visit: signed.visit, recent_ids, ..c }));
+        return Ok(found.map(|c| ClickForLead { visit: signed.visit, recent_hours, ..c }));
     }
     super::first(query!(
         db,

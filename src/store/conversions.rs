@@ -292,15 +292,15 @@ async fn load(
 }
 
 /// A lead's load, the partner of the click it presented (`presented_partner_id`) and the
-/// visits stored under `recent_click_ids` (the presented visitor's ids of the last 24 hours, at
-/// most 100: the `click_spam` rule), in the same round trip.
+/// visits the presented visitor paid to that partner's links in the hours of `recent_hours` (the
+/// visitor's id prefixes of the last 24 hours: the `click_spam` rule), in the same round trip.
 pub async fn load_lead(
     db: &D1Database,
     program_id: &str,
     external_id: &str,
     event_name: &str,
     presented_partner_id: Option<&str>,
-    recent_click_ids: &[String],
+    recent_hours: &[String],
 ) -> StoreResult<(ConversionLoad, Option<Partner>, i64)> {
     #[derive(Deserialize)]
     struct Hits {
@@ -308,7 +308,7 @@ pub async fn load_lead(
     }
     let stored = stored_lead_stmts(db, program_id, external_id, event_name)?;
     let presented = super::partners::get_stmt(db, presented_partner_id)?;
-    let hits = super::clicks::visitor_hits_stmt(db, recent_click_ids)?;
+    let hits = super::clicks::partner_visits_stmt(db, presented_partner_id.unwrap_or(""), recent_hours)?;
     let (loaded, extra) = load(db, program_id, external_id, stored, vec![presented, hits]).await?;
     let hits = super::first_row::<Hits>(extra.get(1))?.map_or(0, |h| h.hits);
     Ok((loaded, super::partners::read(extra.first())?, hits))

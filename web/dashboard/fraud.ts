@@ -15,7 +15,7 @@ export const RULES: [FraudRule, string, string][] = [
   ["email_domain_match", "Same email domain", "The customer's email domain is the partner's (free-mail providers excepted)."],
   ["disposable_email", "Disposable email", "The customer used a disposable email address."],
   ["paid_traffic", "Paid ad click", "The click came from a paid ad (gclid, msclkid, ttclid…)."],
-  ["click_spam", "Click spam", "The visitor clicked the link unusually often."],
+  ["click_spam", "Click spam", "The visitor clicked the partner's links unusually often."],
   ["duplicate_payout_account", "Shared payout account", "Another partner is paid to the same Stripe or bank account."],
   ["banned_referrer", "Banned referrer", "The click came from a banned referrer."],
 ];

@@ -254,7 +254,7 @@ export function programForm(ctx: Ctx, existing?: Program): HTMLElement {
         h(
           "div",
           { class: "rules" },
-          field("click_spam_threshold", "Click spam threshold", f.click_spam_threshold, "1 to 10000: more clicks than this by one visitor on a link within 24 hours is click spam."),
+          field("click_spam_threshold", "Click spam threshold", f.click_spam_threshold, "1 to 10000: more visits than this by one visitor to the partner's links within 24 hours is click spam."),
           field("banned_referrers", "Banned referrers", f.banned_referrers, "Hostnames, one per line or comma-separated (up to 100), e.g. coupons.example.com. Checked by the Banned referrer rule."),
         ),
       ),

@@ -861,7 +861,7 @@ export interface components {
             hold_days?: number | null;
             rewards?: components["schemas"]["RewardsInput"] | null;
             fraud_rules?: components["schemas"]["FraudRulesInput"];
-            /** @description click_spam: more clicks than this by one visitor on the converting link in the 24 hours up to the converting click (default 20) */
+            /** @description click_spam: more visits than this by one visitor to the partner's links in the 24 hours up to the converting click (default 20) */
             click_spam_threshold?: number;
             /** @description banned_referrer: referrer hostnames whose clicks the rule judges */
             banned_referrers?: string[];
@@ -909,7 +909,7 @@ export interface components {
             hold_days?: number | null;
             rewards?: components["schemas"]["RewardsInput"] | null;
             fraud_rules?: components["schemas"]["FraudRulesInput"];
-            /** @description click_spam: more clicks than this by one visitor on the converting link in the 24 hours up to the converting click (default 20) */
+            /** @description click_spam: more visits than this by one visitor to the partner's links in the 24 hours up to the converting click (default 20) */
             click_spam_threshold?: number;
             /** @description banned_referrer: referrer hostnames whose clicks the rule judges */
             banned_referrers?: string[];
@@ -948,7 +948,7 @@ export interface components {
              */
             updated_at: string;
             fraud_rules: components["schemas"]["FraudRules"];
-            /** @description click_spam: more clicks than this by one visitor on the converting link in the 24 hours up to the converting click (default 20) */
+            /** @description click_spam: more visits than this by one visitor to the partner's links in the 24 hours up to the converting click (default 20) */
             click_spam_threshold: number;
             /** @description banned_referrer: referrer hostnames whose clicks the rule judges */
             banned_referrers: string[];
@@ -1060,6 +1060,13 @@ export interface components {
             country: string | null;
             /** @description Why payouts are disabled: a Stripe refusal code (e.g. `insufficient_capabilities_for_transfer`) or `deauthorized`; null when enabled or never onboarded */
             payouts_disabled_reason: string | null;
+            /** @description Fraud rules holding the partner's payouts until the merchant approves its payout account (`duplicate_payout_account`: another partner, with another email, is paid to the same Stripe account or bank account) */
+            payout_hold_reasons: "duplicate_payout_account"[];
+            /**
+             * Format: date-time
+             * @description When the merchant approved the partner's payout account despite a shared account
+             */
+            payout_account_approved_at: string | null;
         };
         /** @description A page of Partner objects, newest first. */
         PartnerList: {
