@@ -169,19 +169,7 @@ pub async fn list_held(
     } else {
         "NOT (status = 'pending' AND hold_reasons IS NOT NULL)"
     };
-    super::all(query!(
-        db,
-        &format!(
-            "SELECT {COLS} FROM commissions WHERE {cond} AND id < ?1 AND (?2 IS NULL OR program_id = ?2)
-             AND (?3 IS NULL OR partner_id = ?3) AND (?4 IS NULL OR status = ?4) ORDER BY id DESC LIMIT ?5"
-        ),
-        before,
-        f.program_id,
-        f.partner_id,
-        f.status,
-        limit + 1
-    )?)
-    .await
+    super::list_filtered_where(db, "commissions", COLS, cond, f, before, limit).await
 }
 
 /// A commission to create, decided by the core.

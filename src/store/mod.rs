@@ -121,10 +121,24 @@ pub async fn list_filtered<T: DeserializeOwned>(
     before: &str,
     limit: u32,
 ) -> Result<Vec<T>> {
+    list_filtered_where(db, table, cols, "1", f, before, limit).await
+}
+
+/// [`list_filtered`] with a fixed SQL condition `cond` on top of `f` (a constant of the caller,
+/// never input).
+pub async fn list_filtered_where<T: DeserializeOwned>(
+    db: &D1Database,
+    table: &str,
+    cols: &str,
+    cond: &str,
+    f: &Filter<'_>,
+    before: &str,
+    limit: u32,
+) -> Result<Vec<T>> {
     all(worker::query!(
         db,
         &format!(
-            "SELECT {cols} FROM {table} WHERE id < ?1 AND (?2 IS NULL OR program_id = ?2)
+            "SELECT {cols} FROM {table} WHERE ({cond}) AND id < ?1 AND (?2 IS NULL OR program_id = ?2)
              AND (?3 IS NULL OR partner_id = ?3) AND (?4 IS NULL OR status = ?4) ORDER BY id DESC LIMIT ?5"
         ),
         before,
