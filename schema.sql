@@ -115,9 +115,12 @@ CREATE TABLE IF NOT EXISTS customers (
   updated_at    INTEGER NOT NULL,
   -- 0004: what the click that brought the customer said to the fraud rules.
   click_signals TEXT,
+  -- 0006: the Stripe customer the lead came from (zero-code Stripe tracking).
+  stripe_customer_id TEXT,
   UNIQUE (program_id, external_id)
 );
 CREATE INDEX IF NOT EXISTS customers_partner ON customers(partner_id);
+CREATE INDEX IF NOT EXISTS customers_stripe ON customers(stripe_customer_id) WHERE stripe_customer_id IS NOT NULL;
 
 -- Every conversion event received (attributed or not): the idempotency ledger of the track API.
 CREATE TABLE IF NOT EXISTS events (
@@ -245,8 +248,20 @@ CREATE TABLE IF NOT EXISTS stripe_events (
   id          TEXT PRIMARY KEY,
   type        TEXT NOT NULL,
   token       TEXT NOT NULL,
-  received_at INTEGER NOT NULL
+  received_at INTEGER NOT NULL,
+  -- 0006: what the event did, for the Integrations page (NULL before it).
+  endpoint TEXT,
+  outcome TEXT,
+  effect TEXT,
+  reason TEXT,
+  program_id TEXT,
+  partner_id TEXT,
+  stripe_customer_id TEXT,
+  object_id TEXT,
+  amount INTEGER,
+  currency TEXT
 );
+CREATE INDEX IF NOT EXISTS stripe_events_received ON stripe_events(received_at);
 
 -- Link-cache refreshes left for the cron: a program or partner change rewrites its links' KV
 -- entries a page at a time (a request does the first page, the cron the rest).

@@ -345,4 +345,45 @@ impl Stripe {
             .await?;
         Ok(list.data)
     }
+
+    // ---- the merchant's payments (zero-code tracking, `src/http/stripe_tracking.rs`): read as
+    // JSON values, parsed by `refport_core::stripe_tracking`.
+
+    async fn get_value(&self, path: &str, params: &[(&str, String)]) -> Result<serde_json::Value, Refused> {
+        self.call(Method::Get, path, params, None).await
+    }
+
+    /// An invoice as Stripe has it now (`GET /v1/invoices/{id}`).
+    pub async fn invoice(&self, id: &str) -> Result<serde_json::Value, Refused> {
+        self.get_value(&format!("/v1/invoices/{id}"), &[]).await
+    }
+
+    /// The balance transaction of a payment intent's charge (`GET /v1/payment_intents/{id}`
+    /// with `latest_charge.balance_transaction` expanded): what settled in the merchant's balance.
+    pub async fn settlement_of(&self, payment_intent: &str) -> Result<serde_json::Value, Refused> {
+        let pi = self
+            .get_value(
+                &format!("/v1/payment_intents/{payment_intent}"),
+                &[("expand[]", "latest_charge.balance_transaction".into())],
+            )
+            .await?;
+        Ok(pi["latest_charge"]["balance_transaction"].clone())
+    }
+
+    /// The invoice payments matching `filter` (`GET /v1/invoice_payments`), since API
+    /// 2025-03-31 the only link between an invoice and its payment intents.
+    pub async fn invoice_payments(&self, filter: &[(&str, String)]) -> Result<Vec<serde_json::Value>, Refused> {
+        let mut params = filter.to_vec();
+        params.push(("limit", "10".into()));
+        let list: List<serde_json::Value> = self.call(Method::Get, "/v1/invoice_payments", &params, None).await?;
+        Ok(list.data)
+    }
+
+    /// A charge's refunds (`GET /v1/refunds?charge=`): a `charge.refunded` event's charge does
+    /// not carry them since API 2022-11-15. At most 100, newest first.
+    pub async fn refunds_of_charge(&self, charge: &str) -> Result<Vec<serde_json::Value>, Refused> {
+        let params = [("charge", charge.to_string()), ("limit", "100".to_string())];
+        let list: List<serde_json::Value> = self.call(Method::Get, "/v1/refunds", &params, None).await?;
+        Ok(list.data)
+    }
 }

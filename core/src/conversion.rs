@@ -84,10 +84,13 @@ pub enum AttributionOutcome {
     ClickInFuture,
     /// Lead: the click belongs to another program.
     ClickOtherProgram,
+    /// Sale (Stripe): paid in a currency that did not settle in the payout currency, so there
+    /// is no commission base (never a made-up exchange rate).
+    CurrencyNotSettled,
 }
 
 impl AttributionOutcome {
-    pub const ALL: [AttributionOutcome; 8] = [
+    pub const ALL: [AttributionOutcome; 9] = [
         AttributionOutcome::Attributed,
         AttributionOutcome::NoAttribution,
         AttributionOutcome::PartnerBanned,
@@ -96,6 +99,7 @@ impl AttributionOutcome {
         AttributionOutcome::ClickExpired,
         AttributionOutcome::ClickInFuture,
         AttributionOutcome::ClickOtherProgram,
+        AttributionOutcome::CurrencyNotSettled,
     ];
 
     /// The stored value.
@@ -109,6 +113,7 @@ impl AttributionOutcome {
             AttributionOutcome::ClickExpired => attribution::Reason::ClickExpired.as_str(),
             AttributionOutcome::ClickInFuture => attribution::Reason::ClickInFuture.as_str(),
             AttributionOutcome::ClickOtherProgram => attribution::Reason::ClickOtherProgram.as_str(),
+            AttributionOutcome::CurrencyNotSettled => "currency_not_settled",
         }
     }
 
@@ -799,6 +804,19 @@ pub fn decide_sale(priced: &PricedSale, f: &SaleFacts<'_>) -> SaleDecision {
     }
 }
 
+/// A sale that cannot be priced: paid (through Stripe) in a currency whose settlement is not in
+/// the payout currency. It is recorded, credited to nobody and earns nothing: there is no
+/// commission base, and Refport never converts at a rate of its own.
+pub fn unpriced_sale(f: &SaleFacts<'_>) -> SaleDecision {
+    SaleDecision {
+        attribution: AttributionOutcome::CurrencyNotSettled,
+        create_customer: f.customer.is_none(),
+        partner_id: None,
+        click_id: None,
+        commission: None,
+    }
+}
+
 /// What a refund of `requested` minor units of the sale's currency (`None`: all that remains)
 /// does. Amounts are converted to the payout currency pro rata. A sale without commission only
 /// records the refund, bounded by the sale; a commission is changed by [`plan_refund`], a
@@ -967,6 +985,7 @@ mod tests {
             "click_expired",
             "click_in_future",
             "click_other_program",
+            "currency_not_settled",
         ];
         assert_eq!(AttributionOutcome::ALL.map(AttributionOutcome::as_str), stored);
         for a in AttributionOutcome::ALL {

@@ -13,6 +13,7 @@
 //! - embed tokens, webhook signatures, key hashing: [`token`], [`crypto`]
 //! - program / link / partner input: [`program`], [`link`], [`partner`]
 //! - parsing http(s) URLs:           [`weburl`]
+//! - what a Stripe event tracks:     [`stripe_tracking`]
 
 pub mod attribution;
 pub mod click;
@@ -30,6 +31,7 @@ pub mod payout;
 pub mod program;
 pub mod rules;
 pub mod stats;
+pub mod stripe_tracking;
 pub mod time;
 pub mod token;
 pub mod transfer;

@@ -12,6 +12,7 @@ pub mod payouts;
 pub mod portal;
 pub mod programs;
 pub mod stripe_onboarding;
+pub mod stripe_tracking;
 pub mod stripe_webhooks;
 pub mod track;
 pub mod webhook_endpoints;
@@ -250,6 +251,7 @@ enum Endpoint {
     RevokeApiKey,
     Metrics,
     ProgramStats,
+    StripeIntegration,
 }
 
 /// One route: method, path under `/api/v1/` (`{id}` matches one segment), credentials, the
@@ -326,6 +328,7 @@ const ROUTES: &[Route] = {
         r("GET", "api-keys", Key, PAGE, ListApiKeys),
         r("DELETE", "api-keys/{id}", Key, &[], RevokeApiKey),
         r("GET", "metrics", Key, &[], Metrics),
+        r("GET", "integrations/stripe", Key, &[], StripeIntegration),
     ]
 };
 
@@ -439,8 +442,8 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
     match route.auth {
         Auth::None => {
             return match route.endpoint {
-                StripeWebhook => stripe_webhooks::platform(&mut req, &state, now).await,
-                StripeConnectWebhook => stripe_webhooks::connect(&mut req, &state, now).await,
+                StripeWebhook => stripe_webhooks::platform(&mut req, &state, &ctx, now).await,
+                StripeConnectWebhook => stripe_webhooks::connect(&mut req, &state, &ctx, now).await,
                 AcceptInvite => invites::accept(&mut req, state, now).await,
                 _ => Err(ApiError::NotFound("route")),
             }
@@ -497,6 +500,7 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         ListApiKeys => api_keys::list(&c).await,
         RevokeApiKey => api_keys::revoke(&c, id).await,
         Metrics => metrics(&c),
+        StripeIntegration => stripe_webhooks::integration(&req, &c).await,
         Health | OpenApi | StripeWebhook | StripeConnectWebhook | AcceptInvite | PortalMe | PortalStats
         | PortalCommissions | PortalPayouts | PortalOnboard => Err(ApiError::NotFound("route")),
     }

@@ -8,17 +8,21 @@
 use super::auth::Perm;
 use super::error::{ApiError, ApiResult};
 use super::{body, ok, Call};
-use crate::state::new_id;
+use crate::state::{new_id, AppState};
+use crate::store::clicks::ClickForLead;
 use crate::store::commissions::{self, Commission};
-use crate::store::conversions::{self, Customer, Event, LeadWrite, NewIds, ProgramRef, SaleWrite, StoredEvent};
+use crate::store::conversions::{
+    self, Customer, Event, LeadWrite, NewIds, ProgramRef, Recorded, SaleWrite, StoredEvent,
+};
 use crate::store::partners::Partner;
 use crate::store::refunds::{self, Outcome, Planned, Refund};
 use crate::store::StoreResult;
 use crate::store::{clicks, programs};
 use refport_core::commission::SaleCommission;
 use refport_core::conversion::{
-    self, CustomerFacts, EventKind, LeadFacts, LeadInput, LoadedClick, PartnerFacts, RefundFacts, RefundInput,
-    RefundRefusal, RefundTarget, SaleFacts, SaleInput, SaleRefusal, SaleRequest, TrackedSale, MAX_ID_LEN,
+    self, CustomerFacts, EventKind, LeadFacts, LeadInput, LeadRequest, LoadedClick, PartnerFacts, PricedSale,
+    RefundFacts, RefundInput, RefundRefusal, RefundTarget, SaleFacts, SaleInput, SaleRefusal, SaleRequest, TrackedSale,
+    MAX_ID_LEN,
 };
 use refport_core::fraud::ClickSignals;
 use refport_core::ids;
@@ -121,11 +125,11 @@ fn respond_event(stored: &StoredEvent) -> ApiResult<Response> {
     ok(&event_json(&stored.event, stored.commission.as_ref()))
 }
 
-fn new_ids(c: &Call) -> ApiResult<NewIds> {
+fn new_ids(now: i64) -> ApiResult<NewIds> {
     Ok(NewIds {
-        customer: new_id(ids::CUSTOMER, c.now)?,
-        event: new_id(ids::EVENT, c.now)?,
-        commission: new_id(ids::COMMISSION, c.now)?,
+        customer: new_id(ids::CUSTOMER, now)?,
+        event: new_id(ids::EVENT, now)?,
+        commission: new_id(ids::COMMISSION, now)?,
     })
 }
 
@@ -169,14 +173,29 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let click_program: Vec<ProgramRef> =
         click.iter().map(|k| ProgramRef { program_id: k.program_id.clone() }).collect();
     let program_id = program_id(c, lead.program_id.clone(), || async { Ok(click_program) }).await?;
+    let recorded = lead_in(&c.state, c.now, &program_id, &lead, click).await?;
+    deliver_if_queued(c, recorded.deliveries);
+    respond_event(&recorded.stored)
+}
+
+/// A lead in program `program_id` presenting `click` (looked up by the caller): the reads (one
+/// batch), the core's decision, the write (one batch). A retry answers what was stored.
+pub(crate) async fn lead_in(
+    state: &AppState,
+    now: i64,
+    program_id: &str,
+    lead: &LeadRequest,
+    click: Option<ClickForLead>,
+) -> ApiResult<Recorded> {
+    let db = &state.db;
     let (external_id, event_name) = (&lead.customer_external_id, &lead.event_name);
     let presented_partner = click.as_ref().map(|k| k.partner_id.as_str());
     let recent: &[String] = click.as_ref().map_or(&[], |k| k.recent_hours.as_slice());
     let (load, presented_partner, visits) =
-        conversions::load_lead(db, &program_id, external_id, event_name, presented_partner, recent).await?;
+        conversions::load_lead(db, program_id, external_id, event_name, presented_partner, recent).await?;
     let program = load.program.ok_or(ApiError::NotFound("program"))?;
     if let Some(stored) = load.stored {
-        return respond_event(&stored); // a retry: answer what the first request stored
+        return Ok(Recorded { stored, deliveries: 0 }); // a retry: what the first request stored
     }
     let presented = click.map(|k| LoadedClick {
         partner: presented_partner.map(partner_facts),
@@ -198,14 +217,11 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
     });
     let existing = existing_click(&program.id, load.customer, load.partner);
     let email = crate::email_lists::facts(lead.customer_email.as_deref());
-    let facts =
-        LeadFacts { program_id: &program.id, program: &program.settings, presented, existing, email, now: c.now };
-    let decision = conversion::decide_lead(&lead, &facts);
-    let ids = new_ids(c)?;
-    let write = LeadWrite { program_id: &program.id, lead: &lead, decision: &decision, ids: &ids, now: c.now };
-    let recorded = conversions::record_lead(db, &write).await?;
-    deliver_if_queued(c, recorded.deliveries);
-    respond_event(&recorded.stored)
+    let facts = LeadFacts { program_id: &program.id, program: &program.settings, presented, existing, email, now };
+    let decision = conversion::decide_lead(lead, &facts);
+    let ids = new_ids(now)?;
+    let write = LeadWrite { program_id: &program.id, lead, decision: &decision, ids: &ids, now };
+    Ok(conversions::record_lead(db, &write).await?)
 }
 
 /// Round trips of a new sale: the key, the reads (one batch), the write (one batch, reading
@@ -217,14 +233,40 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let db = &c.state.db;
     let ext = sale.customer_external_id.as_str();
     let program_id = program_id(c, sale.program_id.clone(), || conversions::programs_of_customer(db, ext)).await?;
-    let load = conversions::load_sale(db, &program_id, &sale.invoice_id, ext).await?;
+    let recorded = sale_in(&c.state, c.now, &program_id, &sale, Pricing::AsSent).await?;
+    deliver_if_queued(c, recorded.deliveries);
+    replay_sale(recorded.stored, &sale)
+}
+
+/// How a sale's commission base is found.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pricing {
+    /// From its amount, or its `payout_amount` when in another currency (else refused).
+    AsSent,
+    /// There is none: paid in a currency that did not settle in the payout currency (Stripe).
+    Unsettled,
+}
+
+/// A sale in program `program_id`: the reads (one batch), the core's decision, the write (one
+/// batch). A sale already stored under its invoice id is answered as stored, even if the
+/// program's payout currency has changed since (pricing in today's currency would refuse it).
+pub(crate) async fn sale_in(
+    state: &AppState,
+    now: i64,
+    program_id: &str,
+    sale: &SaleRequest,
+    pricing: Pricing,
+) -> ApiResult<Recorded> {
+    let db = &state.db;
+    let load = conversions::load_sale(db, program_id, &sale.invoice_id, &sale.customer_external_id).await?;
     let program = load.program.ok_or(ApiError::NotFound("program"))?;
-    // A retry answers what the first request stored, even if the program's payout currency has
-    // changed since (pricing in today's currency would refuse it).
     if let Some(stored) = load.stored {
-        return replay_sale(stored, &sale);
+        return Ok(Recorded { stored, deliveries: 0 });
     }
-    let priced = conversion::price_sale(&sale, program.settings.payout_currency)?;
+    let priced = match pricing {
+        Pricing::AsSent => conversion::price_sale(sale, program.settings.payout_currency)?,
+        Pricing::Unsettled => PricedSale { base: 0, payout_amount: None },
+    };
     let partner = load.partner.map(partner_facts);
     let email = crate::email_lists::facts(load.customer.as_ref().and_then(|cu| cu.email.as_deref()));
     let customer = load.customer.map(|cu| CustomerFacts {
@@ -234,14 +276,14 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
         click_signals: ClickSignals::from_stored(cu.click_signals.as_deref()),
         email: cu.email,
     });
-    let facts = SaleFacts { program: &program.settings, customer, email, now: c.now };
-    let decision = conversion::decide_sale(&priced, &facts);
-    let ids = new_ids(c)?;
-    let write =
-        SaleWrite { program_id: &program.id, sale: &sale, priced: &priced, decision: &decision, ids: &ids, now: c.now };
-    let recorded = conversions::record_sale(db, &write).await?;
-    deliver_if_queued(c, recorded.deliveries);
-    replay_sale(recorded.stored, &sale)
+    let facts = SaleFacts { program: &program.settings, customer, email, now };
+    let decision = match pricing {
+        Pricing::AsSent => conversion::decide_sale(&priced, &facts),
+        Pricing::Unsettled => conversion::unpriced_sale(&facts),
+    };
+    let ids = new_ids(now)?;
+    let write = SaleWrite { program_id: &program.id, sale, priced: &priced, decision: &decision, ids: &ids, now };
+    Ok(conversions::record_sale(db, &write).await?)
 }
 
 /// Answers the stored sale; the same invoice id with a different customer, amount or currency
@@ -308,42 +350,60 @@ pub async fn refund(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let sale = conversions::sale_event(db, &program.id, invoice_id).await?.ok_or_else(|| {
         ApiError::unprocessable("invoice_not_found", format!("no sale was tracked with invoice_id `{invoice_id}`"))
     })?;
-    if let Some(r) = refund_with_key(db, &program.id, key).await? {
-        return respond_refund(c, r).await;
+    let (landed, applied) = refund_in(db, c.now, &sale, refund.amount, key).await?;
+    if applied {
+        crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
+    }
+    respond_refund(c, landed).await
+}
+
+/// A refund of `amount` (`None`: all that remains) of stored sale `sale`, once per `key` when
+/// one is given: planned by the core against the commission as it is, applied in one batch, and
+/// re-planned if the commission changed meanwhile. Answers the refund that landed under the key
+/// and whether this call applied it (then webhooks are queued).
+pub(crate) async fn refund_in(
+    db: &D1Database,
+    now: i64,
+    sale: &Event,
+    amount: Option<i64>,
+    key: Option<&str>,
+) -> ApiResult<(Refund, bool)> {
+    let (program_id, invoice_id) = (sale.program_id.as_str(), sale.invoice_id.as_deref().unwrap_or_default());
+    if let Some(r) = refund_with_key(db, program_id, key).await? {
+        return Ok((r, false));
     }
     let tracked = TrackedSale { amount: sale.amount, payout_amount: sale.payout_amount };
     for _attempt in 0..8 {
         let cm = commissions::for_event(db, &sale.id).await?;
-        let (refund_id, clawback_id) = (new_id(ids::REFUND, c.now)?, new_id(ids::COMMISSION, c.now)?);
+        let (refund_id, clawback_id) = (new_id(ids::REFUND, now)?, new_id(ids::COMMISSION, now)?);
         let facts =
-            RefundFacts { sale: tracked, target: refund_target(db, &program.id, invoice_id, cm.as_ref()).await? };
-        let decision = match conversion::decide_refund(refund.amount, &facts) {
+            RefundFacts { sale: tracked, target: refund_target(db, program_id, invoice_id, cm.as_ref()).await? };
+        let decision = match conversion::decide_refund(amount, &facts) {
             Ok(d) => d,
             // A retry of a refund that has landed meanwhile answers that refund, not an error.
-            Err(e) => match refund_with_key(db, &program.id, key).await? {
-                Some(r) => return respond_refund(c, r).await,
+            Err(e) => match refund_with_key(db, program_id, key).await? {
+                Some(r) => return Ok((r, false)),
                 None => return Err(e.into()),
             },
         };
         let planned = Planned {
             id: &refund_id,
-            program_id: &program.id,
+            program_id,
             invoice_id,
             idempotency_key: key,
             commission: cm.as_ref(),
             decision: &decision,
             clawback_id: &clawback_id,
-            now: c.now,
+            now,
         };
-        let landed = match refunds::apply(db, &planned).await? {
-            Outcome::Applied => {
-                crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
-                refunds::get(db, &refund_id).await?
+        let (landed, applied) = match refunds::apply(db, &planned).await? {
+            Outcome::Applied => (refunds::get(db, &refund_id).await?, true),
+            Outcome::DuplicateKey => {
+                (refunds::by_idempotency_key(db, program_id, key.unwrap_or_default()).await?, false)
             }
-            Outcome::DuplicateKey => refunds::by_idempotency_key(db, &program.id, key.unwrap_or_default()).await?,
             Outcome::Raced => continue,
         };
-        return respond_refund(c, landed.ok_or(ApiError::Internal("refund missing".into()))?).await;
+        return Ok((landed.ok_or(ApiError::Internal("refund missing".into()))?, applied));
     }
     Err(ApiError::conflict("concurrent_update", "the commission kept changing; retry the refund"))
 }

@@ -339,7 +339,7 @@ pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> 
 }
 
 /// The click a lead presents, with what attribution needs to judge it.
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct ClickForLead {
     pub id: String,
     pub program_id: String,

@@ -59,6 +59,44 @@ pub async fn programs_of_invoice(db: &D1Database, invoice_id: &str) -> StoreResu
         .await
 }
 
+/// A customer known by its Stripe customer id.
+#[derive(Deserialize)]
+pub struct StripeCustomerRef {
+    pub program_id: String,
+    pub external_id: String,
+}
+
+/// The customers (at most 2: more than one is ambiguous) that Stripe customer `stripe_id` is:
+/// stored by a Stripe-tracked lead, or tracked through the API with it as external id.
+pub async fn customers_of_stripe(db: &D1Database, stripe_id: &str) -> StoreResult<Vec<StripeCustomerRef>> {
+    super::all(query!(
+        db,
+        "SELECT program_id, external_id FROM customers WHERE stripe_customer_id = ?1
+         UNION SELECT program_id, external_id FROM customers WHERE external_id = ?1 LIMIT 2",
+        stripe_id
+    )?)
+    .await
+}
+
+/// Remembers the Stripe customer of a customer (its later invoices find it by it).
+pub async fn set_stripe_customer(
+    db: &D1Database,
+    program_id: &str,
+    external_id: &str,
+    stripe_id: &str,
+) -> StoreResult<()> {
+    super::run(query!(
+        db,
+        "UPDATE customers SET stripe_customer_id = ?3
+         WHERE program_id = ?1 AND external_id = ?2 AND stripe_customer_id IS NOT ?3",
+        program_id,
+        external_id,
+        stripe_id
+    )?)
+    .await?;
+    Ok(())
+}
+
 pub struct CustomerUpsert<'a> {
     pub new_id: &'a str,
     pub program_id: &'a str,

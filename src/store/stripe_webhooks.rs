@@ -1,8 +1,74 @@
 //! Incoming Stripe webhooks: each event id is recorded once (`stripe_events`), in the same
-//! atomic batch as its effect on partners or payouts, so a replayed event changes nothing.
+//! atomic batch as its effect on partners or payouts, so a replayed event changes nothing, with
+//! what it did (`Outcome`) for the Integrations page. Conversions from the merchant's payments
+//! are idempotent by their own keys (payment intent, invoice, refund id) and recorded after.
 
 use super::{batch, StoreResult};
+use serde::Deserialize;
 use worker::{query, D1Database};
+
+/// What an event did, as the Integrations page lists it.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// `platform` or `connect`.
+    pub endpoint: &'static str,
+    /// `attributed`, `unattributed`, `ignored` or `applied`.
+    pub outcome: &'static str,
+    /// What it wrote (`lead`, `sale`, `lead_and_sale`, `refund`, `account_updated`...).
+    pub effect: Option<&'static str>,
+    /// Why it wrote nothing, or why what it wrote is credited to nobody.
+    pub reason: Option<String>,
+    pub program_id: Option<String>,
+    pub partner_id: Option<String>,
+    pub stripe_customer_id: Option<String>,
+    pub object_id: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+}
+
+/// A received event as listed (`GET /api/v1/integrations/stripe`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Received {
+    pub id: String,
+    pub kind: String,
+    pub endpoint: Option<String>,
+    pub received_at: i64,
+    pub outcome: Option<String>,
+    pub effect: Option<String>,
+    pub reason: Option<String>,
+    pub program_id: Option<String>,
+    pub partner_id: Option<String>,
+    pub partner_name: Option<String>,
+    pub stripe_customer_id: Option<String>,
+    pub object_id: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+}
+
+/// Whether event `id` was recorded already (a redelivery).
+pub async fn seen(db: &D1Database, id: &str) -> StoreResult<bool> {
+    #[derive(Deserialize)]
+    struct One {
+        #[allow(dead_code)]
+        id: String,
+    }
+    Ok(super::first::<One>(query!(db, "SELECT id FROM stripe_events WHERE id = ?1", id)?).await?.is_some())
+}
+
+/// The newest `limit` events received; with `program_id`, only that program's.
+pub async fn recent(db: &D1Database, program_id: Option<&str>, limit: u32) -> StoreResult<Vec<Received>> {
+    super::all(query!(
+        db,
+        "SELECT e.id, e.type AS kind, e.endpoint, e.received_at, e.outcome, e.effect, e.reason, e.program_id,
+                e.partner_id, p.name AS partner_name, e.stripe_customer_id, e.object_id, e.amount, e.currency
+         FROM stripe_events e LEFT JOIN partners p ON p.id = e.partner_id
+         WHERE ?1 IS NULL OR e.program_id = ?1
+         ORDER BY e.received_at DESC, e.id DESC LIMIT ?2",
+        program_id,
+        limit
+    )?)
+    .await
+}
 
 /// What an event changes, decided by the handler.
 #[derive(Clone, Debug)]
@@ -28,15 +94,29 @@ pub async fn record(
     event_type: &str,
     token: &str,
     effect: Option<Effect>,
+    outcome: &Outcome,
     now: i64,
 ) -> StoreResult<bool> {
+    let o = outcome;
     let mut stmts = vec![query!(
         db,
-        "INSERT INTO stripe_events (id, type, token, received_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+        "INSERT INTO stripe_events (id, type, token, received_at, endpoint, outcome, effect, reason, program_id,
+                                    partner_id, stripe_customer_id, object_id, amount, currency)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT DO NOTHING",
         id,
         event_type,
         token,
-        now
+        now,
+        o.endpoint,
+        o.outcome,
+        o.effect,
+        o.reason,
+        o.program_id,
+        o.partner_id,
+        o.stripe_customer_id,
+        o.object_id,
+        o.amount,
+        o.currency
     )?];
     match effect {
         Some(Effect::AccountState { account, can_receive, reason, fingerprint }) => stmts.push(query!(

@@ -417,7 +417,7 @@ export interface paths {
         put?: never;
         /**
          * Stripe webhook receiver: platform events
-         * @description Called by Stripe for events of the platform account (`transfer.reversed`, `transfer.updated`, `balance.available`). The `Stripe-Signature` header is verified against `STRIPE_WEBHOOK_SECRET` (comma-separated during a rotation; 5-minute tolerance) before anything is read: a bad one is 400 `invalid_signature`. A replayed event id changes nothing.
+         * @description Called by Stripe for events of the platform account: the merchant's own payments, which zero-code tracking turns into conversions (`checkout.session.completed` and `checkout.session.async_payment_succeeded` with a Refport click id as `client_reference_id` or `metadata.refport_id`: a lead, and for a paid one-time payment a sale keyed by its payment intent; `invoice.paid`: a sale keyed by the invoice for a referred customer, under the program's recurring rules; `charge.refunded`, `refund.created`, `refund.updated`, `charge.refund.updated`: each succeeded Stripe refund applied once to the sale it refunds; `customer.created` / `customer.updated` with `metadata.refport_id`: a lead), and its transfers and balance (`transfer.reversed`, `transfer.updated`, `balance.available`). A payment in another currency than the program's payout currency is priced by the settlement amount of its charge's balance transaction when that is in the payout currency, else recorded without a partner (`currency_not_settled`). The `Stripe-Signature` header is verified against `STRIPE_WEBHOOK_SECRET` (comma-separated during a rotation; 5-minute tolerance) before anything is read: a bad one is 400 `invalid_signature`. A replayed event id changes nothing; an event Refport cannot use is answered 200 with its reason. 503 when Stripe did not answer a read the event needs: Stripe retries it.
          */
         post: operations["stripeWebhook"];
         delete?: never;
@@ -713,6 +713,26 @@ export interface paths {
          * @description Needs `write`. The `duplicate_payout_account` fraud rule holds the payouts of partners paid to the same Stripe account or bank account (fingerprint) as another partner; once the merchant approves, that partner's payouts are no longer held. Idempotent.
          */
         post: operations["approvePartnerPayoutAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/integrations/stripe": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stripe integration: webhook URLs and recent events
+         * @description Needs `read`. What to paste into Stripe to track sales with no code (the two webhook URLs on this deployment, whether their signing secrets are set, the events to select) and the newest 50 Stripe events received with their outcome: attributed (and to which partner), recorded unattributed, ignored (and why), or applied.
+         */
+        get: operations["getStripeIntegration"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1427,7 +1447,7 @@ export interface components {
         SaleResult: {
             event: components["schemas"]["SaleEvent"];
             attributed: boolean;
-            reason: ("no_attribution" | "partner_banned" | "outside_recurring_window") | null;
+            reason: ("no_attribution" | "partner_banned" | "outside_recurring_window" | "currency_not_settled") | null;
             commission: components["schemas"]["Commission"] | null;
         };
         RefundResult: {
@@ -1574,8 +1594,17 @@ export interface components {
             received: true;
             /** @description The event id was already processed (nothing changed) */
             duplicate: boolean;
-            /** @enum {unknown} */
-            effect: "none" | "ignored" | "account_updated" | "account_deauthorized" | "transfer_reversed" | "payouts_resumed";
+            /** @description What the event changed: an account or payout effect, or (the merchant's own payments) the conversion it recorded; null when it recorded nothing */
+            effect: ("none" | "ignored" | "account_updated" | "account_deauthorized" | "transfer_reversed" | "payouts_resumed" | "lead" | "sale" | "lead_and_sale" | "refund") | null;
+            /**
+             * @description Payment events only: credited to a partner, recorded without one, or nothing recorded (see `reason`)
+             * @enum {unknown}
+             */
+            outcome?: "attributed" | "unattributed" | "ignored";
+            /** @description Payment events only: why nothing was recorded (`not_referred`, `not_a_refport_click`, `no_click_id`, `unpaid`, `zero_amount`, `sale_not_found`, `refund_pending`, `refund_not_succeeded`, `ambiguous_program`, `currency_mismatch`, `event_not_handled`...) or why the conversion has no partner (an attribution reason such as `currency_not_settled`) */
+            reason?: string | null;
+            /** @description Payment events only: the partner credited */
+            partner_id?: string | null;
         };
         PortalLink: {
             id: string;
@@ -1820,6 +1849,50 @@ export interface components {
             /** @enum {unknown} */
             banned_referrer?: "hold" | "reject" | "off";
         };
+        StripeIntegrationEvent: {
+            /** @description The Stripe event id (evt_…) */
+            id: string;
+            /** @description The Stripe event type */
+            type: string;
+            endpoint: ("platform" | "connect") | null;
+            /** Format: date-time */
+            received_at: string;
+            /** @description Credited to a partner, recorded without one, nothing recorded, or an account/payout effect applied; null for events received before Refport recorded outcomes */
+            outcome: ("attributed" | "unattributed" | "ignored" | "applied") | null;
+            /** @description What it wrote: lead, sale, lead_and_sale, refund, account_updated, account_deauthorized, transfer_reversed, payouts_resumed */
+            effect: string | null;
+            /** @description Why nothing was recorded, or why the conversion has no partner */
+            reason: string | null;
+            program_id: string | null;
+            partner_id: string | null;
+            partner_name: string | null;
+            /** @description The Stripe customer (cus_…) */
+            customer: string | null;
+            /** @description The event's object (cs_…, in_…, ch_…, re_…, cus_…, acct_…, tr_…) */
+            object_id: string | null;
+            /** @description Minor units of `currency` */
+            amount: number | null;
+            currency: string | null;
+        };
+        StripeIntegration: {
+            webhooks: {
+                /** @enum {unknown} */
+                endpoint: "platform" | "connect";
+                /**
+                 * Format: uri
+                 * @description The URL to paste into Stripe (Developers → Webhooks): `platform` listens to events on your account, `connect` to events on connected accounts
+                 */
+                url: string;
+                /** @description Whether its signing secret is set on the Worker (STRIPE_WEBHOOK_SECRET / STRIPE_CONNECT_WEBHOOK_SECRET) */
+                secret_configured: boolean;
+                /** @description The events to select */
+                events: string[];
+            }[];
+            /** @description Whether STRIPE_SECRET_KEY is set (needed for subscription checkouts' first invoices, refunds of invoices, foreign-currency settlements and payouts) */
+            api_key_configured: boolean;
+            /** @description The newest 50 Stripe events received, newest first (a key bound to a program: that program's) */
+            events: components["schemas"]["StripeIntegrationEvent"][];
+        };
     };
     responses: {
         /** @description Malformed request: invalid JSON, a wrong shape or type, an unknown field or query parameter */
@@ -1887,6 +1960,15 @@ export interface components {
         };
         /** @description Internal error */
         InternalError: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description Stripe did not answer a read the event needs; Stripe delivers the event again later */
+        Unavailable: {
             headers: {
                 [name: string]: unknown;
             };
@@ -2777,6 +2859,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             422: components["responses"]["Unprocessable"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     stripeConnectWebhook: {
@@ -3258,6 +3341,29 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getStripeIntegration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The integration */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StripeIntegration"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
         };
     };
