@@ -1184,8 +1184,9 @@ def test_subscription_checkout_and_renewal(client, base_url):
     assert out["customer"].startswith("cus_") and out["subscription"].startswith("sub_")
     assert event_types(base_url, out["events"]) == [
         "customer.created", "customer.subscription.created", "invoice.created",
-        "invoice.finalized", "payment_intent.succeeded", "charge.succeeded", "invoice.paid",
-        "invoice.payment_succeeded", "checkout.session.completed"]
+        "invoice.finalized", "payment_intent.succeeded", "charge.succeeded",
+        "invoice_payment.paid", "invoice.paid", "invoice.payment_succeeded",
+        "checkout.session.completed"]
     cs = client.v1.checkout.sessions.retrieve(out["session"]["id"])
     assert (cs.subscription, cs.invoice, cs.customer) == (
         out["subscription"], out["invoice"], out["customer"])
@@ -1211,8 +1212,8 @@ def test_subscription_checkout_and_renewal(client, base_url):
     ren = control(base_url, "renew", {"subscription": out["subscription"]})
     assert event_types(base_url, ren["events"]) == [
         "customer.subscription.updated", "invoice.created", "invoice.finalized",
-        "payment_intent.succeeded", "charge.succeeded", "invoice.paid",
-        "invoice.payment_succeeded"]
+        "payment_intent.succeeded", "charge.succeeded", "invoice_payment.paid",
+        "invoice.paid", "invoice.payment_succeeded"]
     inv2 = client.v1.invoices.retrieve(ren["invoice"])
     assert inv2.billing_reason == "subscription_cycle" and inv2.amount_paid == 2900
     by_pi = client.v1.invoice_payments.list(params={

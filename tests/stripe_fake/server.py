@@ -689,7 +689,7 @@ class PaymentsMixin:
                    ending_balance=0, webhooks_delivered_at=now)
         inv["status_transitions"]["paid_at"] = now
         if pi is not None:
-            self.put(template(
+            return self.put(template(
                 "invoice_payment", id=new_id("inpay_"), amount_paid=pi["amount"],
                 amount_requested=inv["amount_due"], created=now, currency=inv["currency"],
                 invoice=inv["id"], is_default=True, livemode=False,
@@ -700,7 +700,7 @@ class PaymentsMixin:
                           period_end, settlement, rate):
         """A subscription invoice from draft to paid, paid by a card charge unless the amount
         is 0. Events: invoice.created, invoice.finalized, [payment_intent.succeeded,
-        charge.succeeded], invoice.paid, invoice.payment_succeeded."""
+        charge.succeeded, invoice_payment.paid], invoice.paid, invoice.payment_succeeded."""
         inv = self.new_invoice(sub, cus, amount, billing_reason, period_start, period_end)
         sub["latest_invoice"] = inv["id"]
         self._emit_into(events, "invoice.created", inv)
@@ -716,7 +716,9 @@ class PaymentsMixin:
             ch, bt = self.new_charge(pi, cus["email"], settlement, rate)
             self._emit_into(events, "payment_intent.succeeded", pi)
             self._emit_into(events, "charge.succeeded", ch)
-        self.pay_invoice(inv, pi)
+        inv_payment = self.pay_invoice(inv, pi)
+        if inv_payment is not None:
+            self._emit_into(events, "invoice_payment.paid", inv_payment)
         self._emit_into(events, "invoice.paid", inv)
         self._emit_into(events, "invoice.payment_succeeded", inv)
         return inv, pi, ch, bt
