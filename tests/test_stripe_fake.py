@@ -1395,3 +1395,16 @@ def test_payment_events_are_delivered_as_platform_events(client, base_url, recei
     signed = control(base_url, "sign", {"payload": body})
     evt = stripe.Webhook.construct_event(signed["payload"], signed["header"], WHSEC)
     assert evt.type == "checkout.session.completed"
+
+
+def test_refund_idempotent_replay(client, base_url):
+    out = control(base_url, "checkout", {"mode": "payment", "amount": 600, "currency": "usd"})
+    first = client.v1.refunds.create(params={"charge": out["charge"], "amount": 100},
+                                     options={"idempotency_key": "refund-once"})
+    again = client.v1.refunds.create(params={"charge": out["charge"], "amount": 100},
+                                     options={"idempotency_key": "refund-once"})
+    assert again.id == first.id
+    assert client.v1.charges.retrieve(out["charge"]).amount_refunded == 100
+    state = control(base_url, "state")
+    assert state["payments"]["refund"] == [first.id]
+    assert state["payments"]["charge"] == [out["charge"]]

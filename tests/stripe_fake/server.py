@@ -3,7 +3,9 @@
 
 Models the slice of the Stripe v1 API that Refport uses (Connect Express accounts, account links,
 balance, transfers, transfer reversals, events and signed webhooks to separate platform and Connect
-endpoints), Stripe's idempotency rules (including saved 500s and the 24 h pruning of keys) and error
+endpoints; and, for zero-code tracking, customers, Checkout Sessions, PaymentIntents, charges,
+balance transactions, subscriptions, invoices, invoice payments and refunds, shaped from Stripe's
+published fixtures in fixtures_payments.json), Stripe's idempotency rules (including saved 500s and the 24 h pruning of keys) and error
 shapes, plus `/_control/*` endpoints for tests (fault injection, a fake clock, held / reordered /
 duplicated webhook deliveries, state inspection).
 
@@ -2179,7 +2181,9 @@ class Handler(BaseHTTPRequestHandler):
                     "deauthorized": sorted(f.deauthorized), "config": f.config,
                     "clock": {"now": f.now(), "offset": f.clock_offset},
                     "platform_account": f.platform_id,
-                    "idempotency_keys": [k[1] for k in f.idem]})
+                    "idempotency_keys": [k[1] for k in f.idem],
+                    "payments": {kind: [o["id"] for o in reversed(f.of_kind(kind))]
+                                 for kind in LABELS}})
         if route == ("POST", "webhook"):
             url = data.get("url")
             if url:
