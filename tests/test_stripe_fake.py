@@ -1090,3 +1090,321 @@ def test_requests_record_the_stripe_version_sent(client, base_url):
                                                  "Stripe-Version": "2024-06-20"})
     log = control(base_url, "requests")["data"]
     assert [r["stripe_version"] for r in log] == [stripe.api_version, None, "2024-06-20"]
+
+
+# --------------------------------------------------------------------------- payments
+
+PAYMENT_FIXTURES = json.loads(
+    (HERE / "stripe_fake" / "fixtures_payments.json").read_text())["resources"]
+
+
+def event_types(base_url, ids):
+    return [control(base_url, f"events/{i}", method="GET")["type"] for i in ids]
+
+
+def assert_fixture_keys(obj, kind):
+    """The object has every top-level field of Stripe's fixture (the Charge's `refunds` only
+    when expanded: not included by default since API 2022-11-15)."""
+    data = obj.to_dict() if hasattr(obj, "to_dict") else obj
+    expected = set(PAYMENT_FIXTURES[kind]) - set(fake.NOT_INCLUDED_BY_DEFAULT.get(kind, ()))
+    missing = expected - set(data)
+    assert not missing, f"{kind} lacks {sorted(missing)}"
+    assert data["object"] == kind
+
+
+def is_subsequence(wanted, got):
+    it = iter(got)
+    return all(w in it for w in wanted)
+
+
+def test_one_time_checkout_objects_retrieve_and_expand(client, base_url):
+    out = control(base_url, "checkout", {"mode": "payment", "amount": 4900, "currency": "usd",
+                                         "client_reference_id": "rp_click_1",
+                                         "metadata": {"plan": "pro"},
+                                         "customer_email": "guest@example.com"})
+    assert out["customer"] is None and out["invoice"] is None and out["subscription"] is None
+    cs = client.v1.checkout.sessions.retrieve(out["session"]["id"])
+    assert cs.client_reference_id == "rp_click_1" and cs.customer is None
+    assert cs.customer_details.email == "guest@example.com"
+    assert (cs.mode, cs.payment_status, cs.status) == ("payment", "paid", "complete")
+    assert cs.amount_total == 4900 and cs.currency == "usd" and cs.metadata["plan"] == "pro"
+    assert cs.payment_intent == out["payment_intent"]
+    assert_fixture_keys(cs, "checkout.session")
+
+    pi = client.v1.payment_intents.retrieve(
+        out["payment_intent"], params={"expand": ["latest_charge.balance_transaction"]})
+    assert pi.status == "succeeded" and pi.amount_received == 4900
+    assert pi.latest_charge.id == out["charge"]
+    bt = pi.latest_charge.balance_transaction
+    assert bt.id == out["balance_transaction"] and bt.source == out["charge"]
+    assert (bt.amount, bt.currency, bt.type, bt.exchange_rate) == (4900, "usd", "charge", None)
+    assert bt.net == bt.amount - bt.fee and bt.fee > 0
+    assert_fixture_keys(pi, "payment_intent")
+    assert_fixture_keys(bt, "balance_transaction")
+
+    plain = client.v1.payment_intents.retrieve(out["payment_intent"])
+    assert plain.latest_charge == out["charge"]
+    ch = client.v1.charges.retrieve(out["charge"])
+    assert ch.balance_transaction == out["balance_transaction"]
+    assert "refunds" not in ch.to_dict() and "invoice" not in ch.to_dict()
+    assert ch.payment_intent == out["payment_intent"] and ch.amount_refunded == 0
+    assert ch.billing_details.email == "guest@example.com"
+    assert_fixture_keys(ch, "charge")
+    ch = client.v1.charges.retrieve(out["charge"],
+                                    params={"expand": ["balance_transaction", "refunds"]})
+    assert ch.balance_transaction.id == out["balance_transaction"]
+    assert ch.refunds.object == "list" and ch.refunds.data == []
+    assert client.v1.balance_transactions.retrieve(out["balance_transaction"]).amount == 4900
+
+    assert event_types(base_url, out["events"]) == [
+        "payment_intent.succeeded", "charge.succeeded", "checkout.session.completed"]
+    completed = client.v1.events.retrieve(out["events"][-1])
+    assert completed.data.object.id == cs.id and "account" not in completed.to_dict()
+    assert_fixture_keys(completed, "event")
+    assert_fixture_keys(completed.data.object, "checkout.session")
+
+
+def test_unknown_payment_objects_and_bad_expand(client, base_url):
+    for svc, oid in ((client.v1.customers, "cus_nope"), (client.v1.charges, "ch_nope"),
+                     (client.v1.payment_intents, "pi_nope"), (client.v1.invoices, "in_nope"),
+                     (client.v1.refunds, "re_nope"), (client.v1.balance_transactions, "txn_x"),
+                     (client.v1.checkout.sessions, "cs_test_nope")):
+        with pytest.raises(stripe.InvalidRequestError) as e:
+            svc.retrieve(oid)
+        assert e.value.http_status == 404 and e.value.code == "resource_missing"
+    out = control(base_url, "checkout", {"mode": "payment", "amount": 100, "currency": "usd"})
+    with pytest.raises(stripe.InvalidRequestError) as e:
+        client.v1.charges.retrieve(out["charge"], params={"expand": ["outcome"]})
+    assert e.value.param == "expand"
+
+
+def test_subscription_checkout_and_renewal(client, base_url):
+    out = control(base_url, "checkout", {"mode": "subscription", "amount": 2900,
+                                         "currency": "usd", "client_reference_id": "rp_2"})
+    assert out["customer"].startswith("cus_") and out["subscription"].startswith("sub_")
+    assert event_types(base_url, out["events"]) == [
+        "customer.created", "customer.subscription.created", "invoice.created",
+        "invoice.finalized", "payment_intent.succeeded", "charge.succeeded",
+        "invoice_payment.paid", "invoice.paid", "invoice.payment_succeeded",
+        "checkout.session.completed"]
+    cs = client.v1.checkout.sessions.retrieve(out["session"]["id"])
+    assert (cs.subscription, cs.invoice, cs.customer) == (
+        out["subscription"], out["invoice"], out["customer"])
+    assert cs.payment_intent is None
+    inv = client.v1.invoices.retrieve(out["invoice"])
+    d = inv.to_dict()
+    assert "charge" not in d and "payment_intent" not in d
+    assert inv.billing_reason == "subscription_create" and inv.status == "paid"
+    assert inv.amount_paid == 2900 and inv.customer == out["customer"]
+    assert inv.parent.subscription_details.subscription == out["subscription"]
+    assert_fixture_keys(inv, "invoice")
+    sub = client.v1.subscriptions.retrieve(out["subscription"])
+    assert sub.status == "active" and sub.latest_invoice == out["invoice"]
+    assert_fixture_keys(sub, "subscription")
+    cus = client.v1.customers.retrieve(out["customer"])
+    assert_fixture_keys(cus, "customer")
+
+    by_invoice = client.v1.invoice_payments.list(params={"invoice": out["invoice"]})
+    assert [p.payment.payment_intent for p in by_invoice.data] == [out["payment_intent"]]
+    assert by_invoice.data[0].status == "paid" and by_invoice.data[0].amount_paid == 2900
+    assert_fixture_keys(by_invoice.data[0], "invoice_payment")
+
+    ren = control(base_url, "renew", {"subscription": out["subscription"]})
+    assert event_types(base_url, ren["events"]) == [
+        "customer.subscription.updated", "invoice.created", "invoice.finalized",
+        "payment_intent.succeeded", "charge.succeeded", "invoice_payment.paid",
+        "invoice.paid", "invoice.payment_succeeded"]
+    inv2 = client.v1.invoices.retrieve(ren["invoice"])
+    assert inv2.billing_reason == "subscription_cycle" and inv2.amount_paid == 2900
+    by_pi = client.v1.invoice_payments.list(params={
+        "payment": {"type": "payment_intent", "payment_intent": ren["payment_intent"]}})
+    assert [p.invoice for p in by_pi.data] == [ren["invoice"]]
+    by_pi = client.v1.invoice_payments.list(params={
+        "payment": {"type": "payment_intent", "payment_intent": ren["payment_intent"]},
+        "expand": ["data.invoice"]})
+    assert by_pi.data[0].invoice.id == ren["invoice"]
+    assert len(client.v1.invoice_payments.list().data) == 2
+    zero = control(base_url, "renew", {"subscription": out["subscription"], "amount": 0})
+    assert zero["payment_intent"] is None and zero["charge"] is None
+    inv3 = client.v1.invoices.retrieve(zero["invoice"])
+    assert (inv3.status, inv3.amount_paid) == ("paid", 0)
+    assert client.v1.invoice_payments.list(params={"invoice": zero["invoice"]}).data == []
+
+
+def test_trial_subscription_has_no_first_payment(client, base_url):
+    out = control(base_url, "checkout", {"mode": "subscription", "amount": 1500,
+                                         "currency": "usd", "trial": True})
+    assert out["payment_intent"] is None and out["charge"] is None
+    assert out["session"]["payment_status"] == "no_payment_required"
+    inv = client.v1.invoices.retrieve(out["invoice"])
+    assert (inv.total, inv.amount_paid, inv.status) == (0, 0, "paid")
+    assert client.v1.subscriptions.retrieve(out["subscription"]).status == "trialing"
+    ren = control(base_url, "renew", {"subscription": out["subscription"]})
+    assert client.v1.invoices.retrieve(ren["invoice"]).amount_paid == 1500
+    assert client.v1.subscriptions.retrieve(out["subscription"]).status == "active"
+
+
+def test_refunds_partial_then_full(client, base_url):
+    out = control(base_url, "checkout", {"mode": "payment", "amount": 1000, "currency": "usd"})
+    re1 = client.v1.refunds.create(params={"charge": out["charge"], "amount": 300,
+                                           "reason": "requested_by_customer"})
+    assert (re1.status, re1.amount, re1.payment_intent) == ("succeeded", 300,
+                                                            out["payment_intent"])
+    assert_fixture_keys(re1, "refund")
+    ch = client.v1.charges.retrieve(out["charge"])
+    assert (ch.amount_refunded, ch.refunded) == (300, False)
+    rbt = client.v1.balance_transactions.retrieve(re1.balance_transaction)
+    assert (rbt.amount, rbt.type, rbt.source) == (-300, "refund", re1.id)
+    with pytest.raises(stripe.InvalidRequestError) as e:
+        client.v1.refunds.create(params={"charge": out["charge"], "amount": 701})
+    assert e.value.http_status == 400 and e.value.param == "amount"
+    re2 = client.v1.refunds.create(params={"payment_intent": out["payment_intent"]})
+    assert re2.amount == 700 and re2.charge == out["charge"]
+    ch = client.v1.charges.retrieve(out["charge"], params={"expand": ["refunds"]})
+    assert (ch.amount_refunded, ch.refunded) == (1000, True)
+    assert [r.id for r in ch.refunds.data] == [re2.id, re1.id]
+    with pytest.raises(stripe.InvalidRequestError) as e:
+        client.v1.refunds.create(params={"charge": out["charge"], "amount": 1})
+    assert e.value.code == "charge_already_refunded"
+    listed = client.v1.refunds.list(params={"charge": out["charge"]})
+    assert [r.id for r in listed.data] == [re2.id, re1.id]
+    assert [r.id for r in client.v1.refunds.list(
+        params={"payment_intent": out["payment_intent"], "limit": 1}).data] == [re2.id]
+    assert client.v1.refunds.retrieve(re1.id).amount == 300
+    types = [e.type for e in client.v1.events.list(params={"limit": 100}).data][::-1]
+    assert types[-4:] == ["refund.created", "charge.refunded", "refund.created",
+                          "charge.refunded"]
+    refunded = client.v1.events.list(params={"type": "charge.refunded"}).data[0]
+    assert refunded.data.object.amount_refunded == 1000
+    assert "refunds" not in refunded.data.object.to_dict()
+    assert refunded.data.previous_attributes.to_dict() == {"amount_refunded": 300,
+                                                           "refunded": False}
+    with pytest.raises(stripe.InvalidRequestError) as e:
+        client.v1.refunds.create(params={"charge": "ch_nope"})
+    assert e.value.code == "resource_missing" and e.value.param == "charge"
+    with pytest.raises(stripe.InvalidRequestError) as e:
+        client.v1.refunds.create(params={})
+    assert e.value.code == "parameter_missing"
+
+
+def test_pending_refund_moves_by_control(client, base_url):
+    out = control(base_url, "checkout", {"mode": "payment", "amount": 800, "currency": "usd"})
+    control(base_url, "refund_next", {"status": "pending"})
+    re_ = client.v1.refunds.create(params={"charge": out["charge"]})
+    assert re_.status == "pending"
+    moved = control(base_url, "refund_status", {"refund": re_.id, "status": "succeeded"})
+    assert event_types(base_url, moved["events"]) == ["refund.updated",
+                                                      "charge.refund.updated"]
+    assert client.v1.refunds.retrieve(re_.id).status == "succeeded"
+    evt = client.v1.events.retrieve(moved["events"][0])
+    assert evt.data.previous_attributes.status == "pending"
+
+    out = control(base_url, "checkout", {"mode": "payment", "amount": 500, "currency": "usd"})
+    control(base_url, "refund_next", {"status": "pending"})
+    re_ = client.v1.refunds.create(params={"charge": out["charge"], "amount": 200})
+    assert client.v1.charges.retrieve(out["charge"]).amount_refunded == 200
+    failed = control(base_url, "refund_status", {"refund": re_.id, "status": "failed"})
+    assert event_types(base_url, failed["events"]) == ["refund.updated",
+                                                       "charge.refund.updated",
+                                                       "refund.failed"]
+    assert client.v1.charges.retrieve(out["charge"]).amount_refunded == 0
+    re_ = client.v1.refunds.retrieve(re_.id)
+    assert re_.status == "failed" and re_.failure_balance_transaction.startswith("txn_")
+
+
+def test_foreign_currency_balance_transactions(client, base_url):
+    out = control(base_url, "checkout", {"mode": "payment", "amount": 5000, "currency": "eur",
+                                         "exchange_rate": 1.08})
+    bt = client.v1.balance_transactions.retrieve(out["balance_transaction"])
+    assert (bt.amount, bt.currency, bt.exchange_rate) == (5400, "usd", 1.08)
+    assert bt.net == 5400 - bt.fee
+    ch = client.v1.charges.retrieve(out["charge"])
+    assert (ch.amount, ch.currency) == (5000, "eur")
+    re_ = client.v1.refunds.create(params={"charge": out["charge"], "amount": 1000})
+    rbt = client.v1.balance_transactions.retrieve(re_.balance_transaction)
+    assert (rbt.amount, rbt.currency) == (-1080, "usd")
+    gbp = control(base_url, "checkout", {"mode": "subscription", "amount": 999,
+                                         "currency": "gbp", "settlement_currency": "gbp"})
+    bt = client.v1.balance_transactions.retrieve(gbp["balance_transaction"])
+    assert (bt.amount, bt.currency, bt.exchange_rate) == (999, "gbp", None)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        control(base_url, "checkout", {"mode": "payment", "amount": 5, "currency": "eur"})
+    assert e.value.code == 400
+    sub = control(base_url, "checkout", {"mode": "subscription", "amount": 1000,
+                                         "currency": "eur", "exchange_rate": 1.1})
+    ren = control(base_url, "renew", {"subscription": sub["subscription"],
+                                      "exchange_rate": 1.2})
+    assert client.v1.balance_transactions.retrieve(ren["balance_transaction"]).amount == 1200
+
+
+def test_customers_create_update_events(client, base_url):
+    cus = client.v1.customers.create(params={"email": "a@example.com", "name": "Ann",
+                                             "metadata": {"k": "v"}})
+    assert_fixture_keys(cus, "customer")
+    cus = client.v1.customers.update(cus.id, params={"email": "b@example.com",
+                                                     "metadata": {"x": "1"}})
+    assert cus.email == "b@example.com" and cus.metadata.to_dict() == {"k": "v", "x": "1"}
+    events = client.v1.events.list(params={"types": ["customer.created",
+                                                     "customer.updated"]}).data
+    assert [e.type for e in events] == ["customer.updated", "customer.created"]
+    assert events[0].data.previous_attributes.to_dict() == {"email": "a@example.com",
+                                                            "metadata": {"x": None}}
+    assert events[1].data.object.email == "a@example.com"
+    client.v1.customers.update(cus.id, params={"name": "Ann"})  # no change: no event
+    assert len(client.v1.events.list(params={"type": "customer.updated"}).data) == 1
+    with pytest.raises(stripe.InvalidRequestError) as e:
+        client.v1.customers.create(params={"email": "nope"})
+    assert e.value.code == "email_invalid"
+    out = control(base_url, "checkout", {"mode": "payment", "amount": 100, "currency": "usd",
+                                         "customer": cus.id})
+    assert out["session"]["customer"] == cus.id
+    assert out["session"]["customer_details"]["email"] == "b@example.com"
+    assert client.v1.charges.retrieve(out["charge"]).customer == cus.id
+
+
+def test_async_payment_checkout(client, base_url):
+    out = control(base_url, "checkout", {"mode": "payment", "amount": 2500, "currency": "usd",
+                                         "payment_status": "unpaid", "create_customer": True})
+    assert out["session"]["payment_status"] == "unpaid" and out["charge"] is None
+    assert event_types(base_url, out["events"]) == [
+        "customer.created", "payment_intent.processing", "checkout.session.completed"]
+    assert client.v1.payment_intents.retrieve(out["payment_intent"]).status == "processing"
+    done = control(base_url, "async_payment", {"session": out["session"]["id"],
+                                               "succeeded": True})
+    assert event_types(base_url, done["events"]) == [
+        "payment_intent.succeeded", "charge.succeeded",
+        "checkout.session.async_payment_succeeded"]
+    assert client.v1.checkout.sessions.retrieve(out["session"]["id"]).payment_status == "paid"
+    pi = client.v1.payment_intents.retrieve(out["payment_intent"],
+                                            params={"expand": ["latest_charge"]})
+    assert pi.latest_charge.id == done["charge"]
+    other = control(base_url, "checkout", {"mode": "payment", "amount": 100, "currency": "usd",
+                                           "payment_status": "unpaid"})
+    failed = control(base_url, "async_payment", {"session": other["session"]["id"],
+                                                 "succeeded": False})
+    assert event_types(base_url, failed["events"]) == [
+        "payment_intent.payment_failed", "checkout.session.async_payment_failed"]
+
+
+def test_payment_events_are_delivered_as_platform_events(client, base_url, receiver):
+    out = control(base_url, "checkout", {"mode": "payment", "amount": 100, "currency": "usd"})
+    got = events_of(receiver, 3, WHSEC)
+    assert [e["id"] for e in got] == out["events"]
+    assert all("account" not in e for e in got)
+    body = control(base_url, f"events/{out['events'][-1]}", method="GET")
+    signed = control(base_url, "sign", {"payload": body})
+    evt = stripe.Webhook.construct_event(signed["payload"], signed["header"], WHSEC)
+    assert evt.type == "checkout.session.completed"
+
+
+def test_refund_idempotent_replay(client, base_url):
+    out = control(base_url, "checkout", {"mode": "payment", "amount": 600, "currency": "usd"})
+    first = client.v1.refunds.create(params={"charge": out["charge"], "amount": 100},
+                                     options={"idempotency_key": "refund-once"})
+    again = client.v1.refunds.create(params={"charge": out["charge"], "amount": 100},
+                                     options={"idempotency_key": "refund-once"})
+    assert again.id == first.id
+    assert client.v1.charges.retrieve(out["charge"]).amount_refunded == 100
+    state = control(base_url, "state")
+    assert state["payments"]["refund"] == [first.id]
+    assert state["payments"]["charge"] == [out["charge"]]

@@ -3,7 +3,9 @@
 
 Models the slice of the Stripe v1 API that Refport uses (Connect Express accounts, account links,
 balance, transfers, transfer reversals, events and signed webhooks to separate platform and Connect
-endpoints), Stripe's idempotency rules (including saved 500s and the 24 h pruning of keys) and error
+endpoints; and, for zero-code tracking, customers, Checkout Sessions, PaymentIntents, charges,
+balance transactions, subscriptions, invoices, invoice payments and refunds, shaped from Stripe's
+published fixtures in fixtures_payments.json), Stripe's idempotency rules (including saved 500s and the 24 h pruning of keys) and error
 shapes, plus `/_control/*` endpoints for tests (fault injection, a fake clock, held / reordered /
 duplicated webhook deliveries, state inspection).
 
@@ -19,7 +21,9 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import calendar
 import copy
+import datetime
 import hashlib
 import hmac
 import ipaddress
@@ -35,6 +39,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 API_VERSION = "2026-10-28.endive"
@@ -355,9 +360,615 @@ DEFAULT_CONFIG = {"platform_country": "US", "transfer_amount_limit": MAX_AMOUNT,
                   "require_card_payments_with_transfers": False}
 
 
+# --------------------------------------------------------------------------- payments
+
+# Object templates: Stripe's own fixtures (github.com/stripe/openapi, openapi/fixtures3.json),
+# vendored in fixtures_payments.json. Every object is a deep copy of its template with ids,
+# amounts and links overwritten, so it has every field Stripe's fixture has.
+FIXTURES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures_payments.json")
+with open(FIXTURES_FILE, encoding="utf-8") as _fh:
+    PAYMENT_FIXTURES: dict = json.load(_fh)["resources"]
+
+# Fields not included unless expanded ("includable"): the Charge's `refunds` since API version
+# 2022-11-15 (https://docs.stripe.com/changelog/2022-11-15/deprecates-charges-auto-expand).
+NOT_INCLUDED_BY_DEFAULT = {"charge": {"refunds"}}
+# Fields `expand[]` can turn from an id into the object (when the fake holds that object).
+EXPANDABLE = {"balance_transaction", "latest_charge", "customer", "payment_intent", "charge",
+              "invoice", "subscription", "latest_invoice", "refunds",
+              "failure_balance_transaction", "source"}
+STRIPE_FEE_PERCENT = Decimal("0.029")  # *chosen*: US card pricing, 2.9% + 30 cents
+STRIPE_FEE_FIXED = 30
+LABELS = {"customer": "customer", "checkout.session": "checkout.session",
+          "payment_intent": "payment_intent", "charge": "charge",
+          "balance_transaction": "balance transaction", "invoice": "invoice",
+          "invoice_payment": "invoice payment", "refund": "refund",
+          "subscription": "subscription"}
+REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+
+
+def template(kind: str, /, **fields) -> dict:
+    obj = copy.deepcopy(PAYMENT_FIXTURES[kind])
+    for k in NOT_INCLUDED_BY_DEFAULT.get(kind, ()):
+        obj.pop(k, None)
+    obj.update(fields)
+    return obj
+
+
+def half_up(value: Decimal) -> int:
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def convert(amount: int, rate) -> int:
+    """amount (presentment minor units) in the settlement currency: round(amount * rate)."""
+    return amount if rate is None else half_up(Decimal(amount) * Decimal(str(rate)))
+
+
+def add_month(ts: int) -> int:
+    """The same day and time one calendar month later (clamped to the month's last day)."""
+    d = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
+    y, m = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
+    day = min(d.day, calendar.monthrange(y, m)[1])
+    return int(d.replace(year=y, month=m, day=day).timestamp())
+
+
+def expand_list(params) -> list[str]:
+    raw = params.get("expand")
+    if raw is None or raw == "":
+        return []
+    items = raw if isinstance(raw, list) else [raw]
+    for i in items:
+        if not isinstance(i, str):
+            raise invalid("Invalid array", "expand")
+    return items
+
+
+def cannot_expand(path):
+    return invalid(f"This property cannot be expanded ({path}).", "expand")
+
+
+class PaymentsMixin:
+    """Customers, Checkout, PaymentIntents, Charges, BalanceTransactions, Subscriptions,
+    Invoices, InvoicePayments and Refunds. Callers hold self.lock."""
+
+    # ---- store, lookup, expansion
+    def put(self, obj):
+        self.objects[obj["id"]] = obj
+        return obj
+
+    def get_obj(self, obj_id, kind, param="id", status=404):
+        obj = self.objects.get(obj_id) if isinstance(obj_id, str) else None
+        if obj is None or obj["object"] != kind:
+            raise no_such(LABELS[kind], obj_id, param, status)
+        return obj
+
+    def of_kind(self, kind) -> list[dict]:
+        """Objects of one kind, newest first (as Stripe lists them)."""
+        return [o for o in reversed(self.objects.values()) if o["object"] == kind]
+
+    def refunds_list(self, charge_id):
+        data = [copy.deepcopy(r) for r in self.of_kind("refund") if r["charge"] == charge_id]
+        return {"object": "list", "data": data, "has_more": False, "total_count": len(data),
+                "url": f"/v1/charges/{charge_id}/refunds"}
+
+    def expanded(self, obj, paths) -> dict:
+        out = copy.deepcopy(obj)
+        for path in paths:
+            self._expand(out, path.split("."), path)
+        return out
+
+    def _expand(self, node, parts, path):
+        if not isinstance(node, dict) or not parts:
+            raise cannot_expand(path)
+        key, rest = parts[0], parts[1:]
+        if key == "data" and node.get("object") == "list":
+            if not rest:
+                raise cannot_expand(path)
+            for item in node["data"]:
+                self._expand(item, rest, path)
+            return
+        if key == "refunds" and node.get("object") == "charge":
+            if not isinstance(node.get("refunds"), dict):
+                node["refunds"] = self.refunds_list(node["id"])
+        elif key not in node:
+            raise cannot_expand(path)
+        else:
+            val = node[key]
+            if isinstance(val, str):
+                if key not in EXPANDABLE:
+                    raise cannot_expand(path)
+                target = self.objects.get(val)
+                if target is not None:
+                    node[key] = copy.deepcopy(target)
+            elif val is not None and not isinstance(val, dict):
+                raise cannot_expand(path)
+            elif not rest and key not in EXPANDABLE:
+                raise cannot_expand(path)
+        if rest and node.get(key) is not None:
+            self._expand(node[key], rest, path)
+
+    def _emit_into(self, events, type_, obj, previous=None, request_id=None, idem_key=None):
+        events.append(self.emit(type_, obj, previous=previous, request_id=request_id,
+                                idem_key=idem_key)["id"])
+
+    # ---- builders (from Stripe's fixtures)
+    def new_customer(self, email=None, name=None, metadata=None):
+        cus = template("customer", id=new_id("cus_", 14), created=self.now(), email=email,
+                       name=name, metadata=dict(metadata or {}), address=None, balance=0,
+                       currency=None, default_source=None, delinquent=False, description=None,
+                       discount=None, invoice_prefix=secrets.token_hex(4).upper(),
+                       livemode=False, next_invoice_sequence=1, phone=None,
+                       preferred_locales=[], shipping=None, tax_exempt="none", test_clock=None,
+                       customer_account=None)
+        cus["invoice_settings"].update(custom_fields=None, default_payment_method=None,
+                                       footer=None)
+        return self.put(cus)
+
+    def new_balance_transaction(self, amount, currency, settlement, rate, source, type_,
+                                description=None):
+        """A balance transaction in the settlement currency: amount = round(amount * rate)."""
+        settled = convert(abs(amount), rate) * (1 if amount >= 0 else -1)
+        fee = 0
+        fee_details = []
+        if type_ == "charge":
+            fee = min(settled, half_up(Decimal(settled) * STRIPE_FEE_PERCENT) + STRIPE_FEE_FIXED)
+            fee_details = [{"amount": fee, "application": None, "currency": settlement,
+                            "description": "Stripe processing fees", "type": "stripe_fee"}]
+        created = self.now()
+        return self.put(template(
+            "balance_transaction", id=new_id("txn_"), amount=settled,
+            available_on=created + (2 * 86400 if type_ == "charge" else 0), created=created,
+            currency=settlement, description=description,
+            exchange_rate=None if rate is None else float(rate), fee=fee,
+            fee_details=fee_details, net=settled - fee, reporting_category=type_,
+            source=source, status="pending" if type_ == "charge" else "available",
+            type=type_, balance_type="payments"))
+
+    def new_payment_intent(self, amount, currency, customer, status, description=None,
+                           setup_future_usage=None):
+        pi_id = new_id("pi_")
+        return self.put(template(
+            "payment_intent", id=pi_id, amount=amount, amount_capturable=0,
+            amount_details={"tip": {}}, amount_received=amount if status == "succeeded" else 0,
+            application=None, application_fee_amount=None,
+            automatic_payment_methods={"enabled": True}, canceled_at=None,
+            cancellation_reason=None, capture_method="automatic",
+            client_secret=f"{pi_id}_secret_{secrets.token_urlsafe(18)}",
+            confirmation_method="automatic", created=self.now(), currency=currency,
+            customer=customer, description=description, last_payment_error=None,
+            latest_charge=None, livemode=False, metadata={}, next_action=None,
+            on_behalf_of=None, payment_method=new_id("pm_"),
+            payment_method_configuration_details=None, payment_method_options={},
+            payment_method_types=["card"], processing=None, receipt_email=None, review=None,
+            setup_future_usage=setup_future_usage, shipping=None, statement_descriptor=None,
+            statement_descriptor_suffix=None, status=status, transfer_data=None,
+            transfer_group=None, source=None, excluded_payment_method_types=None,
+            customer_account=None, managed_payments={"enabled": False}))
+
+    def new_charge(self, pi, email, settlement, rate):
+        """A succeeded charge for a payment intent, with its balance transaction."""
+        ch_id = new_id("ch_")
+        bt = self.new_balance_transaction(pi["amount"], pi["currency"], settlement, rate, ch_id,
+                                          "charge", pi["description"])
+        ch = template(
+            "charge", id=ch_id, amount=pi["amount"], amount_captured=pi["amount"],
+            amount_refunded=0, application=None, application_fee=None,
+            application_fee_amount=None, balance_transaction=bt["id"],
+            calculated_statement_descriptor="REFPORT FAKE", captured=True,
+            created=self.now(), currency=pi["currency"], customer=pi["customer"],
+            description=pi["description"], disputed=False, failure_balance_transaction=None,
+            failure_code=None, failure_message=None, fraud_details={}, livemode=False,
+            metadata={}, on_behalf_of=None, paid=True, payment_intent=pi["id"],
+            payment_method=pi["payment_method"], receipt_email=email, receipt_number=None,
+            receipt_url=f"https://pay.stripe.com/receipts/payment/{secrets.token_urlsafe(24)}",
+            refunded=False, review=None, shipping=None, source_transfer=None,
+            statement_descriptor=None, statement_descriptor_suffix=None, status="succeeded",
+            transfer_data=None, transfer_group=None, source=None)
+        ch["billing_details"].update(email=email, name=None, phone=None, tax_id=None)
+        ch["outcome"].update(network_status="approved_by_network", reason=None,
+                             risk_level="normal", risk_score=20,
+                             seller_message="Payment complete.", type="authorized")
+        card = ch["payment_method_details"]["card"]
+        card.update(amount_authorized=pi["amount"], installments=None, mandate=None,
+                    three_d_secure=None, wallet=None, authorization_code="123456",
+                    regulated_status="unregulated", network_transaction_id=None,
+                    transaction_link_id=None)
+        card["overcapture"]["maximum_amount_capturable"] = pi["amount"]
+        self.put(ch)
+        self.fx[ch_id] = (settlement, rate)
+        pi.update(status="succeeded", amount_received=pi["amount"], latest_charge=ch_id)
+        return ch, bt
+
+    def new_subscription(self, customer, amount, currency, trial):
+        now = self.now()
+        sub_id, price_id, prod_id = new_id("sub_"), new_id("price_"), new_id("prod_")
+        end = add_month(now)
+        sub = template(
+            "subscription", id=sub_id, application=None, application_fee_percent=None,
+            automatic_tax={"enabled": False, "liability": None, "disabled_reason": None},
+            billing_cycle_anchor=end if trial else now, billing_cycle_anchor_config=None,
+            cancel_at=None, canceled_at=None, cancel_at_period_end=False,
+            cancellation_details={"comment": None, "feedback": None, "reason": None},
+            collection_method="charge_automatically", created=now, currency=currency,
+            customer=customer, days_until_due=None, default_payment_method=new_id("pm_"),
+            default_source=None, default_tax_rates=[], description=None, discounts=[],
+            ended_at=None, latest_invoice=None, livemode=False, metadata={},
+            next_pending_invoice_item_invoice=None, on_behalf_of=None, pause_collection=None,
+            pending_invoice_item_interval=None, pending_setup_intent=None, pending_update=None,
+            schedule=None, start_date=now, status="trialing" if trial else "active",
+            test_clock=None, transfer_data=None, trial_end=end if trial else None,
+            trial_start=now if trial else None, billing_thresholds=None,
+            billing_mode={"type": "classic", "flexible": None}, customer_account=None,
+            managed_payments={"enabled": False}, billing_schedules=[])
+        sub["invoice_settings"].update(account_tax_ids=None, custom_fields=None,
+                                       description=None, footer=None)
+        item = sub["items"]["data"][0]
+        price = item["price"]
+        price.update(id=price_id, created=now, currency=currency, product=prod_id,
+                     custom_unit_amount=None, transform_quantity=None, unit_amount=amount,
+                     unit_amount_decimal=str(amount), lookup_key=None, livemode=False)
+        price["recurring"].update(interval="month", interval_count=1, meter=None,
+                                  trial_period_days=None)
+        item["plan"].update(id=price_id, active=True, amount=amount, amount_decimal=str(amount),
+                            billing_scheme="per_unit", created=now, currency=currency,
+                            interval="month", interval_count=1, livemode=False, metadata={},
+                            product=prod_id, transform_usage=None)
+        item.update(id=new_id("si_", 14), created=now, subscription=sub_id, metadata={},
+                    current_period_start=now, current_period_end=end, billing_thresholds=None)
+        sub["items"]["url"] = f"/v1/subscription_items?subscription={sub_id}"
+        return self.put(sub)
+
+    def new_invoice(self, sub, cus, amount, billing_reason, period_start, period_end):
+        """A draft subscription invoice (status `draft`, nothing paid yet)."""
+        in_id = new_id("in_")
+        item = sub["items"]["data"][0]
+        inv = template(
+            "invoice", id=in_id, account_country=self.config["platform_country"],
+            account_name="Refport fake merchant", account_tax_ids=None, amount_due=amount,
+            amount_overpaid=0, amount_paid=0, amount_remaining=amount, amount_shipping=0,
+            application=None, attempt_count=0, attempted=False, auto_advance=True,
+            billing_reason=billing_reason, collection_method="charge_automatically",
+            created=self.now(), currency=sub["currency"], custom_fields=None,
+            customer=cus["id"], customer_address=None, customer_email=cus["email"],
+            customer_name=cus["name"], customer_phone=None, customer_shipping=None,
+            customer_tax_exempt="none", customer_tax_ids=[], default_payment_method=None,
+            default_source=None, default_tax_rates=[], description=None, discounts=[],
+            due_date=None, effective_at=None, ending_balance=None, footer=None,
+            from_invoice=None, hosted_invoice_url=None, invoice_pdf=None,
+            issuer={"type": "self"}, last_finalization_error=None, latest_revision=None,
+            livemode=False, metadata={}, next_payment_attempt=None, number=None,
+            on_behalf_of=None, period_end=period_end, period_start=period_start,
+            post_payment_credit_notes_amount=0, pre_payment_credit_notes_amount=0,
+            receipt_number=None, shipping_cost=None, shipping_details=None,
+            starting_balance=0, statement_descriptor=None, status="draft",
+            status_transitions={"finalized_at": None, "marked_uncollectible_at": None,
+                                "paid_at": None, "voided_at": None},
+            subscription=None,  # removed from the current API: see parent.subscription_details
+            subtotal=amount, subtotal_excluding_tax=amount, test_clock=None, total=amount,
+            total_discount_amounts=[], total_excluding_tax=amount, webhooks_delivered_at=None,
+            automatically_finalizes_at=None, total_pretax_credit_amounts=[], total_taxes=[],
+            parent={"quote_details": None,
+                    "subscription_details": {"metadata": dict(sub["metadata"]),
+                                             "subscription": sub["id"]},
+                    "type": "subscription_details"},
+            customer_account=None)
+        inv["automatic_tax"].update(enabled=False, liability=None, status=None,
+                                    disabled_reason=None, provider=None)
+        inv["payment_settings"].update(default_mandate=None, payment_method_types=None)
+        line = inv["lines"]["data"][0]
+        line.update(id=new_id("il_"), amount=amount, currency=sub["currency"],
+                    description=f"1 × Refport fake plan (at {amount} {sub['currency']} / month)",
+                    discount_amounts=[], discountable=True, discounts=[], invoice=in_id,
+                    livemode=False, metadata={}, period={"start": period_start,
+                                                         "end": period_end},
+                    quantity=1, subscription=sub["id"], pretax_credit_amounts=[], taxes=[],
+                    parent={"invoice_item_details": None,
+                            "subscription_item_details": {
+                                "invoice_item": None, "proration": False,
+                                "proration_details": {"credited_items": None},
+                                "subscription": sub["id"], "subscription_item": item["id"]},
+                            "type": "subscription_item_details"},
+                    pricing={"price_details": {"price": item["price"]["id"],
+                                               "product": item["price"]["product"]},
+                             "type": "price_details", "unit_amount_decimal": str(amount)},
+                    subtotal=amount, quantity_decimal="1")
+        inv["lines"].update(total_count=1, url=f"/v1/invoices/{in_id}/lines")
+        return self.put(inv)
+
+    def finalize_invoice(self, inv, cus):
+        now = self.now()
+        cus["next_invoice_sequence"] += 1
+        inv.update(status="open", effective_at=now,
+                   number=f"{cus['invoice_prefix']}-{cus['next_invoice_sequence'] - 1:04d}",
+                   hosted_invoice_url=f"https://invoice.stripe.com/i/fake/{inv['id']}",
+                   invoice_pdf=f"https://pay.stripe.com/invoice/fake/{inv['id']}/pdf")
+        inv["status_transitions"]["finalized_at"] = now
+
+    def pay_invoice(self, inv, pi):
+        """Mark the invoice paid; with a payment intent, link it by an InvoicePayment."""
+        now = self.now()
+        inv.update(status="paid", amount_paid=inv["amount_due"], amount_remaining=0,
+                   attempted=True, attempt_count=1 if pi else 0, auto_advance=False,
+                   ending_balance=0, webhooks_delivered_at=now)
+        inv["status_transitions"]["paid_at"] = now
+        if pi is not None:
+            return self.put(template(
+                "invoice_payment", id=new_id("inpay_"), amount_paid=pi["amount"],
+                amount_requested=inv["amount_due"], created=now, currency=inv["currency"],
+                invoice=inv["id"], is_default=True, livemode=False,
+                payment={"type": "payment_intent", "payment_intent": pi["id"]},
+                status="paid", status_transitions={"canceled_at": None, "paid_at": now}))
+
+    def bill_subscription(self, events, sub, cus, amount, billing_reason, period_start,
+                          period_end, settlement, rate):
+        """A subscription invoice from draft to paid, paid by a card charge unless the amount
+        is 0. Events: invoice.created, invoice.finalized, [payment_intent.succeeded,
+        charge.succeeded, invoice_payment.paid], invoice.paid, invoice.payment_succeeded."""
+        inv = self.new_invoice(sub, cus, amount, billing_reason, period_start, period_end)
+        sub["latest_invoice"] = inv["id"]
+        self._emit_into(events, "invoice.created", inv)
+        self.finalize_invoice(inv, cus)
+        self._emit_into(events, "invoice.finalized", inv)
+        pi = ch = bt = None
+        if amount > 0:
+            desc = ("Subscription creation" if billing_reason == "subscription_create"
+                    else "Subscription update")
+            pi = self.new_payment_intent(amount, sub["currency"], cus["id"], "processing",
+                                         desc, "off_session")
+            pi["payment_method"] = sub["default_payment_method"]
+            ch, bt = self.new_charge(pi, cus["email"], settlement, rate)
+            self._emit_into(events, "payment_intent.succeeded", pi)
+            self._emit_into(events, "charge.succeeded", ch)
+        inv_payment = self.pay_invoice(inv, pi)
+        if inv_payment is not None:
+            self._emit_into(events, "invoice_payment.paid", inv_payment)
+        self._emit_into(events, "invoice.paid", inv)
+        self._emit_into(events, "invoice.payment_succeeded", inv)
+        return inv, pi, ch, bt
+
+    # ---- control: checkout, async payment, renewal
+    def control_checkout(self, d):
+        mode = d.get("mode", "payment")
+        if mode not in ("payment", "subscription"):
+            raise ValueError("mode must be payment or subscription")
+        amount = int(d["amount"])
+        if amount < (0 if mode == "subscription" else 1):
+            raise ValueError("amount must be a positive integer (minor units)")
+        currency = str(d["currency"]).lower()
+        settlement, rate = self._settlement(d, currency)
+        status = d.get("payment_status", "paid")
+        if status not in ("paid", "unpaid"):
+            raise ValueError("payment_status must be paid or unpaid")
+        trial = _as_bool(d.get("trial", False), "trial")
+        if mode == "payment" and trial:
+            raise ValueError("trial is for subscription mode")
+        if mode == "subscription" and status == "unpaid":
+            raise ValueError("payment_status unpaid is modelled for payment mode only")
+        metadata = {str(k): str(v) for k, v in (d.get("metadata") or {}).items()}
+        create_customer = _as_bool(d.get("create_customer", False), "create_customer")
+        events: list[str] = []
+        cus = None
+        if d.get("customer"):
+            cus = self.get_obj(d["customer"], "customer", "customer", 400)
+        email = d.get("customer_email") or (cus or {}).get("email") or "buyer@example.com"
+        if cus is None and (mode == "subscription" or create_customer):
+            cus = self.new_customer(email, d.get("customer_name"))
+            self._emit_into(events, "customer.created", cus)
+        now = self.now()
+        cs = template(
+            "checkout.session", id="cs_test_" + "".join(secrets.choice(_ALNUM) for _ in range(58)),
+            after_expiration=None, allow_promotion_codes=None, amount_subtotal=amount,
+            amount_total=0 if trial else amount,
+            automatic_tax={"enabled": False, "liability": None, "status": None,
+                           "provider": None},
+            billing_address_collection=None, cancel_url="https://merchant.example/cancel",
+            client_reference_id=d.get("client_reference_id"), client_secret=None,
+            consent=None, consent_collection=None, created=now, currency=currency,
+            custom_fields=[], custom_text={"after_submit": None, "shipping_address": None,
+                                           "submit": None,
+                                           "terms_of_service_acceptance": None},
+            customer=cus["id"] if cus else None,
+            customer_creation=None if mode == "subscription" else (
+                "always" if create_customer else "if_required"),
+            customer_email=d.get("customer_email"), expires_at=now + 86400, invoice=None,
+            invoice_creation=None if mode == "subscription" else {
+                "enabled": False,
+                "invoice_data": {"account_tax_ids": None, "custom_fields": None,
+                                 "description": None, "footer": None, "issuer": None,
+                                 "metadata": {}, "rendering_options": None}},
+            livemode=False, locale=None, metadata=metadata, mode=mode, payment_intent=None,
+            payment_link=None,
+            payment_method_collection="always" if mode == "subscription" else None,
+            payment_method_configuration_details=None, payment_method_options={},
+            payment_method_types=["card"],
+            payment_status="no_payment_required" if trial else status,
+            phone_number_collection={"enabled": False}, recovered_from=None,
+            saved_payment_method_options=None, setup_intent=None,
+            shipping_address_collection=None, shipping_cost=None, shipping_options=[],
+            status="complete", submit_type=None, subscription=None,
+            success_url="https://merchant.example/success",
+            total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+            ui_mode="hosted", url=None, adaptive_pricing={"enabled": False}, discounts=[],
+            collected_information={"shipping_details": None, "business_name": None,
+                                   "individual_name": None},
+            permissions=None, wallet_options=None, origin_context=None,
+            currency_conversion=None, customer_account=None, integration_identifier=None,
+            managed_payments={"enabled": False})
+        cs["customer_details"].update(email=email, name=(cus or {}).get("name"), phone=None,
+                                      tax_exempt="none", tax_ids=[], business_name=None,
+                                      individual_name=None)
+        cs["customer_details"]["address"] = {"city": None, "country": "US", "line1": None,
+                                             "line2": None, "postal_code": "94103",
+                                             "state": None}
+        pi = ch = bt = inv = sub = None
+        if mode == "payment":
+            pi = self.new_payment_intent(amount, currency, cus["id"] if cus else None,
+                                         "processing")
+            cs["payment_intent"] = pi["id"]
+            if status == "paid":
+                ch, bt = self.new_charge(pi, email, settlement, rate)
+                self._emit_into(events, "payment_intent.succeeded", pi)
+                self._emit_into(events, "charge.succeeded", ch)
+            else:
+                self.fx[pi["id"]] = (settlement, rate)  # kept for /_control/async_payment
+                self._emit_into(events, "payment_intent.processing", pi)
+        else:
+            sub = self.new_subscription(cus["id"], amount, currency, trial)
+            self.sub_terms[sub["id"]] = {"settlement": settlement, "rate": rate}
+            cus["currency"] = currency
+            self._emit_into(events, "customer.subscription.created", sub)
+            item = sub["items"]["data"][0]
+            inv, pi, ch, bt = self.bill_subscription(
+                events, sub, cus, 0 if trial else amount, "subscription_create",
+                item["current_period_start"], item["current_period_start"] if trial
+                else item["current_period_end"], settlement, rate)
+            cs.update(subscription=sub["id"], invoice=inv["id"])
+        self.put(cs)
+        self._emit_into(events, "checkout.session.completed", cs)
+        return {"session": copy.deepcopy(cs), "customer": cus["id"] if cus else None,
+                "payment_intent": pi and pi["id"], "charge": ch and ch["id"],
+                "balance_transaction": bt and bt["id"], "invoice": inv and inv["id"],
+                "subscription": sub and sub["id"], "events": events}
+
+    def _settlement(self, d, currency, default=None):
+        default = default or {}
+        settlement = str(d.get("settlement_currency") or default.get("settlement")
+                         or "usd").lower()
+        rate = d.get("exchange_rate")
+        if rate is None and settlement == default.get("settlement"):
+            rate = default.get("rate")
+        if settlement == currency:
+            return settlement, None
+        if rate is None:
+            raise ValueError(f"exchange_rate is required when currency ({currency}) differs "
+                             f"from settlement_currency ({settlement})")
+        rate = float(rate)
+        if rate <= 0:
+            raise ValueError("exchange_rate must be positive")
+        return settlement, rate
+
+    def control_async_payment(self, d):
+        cs = self.get_obj(str(d["session"]), "checkout.session", "session")
+        succeeded = _as_bool(d["succeeded"], "succeeded")
+        pi = self.objects.get(cs["payment_intent"] or "")
+        if cs["mode"] != "payment" or cs["payment_status"] != "unpaid" or pi is None \
+                or pi["status"] != "processing":
+            raise ValueError("the session has no payment in progress (payment mode with "
+                             "payment_status unpaid)")
+        events: list[str] = []
+        ch = bt = None
+        if succeeded:
+            settlement, rate = self.fx.pop(pi["id"])
+            ch, bt = self.new_charge(pi, cs["customer_details"]["email"], settlement, rate)
+            cs["payment_status"] = "paid"
+            self._emit_into(events, "payment_intent.succeeded", pi)
+            self._emit_into(events, "charge.succeeded", ch)
+            self._emit_into(events, "checkout.session.async_payment_succeeded", cs)
+        else:
+            pi.update(status="requires_payment_method", last_payment_error={
+                "code": "payment_intent_payment_attempt_failed", "decline_code": None,
+                "doc_url": "https://stripe.com/docs/error-codes/"
+                           "payment-intent-payment-attempt-failed",
+                "message": "The payment failed.", "param": None, "payment_method": None,
+                "type": "card_error"})
+            self._emit_into(events, "payment_intent.payment_failed", pi)
+            self._emit_into(events, "checkout.session.async_payment_failed", cs)
+        return {"session": copy.deepcopy(cs), "payment_intent": pi["id"],
+                "charge": ch and ch["id"], "balance_transaction": bt and bt["id"],
+                "events": events}
+
+    def control_renew(self, d):
+        sub = self.get_obj(str(d["subscription"]), "subscription", "subscription")
+        if sub["status"] not in ("active", "trialing"):
+            raise ValueError(f"subscription is {sub['status']}")
+        cus = self.get_obj(sub["customer"], "customer")
+        item = sub["items"]["data"][0]
+        amount = int(d["amount"]) if d.get("amount") is not None else item["price"]["unit_amount"]
+        if amount < 0:
+            raise ValueError("amount must be >= 0")
+        terms = self.sub_terms[sub["id"]]
+        settlement, rate = self._settlement(d, sub["currency"], terms)
+        events: list[str] = []
+        prev = {"items": copy.deepcopy(sub["items"]), "latest_invoice": sub["latest_invoice"]}
+        start = (sub["trial_end"] if sub["status"] == "trialing" and sub["trial_end"]
+                 else item["current_period_end"])
+        item.update(current_period_start=start, current_period_end=add_month(start))
+        if sub["status"] == "trialing":
+            prev["status"] = "trialing"
+            sub["status"] = "active"
+        self._emit_into(events, "customer.subscription.updated", sub, prev)
+        inv, pi, ch, bt = self.bill_subscription(
+            events, sub, cus, amount, "subscription_cycle", item["current_period_start"],
+            item["current_period_end"], settlement, rate)
+        return {"invoice": inv["id"], "payment_intent": pi and pi["id"],
+                "charge": ch and ch["id"], "balance_transaction": bt and bt["id"],
+                "events": events}
+
+    # ---- refunds
+    def create_refund(self, ch, amount, reason, metadata, request_id=None, idem_key=None):
+        remaining = ch["amount"] - ch["amount_refunded"]
+        if remaining <= 0:
+            raise invalid(f"Charge {ch['id']} has already been refunded.", None,
+                          "charge_already_refunded", stored=True)
+        if amount is None:
+            amount = remaining
+        if amount > remaining:
+            raise invalid(f"Refund amount ({amount}) is greater than unrefunded amount on "
+                          f"charge ({remaining})", "amount", stored=True)
+        status = self.refund_next.pop(0) if self.refund_next else "succeeded"
+        re_id = new_id("re_")
+        settlement, rate = self.fx.get(ch["id"], (ch["currency"], None))
+        bt = self.new_balance_transaction(-amount, ch["currency"], settlement, rate, re_id,
+                                          "refund", "REFUND FOR CHARGE")
+        re = self.put(template(
+            "refund", id=re_id, amount=amount, balance_transaction=bt["id"], charge=ch["id"],
+            created=self.now(), currency=ch["currency"],
+            destination_details={"card": {"reference": None, "reference_status": "pending",
+                                          "reference_type": "acquirer_reference_number",
+                                          "type": "refund"}, "type": "card"},
+            metadata=metadata, payment_intent=ch["payment_intent"], reason=reason,
+            receipt_number=None, source_transfer_reversal=None, status=status,
+            transfer_reversal=None, customer=ch["customer"], customer_account=None,
+            payment_method=ch["payment_method"]))
+        prev = {"amount_refunded": ch["amount_refunded"], "refunded": ch["refunded"]}
+        ch["amount_refunded"] += amount
+        ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
+        if not ch["refunded"]:
+            prev.pop("refunded")
+        events: list[str] = []
+        self._emit_into(events, "refund.created", re, None, request_id, idem_key)
+        self._emit_into(events, "charge.refunded", ch, prev, request_id, idem_key)
+        return re, events
+
+    def control_refund_status(self, d):
+        re = self.get_obj(str(d["refund"]), "refund", "refund")
+        status = d["status"]
+        allowed = {"pending": ("succeeded", "failed", "canceled"), "succeeded": ("failed",)}
+        if status not in allowed.get(re["status"], ()):
+            raise ValueError(f"a {re['status']} refund can't become {status}")
+        prev = {"status": re["status"]}
+        re["status"] = status
+        events: list[str] = []
+        if status in ("failed", "canceled"):
+            ch = self.get_obj(re["charge"], "charge")
+            settlement, rate = self.fx.get(ch["id"], (ch["currency"], None))
+            fbt = self.new_balance_transaction(re["amount"], ch["currency"], settlement, rate,
+                                               re["id"], "refund_failure",
+                                               "REFUND FAILURE FOR CHARGE")
+            prev.update(failure_balance_transaction=None, failure_reason=None)
+            re["failure_balance_transaction"] = fbt["id"]
+            re["failure_reason"] = "unknown" if status == "failed" else "merchant_request"
+            ch["amount_refunded"] -= re["amount"]
+            ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
+        self._emit_into(events, "refund.updated", re, prev)
+        self._emit_into(events, "charge.refund.updated", re, prev)
+        if status == "failed":
+            self._emit_into(events, "refund.failed", re)
+        return {"refund": copy.deepcopy(re), "events": events}
+
+
 # --------------------------------------------------------------------------- state
 
-class FakeStripe:
+class FakeStripe(PaymentsMixin):
     """All API state, guarded by one lock. HTTP concerns live in Handler."""
 
     def __init__(self, api_key=None, webhook_url=None, webhook_secret=None,
@@ -402,6 +1013,12 @@ class FakeStripe:
             self.hold = False
             self.duplicate = False
             self.held: list[tuple] = []
+            # payments: every object by id (customers, checkout sessions, payment intents,
+            # charges, balance transactions, subscriptions, invoices, invoice payments, refunds)
+            self.objects: dict[str, dict] = {}
+            self.fx: dict[str, tuple] = {}  # charge id -> (settlement currency, exchange rate)
+            self.sub_terms: dict[str, dict] = {}  # subscription id -> amount, settlement, rate
+            self.refund_next: list[str] = []  # statuses the next refunds start in
 
     # ---- clock
     def now(self) -> int:
@@ -963,6 +1580,142 @@ def retrieve_event(ctx, m):
         raise no_such("event", m["id"])
 
 
+# ---- payments API
+
+def _retriever(kind):
+    def retrieve(ctx, m):
+        check_known(ctx.params, EXPAND)
+        paths = expand_list(ctx.params)
+        with ctx.fake.lock:
+            return 200, ctx.fake.expanded(ctx.fake.get_obj(m["id"], kind), paths)
+    retrieve.__name__ = f"retrieve_{kind.replace('.', '_')}"
+    return retrieve
+
+
+def _email_param(p):
+    email = parse_str(p, "email")
+    if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+        raise invalid(f"Invalid email address: {email}", "email", "email_invalid")
+    return email
+
+
+CUSTOMER_PARAMS = {"email", "name", "metadata", "description", "phone"}
+
+
+def create_customer(ctx, m):
+    p, f = ctx.params, ctx.fake
+    check_known(p, EXPAND | CUSTOMER_PARAMS)
+    email = _email_param(p)
+    metadata = parse_metadata(p)
+    with f.lock:
+        cus = f.new_customer(email, parse_str(p, "name"), metadata)
+        cus["description"], cus["phone"] = parse_str(p, "description"), parse_str(p, "phone")
+        f.emit("customer.created", cus, request_id=ctx.request_id, idem_key=ctx.idem_key)
+        return 200, f.expanded(cus, expand_list(p))
+
+
+def update_customer(ctx, m):
+    p, f = ctx.params, ctx.fake
+    check_known(p, EXPAND | CUSTOMER_PARAMS)
+    email = _email_param(p) if "email" in p else None
+    with f.lock:
+        cus = f.get_obj(m["id"], "customer")
+        new = {}
+        if "email" in p:
+            new["email"] = email
+        for k in ("name", "description", "phone"):
+            if k in p:
+                new[k] = parse_str(p, k)
+        prev = {k: cus[k] for k, v in new.items() if cus[k] != v}
+        if "metadata" in p:
+            md = parse_metadata(p, cus["metadata"])
+            if md != cus["metadata"]:
+                # changed, added (previously null) and removed keys with their old values
+                prev["metadata"] = {k: cus["metadata"].get(k)
+                                    for k in set(md) | set(cus["metadata"])
+                                    if md.get(k) != cus["metadata"].get(k)}
+                new["metadata"] = md
+        cus.update(new)
+        if prev:
+            f.emit("customer.updated", cus, previous=prev, request_id=ctx.request_id,
+                   idem_key=ctx.idem_key)
+        return 200, f.expanded(cus, expand_list(p))
+
+
+LIST_PARAMS = EXPAND | {"limit", "starting_after", "ending_before", "created"}
+
+
+def list_refunds(ctx, m):
+    q, f = ctx.params, ctx.fake
+    check_known(q, LIST_PARAMS | {"charge", "payment_intent"})
+    paths = expand_list(q)
+    with f.lock:
+        items = [r for r in f.of_kind("refund")
+                 if (not q.get("charge") or r["charge"] == q["charge"])
+                 and (not q.get("payment_intent") or r["payment_intent"] == q["payment_intent"])]
+        page = paginate(filter_created(items, q), q, "/v1/refunds")
+        return 200, f.expanded(page, paths)
+
+
+def create_refund(ctx, m):
+    p, f = ctx.params, ctx.fake
+    check_known(p, EXPAND | {"charge", "payment_intent", "amount", "reason", "metadata",
+                             "instructions_email", "origin", "refund_application_fee",
+                             "reverse_transfer", "customer", "currency"})
+    ch_id, pi_id = parse_str(p, "charge"), parse_str(p, "payment_intent")
+    if not ch_id and not pi_id:
+        raise invalid("One of the following params should be provided for this request: "
+                      "payment_intent or charge.", None, "parameter_missing")
+    amount = parse_int(p, "amount", minimum=1)
+    reason = parse_str(p, "reason")
+    if reason is not None and reason not in REFUND_REASONS:
+        raise invalid("Invalid reason: must be one of duplicate, fraudulent, or "
+                      "requested_by_customer", "reason")
+    metadata = parse_metadata(p)
+    with f.lock:
+        if pi_id:
+            pi = f.get_obj(pi_id, "payment_intent", "payment_intent", 400)
+            if pi["status"] != "succeeded" or not pi["latest_charge"]:
+                raise invalid(f"This PaymentIntent ({pi_id}) does not have a successful charge "
+                              "to refund.", "payment_intent", stored=True)
+            if ch_id and ch_id != pi["latest_charge"]:
+                raise invalid(f"Charge {ch_id} does not belong to PaymentIntent {pi_id}.",
+                              "charge")
+            ch_id = pi["latest_charge"]
+        ch = f.get_obj(ch_id, "charge", "charge", 400)
+        re_, _events = f.create_refund(ch, amount, reason, metadata, ctx.request_id,
+                                       ctx.idem_key)
+        return 200, f.expanded(re_, expand_list(p))
+
+
+def list_invoice_payments(ctx, m):
+    q, f = ctx.params, ctx.fake
+    check_known(q, LIST_PARAMS | {"invoice", "payment", "status"})
+    pay = q.get("payment") or {}
+    if not isinstance(pay, dict):
+        raise invalid("Invalid object", "payment")
+    check_known({f"payment[{k}]": v for k, v in pay.items()},
+                {"payment[type]", "payment[payment_intent]", "payment[payment_record]"})
+    if pay and not pay.get("type"):
+        raise missing("payment[type]")
+    if pay and pay["type"] not in ("payment_intent", "payment_record"):
+        raise invalid("Invalid payment[type]: must be one of payment_intent or payment_record",
+                      "payment[type]")
+    status = q.get("status")
+    if status and status not in ("canceled", "open", "paid"):
+        raise invalid("Invalid status: must be one of canceled, open, or paid", "status")
+    paths = expand_list(q)
+    with f.lock:
+        items = [ip for ip in f.of_kind("invoice_payment")
+                 if (not q.get("invoice") or ip["invoice"] == q["invoice"])
+                 and (not status or ip["status"] == status)
+                 and (not pay or (ip["payment"]["type"] == pay["type"]
+                                  and all(ip["payment"].get(k) == v for k, v in pay.items()
+                                          if k != "type")))]
+        page = paginate(filter_created(items, q), q, "/v1/invoice_payments")
+        return 200, f.expanded(page, paths)
+
+
 ID = r"(?P<id>[A-Za-z0-9_]+)"
 API_ROUTES = [(meth, re.compile(f"^{pat}$"), fn) for meth, pat, fn in [
     ("GET", r"/v1/account", retrieve_platform_account),
@@ -982,6 +1735,20 @@ API_ROUTES = [(meth, re.compile(f"^{pat}$"), fn) for meth, pat, fn in [
     ("GET", rf"/v1/transfers/{ID}/reversals/(?P<rid>[A-Za-z0-9_]+)", retrieve_reversal),
     ("GET", r"/v1/events", list_events),
     ("GET", rf"/v1/events/{ID}", retrieve_event),
+    ("POST", r"/v1/customers", create_customer),
+    ("GET", rf"/v1/customers/{ID}", _retriever("customer")),
+    ("POST", rf"/v1/customers/{ID}", update_customer),
+    ("GET", rf"/v1/checkout/sessions/{ID}", _retriever("checkout.session")),
+    ("GET", rf"/v1/payment_intents/{ID}", _retriever("payment_intent")),
+    ("GET", rf"/v1/charges/{ID}", _retriever("charge")),
+    ("GET", rf"/v1/balance_transactions/{ID}", _retriever("balance_transaction")),
+    ("GET", rf"/v1/subscriptions/{ID}", _retriever("subscription")),
+    ("GET", rf"/v1/invoices/{ID}", _retriever("invoice")),
+    ("GET", r"/v1/invoice_payments", list_invoice_payments),
+    ("GET", rf"/v1/invoice_payments/{ID}", _retriever("invoice_payment")),
+    ("POST", r"/v1/refunds", create_refund),
+    ("GET", r"/v1/refunds", list_refunds),
+    ("GET", rf"/v1/refunds/{ID}", _retriever("refund")),
 ]]
 
 
@@ -1414,7 +2181,9 @@ class Handler(BaseHTTPRequestHandler):
                     "deauthorized": sorted(f.deauthorized), "config": f.config,
                     "clock": {"now": f.now(), "offset": f.clock_offset},
                     "platform_account": f.platform_id,
-                    "idempotency_keys": [k[1] for k in f.idem]})
+                    "idempotency_keys": [k[1] for k in f.idem],
+                    "payments": {kind: [o["id"] for o in reversed(f.of_kind(kind))]
+                                 for kind in LABELS}})
         if route == ("POST", "webhook"):
             url = data.get("url")
             if url:
@@ -1460,6 +2229,31 @@ class Handler(BaseHTTPRequestHandler):
                     raise ValueError("no webhook endpoint receives this event")
                 evt["pending_webhooks"] += f.deliver(evt)
             return 200, {"queued": evt["id"]}
+        if route == ("POST", "checkout"):
+            with f.lock:
+                return 200, f.control_checkout(data)
+        if route == ("POST", "async_payment"):
+            with f.lock:
+                return 200, f.control_async_payment(data)
+        if route == ("POST", "renew"):
+            with f.lock:
+                return 200, f.control_renew(data)
+        if route == ("POST", "refund_next"):
+            status = data.get("status", "pending")
+            if status not in ("pending", "succeeded"):
+                raise ValueError("status must be pending or succeeded")
+            with f.lock:
+                f.refund_next = [status] * int(data.get("count", 1))
+                return 200, {"next": list(f.refund_next)}
+        if route == ("POST", "refund_status"):
+            with f.lock:
+                return 200, f.control_refund_status(data)
+        if method == "GET" and len(parts) == 2 and parts[0] in ("events", "event"):
+            with f.lock:
+                for e in f.events:
+                    if e["id"] == parts[1]:
+                        return 200, copy.deepcopy(e)
+            raise no_such("event", parts[1])
         raise StripeError(404, "invalid_request_error",
                           f"Unknown control endpoint ({method} /_control/{'/'.join(parts)})")
 
