@@ -120,7 +120,7 @@ def test_refport_js_is_served_from_web_script(worker):
     assert r.headers["access-control-allow-origin"] == "*"
     source = open(SCRIPT, "rb").read()
     assert r.content == source, "GET /refport.js must serve web-script/refport.js"
-    assert len(source) < 1024, len(source)
+    assert len(source) < 2560, len(source)  # ~2 KB with the Stripe tagging; keep it small
 
 
 VM_JS = r"""
@@ -180,8 +180,55 @@ def test_click_script_logic_in_node_vm(tmp_path):
         assert g["replaced"] is None
 
 
+# The Stripe landing page: links and Stripe's embeds (plain custom elements here: Stripe's own
+# script is never loaded) as the HTML has them -> whether the click script tags them.
+STRIPE_LINKS = {
+    "pl": ("https://buy.stripe.com/test_abc?prefilled_email=jenny%40example.com&locale=fr#plan", True),
+    "plain": ("https://buy.stripe.com/test_plain", True),
+    "custom": ("https://pay.merchant.test/b/xyz?x=1", True),  # data-stripe-hosts opts custom domains in
+    "custom2": ("https://PAY2.merchant.test/b/q", True),  # hosts compare case-insensitively
+    "stale": ("https://buy.stripe.com/test_s?client_reference_id=clk_OLD1&x=2", True),  # an older click id
+    "empty": ("https://buy.stripe.com/test_e?client_reference_id=", True),
+    "merchant": ("https://buy.stripe.com/test_m?client_reference_id=order-42", False),  # the merchant's own
+    "other": ("https://example.com/pricing?x=1#top", False),
+    "relative": ("/signup?plan=pro", False),
+    "lookalike": ("https://buy.stripe.com.evil.test/x", False),
+    "checkout": ("https://checkout.stripe.com/c/pay/cs_test_a1#fid", False),  # a Session's URL: fixed server-side
+}
+STRIPE_ELEMENTS = {  # id: (tag, client-reference-id in the HTML, tagged?)
+    "pt": ("stripe-pricing-table", None, True),
+    "bb": ("stripe-buy-button", None, True),
+    "pt_stale": ("stripe-pricing-table", "clk_OLD2", True),
+    "bb_merchant": ("stripe-buy-button", "user_7", False),
+}
+# Added by the page 100 ms after load (a lazy section), and a link whose href turns into a Payment Link then.
+STRIPE_LATE = {
+    "late": ("a", "https://buy.stripe.com/test_late?x=1#l"),
+    "late_pt": ("stripe-pricing-table", None),
+    "swap": ("a", "https://buy.stripe.com/test_swap"),
+}
+STRIPE_BODY = (
+    "<h1>Pricing</h1>"
+    + "".join(f'<a id="{k}" href="{href}">{k}</a>' for k, (href, _) in STRIPE_LINKS.items())
+    + '<a id="swap" href="https://example.com/not-yet">swap</a>'
+    + "".join(f'<{tag} id="{k}" pricing-table-id="prctbl_1" buy-button-id="buy_btn_1" publishable-key="pk_test_1"'
+              + (f' client-reference-id="{ref}"' if ref else "") + f"></{tag}>"
+              for k, (tag, ref, _) in STRIPE_ELEMENTS.items())
+    + "<script>setTimeout(function () {"
+    "var s = document.createElement('section');"
+    "s.innerHTML = '<a id=\"late\" href=\"https://buy.stripe.com/test_late?x=1#l\">late</a>'"
+    " + '<stripe-pricing-table id=\"late_pt\" pricing-table-id=\"prctbl_2\"></stripe-pricing-table>';"
+    "document.body.appendChild(s);"
+    "document.getElementById('swap').setAttribute('href', 'https://buy.stripe.com/test_swap');"
+    "window.__late = true;"
+    "}, 100)</script>"
+)
+STRIPE_HOSTS = 'data-stripe-hosts="pay.merchant.test, Pay2.Merchant.Test"'
+
+
 class Landing:
-    """The merchant's site: pages including the click script with various attributes."""
+    """The merchant's site: pages including the click script with various attributes
+    (path: script attributes, or (script attributes, body, script at the end of the body?))."""
 
     PAGES = {
         "/landing": 'data-window-days="7"',
@@ -189,6 +236,9 @@ class Landing:
         "/clean": 'data-window-days="30" data-clean-url',
         "/domain": 'data-window-days="7" data-domain="merchant.test"',
         "/async": 'data-window-days="14" async',
+        "/stripe": (f'data-window-days="7" {STRIPE_HOSTS}', STRIPE_BODY, False),
+        "/stripe-async": (f'data-window-days="7" {STRIPE_HOSTS} async', STRIPE_BODY, False),
+        "/stripe-end": (f'data-window-days="7" {STRIPE_HOSTS}', STRIPE_BODY, True),
     }
 
     def __init__(self, script_src):
@@ -197,14 +247,15 @@ class Landing:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 path = urlparse(self.path).path
-                attrs = landing.PAGES.get(path)
-                if attrs is None:
+                page = landing.PAGES.get(path)
+                if page is None:
                     self.send_response(404)
                     self.end_headers()
                     return
-                html = (f"<!doctype html><html><head><title>Merchant</title>"
-                        f'<script src="{script_src}" {attrs}></script></head>'
-                        f"<body><h1>Pricing</h1></body></html>").encode()
+                attrs, body, at_end = (page, "<h1>Pricing</h1>", False) if isinstance(page, str) else page
+                tag = f'<script src="{script_src}" {attrs}></script>'
+                html = (f"<!doctype html><html><head><title>Merchant</title>{'' if at_end else tag}</head>"
+                        f"<body>{body}{tag if at_end else ''}</body></html>").encode()
                 self.send_response(200)
                 self.send_header("content-type", "text/html; charset=utf-8")
                 self.send_header("content-length", str(len(html)))
@@ -238,6 +289,15 @@ const cases = JSON.parse(process.env.CASES);
   try {
     for (const c of cases) {
       const context = await browser.newContext();
+      if (c.cookies) await context.addCookies(c.cookies);
+      // counts the MutationObservers /refport.js creates (one only with a click id; Playwright's own are not counted)
+      await context.addInitScript(() => {
+        const M = window.MutationObserver;
+        window.__observers = 0;
+        window.MutationObserver = class extends M {
+          constructor(cb) { super(cb); if (/\/refport\.js/.test(new Error().stack)) window.__observers++; }
+        };
+      });
       const page = await context.newPage();
       const errors = [];
       page.on("pageerror", (e) => errors.push(String(e)));
@@ -247,6 +307,15 @@ const cases = JSON.parse(process.env.CASES);
         const res = await page.goto(url, { waitUntil: "load" });
         visits.push(res.status());
       }
+      let stripe = null, observers = null;
+      if (c.stripe) {
+        await page.waitForFunction(() => window.__late === true, null, { timeout: 10000 });
+        await page.evaluate(() => new Promise((r) => setTimeout(r, 50)));
+        stripe = await page.evaluate(() => Object.fromEntries(
+          Array.from(document.querySelectorAll("a[id], stripe-pricing-table, stripe-buy-button"))
+            .map((e) => [e.id, { tag: e.localName, href: e.getAttribute("href"), ref: e.getAttribute("client-reference-id") }])));
+        observers = await page.evaluate(() => window.__observers);
+      }
       out[c.name] = {
         before,
         after: Date.now() / 1000,
@@ -255,6 +324,8 @@ const cases = JSON.parse(process.env.CASES);
         location: page.url(),
         documentCookie: await page.evaluate(() => document.cookie),
         cookies: await context.cookies(),
+        stripe,
+        observers,
       };
       await context.close();
     }
@@ -286,7 +357,7 @@ def browser_runs(worker, chromium, tmp_path_factory):
     try:
         origin = f"http://127.0.0.1:{landing.port}"
         merchant = f"http://www.merchant.test:{landing.port}"
-        ids = {k: "clk_" + os.urandom(12).hex().upper() for k in ("a", "b", "c", "d", "e", "f", "g")}
+        ids = {k: "clk_" + os.urandom(12).hex().upper() for k in "abcdefghijklmn"}
         cases = [
             {"name": "window7", "urls": [f"{origin}/landing?utm_source=x&refport_id={ids['a']}"]},
             {"name": "default90", "urls": [f"{origin}/default?refport_id={ids['b']}"]},
@@ -304,6 +375,19 @@ def browser_runs(worker, chromium, tmp_path_factory):
             ]},
             {"name": "last_click", "urls": [f"{origin}/landing?refport_id={ids['e']}", f"{origin}/landing",
                                             f"{origin}/landing?refport_id={ids['f']}"]},
+            # Stripe: the click id from the URL, from the cookie on a later visit, or none at all
+            {"name": "stripe", "stripe": True, "urls": [f"{origin}/stripe?utm_source=x&refport_id={ids['h']}"]},
+            {"name": "stripe_async", "stripe": True, "urls": [f"{origin}/stripe-async?refport_id={ids['i']}"]},
+            {"name": "stripe_end", "stripe": True, "urls": [f"{origin}/stripe-end?refport_id={ids['j']}"]},
+            {"name": "stripe_cookie", "stripe": True,
+             "urls": [f"{origin}/landing?refport_id={ids['k']}", f"{origin}/stripe?utm_source=y"]},
+            {"name": "stripe_cookie_invalid_url", "stripe": True,
+             "urls": [f"{origin}/landing?refport_id={ids['l']}", f"{origin}/stripe?refport_id=clk_bad%3Bx"]},
+            {"name": "stripe_newer_click", "stripe": True,
+             "urls": [f"{origin}/landing?refport_id={ids['m']}", f"{origin}/stripe?refport_id={ids['n']}"]},
+            {"name": "stripe_none", "stripe": True, "urls": [f"{origin}/stripe", f"{origin}/stripe?refport_id=abc"]},
+            {"name": "stripe_bad_cookie", "stripe": True, "urls": [f"{origin}/stripe"],
+             "cookies": [{"name": "refport_id", "value": "clk_A-B", "url": origin}]},
         ]
         js = tmp_path_factory.mktemp("browser") / "run.cjs"
         js.write_text(BROWSER_JS)
@@ -402,3 +486,99 @@ def test_click_script_cookie_value_tracks_a_lead(worker, chromium, browser_runs,
     assert lead.status_code == 200, lead.text
     body = lead.json()
     assert body["attributed"] is True and body["event"]["partner_id"] == pn["id"], body
+
+
+# ----------------------------------------------------------------------------------------------
+# /refport.js: zero-code Stripe (Payment Links, pricing table, buy button carry the click id)
+# ----------------------------------------------------------------------------------------------
+
+def assert_link_tagged(name, original, got, cid):
+    """`got` is `original` with client_reference_id=<cid> set: the rest of the query and the hash kept."""
+    o, g = urlparse(original), urlparse(got)
+    assert (g.scheme, g.netloc.lower(), g.path, g.fragment) == (o.scheme, o.netloc.lower(), o.path, o.fragment), (name, got)
+    want = parse_qs(o.query, keep_blank_values=True)
+    want["client_reference_id"] = [cid]
+    assert parse_qs(g.query, keep_blank_values=True) == want, (name, got)
+
+
+def assert_stripe_tagged(result, cid):
+    """Every Payment Link and Stripe embed on /stripe (also those added 100 ms after load) carries
+    `cid`; everything else, and a merchant's own non-clk value, is exactly as the HTML has it."""
+    assert result["errors"] == [], result["errors"]
+    assert all(s == 200 for s in result["visits"]), result["visits"]
+    got = result["stripe"]
+    assert set(got) == set(STRIPE_LINKS) | set(STRIPE_ELEMENTS) | set(STRIPE_LATE), sorted(got)
+    for k, (href, tagged) in STRIPE_LINKS.items():
+        assert got[k]["ref"] is None, (k, got[k])
+        if tagged:
+            assert_link_tagged(k, href, got[k]["href"], cid)
+        else:
+            assert got[k]["href"] == href, (k, got[k])
+    for k, (tag, ref, tagged) in STRIPE_ELEMENTS.items():
+        assert got[k]["tag"] == tag, (k, got[k])
+        assert got[k]["ref"] == (cid if tagged else ref), (k, got[k])
+    for k in ("late", "swap"):
+        assert_link_tagged(k, STRIPE_LATE[k][1], got[k]["href"], cid)
+    assert got["late_pt"]["ref"] == cid, got["late_pt"]
+    assert result["observers"] == 1, result["observers"]
+
+
+def test_click_script_stripe_links_and_embeds_carry_the_click_id(browser_runs):
+    r = browser_runs["stripe"]
+    assert_cookie(r, browser_runs["_ids"]["h"], 7)
+    assert_stripe_tagged(r, browser_runs["_ids"]["h"])
+
+
+def test_click_script_stripe_keeps_the_merchants_own_client_reference_id(browser_runs):
+    got = browser_runs["stripe"]["stripe"]
+    assert got["merchant"]["href"] == STRIPE_LINKS["merchant"][0]
+    assert got["bb_merchant"]["ref"] == "user_7"
+    # an older click id (not the merchant's) is replaced by the current one
+    cid = browser_runs["_ids"]["h"]
+    assert parse_qs(urlparse(got["stale"]["href"]).query)["client_reference_id"] == [cid]
+    assert got["pt_stale"]["ref"] == cid
+
+
+def test_click_script_stripe_elements_added_after_load_are_tagged(browser_runs):
+    got = browser_runs["stripe"]["stripe"]
+    cid = browser_runs["_ids"]["h"]
+    assert_link_tagged("late", STRIPE_LATE["late"][1], got["late"]["href"], cid)
+    assert_link_tagged("swap", STRIPE_LATE["swap"][1], got["swap"]["href"], cid)
+    assert got["late_pt"]["ref"] == cid
+
+
+def test_click_script_stripe_with_async_script_or_at_the_end_of_the_body(browser_runs):
+    assert_stripe_tagged(browser_runs["stripe_async"], browser_runs["_ids"]["i"])
+    assert_stripe_tagged(browser_runs["stripe_end"], browser_runs["_ids"]["j"])
+
+
+def test_click_script_stripe_uses_the_cookie_on_a_later_visit(browser_runs):
+    r = browser_runs["stripe_cookie"]
+    assert_cookie(r, browser_runs["_ids"]["k"], 7)
+    assert_stripe_tagged(r, browser_runs["_ids"]["k"])
+    # an invalid ?refport_id neither replaces the cookie nor the click id it carries
+    r = browser_runs["stripe_cookie_invalid_url"]
+    assert_cookie(r, browser_runs["_ids"]["l"], 7)
+    assert_stripe_tagged(r, browser_runs["_ids"]["l"])
+
+
+def test_click_script_stripe_newer_click_in_the_url_beats_the_cookie(browser_runs):
+    r = browser_runs["stripe_newer_click"]
+    assert_cookie(r, browser_runs["_ids"]["n"], 7)
+    assert_stripe_tagged(r, browser_runs["_ids"]["n"])
+
+
+def test_click_script_stripe_without_a_click_id_changes_nothing(browser_runs):
+    for name in ("stripe_none", "stripe_bad_cookie"):
+        r = browser_runs[name]
+        assert r["errors"] == [], (name, r["errors"])
+        got = r["stripe"]
+        for k, (href, _) in STRIPE_LINKS.items():
+            assert got[k] == {"tag": "a", "href": href, "ref": None}, (name, k, got[k])
+        for k, (tag, ref, _) in STRIPE_ELEMENTS.items():
+            assert got[k]["ref"] == ref, (name, k, got[k])
+        for k, (tag, href) in STRIPE_LATE.items():
+            assert got[k]["href"] == href and got[k]["ref"] is None, (name, k, got[k])
+        assert r["observers"] == 0, (name, "no MutationObserver without a click id")
+    assert browser_runs["stripe_none"]["cookies"] == []
+    assert [c["value"] for c in browser_runs["stripe_bad_cookie"]["cookies"]] == ["clk_A-B"]
