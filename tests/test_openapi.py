@@ -343,6 +343,20 @@ def test_success_and_error_answers_match_the_document(worker, stripe_server):
         hook = requests.post(worker.base + V + "/webhooks/stripe/connect", data=signed["payload"].encode(), timeout=30,
                              headers={"Content-Type": "application/json", "Stripe-Signature": signed["header"]})
         assert c.check("POST", V + "/webhooks/stripe/connect", hook, 200)["duplicate"] is True
+        # A payment event of the merchant's own account: zero-code tracking answers its outcome.
+        checkout = {"id": "evt_openapi" + pid[-12:], "object": "event", "type": "checkout.session.completed",
+                    "created": 1, "livemode": False, "data": {"object": {
+                        "id": "cs_test_openapi" + pid[-12:], "object": "checkout.session", "mode": "payment",
+                        "payment_status": "paid", "amount_total": 1000, "currency": "usd",
+                        "client_reference_id": "order-42", "customer": None, "metadata": {},
+                        "customer_details": {"email": "guest@example.org"}, "payment_intent": "pi_openapi"}}}
+        signed = stripe_ctl(stripe_server, "POST", "sign", {"payload": json.dumps(checkout),
+                                                             "secret": worker.secrets["STRIPE_WEBHOOK_SECRET"]})
+        hook = requests.post(worker.base + V + "/webhooks/stripe", data=signed["payload"].encode(), timeout=30,
+                             headers={"Content-Type": "application/json", "Stripe-Signature": signed["header"]})
+        assert c.check("POST", V + "/webhooks/stripe", hook, 200)["reason"] == "not_a_refport_click"
+        integration = c.check("GET", V + "/integrations/stripe", worker.get(f"{V}/integrations/stripe"), 200)
+        assert checkout["id"] in [e["id"] for e in integration["events"]]
         stripe_ctl(stripe_server, "POST", "balance", {"currency": "usd", "amount": 100_000_000})
         for _ in range(5):  # each run pays a bounded number of partners: run again if others came first
             assert worker.scheduled().status_code == 200

@@ -272,17 +272,18 @@ def test_partial_then_full_refund_each_applied_once(worker, stripe):
     assert cm["amount"] == 2000
 
     r1, evts = refund(worker, stripe, payment_intent=co["payment_intent"], amount=2500)
-    answers = deliver_all(worker, stripe, evts + evts[::-1])
+    answers = deliver_all(worker, stripe, evts)
     assert any(a.get("effect") == "refund" for a in answers.values()), answers
+    deliver_all(worker, stripe, evts[::-1])
     [cm] = commissions_in(worker, p, "sale")
-    assert (cm["refunded_amount"], cm["amount"], cm["status"]) == (2500, 1500, "approved" if cm["status"] == "approved" else "pending")
+    assert (cm["refunded_amount"], cm["amount"]) == (2500, 1500) and cm["status"] in ("pending", "approved"), cm
 
     r2, evts2 = refund(worker, stripe, payment_intent=co["payment_intent"])
     # The charge.refunded of the second refund lists both refunds (or none: read from Stripe).
     deliver_all(worker, stripe, evts2)
     deliver_all(worker, stripe, evts)  # the first refund's events once more, late
     [cm] = commissions_in(worker, p, "sale")
-    assert (cm["refunded_amount"], cm["amount"], cm["status"]) == (10000, 0, "rejected"), cm
+    assert (cm["refunded_amount"], cm["status"], cm["reason"]) == (10000, "rejected", "refund"), cm
     refunds = worker.rows("SELECT * FROM refunds WHERE program_id=? ORDER BY refunded_before", p["id"])
     assert [(x["idempotency_key"], x["amount"]) for x in refunds] == [(r1["id"], 2500), (r2["id"], 7500)]
 
@@ -317,7 +318,7 @@ def test_pending_refund_applies_when_it_succeeds(worker, stripe):
     p, pn, cid = referral(worker)
     co = checkout(stripe, mode="payment", amount=10000, currency="usd", client_reference_id=cid, create_customer=True)
     deliver_all(worker, stripe, events_of(worker, stripe, co["events"]))
-    ctl(stripe, "POST", "config", {"next_refund_status": "pending"})
+    ctl(stripe, "POST", "refund_next", {"status": "pending"})
     r, evts = refund(worker, stripe, payment_intent=co["payment_intent"], amount=4000)
     answers = deliver_all(worker, stripe, evts)
     assert "refund_pending" in [a.get("reason") for a in answers.values()], answers
@@ -383,7 +384,7 @@ def test_unattributed_checkout_records_nothing_and_says_why(worker, stripe, refe
         body["client_reference_id"] = reference
     co = checkout(stripe, **body)
     answers = deliver_all(worker, stripe, events_of(worker, stripe, co["events"]))
-    [done] = [a for e, a in answers.items() if a.get("outcome")]
+    [done] = [answers[e["id"]] for e in events_of(worker, stripe, co["events"]) if e["type"] == "checkout.session.completed"]
     assert (done["outcome"], done["reason"]) == ("ignored", reason), answers
     assert worker.count("SELECT COUNT(*) FROM customers WHERE external_id=?", co["customer"]) == 0
     # other tests may write events meanwhile; none of them is this checkout's

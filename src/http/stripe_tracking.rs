@@ -90,12 +90,12 @@ struct Tracker<'a> {
     deliveries: usize,
 }
 
-/// What a recorded conversion says of the event: its partner, or why none.
+/// What a recorded conversion says of the event: its partner, or why it has none.
 fn credit(out: &mut Outcome, event: &Event) {
     if event.attribution.is_attributed() {
         out.partner_id = event.partner_id.clone();
-        out.reason = None;
-    } else if out.partner_id.is_none() {
+    } else {
+        // Why this conversion is credited to nobody (a lead of the same event may still be).
         out.reason = event.attribution.reason().map(str::to_string);
     }
     out.program_id = Some(event.program_id.clone());
@@ -204,14 +204,14 @@ impl Tracker<'_> {
             None => Err(Skip::NoClickId.as_str()),
         };
         let mut out = base;
-        let mut effect = "sale";
+        let (mut new_lead, mut sold) = (false, false);
         let program_id = match &click {
             Ok(k) => {
                 let recorded = self
                     .lead(k, &external_id, c.email.as_deref(), c.name.as_deref(), c.stripe_customer.as_deref())
                     .await?;
                 credit(&mut out, &recorded.stored.event);
-                effect = "lead";
+                new_lead = recorded.new;
                 k.program_id.clone()
             }
             Err(skip) => match self.known_customer(c.stripe_customer.as_deref().unwrap_or(&external_id)).await? {
@@ -247,7 +247,7 @@ impl Tracker<'_> {
                 };
                 let recorded = self.sale(&program_id, sale, Paid::By(c.payment_intent.as_deref())).await?;
                 credit(&mut out, &recorded.stored.event);
-                effect = if effect == "lead" { "lead_and_sale" } else { "sale" };
+                sold = true;
             }
             CheckoutMode::Subscription => {
                 // The first invoice may have been paid (and its `invoice.paid` received, before
@@ -256,22 +256,31 @@ impl Tracker<'_> {
                     let raw = stripe.invoice(invoice_id).await.map_err(|r| unavailable("invoice", r))?;
                     if let Ok(invoice) = st::invoice(&raw) {
                         if invoice.paid && invoice.amount_paid > 0 {
-                            let sold = self.invoice(&invoice, Some((&program_id, &external_id)), out.clone()).await?;
-                            if sold.effect == Some("sale") {
-                                out.partner_id = sold.partner_id.or(out.partner_id);
-                                out.reason = sold.reason;
-                                out.amount = sold.amount;
-                                out.currency = sold.currency;
-                                effect = if effect == "lead" { "lead_and_sale" } else { "sale" };
+                            let first = self.invoice(&invoice, Some((&program_id, &external_id)), out.clone()).await?;
+                            if first.effect == Some("sale") {
+                                out.partner_id = first.partner_id.or(out.partner_id);
+                                out.reason = first.reason;
+                                out.amount = first.amount;
+                                out.currency = first.currency;
+                                sold = true;
                             }
                         }
                     }
                 }
             }
         }
-        if effect == "sale" && out.program_id.is_none() {
-            out.program_id = Some(program_id);
-        }
+        out.program_id = out.program_id.or(Some(program_id));
+        // A lead named only when this event made it, or when there is nothing else to name.
+        let effect = match (new_lead, sold) {
+            (true, true) => "lead_and_sale",
+            (_, true) => "sale",
+            // A returning customer's checkout that sold nothing (unpaid, free, setup).
+            (_, false) if click.is_err() => {
+                let reason = out.reason.clone().unwrap_or_else(|| Skip::ZeroAmount.as_str().into());
+                return Ok(ignored(&reason, out));
+            }
+            _ => "lead",
+        };
         Ok(settle(out, effect))
     }
 

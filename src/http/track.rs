@@ -195,7 +195,7 @@ pub(crate) async fn lead_in(
         conversions::load_lead(db, program_id, external_id, event_name, presented_partner, recent).await?;
     let program = load.program.ok_or(ApiError::NotFound("program"))?;
     if let Some(stored) = load.stored {
-        return Ok(Recorded { stored, deliveries: 0 }); // a retry: what the first request stored
+        return Ok(Recorded { stored, deliveries: 0, new: false }); // a retry: what the first request stored
     }
     let presented = click.map(|k| LoadedClick {
         partner: presented_partner.map(partner_facts),
@@ -261,7 +261,7 @@ pub(crate) async fn sale_in(
     let load = conversions::load_sale(db, program_id, &sale.invoice_id, &sale.customer_external_id).await?;
     let program = load.program.ok_or(ApiError::NotFound("program"))?;
     if let Some(stored) = load.stored {
-        return Ok(Recorded { stored, deliveries: 0 });
+        return Ok(Recorded { stored, deliveries: 0, new: false });
     }
     let priced = match pricing {
         Pricing::AsSent => conversion::price_sale(sale, program.settings.payout_currency)?,

@@ -507,7 +507,7 @@ pub async fn record_lead(db: &D1Database, w: &LeadWrite<'_>) -> StoreResult<Reco
     let fan_out = stmts.len();
     stmts.extend(outbox::fan_out(db, w.now)?);
     stmts.extend(stored_lead_stmts(db, w.program_id, &w.lead.customer_external_id, &w.lead.event_name)?);
-    read_back(super::batch_results(db, stmts).await?, fan_out)
+    read_back(super::batch_results(db, stmts).await?, fan_out, &w.ids.event)
 }
 
 /// A sale and what the core decided for it.
@@ -588,7 +588,7 @@ pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<Reco
     let fan_out = stmts.len();
     stmts.extend(outbox::fan_out(db, w.now)?);
     stmts.extend(stored_sale_stmts(db, w.program_id, &sale.invoice_id)?);
-    read_back(super::batch_results(db, stmts).await?, fan_out)
+    read_back(super::batch_results(db, stmts).await?, fan_out, &w.ids.event)
 }
 
 /// What a conversion's write batch did.
@@ -597,11 +597,13 @@ pub struct Recorded {
     pub stored: StoredEvent,
     /// Webhook deliveries the batch queued (none when no endpoint wants its events).
     pub deliveries: usize,
+    /// This call stored it (not a retry, nor a twin that landed first).
+    pub new: bool,
 }
 
 /// The event (and commission) a write batch read back in its last two statements, and the
 /// deliveries queued by its fan-out statement (at `fan_out`).
-fn read_back(r: Vec<D1Result>, fan_out: usize) -> StoreResult<Recorded> {
+fn read_back(r: Vec<D1Result>, fan_out: usize, event_id: &str) -> StoreResult<Recorded> {
     let n = r.len();
     let stored = read_stored(r.get(n.wrapping_sub(2)), r.last())?
         .ok_or_else(|| StoreError::Database("the event is missing after its batch".into()))?;
@@ -609,5 +611,6 @@ fn read_back(r: Vec<D1Result>, fan_out: usize) -> StoreResult<Recorded> {
         Some(f) => f.meta()?.and_then(|m| m.changes).unwrap_or(0),
         None => 0,
     };
-    Ok(Recorded { stored, deliveries })
+    let new = stored.event.id == event_id;
+    Ok(Recorded { stored, deliveries, new })
 }
