@@ -153,6 +153,7 @@ step("Copy puts the webhook URL on the clipboard and announces it", async () => 
 
 step("Recent Stripe events: the empty state", async () => {
   const events = dash.locator("#stripe-events");
+  await until(async () => (await dash.getByRole("button", { name: "Copy script tag" }).textContent()) === "Copy", "the Copy buttons back from “Copied”");
   if (S.before.events.length === 0) {
     await assertText(events, /No events yet — send a test event from Stripe\./);
   } else {

@@ -2,6 +2,7 @@
 // signing secret on the Worker, which events), the click script for the landing page, and the
 // Stripe events received lately with what each one did (credited a partner, or why not).
 import { announce, clear, h, type Child } from "../shared/dom";
+import { titleCase } from "../shared/format";
 import { formatMoney } from "../shared/money";
 import type { StripeEventRecord, StripeIntegration, StripeWebhookEndpoint } from "../shared/types";
 import type { Ctx } from "./ctx";
@@ -26,6 +27,8 @@ export const REASONS: Record<string, string> = {
   unknown_program: "No program for this event",
   event_not_handled: "Refport does not use this event",
   duplicate_sale: "Already tracked",
+  malformed_object: "Stripe's object lacks what Refport needs (an id, an amount, a currency)",
+  currency_mismatch: "Refund in another currency than the sale",
   // Attribution (the track API's reasons)
   no_attribution: "Customer is not attributed to a partner",
   partner_banned: "The referring partner is banned",
@@ -38,7 +41,7 @@ export const REASONS: Record<string, string> = {
   ...Object.fromEntries(RULES.map(([code, name]) => [code, `Fraud rule: ${name}`])),
 };
 
-export const reasonText = (code: string): string => REASONS[code] ?? code;
+export const reasonText = (code: string): string => (Object.hasOwn(REASONS, code) ? REASONS[code] : code);
 
 const EFFECTS: Record<string, string> = {
   lead: "Lead",
@@ -49,7 +52,7 @@ const EFFECTS: Record<string, string> = {
   transfer_reversed: "Payout reversed",
   payouts_resumed: "Payouts resumed",
 };
-const effectText = (e: string): string => EFFECTS[e] ?? e.replace(/_/g, " ");
+const effectText = (e: string): string => (Object.hasOwn(EFFECTS, e) ? EFFECTS[e] : titleCase(e));
 
 const OUTCOMES: Record<string, string> = { attributed: "Attributed", unattributed: "Unattributed", ignored: "Ignored", applied: "Applied" };
 
@@ -147,17 +150,18 @@ function breakable(text: string): Child {
 
 function outcomeBadge(o: string | null): Child {
   if (!o) return h("span", { class: "muted", title: "Received before outcomes were recorded" }, "—");
-  return h("span", { class: `badge outcome-${o}` }, OUTCOMES[o] ?? o);
+  return h("span", { class: `badge outcome-${o}` }, Object.hasOwn(OUTCOMES, o) ? OUTCOMES[o] : titleCase(o));
 }
 
 function details(e: StripeEventRecord): Child {
   const effect = e.effect ? effectText(e.effect) : null;
-  if (e.outcome === "attributed" && (e.partner_name || e.partner_id)) {
+  // Credited (or a refund / payout account applied) to a partner: the partner, linked.
+  if (!e.reason && (e.partner_name || e.partner_id)) {
     const who = e.partner_name ?? e.partner_id!;
     const partner = e.program_id ? h("a", { href: `#/programs/${encodeURIComponent(e.program_id)}/partners` }, who) : h("strong", null, who);
-    return [effect ? `${effect} for ` : "Credited to ", partner];
+    return [effect ? `${effect} for ` : e.outcome === "attributed" ? "Credited to " : "Partner: ", partner];
   }
-  if (e.reason) return h("span", { class: "reason-text", "data-reason": e.reason }, e.reason in REASONS ? REASONS[e.reason] : h("code", null, e.reason));
+  if (e.reason) return h("span", { class: "reason-text", "data-reason": e.reason }, Object.hasOwn(REASONS, e.reason) ? REASONS[e.reason] : h("code", null, e.reason));
   if (effect) return effect;
   return h("span", { class: "muted" }, "—");
 }
