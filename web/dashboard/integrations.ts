@@ -153,6 +153,9 @@ function outcomeBadge(o: string | null): Child {
   return h("span", { class: `badge outcome-${o}` }, Object.hasOwn(OUTCOMES, o) ? OUTCOMES[o] : titleCase(o));
 }
 
+/** Stripe's field names in a reason (client_reference_id) set as code. */
+const withCode = (text: string): Child => text.split(/\b(client_reference_id|refport_id)\b/).map((part, i) => (i % 2 ? h("code", null, part) : part));
+
 function details(e: StripeEventRecord): Child {
   const effect = e.effect ? effectText(e.effect) : null;
   // Credited (or a refund / payout account applied) to a partner: the partner, linked.
@@ -161,7 +164,7 @@ function details(e: StripeEventRecord): Child {
     const partner = e.program_id ? h("a", { href: `#/programs/${encodeURIComponent(e.program_id)}/partners` }, who) : h("strong", null, who);
     return [effect ? `${effect} for ` : e.outcome === "attributed" ? "Credited to " : "Partner: ", partner];
   }
-  if (e.reason) return h("span", { class: "reason-text", "data-reason": e.reason }, Object.hasOwn(REASONS, e.reason) ? REASONS[e.reason] : h("code", null, e.reason));
+  if (e.reason) return h("span", { class: "reason-text", "data-reason": e.reason }, Object.hasOwn(REASONS, e.reason) ? withCode(REASONS[e.reason]) : h("code", null, e.reason));
   if (effect) return effect;
   return h("span", { class: "muted" }, "—");
 }
@@ -184,7 +187,7 @@ function eventsTable(events: StripeEventRecord[]): HTMLElement {
     [
       { title: "Received", cell: (e) => received(e.received_at) },
       { title: "Event type", cell: (e) => [breakable(e.type), e.endpoint === "connect" ? h("div", { class: "muted sub" }, "Connected account") : null] },
-      { title: "Object", cell: (e) => [e.object_id ? h("code", null, e.object_id) : h("span", { class: "muted" }, "—"), e.customer ? h("div", { class: "muted sub" }, "Customer ", h("code", null, e.customer)) : null] },
+      { title: "Object", cell: (e) => [e.object_id ? h("code", null, e.object_id) : h("span", { class: "muted" }, "—"), e.customer ? h("div", { class: "muted sub customer" }, "Customer ", h("code", null, e.customer)) : null] },
       { title: "Amount", num: true, cell: amount },
       { title: "Outcome", cell: (e) => outcomeBadge(e.outcome) },
       { title: "Details", cell: details },
