@@ -6,6 +6,7 @@ import type { Program } from "../shared/types";
 import { commissionsTab } from "./commissions";
 import { makeCall, type Ctx } from "./ctx";
 import { heldCount, reviewTab } from "./fraud";
+import { integrationsPage } from "./integrations";
 import { partnersTab } from "./partners";
 import { payoutsTab } from "./payouts";
 import { newProgram, programForm, programOverview, programsList } from "./programs";
@@ -64,7 +65,8 @@ function signIn(): void {
       await makeCall(k, () => {})("/api/v1/programs?limit=1");
       sessionStorage.setItem(KEY, k);
       flash = null;
-      if (location.hash.startsWith("#/programs")) void route();
+      // Stay on the page the merchant opened (a bookmarked #/integrations), else the programs.
+      if (location.hash.startsWith("#/programs") || location.hash.startsWith("#/integrations")) void route();
       else location.hash = "#/programs";
     } catch (err) {
       const msg = err instanceof ApiError && err.status === 401 ? "This API key is not valid." : err instanceof ApiError && err.status === 403 ? "This key cannot read programs; use a key with read and write permissions." : String(err instanceof Error ? err.message : err);
@@ -144,6 +146,12 @@ async function route(): Promise<void> {
   signout.hidden = false;
   const c = ctx(key);
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
+  // The main navigation marks its section (Programs for the programs and their pages).
+  const section = parts[0] === "integrations" ? "integrations" : "programs";
+  for (const a of nav.querySelectorAll("a")) {
+    if (a.dataset.section === section) a.setAttribute("aria-current", parts.length <= 1 ? "page" : "true");
+    else a.removeAttribute("aria-current");
+  }
   const mine = ++routing;
   main.setAttribute("aria-busy", "true");
   const message = flash;
@@ -157,6 +165,9 @@ async function route(): Promise<void> {
       newProgram(c);
     } else if (parts[0] === "programs") {
       await programPage(c, parts[1], parts[2] ?? "");
+    } else if (parts[0] === "integrations" && parts.length === 1) {
+      document.title = "Integrations — Refport dashboard";
+      await integrationsPage(c);
     } else {
       throw new ApiError(404, "not_found", "No such page.");
     }

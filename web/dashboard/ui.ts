@@ -105,13 +105,14 @@ export function statusBadge(status: string): HTMLElement {
 }
 
 /** A read-only value with a Copy button. */
-export function copyRow(label: string, value: string, opts: { multiline?: boolean; id?: string } = {}): HTMLElement {
+export function copyRow(label: string, value: string, opts: { multiline?: boolean; id?: string; copyLabel?: string } = {}): HTMLElement {
   const id = opts.id ?? nextId("copy");
   const control = opts.multiline
     ? h("textarea", { id, readonly: true, rows: 4, spellcheck: "false", class: "mono" })
     : h("input", { id, type: "text", readonly: true, spellcheck: "false" });
   control.value = value;
-  const btn = h("button", { type: "button", class: "secondary small", "aria-describedby": id }, "Copy");
+  // `copyLabel` names the button when a page has several ("Copy platform endpoint URL").
+  const btn = h("button", { type: "button", class: "secondary small", "aria-describedby": id, "aria-label": opts.copyLabel ?? null }, "Copy");
   btn.addEventListener("click", async () => {
     if (await copyText(value)) {
       btn.textContent = "Copied";

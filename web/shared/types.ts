@@ -147,3 +147,47 @@ export interface PortalStats {
   currency: string;
   data: DayStat[];
 }
+
+/** `GET /api/v1/integrations/stripe`: one of the two webhook endpoints to add in Stripe. */
+export interface StripeWebhookEndpoint {
+  /** `platform`: events on your account; `connect`: events on connected accounts. */
+  endpoint: "platform" | "connect";
+  url: string;
+  /** Whether the Worker has this endpoint's signing secret (STRIPE_WEBHOOK_SECRET / STRIPE_CONNECT_WEBHOOK_SECRET). */
+  secret_configured: boolean;
+  /** The event types to select in Stripe. */
+  events: string[];
+}
+
+/** What a received Stripe event did: a lead or sale credited to a partner, nothing (with a
+ * reason), or an update applied (refund, payout account). */
+export type StripeEventOutcome = "attributed" | "unattributed" | "ignored" | "applied";
+
+/** A Stripe event the Worker received (newest first, at most 50). */
+export interface StripeEventRecord {
+  id: string;
+  type: string;
+  endpoint: "platform" | "connect";
+  received_at: string;
+  /** null for events received before outcomes were recorded. */
+  outcome: StripeEventOutcome | null;
+  /** lead, sale, lead_and_sale, refund, account_updated, transfer_reversed, payouts_resumed… */
+  effect: string | null;
+  /** Why nothing was credited (not_a_refport_click, no_click_id, unpaid…, or a track API reason). */
+  reason: string | null;
+  program_id: string | null;
+  partner_id: string | null;
+  partner_name: string | null;
+  customer: string | null;
+  object_id: string | null;
+  /** Minor units of `currency`. */
+  amount: number | null;
+  currency: string | null;
+}
+
+export interface StripeIntegration {
+  webhooks: StripeWebhookEndpoint[];
+  /** STRIPE_SECRET_KEY: needed to read refunds of subscriptions and foreign-currency payments. */
+  api_key_configured: boolean;
+  events: StripeEventRecord[];
+}
