@@ -259,9 +259,16 @@ CREATE TABLE IF NOT EXISTS stripe_events (
   stripe_customer_id TEXT,
   object_id TEXT,
   amount INTEGER,
-  currency TEXT
+  currency TEXT,
+  payment_intent TEXT
 );
 CREATE INDEX IF NOT EXISTS stripe_events_received ON stripe_events(received_at);
+CREATE INDEX IF NOT EXISTS stripe_events_unreferred ON stripe_events(stripe_customer_id, received_at)
+  WHERE reason = 'not_referred';
+CREATE INDEX IF NOT EXISTS stripe_events_unmatched_refunds ON stripe_events(payment_intent, received_at)
+  WHERE reason = 'sale_not_found';
+CREATE INDEX IF NOT EXISTS stripe_events_unmatched_recent ON stripe_events(received_at)
+  WHERE reason = 'sale_not_found';
 
 -- Link-cache refreshes left for the cron: a program or partner change rewrites its links' KV
 -- entries a page at a time (a request does the first page, the cron the rest).

@@ -5,7 +5,8 @@
 --
 -- stripe_events gains what the Integrations page shows of each event received: the endpoint it
 -- came to, its outcome (attributed, unattributed, ignored, applied), what it did (`effect`) or
--- why not (`reason`), and the program, partner, Stripe customer, object and amount involved.
+-- why not (`reason`), and the program, partner, Stripe customer, object, amount and (refunds)
+-- payment intent involved.
 -- Events received before this migration keep their row, with these columns NULL.
 --
 -- Additive: no row is rewritten, and no money row is touched.
@@ -22,4 +23,14 @@ ALTER TABLE stripe_events ADD COLUMN stripe_customer_id TEXT;
 ALTER TABLE stripe_events ADD COLUMN object_id TEXT;
 ALTER TABLE stripe_events ADD COLUMN amount INTEGER;
 ALTER TABLE stripe_events ADD COLUMN currency TEXT;
+ALTER TABLE stripe_events ADD COLUMN payment_intent TEXT;
 CREATE INDEX IF NOT EXISTS stripe_events_received ON stripe_events(received_at);
+-- Invoices paid before their customer's referral arrived (Stripe does not order events), found
+-- again when it does.
+CREATE INDEX IF NOT EXISTS stripe_events_unreferred ON stripe_events(stripe_customer_id, received_at)
+  WHERE reason = 'not_referred';
+-- Likewise refunds that arrived before the sale they refund.
+CREATE INDEX IF NOT EXISTS stripe_events_unmatched_refunds ON stripe_events(payment_intent, received_at)
+  WHERE reason = 'sale_not_found';
+CREATE INDEX IF NOT EXISTS stripe_events_unmatched_recent ON stripe_events(received_at)
+  WHERE reason = 'sale_not_found';

@@ -379,10 +379,11 @@ impl Stripe {
         Ok(list.data)
     }
 
-    /// A charge's refunds (`GET /v1/refunds?charge=`): a `charge.refunded` event's charge does
-    /// not carry them since API 2022-11-15. At most 100, newest first.
-    pub async fn refunds_of_charge(&self, charge: &str) -> Result<Vec<serde_json::Value>, Refused> {
-        let params = [("charge", charge.to_string()), ("limit", "100".to_string())];
+    /// The refunds of a charge or payment intent (`GET /v1/refunds?charge=` or
+    /// `?payment_intent=`): a `charge.refunded` event's charge does not carry them since API
+    /// 2022-11-15. At most 100, newest first.
+    pub async fn refunds_of(&self, filter: (&str, &str)) -> Result<Vec<serde_json::Value>, Refused> {
+        let params = [(filter.0, filter.1.to_string()), ("limit", "100".to_string())];
         let list: List<serde_json::Value> = self.call(Method::Get, "/v1/refunds", &params, None).await?;
         Ok(list.data)
     }

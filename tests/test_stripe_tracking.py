@@ -330,6 +330,40 @@ def test_pending_refund_applies_when_it_succeeds(worker, stripe):
     assert cm["refunded_amount"] == 4000 and cm["amount"] == 1200
 
 
+@pytest.mark.parametrize("mode", ["payment", "subscription"])
+def test_refund_delivered_before_its_sale_is_applied_when_the_sale_arrives(worker, stripe, mode):
+    """Stripe retries a failed delivery for days: a refund can reach Refport before the payment
+    it refunds. It finds no sale then; the sale, when it lands, applies it, and the refund event's
+    outcome is revised."""
+    p, pn, cid = referral(worker)
+    co = checkout(stripe, mode=mode, amount=10000, currency="usd", client_reference_id=cid, create_customer=True)
+    r, evts = refund(worker, stripe, payment_intent=co["payment_intent"], amount=3000)
+    for a in deliver_all(worker, stripe, evts).values():
+        assert (a["outcome"], a["reason"]) == ("ignored", "sale_not_found"), a
+    deliver_all(worker, stripe, events_of(worker, stripe, co["events"]))
+    [cm] = commissions_in(worker, p, "sale")
+    assert (cm["refunded_amount"], cm["amount"]) == (3000, 1400), cm
+    deliver_all(worker, stripe, evts)  # redelivered: nothing more
+    assert worker.count("SELECT COUNT(*) FROM refunds WHERE program_id=?", p["id"]) == 1
+    for e in evts:
+        row = outcome(worker, e["id"])
+        assert (row["outcome"], row["effect"], row["partner_id"]) == ("attributed", "refund", pn["id"]), row
+
+
+def test_renewal_delivered_before_the_referral_counts_once_the_referral_arrives(worker, stripe):
+    """...after the first invoice: with a first-sale-only reward, the first invoice earns it."""
+    p, pn, cid = referral(worker, rewards={"sale": {"type": "percentage", "amount": 5000, "duration_months": 0}})
+    co = checkout(stripe, mode="subscription", amount=2000, currency="usd", client_reference_id=cid)
+    rn = ctl(stripe, "POST", "renew", {"subscription": co["subscription"]})
+    [renewal_paid] = [e for e in events_of(worker, stripe, rn["events"]) if e["type"] == "invoice.paid"]
+    assert deliver(worker, stripe, renewal_paid)["reason"] == "not_referred"
+    deliver_all(worker, stripe, events_of(worker, stripe, co["events"]))
+    assert sorted(s["invoice_id"] for s in sales_of(worker, p)) == sorted([co["invoice"], rn["invoice"]])
+    assert [(c["invoice_id"], c["amount"]) for c in commissions_in(worker, p, "sale")] == [(co["invoice"], 1000)]
+    row = outcome(worker, renewal_paid["id"])  # revised: counted, past the first-sale reward
+    assert (row["outcome"], row["effect"], row["reason"]) == ("unattributed", "sale", "outside_recurring_window"), row
+
+
 def test_refund_of_a_payment_never_tracked_is_recorded_and_ignored(worker, stripe):
     co = checkout(stripe, mode="payment", amount=1000, currency="usd")
     r, evts = refund(worker, stripe, payment_intent=co["payment_intent"])
@@ -423,3 +457,90 @@ def test_integration_page_lists_urls_events_and_outcomes(worker, stripe):
     key = ok(worker.post("/api/v1/api-keys", {"name": "bound", "program_id": p["id"], "permissions": ["read"]}), 201)
     bound = requests.get(worker.base + INTEGRATION, headers={"Authorization": f"Bearer {key['key']}"}, timeout=30)
     assert all(e["program_id"] == p["id"] for e in ok(bound)["events"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Invariants under Stripe's delivery: a seeded mix, delivered shuffled and repeated
+# ----------------------------------------------------------------------------------------------
+
+def test_seeded_mix_of_payments_and_refunds_is_tracked_exactly_once(worker, stripe, request):
+    """Referred and unreferred customers buy once or subscribe and renew; some payments are
+    refunded in parts, some refunds pending first. Every event is delivered in a shuffled order,
+    a third of them twice. Then the ledger must equal what Stripe holds: one sale per paid
+    payment intent or invoice of a referred customer, none for the others, each succeeded refund
+    applied once to its sale, and a commission rejected exactly when its sale is fully refunded.
+    Replay a failure with STRIPE_SOAK_SEED=<seed>."""
+    import os
+    seed = int(os.environ.get("STRIPE_SOAK_SEED") or random.SystemRandom().randrange(1 << 30))
+    rng = random.Random(seed)
+    why = f"replay with STRIPE_SOAK_SEED={seed}"
+    p, pn, _ = referral(worker)
+    ln = worker.link(pn, p, path="/soak")
+    pool, expected_sales, payments = [], set(), []  # payments: (payment intent, sale key, amount)
+    for n in range(8):
+        referred = rng.random() < 0.75
+        cid = worker.click_id(ln) if referred else None
+        amount = rng.choice([1000, 2500, 4900, 9900])
+        body = {"amount": amount, "currency": "usd", "create_customer": True}
+        if cid:
+            body["client_reference_id"] = cid
+        if rng.random() < 0.5:
+            co = checkout(stripe, mode="payment", **body)
+            sales = [(co["payment_intent"], co["payment_intent"], amount)]
+        else:
+            co = checkout(stripe, mode="subscription", **body)
+            sales = [(co["payment_intent"], co["invoice"], amount)]
+            for _ in range(rng.randrange(3)):
+                rn = ctl(stripe, "POST", "renew", {"subscription": co["subscription"]})
+                pool += rn["events"]
+                sales.append((rn["payment_intent"], rn["invoice"], amount))
+        pool += co["events"]
+        if referred:
+            expected_sales |= {key for _, key, _ in sales}
+            payments += sales
+    refunded = {}  # sale key -> succeeded refund ids and amounts
+    for pi, key, amount in rng.sample(payments, k=min(4, len(payments))):
+        left = amount
+        for _ in range(rng.randrange(1, 3)):
+            part = left if rng.random() < 0.4 else rng.randrange(1, left + 1)
+            pending = rng.random() < 0.3
+            if pending:
+                ctl(stripe, "POST", "refund_next", {"status": "pending"})
+            r = stripe_post(worker, stripe, "/v1/refunds", {"payment_intent": pi, "amount": part})
+            if pending:
+                ctl(stripe, "POST", "refund_status", {"refund": r["id"], "status": "succeeded"})
+            refunded.setdefault(key, []).append((r["id"], part))
+            left -= part
+            if left == 0:
+                break
+    # every event of these objects that Stripe sent: payments, refunds, customers
+    ids = set(pool)
+    for key, rs in refunded.items():
+        for rid, _ in rs:
+            ids |= {e["id"] for e in events_about(worker, stripe, rid, ["refund.created", "refund.updated", "charge.refund.updated"])}
+    charges = {stripe_get(worker, stripe, f"/v1/refunds/{rid}")["charge"] for rs in refunded.values() for rid, _ in rs}
+    for ch in charges:
+        ids |= {e["id"] for e in events_about(worker, stripe, ch, ["charge.refunded"])}
+    evts = events_of(worker, stripe, sorted(ids))
+    deliveries = evts + [e for e in evts if rng.random() < 0.33]
+    rng.shuffle(deliveries)
+    for e in deliveries:
+        deliver(worker, stripe, e)
+
+    sales = {s["invoice_id"]: s for s in sales_of(worker, p)}
+    assert set(sales) == expected_sales, why
+    cms = {c["invoice_id"]: c for c in commissions_in(worker, p, "sale")}
+    assert set(cms) == expected_sales, why
+    rows = worker.rows("SELECT * FROM refunds WHERE program_id=?", p["id"])
+    applied = {(r["invoice_id"], r["idempotency_key"], r["amount"]) for r in rows}
+    assert len(applied) == len(rows), why
+    want = {(key, rid, amt) for key, rs in refunded.items() if key in expected_sales for rid, amt in rs}
+    assert applied == want, why
+    for key, cm in cms.items():
+        total = sum(a for _, a in refunded.get(key, []))
+        assert cm["refunded_amount"] == total, (key, cm, why)
+        assert (cm["status"] == "rejected") == (total == cm["sale_amount"]), (key, cm, why)
+        if cm["status"] != "rejected":
+            left = cm["sale_amount"] - total
+            assert cm["amount"] == (left * 2000 + 5000) // 10000 or abs(cm["amount"] * 5 - left) <= 5, (key, cm, why)
+    assert len(leads_of(worker, p)) == len({s["customer_id"] for s in sales.values()}), why

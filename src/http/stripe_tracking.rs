@@ -13,7 +13,7 @@ use super::error::{ApiError, ApiResult};
 use super::track::{lead_in, refund_in, sale_in, Pricing};
 use crate::state::AppState;
 use crate::store::conversions::{self, Event, Recorded};
-use crate::store::stripe_webhooks::Outcome;
+use crate::store::stripe_webhooks::{self, Outcome};
 use crate::store::{clicks, programs};
 use crate::stripe::{Refused, Stripe};
 use refport_core::conversion::{self, AttributionOutcome};
@@ -53,6 +53,10 @@ fn text(v: &Value) -> Option<String> {
 fn id_of(v: &Value) -> Option<String> {
     text(v).or_else(|| text(&v["id"]))
 }
+
+/// How long a refund that found no sale is looked for again by a new sale: Stripe retries a
+/// failed delivery for up to three days.
+const UNMATCHED_REFUND_WINDOW_MS: i64 = 3 * 24 * 3600 * 1000;
 
 /// What paid a sale, to find its settlement when it is in another currency.
 #[derive(Clone, Copy)]
@@ -127,7 +131,7 @@ impl Tracker<'_> {
                     None => {
                         let stripe = self.stripe()?;
                         let listed =
-                            stripe.refunds_of_charge(&c.charge).await.map_err(|r| unavailable("refunds", r))?;
+                            stripe.refunds_of(("charge", &c.charge)).await.map_err(|r| unavailable("refunds", r))?;
                         listed.iter().filter_map(|r| st::refund(r).ok()).collect()
                     }
                 };
@@ -147,6 +151,7 @@ impl Tracker<'_> {
                 let recorded =
                     self.lead(&click, &cu.external_id, cu.email.as_deref(), cu.name.as_deref(), Some(&cu.id)).await?;
                 credit(&mut out, &recorded.stored.event);
+                self.unreferred_invoices(&recorded, Some(&cu.id), click.created_at).await?;
                 Ok(settle(out, "lead"))
             }
         }
@@ -187,6 +192,35 @@ impl Tracker<'_> {
         Ok(recorded)
     }
 
+    /// Invoices of a newly referred Stripe customer that were paid, and received, after its click
+    /// but before its referral (Stripe does not order events): each is read from Stripe and
+    /// counted now, after the referral's own sale (the first sale decides recurring rewards),
+    /// and its event's outcome revised.
+    async fn unreferred_invoices(&mut self, lead: &Recorded, cus: Option<&str>, since: i64) -> ApiResult<()> {
+        let (Some(cus), true) = (cus, lead.new) else {
+            return Ok(());
+        };
+        let e = &lead.stored.event;
+        let (program_id, external_id) = (e.program_id.as_str(), e.customer_external_id.as_str());
+        let parked = stripe_webhooks::unreferred_invoices(&self.state.db, cus, since).await?;
+        if parked.is_empty() {
+            return Ok(());
+        }
+        let Ok(stripe) = self.stripe() else {
+            return Ok(()); // without STRIPE_SECRET_KEY they stay as received
+        };
+        for (event_id, invoice_id) in parked {
+            let raw = stripe.invoice(&invoice_id).await.map_err(|r| unavailable("invoice", r))?;
+            let Ok(invoice) = st::invoice(&raw) else { continue };
+            if !invoice.paid || invoice.stripe_customer.as_deref() != Some(cus) {
+                continue;
+            }
+            let counted = self.invoice(&invoice, Some((program_id, external_id)), Outcome::default()).await?;
+            stripe_webhooks::revise(&self.state.db, &event_id, &counted).await?;
+        }
+        Ok(())
+    }
+
     async fn checkout(&mut self, c: Checkout) -> ApiResult<Outcome> {
         let base = Outcome {
             object_id: Some(c.session_id.clone()),
@@ -204,14 +238,14 @@ impl Tracker<'_> {
             None => Err(Skip::NoClickId.as_str()),
         };
         let mut out = base;
-        let (mut new_lead, mut sold) = (false, false);
+        let (mut lead, mut sold) = (None, false);
         let program_id = match &click {
             Ok(k) => {
                 let recorded = self
                     .lead(k, &external_id, c.email.as_deref(), c.name.as_deref(), c.stripe_customer.as_deref())
                     .await?;
                 credit(&mut out, &recorded.stored.event);
-                new_lead = recorded.new;
+                lead = Some(recorded);
                 k.program_id.clone()
             }
             Err(skip) => match self.known_customer(c.stripe_customer.as_deref().unwrap_or(&external_id)).await? {
@@ -270,7 +304,11 @@ impl Tracker<'_> {
             }
         }
         out.program_id = out.program_id.or(Some(program_id));
+        if let (Some(recorded), Ok(k)) = (&lead, &click) {
+            self.unreferred_invoices(recorded, c.stripe_customer.as_deref(), k.created_at).await?;
+        }
         // A lead named only when this event made it, or when there is nothing else to name.
+        let new_lead = lead.as_ref().is_some_and(|r| r.new);
         let effect = match (new_lead, sold) {
             (true, true) => "lead_and_sale",
             (_, true) => "sale",
@@ -334,33 +372,64 @@ impl Tracker<'_> {
     async fn sale(&mut self, program_id: &str, sale: StripeSale<'_>, paid: Paid<'_>) -> ApiResult<Recorded> {
         let program = programs::get(&self.state.db, program_id).await?.ok_or(ApiError::NotFound("program"))?;
         let payout = program.settings.payout_currency;
-        if sale.currency.eq_ignore_ascii_case(payout.code()) {
-            return self.record_sale(program_id, &sale, None).await;
-        }
         let settled = match self.stripe() {
-            Err(_) => None,
-            Ok(stripe) => {
-                let pi = match paid {
-                    Paid::By(pi) => pi.map(str::to_string),
-                    // An invoice names its payment intents only through its invoice payments.
-                    Paid::ByInvoice => stripe
-                        .invoice_payments(&[("invoice", sale.key.to_string())])
-                        .await
-                        .map_err(|r| unavailable("invoice payments", r))?
-                        .iter()
-                        .filter(|p| p["status"].as_str() == Some("paid"))
-                        .find_map(|p| id_of(&p["payment"]["payment_intent"])),
-                };
-                match pi {
-                    None => None,
-                    Some(pi) => {
-                        let bt = stripe.settlement_of(&pi).await.map_err(|r| unavailable("balance transaction", r))?;
-                        st::settlement_in(&bt, payout.code())
-                    }
+            _ if sale.currency.eq_ignore_ascii_case(payout.code()) => None,
+            Err(_) => Some(None),
+            Ok(stripe) => Some(match self.payment_intent(&stripe, sale.key, paid).await? {
+                None => None,
+                Some(pi) => {
+                    let bt = stripe.settlement_of(&pi).await.map_err(|r| unavailable("balance transaction", r))?;
+                    st::settlement_in(&bt, payout.code())
                 }
-            }
+            }),
         };
-        self.record_sale(program_id, &sale, Some(settled)).await
+        let recorded = self.record_sale(program_id, &sale, settled).await?;
+        if recorded.new {
+            self.refunds_before_sale(sale.key, paid).await?;
+        }
+        Ok(recorded)
+    }
+
+    /// The payment intent that paid a sale (an invoice names its payment intents only through
+    /// its invoice payments).
+    async fn payment_intent(&self, stripe: &Stripe, key: &str, paid: Paid<'_>) -> ApiResult<Option<String>> {
+        Ok(match paid {
+            Paid::By(pi) => pi.map(str::to_string),
+            Paid::ByInvoice => stripe
+                .invoice_payments(&[("invoice", key.to_string())])
+                .await
+                .map_err(|r| unavailable("invoice payments", r))?
+                .iter()
+                .filter(|p| p["status"].as_str() == Some("paid"))
+                .find_map(|p| id_of(&p["payment"]["payment_intent"])),
+        })
+    }
+
+    /// Refunds of a new sale's payment that arrived before the sale (Stripe does not order
+    /// events, and retries a failed delivery for days): their events found no sale then; the
+    /// payment's refunds are read from Stripe and applied now, and those events' outcomes revised.
+    async fn refunds_before_sale(&mut self, key: &str, paid: Paid<'_>) -> ApiResult<()> {
+        let db = &self.state.db;
+        if !stripe_webhooks::any_unmatched_refund(db, self.now - UNMATCHED_REFUND_WINDOW_MS).await? {
+            return Ok(());
+        }
+        let Ok(stripe) = self.stripe() else {
+            return Ok(());
+        };
+        let Some(pi) = self.payment_intent(&stripe, key, paid).await? else {
+            return Ok(());
+        };
+        let parked = stripe_webhooks::unmatched_refunds(db, &pi).await?;
+        if parked.is_empty() {
+            return Ok(());
+        }
+        let listed = stripe.refunds_of(("payment_intent", &pi)).await.map_err(|r| unavailable("refunds", r))?;
+        let refunds = listed.iter().filter_map(|r| st::refund(r).ok()).collect();
+        let applied = self.refunds(refunds, None).await?;
+        for event_id in parked {
+            stripe_webhooks::revise(&self.state.db, &event_id, &applied).await?;
+        }
+        Ok(())
     }
 
     /// `settled`: `None` in the payout currency; `Some(None)`: no settlement in it (unpriced).
@@ -406,6 +475,7 @@ impl Tracker<'_> {
         }
         out.amount = Some(total);
         if out.program_id.is_none() {
+            out.payment_intent = refunds.iter().find_map(|r| r.payment_intent.clone());
             return Ok(ignored(last_skip.as_deref().unwrap_or(Skip::SaleNotFound.as_str()), out));
         }
         Ok(settle(out, "refund"))

@@ -24,6 +24,8 @@ pub struct Outcome {
     pub object_id: Option<String>,
     pub amount: Option<i64>,
     pub currency: Option<String>,
+    /// Refunds: the payment intent refunded (to find them again once its sale arrives).
+    pub payment_intent: Option<String>,
 }
 
 /// A received event as listed (`GET /api/v1/integrations/stripe`).
@@ -53,6 +55,78 @@ pub async fn seen(db: &D1Database, id: &str) -> StoreResult<bool> {
         id: String,
     }
     Ok(super::first::<One>(query!(db, "SELECT id FROM stripe_events WHERE id = ?1", id)?).await?.is_some())
+}
+
+/// The `invoice.paid` events of Stripe customer `stripe_customer` received since `since` that
+/// found it not referred (its referral arrived later), oldest first, at most 20.
+pub async fn unreferred_invoices(
+    db: &D1Database,
+    stripe_customer: &str,
+    since: i64,
+) -> StoreResult<Vec<(String, String)>> {
+    #[derive(Deserialize)]
+    struct Row {
+        id: String,
+        object_id: Option<String>,
+    }
+    let rows: Vec<Row> = super::all(query!(
+        db,
+        "SELECT id, object_id FROM stripe_events
+         WHERE stripe_customer_id = ?1 AND reason = 'not_referred' AND received_at >= ?2 AND type = 'invoice.paid'
+         ORDER BY received_at LIMIT 20",
+        stripe_customer,
+        since
+    )?)
+    .await?;
+    Ok(rows.into_iter().filter_map(|r| r.object_id.map(|o| (r.id, o))).collect())
+}
+
+/// The refund events of payment intent `pi` that found no sale (it arrived later), at most 20.
+pub async fn unmatched_refunds(db: &D1Database, pi: &str) -> StoreResult<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        id: String,
+    }
+    let rows: Vec<Row> = super::all(query!(
+        db,
+        "SELECT id FROM stripe_events WHERE payment_intent = ?1 AND reason = 'sale_not_found'
+         ORDER BY received_at LIMIT 20",
+        pi
+    )?)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// Whether any refund event received since `since` found no sale.
+pub async fn any_unmatched_refund(db: &D1Database, since: i64) -> StoreResult<bool> {
+    #[derive(Deserialize)]
+    struct Row {
+        #[allow(dead_code)]
+        id: String,
+    }
+    let row: Option<Row> = super::first(query!(
+        db,
+        "SELECT id FROM stripe_events WHERE reason = 'sale_not_found' AND received_at >= ?1 LIMIT 1",
+        since
+    )?)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Replaces what a recorded event did (an invoice counted once its referral arrived).
+pub async fn revise(db: &D1Database, id: &str, o: &Outcome) -> StoreResult<()> {
+    super::run(query!(
+        db,
+        "UPDATE stripe_events SET outcome = ?2, effect = ?3, reason = ?4, program_id = ?5, partner_id = ?6 WHERE id = ?1",
+        id,
+        o.outcome,
+        o.effect,
+        o.reason,
+        o.program_id,
+        o.partner_id
+    )?)
+    .await?;
+    Ok(())
 }
 
 /// The newest `limit` events received; with `program_id`, only that program's.
@@ -101,8 +175,8 @@ pub async fn record(
     let mut stmts = vec![query!(
         db,
         "INSERT INTO stripe_events (id, type, token, received_at, endpoint, outcome, effect, reason, program_id,
-                                    partner_id, stripe_customer_id, object_id, amount, currency)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT DO NOTHING",
+                                    partner_id, stripe_customer_id, object_id, amount, currency, payment_intent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT DO NOTHING",
         id,
         event_type,
         token,
@@ -116,7 +190,8 @@ pub async fn record(
         o.stripe_customer_id,
         o.object_id,
         o.amount,
-        o.currency
+        o.currency,
+        o.payment_intent
     )?];
     match effect {
         Some(Effect::AccountState { account, can_receive, reason, fingerprint }) => stmts.push(query!(
