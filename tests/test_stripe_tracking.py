@@ -179,6 +179,23 @@ def test_async_payment_sale_follows_when_it_succeeds(worker, stripe):
     assert sale["amount"] == 8000 and len(leads_of(worker, p)) == 1
 
 
+def test_a_customer_already_referred_through_the_api_gets_no_second_lead(worker, stripe):
+    """A merchant tracking sign-ups with the API and payments through Stripe: the checkout names
+    the same customer (`metadata.refport_customer_external_id`), so its sale goes to the partner
+    and no second lead reward is earned."""
+    p, pn, cid = referral(worker)
+    ext = uid("user")
+    ok(worker.post("/api/v1/track/lead", {"click_id": cid, "customer_external_id": ext}))
+    co = checkout(stripe, mode="payment", amount=5000, currency="usd", client_reference_id=cid,
+                  create_customer=True, metadata={"refport_customer_external_id": ext})
+    answers = deliver_all(worker, stripe, events_of(worker, stripe, co["events"]))
+    [done] = [a for a in answers.values() if a.get("effect") in ("sale", "lead_and_sale")]
+    assert (done["effect"], done["partner_id"]) == ("sale", pn["id"]), done
+    assert [(c["kind"], c["amount"]) for c in commissions_in(worker, p)] == [("lead", 500), ("sale", 1000)]
+    [cust] = worker.rows("SELECT * FROM customers WHERE program_id=?", p["id"])
+    assert (cust["external_id"], cust["stripe_customer_id"]) == (ext, co["customer"])
+
+
 # ----------------------------------------------------------------------------------------------
 # Subscriptions
 # ----------------------------------------------------------------------------------------------

@@ -88,6 +88,14 @@ fn unavailable(what: &str, r: Refused) -> ApiError {
     ApiError::Unavailable("Stripe did not answer; the event will be retried")
 }
 
+/// Who a referral brings, as the Stripe object names them.
+struct Referred<'a> {
+    external_id: &'a str,
+    email: Option<&'a str>,
+    name: Option<&'a str>,
+    stripe_customer: Option<&'a str>,
+}
+
 struct Tracker<'a> {
     state: &'a AppState,
     now: i64,
@@ -148,10 +156,15 @@ impl Tracker<'_> {
                     Err(skip) => return Ok(ignored(skip, base)),
                 };
                 let mut out = base;
-                let recorded =
-                    self.lead(&click, &cu.external_id, cu.email.as_deref(), cu.name.as_deref(), Some(&cu.id)).await?;
-                credit(&mut out, &recorded.stored.event);
-                self.unreferred_invoices(&recorded, Some(&cu.id), click.created_at).await?;
+                let who = Referred {
+                    external_id: &cu.external_id,
+                    email: cu.email.as_deref(),
+                    name: cu.name.as_deref(),
+                    stripe_customer: Some(&cu.id),
+                };
+                if let Some(recorded) = self.lead(&click, &who, &mut out).await? {
+                    self.unreferred_invoices(&recorded, Some(&cu.id), click.created_at).await?;
+                }
                 Ok(settle(out, "lead"))
             }
         }
@@ -173,21 +186,35 @@ impl Tracker<'_> {
             .ok_or(AttributionOutcome::ClickNotFound.as_str()))
     }
 
-    /// The lead of a referred Stripe customer, which remembers the Stripe customer id.
+    /// The lead of a referred Stripe customer, which remembers the Stripe customer id, credited
+    /// to `out`. A customer the program already has with a partner (a lead tracked through the
+    /// API, say) gets no second lead: `None`, and `out` names its partner.
     async fn lead(
         &mut self,
         click: &clicks::ClickForLead,
-        external_id: &str,
-        email: Option<&str>,
-        name: Option<&str>,
-        stripe_customer: Option<&str>,
-    ) -> ApiResult<Recorded> {
-        let lead = conversion::parse_lead(st::lead_input(&click.id, external_id, email, name))?;
-        let program_id = click.program_id.clone();
-        let recorded = lead_in(self.state, self.now, &program_id, &lead, Some(click.clone())).await?;
-        self.deliveries += recorded.deliveries;
-        if let Some(cus) = stripe_customer {
-            conversions::set_stripe_customer(&self.state.db, &program_id, external_id, cus).await?;
+        c: &Referred<'_>,
+        out: &mut Outcome,
+    ) -> ApiResult<Option<Recorded>> {
+        let (db, program_id) = (&self.state.db, click.program_id.as_str());
+        let existing = conversions::customer(db, program_id, c.external_id).await?;
+        let recorded = match existing.and_then(|cu| cu.partner_id) {
+            Some(partner)
+                if conversions::lead_event(db, program_id, c.external_id, st::LEAD_EVENT).await?.is_none() =>
+            {
+                out.partner_id = Some(partner);
+                out.program_id = Some(program_id.to_string());
+                None
+            }
+            _ => {
+                let lead = conversion::parse_lead(st::lead_input(&click.id, c.external_id, c.email, c.name))?;
+                let recorded = lead_in(self.state, self.now, program_id, &lead, Some(click.clone())).await?;
+                self.deliveries += recorded.deliveries;
+                credit(out, &recorded.stored.event);
+                Some(recorded)
+            }
+        };
+        if let Some(cus) = c.stripe_customer {
+            conversions::set_stripe_customer(db, program_id, c.external_id, cus).await?;
         }
         Ok(recorded)
     }
@@ -241,11 +268,13 @@ impl Tracker<'_> {
         let (mut lead, mut sold) = (None, false);
         let program_id = match &click {
             Ok(k) => {
-                let recorded = self
-                    .lead(k, &external_id, c.email.as_deref(), c.name.as_deref(), c.stripe_customer.as_deref())
-                    .await?;
-                credit(&mut out, &recorded.stored.event);
-                lead = Some(recorded);
+                let who = Referred {
+                    external_id: &external_id,
+                    email: c.email.as_deref(),
+                    name: c.name.as_deref(),
+                    stripe_customer: c.stripe_customer.as_deref(),
+                };
+                lead = self.lead(k, &who, &mut out).await?;
                 k.program_id.clone()
             }
             Err(skip) => match self.known_customer(c.stripe_customer.as_deref().unwrap_or(&external_id)).await? {

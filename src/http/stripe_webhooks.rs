@@ -184,8 +184,11 @@ async fn receive(
 /// events received with what each did. A key bound to a program sees its program's events only.
 pub async fn integration(req: &Request, c: &Call) -> ApiResult<Response> {
     c.who.require(Perm::Read)?;
-    let url = req.url()?;
-    let origin = url.origin().ascii_serialization();
+    // The runtime's URL parser (`HttpUrl`), not `Request::url()`: that one is the `url` crate,
+    // whose IDNA tables would add ~70 KB of gzip to the wasm.
+    let origin = refport_core::weburl::HttpUrl::parse(&req.inner().url())
+        .map_err(|_| ApiError::bad_request("invalid_request", "bad URL"))?
+        .origin();
     let secrets = &c.state.secrets;
     let webhooks: Vec<Value> = [Endpoint::Platform, Endpoint::Connect]
         .into_iter()
