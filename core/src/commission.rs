@@ -175,12 +175,12 @@ pub fn is_self_referral(customer_email: Option<&str>, partner_email: &str) -> bo
 /// keeps std's case tables out of the wasm; natively (tests) `str::to_lowercase` itself. As with
 /// the URL parser's IDNA (`weburl`), the runtime's Unicode version is its own.
 #[cfg(target_arch = "wasm32")]
-fn lowercase(s: &str) -> String {
+pub(crate) fn lowercase(s: &str) -> String {
     js_sys::JsString::from(s).to_lower_case().into()
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn lowercase(s: &str) -> String {
+pub(crate) fn lowercase(s: &str) -> String {
     s.to_lowercase()
 }
 

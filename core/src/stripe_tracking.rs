@@ -217,7 +217,7 @@ pub fn checkout(o: &Value) -> Result<Checkout, Skip> {
     let email = text(&o["customer_details"]["email"]).or_else(|| text(&o["customer_email"]));
     let external_id = meta(o, "refport_customer_external_id")
         .or_else(|| stripe_customer.clone())
-        .or_else(|| email.as_ref().map(|e| e.to_lowercase()));
+        .or_else(|| email.as_deref().map(crate::commission::lowercase));
     Ok(Checkout {
         session_id,
         reference: text(&o["client_reference_id"]).or_else(|| meta(o, "refport_id")),

@@ -78,8 +78,8 @@ fn is_refusal(e: &ApiError) -> bool {
     }
 }
 
-fn ignored(reason: &str, base: Outcome) -> Outcome {
-    Outcome { outcome: "ignored", effect: None, reason: Some(reason.to_string()), ..base }
+fn ignored(reason: &'static str, base: Outcome) -> Outcome {
+    Outcome { outcome: "ignored", effect: None, reason: Some(reason), ..base }
 }
 
 /// A Stripe read that failed: retried by Stripe (the event is answered 503).
@@ -108,7 +108,7 @@ fn credit(out: &mut Outcome, event: &Event) {
         out.partner_id = event.partner_id.clone();
     } else {
         // Why this conversion is credited to nobody (a lead of the same event may still be).
-        out.reason = event.attribution.reason().map(str::to_string);
+        out.reason = event.attribution.reason();
     }
     out.program_id = Some(event.program_id.clone());
 }
@@ -288,7 +288,7 @@ impl Tracker<'_> {
         };
         match c.mode {
             CheckoutMode::Setup => {}
-            CheckoutMode::Payment if !c.paid => out.reason = out.reason.or(Some(Skip::Unpaid.as_str().into())),
+            CheckoutMode::Payment if !c.paid => out.reason = out.reason.or(Some(Skip::Unpaid.as_str())),
             CheckoutMode::Payment if c.amount_total <= 0 => {}
             CheckoutMode::Payment => {
                 let Some(currency) = c.currency.as_deref() else {
@@ -343,8 +343,8 @@ impl Tracker<'_> {
             (_, true) => "sale",
             // A returning customer's checkout that sold nothing (unpaid, free, setup).
             (_, false) if click.is_err() => {
-                let reason = out.reason.clone().unwrap_or_else(|| Skip::ZeroAmount.as_str().into());
-                return Ok(ignored(&reason, out));
+                let reason = out.reason.unwrap_or(Skip::ZeroAmount.as_str());
+                return Ok(ignored(reason, out));
             }
             _ => "lead",
         };
@@ -488,7 +488,7 @@ impl Tracker<'_> {
             ..Outcome::default()
         };
         let (mut applied, mut total) = (0, 0);
-        let mut last_skip: Option<String> = None;
+        let mut last_skip: Option<&'static str> = None;
         for r in refunds.iter().take(100) {
             match self.refund(r).await? {
                 Ok((sale, changed)) => {
@@ -505,28 +505,28 @@ impl Tracker<'_> {
         out.amount = Some(total);
         if out.program_id.is_none() {
             out.payment_intent = refunds.iter().find_map(|r| r.payment_intent.clone());
-            return Ok(ignored(last_skip.as_deref().unwrap_or(Skip::SaleNotFound.as_str()), out));
+            return Ok(ignored(last_skip.unwrap_or(Skip::SaleNotFound.as_str()), out));
         }
         Ok(settle(out, "refund"))
     }
 
     /// One refund: the sale it refunds, and whether this call applied it; or why it applies to
     /// nothing.
-    async fn refund(&mut self, r: &Refund) -> ApiResult<Result<(Event, bool), String>> {
+    async fn refund(&mut self, r: &Refund) -> ApiResult<Result<(Event, bool), &'static str>> {
         match r.status {
             RefundStatus::Succeeded => {}
-            RefundStatus::Pending => return Ok(Err(Skip::RefundPending.as_str().into())),
-            RefundStatus::Failed => return Ok(Err(Skip::RefundNotSucceeded.as_str().into())),
+            RefundStatus::Pending => return Ok(Err(Skip::RefundPending.as_str())),
+            RefundStatus::Failed => return Ok(Err(Skip::RefundNotSucceeded.as_str())),
         }
         let Some(sale) = self.refunded_sale(r).await? else {
-            return Ok(Err(Skip::SaleNotFound.as_str().into()));
+            return Ok(Err(Skip::SaleNotFound.as_str()));
         };
         if !sale.currency.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(&r.currency)) {
-            return Ok(Err(Skip::CurrencyMismatch.as_str().into()));
+            return Ok(Err(Skip::CurrencyMismatch.as_str()));
         }
         match refund_in(&self.state.db, self.now, &sale, Some(r.amount), Some(&r.id)).await {
             Ok((_, changed)) => Ok(Ok((sale, changed))),
-            Err(e) if is_refusal(&e) => Ok(Err(e.code().into())),
+            Err(e) if is_refusal(&e) => Ok(Err(e.code())),
             Err(e) => Err(e),
         }
     }

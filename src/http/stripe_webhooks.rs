@@ -170,7 +170,7 @@ async fn receive(
         endpoint: endpoint.name(),
         outcome: if effect.is_some() { "applied" } else { "ignored" },
         effect: effect.is_some().then_some(label),
-        reason: effect.is_none().then(|| "event_not_handled".to_string()),
+        reason: effect.is_none().then_some("event_not_handled"),
         object_id: object["id"].as_str().map(str::to_string),
         ..Outcome::default()
     };

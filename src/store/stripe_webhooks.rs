@@ -17,7 +17,7 @@ pub struct Outcome {
     /// What it wrote (`lead`, `sale`, `lead_and_sale`, `refund`, `account_updated`...).
     pub effect: Option<&'static str>,
     /// Why it wrote nothing, or why what it wrote is credited to nobody.
-    pub reason: Option<String>,
+    pub reason: Option<&'static str>,
     pub program_id: Option<String>,
     pub partner_id: Option<String>,
     pub stripe_customer_id: Option<String>,
@@ -49,12 +49,9 @@ pub struct Received {
 
 /// Whether event `id` was recorded already (a redelivery).
 pub async fn seen(db: &D1Database, id: &str) -> StoreResult<bool> {
-    #[derive(Deserialize)]
-    struct One {
-        #[allow(dead_code)]
-        id: String,
-    }
-    Ok(super::first::<One>(query!(db, "SELECT id FROM stripe_events WHERE id = ?1", id)?).await?.is_some())
+    let n: Option<super::Count> =
+        super::first(query!(db, "SELECT COUNT(*) AS n FROM stripe_events WHERE id = ?1", id)?).await?;
+    Ok(n.is_some_and(|c| c.n > 0))
 }
 
 /// The `invoice.paid` events of Stripe customer `stripe_customer` received since `since` that
@@ -99,18 +96,13 @@ pub async fn unmatched_refunds(db: &D1Database, pi: &str) -> StoreResult<Vec<Str
 
 /// Whether any refund event received since `since` found no sale.
 pub async fn any_unmatched_refund(db: &D1Database, since: i64) -> StoreResult<bool> {
-    #[derive(Deserialize)]
-    struct Row {
-        #[allow(dead_code)]
-        id: String,
-    }
-    let row: Option<Row> = super::first(query!(
+    let n: Option<super::Count> = super::first(query!(
         db,
-        "SELECT id FROM stripe_events WHERE reason = 'sale_not_found' AND received_at >= ?1 LIMIT 1",
+        "SELECT EXISTS (SELECT 1 FROM stripe_events WHERE reason = 'sale_not_found' AND received_at >= ?1) AS n",
         since
     )?)
     .await?;
-    Ok(row.is_some())
+    Ok(n.is_some_and(|c| c.n > 0))
 }
 
 /// Replaces what a recorded event did (an invoice counted once its referral arrived).
