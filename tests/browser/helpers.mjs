@@ -5,6 +5,7 @@ import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
+import { test } from "node:test";
 
 function need(name) {
   const v = process.env[name];
@@ -156,3 +157,39 @@ export async function unlabelledControls(frame) {
 
 export const tag = () => Math.random().toString(36).slice(2, 10);
 export const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "refport-browser-"));
+
+/** The steps of one story, run in order: after a failure the rest are skipped and each page of
+ * `pages()` ([who, page] pairs) is screenshotted as FAILED-<who>-<step>. */
+export function steps(pages) {
+  let failed = false;
+  return (name, fn) =>
+    test(name, { timeout: 90_000 }, async (t) => {
+      if (failed) return t.skip("an earlier step failed");
+      try {
+        await fn(t);
+      } catch (e) {
+        failed = true;
+        for (const [who, p] of pages()) if (p && !p.isClosed()) await shot(p, `FAILED-${who}-${name.replace(/\W+/g, "-").slice(0, 40)}`).catch(() => {});
+        throw e;
+      }
+    });
+}
+
+export async function assertText(locator, re) {
+  await until(async () => re.test((await locator.textContent()) ?? ""), `${re} in ${locator}`);
+}
+
+/** A visitor's click on the link's branded domain (Host header: node's fetch cannot set it);
+ * answers the click id the redirect hands to the merchant's page. */
+export function clickId(link) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: "127.0.0.1", port: env.port, path: `/${link.key}`, headers: { host: link.domain, "user-agent": UA } }, (res) => {
+      res.resume();
+      const id = /refport_id=(clk_[0-9A-Za-z]+)/.exec(res.headers.location ?? "")?.[1];
+      if (res.statusCode === 302 && id) resolve(id);
+      else reject(new Error(`click on ${link.short_url}: ${res.statusCode} ${res.headers.location}`));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}

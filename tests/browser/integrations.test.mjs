@@ -4,31 +4,16 @@
 // reach the Worker and the page lists them with their outcome in words: a checkout whose
 // client_reference_id is not a Refport click is ignored, a referred checkout is credited to the
 // partner (linked), a connected account's update is applied.
-import { after, before, test } from "node:test";
+import { after, before } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
-import { apiOk, deliverAccountUpdated, env, launch, newContext, shot, stripeControl, tag, UA, unlabelledControls, until } from "./helpers.mjs";
+import { apiOk, assertText, clickId, deliverAccountUpdated, env, launch, newContext, shot, steps, stripeControl, tag, unlabelledControls, until } from "./helpers.mjs";
 
 const T = tag();
-const S = { failed: false };
+const S = {}; // state shared by the steps, in order
 let browser, dash;
 
-function step(name, fn) {
-  test(name, { timeout: 90_000 }, async (t) => {
-    if (S.failed) return t.skip("an earlier step failed");
-    try {
-      await fn(t);
-    } catch (e) {
-      S.failed = true;
-      if (dash && !dash.isClosed()) await shot(dash, `FAILED-integrations-${name.replace(/\W+/g, "-").slice(0, 40)}`).catch(() => {});
-      throw e;
-    }
-  });
-}
+const step = steps(() => [["integrations", dash]]);
 
-async function assertText(locator, re) {
-  await until(async () => re.test((await locator.textContent()) ?? ""), `${re} in ${locator}`);
-}
 
 /** Signs a Stripe event with the platform endpoint's secret (the Stripe fake's /_control/sign)
  * and POSTs it to the Worker's webhook, as Stripe would. */
@@ -69,19 +54,6 @@ function checkoutCompleted(id, fields) {
   };
 }
 
-/** A visitor's click on the partner's branded link; answers the click id handed to the page. */
-function clickId(link) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port: env.port, path: `/${link.key}`, headers: { host: link.domain, "user-agent": UA } }, (res) => {
-      res.resume();
-      const id = /refport_id=(clk_[0-9A-Za-z]+)/.exec(res.headers.location ?? "")?.[1];
-      if (res.statusCode === 302 && id) resolve(id);
-      else reject(new Error(`click on ${link.short_url}: ${res.statusCode} ${res.headers.location}`));
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
 
 const integration = () => apiOk("GET", "/api/v1/integrations/stripe");
 

@@ -2,46 +2,17 @@
 // partner's email domain, a disposable address) wait under Needs review with their reasons; the
 // merchant approves one and rejects one with a reason, finds the rest with the Held filter, then
 // changes the fraud rules in the program's settings (a refused value shows at its field).
-import { after, before, test } from "node:test";
+import { after, before } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
-import { api, apiOk, deliverAccountUpdated, env, launch, newContext, shot, stripeControl, tag, UA, unlabelledControls, until } from "./helpers.mjs";
+import { api, apiOk, assertText, clickId, deliverAccountUpdated, env, launch, newContext, shot, steps, stripeControl, tag, unlabelledControls, until } from "./helpers.mjs";
 
 const T = tag();
-const S = { failed: false };
+const S = {}; // state shared by the steps, in order
 let browser, dash;
 
-function step(name, fn) {
-  test(name, { timeout: 90_000 }, async (t) => {
-    if (S.failed) return t.skip("an earlier step failed");
-    try {
-      await fn(t);
-    } catch (e) {
-      S.failed = true;
-      if (dash && !dash.isClosed()) await shot(dash, `FAILED-review-${name.replace(/\W+/g, "-").slice(0, 40)}`).catch(() => {});
-      throw e;
-    }
-  });
-}
+const step = steps(() => [["review", dash]]);
 
-async function assertText(locator, re) {
-  await until(async () => re.test((await locator.textContent()) ?? ""), `${re} in ${locator}`);
-}
 
-/** A visitor's click on the link's branded domain (Host header: node's fetch cannot set it);
- * answers the click id the redirect hands to the merchant's page. */
-function clickId(link) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port: env.port, path: `/${link.key}`, headers: { host: link.domain, "user-agent": UA } }, (res) => {
-      res.resume();
-      const id = /refport_id=(clk_[0-9A-Za-z]+)/.exec(res.headers.location ?? "")?.[1];
-      if (res.statusCode === 302 && id) resolve(id);
-      else reject(new Error(`click on ${link.short_url}: ${res.statusCode} ${res.headers.location}`));
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
 
 async function lead(email, ext) {
   const r = await api("POST", "/api/v1/track/lead", { click_id: await clickId(S.link), customer_external_id: ext, customer_email: email });
