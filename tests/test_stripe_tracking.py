@@ -429,7 +429,6 @@ def test_foreign_currency_not_settled_in_the_payout_currency_is_recorded_unattri
 @pytest.mark.parametrize("reference,reason", [(None, "no_click_id"), ("order-42", "not_a_refport_click"),
                                               ("clk_0000000000000000000000000", "click_not_found")])
 def test_unattributed_checkout_records_nothing_and_says_why(worker, stripe, reference, reason):
-    before = worker.count("SELECT COUNT(*) FROM events")
     body = {"mode": "payment", "amount": 2000, "currency": "usd", "create_customer": True}
     if reference:
         body["client_reference_id"] = reference
@@ -438,9 +437,7 @@ def test_unattributed_checkout_records_nothing_and_says_why(worker, stripe, refe
     [done] = [answers[e["id"]] for e in events_of(worker, stripe, co["events"]) if e["type"] == "checkout.session.completed"]
     assert (done["outcome"], done["reason"]) == ("ignored", reason), answers
     assert worker.count("SELECT COUNT(*) FROM customers WHERE external_id=?", co["customer"]) == 0
-    # other tests may write events meanwhile; none of them is this checkout's
     assert worker.count("SELECT COUNT(*) FROM events WHERE invoice_id=?", co["payment_intent"]) == 0
-    assert worker.count("SELECT COUNT(*) FROM events") >= before
 
 
 def test_invoice_of_an_unknown_customer_is_answered_and_recorded(worker, stripe):
@@ -559,5 +556,5 @@ def test_seeded_mix_of_payments_and_refunds_is_tracked_exactly_once(worker, stri
         assert (cm["status"] == "rejected") == (total == cm["sale_amount"]), (key, cm, why)
         if cm["status"] != "rejected":
             left = cm["sale_amount"] - total
-            assert cm["amount"] == (left * 2000 + 5000) // 10000 or abs(cm["amount"] * 5 - left) <= 5, (key, cm, why)
+            assert abs(cm["amount"] * 5 - left) <= 5, (key, cm, why)  # 20 % of what is left, to the unit
     assert len(leads_of(worker, p)) == len({s["customer_id"] for s in sales.values()}), why

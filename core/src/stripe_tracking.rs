@@ -177,12 +177,13 @@ pub enum Tracked {
     Customer(Customer),
 }
 
-fn text(v: &Value) -> Option<String> {
+/// A non-blank string field, trimmed.
+pub fn text(v: &Value) -> Option<String> {
     v.as_str().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
 }
 
 /// An expandable field: the id, or the expanded object's id.
-fn id_of(v: &Value) -> Option<String> {
+pub fn id_of(v: &Value) -> Option<String> {
     text(v).or_else(|| text(&v["id"]))
 }
 

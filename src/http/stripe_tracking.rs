@@ -33,25 +33,16 @@ pub struct Tracking {
 pub async fn track(state: &AppState, now: i64, kind: &str, object: &Value) -> ApiResult<Tracking> {
     let mut t = Tracker { state, now, deliveries: 0 };
     let outcome = match st::parse(kind, object) {
-        Err(skip) => ignored(skip.as_str(), Outcome { object_id: text(&object["id"]), ..Outcome::default() }),
+        Err(skip) => ignored(skip.as_str(), Outcome { object_id: st::text(&object["id"]), ..Outcome::default() }),
         Ok(tracked) => match t.tracked(tracked).await {
             Ok(o) => o,
             Err(e) if is_refusal(&e) => {
-                ignored(e.code(), Outcome { object_id: text(&object["id"]), ..Outcome::default() })
+                ignored(e.code(), Outcome { object_id: st::text(&object["id"]), ..Outcome::default() })
             }
             Err(e) => return Err(e),
         },
     };
     Ok(Tracking { outcome, deliveries: t.deliveries })
-}
-
-fn text(v: &Value) -> Option<String> {
-    v.as_str().map(str::to_string)
-}
-
-/// An expandable field's id.
-fn id_of(v: &Value) -> Option<String> {
-    text(v).or_else(|| text(&v["id"]))
 }
 
 /// How long a refund that found no sale is looked for again by a new sale: Stripe retries a
@@ -430,7 +421,7 @@ impl Tracker<'_> {
                 .map_err(|r| unavailable("invoice payments", r))?
                 .iter()
                 .filter(|p| p["status"].as_str() == Some("paid"))
-                .find_map(|p| id_of(&p["payment"]["payment_intent"])),
+                .find_map(|p| st::id_of(&p["payment"]["payment_intent"])),
         })
     }
 
@@ -545,7 +536,7 @@ impl Tracker<'_> {
         };
         let filter = [("payment[type]", "payment_intent".to_string()), ("payment[payment_intent]", pi.to_string())];
         let payments = stripe.invoice_payments(&filter).await.map_err(|e| unavailable("invoice payments", e))?;
-        for invoice in payments.iter().filter_map(|p| id_of(&p["invoice"])) {
+        for invoice in payments.iter().filter_map(|p| st::id_of(&p["invoice"])) {
             if let Some(sale) = self.sale_by_key(&invoice).await? {
                 return Ok(Some(sale));
             }
