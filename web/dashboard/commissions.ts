@@ -11,7 +11,7 @@ import { field, live, loadMore, openDialog, statusBadge, table } from "./ui";
 
 /** Held: a "Held" badge and the rules that held it. Decided: the status, a rule-rejected one's
  * rule by name (else the merchant's reason), and which rules had held it. */
-function statusCell(c: Commission): Child {
+export function statusCell(c: Commission): Child {
   if (c.held) return h("div", { class: "badges" }, h("span", { class: "badge held" }, "Held"), c.hold_reasons.map(reasonBadge));
   const byRule = c.reason && RULES.some((r) => r[0] === c.reason);
   return [
@@ -19,6 +19,12 @@ function statusCell(c: Commission): Child {
     c.reason ? h("span", { class: "muted reason" }, ` ${byRule ? `Fraud rule: ${ruleName(c.reason)}` : c.reason}`) : null,
     c.hold_reasons?.length ? h("div", { class: "muted reason" }, `Was held: ${c.hold_reasons.map(ruleName).join(", ")}`) : null,
   ];
+}
+
+/** The kind; a bonus (a manual commission) with its description under it. */
+export function kindCell(c: Commission): Child {
+  if (c.kind !== "bonus") return titleCase(c.kind);
+  return [h("span", { class: "badge bonus" }, "Bonus"), c.description ? h("div", { class: "muted reason description" }, c.description) : null];
 }
 
 export async function commissionsTab(ctx: Ctx, program: Program, host: HTMLElement): Promise<void> {
@@ -76,7 +82,7 @@ export async function commissionsTab(ctx: Ctx, program: Program, host: HTMLEleme
             [
               { title: "Date", cell: (c) => formatDate(c.created_at) },
               { title: "Partner", cell: (c) => names.get(c.partner_id) ?? c.partner_id },
-              { title: "Type", cell: (c) => titleCase(c.kind) },
+              { title: "Type", cell: kindCell },
               { title: "Sale", num: true, cell: (c) => (c.kind === "sale" ? formatMoney(c.sale_amount, c.currency) : "—") },
               { title: "Commission", num: true, cell: (c) => formatMoney(c.amount, c.currency) },
               { title: "Status", cell: statusCell },

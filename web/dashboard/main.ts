@@ -6,7 +6,9 @@ import type { Program } from "../shared/types";
 import { commissionsTab } from "./commissions";
 import { makeCall, type Ctx } from "./ctx";
 import { heldCount, reviewTab } from "./fraud";
+import { groupsTab } from "./groups";
 import { integrationsPage } from "./integrations";
+import { partnerPage } from "./partner";
 import { partnersTab } from "./partners";
 import { payoutsTab } from "./payouts";
 import { newProgram, programForm, programOverview, programsList } from "./programs";
@@ -83,6 +85,7 @@ function signIn(): void {
 const TABS: [string, string][] = [
   ["", "Overview"],
   ["partners", "Partners"],
+  ["groups", "Groups"],
   ["commissions", "Commissions"],
   ["review", "Needs review"],
   ["payouts", "Payouts"],
@@ -97,7 +100,7 @@ function setCount(link: HTMLElement, n: string): void {
   link.setAttribute("aria-label", n ? `Needs review (${n} ${n === "1" ? "commission" : "commissions"})` : "Needs review");
 }
 
-async function programPage(c: Ctx, id: string, tab: string): Promise<void> {
+async function programPage(c: Ctx, id: string, tab: string, sub?: string): Promise<void> {
   // The held count only decorates a tab: a failure to read it must not break the page.
   const [program, held] = await Promise.all([c.call<Program>(`/api/v1/programs/${encodeURIComponent(id)}`), heldCount(c, id).catch(() => "")]);
   const label = TABS.find((t) => t[0] === tab)?.[1] ?? "Overview";
@@ -130,7 +133,9 @@ async function programPage(c: Ctx, id: string, tab: string): Promise<void> {
     const notice = held ? h("div", { class: "alert info review-notice" }, `${held} ${held === "1" ? "commission is" : "commissions are"} held by a fraud rule and ${held === "1" ? "waits" : "wait"} for your decision. `, h("a", { href: `#/programs/${program.id}/review` }, "Review them")) : null;
     clear(body, notice, programOverview(program));
   }
+  else if (tab === "partners" && sub) await partnerPage(c, program, sub, body);
   else if (tab === "partners") await partnersTab(c, program, body);
+  else if (tab === "groups") await groupsTab(c, program, body);
   else if (tab === "commissions") await commissionsTab(c, program, body);
   else if (tab === "review") await reviewTab(c, program, body);
   else if (tab === "payouts") await payoutsTab(c, program, body);
@@ -164,7 +169,7 @@ async function route(): Promise<void> {
       document.title = "New program — Refport dashboard";
       newProgram(c);
     } else if (parts[0] === "programs") {
-      await programPage(c, parts[1], parts[2] ?? "");
+      await programPage(c, parts[1], parts[2] ?? "", parts[3]);
     } else if (parts[0] === "integrations" && parts.length === 1) {
       document.title = "Integrations — Refport dashboard";
       await integrationsPage(c);

@@ -5,6 +5,7 @@ import { formatDate } from "../shared/format";
 import { formatMoney } from "../shared/money";
 import type { Partner, PartnerStats, Program } from "../shared/types";
 import type { Ctx } from "./ctx";
+import { programGroups } from "./groups";
 import { copyRow, field, FormErrors, live, loadMore, openDialog, statusBadge, table } from "./ui";
 
 interface Invited extends Partner {
@@ -27,6 +28,12 @@ export async function partnersTab(ctx: Ctx, program: Program, host: HTMLElement)
         }
       }),
     );
+  };
+
+  // Each partner's group, by name (issue 16).
+  const groupNames = new Map<string, string>();
+  const loadGroups = async () => {
+    for (const g of await programGroups(ctx, program.id).catch(() => [])) groupNames.set(g.id, g.name);
   };
 
   const previewPortal = async (p: Partner, btn: HTMLButtonElement) => {
@@ -70,8 +77,9 @@ export async function partnersTab(ctx: Ctx, program: Program, host: HTMLElement)
         ? table<Partner>(
             "Partners",
             [
-              { title: "Partner", cell: (p) => [h("strong", null, p.name), h("br"), h("span", { class: "muted" }, p.email)] },
+              { title: "Partner", cell: (p) => [h("strong", null, h("a", { href: `#/programs/${program.id}/partners/${p.id}` }, p.name)), h("br"), h("span", { class: "muted" }, p.email)] },
               { title: "Status", cell: (p) => statusBadge(p.status) },
+              { title: "Group", cell: (p) => (p.group_id ? (groupNames.get(p.group_id) ?? "—") : h("span", { class: "muted" }, "None")) },
               { title: "Clicks", num: true, cell: (p) => st(p)?.clicks.toLocaleString() ?? "—" },
               { title: "Leads", num: true, cell: (p) => st(p)?.leads.toLocaleString() ?? "—" },
               { title: "Sales", num: true, cell: (p) => st(p)?.sales.toLocaleString() ?? "—" },
@@ -153,7 +161,7 @@ export async function partnersTab(ctx: Ctx, program: Program, host: HTMLElement)
   clear(host, h("section", { class: "card" }, form, result), h("section", { class: "card", "aria-labelledby": "partners-title" }, h("h2", { id: "partners-title" }, "Partners"), listHost));
   listHost.setAttribute("aria-busy", "true");
   const page = await ctx.call<List<Partner>>(`/api/v1/programs/${program.id}/partners?limit=50`);
-  await loadStats(page.data);
+  await Promise.all([loadStats(page.data), loadGroups()]);
   rows.push(...page.data);
   draw(page.next_cursor);
   listHost.setAttribute("aria-busy", "false");

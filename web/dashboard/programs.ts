@@ -3,10 +3,11 @@
 import { ApiError, type List } from "../shared/api";
 import { clear, h, type Child } from "../shared/dom";
 import { formatDate } from "../shared/format";
-import { bpsToPercent, decimals, formatMoney, parseMajor, parsePercent, toMajor } from "../shared/money";
-import type { FraudAction, FraudRule, Program, Reward, Rewards, Schedule } from "../shared/types";
+import { decimals, formatMoney, parseMajor, toMajor } from "../shared/money";
+import type { FraudAction, FraudRule, Program, Schedule } from "../shared/types";
 import type { Ctx } from "./ctx";
 import { ruleName, RULES } from "./fraud";
+import { moneyHint, rewardsEditor, rewardsText as rewardsTextOf } from "./rewards";
 import { copyRow, field, FormErrors, group, loadMore, table } from "./ui";
 
 const WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
@@ -30,19 +31,8 @@ export function scheduleText(s: Schedule): string {
   return `monthly on day ${s.day}`;
 }
 
-function rewardText(r: Reward, currency: string, kind: "lead" | "sale"): string {
-  const amount = r.type === "flat" ? formatMoney(r.amount, currency) : `${bpsToPercent(r.amount)}%`;
-  if (kind === "lead") return `${amount} per lead`;
-  const what = r.type === "flat" ? `${amount} per sale` : `${amount} of each sale`;
-  const when = r.duration_months === null || r.duration_months === undefined ? ", for the customer's lifetime" : r.duration_months === 0 ? ", first purchase only" : `, for ${r.duration_months} months`;
-  return what + when;
-}
-
 export function rewardsText(p: Program): string {
-  const parts: string[] = [];
-  if (p.rewards.sale) parts.push(rewardText(p.rewards.sale, p.payout_currency, "sale"));
-  if (p.rewards.lead) parts.push(rewardText(p.rewards.lead, p.payout_currency, "lead"));
-  return parts.length ? parts.join("; ") : "No rewards";
+  return rewardsTextOf(p.rewards, p.payout_currency);
 }
 
 // ---- list ----------------------------------------------------------------------------------
@@ -128,15 +118,6 @@ export function programForm(ctx: Ctx, existing?: Program): HTMLElement {
     attribution_window_days: input({ inputmode: "numeric", value: String(p?.attribution_window_days ?? 90), class: "short" }),
     attribution_model: select([["last_click", "Last click wins"], ["first_click", "First click wins"]], p?.attribution_model ?? "last_click"),
     hold_days: input({ inputmode: "numeric", value: String(p?.hold_days ?? 30), class: "short" }),
-    lead_on: h("input", { type: "checkbox", checked: existing ? !!p?.rewards.lead : true }),
-    lead_amount: input({ inputmode: "decimal", value: p?.rewards.lead ? toMajor(p.rewards.lead.amount, cur0) : "5.00", class: "short" }),
-    sale_type: select([["percentage", "Percentage of the sale"], ["flat", "Fixed amount per sale"], ["none", "No sale reward"]], existing ? (p?.rewards.sale?.type ?? "none") : "percentage"),
-    sale_amount: input({ inputmode: "decimal", class: "short" }),
-    sale_duration: select(
-      [["forever", "For the customer's lifetime"], ["first", "First purchase only"], ["months", "For a number of months"]],
-      p?.rewards.sale ? (p.rewards.sale.duration_months === null || p.rewards.sale.duration_months === undefined ? "forever" : p.rewards.sale.duration_months === 0 ? "first" : "months") : "months",
-    ),
-    sale_months: input({ inputmode: "numeric", value: String(p?.rewards.sale?.duration_months || 12), class: "short" }),
     click_spam_threshold: input({ inputmode: "numeric", value: String(p?.click_spam_threshold ?? 20), class: "short" }),
     banned_referrers: h("textarea", { rows: 3, spellcheck: "false", placeholder: "coupons.example.com\ndeals.example.net" }),
   };
@@ -152,40 +133,21 @@ export function programForm(ctx: Ctx, existing?: Program): HTMLElement {
   f.description.value = p?.description ?? "";
   f.domains.value = (p?.domains ?? []).join("\n");
   f.allowed_hosts.value = (p?.allowed_hosts ?? []).join("\n");
-  const sale = p?.rewards.sale;
-  f.sale_amount.value = sale ? (sale.type === "flat" ? toMajor(sale.amount, cur0) : bpsToPercent(sale.amount)) : "20";
 
   const swatch = h("span", { class: "swatch", "aria-hidden": "true" });
-  const moneyHint = (c: string) => {
-    const d = decimals(c);
-    return `In ${c.toUpperCase()}, e.g. ${d ? `50.${"0".repeat(d)}` : "5000"}.`;
-  };
-  const leadAmountField = field("rewards.lead.amount", "Amount per lead", f.lead_amount, moneyHint(cur0));
-  const saleAmountField = field("rewards.sale.amount", "Amount", f.sale_amount, " ");
   const weekdayField = field("payout_schedule.weekday", "Weekday", f.weekday);
   const dayField = field("payout_schedule.day", "Day of the month (1–28)", f.day);
-  const monthsField = field("rewards.sale.duration_months", "Months after the first purchase", f.sale_months, "0 to 120");
-  const durationField = field("rewards.sale.duration", "Recurring", f.sale_duration);
-
   const cur = () => f.payout_currency.value.trim().toLowerCase() || "usd";
+  const rewardsEd = rewardsEditor({ value: p?.rewards, currency: cur, mode: "program", isNew: !existing });
   const sync = () => {
     const c = cur();
     const hintOf = (el: HTMLElement) => form.querySelector<HTMLElement>(`[id="${el.id}-hint"]`);
-    for (const el of [f.min_payout, f.lead_amount]) {
-      const hint = hintOf(el);
-      if (hint) hint.textContent = moneyHint(c);
-    }
+    const hint = hintOf(f.min_payout);
+    if (hint) hint.textContent = moneyHint(c);
     swatch.style.background = /^#[0-9a-f]{6}$/i.test(f.brand_color.value.trim()) ? f.brand_color.value.trim() : "transparent";
     weekdayField.hidden = f.every.value !== "week";
     dayField.hidden = f.every.value !== "month";
-    f.lead_amount.disabled = !f.lead_on.checked;
-    const saleOn = f.sale_type.value !== "none";
-    saleAmountField.hidden = !saleOn;
-    durationField.hidden = !saleOn;
-    monthsField.hidden = !saleOn || f.sale_duration.value !== "months";
-    saleAmountField.querySelector("label")!.textContent = f.sale_type.value === "flat" ? "Amount per sale" : "Percentage of the sale (%)";
-    const saleHint = hintOf(f.sale_amount);
-    if (saleHint) saleHint.textContent = f.sale_type.value === "flat" ? moneyHint(c) : "Up to two decimals, e.g. 20 or 12.5.";
+    rewardsEd.sync();
   };
 
   const summary = h("div", { class: "alert", role: "alert", tabindex: -1 });
@@ -229,12 +191,7 @@ export function programForm(ctx: Ctx, existing?: Program): HTMLElement {
       group(
         "rewards",
         "Commission rules",
-        h("div", { class: "field check", "data-field": "rewards.lead" }, h("label", null, f.lead_on, " Reward each lead (sign-up)"), h("p", { class: "err" })),
-        leadAmountField,
-        field("rewards.sale.type", "Sale reward", f.sale_type),
-        saleAmountField,
-        durationField,
-        monthsField,
+        rewardsEd.el,
       ),
       group(
         "fraud_group",
@@ -302,22 +259,7 @@ export function programForm(ctx: Ctx, existing?: Program): HTMLElement {
     if (f.every.value === "month") payout_schedule = { every: "month", day: num(f.day, "payout_schedule.day", 1, 28, "Day of the month") };
     const attribution_window_days = num(f.attribution_window_days, "attribution_window_days", 1, 365, "Attribution window");
     const hold_days = num(f.hold_days, "hold_days", 0, 365, "Hold period");
-    const rewards: Rewards = {};
-    if (f.lead_on.checked) rewards.lead = { type: "flat", amount: money(f.lead_amount, "rewards.lead.amount", "Amount per lead") };
-    if (f.sale_type.value !== "none") {
-      const flat = f.sale_type.value === "flat";
-      let amount = 0;
-      if (flat) amount = money(f.sale_amount, "rewards.sale.amount", "Amount per sale");
-      else {
-        const bps = parsePercent(f.sale_amount.value);
-        if (bps === null) problems.push(["rewards.sale.amount", "The percentage must be from 0 to 100, with at most two decimals."]);
-        amount = bps ?? 0;
-      }
-      const r: Reward = { type: flat ? "flat" : "percentage", amount };
-      if (f.sale_duration.value === "first") r.duration_months = 0;
-      if (f.sale_duration.value === "months") r.duration_months = num(f.sale_months, "rewards.sale.duration_months", 0, 120, "Months");
-      rewards.sale = r;
-    }
+    const rewards = rewardsEd.read(problems) ?? {};
     const click_spam_threshold = num(f.click_spam_threshold, "click_spam_threshold", 1, 10000, "Click spam threshold");
     const banned_referrers = lines(f.banned_referrers.value).map((d) => d.toLowerCase());
     if (banned_referrers.length > 100) problems.push(["banned_referrers", "At most 100 banned referrers."]);

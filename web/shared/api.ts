@@ -11,8 +11,8 @@ export class ApiError extends Error {
   }
 }
 
-export async function api<T>(path: string, token: string, method = "GET", body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: "application/json" };
+export async function api<T>(path: string, token: string, method = "GET", body?: unknown, extra?: Record<string, string>): Promise<T> {
+  const headers: Record<string, string> = { ...extra, authorization: `Bearer ${token}`, accept: "application/json" };
   if (body !== undefined) headers["content-type"] = "application/json";
   let res: Response;
   try {

@@ -1,4 +1,18 @@
-export type Reward = { type: "flat" | "percentage"; amount: number; duration_months?: number | null };
+/** A condition of a reward modifier: `field` is country, product_id, sale_amount, customer_type,
+ * event_name or metadata.<key>; `value` a list for `in`/`not_in`. */
+export type RewardCondition = { field: string; op: "eq" | "neq" | "in" | "not_in" | "gte" | "lte" | "contains"; value: string | number | boolean | (string | number | boolean)[] };
+/** Terms replacing the reward's base terms when the conditions match (the best paying match wins). */
+export type RewardModifier = { conditions: RewardCondition[]; match?: "all" | "any"; type: "flat" | "percentage"; amount: number; duration_months?: number | null };
+export type Reward = {
+  type: "flat" | "percentage";
+  amount: number;
+  duration_months?: number | null;
+  modifiers?: RewardModifier[];
+  /** Sale rewards: the most one customer can earn its partner (minor units). */
+  max_amount_per_customer?: number | null;
+  /** Sale rewards: how many of one customer's sales earn a commission. */
+  max_sales_per_customer?: number | null;
+};
 export type Rewards = { lead?: Reward | null; sale?: Reward | null };
 /** A fraud rule's code (also a held commission's reason, and a rule-rejected one's `reason`). */
 export type FraudRule = "self_referral" | "email_domain_match" | "disposable_email" | "paid_traffic" | "click_spam" | "duplicate_payout_account" | "banned_referrer";
@@ -43,6 +57,25 @@ export interface Partner {
   /** Fraud rules holding the partner's payouts until the merchant approves its payout account. */
   payout_hold_reasons?: FraudRule[];
   created_at?: string;
+  /** The partner's own rewards, per kind; null: its group's or the program's apply. */
+  rewards?: Rewards | null;
+  group_id?: string | null;
+  /** The partner's own minimum payout (minor units); null: its group's or the program's. */
+  min_payout?: number | null;
+}
+
+/** A partner group: terms between the program's and a partner's own (null: the program's). */
+export interface Group {
+  id: string;
+  program_id: string;
+  name: string;
+  rewards: Rewards | null;
+  min_payout: number | null;
+  hold_days: number | null;
+  /** Partners in the group. */
+  partners: number;
+  created_at: string;
+  updated_at: string;
 }
 
 export interface Earnings {
@@ -76,7 +109,8 @@ export interface Commission {
   partner_id: string;
   program_id: string;
   customer_id: string | null;
-  kind: "lead" | "sale" | "clawback";
+  /** `bonus`: a manual commission (Add commission), with its `description`. */
+  kind: "lead" | "sale" | "clawback" | "bonus";
   invoice_id: string | null;
   sale_amount: number;
   amount: number;
@@ -91,6 +125,8 @@ export interface Commission {
   hold_reasons: FraudRule[];
   /** Pending and held: only the merchant's approve or reject decides it. */
   held: boolean;
+  /** A bonus's description; null for the other kinds. */
+  description?: string | null;
 }
 
 export interface Payout {
