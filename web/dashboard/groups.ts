@@ -5,11 +5,19 @@ import { announce, clear, h } from "../shared/dom";
 import { decimals, formatMoney, parseMajor, toMajor } from "../shared/money";
 import type { Group, Program } from "../shared/types";
 import type { Ctx } from "./ctx";
-import { moneyHint, rewardsEditor, rewardsText } from "./rewards";
+import { moneyHint, rewardsEditor, rewardText } from "./rewards";
 import { field, FormErrors, group, live, openDialog, table } from "./ui";
 
 export async function programGroups(ctx: Ctx, programId: string): Promise<Group[]> {
   return (await ctx.call<List<Group>>(`/api/v1/programs/${encodeURIComponent(programId)}/groups`)).data;
+}
+
+/** Per kind, the group's own reward in words or "the program's". */
+function kindsText(g: Group, currency: string): [string, string, boolean][] {
+  return (["sale", "lead"] as const).map((k) => {
+    const r = g.rewards?.[k];
+    return [k === "sale" ? "Sales" : "Leads", r ? rewardText(r, currency, k) : "the program's", !!r];
+  });
 }
 
 export async function groupsTab(ctx: Ctx, program: Program, host: HTMLElement): Promise<void> {
@@ -43,7 +51,7 @@ export async function groupsTab(ctx: Ctx, program: Program, host: HTMLElement): 
             [
               { title: "Group", cell: (g) => h("strong", null, g.name) },
               { title: "Partners", num: true, cell: (g) => g.partners.toLocaleString() },
-              { title: "Rewards", cell: (g) => (g.rewards ? rewardsText(g.rewards, cur) : h("span", { class: "muted" }, "The program's")) },
+              { title: "Rewards", cell: (g) => kindsText(g, cur).map(([k, text, own]) => h("div", { class: own ? null : "muted" }, h("strong", null, `${k}: `), text)) },
               { title: "Minimum payout", num: true, cell: (g) => (g.min_payout === null ? h("span", { class: "muted" }, `The program's (${money(program.min_payout)})`) : money(g.min_payout)) },
               { title: "Hold period", num: true, cell: (g) => (g.hold_days === null ? h("span", { class: "muted" }, `The program's (${program.hold_days} days)`) : `${g.hold_days} ${g.hold_days === 1 ? "day" : "days"}`) },
               {
