@@ -129,6 +129,7 @@ step("Partner page: put the partner in the group with its own minimum payout", a
   assert.equal(await form.getByLabel("Group", { exact: true }).inputValue(), "");
   await form.getByLabel("Group", { exact: true }).selectOption({ label: "Gold" });
   await assertText(form.locator("#f-min_payout-hint"), /Empty: Gold's \(\$10\.00\)/);
+  await assertText(dash.locator("#partner-effective"), /Sales: 30% of each sale, for the customer's lifetime; 40% when country is one of DE, AT; at most \$100\.00 per customer \(Gold's\)[\s\S]*Leads: \$5\.00 per lead \(the program's\)/);
   await form.getByLabel("Own minimum payout").fill("25");
   await form.getByRole("button", { name: "Save terms" }).click();
   await assertText(form.locator(".alert"), /Terms saved\./);
@@ -148,10 +149,10 @@ step("Partner page: Add commission (a double click creates one bonus) and the li
   await dlg.getByRole("button", { name: "Add commission" }).click();
   await assertText(dlg.locator("#f-amount-err"), /Enter an amount above zero/);
   await assertText(dlg.locator("#f-description-err"), /Enter a description/);
+  await shot(dash, "74-rewards-add-commission");
   await dlg.getByLabel("Amount", { exact: true }).fill("150");
   await dlg.getByLabel("Description", { exact: true }).fill("Launch bonus");
   await dlg.getByLabel("Status", { exact: true }).selectOption("approved");
-  await shot(dash, "74-rewards-add-commission");
   await dlg.getByRole("button", { name: "Add commission" }).dblclick();
   await until(async () => (await dash.locator("dialog").count()) === 0, "the dialog closed");
   const row = dash.locator('#partner-commissions-list tr[data-kind="bonus"]');

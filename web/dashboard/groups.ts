@@ -92,9 +92,13 @@ export async function groupsTab(ctx: Ctx, program: Program, host: HTMLElement): 
         group(
           "group_terms",
           "Group",
-          field("name", "Group name", name, "Unique in the program, e.g. Gold."),
-          field("min_payout", "Minimum payout", minPayout, `Empty: the program's (${money(program.min_payout)}). ${moneyHint(cur)}`),
-          field("hold_days", "Hold period (days)", holdDays, `Empty: the program's (${program.hold_days} days). 0 to 365.`),
+          h(
+            "div",
+            { class: "group-fields" },
+            field("name", "Group name", name, "Unique in the program, e.g. Gold."),
+            field("min_payout", "Minimum payout", minPayout, `Empty: the program's (${money(program.min_payout)}). ${moneyHint(cur)}`),
+            field("hold_days", "Hold period (days)", holdDays, `Empty: the program's (${program.hold_days} days). 0 to 365.`),
+          ),
         ),
         group("rewards", "Commission rules", h("p", { class: "hint" }, "Per kind: the program's reward, or the group's own."), ed.el),
       ),

@@ -9,7 +9,7 @@ import type { Commission, Group, Partner, Program } from "../shared/types";
 import { kindCell, statusCell } from "./commissions";
 import type { Ctx } from "./ctx";
 import { programGroups } from "./groups";
-import { moneyHint, rewardsEditor } from "./rewards";
+import { moneyHint, rewardsEditor, rewardText } from "./rewards";
 import { field, FormErrors, group, live, loadMore, statusBadge, table } from "./ui";
 
 export async function partnerPage(ctx: Ctx, program: Program, partnerId: string, host: HTMLElement): Promise<void> {
@@ -44,7 +44,20 @@ function termsForm(ctx: Ctx, program: Program, partner: Partner, groups: Group[]
   const money = (n: number) => formatMoney(n, cur);
   const groupSel = h("select", null, h("option", { value: "" }, "No group"), groups.map((g) => h("option", { value: g.id, selected: g.id === p.group_id }, g.name)));
   const minPayout = h("input", { type: "text", inputmode: "decimal", autocomplete: "off", class: "short", value: p.min_payout === null || p.min_payout === undefined ? "" : toMajor(p.min_payout, cur) });
-  const ed = rewardsEditor({ value: p.rewards, currency: () => cur, mode: "override", inherits: { lead: "the group's or the program's", sale: "the group's or the program's" } });
+  const ed = rewardsEditor({ value: p.rewards, currency: () => cur, mode: "override" });
+  // "Same as Gold's" / "Same as the program's": whose reward applies when the partner has none.
+  const inherits = () => {
+    const g = groups.find((x) => x.id === groupSel.value);
+    const from = (k: "lead" | "sale") => (g?.rewards?.[k] ? `${g.name}'s` : "the program's");
+    ed.setInherits(from("lead"), from("sale"));
+    // What the partner earns with the saved own rules and the selected group, in words.
+    const line = (k: "lead" | "sale") => {
+      const [r, whose] = p.rewards?.[k] ? [p.rewards[k], "own"] : g?.rewards?.[k] ? [g.rewards[k], `${g.name}'s`] : [program.rewards[k], "the program's"];
+      return h("li", null, h("strong", null, k === "sale" ? "Sales: " : "Leads: "), r ? rewardText(r, cur, k) : "nothing", h("span", { class: "muted" }, ` (${whose})`));
+    };
+    clear(effective, h("p", { class: "hint" }, "Paid now (saved rules, the selected group):"), h("ul", { class: "effective-list" }, line("sale"), line("lead")));
+  };
+  const effective = h("div", { class: "effective", id: "partner-effective", "aria-live": "polite" });
   const minHint = () => {
     const g = groups.find((x) => x.id === groupSel.value);
     const from = g && g.min_payout !== null ? `${g.name}'s (${money(g.min_payout)})` : `the program's (${money(program.min_payout)})`;
@@ -65,13 +78,14 @@ function termsForm(ctx: Ctx, program: Program, partner: Partner, groups: Group[]
         field("group_id", "Group", groupSel, "The group's terms apply where the partner has none of its own."),
         field("min_payout", "Own minimum payout", minPayout, minHint()),
       ),
-      group("rewards", "Own commission rules", h("p", { class: "hint" }, "Per kind: the reward of the partner's group (else the program's), or the partner's own."), ed.el),
+      group("rewards", "Own commission rules", h("p", { class: "hint" }, "Per kind: the reward of the partner's group (else the program's), or the partner's own. Own terms win over the group's."), effective, ed.el),
     ),
     h("div", { class: "actions" }, save),
   );
   const errors = new FormErrors(form, summary);
   form.addEventListener("change", () => {
     ed.sync();
+    inherits();
     const hint = document.getElementById(`${minPayout.id}-hint`);
     if (hint) hint.textContent = minHint();
   });
@@ -89,6 +103,7 @@ function termsForm(ctx: Ctx, program: Program, partner: Partner, groups: Group[]
     errors.clear();
     try {
       p = await ctx.call<Partner>(`/api/v1/partners/${p.id}`, "PATCH", { group_id: groupSel.value || null, min_payout, rewards });
+      inherits();
       summary.className = "alert success";
       clear(summary, "Terms saved.");
       announce(live(), "Terms saved.");
@@ -99,6 +114,7 @@ function termsForm(ctx: Ctx, program: Program, partner: Partner, groups: Group[]
     }
   });
   ed.sync();
+  inherits();
   return form;
 }
 
@@ -193,7 +209,7 @@ function addCommissionDialog(ctx: Ctx, program: Program, partner: Partner, done:
     const minor = parseMajor(amount.value, cur);
     if (minor === null || minor < 1) problems.push(["amount", `Enter an amount above zero, like ${decimals(cur) ? "50.00" : "5000"}.`]);
     const text = description.value.trim();
-    if (!text) problems.push(["description", "Enter a description the partner will see."]);
+    if (!text) problems.push(["description", "Enter a description, e.g. Launch bonus."]);
     if (problems.length) return errors.show(problems);
     busy = true;
     submit.disabled = true;

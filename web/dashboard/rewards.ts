@@ -47,6 +47,14 @@ function button(text: string, cls: string, label?: string): HTMLButtonElement {
   return h("button", { type: "button", class: cls, "aria-label": label ?? null }, text);
 }
 
+/** A `field()` whose label starts (visually hidden) with where it is, "Sale modifier 2, condition 1: ",
+ * so every control has its own name and the error summary names the path in words. */
+function fieldAt(where: string, name: string, label: string, control: HTMLInputElement | HTMLSelectElement, hint?: string): HTMLElement {
+  const f = field(name, label, control, hint);
+  f.querySelector("label")!.prepend(h("span", { class: "visually-hidden" }, `${where}: `));
+  return f;
+}
+
 // ---- wording -------------------------------------------------------------------------------
 
 function valueText(c: RewardCondition, currency: string): string {
@@ -130,6 +138,7 @@ const newCond = (): CondState => ({ field: "country", key: "", op: "in", value: 
  * structural change (so the paths in the `data-field`s always carry the current indices). */
 function modifiersEditor(kind: Kind, initial: RewardModifier[] | undefined, currency: () => string) {
   const base = `rewards.${kind}.modifiers`;
+  const titleKind = kind === "sale" ? "Sale" : "Lead";
   let mods: ModState[] = (initial ?? []).map((m) => modState(m, currency()));
   const list = h("div", { class: "modifiers" });
   const add = button("Add modifier", "secondary small", `Add a ${kind} modifier`);
@@ -198,7 +207,8 @@ function modifiersEditor(kind: Kind, initial: RewardModifier[] | undefined, curr
             render(`f-${kind}-m${i}-add-cond`);
           });
           const meta = c.field === "metadata";
-          const keyField = field(meta ? `${cp}.field` : `${cp}.key`, "Metadata key", key);
+          const where = `${titleKind} modifier ${i + 1}, condition ${j + 1}`;
+          const keyField = fieldAt(where, meta ? `${cp}.field` : `${cp}.key`, "Metadata key", key);
           keyField.hidden = !meta;
           return h(
             "div",
@@ -207,10 +217,10 @@ function modifiersEditor(kind: Kind, initial: RewardModifier[] | undefined, curr
               "div",
               { class: "cond-row" },
               // The field select carries `.field` when no key input is shown; with metadata, the key does.
-              field(meta ? `${cp}.field_name` : `${cp}.field`, "Condition", fieldSel),
+              fieldAt(where, meta ? `${cp}.field_name` : `${cp}.field`, "Condition", fieldSel),
               keyField,
-              field(`${cp}.op`, "Operator", opSel),
-              field(`${cp}.value`, "Value", value),
+              fieldAt(where, `${cp}.op`, "Operator", opSel),
+              fieldAt(where, `${cp}.value`, "Value", value),
               remove,
             ),
             h("p", { class: "err" }),
@@ -233,12 +243,13 @@ function modifiersEditor(kind: Kind, initial: RewardModifier[] | undefined, curr
         };
         for (const [k, el] of Object.entries(t)) el.id = `f-${kind}-m${i}-${k}`;
         terms.push(t);
-        const monthsField = field(`${mp}.duration_months`, "Months", t.months);
-        const durationField = field(`${mp}.duration`, "Recurring", t.duration);
+        const at = `${titleKind} modifier ${i + 1}`;
+        const monthsField = fieldAt(at, `${mp}.duration_months`, "Months", t.months);
+        const durationField = fieldAt(at, `${mp}.duration`, "Recurring", t.duration);
         const amountLabel = () => (t.type.value === "flat" ? `Amount (${currency().toUpperCase()})` : "Percentage (%)");
-        const amountField = field(`${mp}.amount`, amountLabel(), t.amount);
+        const amountField = fieldAt(at, `${mp}.amount`, amountLabel(), t.amount);
         const syncTerms = () => {
-          amountField.querySelector("label")!.textContent = amountLabel();
+          amountField.querySelector("label")!.lastChild!.textContent = amountLabel();
           monthsField.hidden = t.duration.value !== "months";
         };
         t.type.addEventListener("change", syncTerms);
@@ -254,8 +265,8 @@ function modifiersEditor(kind: Kind, initial: RewardModifier[] | undefined, curr
           { class: "group field modifier", "data-field": mp },
           h("legend", null, `Modifier ${i + 1}`),
           h("div", { class: "conds", "data-field": `${mp}.conditions` }, h("p", { class: "cond-when" }, "When"), rows, h("p", { class: "err" })),
-          h("div", { class: "cond-actions" }, addCond, field(`${mp}.match`, "Apply when", t.match)),
-          h("div", { class: "cond-row terms" }, h("p", { class: "cond-when" }, "Pay"), kind === "sale" ? field(`${mp}.type`, "Commission", t.type) : null, amountField, kind === "sale" ? durationField : null, kind === "sale" ? monthsField : null),
+          h("div", { class: "cond-actions" }, addCond, fieldAt(at, `${mp}.match`, "Apply when", t.match)),
+          h("div", { class: "cond-row terms" }, h("p", { class: "cond-when" }, "Pay"), kind === "sale" ? fieldAt(at, `${mp}.type`, "Commission", t.type) : null, amountField, kind === "sale" ? durationField : null, kind === "sale" ? monthsField : null),
           h("div", { class: "actions" }, removeMod),
           h("p", { class: "err" }),
         );
@@ -335,6 +346,8 @@ export interface RewardsEditor {
   el: HTMLElement[];
   /** Labels and hints after a change (of the currency, of a select). */
   sync(): void;
+  /** Override mode: what the "Same as …" options name (a partner's group changed). */
+  setInherits(lead: string, sale: string): void;
   /** The rewards to send; problems found are pushed. Override mode: `null` when every kind is
    * inherited (the API's "no override"). */
   read(problems: Problems): Rewards | null;
@@ -461,7 +474,15 @@ export function rewardsEditor(o: { value: Rewards | null | undefined; currency: 
     return rewards;
   };
 
+  const setInherits = (lead: string, sale: string) => {
+    const l = f.lead_mode.querySelector<HTMLOptionElement>('option[value="inherit"]');
+    const s = f.sale_type.querySelector<HTMLOptionElement>('option[value="inherit"]');
+    if (l) l.textContent = `Same as ${lead}`;
+    if (s) s.textContent = `Same as ${sale}`;
+  };
+
   return {
+    setInherits,
     el: [leadToggle, leadBlock, field("rewards.sale.type", "Sale reward", f.sale_type), saleBlock],
     sync,
     read,
