@@ -173,12 +173,35 @@ step("Partner page: Add commission (a double click creates one bonus) and the li
   await assertText(dash.locator(`#partners-list tr[data-id="${S.quinn.id}"]`), /Quinn Other[\s\S]*None/);
 });
 
-step("Groups: a group with partners cannot be deleted; the API's message says why", async () => {
+step("Partner page: the partner's own lead reward wins over the program's", async () => {
+  await dash.getByRole("link", { name: "Pat Partner" }).click();
+  const form = dash.locator("#partner-terms");
+  await form.getByLabel("Lead reward", { exact: true }).selectOption("flat");
+  await form.getByLabel("Amount per lead", { exact: true }).fill("7");
+  await form.getByRole("button", { name: "Save terms" }).click();
+  await assertText(form.locator(".alert"), /Terms saved\./);
+  await assertText(dash.locator("#partner-effective"), /Leads: \$7\.00 per lead \(own\)/);
+  const p = await apiOk("GET", `/api/v1/partners/${S.pat.id}`);
+  assert.deepEqual(p.rewards, { lead: { type: "flat", amount: 700 } });
+  assert.equal(p.group_id, S.gold.id);
+  // Reloaded, the page shows what was saved.
+  await dash.reload();
+  await dash.getByRole("heading", { name: /Pat Partner/, level: 2 }).waitFor();
+  assert.equal(await form.getByLabel("Lead reward", { exact: true }).inputValue(), "flat");
+  assert.equal(await form.getByLabel("Amount per lead", { exact: true }).inputValue(), "7.00");
+  assert.equal(await form.getByLabel("Own minimum payout").inputValue(), "25.00");
+});
+
+step("Groups: rename; a group with partners cannot be deleted, the API's message says why", async () => {
   await dash.getByRole("navigation", { name: "Program sections" }).getByRole("link", { name: "Groups" }).click();
-  const row = dash.locator('#groups-list tr[data-name="Gold"]');
-  await assertText(row, /Gold\s*1/);
-  await dash.getByRole("button", { name: "Delete Gold" }).click();
-  const dlg = dash.getByRole("dialog", { name: "Delete the group Gold?" });
+  await dash.getByRole("button", { name: "Edit Gold" }).click();
+  await dash.locator("#group-form").getByLabel("Group name").fill("Gold VIP");
+  await dash.locator("#group-form").getByRole("button", { name: "Save group" }).click();
+  const row = dash.locator('#groups-list tr[data-name="Gold VIP"]');
+  await assertText(row, /Gold VIP\s*1/);
+  assert.equal((await apiOk("GET", `/api/v1/groups/${S.gold.id}`)).name, "Gold VIP");
+  await dash.getByRole("button", { name: "Delete Gold VIP" }).click();
+  const dlg = dash.getByRole("dialog", { name: "Delete the group Gold VIP?" });
   await assertText(dlg, /1 partner is in this group/);
   await dlg.getByRole("button", { name: "Delete group" }).click();
   await assertText(dlg.locator(".alert.error"), /partner/i);
