@@ -21,6 +21,8 @@ const FIELDS: [string, string, Op[]][] = [
   ["event_name", "Event name", ["eq", "neq", "in", "not_in", "contains"]],
   ["metadata", "Metadata key…", ["eq", "neq", "in", "not_in", "contains", "gte", "lte"]],
 ];
+/** A lead is judged on its click's country and its event name only. */
+const LEAD_FIELDS = ["country", "event_name"];
 const OPS: Record<Op, string> = { eq: "is", neq: "is not", in: "is one of", not_in: "is not one of", gte: "is at least", lte: "is at most", contains: "contains" };
 const LIST: Op[] = ["in", "not_in"];
 const MAX_MODIFIERS = 20;
@@ -185,7 +187,7 @@ function modifiersEditor(kind: Kind, initial: RewardModifier[] | undefined, curr
         controls.push(ctl);
         const rows = m.conds.map((c, j) => {
           const cp = `${mp}.conditions[${j}]`;
-          const fieldSel = select(FIELDS.map(([v, t]) => [v, t]), c.field);
+          const fieldSel = select(FIELDS.filter(([v]) => kind === "sale" || LEAD_FIELDS.includes(v) || v === c.field).map(([v, t]) => [v, t]), c.field);
           const ops = FIELDS.find((f) => f[0] === c.field)?.[2] ?? FIELDS[0][2];
           const op = ops.includes(c.op) ? c.op : ops[0];
           const opSel = select(ops.map((o) => [o, OPS[o]]), op);
