@@ -182,7 +182,7 @@ function addCommissionDialog(ctx: Ctx, program: Program, partner: Partner, done:
     "form",
     { method: "dialog", novalidate: true, id: "add-commission-form" },
     h("h2", { id: titleId }, `Add a commission for ${partner.name}`),
-    h("p", { class: "muted" }, "A one-off bonus, paid with the partner's next payout like any other commission."),
+    h("p", { class: "muted" }, "A one-off bonus, paid with the partner's next payout like any other commission. The partner sees the description in their portal."),
     summary,
     field("amount", "Amount", amount, moneyHint(cur)),
     field("description", "Description", description, "Up to 500 characters, e.g. Launch bonus."),

@@ -109,8 +109,9 @@ export interface Commission {
   partner_id: string;
   program_id: string;
   customer_id: string | null;
-  /** `bonus`: a manual commission (Add commission), with its `description`. */
   kind: "lead" | "sale" | "clawback" | "bonus";
+  /** A bonus's description (null for the other kinds). */
+  description?: string | null;
   invoice_id: string | null;
   sale_amount: number;
   amount: number;
@@ -125,8 +126,6 @@ export interface Commission {
   hold_reasons: FraudRule[];
   /** Pending and held: only the merchant's approve or reject decides it. */
   held: boolean;
-  /** A bonus's description; null for the other kinds. */
-  description?: string | null;
 }
 
 export interface Payout {
