@@ -210,6 +210,21 @@ step("Groups: rename; a group with partners cannot be deleted, the API's message
   assert.equal((await apiOk("GET", `/api/v1/programs/${S.program.id}/groups`)).data.length, 1);
 });
 
+step("Main navigation: Groups shows a program's groups, picked from a select", async () => {
+  const nav = dash.getByRole("navigation", { name: "Main" });
+  await nav.getByRole("link", { name: "Groups" }).click();
+  await dash.getByRole("heading", { name: "Partner groups", level: 1 }).waitFor();
+  assert.equal(await nav.getByRole("link", { name: "Groups" }).getAttribute("aria-current"), "page");
+  // Other test files' programs share this Worker: pick this one by the address, then by the select.
+  await dash.goto(`${env.base}/dashboard/#/groups?program=${S.program.id}`);
+  await assertText(dash.locator('#groups-list tr[data-name="Gold VIP"]'), /Gold VIP\s*1/);
+  assert.equal(await dash.getByLabel("Program", { exact: true }).inputValue(), S.program.id);
+  assert.equal(await dash.title(), `Groups · Rewards ${T} — Refport dashboard`);
+  await shot(dash, "79-rewards-groups-page");
+  await dash.goto(`${env.base}/dashboard/#/programs/${S.program.id}`);
+  await dash.getByRole("heading", { name: `Rewards ${T}`, level: 1 }).waitFor();
+});
+
 step("Settings: the program's sale reward gets a cap and a modifier; the lead reward keeps its amount", async () => {
   await dash.getByRole("navigation", { name: "Program sections" }).getByRole("link", { name: "Settings" }).click();
   const form = dash.locator("form.program-form");

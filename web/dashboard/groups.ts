@@ -162,3 +162,24 @@ export async function groupsTab(ctx: Ctx, program: Program, host: HTMLElement): 
     editHost,
   );
 }
+
+/** `#/groups` (main navigation): the groups of one program, picked from a select when there are
+ * several (`#/groups?program=prog_…` keeps the choice in the address). */
+export async function groupsPage(ctx: Ctx, programId?: string): Promise<void> {
+  const programs = (await ctx.call<List<Program>>("/api/v1/programs?limit=100")).data;
+  // A program past the first page, named in the address: fetched on its own.
+  if (programId && !programs.some((p) => p.id === programId)) programs.unshift(await ctx.call<Program>(`/api/v1/programs/${encodeURIComponent(programId)}`));
+  const program = programs.find((p) => p.id === programId) ?? programs[0];
+  const body = h("div", { id: "tab" });
+  const pick = h("select", { id: "groups-program" }, programs.map((p) => h("option", { value: p.id, selected: p.id === program?.id }, p.name)));
+  pick.addEventListener("change", () => ctx.go(`#/groups?program=${encodeURIComponent(pick.value)}`));
+  clear(
+    ctx.main,
+    h("h1", { tabindex: -1 }, "Partner groups"),
+    programs.length ? h("div", { class: "row filters" }, field("program", "Program", pick)) : null,
+    body,
+  );
+  if (!program) return void clear(body, h("p", { class: "empty" }, "No programs yet. ", h("a", { href: "#/programs/new" }, "Create one"), " first."));
+  document.title = `Groups · ${program.name} — Refport dashboard`;
+  await groupsTab(ctx, program, body);
+}

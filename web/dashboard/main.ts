@@ -6,7 +6,7 @@ import type { Program } from "../shared/types";
 import { commissionsTab } from "./commissions";
 import { makeCall, type Ctx } from "./ctx";
 import { heldCount, reviewTab } from "./fraud";
-import { groupsTab } from "./groups";
+import { groupsPage, groupsTab } from "./groups";
 import { integrationsPage } from "./integrations";
 import { partnerPage } from "./partner";
 import { partnersTab } from "./partners";
@@ -68,7 +68,7 @@ function signIn(): void {
       sessionStorage.setItem(KEY, k);
       flash = null;
       // Stay on the page the merchant opened (a bookmarked #/integrations), else the programs.
-      if (location.hash.startsWith("#/programs") || location.hash.startsWith("#/integrations")) void route();
+      if (location.hash.startsWith("#/programs") || location.hash.startsWith("#/integrations") || location.hash.startsWith("#/groups")) void route();
       else location.hash = "#/programs";
     } catch (err) {
       const msg = err instanceof ApiError && err.status === 401 ? "This API key is not valid." : err instanceof ApiError && err.status === 403 ? "This key cannot read programs; use a key with read and write permissions." : String(err instanceof Error ? err.message : err);
@@ -150,9 +150,10 @@ async function route(): Promise<void> {
   nav.hidden = false;
   signout.hidden = false;
   const c = ctx(key);
-  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
+  const [path, search] = location.hash.replace(/^#\/?/, "").split("?");
+  const parts = path.split("/").filter(Boolean);
   // The main navigation marks its section (Programs for the programs and their pages).
-  const section = parts[0] === "integrations" ? "integrations" : "programs";
+  const section = parts[0] === "integrations" || parts[0] === "groups" ? parts[0] : "programs";
   for (const a of nav.querySelectorAll("a")) {
     if (a.dataset.section === section) a.setAttribute("aria-current", parts.length <= 1 ? "page" : "true");
     else a.removeAttribute("aria-current");
@@ -170,6 +171,9 @@ async function route(): Promise<void> {
       newProgram(c);
     } else if (parts[0] === "programs") {
       await programPage(c, parts[1], parts[2] ?? "", parts[3]);
+    } else if (parts[0] === "groups" && parts.length === 1) {
+      document.title = "Groups — Refport dashboard";
+      await groupsPage(c, new URLSearchParams(search ?? "").get("program") ?? undefined);
     } else if (parts[0] === "integrations" && parts.length === 1) {
       document.title = "Integrations — Refport dashboard";
       await integrationsPage(c);
