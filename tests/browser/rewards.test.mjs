@@ -215,6 +215,9 @@ step("Main navigation: Groups shows a program's groups, picked from a select", a
   await nav.getByRole("link", { name: "Groups" }).click();
   await dash.getByRole("heading", { name: "Partner groups", level: 1 }).waitFor();
   assert.equal(await nav.getByRole("link", { name: "Groups" }).getAttribute("aria-current"), "page");
+  // That page done loading (the first program's groups) before the address names another.
+  await dash.locator("#groups-list").waitFor();
+  await dash.locator('main[aria-busy="false"]').waitFor();
   // Other test files' programs share this Worker: pick this one by the address, then by the select.
   await dash.goto(`${env.base}/dashboard/#/groups?program=${S.program.id}`);
   await assertText(dash.locator('#groups-list tr[data-name="Gold VIP"]'), /Gold VIP\s*1/);
