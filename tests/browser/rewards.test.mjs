@@ -213,7 +213,7 @@ step("Groups: rename; a group with partners cannot be deleted, the API's message
 step("Main navigation: Groups shows a program's groups, picked from a select", async () => {
   const nav = dash.getByRole("navigation", { name: "Main" });
   await nav.getByRole("link", { name: "Groups" }).click();
-  await dash.getByRole("heading", { name: "Partner groups", level: 1 }).waitFor();
+  await dash.getByRole("heading", { name: "Groups", level: 1 }).waitFor();
   assert.equal(await nav.getByRole("link", { name: "Groups" }).getAttribute("aria-current"), "page");
   // That page done loading (the first program's groups) before the address names another.
   await dash.locator("#groups-list").waitFor();

@@ -175,7 +175,7 @@ export async function groupsPage(ctx: Ctx, programId?: string): Promise<void> {
   pick.addEventListener("change", () => ctx.go(`#/groups?program=${encodeURIComponent(pick.value)}`));
   clear(
     ctx.main,
-    h("h1", { tabindex: -1 }, "Partner groups"),
+    h("h1", { tabindex: -1 }, "Groups"),
     programs.length ? h("div", { class: "row filters" }, field("program", "Program", pick)) : null,
     body,
   );
