@@ -87,10 +87,13 @@ pub enum AttributionOutcome {
     /// Sale (Stripe): paid in a currency that did not settle in the payout currency, so there
     /// is no commission base (never a made-up exchange rate).
     CurrencyNotSettled,
+    /// The conversion's `coupon_code` names no live coupon of the program, and nothing else
+    /// attributes it.
+    CouponNotFound,
 }
 
 impl AttributionOutcome {
-    pub const ALL: [AttributionOutcome; 9] = [
+    pub const ALL: [AttributionOutcome; 10] = [
         AttributionOutcome::Attributed,
         AttributionOutcome::NoAttribution,
         AttributionOutcome::PartnerBanned,
@@ -100,6 +103,7 @@ impl AttributionOutcome {
         AttributionOutcome::ClickInFuture,
         AttributionOutcome::ClickOtherProgram,
         AttributionOutcome::CurrencyNotSettled,
+        AttributionOutcome::CouponNotFound,
     ];
 
     /// The stored value.
@@ -114,6 +118,7 @@ impl AttributionOutcome {
             AttributionOutcome::ClickInFuture => attribution::Reason::ClickInFuture.as_str(),
             AttributionOutcome::ClickOtherProgram => attribution::Reason::ClickOtherProgram.as_str(),
             AttributionOutcome::CurrencyNotSettled => "currency_not_settled",
+            AttributionOutcome::CouponNotFound => "coupon_not_found",
         }
     }
 
@@ -162,6 +167,7 @@ pub struct LeadInput {
     pub customer_name: Option<String>,
     pub event_name: Option<String>,
     pub program_id: Option<String>,
+    pub coupon_code: Option<String>,
 }
 
 /// `POST /api/v1/track/sale` body.
@@ -176,6 +182,7 @@ pub struct SaleInput {
     pub metadata: Option<serde_json::Map<String, Value>>,
     pub payout_amount: Option<i64>,
     pub program_id: Option<String>,
+    pub coupon_code: Option<String>,
 }
 
 /// `POST /api/v1/track/refund` body.
@@ -200,6 +207,8 @@ pub struct LeadRequest {
     pub click_id: Option<String>,
     /// As sent: the shell resolves it (a malformed or foreign program id is a 404).
     pub program_id: Option<String>,
+    /// The coupon code as recorded ([`crate::coupon::sent`]): never an error.
+    pub coupon_code: Option<String>,
 }
 
 /// A validated sale.
@@ -216,6 +225,8 @@ pub struct SaleRequest {
     /// Compact JSON, at most [`MAX_METADATA`] bytes.
     pub metadata: Option<String>,
     pub program_id: Option<String>,
+    /// The coupon code as recorded ([`crate::coupon::sent`]): never an error.
+    pub coupon_code: Option<String>,
 }
 
 /// A validated refund.
@@ -264,6 +275,7 @@ pub fn parse_lead(input: LeadInput) -> Result<LeadRequest, Invalid> {
         customer_name,
         click_id,
         program_id: input.program_id,
+        coupon_code: crate::coupon::sent(input.coupon_code),
     })
 }
 
@@ -309,6 +321,7 @@ pub fn parse_sale(input: SaleInput) -> Result<SaleRequest, Invalid> {
         payout_amount,
         metadata,
         program_id: input.program_id,
+        coupon_code: crate::coupon::sent(input.coupon_code),
     })
 }
 
@@ -923,6 +936,7 @@ mod tests {
             customer_name: None,
             click_id: Some(CLICK.into()),
             program_id: None,
+            coupon_code: None,
         }
     }
 
@@ -946,6 +960,7 @@ mod tests {
             payout_amount,
             metadata: None,
             program_id: None,
+            coupon_code: None,
         }
     }
 
@@ -986,6 +1001,7 @@ mod tests {
             "click_in_future",
             "click_other_program",
             "currency_not_settled",
+            "coupon_not_found",
         ];
         assert_eq!(AttributionOutcome::ALL.map(AttributionOutcome::as_str), stored);
         for a in AttributionOutcome::ALL {
@@ -1039,6 +1055,7 @@ mod tests {
             customer_name: None,
             event_name: None,
             program_id: None,
+            coupon_code: None,
         }
     }
 
@@ -1052,6 +1069,7 @@ mod tests {
             metadata: None,
             payout_amount: None,
             program_id: None,
+            coupon_code: None,
         }
     }
 

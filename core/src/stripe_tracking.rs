@@ -317,6 +317,7 @@ pub fn lead_input(click_id: &str, external_id: &str, email: Option<&str>, name: 
         customer_name: name.map(str::to_string),
         event_name: Some(LEAD_EVENT.into()),
         program_id: None,
+        coupon_code: None,
     }
 }
 
@@ -348,6 +349,7 @@ pub fn sale_input(s: &StripeSale<'_>) -> SaleInput {
         metadata: Some(metadata),
         payout_amount: s.payout_amount,
         program_id: None,
+        coupon_code: None,
     }
 }
 
