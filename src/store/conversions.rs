@@ -1,6 +1,7 @@
 //! Customers and conversion events: the idempotency ledger of the track API.
 
 use super::commissions::{self, Commission, NewCommission};
+use super::coupons::Coupon;
 use super::partners::Partner;
 use super::programs::Program;
 use super::{first, outbox, StoreError, StoreResult};
@@ -103,17 +104,23 @@ pub struct CustomerUpsert<'a> {
     pub external_id: &'a str,
     pub email: Option<&'a str>,
     pub name: Option<&'a str>,
-    /// Set the attribution (partner, link, click) to this click.
+    /// Set the attribution (partner, link, click, time) to this click; a coupon code's
+    /// attribution has no link and no click (empty: stored as none).
     pub attribution: Option<(&'a str, &'a str, &'a str, i64)>,
     /// What that click said to the fraud rules (stored form), kept with the attribution.
     pub click_signals: Option<&'a str>,
     pub now: i64,
 }
 
+/// `None` for an empty id: a credit without a click or link (a coupon code's).
+fn nonempty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
 /// Creates the customer or updates its details; attribution is only written when given.
 pub fn upsert_customer(db: &D1Database, c: &CustomerUpsert<'_>) -> StoreResult<D1PreparedStatement> {
     let (partner, link, click, clicked_at) = match c.attribution {
-        Some((p, l, k, t)) => (Some(p), Some(l), Some(k), Some(t)),
+        Some((p, l, k, t)) => (Some(p), nonempty(l), nonempty(k), Some(t)),
         None => (None, None, None, None),
     };
     Ok(query!(
@@ -161,6 +168,10 @@ struct EventRow {
     metadata: Option<String>,
     created_at: i64,
     customer_external_id: String,
+    #[serde(default)]
+    coupon_code: Option<String>,
+    #[serde(default)]
+    coupon_id: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -180,6 +191,9 @@ pub struct Event {
     pub metadata: Option<String>,
     pub created_at: i64,
     pub customer_external_id: String,
+    /// The coupon code the conversion carried (as sent), and the live coupon it named.
+    pub coupon_code: Option<String>,
+    pub coupon_id: Option<String>,
 }
 
 impl TryFrom<EventRow> for Event {
@@ -206,12 +220,15 @@ impl TryFrom<EventRow> for Event {
             metadata: r.metadata,
             created_at: r.created_at,
             customer_external_id: r.customer_external_id,
+            coupon_code: r.coupon_code,
+            coupon_id: r.coupon_id,
         })
     }
 }
 
 const EVENT_COLS: &str = "e.id, e.program_id, e.customer_id, e.kind, e.event_name, e.invoice_id, e.amount, e.currency, \
-     e.payout_amount, e.partner_id, e.click_id, e.attribution, e.metadata, e.created_at, c.external_id AS customer_external_id";
+     e.payout_amount, e.partner_id, e.click_id, e.attribution, e.metadata, e.created_at, c.external_id AS customer_external_id, \
+     e.coupon_code, e.coupon_id";
 
 pub async fn lead_event(
     db: &D1Database,
@@ -298,6 +315,8 @@ pub struct ConversionLoad {
     pub customer: Option<Customer>,
     /// The partner the customer is attributed to now.
     pub partner: Option<Partner>,
+    /// The live coupon the conversion's code names, with its partner (read only for a code).
+    pub coupon: Option<(Coupon, Option<Partner>)>,
 }
 
 /// Loads the program, the stored conversion (`stored`: its event and commission reads), the
@@ -325,6 +344,7 @@ async fn load(
         stored: read_stored(r.get(1), r.get(2))?,
         customer: super::first_row(r.get(3))?,
         partner: super::partners::read(r.get(4))?,
+        coupon: None,
     };
     Ok((loaded, r.split_off(r.len().min(5))))
 }
@@ -339,6 +359,7 @@ pub async fn load_lead(
     event_name: &str,
     presented_partner_id: Option<&str>,
     recent_hours: &[String],
+    coupon_key: Option<&str>,
 ) -> StoreResult<(ConversionLoad, Option<Partner>, i64)> {
     #[derive(Deserialize)]
     struct Hits {
@@ -347,20 +368,33 @@ pub async fn load_lead(
     let stored = stored_lead_stmts(db, program_id, external_id, event_name)?;
     let presented = super::partners::get_stmt(db, presented_partner_id)?;
     let hits = super::clicks::partner_visits_stmt(db, presented_partner_id.unwrap_or(""), recent_hours)?;
-    let (loaded, extra) = load(db, program_id, external_id, stored, vec![presented, hits]).await?;
+    let mut extra = vec![presented, hits];
+    if let Some(key) = coupon_key {
+        extra.extend(super::coupons::by_code_stmts(db, program_id, key)?);
+    }
+    let (mut loaded, extra) = load(db, program_id, external_id, stored, extra).await?;
     let hits = super::first_row::<Hits>(extra.get(1))?.map_or(0, |h| h.hits);
+    loaded.coupon = super::coupons::read(extra.get(2), extra.get(3))?;
     Ok((loaded, super::partners::read(extra.first())?, hits))
 }
 
-/// A sale's load: its stored sale is the one with its invoice id.
+/// A sale's load: its stored sale is the one with its invoice id; with a coupon code
+/// (`coupon_key`, lower-case), its coupon, in the same round trip.
 pub async fn load_sale(
     db: &D1Database,
     program_id: &str,
     invoice_id: &str,
     external_id: &str,
+    coupon_key: Option<&str>,
 ) -> StoreResult<ConversionLoad> {
     let stored = stored_sale_stmts(db, program_id, invoice_id)?;
-    Ok(load(db, program_id, external_id, stored, Vec::new()).await?.0)
+    let extra = match coupon_key {
+        Some(key) => super::coupons::by_code_stmts(db, program_id, key)?.to_vec(),
+        None => Vec::new(),
+    };
+    let (mut loaded, extra) = load(db, program_id, external_id, stored, extra).await?;
+    loaded.coupon = super::coupons::read(extra.first(), extra.get(1))?;
+    Ok(loaded)
 }
 
 pub struct NewEvent<'a> {
@@ -381,6 +415,8 @@ pub struct NewEvent<'a> {
     pub attribution: AttributionOutcome,
     pub metadata: Option<&'a str>,
     pub now: i64,
+    /// The coupon code carried (as sent) and the live coupon it named.
+    pub coupon: (Option<&'a str>, Option<&'a str>),
 }
 
 /// Inserts the event unless its idempotency tuple exists (lead: program + customer + name;
@@ -389,9 +425,10 @@ pub fn insert_event(db: &D1Database, e: &NewEvent<'_>) -> StoreResult<D1Prepared
     Ok(query!(
         db,
         "INSERT INTO events (id, program_id, customer_id, kind, event_name, invoice_id, amount, currency, payout_amount,
-             partner_id, click_id, attribution, metadata, created_at, link_id)
+             partner_id, click_id, attribution, metadata, created_at, link_id, coupon_code, coupon_id)
          SELECT ?1, ?2, c.id, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
-             CASE WHEN ?10 IS NULL THEN NULL WHEN ?15 IS NOT NULL THEN ?15 WHEN c.partner_id = ?10 THEN c.link_id END
+             CASE WHEN ?10 IS NULL THEN NULL WHEN ?15 IS NOT NULL THEN ?15 WHEN c.partner_id = ?10 THEN c.link_id END,
+             ?16, ?17
          FROM customers c WHERE c.program_id = ?2 AND c.external_id = ?3
          ON CONFLICT DO NOTHING",
         e.id,
@@ -408,7 +445,9 @@ pub fn insert_event(db: &D1Database, e: &NewEvent<'_>) -> StoreResult<D1Prepared
         e.attribution.as_str(),
         e.metadata,
         e.now,
-        e.link_id
+        e.link_id,
+        e.coupon.0,
+        e.coupon.1
     )?)
 }
 
@@ -445,6 +484,8 @@ pub struct LeadWrite<'a> {
     pub decision: &'a LeadDecision,
     pub ids: &'a NewIds,
     pub now: i64,
+    /// The live coupon the lead's code named.
+    pub coupon_id: Option<&'a str>,
 }
 
 /// Records a lead in one atomic batch: the customer (and its new attribution), the event unless
@@ -481,11 +522,12 @@ pub async fn record_lead(db: &D1Database, w: &LeadWrite<'_>) -> StoreResult<Reco
             currency: None,
             payout_amount: None,
             partner_id: credited.map(|f| f.partner_id.as_str()),
-            click_id: credited.map(|f| f.click_id.as_str()),
-            link_id: credited.map(|f| f.link_id.as_str()),
+            click_id: credited.and_then(|f| nonempty(&f.click_id)),
+            link_id: credited.and_then(|f| nonempty(&f.link_id)),
             attribution: d.attribution,
             metadata: None,
             now: w.now,
+            coupon: (w.lead.coupon_code.as_deref(), w.coupon_id),
         },
     )?);
     if let Some(plan) = &d.commission {
@@ -518,6 +560,9 @@ pub struct SaleWrite<'a> {
     pub decision: &'a SaleDecision,
     pub ids: &'a NewIds,
     pub now: i64,
+    /// The live coupon the sale's code named, and the partner it (re)attributes the customer to.
+    pub coupon_id: Option<&'a str>,
+    pub attribute_to: Option<&'a str>,
 }
 
 /// Records a sale in one atomic batch: the customer if new, the event unless its (program,
@@ -529,7 +574,7 @@ pub struct SaleWrite<'a> {
 pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<Recorded> {
     let (d, sale, external_id) = (w.decision, w.sale, w.sale.customer_external_id.as_str());
     let mut stmts = Vec::new();
-    if d.create_customer {
+    if d.create_customer || w.attribute_to.is_some() {
         stmts.push(upsert_customer(
             db,
             &CustomerUpsert {
@@ -538,7 +583,8 @@ pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<Reco
                 external_id,
                 email: None,
                 name: None,
-                attribution: None,
+                // A coupon's attribution: its partner, no link, no click, from now.
+                attribution: w.attribute_to.map(|p| (p, "", "", w.now)),
                 click_signals: None,
                 now: w.now,
             },
@@ -562,6 +608,7 @@ pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<Reco
             attribution: d.attribution,
             metadata: sale.metadata.as_deref(),
             now: w.now,
+            coupon: (sale.coupon_code.as_deref(), w.coupon_id),
         },
     )?);
     stmts.push(mark_first_sale(db, w.program_id, external_id, &w.ids.event, w.now)?);

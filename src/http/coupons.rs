@@ -1,0 +1,59 @@
+//! Coupon codes of a partner (issue 16): `POST/GET /api/v1/partners/{id}/coupons`,
+//! `DELETE /api/v1/coupons/{id}`. What a code attributes is `refport_core::coupon`'s.
+
+use super::auth::Perm;
+use super::error::{ApiError, ApiResult};
+use super::{body, created, ok, partners, path_id, Call, Page};
+use crate::state::new_id;
+use crate::store::coupons::{self, Coupon, Inserted};
+use refport_core::coupon::CouponCode;
+use refport_core::ids;
+use refport_core::partner::PartnerStatus;
+use serde::Deserialize;
+use worker::{Request, Response};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateCoupon {
+    code: String,
+}
+
+pub async fn create(req: &mut Request, c: &Call, partner_id: &str) -> ApiResult<Response> {
+    c.who.require(Perm::Write)?;
+    let partner = partners::load(c, partner_id).await?;
+    let code = CouponCode::parse("code", &body::<CreateCoupon>(req).await?.code)?;
+    if partner.status == PartnerStatus::Banned {
+        return Err(ApiError::conflict("partner_banned", "a banned partner cannot get new coupon codes"));
+    }
+    let coupon = Coupon {
+        id: new_id(ids::COUPON, c.now)?,
+        program_id: partner.program_id,
+        partner_id: partner.id,
+        code: code.code,
+        created_at: c.now,
+    };
+    match coupons::insert(&c.state.db, &coupon, &code.key).await? {
+        Inserted::Ok => created(&coupon),
+        Inserted::CodeTaken => Err(ApiError::conflict(
+            "coupon_code_taken",
+            format!("the program already has the coupon code `{}` (codes ignore case)", coupon.code),
+        )),
+    }
+}
+
+pub async fn list(c: &Call, partner_id: &str) -> ApiResult<Response> {
+    c.who.require(Perm::Read)?;
+    let partner = partners::load(c, partner_id).await?;
+    let page = Page::from_query(&c.query)?;
+    let rows = coupons::list_for_partner(&c.state.db, &partner.id, &page.before(), page.limit).await?;
+    page.respond(rows, |k| k.id.clone())
+}
+
+pub async fn delete(c: &Call, id: &str) -> ApiResult<Response> {
+    c.who.require(Perm::Write)?;
+    let id = path_id(id, ids::COUPON, "coupon")?;
+    let coupon = coupons::get(&c.state.db, &id).await?.ok_or(ApiError::NotFound("coupon"))?;
+    c.who.check_program(&coupon.program_id, "coupon")?;
+    coupons::soft_delete(&c.state.db, &coupon.id, c.now).await?;
+    ok(&serde_json::json!({"id": coupon.id, "deleted": true}))
+}
