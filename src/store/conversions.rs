@@ -374,7 +374,9 @@ pub async fn load_lead(
     }
     let (mut loaded, extra) = load(db, program_id, external_id, stored, extra).await?;
     let hits = super::first_row::<Hits>(extra.get(1))?.map_or(0, |h| h.hits);
-    loaded.coupon = super::coupons::read(extra.get(2), extra.get(3))?;
+    if coupon_key.is_some() {
+        loaded.coupon = super::coupons::read(extra.get(2), extra.get(3))?;
+    }
     Ok((loaded, super::partners::read(extra.first())?, hits))
 }
 
@@ -393,7 +395,9 @@ pub async fn load_sale(
         None => Vec::new(),
     };
     let (mut loaded, extra) = load(db, program_id, external_id, stored, extra).await?;
-    loaded.coupon = super::coupons::read(extra.first(), extra.get(1))?;
+    if coupon_key.is_some() {
+        loaded.coupon = super::coupons::read(extra.first(), extra.get(1))?;
+    }
     Ok(loaded)
 }
 
