@@ -19,6 +19,9 @@ import type {
   ApiKeyRevoked,
   LeadResult,
   LinkDeleted,
+  Coupon,
+  CouponCreate,
+  CouponDeleted,
   PartnerCreated,
   SaleResult,
   WebhookEndpointCreated,
@@ -180,6 +183,23 @@ export class Links extends Resource {
   }
 }
 
+export class Coupons extends Resource {
+  /** A coupon code for the partner: conversions whose `coupon_code` names it (in any case) are
+   * attributed to the partner. A code taken in the program is a 409. */
+  create(partnerId: string, input: CouponCreate, options?: RequestOptions): Promise<Coupon> {
+    return this._post(`/api/v1/partners/${seg(partnerId)}/coupons`, input, false, options);
+  }
+  delete(id: string, options?: RequestOptions): Promise<CouponDeleted> {
+    return this._del(`/api/v1/coupons/${seg(id)}`, { id, deleted: true }, options);
+  }
+  list(partnerId: string, params: ListParams = {}, options?: RequestOptions): Promise<Page<Coupon>> {
+    return this._get(`/api/v1/partners/${seg(partnerId)}/coupons`, { ...params }, options);
+  }
+  listAll(partnerId: string, params: Omit<ListParams, "cursor"> = {}): AsyncGenerator<Coupon> {
+    return paginate((cursor) => this.list(partnerId, { ...params, cursor }));
+  }
+}
+
 export class Commissions extends Resource {
   list(params: CommissionListParams = {}, options?: RequestOptions): Promise<Page<Commission>> {
     return this._get("/api/v1/commissions", { ...params }, options);
@@ -263,6 +283,7 @@ export class Refport {
   readonly programs: Programs;
   readonly partners: Partners;
   readonly links: Links;
+  readonly coupons: Coupons;
   readonly commissions: Commissions;
   readonly payouts: Payouts;
   readonly clicks: Clicks;
@@ -279,6 +300,7 @@ export class Refport {
     this.programs = new Programs(t);
     this.partners = new Partners(t);
     this.links = new Links(t);
+    this.coupons = new Coupons(t);
     this.commissions = new Commissions(t);
     this.payouts = new Payouts(t);
     this.clicks = new Clicks(t);

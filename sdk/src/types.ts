@@ -27,6 +27,9 @@ export type Link = S["Link"];
 export type LinkCreate = S["LinkCreate"];
 export type LinkUpdate = S["LinkPatch"];
 export type LinkDeleted = S["LinkDeleted"];
+export type Coupon = S["Coupon"];
+export type CouponCreate = S["CouponCreate"];
+export type CouponDeleted = S["CouponDeleted"];
 
 export type Click = S["Click"];
 
