@@ -249,6 +249,21 @@ def test_a_code_of_a_banned_partner_attributes_nothing(worker):
     assert body["attributed"] is False and body["reason"] == "partner_banned" and body["commission"] is None
 
 
+def test_the_code_finds_the_program(worker):
+    """No program_id, an unknown customer, an unbound key: the one program with the code."""
+    p = worker.program()
+    pn = worker.partner(p)
+    code = uid("Find").replace("-", "")[:30]
+    coupon(worker, pn, code)
+    body = ok(sale(worker, uid("cust"), 10_000, coupon_code=code.lower()))
+    assert (body["event"]["program_id"], body["event"]["partner_id"]) == (p["id"], pn["id"]), body
+    body = ok(lead(worker, uid("cust"), coupon_code=code))
+    assert (body["event"]["program_id"], body["event"]["partner_id"]) == (p["id"], pn["id"]), body
+    # The same code in a second program: ambiguous, as for a customer known in two programs.
+    coupon(worker, worker.partner(worker.program()), code.upper())
+    assert_error(sale(worker, uid("cust"), 100, coupon_code=code), 409, "ambiguous_program")
+
+
 def test_codes_of_another_program_do_not_attribute(worker):
     a, b = worker.program(), worker.program()
     coupon(worker, worker.partner(b), "CROSSPROG")

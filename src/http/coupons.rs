@@ -9,13 +9,21 @@ use crate::store::coupons::{self, Coupon, Inserted};
 use refport_core::coupon::CouponCode;
 use refport_core::ids;
 use refport_core::partner::PartnerStatus;
+use refport_core::time::rfc3339;
 use serde::Deserialize;
+use serde_json::{json, Value};
 use worker::{Request, Response};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateCoupon {
     code: String,
+}
+
+/// The wire shape of a coupon.
+fn out(k: &Coupon) -> Value {
+    json!({"id": k.id, "program_id": k.program_id, "partner_id": k.partner_id, "code": k.code,
+           "created_at": rfc3339(k.created_at)})
 }
 
 pub async fn create(req: &mut Request, c: &Call, partner_id: &str) -> ApiResult<Response> {
@@ -33,7 +41,7 @@ pub async fn create(req: &mut Request, c: &Call, partner_id: &str) -> ApiResult<
         created_at: c.now,
     };
     match coupons::insert(&c.state.db, &coupon, &code.key).await? {
-        Inserted::Ok => created(&coupon),
+        Inserted::Ok => created(&out(&coupon)),
         Inserted::CodeTaken => Err(ApiError::conflict(
             "coupon_code_taken",
             format!("the program already has the coupon code `{}` (codes ignore case)", coupon.code),
@@ -46,14 +54,15 @@ pub async fn list(c: &Call, partner_id: &str) -> ApiResult<Response> {
     let partner = partners::load(c, partner_id).await?;
     let page = Page::from_query(&c.query)?;
     let rows = coupons::list_for_partner(&c.state.db, &partner.id, &page.before(), page.limit).await?;
-    page.respond(rows, |k| k.id.clone())
+    page.respond(rows.iter().map(out).collect(), |k| k["id"].as_str().unwrap_or_default().to_string())
 }
 
 pub async fn delete(c: &Call, id: &str) -> ApiResult<Response> {
     c.who.require(Perm::Write)?;
     let id = path_id(id, ids::COUPON, "coupon")?;
-    let coupon = coupons::get(&c.state.db, &id).await?.ok_or(ApiError::NotFound("coupon"))?;
-    c.who.check_program(&coupon.program_id, "coupon")?;
-    coupons::soft_delete(&c.state.db, &coupon.id, c.now).await?;
-    ok(&serde_json::json!({"id": coupon.id, "deleted": true}))
+    // One conditional write: a coupon of another program than the key's is not found.
+    if !coupons::soft_delete(&c.state.db, &id, c.who.program_id.as_deref(), c.now).await? {
+        return Err(ApiError::NotFound("coupon"));
+    }
+    ok(&json!({"id": id, "deleted": true}))
 }

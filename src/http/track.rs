@@ -54,7 +54,8 @@ impl From<RefundRefusal> for ApiError {
 }
 
 /// The id of an event's program: named in the body or bound to the key, else the one program
-/// the event's click, customer or invoice is known in (`hint`, only read then), else the
+/// the event's click, customer or invoice (else its coupon code) is known in (`hint`, only read
+/// then), else the
 /// deployment's only program. A body that names a program the key can't see is a 404.
 async fn program_id<F>(c: &Call, named: Option<String>, hint: impl FnOnce() -> F) -> ApiResult<String>
 where
@@ -149,6 +150,14 @@ fn partner_facts(p: Partner) -> PartnerFacts {
     PartnerFacts { id: p.id, email: p.email, status: p.status, rewards: p.rewards }
 }
 
+/// The programs with a live coupon of the code, when the program is found from nothing else.
+async fn programs_of_code(db: &D1Database, code: Option<&str>) -> StoreResult<Vec<ProgramRef>> {
+    match coupon_key(code) {
+        Some(key) => crate::store::coupons::programs_of_code(db, &key).await,
+        None => Ok(Vec::new()),
+    }
+}
+
 /// The lookup key of a conversion's coupon code; a malformed code looks nothing up (it is
 /// recorded, unknown).
 fn coupon_key(sent: Option<&str>) -> Option<String> {
@@ -186,7 +195,14 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
     };
     let click_program: Vec<ProgramRef> =
         click.iter().map(|k| ProgramRef { program_id: k.program_id.clone() }).collect();
-    let program_id = program_id(c, lead.program_id.clone(), || async { Ok(click_program) }).await?;
+    let code = lead.coupon_code.as_deref();
+    let program_id = program_id(c, lead.program_id.clone(), || async {
+        match click_program.is_empty() {
+            true => programs_of_code(db, code).await,
+            false => Ok(click_program),
+        }
+    })
+    .await?;
     let recorded = lead_in(&c.state, c.now, &program_id, &lead, click).await?;
     deliver_if_queued(c, recorded.deliveries);
     respond_event(&recorded.stored)
@@ -250,7 +266,15 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let sale = conversion::parse_sale(body::<SaleInput>(req).await?)?;
     let db = &c.state.db;
     let ext = sale.customer_external_id.as_str();
-    let program_id = program_id(c, sale.program_id.clone(), || conversions::programs_of_customer(db, ext)).await?;
+    let code = sale.coupon_code.as_deref();
+    let program_id = program_id(c, sale.program_id.clone(), || async {
+        let known = conversions::programs_of_customer(db, ext).await?;
+        match known.is_empty() {
+            true => programs_of_code(db, code).await,
+            false => Ok(known),
+        }
+    })
+    .await?;
     let recorded = sale_in(&c.state, c.now, &program_id, &sale, Pricing::AsSent).await?;
     deliver_if_queued(c, recorded.deliveries);
     replay_sale(recorded.stored, &sale)

@@ -1,27 +1,22 @@
 //! Coupon codes: a partner's codes, unique per program without regard to case among live ones.
 
+use super::conversions::ProgramRef;
 use super::partners::Partner;
-use super::{all, changes, first, run_or_constraint, StoreError, StoreResult};
-use serde::{Deserialize, Serialize};
+use super::{all, changes, run_or_constraint, StoreError, StoreResult};
+use serde::Deserialize;
 use worker::d1::{D1PreparedStatement, D1Result};
 use worker::{query, D1Database};
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize)]
 pub struct Coupon {
     pub id: String,
     pub program_id: String,
     pub partner_id: String,
     pub code: String,
-    #[serde(serialize_with = "super::programs::ser_time")]
     pub created_at: i64,
 }
 
 const COLS: &str = "id, program_id, partner_id, code, created_at";
-
-/// A live coupon by id.
-pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Coupon>> {
-    first(query!(db, &format!("SELECT {COLS} FROM coupons WHERE id = ?1 AND deleted_at IS NULL"), id)?).await
-}
 
 pub async fn list_for_partner(db: &D1Database, partner_id: &str, before: &str, limit: u32) -> StoreResult<Vec<Coupon>> {
     all(query!(
@@ -35,6 +30,13 @@ pub async fn list_for_partner(db: &D1Database, partner_id: &str, before: &str, l
         limit + 1
     )?)
     .await
+}
+
+/// The programs (at most 2: more than one is ambiguous) with a live coupon of this lower-case
+/// code, to find the program of a conversion that names no program and no known click or
+/// customer.
+pub async fn programs_of_code(db: &D1Database, key: &str) -> StoreResult<Vec<ProgramRef>> {
+    all(query!(db, "SELECT program_id FROM coupons WHERE code_key = ?1 AND deleted_at IS NULL LIMIT 2", key)?).await
 }
 
 pub enum Inserted {
@@ -62,8 +64,17 @@ pub async fn insert(db: &D1Database, c: &Coupon, key: &str) -> StoreResult<Inser
     }
 }
 
-pub async fn soft_delete(db: &D1Database, id: &str, now: i64) -> StoreResult<bool> {
-    Ok(changes(query!(db, "UPDATE coupons SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL", id, now)?).await?
+/// Deletes a live coupon, of program `program_id` when given (a key bound to a program);
+/// answers whether there was one.
+pub async fn soft_delete(db: &D1Database, id: &str, program_id: Option<&str>, now: i64) -> StoreResult<bool> {
+    Ok(changes(query!(
+        db,
+        "UPDATE coupons SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL AND (?3 IS NULL OR program_id = ?3)",
+        id,
+        now,
+        program_id
+    )?)
+    .await?
         == 1)
 }
 
