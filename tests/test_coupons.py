@@ -1,5 +1,6 @@
 """End-to-end tests of coupon codes (issue 16): `POST/GET /api/v1/partners/{id}/coupons`,
-`DELETE /api/v1/coupons/{id}`, and `coupon_code` on `track/lead` and `track/sale`.
+`DELETE /api/v1/coupons/{id}`, `coupon_code` on `track/lead` and `track/sale`, and a Stripe
+checkout's promotion code (zero-code tracking).
 
 A code attributes a customer with no partner to the code's partner; under `last_click` it
 overrides an earlier click, under `first_click` it does not; an unknown, deleted or malformed
@@ -7,6 +8,8 @@ code is recorded (reason `coupon_not_found` when nothing else attributes), never
 
 import pytest
 from apihelpers import assert_error, ok, uid
+from test_payouts import stripe  # noqa: F401  (a fixture)
+from test_stripe_tracking import checkout, commissions_in, deliver_all, events_of, leads_of, sales_of
 
 LEAD, SALE = "/api/v1/track/lead", "/api/v1/track/sale"
 COUPON_FIELDS = {"id", "program_id", "partner_id", "code", "created_at"}
@@ -305,3 +308,47 @@ def test_the_code_lookup_costs_no_extra_round_trip(worker):
     lead_body = {"click_id": "", "customer_external_id": uid("cust"), "coupon_code": "TRIPS"}
     assert d1_calls_of(worker, lambda: out.append(ok(worker.post(LEAD, lead_body, key=key)))) == 3
     assert out[-1]["event"]["partner_id"] == pn["id"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Stripe-native tracking: a checkout's promotion code
+# ----------------------------------------------------------------------------------------------
+
+def test_a_checkout_promotion_code_attributes_like_a_coupon(worker, stripe):
+    """No Refport click: the promotion code the buyer applied (a Refport coupon code) finds the
+    program and attributes the lead and the sale to the code's partner."""
+    p = worker.program(hold_days=0)
+    pn = worker.partner(p)
+    code = uid("Promo").replace("-", "")[:24]
+    c = coupon(worker, pn, code)
+    co = checkout(stripe, mode="payment", amount=4900, currency="usd", create_customer=True,
+                  promotion_code=code.upper())
+    assert co["session"]["discounts"][0]["promotion_code"].startswith("promo_")
+    answers = deliver_all(worker, stripe, events_of(worker, stripe, co["events"]))
+    done = [a for a in answers.values() if a.get("outcome") == "attributed"]
+    assert len(done) == 1 and done[0]["effect"] == "lead_and_sale" and done[0]["partner_id"] == pn["id"], answers
+    [lead] = leads_of(worker, p)
+    [sale] = sales_of(worker, p)
+    assert (lead["partner_id"], lead["click_id"], lead["coupon_id"]) == (pn["id"], None, c["id"])
+    assert (sale["partner_id"], sale["coupon_id"], sale["amount"]) == (pn["id"], c["id"], 4900)
+    assert sorted((x["kind"], x["amount"]) for x in commissions_in(worker, p)) == [("lead", 500), ("sale", 980)]
+    [cust] = worker.rows("SELECT * FROM customers WHERE program_id=?", p["id"])
+    assert (cust["partner_id"], cust["stripe_customer_id"]) == (pn["id"], co["customer"])
+    # A second checkout of the same Stripe customer (known now) with the code: one more sale of
+    # the partner's, no second lead.
+    again = checkout(stripe, mode="payment", amount=1000, currency="usd", customer=co["customer"],
+                     promotion_code=code)
+    deliver_all(worker, stripe, events_of(worker, stripe, again["events"]))
+    assert [s["partner_id"] for s in sales_of(worker, p)] == [pn["id"], pn["id"]]
+    assert len(leads_of(worker, p)) == 1
+
+
+def test_a_promotion_code_that_is_no_coupon_changes_nothing(worker, stripe):
+    p = worker.program(hold_days=0)
+    worker.partner(p)
+    co = checkout(stripe, mode="payment", amount=4900, currency="usd", promotion_code=uid("NOTOURS"))
+    evts = events_of(worker, stripe, co["events"])
+    answers = deliver_all(worker, stripe, evts)
+    [completed] = [answers[e["id"]] for e in evts if e["type"] == "checkout.session.completed"]
+    assert (completed["outcome"], completed["reason"]) == ("ignored", "coupon_not_found"), completed
+    assert leads_of(worker, p) == [] and sales_of(worker, p) == []
