@@ -99,6 +99,20 @@ CREATE TABLE IF NOT EXISTS links (
 CREATE UNIQUE INDEX IF NOT EXISTS links_domain_key ON links(domain, key) WHERE deleted_at IS NULL;
 CREATE INDEX IF NOT EXISTS links_partner ON links(partner_id, id);
 
+-- 0009: coupon codes, unique per program without regard to case among live coupons (`code_key`
+-- is the lower-case code); soft-deleted, as the events they attributed name them.
+CREATE TABLE IF NOT EXISTS coupons (
+  id          TEXT PRIMARY KEY,
+  program_id  TEXT NOT NULL REFERENCES programs(id),
+  partner_id  TEXT NOT NULL REFERENCES partners(id),
+  code        TEXT NOT NULL CHECK (length(code) BETWEEN 3 AND 40),
+  code_key    TEXT NOT NULL CHECK (code_key = lower(code)),
+  created_at  INTEGER NOT NULL,
+  deleted_at  INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS coupons_code ON coupons(program_id, code_key) WHERE deleted_at IS NULL;
+CREATE INDEX IF NOT EXISTS coupons_partner ON coupons(partner_id, id);
+
 -- One row per counted (non-bot) visit, written in batches by the clicks queue's consumer. No raw
 -- IP or user agent: salted hashes only. One b-tree (WITHOUT ROWID, keyed by the time-ordered
 -- id): 1 row written per click; stats come from daily_stats, not from these rows. No foreign
@@ -164,6 +178,9 @@ CREATE TABLE IF NOT EXISTS events (
   link_id TEXT,
   -- 0007: the product sold (reward modifiers).
   product_id TEXT,
+  -- 0009: the coupon code the conversion carried (as sent) and the live coupon it named.
+  coupon_code TEXT,
+  coupon_id TEXT,
   CHECK (kind = 'lead' OR invoice_id IS NOT NULL)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_lead_once ON events(program_id, customer_id, event_name) WHERE kind = 'lead';

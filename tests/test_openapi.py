@@ -304,6 +304,21 @@ def test_success_and_error_answers_match_the_document(worker, stripe_server):
         c.check("PATCH", V + "/links/{link_id}", worker.patch(f"{V}/links/{spare['id']}", {
             "url": f"https://{tag}.test/other?x=1"}), 200)
         c.check("DELETE", V + "/links/{link_id}", worker.delete(f"{V}/links/{spare['id']}"), 200)
+        cp = c.check("POST", V + "/partners/{partner_id}/coupons", worker.post(f"{V}/partners/{pn['id']}/coupons", {
+            "code": f"Jane{tag}"}), 201)
+        c.check("POST", V + "/partners/{partner_id}/coupons", worker.post(f"{V}/partners/{pn['id']}/coupons", {
+            "code": f"JANE{tag}"}), 409)
+        c.check("POST", V + "/partners/{partner_id}/coupons", worker.post(f"{V}/partners/{pn['id']}/coupons", {
+            "code": "no"}), 422)
+        c.check("GET", V + "/partners/{partner_id}/coupons", worker.get(f"{V}/partners/{pn['id']}/coupons?limit=5"), 200)
+        by_code = c.check("POST", V + "/track/sale", worker.post(V + "/track/sale", {
+            "customer_external_id": f"coupon-{tag}", "amount": 1000, "currency": "usd", "invoice_id": f"in-{tag}-c",
+            "coupon_code": f"jane{tag}", "program_id": pid}), 200)
+        assert by_code["event"]["coupon_id"] == cp["id"] and by_code["commission"]["partner_id"] == pn["id"], by_code
+        unknown = c.check("POST", V + "/track/lead", worker.post(V + "/track/lead", {
+            "click_id": "", "customer_external_id": f"nocode-{tag}", "coupon_code": "NOSUCHCODE", "program_id": pid}), 200)
+        assert unknown["reason"] == "coupon_not_found", unknown
+        c.check("DELETE", V + "/coupons/{coupon_id}", worker.delete(f"{V}/coupons/{cp['id']}"), 200)
 
         # -- a real click, then conversions
         click = worker.click_id(ln)

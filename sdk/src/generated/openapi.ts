@@ -226,6 +226,50 @@ export interface paths {
         patch: operations["updateLink"];
         trace?: never;
     };
+    "/api/v1/partners/{partner_id}/coupons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a partner's coupon codes
+         * @description Needs `read`.
+         */
+        get: operations["listCoupons"];
+        put?: never;
+        /**
+         * Create a coupon code for a partner
+         * @description Needs `write`. A code taken in the program (in any case) is 409 `coupon_code_taken`; a malformed one 422 `invalid_coupon_code` (field `code`); a banned partner 409 `partner_banned`.
+         */
+        post: operations["createCoupon"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/coupons/{coupon_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a coupon code
+         * @description Needs `write`. The code stops attributing (conversions carrying it are recorded with it, unattributed by it); it may be created again.
+         */
+        delete: operations["deleteCoupon"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/clicks": {
         parameters: {
             query?: never;
@@ -1018,8 +1062,8 @@ export interface components {
             fraud_rules?: components["schemas"]["FraudRulesInput"];
             /** @description click_spam: more visits than this by one visitor to the partner's links in the 24 hours up to the converting click (default 20) */
             click_spam_threshold?: number;
-            /** @description banned_referrer: referrer hostnames whose clicks the rule judges */
-            banned_referrers?: string[];
+            /** @description banned_referrer: referrer hostnames whose clicks the rule judges; null or absent: unchanged */
+            banned_referrers?: string[] | null;
         };
         Program: {
             id: string;
@@ -1194,6 +1238,12 @@ export interface components {
              * @description When the merchant approved the partner's payout account despite a shared account
              */
             payout_account_approved_at: string | null;
+            group_id: string | null;
+            /**
+             * Format: int64
+             * @description The partner's own minimum payout; null: its group's or the program's applies
+             */
+            min_payout: number | null;
         };
         /** @description A page of Partner objects, newest first. */
         PartnerList: {
@@ -1463,6 +1513,11 @@ export interface components {
             event_name?: string | null;
             /** @description Needed only when the program cannot be found from the event (409 `ambiguous_program`, 422 `program_required`); a program the key cannot see answers 404 */
             program_id?: string | null;
+            /**
+             * @description A coupon code the buyer used: attributes a customer with no partner to the code's partner; under `last_click` it overrides an earlier attribution, under `first_click` it does not. Matched without regard to case; an unknown, deleted or malformed code is recorded (`reason` `coupon_not_found` when nothing else attributes), never an error. Kept as sent (trimmed, at most 64 characters).
+             * @example JANE20
+             */
+            coupon_code?: string | null;
         };
         TrackSale: {
             /** @description 1 to 255 printable characters (trimmed) */
@@ -1490,6 +1545,11 @@ export interface components {
             payout_amount?: number | null;
             /** @description Needed only when the program cannot be found from the event (409 `ambiguous_program`, 422 `program_required`); a program the key cannot see answers 404 */
             program_id?: string | null;
+            /**
+             * @description A coupon code the buyer used: attributes a customer with no partner to the code's partner; under `last_click` it overrides an earlier attribution, under `first_click` it does not. Matched without regard to case; an unknown, deleted or malformed code is recorded (`reason` `coupon_not_found` when nothing else attributes), never an error. Kept as sent (trimmed, at most 64 characters).
+             * @example JANE20
+             */
+            coupon_code?: string | null;
             /** @description The product sold: what reward modifiers on `product_id` compare */
             product_id?: string | null;
         };
@@ -1519,6 +1579,10 @@ export interface components {
             created_at: string;
             /** @constant */
             kind: "lead";
+            /** @description The coupon code the conversion carried, as sent */
+            coupon_code: string | null;
+            /** @description The live coupon the code named when tracked (null: no code, or an unknown one) */
+            coupon_id: string | null;
         };
         SaleEvent: {
             id: string;
@@ -1549,19 +1613,23 @@ export interface components {
              */
             payout_amount: number | null;
             metadata: Record<string, never> | null;
+            /** @description The coupon code the conversion carried, as sent */
+            coupon_code: string | null;
+            /** @description The live coupon the code named when tracked (null: no code, or an unknown one) */
+            coupon_id: string | null;
         };
         /** @description The stored lead (a retry answers the same body). */
         LeadResult: {
             event: components["schemas"]["LeadEvent"];
             attributed: boolean;
-            reason: ("click_not_found" | "click_expired" | "click_in_future" | "click_other_program" | "partner_banned") | null;
+            reason: ("click_not_found" | "click_expired" | "click_in_future" | "click_other_program" | "partner_banned" | "coupon_not_found") | null;
             commission: components["schemas"]["Commission"] | null;
         };
         /** @description The stored sale (a retry answers the same body). */
         SaleResult: {
             event: components["schemas"]["SaleEvent"];
             attributed: boolean;
-            reason: ("no_attribution" | "partner_banned" | "outside_recurring_window" | "currency_not_settled" | "cap_reached") | null;
+            reason: ("no_attribution" | "partner_banned" | "outside_recurring_window" | "currency_not_settled" | "coupon_not_found" | "cap_reached") | null;
             commission: components["schemas"]["Commission"] | null;
         };
         RefundResult: {
@@ -2007,6 +2075,37 @@ export interface components {
             /** @description The newest 50 Stripe events received, newest first (a key bound to a program: that program's) */
             events: components["schemas"]["StripeIntegrationEvent"][];
         };
+        CouponCreate: {
+            /**
+             * @description 3 to 40 letters, digits, `_` or `-` (trimmed); unique in the program without regard to case among live coupons
+             * @example JANE20
+             */
+            code: string;
+        };
+        /** @description A partner's coupon code: a conversion whose `coupon_code` names it is attributed to the partner. */
+        Coupon: {
+            id: string;
+            program_id: string;
+            partner_id: string;
+            /** @description As entered (matched without regard to case) */
+            code: string;
+            /**
+             * Format: date-time
+             * @description RFC 3339, UTC, millisecond precision
+             */
+            created_at: string;
+        };
+        /** @description A page of the partner's live coupons, newest first. */
+        CouponList: {
+            data: components["schemas"]["Coupon"][];
+            /** @description Pass as `cursor` to get the next page; null on the last page */
+            next_cursor: string | null;
+        };
+        CouponDeleted: {
+            id: string;
+            /** @constant */
+            deleted: true;
+        };
         RewardCondition: {
             /** @description `country` (the converting click's, ISO alpha-2), `product_id` (track/sale's), `sale_amount` (minor units of the payout currency), `customer_type` (`new`: the customer's first sale; `recurring`), `event_name`, `metadata.<key>` (the sale's metadata). A conversion without the field never meets the condition. */
             field: string;
@@ -2065,8 +2164,8 @@ export interface components {
         };
         /** @description Absent fields are kept; null clears one. */
         GroupPatch: {
-            /** @description Unique in the program, case-insensitive (409 `group_exists`) */
-            name?: string;
+            /** @description null or absent: unchanged */
+            name?: string | null;
             /** @description null: the program's rewards apply */
             rewards?: components["schemas"]["RewardsInput"] | null;
             /**
@@ -2206,6 +2305,8 @@ export interface components {
         api_key_id: string;
         /** @description A malformed id is not found (404) */
         webhook_id: string;
+        /** @description A malformed id is not found (404) */
+        coupon_id: string;
         /** @description A malformed id is not found (404) */
         group_id: string;
     };
@@ -2732,6 +2833,102 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             422: components["responses"]["Unprocessable"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listCoupons: {
+        parameters: {
+            query?: {
+                /** @description Page size (default 20) */
+                limit?: components["parameters"]["limit"];
+                /** @description `next_cursor` of the previous page */
+                cursor?: components["parameters"]["cursor"];
+            };
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                partner_id: components["parameters"]["partner_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of coupons */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CouponList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    createCoupon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                partner_id: components["parameters"]["partner_id"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CouponCreate"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Coupon"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["Unprocessable"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    deleteCoupon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                coupon_id: components["parameters"]["coupon_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CouponDeleted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
     };
