@@ -227,8 +227,7 @@ async fn record(state: &AppState, click: NewClick) {
 }
 
 /// The click as a Workers Analytics Engine data point: blobs program, partner, link, country,
-/// referrer host, sub1, sub2, sub3 ('' when absent); one double (1, a count); indexed (sampled)
-/// by link.
+/// referrer host; one double (1, a count); indexed (sampled) by link.
 fn analytics_point(dataset: &worker::AnalyticsEngineDataset, c: &NewClick) -> worker::Result<()> {
     let point = worker::AnalyticsEngineDataPointBuilder::new()
         .indexes([c.link_id.as_str()])
@@ -237,9 +236,6 @@ fn analytics_point(dataset: &worker::AnalyticsEngineDataset, c: &NewClick) -> wo
         .add_blob(c.link_id.as_str())
         .add_blob(c.country.as_deref().unwrap_or(""))
         .add_blob(c.referrer_host.as_deref().unwrap_or(""))
-        .add_blob(c.sub1.as_deref().unwrap_or(""))
-        .add_blob(c.sub2.as_deref().unwrap_or(""))
-        .add_blob(c.sub3.as_deref().unwrap_or(""))
         .add_double(1.0)
         .build();
     dataset.write_data_point(&point)

@@ -272,22 +272,6 @@ fn count_new<'a>(db: &D1Database, keys: &[&Key<'a>], stmts: &mut Vec<D1PreparedS
             }
         }
     }
-    let counted = |table_cols: &str, values: &str| -> String {
-        format!(
-            "INSERT INTO {table_cols}
-             SELECT {values}, '', COUNT(*) FROM json_each(?5) AS v
-             WHERE NOT EXISTS (SELECT 1 FROM clicks c WHERE c.id = json_extract(v.value, '$[0]'))
-               AND NOT EXISTS (SELECT 1 FROM clicks c WHERE c.id = json_extract(v.value, '$[1]')
-                               AND c.created_at > json_extract(v.value, '$[2]'))
-             HAVING COUNT(*) > 0
-             ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks"
-        )
-    };
-    let plain = counted("daily_stats (program_id, partner_id, link_id, day, currency, clicks)", "?1, ?2, ?3, ?4");
-    let by_sub = counted(
-        "daily_sub_stats (program_id, partner_id, link_id, day, sub1, sub2, sub3, currency, clicks)",
-        "?1, ?2, ?3, ?4, ?6, ?7, ?8",
-    );
     for ((program, partner, link, day, subs), ks) in &groups {
         // The row keys as one JSON parameter, [[id, sibling or null, last visit - 1 h], ...]:
         // one statement (one rollup row written) per group, whatever its size.
@@ -304,16 +288,35 @@ fn count_new<'a>(db: &D1Database, keys: &[&Key<'a>], stmts: &mut Vec<D1PreparedS
             JsValue::from_str(&rows),
         ];
         let sql = match subs {
-            None => &plain,
+            None => COUNT_CLICKS,
             Some(subs) => {
                 args.extend(subs.iter().map(|s| JsValue::from_str(s)));
-                &by_sub
+                COUNT_SUB_CLICKS
             }
         };
         stmts.push(db.prepare(sql).bind(&args)?);
     }
     Ok(())
 }
+
+/// The rollup upsert of a group's new clicks: ?1..?4 program, partner, link, day; ?5 its row keys.
+const COUNT_CLICKS: &str = "INSERT INTO daily_stats (program_id, partner_id, link_id, day, currency, clicks)
+     SELECT ?1, ?2, ?3, ?4, '', COUNT(*) FROM json_each(?5) AS v
+     WHERE NOT EXISTS (SELECT 1 FROM clicks c WHERE c.id = json_extract(v.value, '$[0]'))
+       AND NOT EXISTS (SELECT 1 FROM clicks c WHERE c.id = json_extract(v.value, '$[1]')
+                       AND c.created_at > json_extract(v.value, '$[2]'))
+     HAVING COUNT(*) > 0
+     ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks";
+
+/// The same for the clicks with sub-IDs: ?6..?8 sub1, sub2, sub3 ('' when absent).
+const COUNT_SUB_CLICKS: &str =
+    "INSERT INTO daily_sub_stats (program_id, partner_id, link_id, day, sub1, sub2, sub3, currency, clicks)
+     SELECT ?1, ?2, ?3, ?4, ?6, ?7, ?8, '', COUNT(*) FROM json_each(?5) AS v
+     WHERE NOT EXISTS (SELECT 1 FROM clicks c WHERE c.id = json_extract(v.value, '$[0]'))
+       AND NOT EXISTS (SELECT 1 FROM clicks c WHERE c.id = json_extract(v.value, '$[1]')
+                       AND c.created_at > json_extract(v.value, '$[2]'))
+     HAVING COUNT(*) > 0
+     ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks";
 
 /// Hour prefixes per [`partner_visits_stmt`] (two bound parameters each, one for the partner).
 pub const MAX_VISIT_HOURS: usize = 48;

@@ -292,25 +292,15 @@ pub async fn partner_daily(
 /// Sub-ID combinations a portal table lists at most (the busiest first).
 pub const MAX_SUB_ID_ROWS: u32 = 50;
 
-/// Clicks, leads and sales of one combination of sub-IDs (`None`: absent).
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct SubIdRow {
-    pub sub1: Option<String>,
-    pub sub2: Option<String>,
-    pub sub3: Option<String>,
-    pub clicks: i64,
-    pub leads: i64,
-    pub sales: i64,
-}
-
 /// A partner's clicks and conversions that carried sub-IDs since day `since`, per combination
-/// of sub-IDs: the busiest [`MAX_SUB_ID_ROWS`] by clicks, then sales.
+/// of sub-IDs: the busiest [`MAX_SUB_ID_ROWS`] by clicks, then sales. Each row as the portal
+/// answers it: `{sub1, sub2, sub3, clicks, leads, sales}` (a sub-ID null when absent).
 pub async fn partner_sub_ids(
     db: &D1Database,
     program_id: &str,
     partner_id: &str,
     since_day: i64,
-) -> StoreResult<Vec<SubIdRow>> {
+) -> StoreResult<Vec<serde_json::Value>> {
     all(query!(
         db,
         "SELECT NULLIF(sub1, '') AS sub1, NULLIF(sub2, '') AS sub2, NULLIF(sub3, '') AS sub3,
