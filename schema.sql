@@ -58,11 +58,31 @@ CREATE TABLE IF NOT EXISTS partners (
   -- despite an account shared with another partner (duplicate_payout_account).
   bank_fingerprint TEXT,
   payout_account_approved_at INTEGER,
+  -- 0007: the partner's group (its terms sit between the program's and the partner's override)
+  -- and its own minimum payout (overrides the group's and the program's).
+  group_id TEXT REFERENCES partner_groups(id),
+  min_payout INTEGER CHECK (min_payout IS NULL OR min_payout >= 0),
   UNIQUE (program_id, email)
 );
 CREATE INDEX IF NOT EXISTS partners_program ON partners(program_id, id);
 CREATE INDEX IF NOT EXISTS partners_stripe_account ON partners(stripe_account_id);
 CREATE INDEX IF NOT EXISTS partners_bank_fingerprint ON partners(bank_fingerprint) WHERE bank_fingerprint IS NOT NULL;
+CREATE INDEX IF NOT EXISTS partners_group ON partners(group_id) WHERE group_id IS NOT NULL;
+
+-- Partner groups (0007): terms shared by a set of partners; per field, a partner's own override
+-- wins over its group's, the group's over the program's.
+CREATE TABLE IF NOT EXISTS partner_groups (
+  id          TEXT PRIMARY KEY,
+  program_id  TEXT NOT NULL REFERENCES programs(id),
+  name        TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+  rewards     TEXT CHECK (rewards IS NULL OR json_valid(rewards)),
+  min_payout  INTEGER CHECK (min_payout IS NULL OR min_payout >= 0),
+  hold_days   INTEGER CHECK (hold_days IS NULL OR hold_days >= 0),
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS partner_groups_name ON partner_groups(program_id, lower(name));
+CREATE INDEX IF NOT EXISTS partner_groups_program ON partner_groups(program_id, id);
 
 -- Links are soft-deleted (clicks keep pointing at them); a key is unique per domain among live links.
 CREATE TABLE IF NOT EXISTS links (
@@ -121,6 +141,8 @@ CREATE TABLE IF NOT EXISTS customers (
   click_signals TEXT,
   -- 0006: the Stripe customer the lead came from (zero-code Stripe tracking).
   stripe_customer_id TEXT,
+  -- 0007: the country of the click that brought the customer (reward modifiers).
+  country TEXT,
   UNIQUE (program_id, external_id)
 );
 CREATE INDEX IF NOT EXISTS customers_partner ON customers(partner_id);
@@ -144,6 +166,8 @@ CREATE TABLE IF NOT EXISTS events (
   created_at     INTEGER NOT NULL,
   -- 0003: the link the conversion came through ('' in the rollups when none).
   link_id TEXT,
+  -- 0007: the product sold (reward modifiers).
+  product_id TEXT,
   CHECK (kind = 'lead' OR invoice_id IS NOT NULL)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_lead_once ON events(program_id, customer_id, event_name) WHERE kind = 'lead';
@@ -183,7 +207,7 @@ CREATE TABLE IF NOT EXISTS commissions (
   customer_id     TEXT REFERENCES customers(id),
   event_id        TEXT REFERENCES events(id),
   parent_id       TEXT REFERENCES commissions(id),
-  kind            TEXT NOT NULL CHECK (kind IN ('lead', 'sale', 'clawback')),
+  kind            TEXT NOT NULL CHECK (kind IN ('lead', 'sale', 'clawback', 'bonus')),
   invoice_id      TEXT,
   sale_amount     INTEGER NOT NULL DEFAULT 0 CHECK (sale_amount >= 0),
   original_amount INTEGER NOT NULL,
@@ -200,6 +224,9 @@ CREATE TABLE IF NOT EXISTS commissions (
   paid_at         INTEGER,
   -- 0004: the fraud rules that held the commission for the merchant (JSON array of rule codes).
   hold_reasons    TEXT CHECK (hold_reasons IS NULL OR json_valid(hold_reasons)),
+  -- 0007: a manual commission's description, and the Idempotency-Key it was created with.
+  description     TEXT,
+  idempotency_key TEXT,
   CHECK ((kind = 'clawback' AND amount <= 0 AND parent_id IS NOT NULL) OR (kind != 'clawback' AND amount >= 0)),
   CHECK (status != 'rejected' OR reason IS NOT NULL),
   CHECK (status != 'paid' OR payout_id IS NOT NULL)
@@ -215,6 +242,10 @@ CREATE INDEX IF NOT EXISTS commissions_held ON commissions(program_id, id) WHERE
 CREATE INDEX IF NOT EXISTS commissions_payable ON commissions(program_id, partner_id, currency)
   WHERE status = 'approved' AND payout_id IS NULL;
 CREATE INDEX IF NOT EXISTS commissions_invoice ON commissions(program_id, invoice_id);
+-- What one customer earned its partner (the sale reward's caps).
+CREATE INDEX IF NOT EXISTS commissions_customer ON commissions(customer_id, partner_id) WHERE customer_id IS NOT NULL;
+-- A manual commission is created once per Idempotency-Key.
+CREATE UNIQUE INDEX IF NOT EXISTS commissions_idempotency ON commissions(program_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
 
 -- Audit trail of every commission change (status or amount).
 CREATE TABLE IF NOT EXISTS commission_changes (

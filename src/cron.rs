@@ -184,10 +184,13 @@ async fn claim(
     out.claimed += claimed.len();
     let mut kept = Vec::with_capacity(claimed.len());
     for c in claimed {
-        // The minimum applies in the program's payout currency; a balance left in an earlier
-        // currency is paid whatever its size (nothing new will ever add to it).
+        // The minimum (the partner's, else its group's, else the program's) applies in the
+        // program's payout currency; a balance left in an earlier currency is paid whatever its
+        // size (nothing new will ever add to it).
         let min = match due.get(&c.program_id) {
-            Some(s) if s.payout_currency.code() == c.currency => s.min_payout,
+            Some(s) if s.payout_currency.code() == c.currency => {
+                refport_core::group::effective_min_payout(s.min_payout, None, c.partner_min_payout)
+            }
             _ => 1,
         };
         if claim_matches(c.amount, min) {

@@ -270,6 +270,28 @@ def test_success_and_error_answers_match_the_document(worker, stripe_server):
             "rewards": {"sale": {"type": "flat", "amount": 700}}}), 201)
         assert "invitation" in invited and invited["status"] == "invited", invited
         c.check("GET", V + "/programs/{program_id}/partners", worker.get(f"{V}/programs/{pid}/partners?limit=1"), 200)
+        # -- partner groups (issue 16): terms between the program's and a partner's override
+        gold = c.check("POST", V + "/programs/{program_id}/groups", worker.post(f"{V}/programs/{pid}/groups", {
+            "name": "Gold", "min_payout": 500, "hold_days": 0,
+            "rewards": {"sale": {"type": "percentage", "amount": 2000, "max_amount_per_customer": 100000,
+                                 "max_sales_per_customer": 24, "modifiers": [
+                {"conditions": [{"field": "country", "op": "in", "value": ["DE", "AT"]},
+                                {"field": "metadata.plan", "op": "eq", "value": "pro"}],
+                 "match": "all", "type": "percentage", "amount": 3000, "duration_months": 12}]}}}), 201)
+        spare_group = c.check("POST", V + "/programs/{program_id}/groups", worker.post(f"{V}/programs/{pid}/groups", {
+            "name": "Spare"}), 201)
+        c.check("POST", V + "/programs/{program_id}/groups", worker.post(f"{V}/programs/{pid}/groups", {"name": "gold"}), 409)
+        c.check("GET", V + "/programs/{program_id}/groups", worker.get(f"{V}/programs/{pid}/groups"), 200)
+        c.check("GET", V + "/groups/{group_id}", worker.get(f"{V}/groups/{gold['id']}"), 200)
+        c.check("PATCH", V + "/groups/{group_id}", worker.patch(f"{V}/groups/{spare_group['id']}", {
+            "name": "Spare 2", "min_payout": None}), 200)
+        c.check("PATCH", V + "/partners/{partner_id}", worker.patch(f"{V}/partners/{pn['id']}", {
+            "group_id": gold["id"], "min_payout": 1500}), 200)
+        c.check("DELETE", V + "/groups/{group_id}", worker.delete(f"{V}/groups/{gold['id']}"), 409)
+        c.check("DELETE", V + "/groups/{group_id}", worker.delete(f"{V}/groups/{spare_group['id']}"), 200)
+        c.check("PATCH", V + "/programs/{program_id}", worker.patch(f"{V}/programs/{pid}", {"rewards": {"sale": {
+            "type": "flat", "amount": 1, "modifiers": [{"conditions": [{"field": "plan", "op": "eq", "value": "x"}],
+                                                        "type": "flat", "amount": 2}]}}}), 422)
         c.check("GET", V + "/partners/{partner_id}", worker.get(f"{V}/partners/{pn['id']}"), 200)
         c.check("PATCH", V + "/partners/{partner_id}", worker.patch(f"{V}/partners/{invited['id']}", {
             "name": "Ivy Example", "rewards": None}), 200)
@@ -296,7 +318,7 @@ def test_success_and_error_answers_match_the_document(worker, stripe_server):
         assert stray["reason"] == "click_not_found", stray
         sale = c.check("POST", V + "/track/sale", worker.post(V + "/track/sale", {
             "customer_external_id": f"cust-{tag}", "amount": 10000, "currency": "usd", "invoice_id": f"in-{tag}-1",
-            "metadata": {"plan": "pro", "seats": 3}}), 200)
+            "metadata": {"plan": "pro", "seats": 3}, "product_id": "prod_pro"}), 200)
         assert sale["commission"]["amount"] == 2000, sale
         fx = c.check("POST", V + "/track/sale", worker.post(V + "/track/sale", {
             "customer_external_id": f"cust-{tag}", "amount": 9000, "currency": "eur", "payout_amount": 10000,
@@ -318,6 +340,15 @@ def test_success_and_error_answers_match_the_document(worker, stripe_server):
         fx_cm = fx["commission"]["id"]
         c.check("POST", V + "/commissions/{commission_id}/reject", worker.post(f"{V}/commissions/{fx_cm}/reject", {"reason": "duplicate order"}), 200)
         c.check("POST", V + "/commissions/{commission_id}/approve", worker.post(f"{V}/commissions/{by_kind['lead']['id']}/approve"), 200)
+        bonus = c.check("POST", V + "/commissions", worker.post(V + "/commissions", {
+            "partner_id": pn["id"], "amount": 2500, "description": "Launch bonus", "status": "approved"},
+            headers={"Idempotency-Key": f"bonus-{tag}"}), 201)
+        again = c.check("POST", V + "/commissions", worker.post(V + "/commissions", {
+            "partner_id": pn["id"], "amount": 2500, "description": "Launch bonus", "status": "approved"},
+            headers={"Idempotency-Key": f"bonus-{tag}"}), 200)
+        assert again["id"] == bonus["id"] and bonus["kind"] == "bonus", (bonus, again)
+        c.check("POST", V + "/commissions", worker.post(V + "/commissions", {
+            "partner_id": pn["id"], "amount": 0, "description": "x"}), 422)
         c.check("GET", V + "/partners/{partner_id}/stats", worker.get(f"{V}/partners/{pn['id']}/stats"), 200)
         for sub in ("sub1", "sub2", "sub3"):  # the click above carried all three
             by_sub = c.check("GET", V + "/partners/{partner_id}/stats",

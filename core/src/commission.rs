@@ -5,8 +5,9 @@
 //! by the shell: an unpaid commission is lowered in place (or rejected on a full refund); a
 //! paid one gets a negative `clawback` commission.
 
+use crate::error::Invalid;
 use crate::fraud::Rule;
-use crate::money::{mul_div_half_even, MAX_AMOUNT};
+use crate::money::{mul_div_half_even, Currency, MAX_AMOUNT};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -105,16 +106,19 @@ pub enum Kind {
     Sale,
     /// A negative commission taking back (part of) a paid sale commission after a refund.
     Clawback,
+    /// A manual commission the merchant adds (a bonus, a correction), with a description.
+    Bonus,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Lead, Kind::Sale, Kind::Clawback];
+    pub const ALL: [Kind; 4] = [Kind::Lead, Kind::Sale, Kind::Clawback, Kind::Bonus];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Lead => "lead",
             Kind::Sale => "sale",
             Kind::Clawback => "clawback",
+            Kind::Bonus => "bonus",
         }
     }
 
@@ -320,6 +324,80 @@ pub fn plan_refund(c: &SaleCommission, refund: Option<i64>) -> Result<(i64, Refu
         }
     };
     Ok((applied, plan))
+}
+
+/// `POST /api/v1/commissions` body: a manual commission (`kind: "bonus"`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BonusInput {
+    pub partner_id: String,
+    pub amount: i64,
+    pub currency: Option<String>,
+    pub description: String,
+    pub status: Option<Status>,
+}
+
+/// A validated manual commission.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bonus {
+    pub partner_id: String,
+    pub amount: i64,
+    pub currency: Currency,
+    pub description: String,
+    pub status: Status,
+}
+
+/// Longest bonus description, in characters.
+pub const MAX_DESCRIPTION: usize = 500;
+
+impl BonusInput {
+    /// Checks the bonus in a program paying in `payout_currency`: a positive amount, the
+    /// program's currency (the default), a description, `pending` (the default) or `approved`.
+    pub fn validate(self, payout_currency: Currency) -> Result<Bonus, Invalid> {
+        if !crate::ids::is_valid(crate::ids::PARTNER, &self.partner_id) {
+            return Err(Invalid::new("partner_id", "invalid_partner", "partner_id must be a pn_ id"));
+        }
+        if self.amount <= 0 || self.amount > crate::money::MAX_AMOUNT {
+            return Err(Invalid::new(
+                "amount",
+                "invalid_amount",
+                format!("amount must be a positive integer in minor units, at most {}", crate::money::MAX_AMOUNT),
+            ));
+        }
+        let currency = match self.currency.as_deref() {
+            None => payout_currency,
+            Some(c) => match Currency::parse(c) {
+                Some(c) if c == payout_currency => c,
+                _ => {
+                    return Err(Invalid::new(
+                        "currency",
+                        "invalid_currency",
+                        format!("the program pays in {}: a bonus is in that currency", payout_currency.code()),
+                    ))
+                }
+            },
+        };
+        let description = self.description.trim();
+        if description.is_empty() || description.chars().count() > MAX_DESCRIPTION {
+            return Err(Invalid::new(
+                "description",
+                "invalid_description",
+                format!("description must be 1 to {MAX_DESCRIPTION} characters"),
+            ));
+        }
+        let status = match self.status {
+            None | Some(Status::Pending) => Status::Pending,
+            Some(Status::Approved) => Status::Approved,
+            Some(_) => return Err(Invalid::new("status", "invalid_status", "a new commission is pending or approved")),
+        };
+        Ok(Bonus {
+            partner_id: self.partner_id,
+            amount: self.amount,
+            currency,
+            description: description.to_string(),
+            status,
+        })
+    }
 }
 
 #[cfg(test)]

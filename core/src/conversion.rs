@@ -14,6 +14,7 @@ use crate::attribution::{self, attribute, Attribution, ClickFacts};
 use crate::commission::{plan_refund, Kind, RefundError, RefundPlan, RejectReason, SaleCommission, Status};
 use crate::error::Invalid;
 use crate::fraud::{self, ClickSignals, EmailFacts, Rule, Signals, Verdict};
+use crate::modifiers::Context;
 use crate::money::{mul_div_half_even, parse_amount, Currency};
 use crate::partner::{parse_email, PartnerStatus};
 use crate::program::ProgramSettings;
@@ -87,10 +88,12 @@ pub enum AttributionOutcome {
     /// Sale (Stripe): paid in a currency that did not settle in the payout currency, so there
     /// is no commission base (never a made-up exchange rate).
     CurrencyNotSettled,
+    /// Sale: the customer has earned its partner the sale reward's cap (amount or sales).
+    CapReached,
 }
 
 impl AttributionOutcome {
-    pub const ALL: [AttributionOutcome; 9] = [
+    pub const ALL: [AttributionOutcome; 10] = [
         AttributionOutcome::Attributed,
         AttributionOutcome::NoAttribution,
         AttributionOutcome::PartnerBanned,
@@ -100,6 +103,7 @@ impl AttributionOutcome {
         AttributionOutcome::ClickInFuture,
         AttributionOutcome::ClickOtherProgram,
         AttributionOutcome::CurrencyNotSettled,
+        AttributionOutcome::CapReached,
     ];
 
     /// The stored value.
@@ -114,6 +118,7 @@ impl AttributionOutcome {
             AttributionOutcome::ClickInFuture => attribution::Reason::ClickInFuture.as_str(),
             AttributionOutcome::ClickOtherProgram => attribution::Reason::ClickOtherProgram.as_str(),
             AttributionOutcome::CurrencyNotSettled => "currency_not_settled",
+            AttributionOutcome::CapReached => "cap_reached",
         }
     }
 
@@ -176,6 +181,8 @@ pub struct SaleInput {
     pub metadata: Option<serde_json::Map<String, Value>>,
     pub payout_amount: Option<i64>,
     pub program_id: Option<String>,
+    /// The product sold (what reward modifiers on `product_id` compare).
+    pub product_id: Option<String>,
 }
 
 /// `POST /api/v1/track/refund` body.
@@ -216,6 +223,7 @@ pub struct SaleRequest {
     /// Compact JSON, at most [`MAX_METADATA`] bytes.
     pub metadata: Option<String>,
     pub program_id: Option<String>,
+    pub product_id: Option<String>,
 }
 
 /// A validated refund.
@@ -309,6 +317,7 @@ pub fn parse_sale(input: SaleInput) -> Result<SaleRequest, Invalid> {
         payout_amount,
         metadata,
         program_id: input.program_id,
+        product_id: optional_text("product_id", input.product_id)?,
     })
 }
 
@@ -335,11 +344,18 @@ pub struct PartnerFacts {
     pub status: PartnerStatus,
     /// The partner's reward override, if any.
     pub rewards: Option<Rewards>,
+    /// The rewards of the partner's group, if it is in one.
+    pub group_rewards: Option<Rewards>,
 }
 
 impl PartnerFacts {
     fn is_banned(&self) -> bool {
         self.status == PartnerStatus::Banned
+    }
+
+    /// The rewards that apply to this partner: override > group > program, per kind.
+    pub fn rewards_in(&self, program: &ProgramSettings) -> Rewards {
+        rules::effective(&program.rewards, self.group_rewards.as_ref(), self.rewards.as_ref())
     }
 }
 
@@ -356,6 +372,8 @@ pub struct LoadedClick {
     pub partner: Option<PartnerFacts>,
     /// What the click says to the fraud rules (ad click id, click spam, banned referrer).
     pub signals: ClickSignals,
+    /// The visitor's country (ISO alpha-2) when the click's row says it.
+    pub country: Option<String>,
 }
 
 impl LoadedClick {
@@ -398,6 +416,10 @@ pub struct CustomerFacts {
     pub email: Option<String>,
     /// What the click that brought the customer says to the fraud rules.
     pub click_signals: ClickSignals,
+    /// The country of the click that brought the customer, when known.
+    pub country: Option<String>,
+    /// What the customer earned its partner so far (what the sale reward's caps count).
+    pub earned: rules::Earned,
 }
 
 /// What a sale is decided on.
@@ -471,6 +493,16 @@ pub struct NewCommissionPlan {
     /// A first-sale-only reward: the shell must keep the commission only if no other sale of the
     /// customer lands first (concurrent "first" sales), inside the same atomic write.
     pub first_sale_only: bool,
+    /// The sale reward's caps: the shell enforces them again inside the atomic write (against
+    /// what concurrent sales of the customer stored first), keeping at most the remainder.
+    pub cap: Option<Cap>,
+}
+
+/// A sale reward's per-customer caps, as the write enforces them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cap {
+    pub max_amount: Option<i64>,
+    pub max_sales: Option<u32>,
 }
 
 /// What a lead writes.
@@ -481,6 +513,8 @@ pub struct LeadDecision {
     pub credited: Option<ClickFacts>,
     /// What the credited click says to the fraud rules (kept with the customer's attribution).
     pub credited_signals: ClickSignals,
+    /// The credited click's country (kept with the customer's attribution).
+    pub credited_country: Option<String>,
     pub commission: Option<NewCommissionPlan>,
 }
 
@@ -659,6 +693,7 @@ pub fn decide_lead(lead: &LeadRequest, f: &LeadFacts<'_>) -> LeadDecision {
             attribution: r.into(),
             credited: None,
             credited_signals: ClickSignals::default(),
+            credited_country: None,
             commission: None,
         },
         Attribution::Attributed(click) => {
@@ -668,12 +703,15 @@ pub fn decide_lead(lead: &LeadRequest, f: &LeadFacts<'_>) -> LeadDecision {
                 .flatten()
                 .find(|c| c.click_id == click.click_id && c.partner_id == click.partner_id);
             let signals = winner.map(|c| c.signals).unwrap_or_default();
-            let commission =
-                winner.and_then(|c| c.partner.as_ref()).and_then(|p| lead_commission(lead, s, p, signals, f.email));
+            let country = winner.and_then(|c| c.country.as_deref());
+            let commission = winner
+                .and_then(|c| c.partner.as_ref())
+                .and_then(|p| lead_commission(lead, s, p, (signals, country), f.email));
             LeadDecision {
                 attribution: AttributionOutcome::Attributed,
                 credited: Some(click),
                 credited_signals: signals,
+                credited_country: country.map(str::to_string),
                 commission,
             }
         }
@@ -709,11 +747,11 @@ fn lead_commission(
     lead: &LeadRequest,
     s: &ProgramSettings,
     p: &PartnerFacts,
-    click: ClickSignals,
+    (click, country): (ClickSignals, Option<&str>),
     facts: EmailFacts,
 ) -> Option<NewCommissionPlan> {
-    let rewards = rules::effective(&s.rewards, p.rewards.as_ref());
-    let amount = rules::lead_commission(&rewards).filter(|a| *a > 0)?;
+    let context = Context { country, event_name: Some(&lead.event_name), ..Context::default() };
+    let amount = rules::lead_commission(&p.rewards_in(s), &context).filter(|a| *a > 0)?;
     let (status, reason, hold_reasons) = judged(s, p, lead.customer_email.as_deref(), facts, click);
     Some(NewCommissionPlan {
         partner_id: p.id.clone(),
@@ -725,6 +763,7 @@ fn lead_commission(
         reason,
         hold_reasons,
         first_sale_only: false,
+        cap: None,
     })
 }
 
@@ -761,7 +800,7 @@ impl SaleRequest {
 /// What a sale earns. The customer's partner earns the sale reward of its effective rules on
 /// the priced base, inside the reward's recurring window; a banned partner earns nothing
 /// (`partner_banned`), a customer with no partner neither (`no_attribution`).
-pub fn decide_sale(priced: &PricedSale, f: &SaleFacts<'_>) -> SaleDecision {
+pub fn decide_sale(sale: &SaleRequest, priced: &PricedSale, f: &SaleFacts<'_>) -> SaleDecision {
     let s = f.program;
     let customer = f.customer.as_ref();
     let partner = customer.and_then(|c| c.partner.as_ref());
@@ -769,10 +808,25 @@ pub fn decide_sale(priced: &PricedSale, f: &SaleFacts<'_>) -> SaleDecision {
         None => (AttributionOutcome::NoAttribution, None),
         Some(p) if p.is_banned() => (AttributionOutcome::PartnerBanned, None),
         Some(p) => {
-            let rewards = rules::effective(&s.rewards, p.rewards.as_ref());
-            let first_sale_at = customer.and_then(|c| c.first_sale_at);
-            match rules::sale_commission(&rewards, priced.base, first_sale_at, f.now) {
-                rules::SaleDecision::Commission(amount) if amount > 0 => {
+            let rewards = p.rewards_in(s);
+            let metadata: Option<serde_json::Map<String, Value>> =
+                sale.metadata.as_deref().and_then(|m| serde_json::from_str(m).ok());
+            let facts = rules::Sale {
+                base: priced.base,
+                first_sale_at: customer.and_then(|c| c.first_sale_at),
+                at: f.now,
+                context: Context {
+                    country: customer.and_then(|c| c.country.as_deref()),
+                    product_id: sale.product_id.as_deref(),
+                    event_name: Some(&sale.event_name),
+                    metadata: metadata.as_ref(),
+                    ..Context::default()
+                },
+                earned: customer.map(|c| c.earned).unwrap_or_default(),
+            };
+            let reward = rewards.sale.as_ref();
+            match rules::sale_decision(&rewards, &facts) {
+                (rules::SaleDecision::Commission(amount), Some(terms)) if amount > 0 => {
                     let (email, click) = customer.map(|c| (c.email.as_deref(), c.click_signals)).unwrap_or_default();
                     let (status, reason, hold_reasons) = judged(s, p, email, f.email, click);
                     let plan = NewCommissionPlan {
@@ -784,14 +838,21 @@ pub fn decide_sale(priced: &PricedSale, f: &SaleFacts<'_>) -> SaleDecision {
                         status,
                         reason,
                         hold_reasons,
-                        first_sale_only: rewards.sale.as_ref().is_some_and(|r| r.duration_months == Some(0)),
+                        first_sale_only: terms.duration_months == Some(0),
+                        cap: reward
+                            .filter(|r| r.max_amount_per_customer.is_some() || r.max_sales_per_customer.is_some())
+                            .map(|r| Cap {
+                                max_amount: r.max_amount_per_customer,
+                                max_sales: r.max_sales_per_customer,
+                            }),
                     };
                     (AttributionOutcome::Attributed, Some(plan))
                 }
-                rules::SaleDecision::Commission(_) | rules::SaleDecision::NoReward => {
+                (rules::SaleDecision::Commission(_) | rules::SaleDecision::NoReward, _) => {
                     (AttributionOutcome::Attributed, None)
                 }
-                rules::SaleDecision::OutsideRecurringWindow => (AttributionOutcome::OutsideRecurringWindow, None),
+                (rules::SaleDecision::OutsideRecurringWindow, _) => (AttributionOutcome::OutsideRecurringWindow, None),
+                (rules::SaleDecision::CapReached, _) => (AttributionOutcome::CapReached, None),
             }
         }
     };
@@ -883,10 +944,10 @@ mod tests {
     }
 
     fn flat(amount: i64) -> Reward {
-        Reward { kind: RewardType::Flat, amount, duration_months: None }
+        Reward::new(RewardType::Flat, amount, None)
     }
     fn pct(bps: i64, months: Option<u32>) -> Reward {
-        Reward { kind: RewardType::Percentage, amount: bps, duration_months: months }
+        Reward::new(RewardType::Percentage, bps, months)
     }
     fn lead_reward(amount: i64) -> Rewards {
         Rewards { lead: Some(flat(amount)), sale: None }
@@ -896,7 +957,7 @@ mod tests {
     }
 
     fn partner(id: &str, status: PartnerStatus) -> PartnerFacts {
-        PartnerFacts { id: id.into(), email: format!("{id}@partners.test"), status, rewards: None }
+        PartnerFacts { id: id.into(), email: format!("{id}@partners.test"), status, rewards: None, group_rewards: None }
     }
 
     fn click(id: &str, partner_id: &str, at: i64, p: Option<PartnerFacts>) -> LoadedClick {
@@ -908,6 +969,7 @@ mod tests {
             at,
             partner: p,
             signals: ClickSignals::default(),
+            country: None,
         }
     }
 
@@ -946,6 +1008,7 @@ mod tests {
             payout_amount,
             metadata: None,
             program_id: None,
+            product_id: None,
         }
     }
 
@@ -956,12 +1019,19 @@ mod tests {
             partner: p,
             email: None,
             click_signals: ClickSignals::default(),
+            country: None,
+            earned: rules::Earned::default(),
         }
     }
 
     fn decide_sale_with(s: &ProgramSettings, base: i64, c: Option<CustomerFacts>, now: i64) -> SaleDecision {
         let email = EmailFacts::default();
-        decide_sale(&PricedSale { base, payout_amount: None }, &SaleFacts { program: s, customer: c, email, now })
+        let sale = sale(base, "USD", None);
+        decide_sale(
+            &sale,
+            &PricedSale { base, payout_amount: None },
+            &SaleFacts { program: s, customer: c, email, now },
+        )
     }
 
     fn commission(status: Status, amount: i64, sale_amount: i64) -> SaleCommission {
@@ -986,6 +1056,7 @@ mod tests {
             "click_in_future",
             "click_other_program",
             "currency_not_settled",
+            "cap_reached",
         ];
         assert_eq!(AttributionOutcome::ALL.map(AttributionOutcome::as_str), stored);
         for a in AttributionOutcome::ALL {
@@ -1052,6 +1123,7 @@ mod tests {
             metadata: None,
             payout_amount: None,
             program_id: None,
+            product_id: None,
         }
     }
 
@@ -1329,10 +1401,7 @@ mod tests {
 
     #[test]
     fn sales_are_judged_on_the_customer_and_its_click() {
-        let s = program(Rewards {
-            lead: None,
-            sale: Some(Reward { kind: RewardType::Flat, amount: 100, duration_months: None }),
-        });
+        let s = program(Rewards { lead: None, sale: Some(Reward::new(RewardType::Flat, 100, None)) });
         let mut c = customer(Some(partner("pn_a", PartnerStatus::Active)), None);
         c.email = Some("pn_a@partners.test".into());
         let d = decide_sale_with(&s, 1000, Some(c.clone()), NOW);
@@ -1370,6 +1439,7 @@ mod tests {
                     attribution: outcome,
                     credited: None,
                     credited_signals: ClickSignals::default(),
+                    credited_country: None,
                     commission: None
                 }
             );
@@ -1739,7 +1809,7 @@ mod tests {
             let banned = PartnerFacts { rewards, ..partner("pn_b", PartnerStatus::Banned) };
             let c = click(CLICK, "pn_b", NOW - age_days * DAY_MS, Some(banned.clone()));
             let d = decide_lead_with(&s, None, Some(c.clone()), Some(c));
-            prop_assert_eq!(d, LeadDecision { attribution: AttributionOutcome::PartnerBanned, credited: None, credited_signals: ClickSignals::default(), commission: None });
+            prop_assert_eq!(d, LeadDecision { attribution: AttributionOutcome::PartnerBanned, credited: None, credited_signals: ClickSignals::default(), credited_country: None, commission: None });
             let first = first_sale_ago.map(|d| NOW - d * DAY_MS);
             let d = decide_sale_with(&s, base, Some(customer(Some(banned), first)), NOW);
             prop_assert_eq!(d.attribution, AttributionOutcome::PartnerBanned);

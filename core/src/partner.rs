@@ -45,6 +45,12 @@ pub struct PartnerInput {
     /// ISO 3166-1 alpha-2 country (decides the Stripe service agreement at onboarding).
     #[serde(default)]
     pub country: Option<String>,
+    /// The partner's group (a group of the same program).
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// The partner's own minimum payout (overrides its group's and the program's).
+    #[serde(default)]
+    pub min_payout: Option<i64>,
 }
 
 /// `PATCH /api/v1/partners/{id}` body.
@@ -57,6 +63,12 @@ pub struct PartnerPatch {
     #[serde(default, deserialize_with = "crate::wire::nullable_object")]
     pub rewards: Option<Option<Rewards>>,
     pub country: Option<String>,
+    /// `null` takes the partner out of its group.
+    #[serde(default, deserialize_with = "crate::program::nullable")]
+    pub group_id: Option<Option<String>>,
+    /// `null`: the group's or the program's minimum applies again.
+    #[serde(default, deserialize_with = "crate::program::nullable")]
+    pub min_payout: Option<Option<i64>>,
 }
 
 /// A validated partner.
@@ -67,6 +79,18 @@ pub struct PartnerFields {
     pub status: PartnerStatus,
     pub rewards: Option<Rewards>,
     pub country: Option<String>,
+    /// Checked for shape here; the shell checks it names a group of the partner's program.
+    pub group_id: Option<String>,
+    pub min_payout: Option<i64>,
+}
+
+fn parse_group_id(v: Option<String>) -> Result<Option<String>, Invalid> {
+    match v {
+        Some(id) if !crate::ids::is_valid(crate::ids::GROUP, &id) => {
+            Err(Invalid::new("group_id", "invalid_group", format!("`{id}` is not a group id")))
+        }
+        _ => Ok(v),
+    }
 }
 
 mod countries {
@@ -118,6 +142,8 @@ impl PartnerInput {
             status: if self.invite { PartnerStatus::Invited } else { PartnerStatus::Active },
             rewards: self.rewards,
             country: self.country.as_deref().map(|c| parse_country("country", c)).transpose()?,
+            group_id: parse_group_id(self.group_id)?,
+            min_payout: crate::group::parse_min_payout(self.min_payout)?,
         })
     }
 }
@@ -143,6 +169,8 @@ impl PartnerFields {
                 Some(c) => Some(parse_country("country", &c)?),
                 None => self.country.clone(),
             },
+            group_id: parse_group_id(p.group_id.unwrap_or_else(|| self.group_id.clone()))?,
+            min_payout: crate::group::parse_min_payout(p.min_payout.unwrap_or(self.min_payout))?,
         })
     }
 }

@@ -369,14 +369,15 @@ mod tests {
     }
 }
 
-/// The program's commission terms in words, for the partner portal.
-pub fn describe_terms(s: &ProgramSettings) -> String {
-    use crate::rules::{Reward, RewardType};
+/// A partner's commission terms in words, for the partner portal: `rewards` are the ones that
+/// apply to the partner (override > group > program), `hold_days` and `min_payout` likewise.
+pub fn describe_terms(s: &ProgramSettings, rewards: &crate::rules::Rewards, hold_days: u32, min_payout: i64) -> String {
+    use crate::rules::{Reward, RewardType, Terms};
     let money = |a: i64| s.payout_currency.format(a);
-    let reward = |r: &Reward| match r.kind {
-        RewardType::Flat => money(r.amount),
+    let rate = |t: &Terms| match t.kind {
+        RewardType::Flat => money(t.amount),
         RewardType::Percentage => {
-            let (whole, frac) = (r.amount / 100, r.amount % 100);
+            let (whole, frac) = (t.amount / 100, t.amount % 100);
             if frac == 0 {
                 format!("{whole}%")
             } else {
@@ -384,29 +385,50 @@ pub fn describe_terms(s: &ProgramSettings) -> String {
             }
         }
     };
+    let window = |t: &Terms| match t.duration_months {
+        None => " for the lifetime of the customer".to_string(),
+        Some(0) => " (first purchase only)".to_string(),
+        Some(1) => " for 1 month after the customer's first purchase".to_string(),
+        Some(n) => format!(" for {n} months after the customer's first purchase"),
+    };
+    let sale_terms = |t: &Terms| match t.kind {
+        RewardType::Flat => format!("{} per sale", rate(t)),
+        RewardType::Percentage => format!("{} of every sale", rate(t)),
+    };
+    let with_modifiers = |r: &Reward, base: String, one: &dyn Fn(&Terms) -> String| {
+        if r.modifiers.is_empty() {
+            return base;
+        }
+        let mut parts: Vec<String> = r
+            .modifiers
+            .iter()
+            .map(|m| format!("{} {}", one(&Terms::of_modifier(m)), m.describe_conditions(&money)))
+            .collect();
+        parts.push(format!("{base} otherwise"));
+        parts.join("; ")
+    };
     let mut parts = Vec::new();
-    if let Some(r) = &s.rewards.sale {
-        let what = match r.kind {
-            RewardType::Flat => format!("{} per sale", reward(r)),
-            RewardType::Percentage => format!("{} of every sale", reward(r)),
-        };
-        let when = match r.duration_months {
-            None => " for the lifetime of the customer".to_string(),
-            Some(0) => " (first purchase only)".to_string(),
-            Some(1) => " for 1 month after the customer's first purchase".to_string(),
-            Some(n) => format!(" for {n} months after the customer's first purchase"),
-        };
-        parts.push(format!("{what}{when}"));
+    if let Some(r) = &rewards.sale {
+        let base = format!("{}{}", sale_terms(&Terms::of(r)), window(&Terms::of(r)));
+        let mut text = with_modifiers(r, base, &|t| format!("{}{}", sale_terms(t), window(t)));
+        if let Some(cap) = r.max_amount_per_customer {
+            text.push_str(&format!(", up to {} per customer", money(cap)));
+        }
+        if let Some(n) = r.max_sales_per_customer {
+            text.push_str(&format!(", on at most {n} sale{} per customer", if n == 1 { "" } else { "s" }));
+        }
+        parts.push(text);
     }
-    if let Some(r) = &s.rewards.lead {
-        parts.push(format!("{} per signup", reward(r)));
+    if let Some(r) = &rewards.lead {
+        let base = format!("{} per signup", rate(&Terms::of(r)));
+        parts.push(with_modifiers(r, base, &|t| format!("{} per signup", rate(t))));
     }
     let earn = if parts.is_empty() {
         "No rewards are configured yet.".to_string()
     } else {
         format!("Earn {}.", parts.join(", and "))
     };
-    let approval = match s.hold_days {
+    let approval = match hold_days {
         0 => "Commissions are approved right away".to_string(),
         1 => "Commissions are approved after 1 day".to_string(),
         n => format!("Commissions are approved after {n} days"),
@@ -414,7 +436,7 @@ pub fn describe_terms(s: &ProgramSettings) -> String {
     format!(
         "{earn} {approval} and paid {} once your balance reaches {}. Referrals are credited for {} days after a click ({}).",
         s.payout_schedule.describe(),
-        money(s.min_payout),
+        money(min_payout),
         s.attribution_window_days,
         if s.attribution_model == Model::FirstClick { "first click wins" } else { "last click wins" }
     )
@@ -434,10 +456,34 @@ mod terms_tests {
         .validate()
         .unwrap();
         assert_eq!(
-            describe_terms(&s),
+            describe_terms(&s, &s.rewards, s.hold_days, s.min_payout),
             "Earn 20.5% of every sale for 12 months after the customer's first purchase, and 5.00 USD per signup. \
              Commissions are approved after 30 days and paid monthly on day 1 once your balance reaches 50.00 USD. \
              Referrals are credited for 90 days after a click (last click wins)."
+        );
+    }
+
+    #[test]
+    fn terms_with_modifiers_caps_and_group_terms() {
+        let s: ProgramSettings = serde_json::from_str::<ProgramInput>(
+            r#"{"name":"A","domains":["go.a.com"],"allowed_hosts":["a.com"],"payout_currency":"usd"}"#,
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        let rewards: crate::rules::Rewards = serde_json::from_str(
+            r#"{"sale":{"type":"percentage","amount":2000,"max_amount_per_customer":10000,"modifiers":[
+                {"conditions":[{"field":"product_id","op":"eq","value":"Pro plan"}],"type":"percentage","amount":3000},
+                {"conditions":[{"field":"country","op":"in","value":["DE","AT"]},{"field":"customer_type","op":"eq","value":"new"}],
+                 "type":"flat","amount":2500,"duration_months":0}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            describe_terms(&s, &rewards, 7, 1000),
+            "Earn 30% of every sale for the lifetime of the customer on Pro plan; 25.00 USD per sale (first purchase only) \
+             for customers in DE or AT and on a customer's first purchase; 20% of every sale for the lifetime of the customer \
+             otherwise, up to 100.00 USD per customer. Commissions are approved after 7 days and paid monthly on day 1 once \
+             your balance reaches 10.00 USD. Referrals are credited for 90 days after a click (last click wins)."
         );
     }
 }

@@ -348,6 +348,7 @@ pub fn sale_input(s: &StripeSale<'_>) -> SaleInput {
         metadata: Some(metadata),
         payout_amount: s.payout_amount,
         program_id: None,
+        product_id: None,
     }
 }
 

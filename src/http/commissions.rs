@@ -82,3 +82,38 @@ pub async fn reject(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response
     }
     move_to(c, id, Status::Rejected, Some(reason)).await
 }
+
+/// `POST /api/v1/commissions`: a manual commission (`kind: "bonus"`) for a partner, paid with
+/// its next payout like any other. `Idempotency-Key` makes a retry answer the first one (200)
+/// instead of creating a second (201).
+pub async fn create(req: &mut Request, c: &Call) -> ApiResult<Response> {
+    c.who.require(Perm::Write)?;
+    let idem = super::track::idempotency_key(req)?;
+    let input = super::body::<refport_core::commission::BonusInput>(req).await?;
+    let partner = match super::partners::load(c, &input.partner_id).await {
+        Err(ApiError::NotFound(_)) | Err(ApiError::BadRequest { .. }) => {
+            return Err(Invalid::new("partner_id", "invalid_partner", "no partner with this id").into())
+        }
+        other => other?,
+    };
+    if partner.status == refport_core::partner::PartnerStatus::Banned {
+        return Err(ApiError::conflict("partner_banned", "the partner is banned: it earns no commission"));
+    }
+    let program = super::programs::load(c, &partner.program_id).await?;
+    let bonus = input.validate(program.settings.payout_currency)?;
+    let id = crate::state::new_id(ids::COMMISSION, c.now)?;
+    let new = commissions::NewBonus {
+        id: &id,
+        program_id: &program.id,
+        bonus: &bonus,
+        idempotency_key: idem.as_deref(),
+        now: c.now,
+    };
+    let (stored, created) = commissions::insert_bonus(&c.state.db, &new).await?;
+    if created {
+        crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
+        super::created(&stored)
+    } else {
+        ok(&stored)
+    }
+}

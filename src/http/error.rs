@@ -140,6 +140,12 @@ impl From<StoreError> for ApiError {
             StoreError::Taken(Taken::LinkKey) => {
                 ApiError::conflict("key_taken", "this key is already used on the domain")
             }
+            StoreError::Taken(Taken::GroupName) => {
+                ApiError::conflict("group_exists", "a group with this name already exists in the program")
+            }
+            StoreError::InUse(InUse::Group) => {
+                ApiError::conflict("group_in_use", "the group still has partners; move them to another group first")
+            }
             StoreError::InUse(InUse::Domain) => {
                 ApiError::conflict("domain_in_use", "a removed domain still has links; delete or move them first")
             }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod clicks;
 pub mod commissions;
 pub mod error;
+pub mod groups;
 pub mod invites;
 pub mod links;
 pub mod partners;
@@ -252,6 +253,12 @@ enum Endpoint {
     Metrics,
     ProgramStats,
     StripeIntegration,
+    CreateGroup,
+    ListGroups,
+    GetGroup,
+    PatchGroup,
+    DeleteGroup,
+    CreateCommission,
 }
 
 /// One route: method, path under `/api/v1/` (`{id}` matches one segment), credentials, the
@@ -300,6 +307,11 @@ const ROUTES: &[Route] = {
         r("PATCH", "programs/{id}", Key, &[], PatchProgram),
         r("GET", "programs/{id}/stats", Key, &["from", "to", "group_by", "partner_id", "limit"], ProgramStats),
         r("POST", "programs/{id}/partners", Key, &[], CreatePartner),
+        r("POST", "programs/{id}/groups", Key, &[], CreateGroup),
+        r("GET", "programs/{id}/groups", Key, &[], ListGroups),
+        r("GET", "groups/{id}", Key, &[], GetGroup),
+        r("PATCH", "groups/{id}", Key, &[], PatchGroup),
+        r("DELETE", "groups/{id}", Key, &[], DeleteGroup),
         r("GET", "programs/{id}/partners", Key, PAGE, ListPartners),
         r("GET", "partners/{id}", Key, &[], GetPartner),
         r("PATCH", "partners/{id}", Key, &[], PatchPartner),
@@ -316,6 +328,7 @@ const ROUTES: &[Route] = {
         r("POST", "track/sale", Key, &[], TrackSale),
         r("POST", "track/refund", Key, &[], TrackRefund),
         r("GET", "commissions", Key, LIST_COMMISSIONS, ListCommissions),
+        r("POST", "commissions", Key, &[], CreateCommission),
         r("POST", "commissions/{id}/approve", Key, &[], ApproveCommission),
         r("POST", "commissions/{id}/reject", Key, &[], RejectCommission),
         r("GET", "payouts", Key, LIST_MONEY, ListPayouts),
@@ -501,6 +514,12 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         RevokeApiKey => api_keys::revoke(&c, id).await,
         Metrics => metrics(&c),
         StripeIntegration => stripe_webhooks::integration(&req, &c).await,
+        CreateGroup => groups::create(&mut req, &c, id).await,
+        ListGroups => groups::list(&c, id).await,
+        GetGroup => groups::get(&c, id).await,
+        PatchGroup => groups::patch(&mut req, &c, id).await,
+        DeleteGroup => groups::delete(&c, id).await,
+        CreateCommission => commissions::create(&mut req, &c).await,
         Health | OpenApi | StripeWebhook | StripeConnectWebhook | AcceptInvite | PortalMe | PortalStats
         | PortalCommissions | PortalPayouts | PortalOnboard => Err(ApiError::NotFound("route")),
     }

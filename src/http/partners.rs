@@ -18,6 +18,7 @@ pub async fn create(req: &mut Request, c: &Call, program_id: &str) -> ApiResult<
     c.who.require(Perm::Write)?;
     let program = programs::load(c, program_id).await?;
     let f = body::<PartnerInput>(req).await?.validate()?;
+    super::groups::check_member(c, &program.id, f.group_id.as_deref()).await?;
     let p = partners::Partner {
         id: new_id(ids::PARTNER, c.now)?,
         program_id: program.id.clone(),
@@ -31,6 +32,11 @@ pub async fn create(req: &mut Request, c: &Call, program_id: &str) -> ApiResult<
         payouts_disabled_reason: None,
         payout_hold_reasons: Vec::new(),
         payout_account_approved_at: None,
+        group_id: f.group_id,
+        min_payout: f.min_payout,
+        group_rewards: None,
+        group_min_payout: None,
+        group_hold_days: None,
         created_at: c.now,
         updated_at: c.now,
     };
@@ -62,6 +68,9 @@ pub async fn patch(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response>
     c.who.require(Perm::Write)?;
     let old = load(c, id).await?;
     let f = old.fields().apply(body::<PartnerPatch>(req).await?)?;
+    if f.group_id != old.group_id {
+        super::groups::check_member(c, &old.program_id, f.group_id.as_deref()).await?;
+    }
     partners::update(&c.state.db, &old.id, &f, c.now).await?;
     if f.status != old.status {
         // A ban stops attribution on every link at once (the cache carries it).
@@ -77,6 +86,8 @@ pub async fn patch(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response>
         status: f.status,
         rewards: f.rewards,
         country: f.country,
+        group_id: f.group_id,
+        min_payout: f.min_payout,
         updated_at: c.now,
         ..old
     };

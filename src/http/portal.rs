@@ -192,11 +192,15 @@ pub async fn me(p: &Portal) -> ApiResult<Response> {
         .collect();
     let t = store::stats::partner_totals(&p.state.db, &p.program.id, &p.partner.id).await?;
     let earnings = t.in_currency(s.payout_currency.code()).earnings;
+    let pn = &p.partner;
+    let rewards = refport_core::rules::effective(&s.rewards, pn.group_rewards.as_ref(), pn.rewards.as_ref());
+    let min_payout = refport_core::group::effective_min_payout(s.min_payout, pn.group_min_payout, pn.min_payout);
+    let hold_days = refport_core::group::effective_hold_days(s.hold_days, pn.group_hold_days);
     ok(&json!({
         "program": {
             "id": p.program.id, "name": s.name, "description": s.description, "logo_url": s.logo_url,
-            "brand_color": s.brand_color, "payout_currency": s.payout_currency, "min_payout": s.min_payout,
-            "terms": describe_terms(s),
+            "brand_color": s.brand_color, "payout_currency": s.payout_currency, "min_payout": min_payout,
+            "terms": describe_terms(s, &rewards, hold_days, min_payout),
         },
         "partner": {
             "id": p.partner.id, "name": p.partner.name, "email": p.partner.email, "status": p.partner.status,

@@ -142,7 +142,7 @@ fn deliver_if_queued(c: &Call, deliveries: usize) {
 }
 
 fn partner_facts(p: Partner) -> PartnerFacts {
-    PartnerFacts { id: p.id, email: p.email, status: p.status, rewards: p.rewards }
+    PartnerFacts { id: p.id, email: p.email, status: p.status, rewards: p.rewards, group_rewards: p.group_rewards }
 }
 
 /// The click the customer is attributed to now (from an earlier lead), with its partner.
@@ -155,7 +155,17 @@ fn existing_click(program_id: &str, customer: Option<Customer>, partner: Option<
     };
     let partner = partner.map(partner_facts);
     let signals = ClickSignals::from_stored(cu.click_signals.as_deref());
-    Some(LoadedClick { click_id, program_id: program_id.to_string(), link_id, partner_id, at, partner, signals })
+    let country = cu.country;
+    Some(LoadedClick {
+        click_id,
+        program_id: program_id.to_string(),
+        link_id,
+        partner_id,
+        at,
+        partner,
+        signals,
+        country,
+    })
 }
 
 /// Round trips of a new lead: the key, the link its click id names (or, for an old unsigned
@@ -204,6 +214,7 @@ pub(crate) async fn lead_in(
         link_id: k.link_id,
         partner_id: k.partner_id,
         at: k.created_at,
+        country: k.country,
         // What a v2 click id carries (its flags) and what the visitor did in the 24 hours up to
         // it (the visits stored under its ids of those hours).
         signals: match k.visit {
@@ -258,7 +269,7 @@ pub(crate) async fn sale_in(
     pricing: Pricing,
 ) -> ApiResult<Recorded> {
     let db = &state.db;
-    let load = conversions::load_sale(db, program_id, &sale.invoice_id, &sale.customer_external_id).await?;
+    let (load, earned) = conversions::load_sale(db, program_id, &sale.invoice_id, &sale.customer_external_id).await?;
     let program = load.program.ok_or(ApiError::NotFound("program"))?;
     if let Some(stored) = load.stored {
         return Ok(Recorded { stored, deliveries: 0, new: false });
@@ -275,10 +286,12 @@ pub(crate) async fn sale_in(
         partner,
         click_signals: ClickSignals::from_stored(cu.click_signals.as_deref()),
         email: cu.email,
+        country: cu.country,
+        earned,
     });
     let facts = SaleFacts { program: &program.settings, customer, email, now };
     let decision = match pricing {
-        Pricing::AsSent => conversion::decide_sale(&priced, &facts),
+        Pricing::AsSent => conversion::decide_sale(sale, &priced, &facts),
         Pricing::Unsettled => conversion::unpriced_sale(&facts),
     };
     let ids = new_ids(now)?;
@@ -299,7 +312,7 @@ fn replay_sale(stored: StoredEvent, sale: &SaleRequest) -> ApiResult<Response> {
     respond_event(&stored)
 }
 
-fn idempotency_key(req: &Request) -> ApiResult<Option<String>> {
+pub(crate) fn idempotency_key(req: &Request) -> ApiResult<Option<String>> {
     let idem = req.headers().get("idempotency-key")?.filter(|k| !k.is_empty());
     if idem.as_ref().is_some_and(|k| k.len() > MAX_ID_LEN) {
         return Err(ApiError::bad_request("invalid_request", "Idempotency-Key is too long"));

@@ -396,6 +396,9 @@ pub struct ClickForLead {
     pub link_id: String,
     pub created_at: i64,
     pub partner_status: refport_core::partner::PartnerStatus,
+    /// The visitor's country from the click's row (none while the row is still in the queue).
+    #[serde(default)]
+    pub country: Option<String>,
     /// The verified v2 id's visit (visitor and flags); `None` for v1 and unsigned ids.
     #[serde(skip)]
     pub visit: Option<refport_core::click_id::Visit>,
@@ -417,7 +420,8 @@ pub async fn get_for_lead(db: &D1Database, key: Option<&[u8; 32]>, id: &str) -> 
             .collect();
         let found: Option<ClickForLead> = super::first(query!(
             db,
-            "SELECT ?2 AS id, l.program_id, l.partner_id, l.id AS link_id, ?3 AS created_at, p.status AS partner_status
+            "SELECT ?2 AS id, l.program_id, l.partner_id, l.id AS link_id, ?3 AS created_at, p.status AS partner_status,
+               (SELECT k.country FROM clicks k WHERE k.id = ?2) AS country
              FROM links l JOIN partners p ON p.id = l.partner_id WHERE l.id = ?1",
             &signed.link_id,
             id,
@@ -428,7 +432,7 @@ pub async fn get_for_lead(db: &D1Database, key: Option<&[u8; 32]>, id: &str) -> 
     }
     super::first(query!(
         db,
-        "SELECT c.id, c.program_id, c.partner_id, c.link_id, c.created_at, p.status AS partner_status
+        "SELECT c.id, c.program_id, c.partner_id, c.link_id, c.created_at, p.status AS partner_status, c.country
          FROM clicks c JOIN partners p ON p.id = c.partner_id WHERE c.id = ?1",
         id
     )?)

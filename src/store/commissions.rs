@@ -1,4 +1,4 @@
-use super::StoreResult;
+use super::{StoreError, StoreResult};
 use serde::Deserialize;
 use worker::{query, D1Database};
 
@@ -74,6 +74,9 @@ pub struct Commission {
     /// Pending and held: waiting for the merchant, never approved by the cron.
     #[serde(default, deserialize_with = "sql_bool")]
     pub held: bool,
+    /// A manual commission's description (`kind: "bonus"`); `null` for the others.
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 /// A boolean SQL expression's value (D1 answers 0 or 1).
@@ -105,7 +108,7 @@ pub fn hold_reasons_json(reasons: &[Rule]) -> Option<String> {
 
 pub const COLS: &str = "id, program_id, partner_id, customer_id, event_id, parent_id, kind, invoice_id, sale_amount, \
      original_amount, amount, currency, status, reason, refunded_amount, clawed_back, payout_id, created_at, updated_at, \
-     approved_at, paid_at, hold_reasons, (status = 'pending' AND hold_reasons IS NOT NULL) AS held";
+     approved_at, paid_at, hold_reasons, (status = 'pending' AND hold_reasons IS NOT NULL) AS held, description";
 
 pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Commission>> {
     first(query!(db, &format!("SELECT {COLS} FROM commissions WHERE id = ?1"), id)?).await
@@ -265,6 +268,51 @@ pub async fn transition(
     Ok(changed.get(1).copied().unwrap_or(0) == 1)
 }
 
+/// The sale reward's caps on commission `?1` (of event `?2`), just inserted in the same batch:
+/// against the other sale commissions (not rejected) its customer brought its partner, a
+/// commission over `max_sales` or with no room left under `max_amount` is removed (with its
+/// trail: the rollups undo it) and its event recorded `cap_reached`; one that crosses the amount
+/// cap keeps the remainder (its trail row written again at the new amount).
+pub fn keep_within_cap(
+    db: &D1Database,
+    commission_id: &str,
+    event_id: &str,
+    cap: refport_core::conversion::Cap,
+) -> StoreResult<Vec<D1PreparedStatement>> {
+    const OTHERS: &str = "FROM commissions o WHERE o.id != ?1 AND o.kind = 'sale' AND o.status != 'rejected'
+           AND o.customer_id = (SELECT customer_id FROM commissions WHERE id = ?1)
+           AND o.partner_id = (SELECT partner_id FROM commissions WHERE id = ?1)";
+    let room = format!("(?3 - (SELECT COALESCE(SUM(o.original_amount), 0) {OTHERS}))");
+    let no_room = format!("((?4 IS NOT NULL AND (SELECT COUNT(*) {OTHERS}) >= ?4) OR COALESCE({room} <= 0, 0))");
+    let over =
+        format!("({no_room} OR COALESCE({room} < (SELECT amount FROM commissions WHERE id = ?1), 0)) AND ?2 = ?2");
+    let stmt = |sql: String| -> StoreResult<D1PreparedStatement> {
+        Ok(query!(db, &sql, commission_id, event_id, cap.max_amount, cap.max_sales)?)
+    };
+    Ok(vec![
+        stmt(format!("DELETE FROM commission_changes WHERE commission_id = ?1 AND {over}"))?,
+        stmt(format!("DELETE FROM commissions WHERE id = ?1 AND {no_room} AND ?2 = ?2"))?,
+        stmt(format!(
+            "UPDATE commissions SET amount = {room}, original_amount = {room} WHERE id = ?1 AND ?2 = ?2
+               AND COALESCE(?4, 0) = COALESCE(?4, 0) AND COALESCE({room} < amount, 0)"
+        ))?,
+        stmt(
+            "INSERT INTO commission_changes (commission_id, from_status, to_status, amount_before, amount_after, reason, created_at)
+             SELECT id, NULL, status, NULL, amount, reason, created_at FROM commissions
+             WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM commission_changes WHERE commission_id = ?1)
+               AND ?2 = ?2 AND COALESCE(?3, ?4, 0) = COALESCE(?3, ?4, 0)"
+                .to_string(),
+        )?,
+        query!(
+            db,
+            "UPDATE events SET attribution = ?3 WHERE id = ?2 AND NOT EXISTS (SELECT 1 FROM commissions WHERE id = ?1)",
+            commission_id,
+            event_id,
+            AttributionOutcome::CapReached.as_str()
+        )?,
+    ])
+}
+
 /// For a first-sale-only reward: removes the commission just inserted if its customer has an
 /// earlier sale event (the batch is serialized, so exactly one concurrent "first" sale keeps it)
 /// and marks the event accordingly.
@@ -291,4 +339,64 @@ pub fn keep_only_first_sale(
             AttributionOutcome::OutsideRecurringWindow.as_str()
         )?,
     ])
+}
+
+/// A manual commission (`kind = 'bonus'`) to create.
+pub struct NewBonus<'a> {
+    pub id: &'a str,
+    pub program_id: &'a str,
+    pub bonus: &'a refport_core::commission::Bonus,
+    /// The request's Idempotency-Key: a retry with the same key creates nothing and answers the
+    /// first one's commission.
+    pub idempotency_key: Option<&'a str>,
+    pub now: i64,
+}
+
+/// Creates a manual commission with its trail row and its `commission.created` webhook in one
+/// atomic batch, once per Idempotency-Key; answers the commission stored under the key (this
+/// one, or the first request's) and whether this call created it.
+pub async fn insert_bonus(db: &D1Database, b: &NewBonus<'_>) -> StoreResult<(Commission, bool)> {
+    let approved_at = (b.bonus.status == Status::Approved).then_some(b.now);
+    let mut stmts = vec![
+        query!(
+            db,
+            "INSERT INTO commissions (id, program_id, partner_id, kind, sale_amount, original_amount, amount, currency, status,
+                 created_at, updated_at, approved_at, description, idempotency_key)
+             VALUES (?1, ?2, ?3, 'bonus', 0, ?4, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)
+             ON CONFLICT DO NOTHING",
+            b.id,
+            b.program_id,
+            &b.bonus.partner_id,
+            b.bonus.amount,
+            b.bonus.currency.code(),
+            b.bonus.status.as_str(),
+            b.now,
+            approved_at,
+            &b.bonus.description,
+            b.idempotency_key
+        )?,
+        query!(
+            db,
+            "INSERT INTO commission_changes (commission_id, from_status, to_status, amount_before, amount_after, reason, created_at)
+             SELECT id, NULL, status, NULL, amount, 'manual', created_at FROM commissions WHERE id = ?1",
+            b.id
+        )?,
+        super::outbox::commission(db, "commission.created", b.id, b.now)?,
+    ];
+    stmts.extend(super::outbox::fan_out(db, b.now)?);
+    stmts.push(query!(
+        db,
+        &format!(
+            "SELECT {COLS} FROM commissions WHERE id = ?1 OR (?2 IS NOT NULL AND program_id = ?3 AND idempotency_key = ?2)
+             ORDER BY id = ?1 DESC LIMIT 1"
+        ),
+        b.id,
+        b.idempotency_key,
+        b.program_id
+    )?);
+    let r = super::batch_results(db, stmts).await?;
+    let stored: Commission = super::first_row(r.last())?
+        .ok_or_else(|| StoreError::Database("the commission is missing after its batch".into()))?;
+    let new = stored.id == b.id;
+    Ok((stored, new))
 }

@@ -25,10 +25,13 @@ pub struct Customer {
     pub first_sale_at: Option<i64>,
     /// What the attributed click said to the fraud rules (`refport_core::fraud::ClickSignals`).
     pub click_signals: Option<String>,
+    /// The country of the attributed click, when its row said it.
+    #[serde(default)]
+    pub country: Option<String>,
 }
 
 const CUSTOMER_COLS: &str =
-    "id, program_id, external_id, email, name, partner_id, link_id, click_id, clicked_at, first_sale_at, click_signals";
+    "id, program_id, external_id, email, name, partner_id, link_id, click_id, clicked_at, first_sale_at, click_signals, country";
 
 pub async fn customer(db: &D1Database, program_id: &str, external_id: &str) -> StoreResult<Option<Customer>> {
     first(customer_stmt(db, program_id, external_id)?).await
@@ -107,6 +110,8 @@ pub struct CustomerUpsert<'a> {
     pub attribution: Option<(&'a str, &'a str, &'a str, i64)>,
     /// What that click said to the fraud rules (stored form), kept with the attribution.
     pub click_signals: Option<&'a str>,
+    /// That click's country, kept with the attribution.
+    pub country: Option<&'a str>,
     pub now: i64,
 }
 
@@ -119,8 +124,8 @@ pub fn upsert_customer(db: &D1Database, c: &CustomerUpsert<'_>) -> StoreResult<D
     Ok(query!(
         db,
         "INSERT INTO customers (id, program_id, external_id, email, name, partner_id, link_id, click_id, clicked_at, created_at, updated_at,
-             click_signals)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)
+             click_signals, country)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)
          ON CONFLICT (program_id, external_id) DO UPDATE SET
            email = COALESCE(excluded.email, email),
            name = COALESCE(excluded.name, name),
@@ -129,6 +134,7 @@ pub fn upsert_customer(db: &D1Database, c: &CustomerUpsert<'_>) -> StoreResult<D
            click_id = CASE WHEN excluded.partner_id IS NULL THEN click_id ELSE excluded.click_id END,
            clicked_at = CASE WHEN excluded.partner_id IS NULL THEN clicked_at ELSE excluded.clicked_at END,
            click_signals = CASE WHEN excluded.partner_id IS NULL THEN click_signals ELSE excluded.click_signals END,
+           country = CASE WHEN excluded.partner_id IS NULL THEN country ELSE excluded.country END,
            updated_at = excluded.updated_at",
         c.new_id,
         c.program_id,
@@ -140,7 +146,8 @@ pub fn upsert_customer(db: &D1Database, c: &CustomerUpsert<'_>) -> StoreResult<D
         click,
         clicked_at,
         c.now,
-        c.click_signals
+        c.click_signals,
+        c.country
     )?)
 }
 
@@ -352,16 +359,39 @@ pub async fn load_lead(
     Ok((loaded, super::partners::read(extra.first())?, hits))
 }
 
-/// A sale's load: its stored sale is the one with its invoice id.
+/// A sale's load: its stored sale is the one with its invoice id; and what the customer earned
+/// its partner so far (sale commissions not rejected, at their created amount: what the sale
+/// reward's caps count), in the same round trip.
 pub async fn load_sale(
     db: &D1Database,
     program_id: &str,
     invoice_id: &str,
     external_id: &str,
-) -> StoreResult<ConversionLoad> {
+) -> StoreResult<(ConversionLoad, refport_core::rules::Earned)> {
+    #[derive(Deserialize)]
+    struct EarnedRow {
+        amount: i64,
+        sales: u32,
+    }
     let stored = stored_sale_stmts(db, program_id, invoice_id)?;
-    Ok(load(db, program_id, external_id, stored, Vec::new()).await?.0)
+    let earned = query!(
+        db,
+        &format!("SELECT COALESCE(SUM(original_amount), 0) AS amount, COUNT(*) AS sales {EARNED}"),
+        program_id,
+        external_id,
+        None::<&str>
+    )?;
+    let (loaded, extra) = load(db, program_id, external_id, stored, vec![earned]).await?;
+    let e = super::first_row::<EarnedRow>(extra.first())?;
+    Ok((loaded, e.map(|e| refport_core::rules::Earned { amount: e.amount, sales: e.sales }).unwrap_or_default()))
 }
+
+/// The sale commissions (not rejected) customer `?2` of program `?1` brought partner `?3`
+/// (`NULL`: the customer's partner now).
+const EARNED: &str = "FROM commissions INDEXED BY commissions_customer
+     WHERE customer_id = (SELECT id FROM customers WHERE program_id = ?1 AND external_id = ?2)
+       AND partner_id = COALESCE(?3, (SELECT partner_id FROM customers WHERE program_id = ?1 AND external_id = ?2))
+       AND kind = 'sale' AND status != 'rejected'";
 
 pub struct NewEvent<'a> {
     pub id: &'a str,
@@ -380,6 +410,7 @@ pub struct NewEvent<'a> {
     pub link_id: Option<&'a str>,
     pub attribution: AttributionOutcome,
     pub metadata: Option<&'a str>,
+    pub product_id: Option<&'a str>,
     pub now: i64,
 }
 
@@ -389,9 +420,9 @@ pub fn insert_event(db: &D1Database, e: &NewEvent<'_>) -> StoreResult<D1Prepared
     Ok(query!(
         db,
         "INSERT INTO events (id, program_id, customer_id, kind, event_name, invoice_id, amount, currency, payout_amount,
-             partner_id, click_id, attribution, metadata, created_at, link_id)
+             partner_id, click_id, attribution, metadata, created_at, link_id, product_id)
          SELECT ?1, ?2, c.id, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
-             CASE WHEN ?10 IS NULL THEN NULL WHEN ?15 IS NOT NULL THEN ?15 WHEN c.partner_id = ?10 THEN c.link_id END
+             CASE WHEN ?10 IS NULL THEN NULL WHEN ?15 IS NOT NULL THEN ?15 WHEN c.partner_id = ?10 THEN c.link_id END, ?16
          FROM customers c WHERE c.program_id = ?2 AND c.external_id = ?3
          ON CONFLICT DO NOTHING",
         e.id,
@@ -408,7 +439,8 @@ pub fn insert_event(db: &D1Database, e: &NewEvent<'_>) -> StoreResult<D1Prepared
         e.attribution.as_str(),
         e.metadata,
         e.now,
-        e.link_id
+        e.link_id,
+        e.product_id
     )?)
 }
 
@@ -465,6 +497,7 @@ pub async fn record_lead(db: &D1Database, w: &LeadWrite<'_>) -> StoreResult<Reco
             name: w.lead.customer_name.as_deref(),
             attribution: credited.map(|f| (f.partner_id.as_str(), f.link_id.as_str(), f.click_id.as_str(), f.at)),
             click_signals: credited.and(signals.as_deref()),
+            country: credited.and(d.credited_country.as_deref()),
             now: w.now,
         },
     )?];
@@ -485,6 +518,7 @@ pub async fn record_lead(db: &D1Database, w: &LeadWrite<'_>) -> StoreResult<Reco
             link_id: credited.map(|f| f.link_id.as_str()),
             attribution: d.attribution,
             metadata: None,
+            product_id: None,
             now: w.now,
         },
     )?);
@@ -540,6 +574,7 @@ pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<Reco
                 name: None,
                 attribution: None,
                 click_signals: None,
+                country: None,
                 now: w.now,
             },
         )?);
@@ -561,6 +596,7 @@ pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<Reco
             link_id: None,
             attribution: d.attribution,
             metadata: sale.metadata.as_deref(),
+            product_id: sale.product_id.as_deref(),
             now: w.now,
         },
     )?);
@@ -578,6 +614,11 @@ pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<Reco
                 now: w.now,
             },
         )?);
+        if let Some(cap) = plan.cap {
+            // The caps, enforced inside the batch against what the customer's other sales
+            // stored first (concurrent sales of one customer cannot together pass the cap).
+            stmts.extend(commissions::keep_within_cap(db, &w.ids.commission, &w.ids.event, cap)?);
+        }
         if plan.first_sale_only {
             // First sale only, enforced inside the batch: concurrent "first" sales of one
             // customer cannot all earn; the others are recorded outside the recurring window.

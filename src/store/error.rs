@@ -12,6 +12,8 @@ pub enum Taken {
     PartnerEmail,
     /// `links (domain, key)`: one link per key on a domain.
     LinkKey,
+    /// `partner_groups (program_id, lower(name))`: one group per name in a program.
+    GroupName,
 }
 
 /// A row that other rows still reference (a foreign key refused the write).
@@ -19,6 +21,8 @@ pub enum Taken {
 pub enum InUse {
     /// A domain removed from a program still has links.
     Domain,
+    /// A group still has partners.
+    Group,
 }
 
 #[derive(Debug)]
@@ -99,6 +103,12 @@ impl Constraint {
 
     pub fn is_unique_on(&self, table: &str) -> bool {
         self.kind == ConstraintKind::Unique && self.columns.iter().any(|c| c.split('.').next() == Some(table))
+    }
+
+    /// A unique index on an expression is named, not its columns: `index 'name'`.
+    pub fn is_unique_index(&self, index: &str) -> bool {
+        self.kind == ConstraintKind::Unique
+            && self.columns.iter().any(|c| c.trim_matches(|x| x == '\'' || x == ' ').ends_with(index))
     }
 }
 

@@ -7,6 +7,7 @@ pub mod clicks;
 pub mod commissions;
 pub mod conversions;
 pub mod error;
+pub mod groups;
 pub mod invites;
 pub mod link_cache;
 pub mod links;

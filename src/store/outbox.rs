@@ -19,7 +19,7 @@ const COMMISSION_JSON: &str = concat!(
     "'kind', c.kind, 'invoice_id', c.invoice_id, 'sale_amount', c.sale_amount, 'amount', c.amount, 'currency', c.currency, ",
     "'status', c.status, 'reason', c.reason, 'hold_reasons', json(COALESCE(c.hold_reasons, '[]')), ",
     "'held', json(CASE WHEN c.status = 'pending' AND c.hold_reasons IS NOT NULL THEN 'true' ELSE 'false' END), ",
-    "'payout_id', c.payout_id, 'created_at', ",
+    "'payout_id', c.payout_id, 'description', c.description, 'created_at', ",
     iso!("c.created_at"),
     ", 'approved_at', CASE WHEN c.approved_at IS NULL THEN NULL ELSE ",
     iso!("c.approved_at"),

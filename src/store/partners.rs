@@ -23,6 +23,16 @@ struct Row {
     payout_held: Option<f64>,
     #[serde(default)]
     payout_account_approved_at: Option<i64>,
+    #[serde(default)]
+    group_id: Option<String>,
+    #[serde(default)]
+    min_payout: Option<i64>,
+    #[serde(default)]
+    group_rewards: Option<String>,
+    #[serde(default)]
+    group_min_payout: Option<i64>,
+    #[serde(default)]
+    group_hold_days: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -46,6 +56,18 @@ pub struct Partner {
     /// When the merchant approved the partner's payout account despite a shared account.
     #[serde(serialize_with = "super::programs::ser_opt_time")]
     pub payout_account_approved_at: Option<i64>,
+    /// The partner's group; `null`: none.
+    pub group_id: Option<String>,
+    /// The partner's own minimum payout; `null`: its group's or the program's applies.
+    pub min_payout: Option<i64>,
+    /// Its group's rewards (what applies between the program's and the partner's override).
+    #[serde(skip)]
+    pub group_rewards: Option<Rewards>,
+    /// Its group's minimum payout and hold period, when the group sets them.
+    #[serde(skip)]
+    pub group_min_payout: Option<i64>,
+    #[serde(skip)]
+    pub group_hold_days: Option<u32>,
     #[serde(serialize_with = "super::programs::ser_time")]
     pub created_at: i64,
     #[serde(serialize_with = "super::programs::ser_time")]
@@ -60,6 +82,8 @@ impl Partner {
             status: self.status,
             rewards: self.rewards.clone(),
             country: self.country.clone(),
+            group_id: self.group_id.clone(),
+            min_payout: self.min_payout,
         }
     }
 }
@@ -85,6 +109,11 @@ impl TryFrom<Row> for Partner {
                 Vec::new()
             },
             payout_account_approved_at: r.payout_account_approved_at,
+            group_rewards: r.group_rewards.as_deref().map(serde_json::from_str).transpose()?,
+            group_id: r.group_id,
+            min_payout: r.min_payout,
+            group_min_payout: r.group_min_payout,
+            group_hold_days: r.group_hold_days,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -92,7 +121,10 @@ impl TryFrom<Row> for Partner {
 }
 
 const COLS: &str = "id, program_id, email, name, status, rewards, stripe_account_id, payouts_enabled, country, \
-     payouts_disabled_reason, created_at, updated_at, payout_account_approved_at, \
+     payouts_disabled_reason, created_at, updated_at, payout_account_approved_at, group_id, min_payout, \
+     (SELECT g.rewards FROM partner_groups g WHERE g.id = partners.group_id) AS group_rewards, \
+     (SELECT g.min_payout FROM partner_groups g WHERE g.id = partners.group_id) AS group_min_payout, \
+     (SELECT g.hold_days FROM partner_groups g WHERE g.id = partners.group_id) AS group_hold_days, \
      (payout_account_approved_at IS NULL \
       AND COALESCE((SELECT json_extract(settings, '$.fraud_rules.duplicate_payout_account') FROM programs WHERE id = partners.program_id), 'hold') = 'hold' \
       AND EXISTS (SELECT 1 FROM partners o WHERE o.id != partners.id AND lower(o.email) != lower(partners.email) \
@@ -173,8 +205,9 @@ pub async fn insert(db: &D1Database, p: &Partner) -> StoreResult<()> {
     let rewards = rewards_json(&p.rewards)?;
     write(query!(
         db,
-        "INSERT INTO partners (id, program_id, email, name, status, rewards, payouts_enabled, country, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?8)",
+        "INSERT INTO partners (id, program_id, email, name, status, rewards, payouts_enabled, country, created_at, updated_at,
+             group_id, min_payout)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?8, ?9, ?10)",
         &p.id,
         &p.program_id,
         &p.email,
@@ -182,7 +215,9 @@ pub async fn insert(db: &D1Database, p: &Partner) -> StoreResult<()> {
         p.status.as_str(),
         rewards,
         &p.country,
-        p.created_at
+        p.created_at,
+        &p.group_id,
+        p.min_payout
     )?)
     .await
 }
@@ -191,14 +226,17 @@ pub async fn update(db: &D1Database, id: &str, f: &PartnerFields, now: i64) -> S
     let rewards = rewards_json(&f.rewards)?;
     write(query!(
         db,
-        "UPDATE partners SET email = ?2, name = ?3, status = ?4, rewards = ?5, updated_at = ?6, country = ?7 WHERE id = ?1",
+        "UPDATE partners SET email = ?2, name = ?3, status = ?4, rewards = ?5, updated_at = ?6, country = ?7,
+             group_id = ?8, min_payout = ?9 WHERE id = ?1",
         id,
         &f.email,
         &f.name,
         f.status.as_str(),
         rewards,
         now,
-        &f.country
+        &f.country,
+        &f.group_id,
+        f.min_payout
     )?)
     .await
 }

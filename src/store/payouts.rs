@@ -63,7 +63,9 @@ const PAYABLE: &str = "FROM commissions c INDEXED BY commissions_payable
                                 AND (o.stripe_account_id = pn.stripe_account_id OR o.bank_fingerprint = pn.bank_fingerprint)))
          GROUP BY c.program_id, c.partner_id, c.currency
          HAVING SUM(c.amount) >= MAX(1, CASE WHEN c.currency = json_extract(p.settings, '$.payout_currency')
-                                         THEN COALESCE(json_extract(p.settings, '$.min_payout'), 0) ELSE 1 END)";
+                                         THEN COALESCE(pn.min_payout, (SELECT g.min_payout FROM partner_groups g WHERE g.id = pn.group_id),
+                                                       json_extract(p.settings, '$.min_payout'), 0)
+                                         ELSE 1 END)";
 
 /// Programs whose settings the cron needs to decide who is due (schedule, minimum).
 #[derive(Debug, Deserialize)]
@@ -95,6 +97,9 @@ pub struct Claimed {
     pub currency: String,
     /// Its `updated_at`: the claim's clock.
     pub updated_at: i64,
+    /// The partner's own (or its group's) minimum payout, when it overrides the program's.
+    #[serde(default)]
+    pub partner_min_payout: Option<i64>,
 }
 
 /// Claims, in one atomic batch, up to `ids.len()` balances payable today in the programs `due`
@@ -146,7 +151,9 @@ pub async fn claim_due(db: &D1Database, ids: &[String], due: &[String], now: i64
             "UPDATE payouts SET amount = (SELECT COALESCE(SUM(amount), 0) FROM commissions WHERE payout_id = payouts.id),
                  commission_count = (SELECT COUNT(*) FROM commissions WHERE payout_id = payouts.id)
              WHERE id IN (SELECT value FROM json_each(?1))
-             RETURNING id, program_id, partner_id, amount, currency, updated_at",
+             RETURNING id, program_id, partner_id, amount, currency, updated_at,
+               (SELECT COALESCE(pn.min_payout, (SELECT g.min_payout FROM partner_groups g WHERE g.id = pn.group_id))
+                FROM partners pn WHERE pn.id = payouts.partner_id) AS partner_min_payout",
             ids_json
         )?,
     ];
@@ -387,7 +394,9 @@ pub struct InFlight {
 /// by a fraud rule (`hold_reasons`) is never approved here: only the merchant decides it.
 pub async fn approve_due(db: &D1Database, now: i64, limit: usize) -> StoreResult<usize> {
     const DUE: &str = "SELECT c.id FROM commissions c JOIN programs p ON p.id = c.program_id
-         WHERE c.status = 'pending' AND c.hold_reasons IS NULL AND c.created_at + p.hold_days * 86400000 <= ?1
+         JOIN partners pn ON pn.id = c.partner_id LEFT JOIN partner_groups g ON g.id = pn.group_id
+         WHERE c.status = 'pending' AND c.hold_reasons IS NULL
+           AND c.created_at + COALESCE(g.hold_days, p.hold_days) * 86400000 <= ?1
          ORDER BY c.id LIMIT ?2";
     let changes = batch(
         db,

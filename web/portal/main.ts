@@ -278,7 +278,7 @@ function renderCommissions(): void {
       "tr",
       { "data-id": c.id, "data-status": c.status },
       h("td", null, formatDate(c.created_at)),
-      h("td", null, titleCase(c.kind)),
+      h("td", null, c.kind === "bonus" && c.description ? `Bonus: ${c.description}` : titleCase(c.kind)),
       h("td", { class: "num" }, c.kind === "sale" ? formatMoney(c.sale_amount, c.currency) : "—"),
       h("td", { class: "num" }, formatMoney(c.amount, c.currency)),
       h("td", null, statusBadge(c.status), c.reason ? h("span", { class: "reason muted" }, ` ${titleCase(c.reason)}`) : null),

@@ -76,7 +76,9 @@ export interface Commission {
   partner_id: string;
   program_id: string;
   customer_id: string | null;
-  kind: "lead" | "sale" | "clawback";
+  kind: "lead" | "sale" | "clawback" | "bonus";
+  /** A bonus's description (null for the other kinds). */
+  description?: string | null;
   invoice_id: string | null;
   sale_amount: number;
   amount: number;

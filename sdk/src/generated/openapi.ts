@@ -319,7 +319,11 @@ export interface paths {
          */
         get: operations["listCommissions"];
         put?: never;
-        post?: never;
+        /**
+         * Add a manual commission (bonus)
+         * @description Needs `write`. A `kind: bonus` commission for the partner, paid with its next payout like any other. With an `Idempotency-Key` header a retry answers the first one (200) instead of creating another (201). A banned partner is 409 `partner_banned`.
+         */
+        post: operations["createCommission"];
         delete?: never;
         options?: never;
         head?: never;
@@ -739,6 +743,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/programs/{program_id}/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a program's partner groups
+         * @description Needs `read`. By name.
+         */
+        get: operations["listGroups"];
+        put?: never;
+        /**
+         * Create a partner group
+         * @description Needs `write`. A group's terms apply to its partners per field: a partner's override wins over the group's, the group's over the program's.
+         */
+        post: operations["createGroup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/groups/{group_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a partner group
+         * @description Needs `read`.
+         */
+        get: operations["getGroup"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a partner group
+         * @description Needs `write`. A group with partners is 409 `group_in_use`.
+         */
+        delete: operations["deleteGroup"];
+        options?: never;
+        head?: never;
+        /**
+         * Update a partner group
+         * @description Needs `write`.
+         */
+        patch: operations["updateGroup"];
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -781,6 +837,8 @@ export interface components {
             amount: number;
             /** @description Not applicable to leads (only null is accepted) */
             duration_months?: null;
+            /** @description At most 20; errors name their path (`rewards.sale.modifiers[2].conditions[0].op`) */
+            modifiers?: components["schemas"]["RewardModifier"][];
         };
         SaleRewardInput: {
             /** @constant */
@@ -795,6 +853,15 @@ export interface components {
              * @description Sale rewards: months after the customer's first sale that later sales still earn (0 = first sale only; absent or null = forever)
              */
             duration_months?: number | null;
+            /** @description At most 20; errors name their path (`rewards.sale.modifiers[2].conditions[0].op`) */
+            modifiers?: components["schemas"]["RewardModifier"][];
+            /**
+             * Format: int64
+             * @description The most one customer can ever earn its partner (minor units): the sale that crosses it earns the remainder, later ones nothing (`cap_reached`)
+             */
+            max_amount_per_customer?: number | null;
+            /** @description How many of one customer's sales earn its partner a commission; later ones are `cap_reached` */
+            max_sales_per_customer?: number | null;
         } | {
             /** @constant */
             type: "percentage";
@@ -808,6 +875,15 @@ export interface components {
              * @description Sale rewards: months after the customer's first sale that later sales still earn (0 = first sale only; absent or null = forever)
              */
             duration_months?: number | null;
+            /** @description At most 20; errors name their path (`rewards.sale.modifiers[2].conditions[0].op`) */
+            modifiers?: components["schemas"]["RewardModifier"][];
+            /**
+             * Format: int64
+             * @description The most one customer can ever earn its partner (minor units): the sale that crosses it earns the remainder, later ones nothing (`cap_reached`)
+             */
+            max_amount_per_customer?: number | null;
+            /** @description How many of one customer's sales earn its partner a commission; later ones are `cap_reached` */
+            max_sales_per_customer?: number | null;
         };
         /** @description One optional reward per event kind. */
         RewardsInput: {
@@ -822,6 +898,8 @@ export interface components {
              * @description Minor units
              */
             amount: number;
+            /** @description At most 20; errors name their path (`rewards.sale.modifiers[2].conditions[0].op`) */
+            modifiers?: components["schemas"]["RewardModifier"][];
         };
         SaleReward: {
             /** @enum {unknown} */
@@ -833,6 +911,15 @@ export interface components {
             amount: number;
             /** @description Absent = recurring forever; 0 = first sale only */
             duration_months?: number;
+            /** @description At most 20; errors name their path (`rewards.sale.modifiers[2].conditions[0].op`) */
+            modifiers?: components["schemas"]["RewardModifier"][];
+            /**
+             * Format: int64
+             * @description The most one customer can ever earn its partner (minor units): the sale that crosses it earns the remainder, later ones nothing (`cap_reached`)
+             */
+            max_amount_per_customer?: number;
+            /** @description How many of one customer's sales earn its partner a commission; later ones are `cap_reached` */
+            max_sales_per_customer?: number;
         };
         /** @description A kind without a reward is absent. */
         Rewards: {
@@ -996,6 +1083,13 @@ export interface components {
             invite: boolean;
             /** @description ISO 3166-1 alpha-2 country (stored upper-case); decides the Stripe service agreement at onboarding */
             country?: string | null;
+            /** @description A group of the partner's program (422 `invalid_group` otherwise); null: none */
+            group_id?: string | null;
+            /**
+             * Format: int64
+             * @description The partner's own minimum payout (minor units of the payout currency); null: its group's or the program's
+             */
+            min_payout?: number | null;
         };
         /** @description Absent (or null, except `rewards`) leaves a field unchanged. */
         PartnerPatch: {
@@ -1010,6 +1104,13 @@ export interface components {
             rewards?: components["schemas"]["RewardsInput"] | null;
             /** @description ISO 3166-1 alpha-2 country (stored upper-case); decides the Stripe service agreement at onboarding */
             country?: string | null;
+            /** @description A group of the partner's program (422 `invalid_group` otherwise); null: none */
+            group_id?: string | null;
+            /**
+             * Format: int64
+             * @description The partner's own minimum payout (minor units of the payout currency); null: its group's or the program's
+             */
+            min_payout?: number | null;
         };
         Partner: {
             id: string;
@@ -1042,6 +1143,12 @@ export interface components {
              * @description When the merchant approved the partner's payout account despite a shared account
              */
             payout_account_approved_at: string | null;
+            group_id: string | null;
+            /**
+             * Format: int64
+             * @description The partner's own minimum payout; null: its group's or the program's applies
+             */
+            min_payout: number | null;
         };
         Invitation: {
             /** Format: uri */
@@ -1239,8 +1346,11 @@ export interface components {
             event_id: string | null;
             /** @description Clawbacks: the commission clawed back */
             parent_id: string | null;
-            /** @enum {unknown} */
-            kind: "lead" | "sale" | "clawback";
+            /**
+             * @description `bonus`: a manual commission (POST /commissions)
+             * @enum {unknown}
+             */
+            kind: "lead" | "sale" | "clawback" | "bonus";
             invoice_id: string | null;
             /**
              * Format: int64
@@ -1292,6 +1402,8 @@ export interface components {
             hold_reasons: ("self_referral" | "email_domain_match" | "disposable_email" | "paid_traffic" | "click_spam" | "banned_referrer")[];
             /** @description Pending and held: waiting for the merchant; the cron never approves it */
             held: boolean;
+            /** @description A bonus's description; null for the other kinds */
+            description: string | null;
         };
         /** @description A page of Commission objects, newest first. */
         CommissionList: {
@@ -1400,6 +1512,8 @@ export interface components {
             payout_amount?: number | null;
             /** @description Needed only when the program cannot be found from the event (409 `ambiguous_program`, 422 `program_required`); a program the key cannot see answers 404 */
             program_id?: string | null;
+            /** @description The product sold: what reward modifiers on `product_id` compare */
+            product_id?: string | null;
         };
         TrackRefund: {
             /** @description 1 to 255 printable characters (trimmed) */
@@ -1469,7 +1583,7 @@ export interface components {
         SaleResult: {
             event: components["schemas"]["SaleEvent"];
             attributed: boolean;
-            reason: ("no_attribution" | "partner_banned" | "outside_recurring_window" | "currency_not_settled") | null;
+            reason: ("no_attribution" | "partner_banned" | "outside_recurring_window" | "currency_not_settled" | "cap_reached") | null;
             commission: components["schemas"]["Commission"] | null;
         };
         RefundResult: {
@@ -1930,6 +2044,98 @@ export interface components {
             /** @description The newest 50 Stripe events received, newest first (a key bound to a program: that program's) */
             events: components["schemas"]["StripeIntegrationEvent"][];
         };
+        RewardCondition: {
+            /** @description `country` (the converting click's, ISO alpha-2), `product_id` (track/sale's), `sale_amount` (minor units of the payout currency), `customer_type` (`new`: the customer's first sale; `recurring`), `event_name`, `metadata.<key>` (the sale's metadata). A conversion without the field never meets the condition. */
+            field: string;
+            /**
+             * @description `gte`/`lte`: sale_amount and numeric metadata; `contains`: product_id, event_name, metadata texts; `in`/`not_in` take a list of 1 to 100 values
+             * @enum {unknown}
+             */
+            op: "eq" | "neq" | "in" | "not_in" | "gte" | "lte" | "contains";
+            /** @description A text, a number or a boolean (a list for `in`/`not_in`), of the field's type: a wrong one is 422 naming `…conditions[i].value` */
+            value: string | number | boolean | (string | number | boolean)[];
+        };
+        /** @description Terms that replace the reward's base terms for conversions meeting the conditions; of the matching modifiers, the one paying the most wins. */
+        RewardModifier: {
+            conditions: components["schemas"]["RewardCondition"][];
+            /**
+             * @default all
+             * @enum {unknown}
+             */
+            match: "all" | "any";
+            /**
+             * @description Lead rewards: flat only
+             * @enum {unknown}
+             */
+            type: "flat" | "percentage";
+            /**
+             * Format: int64
+             * @description Minor units (flat) or basis points (percentage, at most 10000)
+             */
+            amount: number;
+            /** @description Sale rewards: this modifier's recurring window */
+            duration_months?: number | null;
+        };
+        Group: {
+            id: string;
+            program_id: string;
+            name: string;
+            /** @description Per kind, between the program's and a partner's override */
+            rewards: components["schemas"]["Rewards"] | null;
+            /** Format: int64 */
+            min_payout: number | null;
+            hold_days: number | null;
+            /** @description Partners in the group */
+            partners: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        GroupCreate: {
+            /** @description Unique in the program, case-insensitive (409 `group_exists`) */
+            name: string;
+            rewards?: components["schemas"]["RewardsInput"] | null;
+            /** Format: int64 */
+            min_payout?: number | null;
+            hold_days?: number | null;
+        };
+        /** @description Absent fields are kept; null clears one. */
+        GroupPatch: {
+            /** @description Unique in the program, case-insensitive (409 `group_exists`) */
+            name?: string;
+            /** @description null: the program's rewards apply */
+            rewards?: components["schemas"]["RewardsInput"] | null;
+            /**
+             * Format: int64
+             * @description null: the program's applies
+             */
+            min_payout?: number | null;
+            /** @description null: the program's applies */
+            hold_days?: number | null;
+        };
+        GroupList: {
+            data: components["schemas"]["Group"][];
+        };
+        GroupDeleted: {
+            id: string;
+            /** @constant */
+            deleted: true;
+        };
+        CommissionCreate: {
+            /** @description A partner of a program the key may see (422 `invalid_partner` otherwise) */
+            partner_id: string;
+            /**
+             * Format: int64
+             * @description Minor units, positive
+             */
+            amount: number;
+            /** @description The program's payout currency (the default) */
+            currency?: string | null;
+            description: string;
+            /** @description Default `pending` (approved by the cron after the hold period) */
+            status?: ("pending" | "approved") | null;
+        };
     };
     responses: {
         /** @description Malformed request: invalid JSON, a wrong shape or type, an unknown field or query parameter */
@@ -2037,6 +2243,8 @@ export interface components {
         api_key_id: string;
         /** @description A malformed id is not found (404) */
         webhook_id: string;
+        /** @description A malformed id is not found (404) */
+        group_id: string;
     };
     requestBodies: never;
     headers: never;
@@ -2745,6 +2953,49 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    createCommission: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CommissionCreate"];
+            };
+        };
+        responses: {
+            /** @description The commission an earlier request with this Idempotency-Key created */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Commission"];
+                };
+            };
+            /** @description The commission created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Commission"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["Unprocessable"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     approveCommission: {
         parameters: {
             query?: never;
@@ -3410,6 +3661,161 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listGroups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                program_id: components["parameters"]["program_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The groups */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    createGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                program_id: components["parameters"]["program_id"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GroupCreate"];
+            };
+        };
+        responses: {
+            /** @description The group */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Group"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["Unprocessable"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                group_id: components["parameters"]["group_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The group */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Group"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    deleteGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                group_id: components["parameters"]["group_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupDeleted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    updateGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                group_id: components["parameters"]["group_id"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GroupPatch"];
+            };
+        };
+        responses: {
+            /** @description The group */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Group"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["Unprocessable"];
             500: components["responses"]["InternalError"];
         };
     };
