@@ -319,7 +319,7 @@ const ROUTES: &[Route] = {
         r("GET", "programs/{id}/partners", Key, PAGE, ListPartners),
         r("GET", "partners/{id}", Key, &[], GetPartner),
         r("PATCH", "partners/{id}", Key, &[], PatchPartner),
-        r("GET", "partners/{id}/stats", Key, &[], PartnerStats),
+        r("GET", "partners/{id}/stats", Key, &["group_by", "from", "to", "limit"], PartnerStats),
         r("POST", "partners/{id}/approve_payout_account", Key, &[], ApprovePayoutAccount),
         r("POST", "partners/{id}/links", Key, &[], CreateLink),
         r("GET", "partners/{id}/links", Key, PAGE, ListLinks),

@@ -163,7 +163,7 @@ export interface paths {
         };
         /**
          * A partner's totals
-         * @description Needs `read`.
+         * @description Needs `read`. The partner's totals over its whole life; with `group_by=sub1|sub2|sub3`, also its stats by that sub-ID over `from`..`to` (as the program's stats with `partner_id`). Bad parameters are a 400 `invalid_query`.
          */
         get: operations["getPartnerStats"];
         put?: never;
@@ -1279,7 +1279,7 @@ export interface components {
              */
             total: number;
         };
-        /** @description A partner's totals over its whole life, read from the daily rollups (clicks deleted by retention still count). `sale_amount` and `earnings` are in the program's payout currency; `amounts` lists every currency. */
+        /** @description A partner's totals over its whole life, read from the daily rollups (clicks deleted by retention still count). `sale_amount` and `earnings` are in the program's payout currency; `amounts` lists every currency. With `group_by`, the partner's stats by sub-ID over the range are added (`from`, `to`, `group_by`, `totals`, `data`, `has_more`). */
         PartnerStats: {
             partner_id: string;
             /** Format: int64 */
@@ -1297,6 +1297,22 @@ export interface components {
             currency: string;
             earnings: components["schemas"]["Earnings"];
             amounts: components["schemas"]["Amounts"][];
+            /**
+             * Format: date
+             * @description With group_by: the first UTC day of `data`
+             */
+            from?: string;
+            /**
+             * Format: date
+             * @description With group_by: the last UTC day of `data`
+             */
+            to?: string;
+            /** @enum {string} */
+            group_by?: "sub1" | "sub2" | "sub3";
+            totals?: components["schemas"]["StatsCounts"];
+            data?: components["schemas"]["ProgramStatsRow"][];
+            /** @description With group_by: more groups than `limit` */
+            has_more?: boolean;
         };
         LinkCreate: {
             /** @description One of the program's domains (default: the first) */
@@ -1359,6 +1375,12 @@ export interface components {
             created_at: string;
             country: string | null;
             referrer_host: string | null;
+            /** @description A sub-ID the partner tagged the click with (`?sub1=` on the branded link: 1 to 64 printable characters), null if none */
+            sub1: string | null;
+            /** @description A sub-ID the partner tagged the click with (`?sub2=` on the branded link: 1 to 64 printable characters), null if none */
+            sub2: string | null;
+            /** @description A sub-ID the partner tagged the click with (`?sub3=` on the branded link: 1 to 64 printable characters), null if none */
+            sub3: string | null;
         };
         /** @description A page of Click objects, newest first. */
         ClickList: {
@@ -1860,6 +1882,18 @@ export interface components {
                  */
                 earnings: number;
             }[];
+            /** @description The partner's clicks, leads and sales that carried sub-IDs over the same days, per combination of sub-IDs (null: absent), the busiest 50 by clicks first. The rest of the clicks carried none. */
+            sub_ids: {
+                sub1: string | null;
+                sub2: string | null;
+                sub3: string | null;
+                /** Format: int64 */
+                clicks: number;
+                /** Format: int64 */
+                leads: number;
+                /** Format: int64 */
+                sales: number;
+            }[];
         };
         WebhookEndpointCreate: {
             /**
@@ -1963,12 +1997,15 @@ export interface components {
             sales: number;
             amounts: components["schemas"]["Amounts"][];
         };
-        /** @description One group: `date` (group_by=day), `partner_id` (partner) or `link_id` (link; null for conversions without a link), with its counts. */
+        /** @description One group: `date` (group_by=day), `partner_id` (partner), `link_id` (link; null for conversions without a link) or `sub1`/`sub2`/`sub3` (null: the clicks and conversions without that sub-ID, and all commissions), with its counts. */
         ProgramStatsRow: {
             /** Format: date */
             date?: string;
             partner_id?: string;
             link_id?: string | null;
+            sub1?: string | null;
+            sub2?: string | null;
+            sub3?: string | null;
             /** Format: int64 */
             clicks: number;
             /** Format: int64 */
@@ -1984,11 +2021,11 @@ export interface components {
             /** Format: date */
             to: string;
             /** @enum {string} */
-            group_by: "day" | "partner" | "link";
+            group_by: "day" | "partner" | "link" | "sub1" | "sub2" | "sub3";
             partner_id: string | null;
             totals: components["schemas"]["StatsCounts"];
             data: components["schemas"]["ProgramStatsRow"][];
-            /** @description group_by=partner|link: more groups than `limit` */
+            /** @description Grouped by anything but day: more groups than `limit` */
             has_more: boolean;
         };
         Metrics: {
@@ -2486,11 +2523,11 @@ export interface operations {
                 from?: string;
                 /** @description Last UTC day, YYYY-MM-DD (default: today); at most 366 days in all */
                 to?: string;
-                /** @description `day` (every day of the range, zeros included; the default), `partner` or `link` (the busiest `limit` groups by clicks) */
-                group_by?: "day" | "partner" | "link";
+                /** @description `day` (every day of the range, zeros included; the default), `partner`, `link` or `sub1`/`sub2`/`sub3` (the busiest `limit` groups by clicks). By a sub-ID: the clicks, leads and sales that carried it, and a group `null` with everything else (clicks without that sub-ID, and all commissions: they are not split by sub-ID) */
+                group_by?: "day" | "partner" | "link" | "sub1" | "sub2" | "sub3";
                 /** @description Only this partner */
                 partner_id?: string;
-                /** @description Groups answered for partner/link (1-1000, default 100) */
+                /** @description Groups answered for partner/link/sub-ID (1-1000, default 100) */
                 limit?: number;
             };
             header?: never;
@@ -2651,7 +2688,16 @@ export interface operations {
     };
     getPartnerStats: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `sub1`, `sub2` or `sub3`: add the partner's stats grouped by that sub-ID (`from`, `to`, `group_by`, `totals`, `data`, `has_more`) */
+                group_by?: "sub1" | "sub2" | "sub3";
+                /** @description First UTC day, YYYY-MM-DD (default: 29 days before `to`) */
+                from?: string;
+                /** @description Last UTC day, YYYY-MM-DD (default: today); at most 366 days in all */
+                to?: string;
+                /** @description Groups answered with group_by (1-1000, default 100) */
+                limit?: number;
+            };
             header?: never;
             path: {
                 /** @description A malformed id is not found (404) */
