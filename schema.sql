@@ -99,6 +99,20 @@ CREATE TABLE IF NOT EXISTS links (
 CREATE UNIQUE INDEX IF NOT EXISTS links_domain_key ON links(domain, key) WHERE deleted_at IS NULL;
 CREATE INDEX IF NOT EXISTS links_partner ON links(partner_id, id);
 
+-- 0009: coupon codes, unique per program without regard to case among live coupons (`code_key`
+-- is the lower-case code); soft-deleted, as the events they attributed name them.
+CREATE TABLE IF NOT EXISTS coupons (
+  id          TEXT PRIMARY KEY,
+  program_id  TEXT NOT NULL REFERENCES programs(id),
+  partner_id  TEXT NOT NULL REFERENCES partners(id),
+  code        TEXT NOT NULL CHECK (length(code) BETWEEN 3 AND 40),
+  code_key    TEXT NOT NULL CHECK (code_key = lower(code)),
+  created_at  INTEGER NOT NULL,
+  deleted_at  INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS coupons_code ON coupons(program_id, code_key) WHERE deleted_at IS NULL;
+CREATE INDEX IF NOT EXISTS coupons_partner ON coupons(partner_id, id);
+
 -- One row per counted (non-bot) visit, written in batches by the clicks queue's consumer. No raw
 -- IP or user agent: salted hashes only. One b-tree (WITHOUT ROWID, keyed by the time-ordered
 -- id): 1 row written per click; stats come from daily_stats, not from these rows. No foreign
@@ -115,7 +129,11 @@ CREATE TABLE IF NOT EXISTS clicks (
   ip_hash       TEXT,
   ua_hash       TEXT,
   -- visits of the same visitor folded into this click (one click per visitor, link and hour)
-  hits          INTEGER NOT NULL DEFAULT 1
+  hits          INTEGER NOT NULL DEFAULT 1,
+  -- 0008: the partner's sub-IDs from the click URL (refport_core::click::sub_ids), NULL if absent
+  sub1          TEXT,
+  sub2          TEXT,
+  sub3          TEXT
 ) WITHOUT ROWID;
 
 -- The merchant's users, attributed to a partner through a click (`click_id` names the click
@@ -164,6 +182,9 @@ CREATE TABLE IF NOT EXISTS events (
   link_id TEXT,
   -- 0007: the product sold (reward modifiers).
   product_id TEXT,
+  -- 0009: the coupon code the conversion carried (as sent) and the live coupon it named.
+  coupon_code TEXT,
+  coupon_id TEXT,
   CHECK (kind = 'lead' OR invoice_id IS NOT NULL)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_lead_once ON events(program_id, customer_id, event_name) WHERE kind = 'lead';
@@ -451,4 +472,47 @@ BEGIN
     FROM commissions c WHERE c.id = OLD.commission_id
     ON CONFLICT DO UPDATE SET pending = pending + excluded.pending, approved = approved + excluded.approved,
       paid = paid + excluded.paid, rejected = rejected + excluded.rejected;
+END;
+
+-- Daily rollups per (program, partner, link, UTC day, sub1, sub2, sub3, currency) of the clicks
+-- and conversions that carry at least one sub-ID ('' for an absent one): nothing is written
+-- here for the others. Clicks are counted by the clicks queue's consumer in the batch that
+-- inserts them, as in daily_stats; leads and sales by the trigger below, under the sub-IDs of
+-- the event's click (the customer's click for a sale) when its row is stored then (a click
+-- still in the queue, or deleted by retention, leaves the event in the group without one).
+-- Commissions are not split by sub-ID.
+CREATE TABLE IF NOT EXISTS daily_sub_stats (
+  program_id  TEXT NOT NULL,
+  partner_id  TEXT NOT NULL,
+  link_id     TEXT NOT NULL,
+  day         INTEGER NOT NULL,
+  sub1        TEXT NOT NULL,
+  sub2        TEXT NOT NULL,
+  sub3        TEXT NOT NULL,
+  currency    TEXT NOT NULL,
+  clicks      INTEGER NOT NULL DEFAULT 0,
+  leads       INTEGER NOT NULL DEFAULT 0,
+  sales       INTEGER NOT NULL DEFAULT 0,
+  sale_amount INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (program_id, partner_id, link_id, day, sub1, sub2, sub3, currency)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS daily_sub_stats_day ON daily_sub_stats(program_id, day);
+
+CREATE TRIGGER IF NOT EXISTS daily_sub_stats_event AFTER INSERT ON events WHEN NEW.partner_id IS NOT NULL
+BEGIN
+  INSERT INTO daily_sub_stats (program_id, partner_id, link_id, day, sub1, sub2, sub3, currency, leads, sales, sale_amount)
+    SELECT NEW.program_id, NEW.partner_id, COALESCE(NEW.link_id, ''), NEW.created_at / 86400000,
+      COALESCE(c.sub1, ''), COALESCE(c.sub2, ''), COALESCE(c.sub3, ''),
+      CASE WHEN NEW.kind != 'sale' THEN ''
+           WHEN NEW.payout_amount IS NOT NULL THEN COALESCE((SELECT payout_currency FROM programs WHERE id = NEW.program_id), '')
+           ELSE COALESCE(NEW.currency, '') END,
+      NEW.kind = 'lead', NEW.kind = 'sale',
+      CASE WHEN NEW.kind = 'sale' THEN COALESCE(NEW.payout_amount, NEW.amount, 0) ELSE 0 END
+    FROM clicks c
+    WHERE c.id = COALESCE(NEW.click_id,
+        (SELECT cu.click_id FROM customers cu WHERE cu.id = NEW.customer_id AND cu.partner_id = NEW.partner_id))
+      AND c.partner_id = NEW.partner_id
+      AND (c.sub1 IS NOT NULL OR c.sub2 IS NOT NULL OR c.sub3 IS NOT NULL)
+    ON CONFLICT DO UPDATE SET leads = leads + excluded.leads, sales = sales + excluded.sales,
+      sale_amount = sale_amount + excluded.sale_amount;
 END;

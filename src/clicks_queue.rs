@@ -27,7 +27,10 @@ fn parse(body: &serde_json::Value) -> Option<NewClick> {
     }
     // The table's CHECK must never fail a whole batch: an odd country is dropped, not the click.
     let country = c.country.filter(|x| x.len() == 2 && x.bytes().all(|b| b.is_ascii_uppercase()));
-    Some(NewClick { country, ..c })
+    // Likewise a sub-ID the redirect would not have accepted.
+    let sub = |v: Option<String>| v.filter(|v| refport_core::click::is_sub_id(v));
+    let (sub1, sub2, sub3) = (sub(c.sub1), sub(c.sub2), sub(c.sub3));
+    Some(NewClick { country, sub1, sub2, sub3, ..c })
 }
 
 pub async fn consume(state: &AppState, batch: &MessageBatch<serde_json::Value>, _now: i64) -> ApiResult<()> {

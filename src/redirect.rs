@@ -14,7 +14,7 @@ use crate::metrics::{self, Counter};
 use crate::state::{self, now_ms, random, AppState};
 use crate::store::clicks::{self, NewClick};
 use crate::store::link_cache::{self, CachedLink, Lookup};
-use refport_core::click::{attribution_cookie, classify, country, has_ad_click_id, referrer_host, Visit};
+use refport_core::click::{attribution_cookie, classify, country, has_ad_click_id, referrer_host, sub_ids, Visit};
 use refport_core::click_id::{self, ClickFlags};
 use refport_core::crypto::hmac_sha256_hex;
 use refport_core::ids;
@@ -94,6 +94,9 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         },
     };
 
+    // The partner's sub-IDs (`sub1`..`sub3`): forwarded and stored; the click URL's other
+    // parameters are neither.
+    let subs = query.map(sub_ids).unwrap_or_default();
     let ua = headers.get("user-agent")?;
     let out = Headers::new();
     out.set("cache-control", "private, no-store")?;
@@ -104,8 +107,8 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         verified_bot: bot::verified_bot(&req),
     };
     if classify(visit, bot::on_bot_list).is_err() || !link.attributable {
-        // Redirected, not counted, no cookie.
-        out.set("location", &link.url)?;
+        // Redirected (with its sub-IDs), not counted, no cookie.
+        out.set("location", &redirect_location(&link.url, None, &subs))?;
         return Ok(Response::empty()?.with_status(302).with_headers(out));
     }
 
@@ -133,10 +136,11 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         // no click id (and no cookie) from a failed random source.
         None => ids::new_id(ids::CLICK, now, random::<10>()?),
     };
-    out.set("location", &redirect_location(&link.url, &click_id))?;
+    out.set("location", &redirect_location(&link.url, Some(&click_id), &subs))?;
     out.set("set-cookie", &attribution_cookie(&click_id, link.window_days, link.cookie_domain.as_deref()))?;
 
     let cf_country = req.cf().and_then(|cf| cf.country()).or(headers.get("cf-ipcountry")?);
+    let [sub1, sub2, sub3] = subs;
     let mut click = NewClick {
         id: click_id,
         program_id: link.program_id,
@@ -147,6 +151,9 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         referrer_host: referrer,
         ip_hash: None,
         ua_hash: None,
+        sub1,
+        sub2,
+        sub3,
     };
     if let Some(dataset) = state::analytics(&env) {
         // Not awaited and never blocking: a failed data point costs the merchant a dashboard

@@ -353,6 +353,11 @@ impl Stripe {
         self.call(Method::Get, path, params, None).await
     }
 
+    /// A promotion code (`GET /v1/promotion_codes/{id}`): its customer-facing `code`.
+    pub async fn promotion_code(&self, id: &str) -> Result<serde_json::Value, Refused> {
+        self.get_value(&format!("/v1/promotion_codes/{id}"), &[]).await
+    }
+
     /// An invoice as Stripe has it now (`GET /v1/invoices/{id}`).
     pub async fn invoice(&self, id: &str) -> Result<serde_json::Value, Refused> {
         self.get_value(&format!("/v1/invoices/{id}"), &[]).await

@@ -304,9 +304,24 @@ def test_success_and_error_answers_match_the_document(worker, stripe_server):
         c.check("PATCH", V + "/links/{link_id}", worker.patch(f"{V}/links/{spare['id']}", {
             "url": f"https://{tag}.test/other?x=1"}), 200)
         c.check("DELETE", V + "/links/{link_id}", worker.delete(f"{V}/links/{spare['id']}"), 200)
+        cp = c.check("POST", V + "/partners/{partner_id}/coupons", worker.post(f"{V}/partners/{pn['id']}/coupons", {
+            "code": f"Jane{tag}"}), 201)
+        c.check("POST", V + "/partners/{partner_id}/coupons", worker.post(f"{V}/partners/{pn['id']}/coupons", {
+            "code": f"JANE{tag}"}), 409)
+        c.check("POST", V + "/partners/{partner_id}/coupons", worker.post(f"{V}/partners/{pn['id']}/coupons", {
+            "code": "no"}), 422)
+        c.check("GET", V + "/partners/{partner_id}/coupons", worker.get(f"{V}/partners/{pn['id']}/coupons?limit=5"), 200)
+        by_code = c.check("POST", V + "/track/sale", worker.post(V + "/track/sale", {
+            "customer_external_id": f"coupon-{tag}", "amount": 1000, "currency": "usd", "invoice_id": f"in-{tag}-c",
+            "coupon_code": f"jane{tag}", "program_id": pid}), 200)
+        assert by_code["event"]["coupon_id"] == cp["id"] and by_code["commission"]["partner_id"] == pn["id"], by_code
+        unknown = c.check("POST", V + "/track/lead", worker.post(V + "/track/lead", {
+            "click_id": "", "customer_external_id": f"nocode-{tag}", "coupon_code": "NOSUCHCODE", "program_id": pid}), 200)
+        assert unknown["reason"] == "coupon_not_found", unknown
+        c.check("DELETE", V + "/coupons/{coupon_id}", worker.delete(f"{V}/coupons/{cp['id']}"), 200)
 
         # -- a real click, then conversions
-        click = worker.click_id(ln)
+        click = worker.click_id(ln, query="?sub1=spring&sub2=bio&sub3=a%20b")
         assert worker.wait_count("SELECT COUNT(*) FROM clicks WHERE id=?", click, expect=1) == 1
         c.check("GET", V + "/clicks", worker.get(f"{V}/clicks?link_id={ln['id']}&partner_id={pn['id']}&program_id={pid}"), 200)
         lead = c.check("POST", V + "/track/lead", worker.post(V + "/track/lead", {
@@ -350,10 +365,17 @@ def test_success_and_error_answers_match_the_document(worker, stripe_server):
         c.check("POST", V + "/commissions", worker.post(V + "/commissions", {
             "partner_id": pn["id"], "amount": 0, "description": "x"}), 422)
         c.check("GET", V + "/partners/{partner_id}/stats", worker.get(f"{V}/partners/{pn['id']}/stats"), 200)
+        for sub in ("sub1", "sub2", "sub3"):  # the click above carried all three
+            by_sub = c.check("GET", V + "/partners/{partner_id}/stats",
+                             worker.get(f"{V}/partners/{pn['id']}/stats?group_by={sub}&limit=5"), 200)
+            assert by_sub["group_by"] == sub and any(r[sub] for r in by_sub["data"]), by_sub
+        c.check("GET", V + "/partners/{partner_id}/stats", worker.get(f"{V}/partners/{pn['id']}/stats?group_by=day"), 400)
         c.check("POST", V + "/partners/{partner_id}/approve_payout_account",
                 worker.post(f"{V}/partners/{pn['id']}/approve_payout_account"), 200)
         c.check("GET", V + "/commissions", worker.get(f"{V}/commissions?program_id={pid}&held=true"), 200)
         c.check("GET", V + "/programs/{program_id}/stats", worker.get(f"{V}/programs/{pid}/stats?group_by=partner"), 200)
+        for by in ("day", "link", "sub1", "sub2", "sub3"):
+            c.check("GET", V + "/programs/{program_id}/stats", worker.get(f"{V}/programs/{pid}/stats?group_by={by}"), 200)
         c.check("GET", V + "/programs/{program_id}/stats", worker.get(f"{V}/programs/{pid}/stats?from=2026-13-01"), 400)
         c.check("GET", V + "/metrics", worker.get(f"{V}/metrics"), 200)
 
@@ -407,6 +429,7 @@ def test_success_and_error_answers_match_the_document(worker, stripe_server):
         c.check("GET", V + "/portal/me", worker.get(V + "/portal/me", key=None, headers=portal), 200)
         stats = c.check("GET", V + "/portal/stats", worker.get(V + "/portal/stats?days=90", key=None, headers=portal), 200)
         assert len(stats["data"]) == 90
+        assert stats["sub_ids"] == [{"sub1": "spring", "sub2": "bio", "sub3": "a b", "clicks": 1, "leads": 1, "sales": 2}], stats["sub_ids"]
         c.check("GET", V + "/portal/commissions", worker.get(V + "/portal/commissions?limit=2", key=None, headers=portal), 200)
         c.check("GET", V + "/portal/payouts", worker.get(V + "/portal/payouts", key=None, headers=portal), 200)
         c.check("POST", V + "/portal/onboard", worker.request("POST", V + "/portal/onboard", key=None, headers=portal), 200)

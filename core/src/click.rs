@@ -63,6 +63,67 @@ pub fn has_ad_click_id(query: &str) -> bool {
     })
 }
 
+/// The sub-ID query parameters a partner may tag a branded link's click with
+/// (`https://go.acme.com/jane?sub1=tiktok&sub2=bio`): stored on the click, forwarded to the
+/// destination under the same names, and what stats can be grouped by. Other parameters of the
+/// click URL are neither stored nor forwarded.
+pub const SUB_ID_PARAMS: [&str; 3] = ["sub1", "sub2", "sub3"];
+
+/// The longest sub-ID, in characters (Unicode scalar values) after decoding.
+pub const MAX_SUB_ID_CHARS: usize = 64;
+
+/// A click's sub-IDs: `sub1`, `sub2`, `sub3`, each absent or valid ([`is_sub_id`]).
+pub type SubIds = [Option<String>; 3];
+
+/// The sub-IDs of a request's query string (without or with its leading `?`). Names are
+/// case-sensitive and exact; the first occurrence of a name is the one read. A value is
+/// form-decoded (`%XX` escapes, `+` as a space) and trimmed; it is kept only if it is then a
+/// valid sub-ID ([`is_sub_id`]): an invalid one (empty, too long, not UTF-8, a control or
+/// invisible character) is ignored, neither stored nor forwarded.
+pub fn sub_ids(query: &str) -> SubIds {
+    let mut out: SubIds = [None, None, None];
+    let query = query.strip_prefix('?').unwrap_or(query);
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    let mut seen = [false; 3];
+    for pair in query.split('&') {
+        let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
+        let Some(i) = SUB_ID_PARAMS.iter().position(|p| *p == name) else { continue };
+        if seen[i] {
+            continue;
+        }
+        seen[i] = true;
+        out[i] = decode_sub_id(raw);
+    }
+    out
+}
+
+/// A form-encoded value, decoded, trimmed and checked: `None` unless it is a valid sub-ID.
+fn decode_sub_id(raw: &str) -> Option<String> {
+    if raw.len() > MAX_SUB_ID_CHARS * 12 {
+        return None; // longer than 64 characters however they are escaped
+    }
+    let spaced = raw.replace('+', " ");
+    let decoded = percent_encoding::percent_decode_str(&spaced).decode_utf8().ok()?;
+    let v = decoded.trim();
+    is_sub_id(v).then(|| v.to_string())
+}
+
+/// Whether `v` is a valid sub-ID: 1 to [`MAX_SUB_ID_CHARS`] printable characters. Any Unicode
+/// letter, digit, mark, punctuation, symbol or space is printable (a campaign name may be
+/// `été-2026` or `日本`); control characters (C0, DEL, C1) and the invisible format characters
+/// that can disguise a value (zero-width, bidirectional overrides, the BOM) are not. A value
+/// is stored as given, without surrounding whitespace (a value that is only whitespace is empty).
+pub fn is_sub_id(v: &str) -> bool {
+    let n = v.chars().count();
+    (1..=MAX_SUB_ID_CHARS).contains(&n)
+        && v.trim().len() == v.len()
+        && !v.chars().any(|c| {
+            c.is_control()
+                || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+                    | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+        })
+}
+
 /// Days a raw click row is kept past the longest attribution window in use: room for late
 /// leads (clock skew, a queue backlog), listing and support questions.
 pub const RETENTION_MARGIN_DAYS: u32 = 30;
@@ -181,5 +242,48 @@ mod tests {
         assert!(!has_ad_click_id("a=1#gclid=x"), "a fragment is not the query");
         assert!(has_ad_click_id("gclid=a=b"));
         assert!(has_ad_click_id("&&gclid=x&"));
+    }
+
+    #[test]
+    fn sub_id_params() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(sub_ids("sub1=tiktok&sub2=bio&sub3=42"), [s("tiktok"), s("bio"), s("42")]);
+        assert_eq!(sub_ids("?utm_source=x&sub2=a%20b&gclid=1"), [None, s("a b"), None]);
+        assert_eq!(sub_ids("sub1=a+b%2Bc"), [s("a b+c"), None, None], "form-decoded: + is a space");
+        assert_eq!(sub_ids("sub1=%C3%A9t%C3%A9"), [s("été"), None, None], "UTF-8, non-ASCII printable");
+        assert_eq!(sub_ids("sub1=%20%20x%20"), [s("x"), None, None], "trimmed");
+        assert_eq!(sub_ids("sub1=first&sub1=second"), [s("first"), None, None], "the first occurrence");
+        assert_eq!(sub_ids("sub1=&sub1=second"), [None, None, None], "the first occurrence, even invalid");
+        assert_eq!(sub_ids("SUB1=x&sub4=y&sub=z&xsub1=w"), [None, None, None], "exact names only");
+        assert_eq!(sub_ids("a=1#sub1=x"), [None, None, None], "a fragment is not the query");
+        assert_eq!(sub_ids(""), [None, None, None]);
+        // invalid: ignored
+        for bad in [
+            "sub1",
+            "sub1=",
+            "sub1=%20%20",
+            "sub1=+",
+            "sub1=a%00b",
+            "sub1=a%0Ab",
+            "sub1=%7F",
+            "sub1=a%C2%85b",
+            "sub1=%FF",
+            "sub1=%E2%80%8Bx",
+            "sub1=a%E2%80%AEb",
+            "sub1=%EF%BB%BFx",
+        ] {
+            assert_eq!(sub_ids(bad), [None, None, None], "{bad}");
+        }
+        let max = "a".repeat(64);
+        assert_eq!(sub_ids(&format!("sub3={max}")), [None, None, Some(max.clone())]);
+        assert_eq!(sub_ids(&format!("sub3={max}a")), [None, None, None], "65 characters");
+        let wide = "日".repeat(64);
+        let escaped: String =
+            percent_encoding::utf8_percent_encode(&wide, percent_encoding::NON_ALPHANUMERIC).to_string();
+        assert_eq!(sub_ids(&format!("sub1={escaped}")), [Some(wide.clone()), None, None], "64 characters, 192 bytes");
+        assert_eq!(sub_ids(&format!("sub1={escaped}%E6%97%A5")), [None, None, None]);
+        assert!(is_sub_id("Black Friday / 50% off!"));
+        assert!(!is_sub_id(" x"), "stored trimmed");
+        assert!(!is_sub_id(""));
     }
 }

@@ -90,10 +90,13 @@ pub enum AttributionOutcome {
     CurrencyNotSettled,
     /// Sale: the customer has earned its partner the sale reward's cap (amount or sales).
     CapReached,
+    /// The conversion's `coupon_code` names no live coupon of the program, and nothing else
+    /// attributes it.
+    CouponNotFound,
 }
 
 impl AttributionOutcome {
-    pub const ALL: [AttributionOutcome; 10] = [
+    pub const ALL: [AttributionOutcome; 11] = [
         AttributionOutcome::Attributed,
         AttributionOutcome::NoAttribution,
         AttributionOutcome::PartnerBanned,
@@ -104,6 +107,7 @@ impl AttributionOutcome {
         AttributionOutcome::ClickOtherProgram,
         AttributionOutcome::CurrencyNotSettled,
         AttributionOutcome::CapReached,
+        AttributionOutcome::CouponNotFound,
     ];
 
     /// The stored value.
@@ -119,6 +123,7 @@ impl AttributionOutcome {
             AttributionOutcome::ClickOtherProgram => attribution::Reason::ClickOtherProgram.as_str(),
             AttributionOutcome::CurrencyNotSettled => "currency_not_settled",
             AttributionOutcome::CapReached => "cap_reached",
+            AttributionOutcome::CouponNotFound => "coupon_not_found",
         }
     }
 
@@ -167,6 +172,7 @@ pub struct LeadInput {
     pub customer_name: Option<String>,
     pub event_name: Option<String>,
     pub program_id: Option<String>,
+    pub coupon_code: Option<String>,
 }
 
 /// `POST /api/v1/track/sale` body.
@@ -183,6 +189,7 @@ pub struct SaleInput {
     pub program_id: Option<String>,
     /// The product sold (what reward modifiers on `product_id` compare).
     pub product_id: Option<String>,
+    pub coupon_code: Option<String>,
 }
 
 /// `POST /api/v1/track/refund` body.
@@ -207,6 +214,8 @@ pub struct LeadRequest {
     pub click_id: Option<String>,
     /// As sent: the shell resolves it (a malformed or foreign program id is a 404).
     pub program_id: Option<String>,
+    /// The coupon code as recorded ([`crate::coupon::sent`]): never an error.
+    pub coupon_code: Option<String>,
 }
 
 /// A validated sale.
@@ -224,6 +233,8 @@ pub struct SaleRequest {
     pub metadata: Option<String>,
     pub program_id: Option<String>,
     pub product_id: Option<String>,
+    /// The coupon code as recorded ([`crate::coupon::sent`]): never an error.
+    pub coupon_code: Option<String>,
 }
 
 /// A validated refund.
@@ -272,6 +283,7 @@ pub fn parse_lead(input: LeadInput) -> Result<LeadRequest, Invalid> {
         customer_name,
         click_id,
         program_id: input.program_id,
+        coupon_code: crate::coupon::sent(input.coupon_code),
     })
 }
 
@@ -318,6 +330,7 @@ pub fn parse_sale(input: SaleInput) -> Result<SaleRequest, Invalid> {
         metadata,
         program_id: input.program_id,
         product_id: optional_text("product_id", input.product_id)?,
+        coupon_code: crate::coupon::sent(input.coupon_code),
     })
 }
 
@@ -985,6 +998,7 @@ mod tests {
             customer_name: None,
             click_id: Some(CLICK.into()),
             program_id: None,
+            coupon_code: None,
         }
     }
 
@@ -1009,6 +1023,7 @@ mod tests {
             metadata: None,
             program_id: None,
             product_id: None,
+            coupon_code: None,
         }
     }
 
@@ -1057,6 +1072,7 @@ mod tests {
             "click_other_program",
             "currency_not_settled",
             "cap_reached",
+            "coupon_not_found",
         ];
         assert_eq!(AttributionOutcome::ALL.map(AttributionOutcome::as_str), stored);
         for a in AttributionOutcome::ALL {
@@ -1110,6 +1126,7 @@ mod tests {
             customer_name: None,
             event_name: None,
             program_id: None,
+            coupon_code: None,
         }
     }
 
@@ -1124,6 +1141,7 @@ mod tests {
             payout_amount: None,
             program_id: None,
             product_id: None,
+            coupon_code: None,
         }
     }
 

@@ -19,6 +19,7 @@ pub const EVENT: &str = "evt";
 pub const REFUND: &str = "rf";
 pub const WEBHOOK: &str = "we";
 pub const GROUP: &str = "grp";
+pub const COUPON: &str = "cpn";
 
 /// A new id: `prefix_` + 10 time chars + 16 random chars.
 pub fn new_id(prefix: &str, now_ms: i64, random: [u8; 10]) -> String {

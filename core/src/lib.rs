@@ -14,12 +14,14 @@
 //! - program / link / partner input: [`program`], [`link`], [`partner`]
 //! - parsing http(s) URLs:           [`weburl`]
 //! - what a Stripe event tracks:     [`stripe_tracking`]
+//! - coupon codes and what they attribute: [`coupon`]
 
 pub mod attribution;
 pub mod click;
 pub mod click_id;
 pub mod commission;
 pub mod conversion;
+pub mod coupon;
 pub mod crypto;
 pub mod error;
 pub mod fraud;

@@ -1,8 +1,10 @@
 //! Links: `{domain}/{key}` -> destination. Key rules, destination rules (never an open
 //! redirect), and the redirect target with `refport_id` appended.
 
+use crate::click::{SubIds, SUB_ID_PARAMS};
 use crate::error::Invalid;
 use crate::weburl::{HttpUrl, ParseError};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// Paths the Worker serves itself on every host: a link key may never shadow them.
 pub const RESERVED_KEYS: &[&str] = &[
@@ -95,24 +97,35 @@ pub fn parse_destination(s: &str, allowed_hosts: &[String]) -> Result<HttpUrl, I
     Ok(u)
 }
 
-/// The redirect target: the destination with `refport_id={click_id}` in its query (replacing
-/// any `refport_id` already there), other parameters and the fragment preserved as they were.
-pub fn redirect_location(destination: &str, click_id: &str) -> String {
+/// The redirect target: the destination with the click's sub-IDs (`sub1`..`sub3`, those it
+/// carries) and `refport_id={click_id}` (when there is one) in its query, each replacing a
+/// parameter of that name already there; other parameters and the fragment preserved as they
+/// were. Without either, the destination as stored.
+pub fn redirect_location(destination: &str, click_id: Option<&str>, subs: &SubIds) -> String {
+    let mut add: Vec<(&str, String)> = Vec::new();
+    for (name, v) in SUB_ID_PARAMS.iter().zip(subs) {
+        if let Some(v) = v {
+            add.push((name, utf8_percent_encode(v, QUERY_VALUE).to_string()));
+        }
+    }
+    if let Some(id) = click_id {
+        add.push(("refport_id", id.to_string()));
+    }
+    if add.is_empty() {
+        return destination.to_string();
+    }
     let Ok(u) = HttpUrl::parse(destination) else {
         return destination.to_string();
     };
-    let kept: Option<String> = u.query().map(|q| {
-        q.split('&')
-            .filter(|p| !p.is_empty() && *p != "refport_id" && !p.starts_with("refport_id="))
-            .collect::<Vec<_>>()
-            .join("&")
-    });
-    let param = format!("refport_id={click_id}");
-    match kept {
-        Some(q) if !q.is_empty() => u.with_query(&format!("{q}&{param}")),
-        _ => u.with_query(&param),
-    }
+    let replaced = |p: &str| add.iter().any(|(n, _)| p.split_once('=').map_or(p, |(k, _)| k) == *n);
+    let mut q: Vec<String> =
+        u.query().unwrap_or("").split('&').filter(|p| !p.is_empty() && !replaced(p)).map(str::to_string).collect();
+    q.extend(add.iter().map(|(n, v)| format!("{n}={v}")));
+    u.with_query(&q.join("&"))
 }
+
+/// What a sub-ID's value is escaped with in a query: everything but RFC 3986's unreserved.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// `https://{domain}/{key}`
 pub fn short_url(domain: &str, key: &str) -> String {
@@ -182,15 +195,38 @@ mod tests {
 
     #[test]
     fn location_keeps_query_and_fragment() {
-        assert_eq!(redirect_location("https://acme.com/p", "clk_1"), "https://acme.com/p?refport_id=clk_1");
+        let none: SubIds = [None, None, None];
+        let loc = |d: &str, id: &str| redirect_location(d, Some(id), &none);
+        assert_eq!(loc("https://acme.com/p", "clk_1"), "https://acme.com/p?refport_id=clk_1");
         assert_eq!(
-            redirect_location("https://acme.com/p?a=1&b=x%20y#frag", "clk_1"),
+            loc("https://acme.com/p?a=1&b=x%20y#frag", "clk_1"),
             "https://acme.com/p?a=1&b=x%20y&refport_id=clk_1#frag"
         );
+        assert_eq!(loc("https://acme.com/?refport_id=old&a=1", "clk_2"), "https://acme.com/?a=1&refport_id=clk_2");
+        assert_eq!(loc("https://acme.com/?", "clk_3"), "https://acme.com/?refport_id=clk_3");
+        assert_eq!(loc("https://acme.com/?refport_idx=1", "clk_4"), "https://acme.com/?refport_idx=1&refport_id=clk_4");
+    }
+
+    #[test]
+    fn location_forwards_sub_ids() {
+        let subs: SubIds = [Some("tiktok".into()), None, Some("a b/é&=?#".into())];
         assert_eq!(
-            redirect_location("https://acme.com/?refport_id=old&a=1", "clk_2"),
-            "https://acme.com/?a=1&refport_id=clk_2"
+            redirect_location("https://acme.com/p?sub1=merchant&sub2=kept&a=1#f", Some("clk_1"), &subs),
+            "https://acme.com/p?sub2=kept&a=1&sub1=tiktok&sub3=a%20b%2F%C3%A9%26%3D%3F%23&refport_id=clk_1#f"
         );
-        assert_eq!(redirect_location("https://acme.com/?", "clk_3"), "https://acme.com/?refport_id=clk_3");
+        // Not a click (a bot): the sub-IDs without a click id; nothing to add: the destination as stored.
+        assert_eq!(
+            redirect_location("https://acme.com/p", None, &[None, Some("x-1_2.~".into()), None]),
+            "https://acme.com/p?sub2=x-1_2.~"
+        );
+        assert_eq!(
+            redirect_location("https://acme.com/p?sub1=m", None, &[None, None, None]),
+            "https://acme.com/p?sub1=m"
+        );
+        // What the redirect forwards is what it reads back.
+        let back = crate::click::sub_ids(
+            redirect_location("https://acme.com/", None, &subs).split_once('?').map(|(_, q)| q).unwrap_or(""),
+        );
+        assert_eq!(back, subs);
     }
 }

@@ -108,6 +108,9 @@ pub struct Checkout {
     pub payment_intent: Option<String>,
     /// Subscription mode: the first invoice.
     pub invoice: Option<String>,
+    /// The promotion code applied (`discounts[].promotion_code`): its id, and its customer-facing
+    /// code when the session carries it expanded (else the shell reads it from Stripe).
+    pub promotion_code: Option<(String, Option<String>)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,7 +235,14 @@ pub fn checkout(o: &Value) -> Result<Checkout, Skip> {
         currency: text(&o["currency"]),
         payment_intent: id_of(&o["payment_intent"]),
         invoice: id_of(&o["invoice"]),
+        promotion_code: promotion_code(o),
     })
+}
+
+/// The first promotion code of a session's `discounts` (an id, or the expanded object).
+fn promotion_code(o: &Value) -> Option<(String, Option<String>)> {
+    let discounts = o["discounts"].as_array()?;
+    discounts.iter().map(|d| &d["promotion_code"]).find_map(|p| Some((id_of(p)?, text(&p["code"]))))
 }
 
 /// An Invoice object (an `invoice.paid` event's, or one read from the API).
@@ -317,6 +327,7 @@ pub fn lead_input(click_id: &str, external_id: &str, email: Option<&str>, name: 
         customer_name: name.map(str::to_string),
         event_name: Some(LEAD_EVENT.into()),
         program_id: None,
+        coupon_code: None,
     }
 }
 
@@ -332,6 +343,8 @@ pub struct StripeSale<'a> {
     pub event_name: &'a str,
     /// Stripe ids kept with the sale (`metadata`), e.g. `stripe_checkout_session`.
     pub stripe_ids: &'a [(&'a str, &'a str)],
+    /// The promotion code the buyer applied: a Refport coupon code attributes the sale.
+    pub coupon_code: Option<&'a str>,
 }
 
 pub fn sale_input(s: &StripeSale<'_>) -> SaleInput {
@@ -349,6 +362,7 @@ pub fn sale_input(s: &StripeSale<'_>) -> SaleInput {
         payout_amount: s.payout_amount,
         program_id: None,
         product_id: None,
+        coupon_code: s.coupon_code.map(str::to_string),
     }
 }
 
@@ -411,6 +425,19 @@ mod tests {
         s["mode"] = json!("nope");
         assert_eq!(checkout(&s), Err(Skip::Malformed));
         assert_eq!(checkout(&json!({"id": "x"})), Err(Skip::Malformed));
+    }
+
+    #[test]
+    fn promotion_codes_as_ids_or_expanded() {
+        let mut s = session();
+        assert_eq!(checkout(&s).unwrap().promotion_code, None);
+        s["discounts"] =
+            json!([{"coupon": "co_1", "promotion_code": null}, {"coupon": null, "promotion_code": "promo_1"}]);
+        assert_eq!(checkout(&s).unwrap().promotion_code, Some(("promo_1".into(), None)));
+        s["discounts"] = json!([{"coupon": null, "promotion_code": {"id": "promo_2", "object": "promotion_code", "code": "JANE20"}}]);
+        assert_eq!(checkout(&s).unwrap().promotion_code, Some(("promo_2".into(), Some("JANE20".into()))));
+        s["discounts"] = json!(null);
+        assert_eq!(checkout(&s).unwrap().promotion_code, None);
     }
 
     #[test]

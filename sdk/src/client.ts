@@ -19,6 +19,15 @@ import type {
   ApiKeyRevoked,
   LeadResult,
   LinkDeleted,
+  CommissionCreate,
+  Group,
+  GroupCreate,
+  GroupDeleted,
+  GroupList,
+  GroupUpdate,
+  Coupon,
+  CouponCreate,
+  CouponDeleted,
   PartnerCreated,
   SaleResult,
   WebhookEndpointCreated,
@@ -180,7 +189,51 @@ export class Links extends Resource {
   }
 }
 
+export class Coupons extends Resource {
+  /** A coupon code for the partner: conversions whose `coupon_code` names it (in any case) are
+   * attributed to the partner. A code taken in the program is a 409. */
+  create(partnerId: string, input: CouponCreate, options?: RequestOptions): Promise<Coupon> {
+    return this._post(`/api/v1/partners/${seg(partnerId)}/coupons`, input, false, options);
+  }
+  delete(id: string, options?: RequestOptions): Promise<CouponDeleted> {
+    return this._del(`/api/v1/coupons/${seg(id)}`, { id, deleted: true }, options);
+  }
+  list(partnerId: string, params: ListParams = {}, options?: RequestOptions): Promise<Page<Coupon>> {
+    return this._get(`/api/v1/partners/${seg(partnerId)}/coupons`, { ...params }, options);
+  }
+  listAll(partnerId: string, params: Omit<ListParams, "cursor"> = {}): AsyncGenerator<Coupon> {
+    return paginate((cursor) => this.list(partnerId, { ...params, cursor }));
+  }
+}
+
+export class Groups extends Resource {
+  /** A partner group: terms (rewards, min payout, hold days) between the program's and a
+   * partner's own override. A name taken in the program (any case) is a 409. */
+  create(programId: string, input: GroupCreate, options?: RequestOptions): Promise<Group> {
+    return this._post(`/api/v1/programs/${seg(programId)}/groups`, input, false, options);
+  }
+  get(id: string, options?: RequestOptions): Promise<Group> {
+    return this._get(`/api/v1/groups/${seg(id)}`, undefined, options);
+  }
+  update(id: string, patch: GroupUpdate, options?: RequestOptions): Promise<Group> {
+    return this._patch(`/api/v1/groups/${seg(id)}`, patch, options);
+  }
+  /** A group with partners is a 409 `group_in_use`. */
+  delete(id: string, options?: RequestOptions): Promise<GroupDeleted> {
+    return this._del(`/api/v1/groups/${seg(id)}`, { id, deleted: true }, options);
+  }
+  /** The program's groups, by name. */
+  async list(programId: string, options?: RequestOptions): Promise<Group[]> {
+    return (await this._get<GroupList>(`/api/v1/programs/${seg(programId)}/groups`, undefined, options)).data;
+  }
+}
+
 export class Commissions extends Resource {
+  /** A manual commission (`kind: "bonus"`), paid with the partner's next payout. Retried under one
+   * `Idempotency-Key`: a retry answers the bonus the first attempt created. */
+  create(input: CommissionCreate, options?: RequestOptions): Promise<Commission> {
+    return this._post("/api/v1/commissions", input, true, options);
+  }
   list(params: CommissionListParams = {}, options?: RequestOptions): Promise<Page<Commission>> {
     return this._get("/api/v1/commissions", { ...params }, options);
   }
@@ -263,6 +316,8 @@ export class Refport {
   readonly programs: Programs;
   readonly partners: Partners;
   readonly links: Links;
+  readonly coupons: Coupons;
+  readonly groups: Groups;
   readonly commissions: Commissions;
   readonly payouts: Payouts;
   readonly clicks: Clicks;
@@ -279,6 +334,8 @@ export class Refport {
     this.programs = new Programs(t);
     this.partners = new Partners(t);
     this.links = new Links(t);
+    this.coupons = new Coupons(t);
+    this.groups = new Groups(t);
     this.commissions = new Commissions(t);
     this.payouts = new Payouts(t);
     this.clicks = new Clicks(t);

@@ -1,4 +1,4 @@
-export { Refport, Track, Programs, Partners, Links, Commissions, Payouts, Clicks, EmbedTokens, Webhooks, ApiKeys } from "./client.js";
+export { Refport, Track, Programs, Partners, Links, Coupons, Commissions, Payouts, Clicks, EmbedTokens, Webhooks, ApiKeys } from "./client.js";
 export { Transport, newIdempotencyKey } from "./http.js";
 export type { ClientOptions, RequestOptions, RetryOptions, FetchLike } from "./http.js";
 export {

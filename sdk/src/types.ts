@@ -27,10 +27,21 @@ export type Link = S["Link"];
 export type LinkCreate = S["LinkCreate"];
 export type LinkUpdate = S["LinkPatch"];
 export type LinkDeleted = S["LinkDeleted"];
+export type Coupon = S["Coupon"];
+export type CouponCreate = S["CouponCreate"];
+export type CouponDeleted = S["CouponDeleted"];
 
 export type Click = S["Click"];
 
 export type Commission = S["Commission"];
+export type CommissionCreate = S["CommissionCreate"];
+export type Group = S["Group"];
+export type GroupCreate = S["GroupCreate"];
+export type GroupUpdate = S["GroupPatch"];
+export type GroupList = S["GroupList"];
+export type GroupDeleted = S["GroupDeleted"];
+export type RewardModifier = S["RewardModifier"];
+export type RewardCondition = S["RewardCondition"];
 export type CommissionStatus = Commission["status"];
 
 export type Payout = S["Payout"];

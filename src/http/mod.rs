@@ -4,6 +4,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod clicks;
 pub mod commissions;
+pub mod coupons;
 pub mod error;
 pub mod groups;
 pub mod invites;
@@ -233,6 +234,9 @@ enum Endpoint {
     GetLink,
     PatchLink,
     DeleteLink,
+    CreateCoupon,
+    ListCoupons,
+    DeleteCoupon,
     ListClicks,
     TrackLead,
     TrackSale,
@@ -315,7 +319,7 @@ const ROUTES: &[Route] = {
         r("GET", "programs/{id}/partners", Key, PAGE, ListPartners),
         r("GET", "partners/{id}", Key, &[], GetPartner),
         r("PATCH", "partners/{id}", Key, &[], PatchPartner),
-        r("GET", "partners/{id}/stats", Key, &[], PartnerStats),
+        r("GET", "partners/{id}/stats", Key, &["group_by", "from", "to", "limit"], PartnerStats),
         r("POST", "partners/{id}/approve_payout_account", Key, &[], ApprovePayoutAccount),
         r("POST", "partners/{id}/links", Key, &[], CreateLink),
         r("GET", "partners/{id}/links", Key, PAGE, ListLinks),
@@ -323,6 +327,9 @@ const ROUTES: &[Route] = {
         r("GET", "links/{id}", Key, &[], GetLink),
         r("PATCH", "links/{id}", Key, &[], PatchLink),
         r("DELETE", "links/{id}", Key, &[], DeleteLink),
+        r("POST", "partners/{id}/coupons", Key, &[], CreateCoupon),
+        r("GET", "partners/{id}/coupons", Key, PAGE, ListCoupons),
+        r("DELETE", "coupons/{id}", Key, &[], DeleteCoupon),
         r("GET", "clicks", Key, &["limit", "cursor", "link_id", "partner_id", "program_id"], ListClicks),
         r("POST", "track/lead", Key, &[], TrackLead),
         r("POST", "track/sale", Key, &[], TrackSale),
@@ -495,6 +502,9 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         GetLink => links::get(&c, id).await,
         PatchLink => links::patch(&mut req, &c, id).await,
         DeleteLink => links::delete(&c, id).await,
+        CreateCoupon => coupons::create(&mut req, &c, id).await,
+        ListCoupons => coupons::list(&c, id).await,
+        DeleteCoupon => coupons::delete(&c, id).await,
         ListClicks => clicks::list(&c).await,
         TrackLead => track::lead(&mut req, &c).await,
         TrackSale => track::sale(&mut req, &c).await,

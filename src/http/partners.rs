@@ -114,7 +114,7 @@ pub async fn stats(c: &Call, id: &str) -> ApiResult<Response> {
     let t = stats::partner_totals(db, &p.program_id, &p.id).await?;
     let currency = program.settings.payout_currency.code().to_string();
     let main = t.in_currency(&currency);
-    ok(&serde_json::json!({
+    let mut out = serde_json::json!({
         "partner_id": p.id,
         "clicks": t.clicks,
         "leads": t.leads,
@@ -123,5 +123,17 @@ pub async fn stats(c: &Call, id: &str) -> ApiResult<Response> {
         "currency": currency,
         "earnings": main.earnings,
         "amounts": t.amounts,
-    }))
+    });
+    // `group_by=sub1|sub2|sub3` (with `from`, `to`, `limit`): the partner's stats by sub-ID too.
+    if let Some(g) = c.query.get("group_by") {
+        let by = match stats::GroupBy::parse(g) {
+            Some(by @ stats::GroupBy::Sub(_)) => by,
+            _ => return Err(ApiError::bad_request("invalid_query", "group_by must be sub1, sub2 or sub3")),
+        };
+        let grouped = programs::grouped(c, &p.program_id, Some(&p.id), by).await?;
+        if let (Some(o), serde_json::Value::Object(g)) = (out.as_object_mut(), grouped) {
+            o.extend(g);
+        }
+    }
+    ok(&out)
 }

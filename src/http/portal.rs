@@ -236,7 +236,8 @@ pub async fn stats(p: &Portal) -> ApiResult<Response> {
             })
         })
         .collect();
-    ok(&json!({"days": days, "currency": p.program.settings.payout_currency, "data": data}))
+    let sub_ids = store::stats::partner_sub_ids(&p.state.db, &p.program.id, &p.partner.id, today - days + 1).await?;
+    ok(&json!({"days": days, "currency": p.program.settings.payout_currency, "data": data, "sub_ids": sub_ids}))
 }
 
 pub async fn commissions(p: &Portal) -> ApiResult<Response> {

@@ -75,26 +75,36 @@ pub async fn refresh_links(c: &Call, program_id: &str, partner_id: Option<&str>)
 const MAX_GROUPS: usize = 1000;
 const DEFAULT_GROUPS: usize = 100;
 
-/// `GET /api/v1/programs/{id}/stats?from=&to=&group_by=day|partner|link&partner_id=&limit=`:
+/// `GET /api/v1/programs/{id}/stats?from=&to=&group_by=day|partner|link|sub1|sub2|sub3&partner_id=&limit=`:
 /// clicks, leads, sales and money (per currency) over UTC days, from the daily rollups only.
-/// `day` answers every day of the range (zeros included); `partner` and `link` answer the
-/// `limit` busiest groups by clicks (then sales).
+/// `day` answers every day of the range (zeros included); the others answer the `limit`
+/// busiest groups by clicks (then sales).
 pub async fn stats(c: &Call, id: &str) -> ApiResult<Response> {
     c.who.require(Perm::Read)?;
     let program = load(c, id).await?;
-    let q = |k: &str| c.query.get(k).map(String::as_str);
-    let (from, to) = refport_core::stats::parse_range(q("from"), q("to"), c.now)
-        .map_err(|e| ApiError::bad_request("invalid_query", e.message))?;
-    let by = match q("group_by") {
+    let by = match c.query.get("group_by") {
         None => GroupBy::Day,
-        Some(s) => GroupBy::parse(s)
-            .ok_or_else(|| ApiError::bad_request("invalid_query", "group_by must be day, partner or link"))?,
+        Some(s) => GroupBy::parse(s).ok_or_else(|| {
+            ApiError::bad_request("invalid_query", "group_by must be day, partner, link, sub1, sub2 or sub3")
+        })?,
     };
-    let partner = match q("partner_id") {
+    let partner = match c.query.get("partner_id").map(String::as_str) {
         Some(p) if ids::is_valid(ids::PARTNER, p) => Some(p),
         Some(_) => return Err(ApiError::bad_request("invalid_query", "partner_id is not a partner id")),
         None => None,
     };
+    let mut out = grouped(c, &program.id, partner, by).await?;
+    out["program_id"] = json!(program.id);
+    out["partner_id"] = json!(partner);
+    ok(&out)
+}
+
+/// Stats grouped `by` over the query's `from`, `to` and `limit`: `{from, to, group_by, totals,
+/// data, has_more}` (a program's, or one partner's).
+pub async fn grouped(c: &Call, program_id: &str, partner: Option<&str>, by: GroupBy) -> ApiResult<serde_json::Value> {
+    let q = |k: &str| c.query.get(k).map(String::as_str);
+    let (from, to) = refport_core::stats::parse_range(q("from"), q("to"), c.now)
+        .map_err(|e| ApiError::bad_request("invalid_query", e.message))?;
     let limit = match q("limit") {
         None => DEFAULT_GROUPS,
         Some(s) => s
@@ -103,7 +113,7 @@ pub async fn stats(c: &Call, id: &str) -> ApiResult<Response> {
             .filter(|n| (1..=MAX_GROUPS).contains(n))
             .ok_or_else(|| ApiError::bad_request("invalid_query", format!("limit must be 1 to {MAX_GROUPS}")))?,
     };
-    let mut groups = stats::program_groups(&c.state.db, &program.id, partner, from, to, by).await?;
+    let mut groups = stats::program_groups(&c.state.db, program_id, partner, from, to, by).await?;
     let mut totals = stats::Totals::default();
     for g in &groups {
         totals.merge(&g.totals);
@@ -126,19 +136,23 @@ pub async fn stats(c: &Call, id: &str) -> ApiResult<Response> {
                 })
                 .collect()
         }
-        GroupBy::Partner | GroupBy::Link => {
+        _ => {
             groups.sort_by(|a, b| {
                 (b.totals.clicks, b.totals.sales)
                     .cmp(&(a.totals.clicks, a.totals.sales))
                     .then_with(|| a.key.as_str().unwrap_or_default().cmp(b.key.as_str().unwrap_or_default()))
             });
             has_more = groups.len() > limit;
-            let name = if by == GroupBy::Partner { "partner_id" } else { "link_id" };
+            let name = match by {
+                GroupBy::Partner => "partner_id",
+                GroupBy::Link => "link_id",
+                _ => by.name(),
+            };
             groups
                 .iter()
                 .take(limit)
                 .map(|g| {
-                    // '' in the rollups: conversions that came without a link.
+                    // '' in the rollups: conversions that came without a link, clicks without that sub-ID.
                     let key = match g.key.as_str() {
                         Some("") | None => serde_json::Value::Null,
                         Some(k) => json!(k),
@@ -148,12 +162,10 @@ pub async fn stats(c: &Call, id: &str) -> ApiResult<Response> {
                 .collect()
         }
     };
-    ok(&json!({
-        "program_id": program.id,
+    Ok(json!({
         "from": format_day(from),
         "to": format_day(to),
-        "group_by": match by { GroupBy::Day => "day", GroupBy::Partner => "partner", GroupBy::Link => "link" },
-        "partner_id": partner,
+        "group_by": by.name(),
         "totals": counts(&totals),
         "data": data,
         "has_more": has_more,

@@ -14,9 +14,10 @@ use super::track::{lead_in, refund_in, sale_in, Pricing};
 use crate::state::AppState;
 use crate::store::conversions::{self, Event, Recorded};
 use crate::store::stripe_webhooks::{self, Outcome};
-use crate::store::{clicks, programs};
+use crate::store::{clicks, coupons, programs};
 use crate::stripe::{Refused, Stripe};
-use refport_core::conversion::{self, AttributionOutcome};
+use refport_core::conversion::{self, AttributionOutcome, LeadInput};
+use refport_core::coupon::CouponCode;
 use refport_core::stripe_tracking::{
     self as st, Checkout, CheckoutMode, Invoice, Refund, RefundStatus, Skip, StripeSale, Tracked,
 };
@@ -153,7 +154,7 @@ impl Tracker<'_> {
                     name: cu.name.as_deref(),
                     stripe_customer: Some(&cu.id),
                 };
-                if let Some(recorded) = self.lead(&click, &who, &mut out).await? {
+                if let Some(recorded) = self.lead(&click, &who, None, &mut out).await? {
                     self.unreferred_invoices(&recorded, Some(&cu.id), click.created_at).await?;
                 }
                 Ok(settle(out, "lead"))
@@ -184,6 +185,7 @@ impl Tracker<'_> {
         &mut self,
         click: &clicks::ClickForLead,
         c: &Referred<'_>,
+        coupon: Option<&str>,
         out: &mut Outcome,
     ) -> ApiResult<Option<Recorded>> {
         let (db, program_id) = (&self.state.db, click.program_id.as_str());
@@ -197,7 +199,8 @@ impl Tracker<'_> {
                 None
             }
             _ => {
-                let lead = conversion::parse_lead(st::lead_input(&click.id, c.external_id, c.email, c.name))?;
+                let input = st::lead_input(&click.id, c.external_id, c.email, c.name);
+                let lead = conversion::parse_lead(LeadInput { coupon_code: coupon.map(str::to_string), ..input })?;
                 let recorded = lead_in(self.state, self.now, program_id, &lead, Some(click.clone())).await?;
                 self.deliveries += recorded.deliveries;
                 credit(out, &recorded.stored.event);
@@ -250,22 +253,26 @@ impl Tracker<'_> {
         let Some(mut external_id) = c.external_id.clone() else {
             return Ok(ignored(Skip::Malformed.as_str(), base));
         };
-        // The referral, else a customer Refport already knows (a returning customer).
+        // The promotion code applied, which may be a Refport coupon code.
+        let coupon = self.promotion_code(&c).await?;
+        // The referral, else a customer Refport already knows (a returning customer), else the
+        // program of a coupon code.
         let click = match &c.reference {
             Some(r) => self.click(r).await?,
             None => Err(Skip::NoClickId.as_str()),
         };
         let mut out = base;
         let (mut lead, mut sold) = (None, false);
+        let referred_id = external_id.clone();
+        let who = Referred {
+            external_id: &referred_id,
+            email: c.email.as_deref(),
+            name: c.name.as_deref(),
+            stripe_customer: c.stripe_customer.as_deref(),
+        };
         let program_id = match &click {
             Ok(k) => {
-                let who = Referred {
-                    external_id: &external_id,
-                    email: c.email.as_deref(),
-                    name: c.name.as_deref(),
-                    stripe_customer: c.stripe_customer.as_deref(),
-                };
-                lead = self.lead(k, &who, &mut out).await?;
+                lead = self.lead(k, &who, coupon.as_deref(), &mut out).await?;
                 k.program_id.clone()
             }
             Err(skip) => match self.known_customer(c.stripe_customer.as_deref().unwrap_or(&external_id)).await? {
@@ -273,7 +280,16 @@ impl Tracker<'_> {
                     external_id = known.external_id;
                     known.program_id
                 }
-                Err(Skip::NotReferred) => return Ok(ignored(skip, out)),
+                Err(Skip::NotReferred) => match coupon.as_deref() {
+                    Some(code) => match self.coupon_lead(code, &who, &mut out).await? {
+                        Ok((program_id, recorded)) => {
+                            lead = Some(recorded);
+                            program_id
+                        }
+                        Err(reason) => return Ok(ignored(reason, out)),
+                    },
+                    None => return Ok(ignored(skip, out)),
+                },
                 Err(other) => return Ok(ignored(other.as_str(), out)),
             },
         };
@@ -298,6 +314,7 @@ impl Tracker<'_> {
                     payout_amount: None,
                     event_name: st::CHECKOUT_SALE_EVENT,
                     stripe_ids: &ids,
+                    coupon_code: coupon.as_deref(),
                 };
                 let recorded = self.sale(&program_id, sale, Paid::By(c.payment_intent.as_deref())).await?;
                 credit(&mut out, &recorded.stored.event);
@@ -333,13 +350,59 @@ impl Tracker<'_> {
             (true, true) => "lead_and_sale",
             (_, true) => "sale",
             // A returning customer's checkout that sold nothing (unpaid, free, setup).
-            (_, false) if click.is_err() => {
+            (_, false) if click.is_err() && lead.is_none() => {
                 let reason = out.reason.unwrap_or(Skip::ZeroAmount.as_str());
                 return Ok(ignored(reason, out));
             }
             _ => "lead",
         };
         Ok(settle(out, effect))
+    }
+
+    /// The customer-facing code of a checkout's promotion code: carried expanded, else read from
+    /// Stripe (without STRIPE_SECRET_KEY: none).
+    async fn promotion_code(&self, c: &Checkout) -> ApiResult<Option<String>> {
+        let Some((id, code)) = &c.promotion_code else {
+            return Ok(None);
+        };
+        if code.is_some() {
+            return Ok(code.clone());
+        }
+        let Ok(stripe) = self.stripe() else {
+            return Ok(None);
+        };
+        let promo = stripe.promotion_code(id).await.map_err(|r| unavailable("promotion code", r))?;
+        Ok(st::text(&promo["code"]))
+    }
+
+    /// The lead of a customer referred by nothing but a coupon code (the checkout's promotion
+    /// code): in the one program with a live coupon of that code, credited to its partner; or
+    /// why there is none.
+    async fn coupon_lead(
+        &mut self,
+        code: &str,
+        c: &Referred<'_>,
+        out: &mut Outcome,
+    ) -> ApiResult<Result<(String, Recorded), &'static str>> {
+        let db = &self.state.db;
+        let programs = match CouponCode::try_parse(code) {
+            Some(k) => coupons::programs_of_code(db, &k.key).await?,
+            None => Vec::new(),
+        };
+        let program_id = match programs.as_slice() {
+            [one] => one.program_id.clone(),
+            [] => return Ok(Err(AttributionOutcome::CouponNotFound.as_str())),
+            _ => return Ok(Err(Skip::AmbiguousProgram.as_str())),
+        };
+        let input = st::lead_input("", c.external_id, c.email, c.name);
+        let lead = conversion::parse_lead(LeadInput { coupon_code: Some(code.to_string()), ..input })?;
+        let recorded = lead_in(self.state, self.now, &program_id, &lead, None).await?;
+        self.deliveries += recorded.deliveries;
+        credit(out, &recorded.stored.event);
+        if let Some(cus) = c.stripe_customer {
+            conversions::set_stripe_customer(db, &program_id, c.external_id, cus).await?;
+        }
+        Ok(Ok((program_id, recorded)))
     }
 
     /// The one customer Stripe customer `stripe_id` is in Refport, or why none.
@@ -380,6 +443,7 @@ impl Tracker<'_> {
             payout_amount: None,
             event_name: st::INVOICE_SALE_EVENT,
             stripe_ids: &ids,
+            coupon_code: None,
         };
         let recorded = self.sale(&program_id, sale, Paid::ByInvoice).await?;
         let mut out = Outcome { amount: Some(i.amount_paid), currency: Some(i.currency.clone()), ..base };

@@ -14,6 +14,7 @@ use crate::store::commissions::{self, Commission};
 use crate::store::conversions::{
     self, Customer, Event, LeadWrite, NewIds, ProgramRef, Recorded, SaleWrite, StoredEvent,
 };
+use crate::store::coupons::Coupon;
 use crate::store::partners::Partner;
 use crate::store::refunds::{self, Outcome, Planned, Refund};
 use crate::store::StoreResult;
@@ -24,6 +25,7 @@ use refport_core::conversion::{
     RefundFacts, RefundInput, RefundRefusal, RefundTarget, SaleFacts, SaleInput, SaleRefusal, SaleRequest, TrackedSale,
     MAX_ID_LEN,
 };
+use refport_core::coupon::{self, CouponCode, LoadedCoupon};
 use refport_core::fraud::ClickSignals;
 use refport_core::ids;
 use refport_core::time::rfc3339;
@@ -52,7 +54,8 @@ impl From<RefundRefusal> for ApiError {
 }
 
 /// The id of an event's program: named in the body or bound to the key, else the one program
-/// the event's click, customer or invoice is known in (`hint`, only read then), else the
+/// the event's click, customer or invoice (else its coupon code) is known in (`hint`, only read
+/// then), else the
 /// deployment's only program. A body that names a program the key can't see is a 404.
 async fn program_id<F>(c: &Call, named: Option<String>, hint: impl FnOnce() -> F) -> ApiResult<String>
 where
@@ -104,6 +107,8 @@ fn event_json(e: &Event, commission: Option<&Commission>) -> Value {
             "customer_external_id": e.customer_external_id,
             "partner_id": e.partner_id,
             "click_id": e.click_id,
+            "coupon_code": e.coupon_code,
+            "coupon_id": e.coupon_id,
             "created_at": rfc3339(e.created_at),
         },
         "attributed": e.attribution.is_attributed(),
@@ -145,14 +150,32 @@ fn partner_facts(p: Partner) -> PartnerFacts {
     PartnerFacts { id: p.id, email: p.email, status: p.status, rewards: p.rewards, group_rewards: p.group_rewards }
 }
 
-/// The click the customer is attributed to now (from an earlier lead), with its partner.
+/// The programs with a live coupon of the code, when the program is found from nothing else.
+async fn programs_of_code(db: &D1Database, code: Option<&str>) -> StoreResult<Vec<ProgramRef>> {
+    match coupon_key(code) {
+        Some(key) => crate::store::coupons::programs_of_code(db, &key).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The lookup key of a conversion's coupon code; a malformed code looks nothing up (it is
+/// recorded, unknown).
+fn coupon_key(sent: Option<&str>) -> Option<String> {
+    sent.and_then(CouponCode::try_parse).map(|c| c.key)
+}
+
+fn loaded_coupon((c, partner): (Coupon, Option<Partner>)) -> LoadedCoupon {
+    LoadedCoupon { id: c.id, program_id: c.program_id, partner_id: c.partner_id, partner: partner.map(partner_facts) }
+}
+
+/// The click the customer is attributed to now (from an earlier lead), with its partner. A
+/// coupon code's attribution is one with no click and no link (empty ids).
 fn existing_click(program_id: &str, customer: Option<Customer>, partner: Option<Partner>) -> Option<LoadedClick> {
     let cu = customer?;
-    let (Some(click_id), Some(partner_id), Some(link_id), Some(at)) =
-        (cu.click_id, cu.partner_id, cu.link_id, cu.clicked_at)
-    else {
+    let (Some(partner_id), Some(at)) = (cu.partner_id, cu.clicked_at) else {
         return None;
     };
+    let (click_id, link_id) = (cu.click_id.unwrap_or_default(), cu.link_id.unwrap_or_default());
     let partner = partner.map(partner_facts);
     let signals = ClickSignals::from_stored(cu.click_signals.as_deref());
     let country = cu.country;
@@ -182,7 +205,14 @@ pub async fn lead(req: &mut Request, c: &Call) -> ApiResult<Response> {
     };
     let click_program: Vec<ProgramRef> =
         click.iter().map(|k| ProgramRef { program_id: k.program_id.clone() }).collect();
-    let program_id = program_id(c, lead.program_id.clone(), || async { Ok(click_program) }).await?;
+    let code = lead.coupon_code.as_deref();
+    let program_id = program_id(c, lead.program_id.clone(), || async {
+        match click_program.is_empty() {
+            true => programs_of_code(db, code).await,
+            false => Ok(click_program),
+        }
+    })
+    .await?;
     let recorded = lead_in(&c.state, c.now, &program_id, &lead, click).await?;
     deliver_if_queued(c, recorded.deliveries);
     respond_event(&recorded.stored)
@@ -201,8 +231,10 @@ pub(crate) async fn lead_in(
     let (external_id, event_name) = (&lead.customer_external_id, &lead.event_name);
     let presented_partner = click.as_ref().map(|k| k.partner_id.as_str());
     let recent: &[String] = click.as_ref().map_or(&[], |k| k.recent_hours.as_slice());
+    let code = coupon_key(lead.coupon_code.as_deref());
     let (load, presented_partner, visits) =
-        conversions::load_lead(db, program_id, external_id, event_name, presented_partner, recent).await?;
+        conversions::load_lead(db, program_id, external_id, event_name, presented_partner, recent, code.as_deref())
+            .await?;
     let program = load.program.ok_or(ApiError::NotFound("program"))?;
     if let Some(stored) = load.stored {
         return Ok(Recorded { stored, deliveries: 0, new: false }); // a retry: what the first request stored
@@ -229,9 +261,11 @@ pub(crate) async fn lead_in(
     let existing = existing_click(&program.id, load.customer, load.partner);
     let email = crate::email_lists::facts(lead.customer_email.as_deref());
     let facts = LeadFacts { program_id: &program.id, program: &program.settings, presented, existing, email, now };
-    let decision = conversion::decide_lead(lead, &facts);
+    let coupon = load.coupon.map(loaded_coupon);
+    let decision = coupon::decide_lead(lead, &facts, coupon.as_ref());
     let ids = new_ids(now)?;
-    let write = LeadWrite { program_id: &program.id, lead, decision: &decision, ids: &ids, now };
+    let coupon_id = coupon.as_ref().map(|c| c.id.as_str());
+    let write = LeadWrite { program_id: &program.id, lead, decision: &decision, ids: &ids, now, coupon_id };
     Ok(conversions::record_lead(db, &write).await?)
 }
 
@@ -243,7 +277,15 @@ pub async fn sale(req: &mut Request, c: &Call) -> ApiResult<Response> {
     let sale = conversion::parse_sale(body::<SaleInput>(req).await?)?;
     let db = &c.state.db;
     let ext = sale.customer_external_id.as_str();
-    let program_id = program_id(c, sale.program_id.clone(), || conversions::programs_of_customer(db, ext)).await?;
+    let code = sale.coupon_code.as_deref();
+    let program_id = program_id(c, sale.program_id.clone(), || async {
+        let known = conversions::programs_of_customer(db, ext).await?;
+        match known.is_empty() {
+            true => programs_of_code(db, code).await,
+            false => Ok(known),
+        }
+    })
+    .await?;
     let recorded = sale_in(&c.state, c.now, &program_id, &sale, Pricing::AsSent).await?;
     deliver_if_queued(c, recorded.deliveries);
     replay_sale(recorded.stored, &sale)
@@ -269,7 +311,9 @@ pub(crate) async fn sale_in(
     pricing: Pricing,
 ) -> ApiResult<Recorded> {
     let db = &state.db;
-    let (load, earned) = conversions::load_sale(db, program_id, &sale.invoice_id, &sale.customer_external_id).await?;
+    let code = coupon_key(sale.coupon_code.as_deref());
+    let (load, earned) =
+        conversions::load_sale(db, program_id, &sale.invoice_id, &sale.customer_external_id, code.as_deref()).await?;
     let program = load.program.ok_or(ApiError::NotFound("program"))?;
     if let Some(stored) = load.stored {
         return Ok(Recorded { stored, deliveries: 0, new: false });
@@ -290,12 +334,22 @@ pub(crate) async fn sale_in(
         earned,
     });
     let facts = SaleFacts { program: &program.settings, customer, email, now };
-    let decision = match pricing {
-        Pricing::AsSent => conversion::decide_sale(sale, &priced, &facts),
-        Pricing::Unsettled => conversion::unpriced_sale(&facts),
+    let coupon = load.coupon.map(loaded_coupon);
+    let (decision, by_coupon) = match pricing {
+        Pricing::AsSent => coupon::decide_sale(sale, &priced, &facts, sale.coupon_code.is_some(), coupon.as_ref()),
+        Pricing::Unsettled => (conversion::unpriced_sale(&facts), Default::default()),
     };
     let ids = new_ids(now)?;
-    let write = SaleWrite { program_id: &program.id, sale, priced: &priced, decision: &decision, ids: &ids, now };
+    let write = SaleWrite {
+        program_id: &program.id,
+        sale,
+        priced: &priced,
+        decision: &decision,
+        ids: &ids,
+        now,
+        coupon_id: coupon.as_ref().map(|c| c.id.as_str()),
+        attribute_to: by_coupon.attribute_to.as_deref(),
+    };
     Ok(conversions::record_sale(db, &write).await?)
 }
 

@@ -17,6 +17,9 @@ pub struct Click {
     pub created_at: i64,
     pub country: Option<String>,
     pub referrer_host: Option<String>,
+    pub sub1: Option<String>,
+    pub sub2: Option<String>,
+    pub sub3: Option<String>,
 }
 
 /// A click as the redirect records it: the clicks queue's message, written by its consumer.
@@ -31,11 +34,25 @@ pub struct NewClick {
     pub referrer_host: Option<String>,
     pub ip_hash: Option<String>,
     pub ua_hash: Option<String>,
+    /// The partner's sub-IDs (`refport_core::click::sub_ids`); absent from the messages of
+    /// versions before them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub1: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub2: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub3: Option<String>,
+}
+
+impl NewClick {
+    fn tagged(&self) -> bool {
+        self.sub1.is_some() || self.sub2.is_some() || self.sub3.is_some()
+    }
 }
 
 /// Bound parameters of one row of the click insert; D1 allows 100 per statement.
-const PARAMS: usize = 12;
-/// Rows per multi-row INSERT: 8 x 12 = 96 parameters.
+const PARAMS: usize = 15;
+/// Rows per multi-row INSERT: 6 x 15 = 90 parameters.
 pub const ROWS_PER_INSERT: usize = 100 / PARAMS;
 /// Row keys per own-row hits update (2 parameters each).
 const IDS_PER_HITS: usize = 100 / 2;
@@ -118,11 +135,13 @@ fn row_keys<'a>(key: Option<&[u8; 32]>, clicks: &'a [NewClick]) -> Vec<Key<'a>> 
 /// Row keys whose previous-hour sibling is in the same batch are written in a later layer, so
 /// each layer sees the rows the previous one wrote. Per layer: (1) per (program, partner, link,
 /// UTC day), one rollup upsert adding the layer's new clicks (checked against the stored rows
-/// before anything of the layer is written); (2) the hits of row keys whose row exists; (3) the
+/// before anything of the layer is written), and per (program, partner, link, day, sub-IDs)
+/// one more for the clicks that carry sub-IDs; (2) the hits of row keys whose row exists; (3) the
 /// hits that fold into the previous hour's row; (4) multi-row inserts of the new clicks (a row
 /// that folded its first visits into the previous hour starts at its first visit that did
 /// not). A failed batch wrote nothing and is retried whole. Rows written: one per new click,
-/// one per row a repeated visit adds hits to, plus one per rollup group per batch.
+/// one per row a repeated visit adds hits to, plus one per rollup group per batch (and two,
+/// the row and its index entry, per sub-ID group).
 ///
 /// A batch delivered again after it was written (at-least-once queues) counts no click twice,
 /// but adds its v2 visits' hits again: `hits` is at least the visits, a fraud signal, not money.
@@ -178,11 +197,13 @@ pub async fn insert_batch(db: &D1Database, key: Option<&[u8; 32]>, clicks: &[New
             // w.cs: the start of the previous hour's row, if any; the visits before it + 1 h
             // folded into it (above), the others make this row.
             let sql = format!(
-                "INSERT INTO clicks (id, program_id, partner_id, link_id, created_at, country, referrer_host, ip_hash, ua_hash, hits)
+                "INSERT INTO clicks (id, program_id, partner_id, link_id, created_at, country, referrer_host, ip_hash, ua_hash, hits,
+                   sub1, sub2, sub3)
                  SELECT w.column1, w.column2, w.column3, w.column4,
                    COALESCE((SELECT MIN(t.value) FROM json_each(w.column11) AS t WHERE t.value >= w.cs + {h}), w.column5),
                    w.column6, w.column7, w.column8, w.column9,
-                   w.column12 - (SELECT COUNT(*) FROM json_each(w.column11) AS t WHERE t.value < w.cs + {h})
+                   w.column12 - (SELECT COUNT(*) FROM json_each(w.column11) AS t WHERE t.value < w.cs + {h}),
+                   w.column13, w.column14, w.column15
                  FROM (SELECT v.*, (SELECT s.created_at FROM clicks s WHERE s.id = v.column10) AS cs FROM (VALUES {}) AS v) AS w
                  WHERE NOT EXISTS (SELECT 1 FROM clicks o WHERE o.id = w.column1)
                    AND w.column12 > (SELECT COUNT(*) FROM json_each(w.column11) AS t WHERE t.value < w.cs + {h})
@@ -206,6 +227,9 @@ pub async fn insert_batch(db: &D1Database, key: Option<&[u8; 32]>, clicks: &[New
                     opt(&k.sibling),
                     JsValue::from_str(&k.times_json()),
                     JsValue::from_f64(k.times.len() as f64),
+                    opt(&c.sub1),
+                    opt(&c.sub2),
+                    opt(&c.sub3),
                 ]);
             }
             inserts.push(stmts.len());
@@ -226,20 +250,29 @@ pub async fn insert_batch(db: &D1Database, key: Option<&[u8; 32]>, clicks: &[New
 
 /// The rollup upserts of a layer: per (program, partner, link, UTC day), the count of its row
 /// keys that make a new row, decided exactly as the insert decides (no row of that id, and no
-/// previous-hour row that began less than an hour before the key's last visit).
-fn count_new(db: &D1Database, keys: &[&Key], stmts: &mut Vec<D1PreparedStatement>) -> StoreResult<()> {
-    // (program, partner, link, day) -> the layer's row keys in that rollup row
-    type Group<'a, 'b> = ((&'a str, &'a str, &'a str, i64), Vec<&'b Key<'a>>);
-    let mut groups: Vec<Group> = Vec::new();
+/// previous-hour row that began less than an hour before the key's last visit); and for the
+/// clicks with sub-IDs, the same count per (program, partner, link, day, sub1, sub2, sub3) in
+/// `daily_sub_stats` (clicks without any add nothing there: stats by sub-ID count them as
+/// `daily_stats` minus the tagged ones, see `store::stats`).
+fn count_new<'a>(db: &D1Database, keys: &[&Key<'a>], stmts: &mut Vec<D1PreparedStatement>) -> StoreResult<()> {
+    // (program, partner, link, day, the sub-IDs ('' for absent) or none) -> the row keys counted there
+    type GroupKey<'a> = (&'a str, &'a str, &'a str, i64, Option<[&'a str; 3]>);
+    let mut groups: Vec<(GroupKey, Vec<&Key>)> = Vec::new();
     for k in keys {
         let c = k.click;
-        let g = (c.program_id.as_str(), c.partner_id.as_str(), c.link_id.as_str(), c.at.div_euclid(DAY_MS));
-        match groups.iter_mut().find(|(x, _)| *x == g) {
-            Some((_, ks)) => ks.push(k),
-            None => groups.push((g, vec![k])),
+        let day = c.at.div_euclid(DAY_MS);
+        let sub = |v: &'a Option<String>| v.as_deref().unwrap_or("");
+        let subs = c.tagged().then(|| [sub(&c.sub1), sub(&c.sub2), sub(&c.sub3)]);
+        let mut gs = vec![(c.program_id.as_str(), c.partner_id.as_str(), c.link_id.as_str(), day, None)];
+        gs.extend(subs.map(|s| (gs[0].0, gs[0].1, gs[0].2, day, Some(s))));
+        for g in gs {
+            match groups.iter_mut().find(|(x, _)| *x == g) {
+                Some((_, ks)) => ks.push(k),
+                None => groups.push((g, vec![k])),
+            }
         }
     }
-    for ((program, partner, link, day), ks) in &groups {
+    for ((program, partner, link, day, subs), ks) in &groups {
         // The row keys as one JSON parameter, [[id, sibling or null, last visit - 1 h], ...]:
         // one statement (one rollup row written) per group, whatever its size.
         let rows: Vec<(&str, Option<&str>, i64)> = ks
@@ -247,27 +280,43 @@ fn count_new(db: &D1Database, keys: &[&Key], stmts: &mut Vec<D1PreparedStatement
             .map(|k| (k.click.id.as_str(), k.sibling.as_deref(), k.times[k.times.len() - 1] - click_id::HOUR_MS))
             .collect();
         let rows = serde_json::to_string(&rows).map_err(|e| super::StoreError::Database(e.to_string()))?;
-        stmts.push(
-            db.prepare(
-                "INSERT INTO daily_stats (program_id, partner_id, link_id, day, currency, clicks)
-                 SELECT ?1, ?2, ?3, ?4, '', COUNT(*) FROM json_each(?5) AS v
-                 WHERE NOT EXISTS (SELECT 1 FROM clicks c WHERE c.id = json_extract(v.value, '$[0]'))
-                   AND NOT EXISTS (SELECT 1 FROM clicks c WHERE c.id = json_extract(v.value, '$[1]')
-                                   AND c.created_at > json_extract(v.value, '$[2]'))
-                 HAVING COUNT(*) > 0
-                 ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks",
-            )
-            .bind(&[
-                JsValue::from_str(program),
-                JsValue::from_str(partner),
-                JsValue::from_str(link),
-                JsValue::from_f64(*day as f64),
-                JsValue::from_str(&rows),
-            ])?,
-        );
+        let mut args = vec![
+            JsValue::from_str(program),
+            JsValue::from_str(partner),
+            JsValue::from_str(link),
+            JsValue::from_f64(*day as f64),
+            JsValue::from_str(&rows),
+        ];
+        let sql = match subs {
+            None => COUNT_CLICKS,
+            Some(subs) => {
+                args.extend(subs.iter().map(|s| JsValue::from_str(s)));
+                COUNT_SUB_CLICKS
+            }
+        };
+        stmts.push(db.prepare(sql).bind(&args)?);
     }
     Ok(())
 }
+
+/// The rollup upsert of a group's new clicks: ?1..?4 program, partner, link, day; ?5 its row keys.
+const COUNT_CLICKS: &str = "INSERT INTO daily_stats (program_id, partner_id, link_id, day, currency, clicks)
+     SELECT ?1, ?2, ?3, ?4, '', COUNT(*) FROM json_each(?5) AS v
+     WHERE NOT EXISTS (SELECT 1 FROM clicks c WHERE c.id = json_extract(v.value, '$[0]'))
+       AND NOT EXISTS (SELECT 1 FROM clicks c WHERE c.id = json_extract(v.value, '$[1]')
+                       AND c.created_at > json_extract(v.value, '$[2]'))
+     HAVING COUNT(*) > 0
+     ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks";
+
+/// The same for the clicks with sub-IDs: ?6..?8 sub1, sub2, sub3 ('' when absent).
+const COUNT_SUB_CLICKS: &str =
+    "INSERT INTO daily_sub_stats (program_id, partner_id, link_id, day, sub1, sub2, sub3, currency, clicks)
+     SELECT ?1, ?2, ?3, ?4, ?6, ?7, ?8, '', COUNT(*) FROM json_each(?5) AS v
+     WHERE NOT EXISTS (SELECT 1 FROM clicks c WHERE c.id = json_extract(v.value, '$[0]'))
+       AND NOT EXISTS (SELECT 1 FROM clicks c WHERE c.id = json_extract(v.value, '$[1]')
+                       AND c.created_at > json_extract(v.value, '$[2]'))
+     HAVING COUNT(*) > 0
+     ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks";
 
 /// Hour prefixes per [`partner_visits_stmt`] (two bound parameters each, one for the partner).
 pub const MAX_VISIT_HOURS: usize = 48;
@@ -326,7 +375,7 @@ pub struct Filter<'a> {
 pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> StoreResult<Vec<Click>> {
     all(query!(
         db,
-        "SELECT id, program_id, partner_id, link_id, created_at, country, referrer_host FROM clicks
+        "SELECT id, program_id, partner_id, link_id, created_at, country, referrer_host, sub1, sub2, sub3 FROM clicks
          WHERE id < ?1 AND (?2 IS NULL OR program_id = ?2) AND (?3 IS NULL OR partner_id = ?3) AND (?4 IS NULL OR link_id = ?4)
          ORDER BY id DESC LIMIT ?5",
         before,

@@ -1,6 +1,7 @@
 //! Customers and conversion events: the idempotency ledger of the track API.
 
 use super::commissions::{self, Commission, NewCommission};
+use super::coupons::Coupon;
 use super::partners::Partner;
 use super::programs::Program;
 use super::{first, outbox, StoreError, StoreResult};
@@ -106,7 +107,8 @@ pub struct CustomerUpsert<'a> {
     pub external_id: &'a str,
     pub email: Option<&'a str>,
     pub name: Option<&'a str>,
-    /// Set the attribution (partner, link, click) to this click.
+    /// Set the attribution (partner, link, click, time) to this click; a coupon code's
+    /// attribution has no link and no click (empty: stored as none).
     pub attribution: Option<(&'a str, &'a str, &'a str, i64)>,
     /// What that click said to the fraud rules (stored form), kept with the attribution.
     pub click_signals: Option<&'a str>,
@@ -115,10 +117,15 @@ pub struct CustomerUpsert<'a> {
     pub now: i64,
 }
 
+/// `None` for an empty id: a credit without a click or link (a coupon code's).
+fn nonempty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
 /// Creates the customer or updates its details; attribution is only written when given.
 pub fn upsert_customer(db: &D1Database, c: &CustomerUpsert<'_>) -> StoreResult<D1PreparedStatement> {
     let (partner, link, click, clicked_at) = match c.attribution {
-        Some((p, l, k, t)) => (Some(p), Some(l), Some(k), Some(t)),
+        Some((p, l, k, t)) => (Some(p), nonempty(l), nonempty(k), Some(t)),
         None => (None, None, None, None),
     };
     Ok(query!(
@@ -168,6 +175,10 @@ struct EventRow {
     metadata: Option<String>,
     created_at: i64,
     customer_external_id: String,
+    #[serde(default)]
+    coupon_code: Option<String>,
+    #[serde(default)]
+    coupon_id: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -187,6 +198,9 @@ pub struct Event {
     pub metadata: Option<String>,
     pub created_at: i64,
     pub customer_external_id: String,
+    /// The coupon code the conversion carried (as sent), and the live coupon it named.
+    pub coupon_code: Option<String>,
+    pub coupon_id: Option<String>,
 }
 
 impl TryFrom<EventRow> for Event {
@@ -213,12 +227,15 @@ impl TryFrom<EventRow> for Event {
             metadata: r.metadata,
             created_at: r.created_at,
             customer_external_id: r.customer_external_id,
+            coupon_code: r.coupon_code,
+            coupon_id: r.coupon_id,
         })
     }
 }
 
 const EVENT_COLS: &str = "e.id, e.program_id, e.customer_id, e.kind, e.event_name, e.invoice_id, e.amount, e.currency, \
-     e.payout_amount, e.partner_id, e.click_id, e.attribution, e.metadata, e.created_at, c.external_id AS customer_external_id";
+     e.payout_amount, e.partner_id, e.click_id, e.attribution, e.metadata, e.created_at, c.external_id AS customer_external_id, \
+     e.coupon_code, e.coupon_id";
 
 pub async fn lead_event(
     db: &D1Database,
@@ -305,6 +322,8 @@ pub struct ConversionLoad {
     pub customer: Option<Customer>,
     /// The partner the customer is attributed to now.
     pub partner: Option<Partner>,
+    /// The live coupon the conversion's code names, with its partner (read only for a code).
+    pub coupon: Option<(Coupon, Option<Partner>)>,
 }
 
 /// Loads the program, the stored conversion (`stored`: its event and commission reads), the
@@ -332,6 +351,7 @@ async fn load(
         stored: read_stored(r.get(1), r.get(2))?,
         customer: super::first_row(r.get(3))?,
         partner: super::partners::read(r.get(4))?,
+        coupon: None,
     };
     Ok((loaded, r.split_off(r.len().min(5))))
 }
@@ -346,6 +366,7 @@ pub async fn load_lead(
     event_name: &str,
     presented_partner_id: Option<&str>,
     recent_hours: &[String],
+    coupon_key: Option<&str>,
 ) -> StoreResult<(ConversionLoad, Option<Partner>, i64)> {
     #[derive(Deserialize)]
     struct Hits {
@@ -354,19 +375,28 @@ pub async fn load_lead(
     let stored = stored_lead_stmts(db, program_id, external_id, event_name)?;
     let presented = super::partners::get_stmt(db, presented_partner_id)?;
     let hits = super::clicks::partner_visits_stmt(db, presented_partner_id.unwrap_or(""), recent_hours)?;
-    let (loaded, extra) = load(db, program_id, external_id, stored, vec![presented, hits]).await?;
+    let mut extra = vec![presented, hits];
+    if let Some(key) = coupon_key {
+        extra.extend(super::coupons::by_code_stmts(db, program_id, key)?);
+    }
+    let (mut loaded, extra) = load(db, program_id, external_id, stored, extra).await?;
     let hits = super::first_row::<Hits>(extra.get(1))?.map_or(0, |h| h.hits);
+    if coupon_key.is_some() {
+        loaded.coupon = super::coupons::read(extra.get(2), extra.get(3))?;
+    }
     Ok((loaded, super::partners::read(extra.first())?, hits))
 }
 
-/// A sale's load: its stored sale is the one with its invoice id; and what the customer earned
+/// A sale's load: its stored sale is the one with its invoice id; what the customer earned
 /// its partner so far (sale commissions not rejected, at their created amount: what the sale
-/// reward's caps count), in the same round trip.
+/// reward's caps count); with a coupon code (`coupon_key`, lower-case), its coupon; all in the
+/// same round trip.
 pub async fn load_sale(
     db: &D1Database,
     program_id: &str,
     invoice_id: &str,
     external_id: &str,
+    coupon_key: Option<&str>,
 ) -> StoreResult<(ConversionLoad, refport_core::rules::Earned)> {
     #[derive(Deserialize)]
     struct EarnedRow {
@@ -374,14 +404,20 @@ pub async fn load_sale(
         sales: u32,
     }
     let stored = stored_sale_stmts(db, program_id, invoice_id)?;
-    let earned = query!(
+    let mut extra = vec![query!(
         db,
         &format!("SELECT COALESCE(SUM(original_amount), 0) AS amount, COUNT(*) AS sales {EARNED}"),
         program_id,
         external_id,
         None::<&str>
-    )?;
-    let (loaded, extra) = load(db, program_id, external_id, stored, vec![earned]).await?;
+    )?];
+    if let Some(key) = coupon_key {
+        extra.extend(super::coupons::by_code_stmts(db, program_id, key)?);
+    }
+    let (mut loaded, extra) = load(db, program_id, external_id, stored, extra).await?;
+    if coupon_key.is_some() {
+        loaded.coupon = super::coupons::read(extra.get(1), extra.get(2))?;
+    }
     let e = super::first_row::<EarnedRow>(extra.first())?;
     Ok((loaded, e.map(|e| refport_core::rules::Earned { amount: e.amount, sales: e.sales }).unwrap_or_default()))
 }
@@ -412,6 +448,8 @@ pub struct NewEvent<'a> {
     pub metadata: Option<&'a str>,
     pub product_id: Option<&'a str>,
     pub now: i64,
+    /// The coupon code carried (as sent) and the live coupon it named.
+    pub coupon: (Option<&'a str>, Option<&'a str>),
 }
 
 /// Inserts the event unless its idempotency tuple exists (lead: program + customer + name;
@@ -420,9 +458,10 @@ pub fn insert_event(db: &D1Database, e: &NewEvent<'_>) -> StoreResult<D1Prepared
     Ok(query!(
         db,
         "INSERT INTO events (id, program_id, customer_id, kind, event_name, invoice_id, amount, currency, payout_amount,
-             partner_id, click_id, attribution, metadata, created_at, link_id, product_id)
+             partner_id, click_id, attribution, metadata, created_at, link_id, product_id, coupon_code, coupon_id)
          SELECT ?1, ?2, c.id, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
-             CASE WHEN ?10 IS NULL THEN NULL WHEN ?15 IS NOT NULL THEN ?15 WHEN c.partner_id = ?10 THEN c.link_id END, ?16
+             CASE WHEN ?10 IS NULL THEN NULL WHEN ?15 IS NOT NULL THEN ?15 WHEN c.partner_id = ?10 THEN c.link_id END,
+             ?16, ?17, ?18
          FROM customers c WHERE c.program_id = ?2 AND c.external_id = ?3
          ON CONFLICT DO NOTHING",
         e.id,
@@ -440,7 +479,9 @@ pub fn insert_event(db: &D1Database, e: &NewEvent<'_>) -> StoreResult<D1Prepared
         e.metadata,
         e.now,
         e.link_id,
-        e.product_id
+        e.product_id,
+        e.coupon.0,
+        e.coupon.1
     )?)
 }
 
@@ -477,6 +518,8 @@ pub struct LeadWrite<'a> {
     pub decision: &'a LeadDecision,
     pub ids: &'a NewIds,
     pub now: i64,
+    /// The live coupon the lead's code named.
+    pub coupon_id: Option<&'a str>,
 }
 
 /// Records a lead in one atomic batch: the customer (and its new attribution), the event unless
@@ -514,12 +557,13 @@ pub async fn record_lead(db: &D1Database, w: &LeadWrite<'_>) -> StoreResult<Reco
             currency: None,
             payout_amount: None,
             partner_id: credited.map(|f| f.partner_id.as_str()),
-            click_id: credited.map(|f| f.click_id.as_str()),
-            link_id: credited.map(|f| f.link_id.as_str()),
+            click_id: credited.and_then(|f| nonempty(&f.click_id)),
+            link_id: credited.and_then(|f| nonempty(&f.link_id)),
             attribution: d.attribution,
             metadata: None,
             product_id: None,
             now: w.now,
+            coupon: (w.lead.coupon_code.as_deref(), w.coupon_id),
         },
     )?);
     if let Some(plan) = &d.commission {
@@ -552,6 +596,9 @@ pub struct SaleWrite<'a> {
     pub decision: &'a SaleDecision,
     pub ids: &'a NewIds,
     pub now: i64,
+    /// The live coupon the sale's code named, and the partner it (re)attributes the customer to.
+    pub coupon_id: Option<&'a str>,
+    pub attribute_to: Option<&'a str>,
 }
 
 /// Records a sale in one atomic batch: the customer if new, the event unless its (program,
@@ -563,7 +610,7 @@ pub struct SaleWrite<'a> {
 pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<Recorded> {
     let (d, sale, external_id) = (w.decision, w.sale, w.sale.customer_external_id.as_str());
     let mut stmts = Vec::new();
-    if d.create_customer {
+    if d.create_customer || w.attribute_to.is_some() {
         stmts.push(upsert_customer(
             db,
             &CustomerUpsert {
@@ -572,7 +619,8 @@ pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<Reco
                 external_id,
                 email: None,
                 name: None,
-                attribution: None,
+                // A coupon's attribution: its partner, no link, no click, from now.
+                attribution: w.attribute_to.map(|p| (p, "", "", w.now)),
                 click_signals: None,
                 country: None,
                 now: w.now,
@@ -598,6 +646,7 @@ pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<Reco
             metadata: sale.metadata.as_deref(),
             product_id: sale.product_id.as_deref(),
             now: w.now,
+            coupon: (sale.coupon_code.as_deref(), w.coupon_id),
         },
     )?);
     stmts.push(mark_first_sale(db, w.program_id, external_id, &w.ids.event, w.now)?);

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod clicks;
 pub mod commissions;
 pub mod conversions;
+pub mod coupons;
 pub mod error;
 pub mod groups;
 pub mod invites;

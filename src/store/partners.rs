@@ -171,6 +171,19 @@ pub(super) fn of_customer_stmt(
     )?)
 }
 
+/// The partner of the live coupon of the program with this lower-case code.
+pub(super) fn of_coupon_stmt(db: &D1Database, program_id: &str, code_key: &str) -> StoreResult<D1PreparedStatement> {
+    Ok(query!(
+        db,
+        &format!(
+            "SELECT {COLS} FROM partners WHERE id =
+             (SELECT partner_id FROM coupons WHERE program_id = ?1 AND code_key = ?2 AND deleted_at IS NULL)"
+        ),
+        program_id,
+        code_key
+    )?)
+}
+
 /// The partner an `of_customer_stmt` found, from its result in a batch.
 pub(super) fn read(r: Option<&D1Result>) -> StoreResult<Option<Partner>> {
     super::first_row::<Row>(r)?.map(Partner::try_from).transpose()

@@ -1,4 +1,5 @@
-//! Stats and charts, read from the daily rollups (`daily_stats`, kept by triggers in the same
+//! Stats and charts, read from the daily rollups (`daily_stats`, and `daily_sub_stats` by
+//! sub-ID: see migrations/0008; kept by triggers in the same
 //! transaction as every click, event and commission change: see migrations/0003). No query here
 //! reads `clicks`, `events` or `commissions`: what a stats request costs grows with the days,
 //! links and partners it covers, never with the number of clicks.
@@ -136,6 +137,8 @@ pub enum GroupBy {
     Day,
     Partner,
     Link,
+    /// `sub1`, `sub2` or `sub3` (0, 1, 2).
+    Sub(u8),
 }
 
 impl GroupBy {
@@ -144,21 +147,34 @@ impl GroupBy {
             "day" => Some(GroupBy::Day),
             "partner" => Some(GroupBy::Partner),
             "link" => Some(GroupBy::Link),
+            "sub1" => Some(GroupBy::Sub(0)),
+            "sub2" => Some(GroupBy::Sub(1)),
+            "sub3" => Some(GroupBy::Sub(2)),
             _ => None,
+        }
+    }
+
+    /// The `group_by` value, and the rollup column.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupBy::Day => "day",
+            GroupBy::Partner => "partner",
+            GroupBy::Link => "link",
+            GroupBy::Sub(i) => refport_core::click::SUB_ID_PARAMS[i as usize % 3],
         }
     }
 
     fn column(self) -> &'static str {
         match self {
-            GroupBy::Day => "day",
             GroupBy::Partner => "partner_id",
             GroupBy::Link => "link_id",
+            _ => self.name(),
         }
     }
 }
 
 /// A group of a program's stats: its key (a day number since the epoch, a partner id, a link
-/// id, '' for conversions without a link) and its totals.
+/// id, '' for conversions without a link, a sub-ID, '' for none) and its totals.
 pub struct Group {
     pub key: serde_json::Value,
     pub totals: Totals,
@@ -175,20 +191,36 @@ pub async fn program_groups(
     by: GroupBy,
 ) -> StoreResult<Vec<Group>> {
     let col = by.column();
-    let rows: Vec<Row> = all(query!(
-        db,
-        &format!(
-            "SELECT {col} AS k, {SUMS} FROM daily_stats
-             WHERE program_id = ?1 AND day BETWEEN ?2 AND ?3 AND (?4 IS NULL OR partner_id = ?4)
-             GROUP BY {col}, currency ORDER BY {col}"
+    let range = "program_id = ?1 AND day BETWEEN ?2 AND ?3 AND (?4 IS NULL OR partner_id = ?4)";
+    let sql = match by {
+        // The clicks and conversions with that sub-ID, from daily_sub_stats; the group without
+        // one ('') is everything else: daily_stats minus the tagged rows of daily_sub_stats.
+        // Commissions are not split by sub-ID: all of them are in the group without one.
+        GroupBy::Sub(_) => format!(
+            "SELECT k, {SUMS} FROM (
+               SELECT {col} AS k, currency, clicks, leads, sales, sale_amount,
+                 0 AS pending, 0 AS approved, 0 AS paid, 0 AS rejected
+                 FROM daily_sub_stats WHERE {range} AND {col} != ''
+               UNION ALL
+               SELECT '', currency, -clicks, -leads, -sales, -sale_amount, 0, 0, 0, 0
+                 FROM daily_sub_stats WHERE {range} AND {col} != ''
+               UNION ALL
+               SELECT '', currency, clicks, leads, sales, sale_amount, pending, approved, paid, rejected
+                 FROM daily_stats WHERE {range})
+             GROUP BY k, currency ORDER BY k"
         ),
-        program_id,
-        from,
-        to,
-        partner_id
-    )?)
-    .await?;
+        _ => {
+            format!("SELECT {col} AS k, {SUMS} FROM daily_stats WHERE {range} GROUP BY {col}, currency ORDER BY {col}")
+        }
+    };
+    let rows: Vec<Row> = all(query!(db, &sql, program_id, from, to, partner_id)?).await?;
     let mut out: Vec<Group> = Vec::new();
+    // By a sub-ID: the remainder rows are zeros where every click carried it.
+    let rows = rows.into_iter().filter(|r| {
+        !matches!(by, GroupBy::Sub(_))
+            || r.k.as_ref().and_then(|k| k.as_str()) != Some("")
+            || [r.clicks, r.leads, r.sales, r.sale_amount, r.pending, r.approved, r.paid, r.rejected] != [0; 8]
+    });
     for r in rows {
         let key = r.k.clone().unwrap_or(serde_json::Value::Null);
         match out.last_mut() {
@@ -255,4 +287,30 @@ pub async fn partner_daily(
         sales: series(|r| r.sales),
         earnings: series(|r| r.earnings),
     })
+}
+
+/// Sub-ID combinations a portal table lists at most (the busiest first).
+pub const MAX_SUB_ID_ROWS: u32 = 50;
+
+/// A partner's clicks and conversions that carried sub-IDs since day `since`, per combination
+/// of sub-IDs: the busiest [`MAX_SUB_ID_ROWS`] by clicks, then sales. Each row as the portal
+/// answers it: `{sub1, sub2, sub3, clicks, leads, sales}` (a sub-ID null when absent).
+pub async fn partner_sub_ids(
+    db: &D1Database,
+    program_id: &str,
+    partner_id: &str,
+    since_day: i64,
+) -> StoreResult<Vec<serde_json::Value>> {
+    all(query!(
+        db,
+        "SELECT NULLIF(sub1, '') AS sub1, NULLIF(sub2, '') AS sub2, NULLIF(sub3, '') AS sub3,
+             SUM(clicks) AS clicks, SUM(leads) AS leads, SUM(sales) AS sales
+         FROM daily_sub_stats WHERE program_id = ?1 AND partner_id = ?2 AND day >= ?3
+         GROUP BY sub1, sub2, sub3 ORDER BY 4 DESC, 6 DESC, sub1, sub2, sub3 LIMIT ?4",
+        program_id,
+        partner_id,
+        since_day,
+        MAX_SUB_ID_ROWS
+    )?)
+    .await
 }

@@ -375,14 +375,14 @@ NOT_INCLUDED_BY_DEFAULT = {"charge": {"refunds"}}
 # Fields `expand[]` can turn from an id into the object (when the fake holds that object).
 EXPANDABLE = {"balance_transaction", "latest_charge", "customer", "payment_intent", "charge",
               "invoice", "subscription", "latest_invoice", "refunds",
-              "failure_balance_transaction", "source"}
+              "failure_balance_transaction", "source", "promotion_code"}
 STRIPE_FEE_PERCENT = Decimal("0.029")  # *chosen*: US card pricing, 2.9% + 30 cents
 STRIPE_FEE_FIXED = 30
 LABELS = {"customer": "customer", "checkout.session": "checkout.session",
           "payment_intent": "payment_intent", "charge": "charge",
           "balance_transaction": "balance transaction", "invoice": "invoice",
           "invoice_payment": "invoice payment", "refund": "refund",
-          "subscription": "subscription"}
+          "subscription": "subscription", "promotion_code": "promotion code", "coupon": "coupon"}
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 
 
@@ -745,6 +745,7 @@ class PaymentsMixin:
             raise ValueError("payment_status unpaid is modelled for payment mode only")
         metadata = {str(k): str(v) for k, v in (d.get("metadata") or {}).items()}
         create_customer = _as_bool(d.get("create_customer", False), "create_customer")
+        promo = self.promotion_code(str(d["promotion_code"])) if d.get("promotion_code") else None
         events: list[str] = []
         cus = None
         if d.get("customer"):
@@ -787,7 +788,8 @@ class PaymentsMixin:
             status="complete", submit_type=None, subscription=None,
             success_url="https://merchant.example/success",
             total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-            ui_mode="hosted", url=None, adaptive_pricing={"enabled": False}, discounts=[],
+            ui_mode="hosted", url=None, adaptive_pricing={"enabled": False},
+            discounts=[{"coupon": None, "promotion_code": promo["id"]}] if promo else [],
             collected_information={"shipping_details": None, "business_name": None,
                                    "individual_name": None},
             permissions=None, wallet_options=None, origin_context=None,
@@ -828,6 +830,34 @@ class PaymentsMixin:
                 "payment_intent": pi and pi["id"], "charge": ch and ch["id"],
                 "balance_transaction": bt and bt["id"], "invoice": inv and inv["id"],
                 "subscription": sub and sub["id"], "events": events}
+
+    def promotion_code(self, code):
+        """The active promotion code with this customer-facing code (codes are unique among
+        active ones, case-insensitively), else a new one on a new 10 %-off coupon, redeemed once
+        more. Shapes: https://docs.stripe.com/api/promotion_codes/object (API 2025-09-30 and
+        later name the coupon under `promotion`), https://docs.stripe.com/api/coupons/object."""
+        if not (1 <= len(code) <= 500):
+            raise ValueError("promotion_code must be 1 to 500 characters")
+        found = [o for o in self.of_kind("promotion_code") if o["active"] and o["code"].lower() == code.lower()]
+        if found:
+            promo = found[0]
+        else:
+            now = self.now()
+            coupon = self.put({"id": "".join(secrets.choice(_ALNUM) for _ in range(8)), "object": "coupon",
+                               "amount_off": None, "created": now, "currency": None, "duration": "once",
+                               "duration_in_months": None, "livemode": False, "max_redemptions": None,
+                               "metadata": {}, "name": None, "percent_off": 10.0, "redeem_by": None,
+                               "times_redeemed": 0, "valid": True})
+            promo = self.put({"id": new_id("promo_"), "object": "promotion_code", "active": True, "code": code,
+                              "created": now, "customer": None, "expires_at": None, "livemode": False,
+                              "max_redemptions": None, "metadata": {},
+                              "promotion": {"type": "coupon", "coupon": coupon["id"]},
+                              "restrictions": {"first_time_transaction": False, "minimum_amount": None,
+                                               "minimum_amount_currency": None},
+                              "times_redeemed": 0})
+        promo["times_redeemed"] += 1
+        self.objects[promo["promotion"]["coupon"]]["times_redeemed"] += 1
+        return promo
 
     def _settlement(self, d, currency, default=None):
         default = default or {}
@@ -1749,6 +1779,8 @@ API_ROUTES = [(meth, re.compile(f"^{pat}$"), fn) for meth, pat, fn in [
     ("POST", r"/v1/refunds", create_refund),
     ("GET", r"/v1/refunds", list_refunds),
     ("GET", rf"/v1/refunds/{ID}", _retriever("refund")),
+    ("GET", rf"/v1/promotion_codes/{ID}", _retriever("promotion_code")),
+    ("GET", rf"/v1/coupons/{ID}", _retriever("coupon")),
 ]]
 
 

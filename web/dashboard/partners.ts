@@ -4,6 +4,7 @@ import { announce, clear, h } from "../shared/dom";
 import { formatDate } from "../shared/format";
 import { formatMoney } from "../shared/money";
 import type { Partner, PartnerStats, Program } from "../shared/types";
+import { couponsPanel } from "./coupons";
 import type { Ctx } from "./ctx";
 import { programGroups } from "./groups";
 import { copyRow, field, FormErrors, live, loadMore, openDialog, statusBadge, table } from "./ui";
@@ -16,6 +17,7 @@ export async function partnersTab(ctx: Ctx, program: Program, host: HTMLElement)
   const rows: Partner[] = [];
   const stats = new Map<string, PartnerStats>();
   const listHost = h("div", { id: "partners-list" });
+  const couponsHost = h("div", { id: "partner-coupons" });
   const money = (n: number) => formatMoney(n, program.payout_currency);
 
   const loadStats = async (ps: Partner[]) => {
@@ -94,7 +96,13 @@ export async function partnersTab(ctx: Ctx, program: Program, host: HTMLElement)
                   prev.addEventListener("click", () => void previewPortal(p, prev));
                   const b = h("button", { type: "button", class: "danger small", "aria-label": `Ban ${p.name}` }, "Ban");
                   b.addEventListener("click", () => ban(p));
-                  return h("div", { class: "actions-cell" }, prev, b);
+                  const cp = h("button", { type: "button", class: "secondary small", "aria-label": `Coupon codes of ${p.name}` }, "Coupons");
+                  cp.addEventListener("click", () =>
+                    void couponsPanel(ctx, p, couponsHost)
+                      .then(() => couponsHost.querySelector<HTMLElement>("#coupons-title")?.focus())
+                      .catch((e) => announce(live(), e instanceof Error ? e.message : String(e))),
+                  );
+                  return h("div", { class: "actions-cell" }, prev, cp, b);
                 },
               },
             ],
@@ -158,7 +166,7 @@ export async function partnersTab(ctx: Ctx, program: Program, host: HTMLElement)
     }
   });
 
-  clear(host, h("section", { class: "card" }, form, result), h("section", { class: "card", "aria-labelledby": "partners-title" }, h("h2", { id: "partners-title" }, "Partners"), listHost));
+  clear(host, h("section", { class: "card" }, form, result), h("section", { class: "card", "aria-labelledby": "partners-title" }, h("h2", { id: "partners-title" }, "Partners"), listHost), couponsHost);
   listHost.setAttribute("aria-busy", "true");
   const page = await ctx.call<List<Partner>>(`/api/v1/programs/${program.id}/partners?limit=50`);
   await Promise.all([loadStats(page.data), loadGroups()]);

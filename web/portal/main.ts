@@ -43,6 +43,7 @@ const money = (minor: number) => formatMoney(minor, state.me?.program.payout_cur
 const holders = {
   totals: h("div", { id: "totals" }),
   chart: h("div", { id: "chart" }),
+  subIds: h("div", { id: "sub-ids" }),
   commissions: h("div", { id: "commissions-body" }),
   payoutStatus: h("div", { id: "payout-status" }),
   payouts: h("div", { id: "payouts-body" }),
@@ -169,6 +170,40 @@ function renderChart(): void {
   clear(holders.chart, barChart(st.data.map((d) => ({ date: d.date, value: d[metric] })), label, fmt, metric !== "earnings", chartWidth));
 }
 
+/** The period's clicks by sub-ID, and how to tag a link. */
+function renderSubIds(): void {
+  const st = state.stats!;
+  const example = state.me?.links[0]?.short_url ?? "https://…/your-link";
+  const sub = (v: string | null) => h("td", v === null ? { class: "muted" } : null, v ?? "—");
+  const num = (n: number) => h("td", { class: "num" }, n.toLocaleString());
+  const rows = st.sub_ids.map((r) => h("tr", { "data-sub1": r.sub1 ?? "" }, sub(r.sub1), sub(r.sub2), sub(r.sub3), num(r.clicks), num(r.leads), num(r.sales)));
+  // The period's other clicks carried no sub-ID.
+  type Count = "clicks" | "leads" | "sales";
+  const sum = (k: Count, v: Record<Count, number>[]) => v.reduce((n, d) => n + d[k], 0);
+  const rest = (k: Count) => Math.max(0, sum(k, st.data) - sum(k, st.sub_ids));
+  if (rows.length && rest("clicks") + rest("leads") + rest("sales") > 0) {
+    rows.push(h("tr", { class: "untagged" }, h("td", { colspan: 3, class: "muted" }, "No sub-ID"), num(rest("clicks")), num(rest("leads")), num(rest("sales"))));
+  }
+  clear(
+    holders.subIds,
+    h("h3", { id: "sub-ids-title" }, "By sub-ID"),
+    h(
+      "p",
+      { class: "hint muted" },
+      "Tag a link to see where its clicks come from: add ",
+      h("code", null, "?sub1="),
+      " (and ",
+      h("code", null, "sub2"),
+      ", ",
+      h("code", null, "sub3"),
+      ", up to 64 characters each) to it, e.g. ",
+      h("span", { class: "mono" }, `${example}?sub1=tiktok&sub2=bio`),
+      ".",
+    ),
+    table(`Your clicks by sub-ID, last ${st.days} days`, ["sub1", "sub2", "sub3", "Clicks", "Leads", "Sales"], [3, 4, 5], rows, `No clicks with a sub-ID in the last ${st.days} days.`),
+  );
+}
+
 // The chart is drawn at the container's width (1 unit = 1 CSS pixel): redraw when it changes.
 let chartWidth = 0;
 new ResizeObserver(() => {
@@ -191,6 +226,7 @@ function toggleGroup<T extends string | number>(label: string, options: [T, stri
 function performanceSection(): HTMLElement {
   renderTotals();
   renderChart();
+  renderSubIds();
   const metric = toggleGroup<Metric>("Chart metric", METRICS, () => state.metric, (m) => {
     state.metric = m;
     renderChart();
@@ -201,6 +237,7 @@ function performanceSection(): HTMLElement {
       state.stats = await get<PortalStats>(`/api/v1/portal/stats?days=${d}`);
       state.days = d;
       renderChart();
+      renderSubIds();
       announce(live, `Showing the last ${d} days.`);
     } catch (e) {
       announce(live, e instanceof Error ? e.message : "Could not load the chart.");
@@ -208,7 +245,7 @@ function performanceSection(): HTMLElement {
       holders.chart.setAttribute("aria-busy", "false");
     }
   });
-  return section("performance", "Performance", holders.totals, h("div", { class: "chart-controls" }, metric, range), holders.chart);
+  return section("performance", "Performance", holders.totals, h("div", { class: "chart-controls" }, metric, range), holders.chart, holders.subIds);
 }
 
 function termsSection(me: PortalMe): HTMLElement {

@@ -177,10 +177,22 @@ export interface DayStat {
   earnings: number;
 }
 
+/** Clicks, leads and sales of one combination of sub-IDs (null: absent). */
+export interface SubIdStat {
+  sub1: string | null;
+  sub2: string | null;
+  sub3: string | null;
+  clicks: number;
+  leads: number;
+  sales: number;
+}
+
 export interface PortalStats {
   days: number;
   currency: string;
   data: DayStat[];
+  /** The period's clicks and conversions that carried sub-IDs (`?sub1=` on a link), busiest first. */
+  sub_ids: SubIdStat[];
 }
 
 /** `GET /api/v1/integrations/stripe`: one of the two webhook endpoints to add in Stripe. */

@@ -163,7 +163,7 @@ export interface paths {
         };
         /**
          * A partner's totals
-         * @description Needs `read`.
+         * @description Needs `read`. The partner's totals over its whole life; with `group_by=sub1|sub2|sub3`, also its stats by that sub-ID over `from`..`to` (as the program's stats with `partner_id`). Bad parameters are a 400 `invalid_query`.
          */
         get: operations["getPartnerStats"];
         put?: never;
@@ -224,6 +224,50 @@ export interface paths {
          * @description Needs `write`.
          */
         patch: operations["updateLink"];
+        trace?: never;
+    };
+    "/api/v1/partners/{partner_id}/coupons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a partner's coupon codes
+         * @description Needs `read`.
+         */
+        get: operations["listCoupons"];
+        put?: never;
+        /**
+         * Create a coupon code for a partner
+         * @description Needs `write`. A code taken in the program (in any case) is 409 `coupon_code_taken`; a malformed one 422 `invalid_coupon_code` (field `code`); a banned partner 409 `partner_banned`.
+         */
+        post: operations["createCoupon"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/coupons/{coupon_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a coupon code
+         * @description Needs `write`. The code stops attributing (conversions carrying it are recorded with it, unattributed by it); it may be created again.
+         */
+        delete: operations["deleteCoupon"];
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/clicks": {
@@ -1018,8 +1062,8 @@ export interface components {
             fraud_rules?: components["schemas"]["FraudRulesInput"];
             /** @description click_spam: more visits than this by one visitor to the partner's links in the 24 hours up to the converting click (default 20) */
             click_spam_threshold?: number;
-            /** @description banned_referrer: referrer hostnames whose clicks the rule judges */
-            banned_referrers?: string[];
+            /** @description banned_referrer: referrer hostnames whose clicks the rule judges; null or absent: unchanged */
+            banned_referrers?: string[] | null;
         };
         Program: {
             id: string;
@@ -1194,6 +1238,12 @@ export interface components {
              * @description When the merchant approved the partner's payout account despite a shared account
              */
             payout_account_approved_at: string | null;
+            group_id: string | null;
+            /**
+             * Format: int64
+             * @description The partner's own minimum payout; null: its group's or the program's applies
+             */
+            min_payout: number | null;
         };
         /** @description A page of Partner objects, newest first. */
         PartnerList: {
@@ -1229,7 +1279,7 @@ export interface components {
              */
             total: number;
         };
-        /** @description A partner's totals over its whole life, read from the daily rollups (clicks deleted by retention still count). `sale_amount` and `earnings` are in the program's payout currency; `amounts` lists every currency. */
+        /** @description A partner's totals over its whole life, read from the daily rollups (clicks deleted by retention still count). `sale_amount` and `earnings` are in the program's payout currency; `amounts` lists every currency. With `group_by`, the partner's stats by sub-ID over the range are added (`from`, `to`, `group_by`, `totals`, `data`, `has_more`). */
         PartnerStats: {
             partner_id: string;
             /** Format: int64 */
@@ -1247,6 +1297,22 @@ export interface components {
             currency: string;
             earnings: components["schemas"]["Earnings"];
             amounts: components["schemas"]["Amounts"][];
+            /**
+             * Format: date
+             * @description With group_by: the first UTC day of `data`
+             */
+            from?: string;
+            /**
+             * Format: date
+             * @description With group_by: the last UTC day of `data`
+             */
+            to?: string;
+            /** @enum {string} */
+            group_by?: "sub1" | "sub2" | "sub3";
+            totals?: components["schemas"]["StatsCounts"];
+            data?: components["schemas"]["ProgramStatsRow"][];
+            /** @description With group_by: more groups than `limit` */
+            has_more?: boolean;
         };
         LinkCreate: {
             /** @description One of the program's domains (default: the first) */
@@ -1309,6 +1375,12 @@ export interface components {
             created_at: string;
             country: string | null;
             referrer_host: string | null;
+            /** @description A sub-ID the partner tagged the click with (`?sub1=` on the branded link: 1 to 64 printable characters), null if none */
+            sub1: string | null;
+            /** @description A sub-ID the partner tagged the click with (`?sub2=` on the branded link: 1 to 64 printable characters), null if none */
+            sub2: string | null;
+            /** @description A sub-ID the partner tagged the click with (`?sub3=` on the branded link: 1 to 64 printable characters), null if none */
+            sub3: string | null;
         };
         /** @description A page of Click objects, newest first. */
         ClickList: {
@@ -1463,6 +1535,11 @@ export interface components {
             event_name?: string | null;
             /** @description Needed only when the program cannot be found from the event (409 `ambiguous_program`, 422 `program_required`); a program the key cannot see answers 404 */
             program_id?: string | null;
+            /**
+             * @description A coupon code the buyer used: attributes a customer with no partner to the code's partner; under `last_click` it overrides an earlier attribution, under `first_click` it does not. Matched without regard to case; an unknown, deleted or malformed code is recorded (`reason` `coupon_not_found` when nothing else attributes), never an error. Kept as sent (trimmed, at most 64 characters).
+             * @example JANE20
+             */
+            coupon_code?: string | null;
         };
         TrackSale: {
             /** @description 1 to 255 printable characters (trimmed) */
@@ -1490,6 +1567,11 @@ export interface components {
             payout_amount?: number | null;
             /** @description Needed only when the program cannot be found from the event (409 `ambiguous_program`, 422 `program_required`); a program the key cannot see answers 404 */
             program_id?: string | null;
+            /**
+             * @description A coupon code the buyer used: attributes a customer with no partner to the code's partner; under `last_click` it overrides an earlier attribution, under `first_click` it does not. Matched without regard to case; an unknown, deleted or malformed code is recorded (`reason` `coupon_not_found` when nothing else attributes), never an error. Kept as sent (trimmed, at most 64 characters).
+             * @example JANE20
+             */
+            coupon_code?: string | null;
             /** @description The product sold: what reward modifiers on `product_id` compare */
             product_id?: string | null;
         };
@@ -1519,6 +1601,10 @@ export interface components {
             created_at: string;
             /** @constant */
             kind: "lead";
+            /** @description The coupon code the conversion carried, as sent */
+            coupon_code: string | null;
+            /** @description The live coupon the code named when tracked (null: no code, or an unknown one) */
+            coupon_id: string | null;
         };
         SaleEvent: {
             id: string;
@@ -1549,19 +1635,23 @@ export interface components {
              */
             payout_amount: number | null;
             metadata: Record<string, never> | null;
+            /** @description The coupon code the conversion carried, as sent */
+            coupon_code: string | null;
+            /** @description The live coupon the code named when tracked (null: no code, or an unknown one) */
+            coupon_id: string | null;
         };
         /** @description The stored lead (a retry answers the same body). */
         LeadResult: {
             event: components["schemas"]["LeadEvent"];
             attributed: boolean;
-            reason: ("click_not_found" | "click_expired" | "click_in_future" | "click_other_program" | "partner_banned") | null;
+            reason: ("click_not_found" | "click_expired" | "click_in_future" | "click_other_program" | "partner_banned" | "coupon_not_found") | null;
             commission: components["schemas"]["Commission"] | null;
         };
         /** @description The stored sale (a retry answers the same body). */
         SaleResult: {
             event: components["schemas"]["SaleEvent"];
             attributed: boolean;
-            reason: ("no_attribution" | "partner_banned" | "outside_recurring_window" | "currency_not_settled" | "cap_reached") | null;
+            reason: ("no_attribution" | "partner_banned" | "outside_recurring_window" | "currency_not_settled" | "coupon_not_found" | "cap_reached") | null;
             commission: components["schemas"]["Commission"] | null;
         };
         RefundResult: {
@@ -1792,6 +1882,18 @@ export interface components {
                  */
                 earnings: number;
             }[];
+            /** @description The partner's clicks, leads and sales that carried sub-IDs over the same days, per combination of sub-IDs (null: absent), the busiest 50 by clicks first. The rest of the clicks carried none. */
+            sub_ids: {
+                sub1: string | null;
+                sub2: string | null;
+                sub3: string | null;
+                /** Format: int64 */
+                clicks: number;
+                /** Format: int64 */
+                leads: number;
+                /** Format: int64 */
+                sales: number;
+            }[];
         };
         WebhookEndpointCreate: {
             /**
@@ -1895,12 +1997,15 @@ export interface components {
             sales: number;
             amounts: components["schemas"]["Amounts"][];
         };
-        /** @description One group: `date` (group_by=day), `partner_id` (partner) or `link_id` (link; null for conversions without a link), with its counts. */
+        /** @description One group: `date` (group_by=day), `partner_id` (partner), `link_id` (link; null for conversions without a link) or `sub1`/`sub2`/`sub3` (null: the clicks and conversions without that sub-ID, and all commissions), with its counts. */
         ProgramStatsRow: {
             /** Format: date */
             date?: string;
             partner_id?: string;
             link_id?: string | null;
+            sub1?: string | null;
+            sub2?: string | null;
+            sub3?: string | null;
             /** Format: int64 */
             clicks: number;
             /** Format: int64 */
@@ -1916,11 +2021,11 @@ export interface components {
             /** Format: date */
             to: string;
             /** @enum {string} */
-            group_by: "day" | "partner" | "link";
+            group_by: "day" | "partner" | "link" | "sub1" | "sub2" | "sub3";
             partner_id: string | null;
             totals: components["schemas"]["StatsCounts"];
             data: components["schemas"]["ProgramStatsRow"][];
-            /** @description group_by=partner|link: more groups than `limit` */
+            /** @description Grouped by anything but day: more groups than `limit` */
             has_more: boolean;
         };
         Metrics: {
@@ -2007,6 +2112,37 @@ export interface components {
             /** @description The newest 50 Stripe events received, newest first (a key bound to a program: that program's) */
             events: components["schemas"]["StripeIntegrationEvent"][];
         };
+        CouponCreate: {
+            /**
+             * @description 3 to 40 letters, digits, `_` or `-` (trimmed); unique in the program without regard to case among live coupons
+             * @example JANE20
+             */
+            code: string;
+        };
+        /** @description A partner's coupon code: a conversion whose `coupon_code` names it is attributed to the partner. */
+        Coupon: {
+            id: string;
+            program_id: string;
+            partner_id: string;
+            /** @description As entered (matched without regard to case) */
+            code: string;
+            /**
+             * Format: date-time
+             * @description RFC 3339, UTC, millisecond precision
+             */
+            created_at: string;
+        };
+        /** @description A page of the partner's live coupons, newest first. */
+        CouponList: {
+            data: components["schemas"]["Coupon"][];
+            /** @description Pass as `cursor` to get the next page; null on the last page */
+            next_cursor: string | null;
+        };
+        CouponDeleted: {
+            id: string;
+            /** @constant */
+            deleted: true;
+        };
         RewardCondition: {
             /** @description `country` (the converting click's, ISO alpha-2), `product_id` (track/sale's), `sale_amount` (minor units of the payout currency), `customer_type` (`new`: the customer's first sale; `recurring`), `event_name`, `metadata.<key>` (the sale's metadata). A conversion without the field never meets the condition. */
             field: string;
@@ -2065,8 +2201,8 @@ export interface components {
         };
         /** @description Absent fields are kept; null clears one. */
         GroupPatch: {
-            /** @description Unique in the program, case-insensitive (409 `group_exists`) */
-            name?: string;
+            /** @description null or absent: unchanged */
+            name?: string | null;
             /** @description null: the program's rewards apply */
             rewards?: components["schemas"]["RewardsInput"] | null;
             /**
@@ -2206,6 +2342,8 @@ export interface components {
         api_key_id: string;
         /** @description A malformed id is not found (404) */
         webhook_id: string;
+        /** @description A malformed id is not found (404) */
+        coupon_id: string;
         /** @description A malformed id is not found (404) */
         group_id: string;
     };
@@ -2385,11 +2523,11 @@ export interface operations {
                 from?: string;
                 /** @description Last UTC day, YYYY-MM-DD (default: today); at most 366 days in all */
                 to?: string;
-                /** @description `day` (every day of the range, zeros included; the default), `partner` or `link` (the busiest `limit` groups by clicks) */
-                group_by?: "day" | "partner" | "link";
+                /** @description `day` (every day of the range, zeros included; the default), `partner`, `link` or `sub1`/`sub2`/`sub3` (the busiest `limit` groups by clicks). By a sub-ID: the clicks, leads and sales that carried it, and a group `null` with everything else (clicks without that sub-ID, and all commissions: they are not split by sub-ID) */
+                group_by?: "day" | "partner" | "link" | "sub1" | "sub2" | "sub3";
                 /** @description Only this partner */
                 partner_id?: string;
-                /** @description Groups answered for partner/link (1-1000, default 100) */
+                /** @description Groups answered for partner/link/sub-ID (1-1000, default 100) */
                 limit?: number;
             };
             header?: never;
@@ -2550,7 +2688,16 @@ export interface operations {
     };
     getPartnerStats: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `sub1`, `sub2` or `sub3`: add the partner's stats grouped by that sub-ID (`from`, `to`, `group_by`, `totals`, `data`, `has_more`) */
+                group_by?: "sub1" | "sub2" | "sub3";
+                /** @description First UTC day, YYYY-MM-DD (default: 29 days before `to`) */
+                from?: string;
+                /** @description Last UTC day, YYYY-MM-DD (default: today); at most 366 days in all */
+                to?: string;
+                /** @description Groups answered with group_by (1-1000, default 100) */
+                limit?: number;
+            };
             header?: never;
             path: {
                 /** @description A malformed id is not found (404) */
@@ -2732,6 +2879,102 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             422: components["responses"]["Unprocessable"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listCoupons: {
+        parameters: {
+            query?: {
+                /** @description Page size (default 20) */
+                limit?: components["parameters"]["limit"];
+                /** @description `next_cursor` of the previous page */
+                cursor?: components["parameters"]["cursor"];
+            };
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                partner_id: components["parameters"]["partner_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of coupons */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CouponList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    createCoupon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                partner_id: components["parameters"]["partner_id"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CouponCreate"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Coupon"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["Unprocessable"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    deleteCoupon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                coupon_id: components["parameters"]["coupon_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CouponDeleted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
     };
