@@ -123,7 +123,7 @@ step("Partner page: put the partner in the group with its own minimum payout", a
   await dash.getByRole("heading", { name: "Partners", level: 2 }).waitFor();
   await assertText(dash.locator(`#partners-list tr[data-id="${S.pat.id}"]`), /Pat Partner[\s\S]*None/);
   await dash.getByRole("link", { name: "Pat Partner" }).click();
-  await dash.getByRole("heading", { name: /Pat Partner/, level: 2 }).waitFor();
+  await dash.getByRole("heading", { name: /^Pat Partner\s*Active$/, level: 2 }).waitFor();
   assert.equal(await dash.title(), `Pat Partner · Rewards ${T} — Refport dashboard`);
   const form = dash.locator("#partner-terms");
   assert.equal(await form.getByLabel("Group", { exact: true }).inputValue(), "");
@@ -138,6 +138,7 @@ step("Partner page: put the partner in the group with its own minimum payout", a
   assert.equal(p.min_payout, 2500);
   assert.equal(p.rewards, null); // no own rewards: the group's apply
   await assertText(dash.locator("#partner-commissions-list"), /No commissions yet\./);
+  await assertText(dash.locator("#partner-coupons"), /Coupon codes/i); // the coupons panel, on the partner's page too
   await shot(dash, "73-rewards-partner-terms");
 });
 
@@ -186,7 +187,7 @@ step("Partner page: the partner's own lead reward wins over the program's", asyn
   assert.equal(p.group_id, S.gold.id);
   // Reloaded, the page shows what was saved.
   await dash.reload();
-  await dash.getByRole("heading", { name: /Pat Partner/, level: 2 }).waitFor();
+  await dash.getByRole("heading", { name: /^Pat Partner\s*Active$/, level: 2 }).waitFor();
   assert.equal(await form.getByLabel("Lead reward", { exact: true }).inputValue(), "flat");
   assert.equal(await form.getByLabel("Amount per lead", { exact: true }).inputValue(), "7.00");
   assert.equal(await form.getByLabel("Own minimum payout").inputValue(), "25.00");
@@ -220,6 +221,8 @@ step("Main navigation: Groups shows a program's groups, picked from a select", a
   await dash.locator('main[aria-busy="false"]').waitFor();
   // Other test files' programs share this Worker: pick this one by the address, then by the select.
   await dash.goto(`${env.base}/dashboard/#/groups?program=${S.program.id}`);
+  await until(async () => (await dash.title()) === `Groups · Rewards ${T} — Refport dashboard`, "this program's Groups page");
+  await dash.locator('main[aria-busy="false"]').waitFor();
   await assertText(dash.locator('#groups-list tr[data-name="Gold VIP"]'), /Gold VIP\s*1/);
   assert.equal(await dash.getByLabel("Program", { exact: true }).inputValue(), S.program.id);
   assert.equal(await dash.title(), `Groups · Rewards ${T} — Refport dashboard`);

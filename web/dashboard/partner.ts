@@ -7,6 +7,7 @@ import { formatDate } from "../shared/format";
 import { decimals, formatMoney, parseMajor, toMajor } from "../shared/money";
 import type { Commission, Group, Partner, Program } from "../shared/types";
 import { kindCell, statusCell } from "./commissions";
+import { couponsPanel } from "./coupons";
 import type { Ctx } from "./ctx";
 import { programGroups } from "./groups";
 import { moneyHint, rewardsEditor, rewardText } from "./rewards";
@@ -17,6 +18,7 @@ export async function partnerPage(ctx: Ctx, program: Program, partnerId: string,
   if (partner.program_id !== program.id) throw new ApiError(404, "not_found", "No such partner in this program.");
   document.title = `${partner.name} · ${program.name} — Refport dashboard`;
   const commissions = h("section", { class: "card", "aria-labelledby": "partner-commissions-title", id: "partner-commissions" });
+  const coupons = h("div", { id: "partner-coupons" });
   clear(
     host,
     h("p", { class: "crumbs" }, h("a", { href: `#/programs/${program.id}/partners` }, "Partners"), " / "),
@@ -31,9 +33,10 @@ export async function partnerPage(ctx: Ctx, program: Program, partnerId: string,
         termsForm(ctx, program, partner, groups),
       ),
       commissions,
+      coupons,
     ),
   );
-  await commissionsPanel(ctx, program, partner, commissions);
+  await Promise.all([commissionsPanel(ctx, program, partner, commissions), couponsPanel(ctx, partner, coupons)]);
 }
 
 // ---- terms: group, minimum payout, own rewards -------------------------------------------------
