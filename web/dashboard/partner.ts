@@ -11,7 +11,7 @@ import { couponsPanel } from "./coupons";
 import type { Ctx } from "./ctx";
 import { programGroups } from "./groups";
 import { moneyHint, rewardsEditor, rewardText } from "./rewards";
-import { field, FormErrors, group, live, loadMore, statusBadge, table } from "./ui";
+import { field, FormErrors, group, live, loadMore, showModal, statusBadge, table } from "./ui";
 
 export async function partnerPage(ctx: Ctx, program: Program, partnerId: string, host: HTMLElement): Promise<void> {
   const [partner, groups] = await Promise.all([ctx.call<Partner>(`/api/v1/partners/${encodeURIComponent(partnerId)}`), programGroups(ctx, program.id)]);
@@ -173,7 +173,6 @@ async function commissionsPanel(ctx: Ctx, program: Program, partner: Partner, ho
 function addCommissionDialog(ctx: Ctx, program: Program, partner: Partner, done: (c: Commission) => void): void {
   const cur = program.payout_currency;
   const key = crypto.randomUUID();
-  const opener = document.activeElement as HTMLElement | null;
   const titleId = nextId("dlg");
   const amount = h("input", { type: "text", inputmode: "decimal", autocomplete: "off", class: "short" });
   const description = h("textarea", { rows: 2, maxlength: 500 });
@@ -192,18 +191,8 @@ function addCommissionDialog(ctx: Ctx, program: Program, partner: Partner, done:
     field("status", "Status", status),
     h("div", { class: "actions" }, submit, cancel),
   );
-  const dlg = h("dialog", { "aria-labelledby": titleId }, form);
   const errors = new FormErrors(form, summary);
-  const close = () => {
-    dlg.close();
-    dlg.remove();
-    opener?.focus();
-  };
-  cancel.addEventListener("click", close);
-  dlg.addEventListener("cancel", (e) => {
-    e.preventDefault();
-    close();
-  });
+  const close = showModal(form, titleId, cancel, amount);
   let busy = false;
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -228,7 +217,4 @@ function addCommissionDialog(ctx: Ctx, program: Program, partner: Partner, done:
       submit.disabled = false;
     }
   });
-  document.body.appendChild(dlg);
-  dlg.showModal();
-  amount.focus();
 }

@@ -161,10 +161,30 @@ export interface DialogOpts {
   onConfirm: (value: string) => Promise<void>;
 }
 
+/** Shows `form` (titled by the element `titleId`) in a modal <dialog>: Esc and `cancel` close it,
+ * and focus returns to the element that was focused before. Answers the function that closes it. */
+export function showModal(form: HTMLFormElement, titleId: string, cancel: HTMLElement, focus: HTMLElement): () => void {
+  const opener = document.activeElement as HTMLElement | null;
+  const dlg = h("dialog", { "aria-labelledby": titleId }, form);
+  const close = () => {
+    dlg.close();
+    dlg.remove();
+    opener?.focus();
+  };
+  cancel.addEventListener("click", close);
+  dlg.addEventListener("cancel", (e) => {
+    e.preventDefault();
+    close();
+  });
+  document.body.appendChild(dlg);
+  dlg.showModal();
+  focus.focus();
+  return close;
+}
+
 /** A modal <dialog>: keyboard-native (Esc closes, focus stays inside), focus returns to the
  * element that opened it. Server errors stay inside the dialog. */
-export function openDialog(o: DialogOpts): HTMLDialogElement {
-  const opener = document.activeElement as HTMLElement | null;
+export function openDialog(o: DialogOpts): void {
   const titleId = nextId("dlg");
   const summary = h("div", { class: "alert", role: "alert" });
   const input = o.input ? h("textarea", { rows: 3, maxlength: o.input.maxlength, required: o.input.required }) : null;
@@ -179,18 +199,8 @@ export function openDialog(o: DialogOpts): HTMLDialogElement {
     input && o.input ? field(o.input.name, o.input.label, input) : null,
     h("div", { class: "actions" }, confirm, cancel),
   );
-  const dlg = h("dialog", { "aria-labelledby": titleId }, form);
   const errors = new FormErrors(form, summary);
-  const close = () => {
-    dlg.close();
-    dlg.remove();
-    opener?.focus();
-  };
-  cancel.addEventListener("click", close);
-  dlg.addEventListener("cancel", (e) => {
-    e.preventDefault();
-    close();
-  });
+  const close = showModal(form, titleId, cancel, input ?? confirm);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const value = input?.value.trim() ?? "";
@@ -205,10 +215,6 @@ export function openDialog(o: DialogOpts): HTMLDialogElement {
       confirm.disabled = false;
     }
   });
-  document.body.appendChild(dlg);
-  dlg.showModal();
-  (input ?? confirm).focus();
-  return dlg;
 }
 
 export function loadMore(label: string, next: () => Promise<void>): HTMLElement {
