@@ -1,5 +1,6 @@
 // Shared helpers for the browser tests: environment, Chromium, the JSON API, the email sink,
 // a "merchant" host page on another origin, screenshots.
+import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import fs from "node:fs";
 import http from "node:http";
@@ -153,6 +154,19 @@ export async function unlabelledControls(frame) {
       })
       .map((el) => el.outerHTML.slice(0, 120)),
   );
+}
+
+const AXE = fs.readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), "../../node_modules/axe-core/axe.min.js"), "utf8");
+
+/** axe-core's WCAG 2.x A/AA rules on a page or frame: answers the serious and critical
+ * violations, each as "rule-id: help (selectors)" so a failure names what to fix. */
+export async function axeViolations(frame) {
+  if (!(await frame.evaluate(() => typeof window.axe === "object"))) await frame.addScriptTag({ content: AXE });
+  const found = await frame.evaluate(async () => {
+    const r = await window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] }, resultTypes: ["violations"] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5) }));
+  });
+  return found.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.join(", ")}`);
 }
 
 export const tag = () => Math.random().toString(36).slice(2, 10);

@@ -3,6 +3,7 @@
 import { ApiError } from "../shared/api";
 import { $, announce, clear, h } from "../shared/dom";
 import type { Program } from "../shared/types";
+import { analytics } from "./analytics";
 import { commissionsTab } from "./commissions";
 import { makeCall, type Ctx } from "./ctx";
 import { heldCount, reviewTab } from "./fraud";
@@ -100,7 +101,7 @@ function setCount(link: HTMLElement, n: string): void {
   link.setAttribute("aria-label", n ? `Needs review (${n} ${n === "1" ? "commission" : "commissions"})` : "Needs review");
 }
 
-async function programPage(c: Ctx, id: string, tab: string, sub?: string): Promise<void> {
+async function programPage(c: Ctx, id: string, tab: string, sub: string | undefined, search: URLSearchParams): Promise<void> {
   // The held count only decorates a tab: a failure to read it must not break the page.
   const [program, held] = await Promise.all([c.call<Program>(`/api/v1/programs/${encodeURIComponent(id)}`), heldCount(c, id).catch(() => "")]);
   const label = TABS.find((t) => t[0] === tab)?.[1] ?? "Overview";
@@ -131,9 +132,11 @@ async function programPage(c: Ctx, id: string, tab: string, sub?: string): Promi
   };
   if (tab === "") {
     const notice = held ? h("div", { class: "alert info review-notice" }, `${held} ${held === "1" ? "commission is" : "commissions are"} held by a fraud rule and ${held === "1" ? "waits" : "wait"} for your decision. `, h("a", { href: `#/programs/${program.id}/review` }, "Review them")) : null;
-    clear(body, notice, programOverview(program));
+    const perf = h("div", { id: "overview-analytics" });
+    clear(body, notice, h("div", { class: "stack" }, perf, programOverview(program)));
+    await analytics(c, program, perf, `#/programs/${program.id}`, search);
   }
-  else if (tab === "partners" && sub) await partnerPage(c, program, sub, body);
+  else if (tab === "partners" && sub) await partnerPage(c, program, sub, body, search);
   else if (tab === "partners") await partnersTab(c, program, body);
   else if (tab === "groups") await groupsTab(c, program, body);
   else if (tab === "commissions") await commissionsTab(c, program, body);
@@ -170,7 +173,7 @@ async function route(): Promise<void> {
       document.title = "New program — Refport dashboard";
       newProgram(c);
     } else if (parts[0] === "programs") {
-      await programPage(c, parts[1], parts[2] ?? "", parts[3]);
+      await programPage(c, parts[1], parts[2] ?? "", parts[3], new URLSearchParams(search ?? ""));
     } else if (parts[0] === "groups" && parts.length === 1) {
       document.title = "Groups — Refport dashboard";
       await groupsPage(c, new URLSearchParams(search ?? "").get("program") ?? undefined);

@@ -6,6 +6,7 @@ import { announce, clear, h, nextId } from "../shared/dom";
 import { formatDate } from "../shared/format";
 import { decimals, formatMoney, parseMajor, toMajor } from "../shared/money";
 import type { Commission, Group, Partner, Program } from "../shared/types";
+import { analytics } from "./analytics";
 import { kindCell, statusCell } from "./commissions";
 import { couponsPanel } from "./coupons";
 import type { Ctx } from "./ctx";
@@ -13,12 +14,13 @@ import { programGroups } from "./groups";
 import { moneyHint, rewardsEditor, rewardText } from "./rewards";
 import { field, FormErrors, group, live, loadMore, showModal, statusBadge, table } from "./ui";
 
-export async function partnerPage(ctx: Ctx, program: Program, partnerId: string, host: HTMLElement): Promise<void> {
+export async function partnerPage(ctx: Ctx, program: Program, partnerId: string, host: HTMLElement, search: URLSearchParams): Promise<void> {
   const [partner, groups] = await Promise.all([ctx.call<Partner>(`/api/v1/partners/${encodeURIComponent(partnerId)}`), programGroups(ctx, program.id)]);
   if (partner.program_id !== program.id) throw new ApiError(404, "not_found", "No such partner in this program.");
   document.title = `${partner.name} · ${program.name} — Refport dashboard`;
   const commissions = h("section", { class: "card", "aria-labelledby": "partner-commissions-title", id: "partner-commissions" });
   const coupons = h("div", { id: "partner-coupons" });
+  const perf = h("div", { id: "partner-analytics" });
   clear(
     host,
     h("p", { class: "crumbs" }, h("a", { href: `#/programs/${program.id}/partners` }, "Partners"), " / "),
@@ -32,11 +34,16 @@ export async function partnerPage(ctx: Ctx, program: Program, partnerId: string,
         h("p", { class: "muted" }, partner.email, " · Partner ID ", h("code", null, partner.id), partner.created_at ? ` · joined ${formatDate(partner.created_at)}` : ""),
         termsForm(ctx, program, partner, groups),
       ),
+      perf,
       commissions,
       coupons,
     ),
   );
-  await Promise.all([commissionsPanel(ctx, program, partner, commissions), couponsPanel(ctx, partner, coupons)]);
+  await Promise.all([
+    analytics(ctx, program, perf, `#/programs/${program.id}/partners/${partner.id}`, search, partner),
+    commissionsPanel(ctx, program, partner, commissions),
+    couponsPanel(ctx, partner, coupons),
+  ]);
 }
 
 // ---- terms: group, minimum payout, own rewards -------------------------------------------------

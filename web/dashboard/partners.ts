@@ -96,7 +96,7 @@ export async function partnersTab(ctx: Ctx, program: Program, host: HTMLElement)
                   prev.addEventListener("click", () => void previewPortal(p, prev));
                   const b = h("button", { type: "button", class: "danger small", "aria-label": `Ban ${p.name}` }, "Ban");
                   b.addEventListener("click", () => ban(p));
-                  const cp = h("button", { type: "button", class: "secondary small", "aria-label": `Coupon codes of ${p.name}` }, "Coupons");
+                  const cp = h("button", { type: "button", class: "secondary small", "aria-label": `Coupon codes of ${p.name}` }, "Coupon codes");
                   cp.addEventListener("click", () =>
                     void couponsPanel(ctx, p, couponsHost)
                       .then(() => couponsHost.querySelector<HTMLElement>("#coupons-title")?.focus())

@@ -7,7 +7,7 @@ import { applyBrand } from "../shared/color";
 import { formatDate, titleCase } from "../shared/format";
 import { formatMoney } from "../shared/money";
 import type { Commission, Payout, PortalMe, PortalStats } from "../shared/types";
-import { barChart } from "./chart";
+import { barChart } from "../shared/chart";
 import { browserCountry, countries, countryName } from "./country";
 
 type Metric = "clicks" | "leads" | "sales" | "earnings";

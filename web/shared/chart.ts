@@ -1,7 +1,7 @@
 // A hand-drawn SVG bar chart (no library): one series per day, with an accessible summary and
 // the same numbers as a table for screen readers and keyboard users.
-import { h, s } from "../shared/dom";
-import { formatDay } from "../shared/format";
+import { h, s } from "./dom";
+import { formatDay } from "./format";
 
 export interface Point {
   date: string;
@@ -19,8 +19,9 @@ function niceMax(v: number): number {
   return 10 * p;
 }
 
-/** `width` is the drawing's width in CSS pixels (the container's), so text keeps its size. */
-export function barChart(points: Point[], label: string, fmt: (n: number) => string, integer: boolean, width = 640): HTMLElement {
+/** `width` is the drawing's width in CSS pixels (the container's), so text keeps its size;
+ * `period` names the days in the summary ("over the last 30 days" when not given). */
+export function barChart(points: Point[], label: string, fmt: (n: number) => string, integer: boolean, width = 640, period?: string): HTMLElement {
   const W = Math.max(280, Math.round(width));
   const n = points.length;
   const total = points.reduce((a, p) => a + p.value, 0);
@@ -56,8 +57,8 @@ export function barChart(points: Point[], label: string, fmt: (n: number) => str
 
   const summary =
     total === 0
-      ? `${label} per day over the last ${n} days: none yet.`
-      : `${label} per day over the last ${n} days: ${fmt(total)} in total; highest on ${formatDay(peak!.date)} with ${fmt(peak!.value)}.`;
+      ? `${label} per day ${period ?? `over the last ${n} days`}: none yet.`
+      : `${label} per day ${period ?? `over the last ${n} days`}: ${fmt(total)} in total; highest on ${formatDay(peak!.date)} with ${fmt(peak!.value)}.`;
   const svg = s(
     "svg",
     { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": summary, class: "chart", "data-total": total, "data-days": n },
