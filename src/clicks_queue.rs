@@ -20,7 +20,7 @@ const RETRY_DELAY_SECONDS: u32 = 10;
 /// written: it is acknowledged and dropped rather than retried forever, and never blocks the
 /// valid clicks of its batch.
 fn parse(body: &serde_json::Value) -> Option<NewClick> {
-    let c: NewClick = serde_json::from_value(body.clone()).ok()?;
+    let c: NewClick = refport_core::wire::from_value(body.clone()).ok()?;
     let id_ok = |s: &str| !s.is_empty() && s.len() <= 200;
     if !(id_ok(&c.id) && id_ok(&c.program_id) && id_ok(&c.partner_id) && id_ok(&c.link_id)) || c.at <= 0 {
         return None;

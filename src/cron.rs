@@ -155,7 +155,7 @@ async fn due_programs(state: &AppState, budget: &mut Budget, now: i64) -> ApiRes
         return Ok(due);
     }
     for p in payouts::programs_with_balances(&state.db, MAX_PROGRAMS_PER_RUN).await? {
-        match serde_json::from_str::<ProgramSettings>(&p.settings) {
+        match refport_core::wire::from_text::<ProgramSettings>(p.settings.as_bytes()) {
             Ok(settings) if settings.payout_schedule.is_due(now) => {
                 due.insert(p.id, settings);
             }

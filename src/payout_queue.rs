@@ -389,7 +389,7 @@ async fn consume_within(
     metrics::add(Counter::payout_messages, all.len() as u64);
     let mut messages = Vec::with_capacity(all.len());
     for m in all {
-        match serde_json::from_value::<PayoutMessage>(m.body().clone()) {
+        match refport_core::wire::from_value::<PayoutMessage>(m.body().clone()) {
             Ok(body) => messages.push((m, body)),
             Err(e) => {
                 // Never retried: no delivery will make it readable.

@@ -189,7 +189,7 @@ impl Stripe {
         idempotency_key: Option<&str>,
     ) -> Result<T, Refused> {
         let text = self.call_text(method, path, params, idempotency_key).await?;
-        serde_json::from_str(&text).map_err(|e| no_answer(format!("unparseable answer: {e}")))
+        refport_core::wire::from_text(text.as_bytes()).map_err(|e| no_answer(format!("unparseable answer: {e}")))
     }
 
     /// `call` up to the text of a 2xx answer: not generic, so the request code exists once
@@ -223,7 +223,7 @@ impl Stripe {
         if (200..300).contains(&status) {
             return Ok(text);
         }
-        let detail = serde_json::from_str::<ErrorBody>(&text).ok().map(|b| b.error);
+        let detail = refport_core::wire::from_text::<ErrorBody>(text.as_bytes()).ok().map(|b| b.error);
         let message = detail.as_ref().and_then(|d| d.message.clone()).unwrap_or_else(|| format!("HTTP {status}"));
         Err(Refused {
             refusal: Refusal {

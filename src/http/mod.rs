@@ -122,7 +122,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     if !value.is_object() {
         return Err(ApiError::bad_request("invalid_request", "the body must be a JSON object"));
     }
-    serde_json::from_value(value).map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
+    refport_core::wire::from_value(value).map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
 }
 
 /// Query parameters; any parameter outside `allowed` is refused, so typos never pass silently.

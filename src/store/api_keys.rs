@@ -1,9 +1,8 @@
 use super::StoreResult;
 use super::{all, changes, first};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::{query, D1Database};
 
-#[derive(Deserialize)]
 struct Row {
     id: String,
     name: String,
@@ -13,6 +12,7 @@ struct Row {
     created_at: i64,
     revoked_at: Option<i64>,
 }
+from_row!(Row { id, name, key_hint, program_id, permissions, created_at, revoked_at });
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ApiKey {
@@ -34,7 +34,7 @@ impl From<Row> for ApiKey {
             name: r.name,
             key_hint: r.key_hint,
             program_id: r.program_id,
-            permissions: serde_json::from_str(&r.permissions).unwrap_or_default(),
+            permissions: refport_core::wire::from_text(r.permissions.as_bytes()).unwrap_or_default(),
             created_at: r.created_at,
             revoked_at: r.revoked_at,
         }

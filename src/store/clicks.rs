@@ -7,7 +7,7 @@ use wasm_bindgen::JsValue;
 use worker::d1::D1PreparedStatement;
 use worker::{query, D1Database};
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Click {
     pub id: String,
     pub program_id: String,
@@ -21,6 +21,7 @@ pub struct Click {
     pub sub2: Option<String>,
     pub sub3: Option<String>,
 }
+from_row!(Click { id, program_id, partner_id, link_id, created_at, country, referrer_host, sub1, sub2, sub3 });
 
 /// A click as the redirect records it: the clicks queue's message, written by its consumer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -239,7 +240,7 @@ pub async fn insert_batch(db: &D1Database, key: Option<&[u8; 32]>, clicks: &[New
     let mut w = Written::default();
     for (i, r) in super::batch_results(db, stmts).await?.iter().enumerate() {
         if inserts.contains(&i) {
-            w.inserted += r.results::<serde::de::IgnoredAny>()?.len();
+            w.inserted += super::row_count(r)?;
         }
         if let Some(m) = r.meta()? {
             w.rows_written += m.rows_written.unwrap_or(0);
@@ -388,7 +389,7 @@ pub async fn list(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> 
 }
 
 /// The click a lead presents, with what attribution needs to judge it.
-#[derive(Clone, Deserialize)]
+#[derive(Clone)]
 pub struct ClickForLead {
     pub id: String,
     pub program_id: String,
@@ -397,16 +398,14 @@ pub struct ClickForLead {
     pub created_at: i64,
     pub partner_status: refport_core::partner::PartnerStatus,
     /// The visitor's country from the click's row (none while the row is still in the queue).
-    #[serde(default)]
     pub country: Option<String>,
     /// The verified v2 id's visit (visitor and flags); `None` for v1 and unsigned ids.
-    #[serde(skip)]
     pub visit: Option<refport_core::click_id::Visit>,
     /// The id prefixes of the same visitor's clicks (any link) in the 24 hours up to this click
     /// (v2 only), for the `click_spam` rule.
-    #[serde(skip)]
     pub recent_hours: Vec<String>,
 }
+from_row!(ClickForLead { id, program_id, partner_id, link_id, created_at, partner_status } default { country } skip { visit, recent_hours });
 
 /// The click of a lead. A signed click id (see `refport_core::click_id`) that verifies under
 /// `key` is answered from its link without reading the click's row, which the clicks queue

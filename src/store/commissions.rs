@@ -1,5 +1,4 @@
 use super::{StoreError, StoreResult};
-use serde::Deserialize;
 use worker::{query, D1Database};
 
 /// Rejects every pending commission of a partner (a ban), recording each change, atomically.
@@ -41,7 +40,7 @@ use refport_core::conversion::{AttributionOutcome, NewCommissionPlan};
 use refport_core::fraud::Rule;
 use worker::d1::D1PreparedStatement;
 
-#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Commission {
     pub id: String,
     pub program_id: String,
@@ -69,35 +68,55 @@ pub struct Commission {
     #[serde(serialize_with = "super::programs::ser_opt_time")]
     pub paid_at: Option<i64>,
     /// The fraud rules that held the commission for the merchant (kept after the decision).
-    #[serde(deserialize_with = "hold_reasons_column")]
     pub hold_reasons: Vec<Rule>,
     /// Pending and held: waiting for the merchant, never approved by the cron.
-    #[serde(default, deserialize_with = "sql_bool")]
     pub held: bool,
     /// A manual commission's description (`kind: "bonus"`); `null` for the others.
-    #[serde(default)]
     pub description: Option<String>,
 }
 
-/// A boolean SQL expression's value (D1 answers 0 or 1).
-fn sql_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum B {
-        Bool(bool),
-        Num(f64),
+impl super::FromRow for Commission {
+    fn from_row(r: &super::Row) -> StoreResult<Self> {
+        let c = Commission {
+            id: r.get("id"),
+            program_id: r.get("program_id"),
+            partner_id: r.get("partner_id"),
+            customer_id: r.get("customer_id"),
+            event_id: r.get("event_id"),
+            parent_id: r.get("parent_id"),
+            kind: r.get("kind"),
+            invoice_id: r.get("invoice_id"),
+            sale_amount: r.get("sale_amount"),
+            original_amount: r.get("original_amount"),
+            amount: r.get("amount"),
+            currency: r.get("currency"),
+            status: r.get("status"),
+            reason: r.get("reason"),
+            refunded_amount: r.get("refunded_amount"),
+            clawed_back: r.get("clawed_back"),
+            payout_id: r.get("payout_id"),
+            created_at: r.get("created_at"),
+            updated_at: r.get("updated_at"),
+            approved_at: r.get("approved_at"),
+            paid_at: r.get("paid_at"),
+            hold_reasons: hold_reasons_column(r),
+            // A boolean SQL expression (D1 answers 0 or 1); absent where a query leaves it out.
+            held: r.get_or_default::<i64>("held") != 0,
+            description: r.get_or_default("description"),
+        };
+        r.check()?;
+        Ok(c)
     }
-    Ok(match B::deserialize(d)? {
-        B::Bool(b) => b,
-        B::Num(n) => n != 0.0,
-    })
 }
 
 /// The `hold_reasons` column: a JSON array of rule codes, or NULL.
-fn hold_reasons_column<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Rule>, D::Error> {
-    match Option::<String>::deserialize(d)? {
-        None => Ok(Vec::new()),
-        Some(s) => serde_json::from_str(&s).map_err(serde::de::Error::custom),
+fn hold_reasons_column(r: &super::Row) -> Vec<Rule> {
+    match r.get::<Option<String>>("hold_reasons") {
+        None => Vec::new(),
+        Some(s) => refport_core::wire::from_text(s.as_bytes()).unwrap_or_else(|_| {
+            r.refuse("hold_reasons");
+            Vec::new()
+        }),
     }
 }
 

@@ -8,11 +8,11 @@ use super::{first, outbox, StoreError, StoreResult};
 use refport_core::conversion::{
     AttributionOutcome, EventKind, LeadDecision, LeadRequest, PricedSale, SaleDecision, SaleRequest,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::d1::{D1PreparedStatement, D1Result};
 use worker::{query, D1Database};
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Customer {
     pub id: String,
     pub program_id: String,
@@ -27,9 +27,9 @@ pub struct Customer {
     /// What the attributed click said to the fraud rules (`refport_core::fraud::ClickSignals`).
     pub click_signals: Option<String>,
     /// The country of the attributed click, when its row said it.
-    #[serde(default)]
     pub country: Option<String>,
 }
+from_row!(Customer { id, program_id, external_id, email, name, partner_id, link_id, click_id, clicked_at, first_sale_at, click_signals } default { country });
 
 const CUSTOMER_COLS: &str =
     "id, program_id, external_id, email, name, partner_id, link_id, click_id, clicked_at, first_sale_at, click_signals, country";
@@ -47,10 +47,10 @@ fn customer_stmt(db: &D1Database, program_id: &str, external_id: &str) -> StoreR
     )?)
 }
 
-#[derive(Deserialize)]
 pub struct ProgramRef {
     pub program_id: String,
 }
+from_row!(ProgramRef { program_id });
 
 /// Programs in which a customer external id is known (to find the program of a sale).
 pub async fn programs_of_customer(db: &D1Database, external_id: &str) -> StoreResult<Vec<ProgramRef>> {
@@ -64,11 +64,11 @@ pub async fn programs_of_invoice(db: &D1Database, invoice_id: &str) -> StoreResu
 }
 
 /// A customer known by its Stripe customer id.
-#[derive(Deserialize)]
 pub struct StripeCustomerRef {
     pub program_id: String,
     pub external_id: String,
 }
+from_row!(StripeCustomerRef { program_id, external_id });
 
 /// The customers (at most 2: more than one is ambiguous) that Stripe customer `stripe_id` is:
 /// stored by a Stripe-tracked lead, or tracked through the API with it as external id.
@@ -158,7 +158,6 @@ pub fn upsert_customer(db: &D1Database, c: &CustomerUpsert<'_>) -> StoreResult<D
     )?)
 }
 
-#[derive(Deserialize)]
 struct EventRow {
     id: String,
     program_id: String,
@@ -175,11 +174,10 @@ struct EventRow {
     metadata: Option<String>,
     created_at: i64,
     customer_external_id: String,
-    #[serde(default)]
     coupon_code: Option<String>,
-    #[serde(default)]
     coupon_id: Option<String>,
 }
+from_row!(EventRow { id, program_id, customer_id, kind, event_name, invoice_id, amount, currency, payout_amount, partner_id, click_id, attribution, metadata, created_at, customer_external_id } default { coupon_code, coupon_id });
 
 #[derive(Clone, Debug)]
 pub struct Event {
@@ -368,10 +366,10 @@ pub async fn load_lead(
     recent_hours: &[String],
     coupon_key: Option<&str>,
 ) -> StoreResult<(ConversionLoad, Option<Partner>, i64)> {
-    #[derive(Deserialize)]
     struct Hits {
         hits: i64,
     }
+    from_row!(Hits { hits });
     let stored = stored_lead_stmts(db, program_id, external_id, event_name)?;
     let presented = super::partners::get_stmt(db, presented_partner_id)?;
     let hits = super::clicks::partner_visits_stmt(db, presented_partner_id.unwrap_or(""), recent_hours)?;
@@ -398,11 +396,11 @@ pub async fn load_sale(
     external_id: &str,
     coupon_key: Option<&str>,
 ) -> StoreResult<(ConversionLoad, refport_core::rules::Earned)> {
-    #[derive(Deserialize)]
     struct EarnedRow {
         amount: i64,
         sales: u32,
     }
+    from_row!(EarnedRow { amount, sales });
     let stored = stored_sale_stmts(db, program_id, invoice_id)?;
     let mut extra = vec![query!(
         db,

@@ -3,11 +3,10 @@
 use super::conversions::ProgramRef;
 use super::partners::Partner;
 use super::{all, changes, run_or_constraint, StoreError, StoreResult};
-use serde::Deserialize;
 use worker::d1::{D1PreparedStatement, D1Result};
 use worker::{query, D1Database};
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct Coupon {
     pub id: String,
     pub program_id: String,
@@ -15,6 +14,7 @@ pub struct Coupon {
     pub code: String,
     pub created_at: i64,
 }
+from_row!(Coupon { id, program_id, partner_id, code, created_at });
 
 const COLS: &str = "id, program_id, partner_id, code, created_at";
 

@@ -3,10 +3,9 @@
 use super::{all, first, run_or_constraint, StoreError, StoreResult, Taken};
 use refport_core::group::GroupFields;
 use refport_core::rules::Rewards;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::{query, D1Database};
 
-#[derive(Deserialize)]
 struct Row {
     id: String,
     program_id: String,
@@ -18,6 +17,7 @@ struct Row {
     created_at: i64,
     updated_at: i64,
 }
+from_row!(Row { id, program_id, name, rewards, min_payout, hold_days, partners, created_at, updated_at });
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Group {
@@ -53,7 +53,7 @@ impl TryFrom<Row> for Group {
     type Error = StoreError;
     fn try_from(r: Row) -> StoreResult<Group> {
         Ok(Group {
-            rewards: r.rewards.as_deref().map(serde_json::from_str).transpose()?,
+            rewards: r.rewards.as_deref().map(|j| refport_core::wire::from_text(j.as_bytes())).transpose()?,
             id: r.id,
             program_id: r.program_id,
             name: r.name,

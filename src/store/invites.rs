@@ -2,16 +2,16 @@
 //! is stored.
 
 use super::{batch, first, StoreResult};
-use serde::Deserialize;
 use worker::{query, D1Database};
 
 /// An open invitation: what accepting it needs.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct Invite {
     pub id: String,
     pub program_id: String,
     pub partner_id: String,
 }
+from_row!(Invite { id, program_id, partner_id });
 
 /// A new invitation for `partner_id`, valid until `expires_at`.
 pub async fn insert(db: &D1Database, invite: &Invite, token_hash: &str, expires_at: i64, now: i64) -> StoreResult<()> {

@@ -86,7 +86,6 @@ pub async fn get(kv: &KvStore, domain: &str, key: &str) -> StoreResult<Lookup> {
     })
 }
 
-#[derive(Deserialize)]
 struct Row {
     link_id: String,
     partner_id: String,
@@ -99,6 +98,18 @@ struct Row {
     partner_status: refport_core::partner::PartnerStatus,
     banned_referrers: Option<String>,
 }
+from_row!(Row {
+    link_id,
+    partner_id,
+    program_id,
+    url,
+    domain,
+    key,
+    window_days,
+    cookie_domain,
+    partner_status,
+    banned_referrers
+});
 
 const SELECT: &str = "SELECT l.id AS link_id, l.partner_id, l.program_id, l.url, l.domain, l.key,
         json_extract(p.settings, '$.attribution_window_days') AS window_days,
@@ -118,7 +129,10 @@ impl From<Row> for CachedLink {
             window_days: r.window_days,
             cookie_domain: r.cookie_domain,
             attributable: r.partner_status != refport_core::partner::PartnerStatus::Banned,
-            banned_referrers: r.banned_referrers.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
+            banned_referrers: r
+                .banned_referrers
+                .and_then(|j| refport_core::wire::from_text(j.as_bytes()).ok())
+                .unwrap_or_default(),
         }
     }
 }
@@ -194,13 +208,13 @@ pub async fn refresh_all(
     Ok(())
 }
 
-#[derive(Deserialize)]
 struct Job {
     id: i64,
     program_id: String,
     partner_id: Option<String>,
     after_link_id: String,
 }
+from_row!(Job { id, program_id, partner_id, after_link_id });
 
 /// Continues pending refresh jobs (cron): at most `budget` links per run. Answers links written.
 pub async fn continue_jobs(db: &D1Database, kv: &KvStore, budget: usize) -> StoreResult<usize> {
@@ -235,8 +249,9 @@ pub async fn put(kv: &KvStore, domain: &str, key: &str, value: Option<&CachedLin
     isolate_put(domain, key, value, crate::state::now_ms());
     let k = kv_key(domain, key);
     match value {
-        Some(v) => kv.put(&k, serde_json::to_string(v)?)?.execute().await?,
-        None => kv.put(&k, NEGATIVE)?.expiration_ttl(NEGATIVE_TTL).execute().await?,
+        // As bytes: `put` of a string goes through serde_wasm_bindgen and a float formatter.
+        Some(v) => kv.put_bytes(&k, &serde_json::to_vec(v)?)?.execute().await?,
+        None => kv.put_bytes(&k, NEGATIVE.as_bytes())?.expiration_ttl(NEGATIVE_TTL).execute().await?,
     }
     Ok(())
 }

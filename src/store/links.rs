@@ -1,8 +1,8 @@
 use super::{all, changes, first, run_or_constraint, StoreError, StoreResult, Taken};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::{query, D1Database};
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Link {
     pub id: String,
     pub program_id: String,
@@ -15,6 +15,7 @@ pub struct Link {
     #[serde(serialize_with = "super::programs::ser_time")]
     pub updated_at: i64,
 }
+from_row!(Link { id, program_id, partner_id, domain, key, url, created_at, updated_at });
 
 const COLS: &str = "id, program_id, partner_id, domain, key, url, created_at, updated_at";
 

@@ -2,6 +2,25 @@
 //! (`StoreError`: taken / in use / raced / not found / corrupt / database); the HTTP layer maps
 //! them to API errors in one place.
 
+/// `FromRow` for a struct whose fields are columns of the same names: `from_row!(T { a, b })`;
+/// `default { c }` names columns some queries leave out (absent -> `Default`), `skip { d }`
+/// fields no query selects.
+macro_rules! from_row {
+    ($t:ty { $($f:ident),* $(,)? } $(default { $($d:ident),* $(,)? })? $(skip { $($s:ident),* $(,)? })?) => {
+        impl $crate::store::FromRow for $t {
+            fn from_row(r: &$crate::store::Row) -> $crate::store::StoreResult<Self> {
+                let v = Self {
+                    $($f: r.get(stringify!($f)),)*
+                    $($($d: r.get_or_default(stringify!($d)),)*)?
+                    $($($s: ::core::default::Default::default(),)*)?
+                };
+                r.check()?;
+                Ok(v)
+            }
+        }
+    };
+}
+
 pub mod api_keys;
 pub mod clicks;
 pub mod commissions;
@@ -23,25 +42,187 @@ pub mod webhook_deliveries;
 pub mod webhook_endpoints;
 
 pub use error::{Constraint, ConstraintKind, InUse, StoreError, StoreResult, Taken};
-use serde::de::DeserializeOwned;
-use worker::d1::D1PreparedStatement;
+use wasm_bindgen::JsValue;
+use worker::d1::{D1PreparedStatement, D1Result};
 use worker::D1Database;
 
 type Result<T> = StoreResult<T>;
+
+/// One D1 row as the runtime answers it: a JS object keyed by column name. Rows are read column
+/// by column (`FromRow`, usually through `from_row!`) rather than through serde: serde's
+/// generated code per row type cost ~100 KB of the wasm (one `serde_wasm_bindgen` struct
+/// deserializer and one visitor for each of ~40 row types), where a column read is a call.
+/// A read never fails on its own: the first bad column is remembered and `check` answers it,
+/// so building a struct has no early exit (each `?` between fields would cost a cleanup of the
+/// fields read so far).
+pub struct Row {
+    obj: JsValue,
+    bad: std::cell::Cell<Option<&'static str>>,
+}
+
+/// A D1 row type: built from one row by reading its columns.
+pub trait FromRow: Sized {
+    fn from_row(r: &Row) -> Result<Self>;
+}
+
+/// A column value: SQLite's integers (JS numbers within 2^53), texts and NULLs.
+pub trait Column: Sized {
+    /// `None` when the value has another type (a corrupt row, never coerced).
+    fn from_js(v: JsValue) -> Option<Self>;
+    /// A placeholder for a bad column (the row is refused by `Row::check`).
+    fn fallback() -> Self;
+}
+
+impl Column for String {
+    fn from_js(v: JsValue) -> Option<Self> {
+        v.as_string()
+    }
+    fn fallback() -> Self {
+        String::new()
+    }
+}
+
+impl Column for i64 {
+    fn from_js(v: JsValue) -> Option<Self> {
+        // A JS number holding an integer D1 can answer exactly (|n| <= 2^53).
+        v.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0).map(|f| f as i64)
+    }
+    fn fallback() -> Self {
+        0
+    }
+}
+
+impl Column for u32 {
+    fn from_js(v: JsValue) -> Option<Self> {
+        i64::from_js(v).and_then(|n| u32::try_from(n).ok())
+    }
+    fn fallback() -> Self {
+        0
+    }
+}
+
+impl Column for f64 {
+    fn from_js(v: JsValue) -> Option<Self> {
+        v.as_f64()
+    }
+    fn fallback() -> Self {
+        0.0
+    }
+}
+
+/// A column of either type (a group key: a day number or an id).
+impl Column for serde_json::Value {
+    fn from_js(v: JsValue) -> Option<Self> {
+        match v.as_string() {
+            Some(s) => Some(s.into()),
+            None => i64::from_js(v).map(Into::into),
+        }
+    }
+    fn fallback() -> Self {
+        serde_json::Value::Null
+    }
+}
+
+/// The stored enums: their text, parsed by the core (an unknown one is a corrupt row).
+macro_rules! text_column {
+    ($($t:ty = $fallback:expr),*) => {$(
+        impl Column for $t {
+            fn from_js(v: JsValue) -> Option<Self> {
+                <$t>::parse(&v.as_string()?)
+            }
+            fn fallback() -> Self {
+                $fallback
+            }
+        }
+    )*};
+}
+text_column!(
+    refport_core::commission::Status = refport_core::commission::Status::Pending,
+    refport_core::commission::Kind = refport_core::commission::Kind::Lead,
+    refport_core::payout::PayoutStatus = refport_core::payout::PayoutStatus::Processing,
+    refport_core::partner::PartnerStatus = refport_core::partner::PartnerStatus::Invited
+);
+
+impl<T: Column> Column for Option<T> {
+    fn from_js(v: JsValue) -> Option<Self> {
+        if v.is_null() || v.is_undefined() {
+            Some(None)
+        } else {
+            T::from_js(v).map(Some)
+        }
+    }
+    fn fallback() -> Self {
+        None
+    }
+}
+
+impl Row {
+    fn value(&self, name: &str) -> JsValue {
+        js_sys::Reflect::get(&self.obj, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+    }
+
+    fn bad<T: Column>(&self, name: &'static str) -> T {
+        self.refuse(name);
+        T::fallback()
+    }
+
+    /// Marks column `name` as holding a value its type refuses (read by hand: JSON in a column).
+    pub fn refuse(&self, name: &'static str) {
+        if self.bad.get().is_none() {
+            self.bad.set(Some(name));
+        }
+    }
+
+    /// Column `name`; a missing column or a value of another type makes the row corrupt.
+    pub fn get<T: Column>(&self, name: &'static str) -> T {
+        T::from_js(self.value(name)).unwrap_or_else(|| self.bad(name))
+    }
+
+    /// Column `name`, or `T::default()` when the query did not select it (or it is NULL).
+    pub fn get_or_default<T: Column + Default>(&self, name: &'static str) -> T {
+        let v = self.value(name);
+        if v.is_null() || v.is_undefined() {
+            return T::default();
+        }
+        T::from_js(v).unwrap_or_else(|| self.bad(name))
+    }
+
+    /// Refuses the row when a column was missing or of another type.
+    pub fn check(&self) -> Result<()> {
+        match self.bad.get() {
+            None => Ok(()),
+            Some(name) => Err(StoreError::Corrupt(format!("column `{name}`"))),
+        }
+    }
+}
+
+/// The rows of one result, as the runtime's objects (one serde type for every row type: the
+/// objects pass through `serde_wasm_bindgen` untouched).
+#[derive(serde::Deserialize)]
+struct Raw(#[serde(with = "serde_wasm_bindgen::preserve")] JsValue);
+
+/// Every row of one statement's result.
+pub fn rows<T: FromRow>(r: &D1Result) -> Result<Vec<T>> {
+    r.results::<Raw>()?.into_iter().map(|Raw(obj)| T::from_row(&Row { obj, bad: Default::default() })).collect()
+}
+
+/// How many rows one statement's result has.
+pub fn row_count(r: &D1Result) -> Result<usize> {
+    Ok(r.results::<Raw>()?.len())
+}
 
 /// Every D1 round trip goes through these helpers, which count it (`metrics::d1_calls`).
 fn counted() {
     crate::metrics::add(crate::metrics::Counter::d1_calls, 1);
 }
 
-pub async fn first<T: DeserializeOwned>(stmt: D1PreparedStatement) -> Result<Option<T>> {
-    counted();
-    Ok(stmt.first::<T>(None).await?)
+pub async fn first<T: FromRow>(stmt: D1PreparedStatement) -> Result<Option<T>> {
+    Ok(all::<T>(stmt).await?.into_iter().next())
 }
 
-pub async fn all<T: DeserializeOwned>(stmt: D1PreparedStatement) -> Result<Vec<T>> {
+pub async fn all<T: FromRow>(stmt: D1PreparedStatement) -> Result<Vec<T>> {
     counted();
-    Ok(stmt.all().await?.results::<T>()?)
+    rows(&stmt.all().await?)
 }
 
 /// Runs one statement and answers D1's result.
@@ -63,9 +244,9 @@ pub async fn batch_results(db: &D1Database, stmts: Vec<D1PreparedStatement>) -> 
 
 /// The first row of one statement's result in a batch (reads batched with others or appended
 /// to a write batch, so that they cost no round trip of their own).
-pub fn first_row<T: DeserializeOwned>(r: Option<&worker::d1::D1Result>) -> Result<Option<T>> {
+pub fn first_row<T: FromRow>(r: Option<&D1Result>) -> Result<Option<T>> {
     match r {
-        Some(r) => Ok(r.results::<T>()?.into_iter().next()),
+        Some(r) => Ok(rows::<T>(r)?.into_iter().next()),
         None => Err(StoreError::Database("a batch answered fewer results than statements".into())),
     }
 }
@@ -115,7 +296,7 @@ pub struct Filter<'a> {
 }
 
 /// One page of `table` rows (`cols`) matching `f`, newest first, `limit + 1` rows (see `Page`).
-pub async fn list_filtered<T: DeserializeOwned>(
+pub async fn list_filtered<T: FromRow>(
     db: &D1Database,
     table: &str,
     cols: &str,
@@ -128,7 +309,7 @@ pub async fn list_filtered<T: DeserializeOwned>(
 
 /// [`list_filtered`] with a fixed SQL condition `cond` on top of `f` (a constant of the caller,
 /// never input).
-pub async fn list_filtered_where<T: DeserializeOwned>(
+pub async fn list_filtered_where<T: FromRow>(
     db: &D1Database,
     table: &str,
     cols: &str,
@@ -152,7 +333,7 @@ pub async fn list_filtered_where<T: DeserializeOwned>(
     .await
 }
 
-#[derive(serde::Deserialize)]
 pub struct Count {
     pub n: i64,
 }
+from_row!(Count { n });

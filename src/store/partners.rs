@@ -1,11 +1,10 @@
 use super::{all, first, run_or_constraint, StoreError, StoreResult, Taken};
 use refport_core::partner::{PartnerFields, PartnerStatus};
 use refport_core::rules::Rewards;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::d1::{D1PreparedStatement, D1Result};
 use worker::{query, D1Database};
 
-#[derive(Deserialize)]
 struct Row {
     id: String,
     program_id: String,
@@ -19,21 +18,15 @@ struct Row {
     payouts_disabled_reason: Option<String>,
     created_at: i64,
     updated_at: i64,
-    #[serde(default)]
     payout_held: Option<f64>,
-    #[serde(default)]
     payout_account_approved_at: Option<i64>,
-    #[serde(default)]
     group_id: Option<String>,
-    #[serde(default)]
     min_payout: Option<i64>,
-    #[serde(default)]
     group_rewards: Option<String>,
-    #[serde(default)]
     group_min_payout: Option<i64>,
-    #[serde(default)]
     group_hold_days: Option<u32>,
 }
+from_row!(Row { id, program_id, email, name, status, rewards, stripe_account_id, payouts_enabled, country, payouts_disabled_reason, created_at, updated_at } default { payout_held, payout_account_approved_at, group_id, min_payout, group_rewards, group_min_payout, group_hold_days });
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Partner {
@@ -94,7 +87,7 @@ impl TryFrom<Row> for Partner {
         Ok(Partner {
             status: PartnerStatus::parse(&r.status)
                 .ok_or_else(|| StoreError::Corrupt(format!("partner {} has status `{}`", r.id, r.status)))?,
-            rewards: r.rewards.as_deref().map(serde_json::from_str).transpose()?,
+            rewards: r.rewards.as_deref().map(|j| refport_core::wire::from_text(j.as_bytes())).transpose()?,
             id: r.id,
             program_id: r.program_id,
             email: r.email,
@@ -109,7 +102,11 @@ impl TryFrom<Row> for Partner {
                 Vec::new()
             },
             payout_account_approved_at: r.payout_account_approved_at,
-            group_rewards: r.group_rewards.as_deref().map(serde_json::from_str).transpose()?,
+            group_rewards: r
+                .group_rewards
+                .as_deref()
+                .map(|j| refport_core::wire::from_text(j.as_bytes()))
+                .transpose()?,
             group_id: r.group_id,
             min_payout: r.min_payout,
             group_min_payout: r.group_min_payout,

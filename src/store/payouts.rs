@@ -3,11 +3,11 @@
 use super::StoreResult;
 use super::{all, batch, changes, first};
 use refport_core::payout::PayoutStatus;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::d1::D1PreparedStatement;
 use worker::{query, D1Database};
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Payout {
     pub id: String,
     pub program_id: String,
@@ -26,6 +26,21 @@ pub struct Payout {
     #[serde(serialize_with = "super::programs::ser_opt_time")]
     pub paid_at: Option<i64>,
 }
+from_row!(Payout {
+    id,
+    program_id,
+    partner_id,
+    amount,
+    currency,
+    status,
+    stripe_transfer_id,
+    failure_message,
+    commission_count,
+    attempts,
+    reversed_amount,
+    created_at,
+    paid_at
+});
 
 const COLS: &str = "id, program_id, partner_id, amount, currency, status, stripe_transfer_id, failure_message, \
      commission_count, attempts, reversed_amount, created_at, paid_at";
@@ -68,11 +83,12 @@ const PAYABLE: &str = "FROM commissions c INDEXED BY commissions_payable
                                          ELSE 1 END)";
 
 /// Programs whose settings the cron needs to decide who is due (schedule, minimum).
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct ProgramSchedule {
     pub id: String,
     pub settings: String,
 }
+from_row!(ProgramSchedule { id, settings });
 
 /// Programs with at least one approved, unclaimed commission (through the partial index).
 pub async fn programs_with_balances(db: &D1Database, limit: usize) -> StoreResult<Vec<ProgramSchedule>> {
@@ -88,7 +104,7 @@ pub async fn programs_with_balances(db: &D1Database, limit: usize) -> StoreResul
 }
 
 /// A payout the bulk claim created: `processing`, transfer attempt 0 (never sent).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct Claimed {
     pub id: String,
     pub program_id: String,
@@ -98,9 +114,9 @@ pub struct Claimed {
     /// Its `updated_at`: the claim's clock.
     pub updated_at: i64,
     /// The partner's own (or its group's) minimum payout, when it overrides the program's.
-    #[serde(default)]
     pub partner_min_payout: Option<i64>,
 }
+from_row!(Claimed { id, program_id, partner_id, amount, currency, updated_at } default { partner_min_payout });
 
 /// Claims, in one atomic batch, up to `ids.len()` balances payable today in the programs `due`
 /// (oldest approval first): creates a `processing` payout per balance with the next of the
@@ -158,7 +174,7 @@ pub async fn claim_due(db: &D1Database, ids: &[String], due: &[String], now: i64
         )?,
     ];
     let results = db.batch(stmts).await?;
-    Ok(results.get(2).map(|r| r.results()).transpose()?.unwrap_or_default())
+    Ok(results.get(2).map(super::rows).transpose()?.unwrap_or_default())
 }
 
 /// Takes a claimed payout's first transfer attempt (0 → 1) right before sending it: only the
@@ -202,12 +218,13 @@ pub async fn release_untaken(db: &D1Database, id: &str, now: i64) -> StoreResult
 }
 
 /// A payout the sweep leased: its transfer attempt and the lease (its new `updated_at`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct Swept {
     pub id: String,
     pub transfer_attempt: i64,
     pub updated_at: i64,
 }
+from_row!(Swept { id, transfer_attempt, updated_at });
 
 /// Leases up to `limit` payouts `processing` and untouched since `older_than` (a lost queue
 /// message, a transfer of unknown outcome): their `updated_at` becomes `now`, in one
@@ -228,7 +245,7 @@ pub async fn sweep(db: &D1Database, older_than: i64, now: i64, limit: usize) -> 
 }
 
 /// A queued payout as its consumer reads it, with what decides whether it may still be sent.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct Queued {
     pub id: String,
     pub program_id: String,
@@ -242,6 +259,19 @@ pub struct Queued {
     pub partner_status: String,
     pub payouts_enabled: i64,
 }
+from_row!(Queued {
+    id,
+    program_id,
+    partner_id,
+    amount,
+    currency,
+    status,
+    transfer_attempt,
+    updated_at,
+    stripe_account_id,
+    partner_status,
+    payouts_enabled
+});
 
 /// The platform pause and the payouts `ids`, in one D1 batch (one subrequest).
 pub async fn load_queued(db: &D1Database, ids: &[String]) -> StoreResult<(Option<Pause>, Vec<Queued>)> {
@@ -259,8 +289,8 @@ pub async fn load_queued(db: &D1Database, ids: &[String]) -> StoreResult<(Option
             )?,
         ])
         .await?;
-    let pause: Vec<Pause> = results.first().map(|r| r.results()).transpose()?.unwrap_or_default();
-    let rows: Vec<Queued> = results.get(1).map(|r| r.results()).transpose()?.unwrap_or_default();
+    let pause: Vec<Pause> = results.first().map(super::rows).transpose()?.unwrap_or_default();
+    let rows: Vec<Queued> = results.get(1).map(super::rows).transpose()?.unwrap_or_default();
     Ok((pause.into_iter().next(), rows))
 }
 
@@ -378,7 +408,7 @@ pub async fn note_attempt(db: &D1Database, id: &str, message: &str, now: i64) ->
 }
 
 /// A payout about to be sent or reconciled.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct InFlight {
     pub id: String,
     pub program_id: String,
@@ -388,6 +418,7 @@ pub struct InFlight {
     pub stripe_account_id: Option<String>,
     pub transfer_attempt: i64,
 }
+from_row!(InFlight { id, program_id, partner_id, amount, currency, stripe_account_id, transfer_attempt });
 
 /// Approves pending commissions whose hold period has passed, at most `limit`, oldest first,
 /// recording each change; one atomic batch. Answers how many were approved. A commission held
@@ -445,12 +476,13 @@ pub async fn claim_resend(db: &D1Database, id: &str, seen: i64, now: i64) -> Sto
 }
 
 /// A platform-wide pause of payouts after an account-wide Stripe refusal: why, and until when.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct Pause {
     pub cause: String,
     pub message: Option<String>,
     pub until_ms: i64,
 }
+from_row!(Pause { cause, message, until_ms });
 
 pub async fn pause(db: &D1Database) -> StoreResult<Option<Pause>> {
     first(query!(db, "SELECT cause, message, until_ms FROM payout_pause WHERE id = 1")).await
@@ -478,13 +510,14 @@ pub async fn clear_pause(db: &D1Database, cause: &str) -> StoreResult<bool> {
 }
 
 /// A payout and what reconciling a reversal needs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct Reversible {
     pub id: String,
     pub amount: i64,
     pub reversed_amount: i64,
     pub status: PayoutStatus,
 }
+from_row!(Reversible { id, amount, reversed_amount, status });
 
 pub async fn by_transfer(db: &D1Database, transfer_id: &str) -> StoreResult<Option<Reversible>> {
     first(query!(

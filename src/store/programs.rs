@@ -1,17 +1,17 @@
 use super::{all, batch_or_constraint, first, ConstraintKind, InUse, StoreError, StoreResult, Taken};
 use refport_core::program::ProgramSettings;
 use refport_core::time::rfc3339;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::d1::{D1PreparedStatement, D1Result};
 use worker::{query, D1Database};
 
-#[derive(Deserialize)]
 struct Row {
     id: String,
     settings: String,
     created_at: i64,
     updated_at: i64,
 }
+from_row!(Row { id, settings, created_at, updated_at });
 
 /// A stored program: its id, validated settings and timestamps. Serializes as the wire shape.
 #[derive(Clone, Debug, Serialize)]
@@ -41,7 +41,7 @@ impl TryFrom<Row> for Program {
     fn try_from(r: Row) -> StoreResult<Program> {
         Ok(Program {
             id: r.id,
-            settings: serde_json::from_str(&r.settings)?,
+            settings: refport_core::wire::from_text(r.settings.as_bytes())?,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -121,10 +121,10 @@ pub async fn update(db: &D1Database, old: &Program, new: &Program) -> StoreResul
     write_domains(db, stmts).await
 }
 
-#[derive(Deserialize)]
 struct Longest {
     days: Option<u32>,
 }
+from_row!(Longest { days });
 
 /// The longest attribution window (days) of any program; 0 when there is none.
 pub async fn longest_attribution_window(db: &D1Database) -> StoreResult<u32> {

@@ -7,10 +7,10 @@ use super::StoreResult;
 use super::{batch_or_constraint, first, ConstraintKind, StoreError};
 use refport_core::commission::{RefundPlan, RejectReason, Status};
 use refport_core::conversion::RefundDecision;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::{query, D1Database};
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Refund {
     pub id: String,
     pub program_id: String,
@@ -22,6 +22,7 @@ pub struct Refund {
     #[serde(serialize_with = "super::programs::ser_time")]
     pub created_at: i64,
 }
+from_row!(Refund { id, program_id, invoice_id, amount, commission_id, clawback_id, effect, created_at });
 
 const COLS: &str = "id, program_id, invoice_id, amount, commission_id, clawback_id, effect, created_at";
 

@@ -5,7 +5,7 @@
 //! links and partners it covers, never with the number of clicks.
 
 use super::{all, StoreResult};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::{query, D1Database};
 
 /// Commissions by status, minor units of one currency.
@@ -97,7 +97,6 @@ impl Totals {
 }
 
 /// One rollup sum: a group key (`k`), a currency ('' for the counts that have none) and sums.
-#[derive(Deserialize)]
 struct Row {
     k: Option<serde_json::Value>,
     currency: String,
@@ -110,6 +109,7 @@ struct Row {
     paid: i64,
     rejected: i64,
 }
+from_row!(Row { k, currency, clicks, leads, sales, sale_amount, pending, approved, paid, rejected });
 
 const SUMS: &str = "currency, SUM(clicks) AS clicks, SUM(leads) AS leads, SUM(sales) AS sales,
     SUM(sale_amount) AS sale_amount, SUM(pending) AS pending, SUM(approved) AS approved, SUM(paid) AS paid,
@@ -236,11 +236,12 @@ pub async fn program_groups(
 }
 
 /// One UTC day of a series: `day` counts days since the epoch; days without activity are absent.
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Copy, Debug)]
 pub struct DayCount {
     pub day: i64,
     pub n: i64,
 }
+from_row!(DayCount { day, n });
 
 /// A partner's per-day series since day `since` (days since the epoch): clicks, leads, sales,
 /// and earnings in `currency` (commissions not rejected).
@@ -251,7 +252,6 @@ pub struct Daily {
     pub earnings: Vec<DayCount>,
 }
 
-#[derive(Deserialize)]
 struct DayRow {
     day: i64,
     clicks: i64,
@@ -259,6 +259,7 @@ struct DayRow {
     sales: i64,
     earnings: i64,
 }
+from_row!(DayRow { day, clicks, leads, sales, earnings });
 
 pub async fn partner_daily(
     db: &D1Database,
@@ -292,6 +293,18 @@ pub async fn partner_daily(
 /// Sub-ID combinations a portal table lists at most (the busiest first).
 pub const MAX_SUB_ID_ROWS: u32 = 50;
 
+/// One combination of sub-IDs and its counts.
+#[derive(Serialize)]
+pub struct SubIdRow {
+    pub sub1: Option<String>,
+    pub sub2: Option<String>,
+    pub sub3: Option<String>,
+    pub clicks: i64,
+    pub leads: i64,
+    pub sales: i64,
+}
+from_row!(SubIdRow { sub1, sub2, sub3, clicks, leads, sales });
+
 /// A partner's clicks and conversions that carried sub-IDs since day `since`, per combination
 /// of sub-IDs: the busiest [`MAX_SUB_ID_ROWS`] by clicks, then sales. Each row as the portal
 /// answers it: `{sub1, sub2, sub3, clicks, leads, sales}` (a sub-ID null when absent).
@@ -300,7 +313,7 @@ pub async fn partner_sub_ids(
     program_id: &str,
     partner_id: &str,
     since_day: i64,
-) -> StoreResult<Vec<serde_json::Value>> {
+) -> StoreResult<Vec<SubIdRow>> {
     all(query!(
         db,
         "SELECT NULLIF(sub1, '') AS sub1, NULLIF(sub2, '') AS sub2, NULLIF(sub3, '') AS sub3,

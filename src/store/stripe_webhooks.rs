@@ -4,7 +4,6 @@
 //! are idempotent by their own keys (payment intent, invoice, refund id) and recorded after.
 
 use super::{batch, StoreResult};
-use serde::Deserialize;
 use worker::{query, D1Database};
 
 /// What an event did, as the Integrations page lists it.
@@ -29,7 +28,7 @@ pub struct Outcome {
 }
 
 /// A received event as listed (`GET /api/v1/integrations/stripe`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct Received {
     pub id: String,
     pub kind: String,
@@ -46,6 +45,22 @@ pub struct Received {
     pub amount: Option<i64>,
     pub currency: Option<String>,
 }
+from_row!(Received {
+    id,
+    kind,
+    endpoint,
+    received_at,
+    outcome,
+    effect,
+    reason,
+    program_id,
+    partner_id,
+    partner_name,
+    stripe_customer_id,
+    object_id,
+    amount,
+    currency
+});
 
 /// Whether event `id` was recorded already (a redelivery).
 pub async fn seen(db: &D1Database, id: &str) -> StoreResult<bool> {
@@ -61,11 +76,11 @@ pub async fn unreferred_invoices(
     stripe_customer: &str,
     since: i64,
 ) -> StoreResult<Vec<(String, String)>> {
-    #[derive(Deserialize)]
     struct Row {
         id: String,
         object_id: Option<String>,
     }
+    from_row!(Row { id, object_id });
     let rows: Vec<Row> = super::all(query!(
         db,
         "SELECT id, object_id FROM stripe_events
@@ -80,10 +95,10 @@ pub async fn unreferred_invoices(
 
 /// The refund events of payment intent `pi` that found no sale (it arrived later), at most 20.
 pub async fn unmatched_refunds(db: &D1Database, pi: &str) -> StoreResult<Vec<String>> {
-    #[derive(Deserialize)]
     struct Row {
         id: String,
     }
+    from_row!(Row { id });
     let rows: Vec<Row> = super::all(query!(
         db,
         "SELECT id FROM stripe_events WHERE payment_intent = ?1 AND reason = 'sale_not_found'

@@ -2,7 +2,7 @@
 //! `src/webhook_delivery.rs` under a short lease and retried with backoff; also the delivery log.
 
 use super::{all, changes, StoreError, StoreResult};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::{query, D1Database};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -34,7 +34,6 @@ impl DeliveryStatus {
     }
 }
 
-#[derive(Deserialize)]
 struct Row {
     id: String,
     event_id: String,
@@ -47,6 +46,18 @@ struct Row {
     delivered_at: Option<i64>,
     created_at: i64,
 }
+from_row!(Row {
+    id,
+    event_id,
+    event_type,
+    status,
+    attempts,
+    last_status,
+    last_error,
+    next_attempt_at,
+    delivered_at,
+    created_at
+});
 
 /// A delivery as the endpoint's log shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -108,7 +119,7 @@ pub async fn list_for_endpoint(
 }
 
 /// A pending delivery whose attempt is due, with what sending it needs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct Due {
     pub id: String,
     pub event_id: String,
@@ -122,6 +133,7 @@ pub struct Due {
     /// When the event happened (ms).
     pub created_at: i64,
 }
+from_row!(Due { id, event_id, endpoint_id, attempts, url, event_type, payload, created_at });
 
 /// Up to `limit` pending deliveries due at `now`, oldest due first.
 pub async fn due(db: &D1Database, now: i64, limit: u32) -> StoreResult<Vec<Due>> {

@@ -2,10 +2,9 @@
 //! `outbox.rs`, the delivery attempts in `webhook_deliveries.rs`.
 
 use super::{all, batch, first, StoreResult};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::{query, D1Database};
 
-#[derive(Deserialize)]
 struct Row {
     id: String,
     url: String,
@@ -14,6 +13,7 @@ struct Row {
     program_id: Option<String>,
     created_at: i64,
 }
+from_row!(Row { id, url, events, description, program_id, created_at });
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Endpoint {
@@ -33,7 +33,7 @@ impl TryFrom<Row> for Endpoint {
     type Error = super::StoreError;
     fn try_from(r: Row) -> StoreResult<Endpoint> {
         Ok(Endpoint {
-            events: serde_json::from_str(&r.events)?,
+            events: refport_core::wire::from_text(r.events.as_bytes())?,
             id: r.id,
             url: r.url,
             description: r.description,
