@@ -51,10 +51,11 @@ const PARTNER_JSON: &str = concat!(
     ")"
 );
 
+/// The Payout wire object of row `p` (what `GET /api/v1/payouts` lists), in SQL.
 const PAYOUT_JSON: &str = concat!(
     "json_object('id', p.id, 'program_id', p.program_id, 'partner_id', p.partner_id, 'amount', p.amount, ",
     "'currency', p.currency, 'status', p.status, 'stripe_transfer_id', p.stripe_transfer_id, ",
-    "'failure_message', p.failure_message, 'commission_count', p.commission_count, ",
+    "'failure_message', p.failure_message, 'commission_count', p.commission_count, 'attempts', p.attempts, ",
     "'reversed_amount', p.reversed_amount, 'created_at', ",
     iso!("p.created_at"),
     ", 'paid_at', CASE WHEN p.paid_at IS NULL THEN NULL ELSE ",
