@@ -156,8 +156,8 @@ export async function webhooksCard(ctx: Ctx): Promise<HTMLElement> {
   }
 
   // ---- the add form ----
-  const url = h("input", { type: "url", placeholder: "https://example.com/refport-webhooks", spellcheck: "false", autocomplete: "off" });
-  const description = h("input", { type: "text", maxlength: 200 });
+  const url = h("input", { type: "url", id: "webhook-url", placeholder: "https://example.com/refport-webhooks", spellcheck: "false", autocomplete: "off" });
+  const description = h("input", { type: "text", id: "webhook-description", maxlength: 200 });
   const boxes = EVENTS.map(([t, what]) => {
     const box = h("input", { type: "checkbox", value: t, id: `ev-${t.replace(".", "-")}` });
     return { t, box, el: h("div", { class: "check" }, box, h("label", { for: box.id }, h("code", null, t), " ", h("span", { class: "muted" }, what))) };
