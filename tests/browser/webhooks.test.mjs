@@ -198,6 +198,11 @@ step("the portal is framed by the merchant's local app on http://localhost", asy
   await frame.waitForLoadState("domcontentloaded");
   assert.equal(new URL(frame.url()).origin, env.base);
   await frame.getByRole("heading", { name: `Hooks ${T}`, level: 1 }).waitFor();
+  await assertText(frame.locator(".whoami"), new RegExp(`ann-${T}@partners\\.test`));
+  await frame.locator(".link-row").first().waitFor();
+  await page.waitForTimeout(300); // let the frame paint before the screenshot
   await shot(page, "webhooks-06-portal-framed-by-localhost");
+  // the framed portal itself (a cross-origin frame: screenshotted through its own element)
+  await frame.locator("body").screenshot({ path: `${env.artifacts}/webhooks-07-portal-in-localhost-frame.png` });
   await page.close();
 });
