@@ -212,7 +212,7 @@ pub async fn list(db: &D1Database, program_id: &str, before: &str, limit: u32) -
     rows.into_iter().map(Partner::try_from).collect()
 }
 
-/// Runs an insert or update of a partner row with its webhook `event` (and, for a ban, the
+/// Runs an insert or update of a partner row with its webhook `events` (and, for a ban, the
 /// rejection of its open commissions) in one atomic batch; a second enrolment of the email is
 /// `Taken`.
 async fn write(
