@@ -25,16 +25,6 @@ fn html(status: u16, body: &str) -> Response {
     respond(status, h, body)
 }
 
-/// `frame-ancestors` for a program: each allowed host on https, and on the portal's own scheme
-/// at any port (scheme-less host-sources), so local development can embed it too.
-pub fn frame_ancestors(hosts: &[String]) -> String {
-    let mut out = String::from("frame-ancestors 'self'");
-    for h in hosts {
-        out.push_str(&format!(" https://{h} {h}:*"));
-    }
-    out
-}
-
 /// Where Stripe sends a partner back after onboarding when the caller gave no URL of its own:
 /// a page that needs no token (an account link outlives any embed token).
 const ONBOARDING_PAGE: &str = "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
@@ -90,7 +80,7 @@ async fn serve_portal(req: Request, env: Env) -> worker::Result<Response> {
         &format!(
             "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; \
              connect-src 'self'; form-action 'self'; base-uri 'none'; {}",
-            frame_ancestors(&program.settings.allowed_hosts)
+            refport_core::program::frame_ancestors(&program.settings.allowed_hosts)
         ),
     )?;
     Ok(Response::from_bytes(body)?.with_headers(h))

@@ -37,8 +37,19 @@ pub async fn deliver_due(state: &AppState, now: i64, limit: u32) -> ApiResult<us
 /// Like [`deliver_due`], also answering the subrequests it made (the due query, then a lease,
 /// a POST and a record per delivery): at most `1 + 3 * limit`.
 pub async fn deliver_due_counted(state: &AppState, now: i64, limit: u32) -> ApiResult<(usize, usize)> {
+    deliver(state, webhook_deliveries::due(&state.db, now, limit, None).await?, now).await
+}
+
+/// `POST /api/v1/webhook-deliveries/{id}/resend`: makes the delivery due again (whatever its
+/// status: one more attempt, same event id and body, signed anew) and attempts it now.
+pub async fn resend(state: &AppState, id: &str, now: i64) -> ApiResult<()> {
+    webhook_deliveries::requeue(&state.db, id, now).await?;
+    deliver(state, webhook_deliveries::due(&state.db, now, 1, Some(id)).await?, now).await?;
+    Ok(())
+}
+
+async fn deliver(state: &AppState, due: Vec<webhook_deliveries::Due>, now: i64) -> ApiResult<(usize, usize)> {
     let db = &state.db;
-    let due = webhook_deliveries::due(db, now, limit).await?;
     let mut subrequests = 1;
     let mut delivered = 0;
     for d in due {

@@ -355,6 +355,9 @@ def test_success_and_error_answers_match_the_document(worker, stripe_server):
         fx_cm = fx["commission"]["id"]
         c.check("POST", V + "/commissions/{commission_id}/reject", worker.post(f"{V}/commissions/{fx_cm}/reject", {"reason": "duplicate order"}), 200)
         c.check("POST", V + "/commissions/{commission_id}/approve", worker.post(f"{V}/commissions/{by_kind['lead']['id']}/approve"), 200)
+        got = c.check("GET", V + "/commissions/{commission_id}", worker.get(f"{V}/commissions/{fx_cm}"), 200)
+        assert got["status"] == "rejected" and got["reason"] == "duplicate order", got
+        c.check("GET", V + "/commissions/{commission_id}", worker.get(f"{V}/commissions/cm_doesnotexist"), 404)
         bonus = c.check("POST", V + "/commissions", worker.post(V + "/commissions", {
             "partner_id": pn["id"], "amount": 2500, "description": "Launch bonus", "status": "approved"},
             headers={"Idempotency-Key": f"bonus-{tag}"}), 201)
@@ -451,6 +454,10 @@ def test_success_and_error_answers_match_the_document(worker, stripe_server):
         log = c.check("GET", V + "/webhooks/{webhook_id}/deliveries", r, 200)
         assert any(d["status"] == "delivered" and d["last_status"] == 200 for d in log["data"]), log
         assert sink.received, "no webhook reached the loopback sink"
+        again = c.check("POST", V + "/webhook-deliveries/{delivery_id}/resend",
+                        worker.post(f"{V}/webhook-deliveries/{log['data'][0]['id']}/resend"), 200)
+        assert again["id"] == log["data"][0]["id"] and again["attempts"] >= 1, again
+        c.check("POST", V + "/webhook-deliveries/{delivery_id}/resend", worker.post(f"{V}/webhook-deliveries/wd_nope/resend"), 404)
 
         # -- error answers: one of each status, all in the Error shape
         c.check("GET", V + "/programs", worker.get(V + "/programs", key=None), 401)

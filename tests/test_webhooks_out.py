@@ -37,7 +37,9 @@ from test_payouts import (BIG, attributed_customer, commissions_of, ctl, deliver
                           last_account_event, payouts_of, program, sale, set_balance)
 
 WEBHOOKS = "/api/v1/webhooks"
-ALL_EVENTS = ["lead.created", "commission.created", "commission.updated", "payout.paid", "payout.failed"]
+ALL_EVENTS = ["partner.enrolled", "partner.updated", "partner.banned", "lead.created", "sale.created",
+              "commission.created", "commission.updated", "commission.approved", "commission.paid",
+              "payout.paid", "payout.failed", "payout.reversed"]
 HEADER_RE = re.compile(r"^t=(\d+),v1=([0-9a-f]{64})$")
 TOLERANCE = 300
 
@@ -689,7 +691,7 @@ def test_outbox_keeps_events_while_the_receiver_is_down(worker, stripe, receiver
     p, pn, ln = new_setup(worker, stripe)
     ext = attributed_customer(worker, ln)
     inv, cm = sale(worker, ext, 10000)
-    outbox = outbox_events(worker, p["id"])
+    outbox = [e for e in outbox_events(worker, p["id"]) if e["type"] in ("lead.created", "commission.created")]
     assert Counter(e["type"] for e in outbox) == {"lead.created": 1, "commission.created": 2}, outbox
 
     def mine():
@@ -716,3 +718,343 @@ def test_outbox_keeps_events_while_the_receiver_is_down(worker, stripe, receiver
         assert_signed(d, ep["secret"])
     assert set(receiver.projection.effects[e["id"]] for e in got) == {1}
     assert {e["data"]["id"] for e in got if e["type"] == "commission.created"} >= {cm["id"]}
+
+
+# ----------------------------------------------------------------------------------------------
+# 7. every event, fired by its change, with its payload (issue 17)
+# ----------------------------------------------------------------------------------------------
+
+def of_type(receiver, program_id, event_type, subject=None):
+    return [e for e in receiver.events(program_id)
+            if e["type"] == event_type and (subject is None or e["data"]["id"] == subject)]
+
+
+def wait_events(worker, receiver, program_id, event_type, n=1, subject=None, what=None):
+    """Waits (running the cron, which delivers what the request did not) for n events."""
+    cron_until(worker, lambda: len(of_type(receiver, program_id, event_type, subject)) >= n,
+               what=what or f"{n} {event_type}")
+    return of_type(receiver, program_id, event_type, subject)
+
+
+def same_batch(worker, event_ids):
+    """The outbox rows of these events: one created_at (they were written by one batch)."""
+    marks = ",".join("?" * len(event_ids))
+    rows = worker.rows(f"SELECT created_at FROM webhook_events WHERE id IN ({marks})", *event_ids)
+    return len(rows) == len(event_ids) and len({r["created_at"] for r in rows}) == 1
+
+
+def get_commission(worker, cid):
+    return ok(worker.get(f"/api/v1/commissions/{cid}"))
+
+
+LATER = ("status", "approved_at", "updated_at")
+
+
+def snapshot_of(worker, data):
+    """A conversion's commission as the event captured it (pending, just created) is the GET
+    object field for field, but for what the cron's approval (hold 0) may have changed since."""
+    api = get_commission(worker, data["id"])
+    assert set(data) == set(api), (data, api)
+    assert {k: v for k, v in data.items() if k not in LATER} == {k: v for k, v in api.items() if k not in LATER}, (data, api)
+    assert data["status"] == "pending" and data["approved_at"] is None and data["updated_at"] == data["created_at"], data
+    return True
+
+
+def test_partner_events_enrolment_update_and_ban(worker, stripe, receiver, endpoints):
+    endpoints(receiver, ["partner.enrolled", "partner.updated", "partner.banned", "commission.updated"])
+    p = program(worker)
+
+    # API create (active): partner.enrolled, the partner exactly as GET answers it
+    pn = worker.partner(p)
+    [ev] = wait_events(worker, receiver, p["id"], "partner.enrolled", subject=pn["id"])
+    assert ev["data"] == ok(worker.get(f"/api/v1/partners/{pn['id']}")), ev
+    assert ev["data"]["status"] == "active"
+
+    # created invited: not enrolled until the invitation is accepted
+    invited = ok(worker.post(f"/api/v1/programs/{p['id']}/partners",
+                             {"email": f"{uid('inv')}@partners.test", "name": "Ivy", "invite": True}), 201)
+    time.sleep(1)
+    assert of_type(receiver, p["id"], "partner.enrolled", invited["id"]) == []
+    token = invited["invitation"]["accept_url"].split("token=", 1)[1]
+    ok(worker.post("/api/v1/invites/accept", {"token": token}, key=None))
+    [ev] = wait_events(worker, receiver, p["id"], "partner.enrolled", subject=invited["id"])
+    assert ev["data"]["status"] == "active" and ev["data"] == ok(worker.get(f"/api/v1/partners/{invited['id']}"))
+    assert worker.post("/api/v1/invites/accept", {"token": token}, key=None).status_code == 409
+
+    # portal sign-up (embed token for a new email): enrolled once, however often it is repeated
+    email = f"{uid('portal')}@partners.test"
+    tok = ok(worker.post("/api/v1/embed-tokens", {"program_id": p["id"], "partner": {"email": email, "name": "Pat"}}), 201)
+    ok(worker.post("/api/v1/embed-tokens", {"program_id": p["id"], "partner": {"email": email, "name": "Pat"}}), 201)
+    [ev] = wait_events(worker, receiver, p["id"], "partner.enrolled", subject=tok["partner_id"])
+    assert ev["data"]["email"] == email
+    time.sleep(0.5)
+    cron(worker)
+    assert len(of_type(receiver, p["id"], "partner.enrolled", tok["partner_id"])) == 1
+
+    # PATCH: partner.updated with the partner as written
+    ok(worker.patch(f"/api/v1/partners/{pn['id']}", {"name": "Renamed"}))
+    [ev] = wait_events(worker, receiver, p["id"], "partner.updated", subject=pn["id"])
+    assert ev["data"]["name"] == "Renamed" and ev["data"] == ok(worker.get(f"/api/v1/partners/{pn['id']}"))
+    assert of_type(receiver, p["id"], "partner.banned") == []
+
+    # ban: partner.updated + partner.banned + the open commission rejected, all in one batch
+    ln = worker.link(pn, p)
+    attributed_customer(worker, ln)
+    [cm] = ok(worker.get(f"/api/v1/commissions?partner_id={pn['id']}"))["data"]
+    ok(worker.patch(f"/api/v1/partners/{pn['id']}", {"status": "banned"}))
+    [banned] = wait_events(worker, receiver, p["id"], "partner.banned", subject=pn["id"])
+    updates = wait_events(worker, receiver, p["id"], "partner.updated", n=2, subject=pn["id"])
+    [rejected] = wait_events(worker, receiver, p["id"], "commission.updated", subject=cm["id"])
+    assert banned["data"]["status"] == "banned" and banned["data"] == ok(worker.get(f"/api/v1/partners/{pn['id']}"))
+    assert rejected["data"]["status"] == "rejected" and rejected["data"]["reason"] == "partner_banned"
+    last_update = max(updates, key=lambda e: e["created_at"])
+    assert last_update["data"] == banned["data"]
+    assert same_batch(worker, [banned["id"], last_update["id"], rejected["id"]])
+
+
+def test_lead_and_sale_created_from_the_api_carry_their_commission(worker, stripe, receiver, endpoints):
+    endpoints(receiver, ["lead.created", "sale.created"])
+    p, pn, ln = new_setup(worker, stripe)
+    cid = worker.click_id(ln)
+    assert worker.wait_count("SELECT COUNT(*) FROM clicks WHERE id=?", cid, expect=1) == 1
+    ext = uid("cust")
+    lead = ok(worker.post("/api/v1/track/lead", {"click_id": cid, "customer_external_id": ext}))
+    inv, cm = sale(worker, ext, 25000)
+    ok(worker.post("/api/v1/track/sale", {"customer_external_id": ext, "amount": 25000, "currency": "usd",
+                                          "invoice_id": inv}))  # a retry: no second event
+    [lev] = wait_events(worker, receiver, p["id"], "lead.created")
+    [sev] = wait_events(worker, receiver, p["id"], "sale.created")
+    d = lev["data"]
+    assert (d["id"], d["kind"], d["customer_external_id"], d["partner_id"], d["click_id"], d["attributed"], d["reason"]) == \
+        (lead["event"]["id"], "lead", ext, pn["id"], cid, True, None), d
+    assert d["commission"]["id"] == lead["commission"]["id"] and snapshot_of(worker, d["commission"])
+    d = sev["data"]
+    assert (d["kind"], d["invoice_id"], d["amount"], d["currency"], d["partner_id"], d["attributed"]) == \
+        ("sale", inv, 25000, "usd", pn["id"], True), d
+    assert d["commission"]["id"] == cm["id"] and snapshot_of(worker, d["commission"])
+    assert d["commission"]["amount"] == 5000
+    # an unattributed sale is a sale.created too, without a commission
+    ok(worker.post("/api/v1/track/sale", {"customer_external_id": uid("nobody"), "amount": 100, "currency": "usd",
+                                          "invoice_id": uid("inv"), "program_id": p["id"]}))
+    sales = wait_events(worker, receiver, p["id"], "sale.created", n=2)
+    other = next(e for e in sales if e["id"] != sev["id"])
+    assert (other["data"]["attributed"], other["data"]["commission"], other["data"]["partner_id"]) == (False, None, None)
+    time.sleep(0.5)
+    cron(worker)
+    assert len(of_type(receiver, p["id"], "sale.created")) == 2 and len(of_type(receiver, p["id"], "lead.created")) == 1
+
+
+def test_lead_and_sale_created_from_a_stripe_tracked_checkout(worker, stripe, receiver, endpoints):
+    from test_stripe_tracking import checkout, deliver_all, events_of, referral
+    endpoints(receiver, ["lead.created", "sale.created", "commission.created"])
+    p, pn, cid = referral(worker)
+    co = checkout(stripe, mode="payment", amount=4900, currency="usd", client_reference_id=cid, create_customer=True)
+    deliver_all(worker, stripe, events_of(worker, stripe, co["events"]))
+    [lev] = wait_events(worker, receiver, p["id"], "lead.created")
+    [sev] = wait_events(worker, receiver, p["id"], "sale.created")
+    assert lev["data"]["partner_id"] == pn["id"] and lev["data"]["click_id"] == cid
+    assert lev["data"]["customer_external_id"] == co["customer"]
+    assert (sev["data"]["invoice_id"], sev["data"]["amount"], sev["data"]["partner_id"]) == (co["payment_intent"], 4900, pn["id"])
+    assert sev["data"]["metadata"]["stripe_checkout_session"] == co["session"]["id"]
+    assert sev["data"]["commission"]["amount"] == 980
+    assert snapshot_of(worker, sev["data"]["commission"])
+    created = wait_events(worker, receiver, p["id"], "commission.created", n=2)
+    assert {e["data"]["id"] for e in created} == {lev["data"]["commission"]["id"], sev["data"]["commission"]["id"]}
+    # each conversion's events were written in the batch that recorded it
+    for conv in (lev, sev):
+        cm_ev = next(e for e in created if e["data"]["id"] == conv["data"]["commission"]["id"])
+        assert same_batch(worker, [conv["id"], cm_ev["id"]])
+
+
+def test_commission_events_carry_the_get_commission_object(worker, stripe, receiver, endpoints):
+    endpoints(receiver, ["commission.created", "commission.updated", "commission.approved", "commission.paid",
+                         "payout.paid"])
+    # held 30 days: nothing changes a commission until the test says so (then hold 0, the cron)
+    p = worker.program(hold_days=30, payout_schedule={"every": "day"}, min_payout=1000, payout_currency="usd")
+    pn = worker.partner(p)
+    ln = worker.link(pn, p)
+    ext = attributed_customer(worker, ln)
+    [lead_cm] = ok(worker.get(f"/api/v1/commissions?partner_id={pn['id']}"))["data"]
+    _inv, cm = sale(worker, ext, 30000)
+
+    # commission.created: at creation, the payload IS what GET answers (nothing changed since)
+    created = wait_events(worker, receiver, p["id"], "commission.created", n=2)
+    for e in created:
+        api = get_commission(worker, e["data"]["id"])
+        assert e["data"] == api, (e["data"], api)
+        assert set(e["data"]) == set(api) and len(set(api)) >= 24  # every field, none missing
+    # GET /commissions/{id} is also the list's object
+    listed = {c["id"]: c for c in ok(worker.get(f"/api/v1/commissions?partner_id={pn['id']}"))["data"]}
+    for e in created:
+        assert listed[e["data"]["id"]] == e["data"]
+
+    # approval by the API: commission.updated + commission.approved, one batch, the approved row
+    ok(worker.post(f"/api/v1/commissions/{lead_cm['id']}/approve"))
+    [appr] = wait_events(worker, receiver, p["id"], "commission.approved", subject=lead_cm["id"])
+    [upd] = wait_events(worker, receiver, p["id"], "commission.updated", subject=lead_cm["id"])
+    assert appr["data"] == upd["data"] == get_commission(worker, lead_cm["id"])
+    assert appr["data"]["status"] == "approved" and appr["data"]["approved_at"]
+    assert same_batch(worker, [appr["id"], upd["id"]])
+
+    # the cron approves the sale (hold 0) and pays both: approved, then paid, each as written
+    ok(worker.patch(f"/api/v1/programs/{p['id']}", {"hold_days": 0}))
+    enable_payouts(worker, stripe, pn)
+    cron(worker)
+    [appr2] = wait_events(worker, receiver, p["id"], "commission.approved", subject=cm["id"])
+    assert appr2["data"]["status"] == "approved" and appr2["data"]["payout_id"] is None
+    paid = wait_events(worker, receiver, p["id"], "commission.paid", n=2)
+    assert {e["data"]["id"] for e in paid} == {lead_cm["id"], cm["id"]}
+    [po] = wait_events(worker, receiver, p["id"], "payout.paid")
+    for e in paid:
+        api = get_commission(worker, e["data"]["id"])
+        assert e["data"] == api, (e["data"], api)
+        assert (api["status"], api["payout_id"]) == ("paid", po["data"]["id"])
+        assert same_batch(worker, [e["id"], po["id"]])
+    # payout payload = the payout as the API lists it
+    assert po["data"] == next(x for x in payouts_of(worker, pn) if x["id"] == po["data"]["id"])
+
+    # ordering: the latest commission.updated of each commission (by created_at, then status)
+    # is the commission as it is now; the payloads are snapshots, one per change
+    updates = of_type(receiver, p["id"], "commission.updated", cm["id"])
+    assert [e["data"]["status"] for e in sorted(updates, key=lambda e: (e["created_at"], STATUS_RANK[e["data"]["status"]]))] \
+        == ["approved", "paid"], updates
+    assert receiver.projection.state()[cm["id"]] == get_commission(worker, cm["id"])
+    assert worker.get("/api/v1/commissions/cm_doesnotexist").status_code == 404
+    assert worker.get("/api/v1/commissions/nope").status_code == 404
+
+
+def test_payout_failed_and_reversed_events(worker, stripe, receiver, endpoints):
+    endpoints(receiver, ["payout.failed", "payout.paid", "payout.reversed"])
+    p, pn, ln = new_setup(worker, stripe)
+    ext = attributed_customer(worker, ln)
+    sale(worker, ext, 30000)
+    acct = enable_payouts(worker, stripe, pn)
+    ctl(stripe, "POST", f"accounts/{acct}/disable_transfers")
+    cron(worker)
+    [failed] = wait_events(worker, receiver, p["id"], "payout.failed")
+    assert failed["data"]["status"] == "failed" and failed["data"]["failure_message"]
+    ctl(stripe, "POST", f"accounts/{acct}/complete_onboarding")
+    ok(deliver(worker, stripe, last_account_event(stripe, acct)))
+    cron(worker)
+    [paid] = wait_events(worker, receiver, p["id"], "payout.paid")
+    tr = paid["data"]["stripe_transfer_id"]
+    r = requests.post(f"{stripe}/v1/transfers/{tr}/reversals", data={"amount": 1000}, timeout=30,
+                      headers={"Authorization": f"Bearer {worker.secrets['STRIPE_SECRET_KEY']}"})
+    assert r.status_code == 200, r.text
+    [rev] = [e for e in ctl(stripe, "GET", "state")["events"]
+             if e["type"] == "transfer.reversed" and e["data"]["object"]["id"] == tr]
+    ok(deliver(worker, stripe, rev))
+    [reversed_] = wait_events(worker, receiver, p["id"], "payout.reversed")
+    assert reversed_["data"]["id"] == paid["data"]["id"] and reversed_["data"]["reversed_amount"] == 1000
+
+
+# ----------------------------------------------------------------------------------------------
+# 8. the delivery log and resend through the API
+# ----------------------------------------------------------------------------------------------
+
+def test_deliveries_list_and_resend(worker, stripe, receiver, endpoints):
+    ep = endpoints(receiver, ["lead.created"])
+    p, pn, ln = new_setup(worker, stripe)
+    receiver.fail_all = lambda e: e["data"].get("program_id") == p["id"]
+    attributed_customer(worker, ln)
+
+    def row():
+        rows = deliveries(worker, ep["id"])
+        return rows[0] if rows else None
+    r1 = wait_until(lambda: (lambda x: x if x and x["attempts"] == 1 else None)(row()), what="attempt 1")
+    assert (r1["status"], r1["last_status"], r1["endpoint_id"]) == ("pending", 500, ep["id"])
+    eid = r1["event_id"]
+
+    # resend while the receiver still fails: one more attempt now, recorded, next retry later
+    r = ok(worker.post(f"/api/v1/webhook-deliveries/{r1['id']}/resend"))
+    assert (r["id"], r["status"], r["attempts"], r["last_status"]) == (r1["id"], "pending", 2, 500), r
+    assert ms(r["next_attempt_at"]) > time.time() * 1000 + 200_000  # the 5 minute backoff
+    assert receiver.seen[eid] == 2
+
+    # the receiver recovers: resend delivers now, same event id and body, signed anew
+    receiver.fail_all = None
+    r = ok(worker.post(f"/api/v1/webhook-deliveries/{r1['id']}/resend"))
+    assert (r["status"], r["attempts"], r["last_status"], r["last_error"], r["next_attempt_at"]) == \
+        ("delivered", 3, 200, None, None), r
+    got = [d for d in receiver.deliveries_of(p["id"]) if d["event"]["id"] == eid]
+    assert len(got) == 3 and len({d["body"] for d in got}) == 1
+    for d in got:
+        assert_signed(d, ep["secret"])
+
+    # a delivered delivery can be resent too (the receiver dedupes by event id)
+    r = ok(worker.post(f"/api/v1/webhook-deliveries/{r1['id']}/resend"))
+    assert (r["status"], r["attempts"], r["last_status"]) == ("delivered", 4, 200)
+    assert receiver.seen[eid] == 4 and receiver.projection.effects[eid] == 1
+    assert [x["id"] for x in deliveries(worker, ep["id"])] == [r1["id"]]
+    assert deliveries(worker, ep["id"])[0]["attempts"] == 4
+
+    # scope: malformed / unknown ids are 404, a track key 403, another program's key 404
+    assert worker.post("/api/v1/webhook-deliveries/nope/resend").status_code == 404
+    assert worker.post("/api/v1/webhook-deliveries/wd_000000000000000000000000/resend").status_code == 404
+    track = ok(worker.post("/api/v1/api-keys", {"name": "t", "permissions": ["track"]}), 201)["key"]
+    assert worker.post(f"/api/v1/webhook-deliveries/{r1['id']}/resend", key=track).status_code == 403
+    other = program(worker)
+    bound = ok(worker.post("/api/v1/api-keys", {"name": "b", "program_id": other["id"],
+                                                "permissions": ["read", "write"]}), 201)["key"]
+    assert worker.post(f"/api/v1/webhook-deliveries/{r1['id']}/resend", key=bound).status_code == 404
+    assert worker.get(f"{WEBHOOKS}/{ep['id']}/deliveries", key=bound).status_code == 404
+    assert worker.get("/api/v1/commissions/" + ok(worker.get(f"/api/v1/commissions?partner_id={pn['id']}"))["data"][0]["id"],
+                      key=bound).status_code == 404
+    # a deleted endpoint's deliveries cannot be resent
+    ok(worker.delete(f"{WEBHOOKS}/{ep['id']}"))
+    assert worker.post(f"/api/v1/webhook-deliveries/{r1['id']}/resend").status_code == 404
+    assert receiver.seen[eid] == 4
+
+
+# ----------------------------------------------------------------------------------------------
+# 9. allowed_hosts: localhost (any port), and the portal framable from the merchant's local app
+# ----------------------------------------------------------------------------------------------
+
+def frame_ancestor_allows(csp, origin):
+    """Whether a CSP's frame-ancestors lets `origin` (scheme://host[:port]) frame the page, per
+    CSP3 host-source matching (a scheme-less source matches the page's scheme, here http)."""
+    directive = next((d.strip() for d in csp.split(";") if d.strip().startswith("frame-ancestors")), None)
+    assert directive, csp
+    scheme, rest = origin.split("://", 1)
+    host, _, port = rest.partition(":")
+    port = port or {"http": "80", "https": "443"}[scheme]
+    for src in directive.split()[1:]:
+        if src == "'self'":
+            continue
+        m = re.fullmatch(r"(?:(https?)://)?([^:/]+)(?::(\*|\d+))?", src)
+        if not m:
+            continue
+        s_scheme, s_host, s_port = m.groups()
+        if (s_scheme or "http") != scheme and not (s_scheme is None and scheme == "https"):
+            continue
+        if s_host != host:
+            continue
+        if s_port == "*" or (s_port or {"http": "80", "https": "443"}[s_scheme or "http"]) == port:
+            return True
+    return False
+
+
+def test_localhost_allowed_host_and_portal_framable_from_localhost(worker):
+    p = worker.program(allowed_hosts=["acme-local.test", "LocalHost"])
+    assert p["allowed_hosts"] == ["acme-local.test", "localhost"], p
+    r = worker.patch(f"/api/v1/programs/{p['id']}", {"allowed_hosts": ["localhost:3000"]})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "allowed_hosts[0]", r.text
+    r = worker.patch(f"/api/v1/programs/{p['id']}", {"domains": ["localhost"]})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "domains[0]", r.text
+    assert ok(worker.patch(f"/api/v1/programs/{p['id']}", {"allowed_hosts": ["localhost", "127.0.0.1"]}))["allowed_hosts"] \
+        == ["localhost", "127.0.0.1"]
+    pn = worker.partner(p)
+    ln = ok(worker.post(f"/api/v1/partners/{pn['id']}/links", {"url": "http://localhost:3000/pricing"}), 201)
+    assert ln["url"] == "http://localhost:3000/pricing"
+    r = worker.post(f"/api/v1/partners/{pn['id']}/links", {"url": "http://localhost.evil.test/"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "host_not_allowed"
+
+    tok = ok(worker.post("/api/v1/embed-tokens", {"program_id": p["id"], "partner_id": pn["id"]}), 201)["token"]
+    r = requests.get(f"{worker.base}/embed/referrals?token={tok}", timeout=30)
+    assert r.status_code == 200, r.text[:300]
+    csp = r.headers["content-security-policy"]
+    for origin in ["http://localhost:3000", "http://localhost:5173", "https://localhost:8443", "http://127.0.0.1:3000"]:
+        assert frame_ancestor_allows(csp, origin), (origin, csp)
+    for origin in ["http://evil.test", "http://localhost.evil.test:3000", "https://acme-local.test"]:
+        assert not frame_ancestor_allows(csp, origin), (origin, csp)
+    assert "x-frame-options" not in {k.lower() for k in r.headers}

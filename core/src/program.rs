@@ -124,13 +124,23 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// Loopback hosts a merchant's local app runs on: allowed hosts may name them (any port).
+const LOOPBACK: [&str; 2] = ["localhost", "127.0.0.1"];
+
 fn hostnames(field: &str, list: &[String], max: usize) -> Result<Vec<String>, Invalid> {
     if list.is_empty() || list.len() > max {
         return Err(Invalid::new(field, "invalid_hostname", format!("{field} needs 1 to {max} hostnames")));
     }
     let mut out: Vec<String> = Vec::with_capacity(list.len());
     for (i, h) in list.iter().enumerate() {
-        let h = parse_hostname(&format!("{field}[{i}]"), h)?;
+        // `localhost` (one label) is a hostname only where a merchant's local app may be:
+        // `allowed_hosts`. A port is never part of it (every port is allowed).
+        let local = h.trim().trim_end_matches('.').eq_ignore_ascii_case("localhost");
+        let h = if local && field == "allowed_hosts" {
+            "localhost".to_string()
+        } else {
+            parse_hostname(&format!("{field}[{i}]"), h)?
+        };
         if !out.contains(&h) {
             out.push(h);
         }
@@ -257,6 +267,22 @@ impl ProgramInput {
     }
 }
 
+/// The portal's CSP `frame-ancestors` for a program's allowed hosts: each host on https, and on
+/// the portal's own scheme at any port (scheme-less host-sources, for a local deployment); a
+/// loopback host (`localhost`, `127.0.0.1`) on http and https at any port, so a merchant's app
+/// on `http://localhost:3000` can frame the portal of any deployment.
+pub fn frame_ancestors(hosts: &[String]) -> String {
+    let mut out = String::from("frame-ancestors 'self'");
+    for h in hosts {
+        if LOOPBACK.contains(&h.as_str()) {
+            out.push_str(&format!(" http://{h}:* https://{h}:*"));
+        } else {
+            out.push_str(&format!(" https://{h} {h}:*"));
+        }
+    }
+    out
+}
+
 impl ProgramSettings {
     /// The settings after a PATCH, validated as a whole.
     pub fn apply(&self, p: ProgramPatch) -> Result<ProgramSettings, Invalid> {
@@ -303,6 +329,44 @@ mod tests {
                 "rewards":{"lead":{"type":"flat","amount":500},"sale":{"type":"percentage","amount":2000,"duration_months":12}}}"#,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn allowed_hosts_accept_localhost_and_loopback() {
+        let mut i = input();
+        i.allowed_hosts = vec!["acme.com".into(), "LocalHost".into(), "localhost.".into(), "127.0.0.1".into()];
+        let s = i.validate().unwrap();
+        assert_eq!(s.allowed_hosts, vec!["acme.com", "localhost", "127.0.0.1"]);
+        // a port is not part of an allowed host (every port is allowed)
+        let mut i = input();
+        i.allowed_hosts = vec!["localhost:3000".into()];
+        assert_eq!(i.validate().unwrap_err().field, "allowed_hosts[0]");
+        // only allowed_hosts: a branded domain or the cookie domain is never localhost
+        let mut i = input();
+        i.domains = vec!["localhost".into()];
+        assert_eq!(i.validate().unwrap_err().field, "domains[0]");
+        let mut i = input();
+        i.banned_referrers = Some(vec!["localhost".into()]);
+        assert_eq!(i.validate().unwrap_err().field, "banned_referrers[0]");
+        // PATCH validates the same way
+        let s = input().validate().unwrap();
+        let p: ProgramPatch = serde_json::from_str(r#"{"allowed_hosts":["acme.com","localhost"]}"#).unwrap();
+        assert_eq!(s.apply(p).unwrap().allowed_hosts, vec!["acme.com", "localhost"]);
+        // a link to the local app is then a valid destination
+        let hosts = vec!["localhost".to_string()];
+        assert!(crate::link::parse_destination("http://localhost:3000/pricing", &hosts).is_ok());
+        assert!(crate::link::parse_destination("http://localhost.evil.com/", &hosts).is_err());
+    }
+
+    #[test]
+    fn frame_ancestors_allow_loopback_on_any_port_and_scheme() {
+        let hosts: Vec<String> = vec!["acme.com".into(), "localhost".into(), "127.0.0.1".into()];
+        assert_eq!(
+            frame_ancestors(&hosts),
+            "frame-ancestors 'self' https://acme.com acme.com:* http://localhost:* https://localhost:* \
+             http://127.0.0.1:* https://127.0.0.1:*"
+        );
+        assert_eq!(frame_ancestors(&[]), "frame-ancestors 'self'");
     }
 
     #[test]

@@ -234,6 +234,10 @@ export class Commissions extends Resource {
   create(input: CommissionCreate, options?: RequestOptions): Promise<Commission> {
     return this._post("/api/v1/commissions", input, true, options);
   }
+  /** The same object as the `data` of its `commission.*` webhooks. */
+  get(id: string, options?: RequestOptions): Promise<Commission> {
+    return this._get(`/api/v1/commissions/${seg(id)}`, {}, options);
+  }
   list(params: CommissionListParams = {}, options?: RequestOptions): Promise<Page<Commission>> {
     return this._get("/api/v1/commissions", { ...params }, options);
   }
@@ -295,6 +299,10 @@ export class Webhooks extends Resource {
   /** The endpoint's delivery log, newest first. */
   deliveries(id: string, params: ListParams = {}, options?: RequestOptions): Promise<Page<WebhookDelivery>> {
     return this._get(`/api/v1/webhooks/${seg(id)}/deliveries`, { ...params }, options);
+  }
+  /** Sends a delivery's event again now (same event id and body); answers the delivery after it. */
+  resend(deliveryId: string, options?: RequestOptions): Promise<WebhookDelivery> {
+    return this._post(`/api/v1/webhook-deliveries/${seg(deliveryId)}/resend`, undefined, false, options);
   }
 }
 

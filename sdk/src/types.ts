@@ -78,25 +78,16 @@ export type WebhookEndpoint = S["WebhookEndpoint"];
 export type WebhookEndpointCreated = S["WebhookEndpointCreated"];
 export type WebhookEndpointDeleted = S["WebhookEndpointDeleted"];
 export type WebhookDelivery = S["WebhookDelivery"];
-export type WebhookEventType = WebhookDelivery["event_type"];
+export type WebhookEventType = S["WebhookEventType"];
 
 /** The `{"error": {...}}` body of every 4xx/5xx answer. */
 export type ErrorResponse = S["Error"];
 
-/** `data` of a `lead.created` webhook event. */
-export interface LeadCreatedData {
-  id: string;
-  program_id: string;
-  customer_id: string;
-  customer_external_id: string;
-  event_name: string;
-  partner_id: string | null;
-  click_id: string | null;
-  attributed: boolean;
-  /** Why the lead has no partner (null when attributed). */
-  reason: string | null;
-  created_at: string;
-}
+/** `data` of a `lead.created` / `sale.created` webhook event: the conversion as recorded, with
+ * the commission it earned (the same object as `GET /api/v1/commissions/{id}`; null: none). */
+export type ConversionWebhookData = Omit<S["ConversionWebhookData"], "metadata"> & { metadata: Metadata | null };
+/** @deprecated the `data` of `lead.created` is {@link ConversionWebhookData}. */
+export type LeadCreatedData = ConversionWebhookData;
 
 interface EventBase<T extends WebhookEventType, D> {
   /** `evt_...`: apply each id once (deliveries are at least once). */
@@ -108,9 +99,15 @@ interface EventBase<T extends WebhookEventType, D> {
 
 /** A verified webhook event, discriminated by `type`. */
 export type WebhookEvent =
-  | EventBase<"lead.created", LeadCreatedData>
+  | EventBase<"partner.enrolled", Partner>
+  | EventBase<"partner.updated", Partner>
+  | EventBase<"partner.banned", Partner>
+  | EventBase<"lead.created", ConversionWebhookData>
+  | EventBase<"sale.created", ConversionWebhookData>
   | EventBase<"commission.created", Commission>
   | EventBase<"commission.updated", Commission>
+  | EventBase<"commission.approved", Commission>
+  | EventBase<"commission.paid", Commission>
   | EventBase<"payout.paid", Payout>
   | EventBase<"payout.failed", Payout>
   | EventBase<"payout.reversed", Payout>;

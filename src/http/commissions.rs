@@ -40,6 +40,20 @@ pub async fn list(c: &Call) -> ApiResult<Response> {
     page.respond(rows, |r| r.id.clone())
 }
 
+/// `GET /api/v1/commissions/{id}`: the same JSON object, from the same SQL expression, as the
+/// `data` of its `commission.*` webhooks.
+pub async fn get(c: &Call, id: &str) -> ApiResult<Response> {
+    c.who.require(Perm::Read)?;
+    let id = path_id(id, ids::COMMISSION, "commission")?;
+    let cm = commissions::get_json(&c.state.db, &id).await?.ok_or(ApiError::NotFound("commission"))?;
+    c.who.check_program(&cm.program_id, "commission")?;
+    Ok(super::respond(
+        200,
+        super::headers(&[("content-type", "application/json; charset=utf-8"), ("cache-control", "no-store")]),
+        cm.json,
+    ))
+}
+
 async fn load(c: &Call, id: &str) -> ApiResult<commissions::Commission> {
     let id = path_id(id, ids::COMMISSION, "commission")?;
     let cm = commissions::get(&c.state.db, &id).await?.ok_or(ApiError::NotFound("commission"))?;

@@ -61,7 +61,7 @@ struct AcceptIn {
 
 /// `POST /api/v1/invites/accept {token}` (no API key: the token is the credential) ->
 /// `{partner_id, program_id, embed: {token, expires_at}}`. Single use: a second accept is 409.
-pub async fn accept(req: &mut Request, state: AppState, now: i64) -> ApiResult<Response> {
+pub async fn accept(req: &mut Request, state: AppState, ctx: &worker::Context, now: i64) -> ApiResult<Response> {
     let input = body::<AcceptIn>(req).await?;
     let hash = sha256_hex(input.token.trim().as_bytes());
     let db = &state.db;
@@ -69,6 +69,7 @@ pub async fn accept(req: &mut Request, state: AppState, now: i64) -> ApiResult<R
     if !invites::accept(db, &inv, now).await? {
         return Err(ApiError::conflict("invitation_used", "this invitation was already accepted"));
     }
+    crate::webhook_delivery::deliver_soon(ctx, &state);
     let partner = partners::get(db, &inv.partner_id).await?.ok_or(ApiError::NotFound("partner"))?;
     if partner.status == refport_core::partner::PartnerStatus::Banned {
         return Err(ApiError::conflict("partner_banned", "this partner can no longer join"));

@@ -251,6 +251,8 @@ enum Endpoint {
     ListWebhooks,
     DeleteWebhook,
     WebhookDeliveries,
+    ResendWebhookDelivery,
+    GetCommission,
     CreateApiKey,
     ListApiKeys,
     RevokeApiKey,
@@ -336,6 +338,7 @@ const ROUTES: &[Route] = {
         r("POST", "track/refund", Key, &[], TrackRefund),
         r("GET", "commissions", Key, LIST_COMMISSIONS, ListCommissions),
         r("POST", "commissions", Key, &[], CreateCommission),
+        r("GET", "commissions/{id}", Key, &[], GetCommission),
         r("POST", "commissions/{id}/approve", Key, &[], ApproveCommission),
         r("POST", "commissions/{id}/reject", Key, &[], RejectCommission),
         r("GET", "payouts", Key, LIST_MONEY, ListPayouts),
@@ -344,6 +347,7 @@ const ROUTES: &[Route] = {
         r("GET", "webhooks", Key, PAGE, ListWebhooks),
         r("DELETE", "webhooks/{id}", Key, &[], DeleteWebhook),
         r("GET", "webhooks/{id}/deliveries", Key, PAGE, WebhookDeliveries),
+        r("POST", "webhook-deliveries/{id}/resend", Key, &[], ResendWebhookDelivery),
         r("POST", "api-keys", Key, &[], CreateApiKey),
         r("GET", "api-keys", Key, PAGE, ListApiKeys),
         r("DELETE", "api-keys/{id}", Key, &[], RevokeApiKey),
@@ -464,7 +468,7 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
             return match route.endpoint {
                 StripeWebhook => stripe_webhooks::platform(&mut req, &state, &ctx, now).await,
                 StripeConnectWebhook => stripe_webhooks::connect(&mut req, &state, &ctx, now).await,
-                AcceptInvite => invites::accept(&mut req, state, now).await,
+                AcceptInvite => invites::accept(&mut req, state, &ctx, now).await,
                 _ => Err(ApiError::NotFound("route")),
             }
         }
@@ -519,6 +523,8 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         ListWebhooks => webhook_endpoints::list(&c).await,
         DeleteWebhook => webhook_endpoints::delete(&c, id).await,
         WebhookDeliveries => webhook_endpoints::deliveries(&c, id).await,
+        ResendWebhookDelivery => webhook_endpoints::resend(&c, id).await,
+        GetCommission => commissions::get(&c, id).await,
         CreateApiKey => api_keys::create(&mut req, &c).await,
         ListApiKeys => api_keys::list(&c).await,
         RevokeApiKey => api_keys::revoke(&c, id).await,

@@ -2,7 +2,7 @@ use super::auth::Perm;
 use super::error::{ApiError, ApiResult};
 use super::{body, created, ok, path_id, programs, Call, Page};
 use crate::state::new_id;
-use crate::store::{commissions, partners, stats};
+use crate::store::{partners, stats};
 use refport_core::ids;
 use refport_core::partner::{PartnerInput, PartnerPatch};
 use worker::{Request, Response};
@@ -41,6 +41,7 @@ pub async fn create(req: &mut Request, c: &Call, program_id: &str) -> ApiResult<
         updated_at: c.now,
     };
     partners::insert(&c.state.db, &p).await?;
+    crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
     if p.status == refport_core::partner::PartnerStatus::Invited {
         let origin = refport_core::weburl::HttpUrl::parse(&req.inner().url()).map(|u| u.origin()).unwrap_or_default();
         let invitation = super::invites::invite(&c.state, &origin, &program, &p, c.now).await?;
@@ -71,14 +72,14 @@ pub async fn patch(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response>
     if f.group_id != old.group_id {
         super::groups::check_member(c, &old.program_id, f.group_id.as_deref()).await?;
     }
-    partners::update(&c.state.db, &old.id, &f, c.now).await?;
+    let ban = f.status != old.status && f.status == refport_core::partner::PartnerStatus::Banned;
+    // One batch: the change, its `partner.updated` (and for a ban: `partner.banned`, the open
+    // commissions rejected with their `commission.updated`).
+    partners::update(&c.state.db, &old.id, &f, ban, c.now).await?;
+    crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
     if f.status != old.status {
         // A ban stops attribution on every link at once (the cache carries it).
         programs::refresh_links(c, &old.program_id, Some(&old.id)).await?;
-        if f.status == refport_core::partner::PartnerStatus::Banned {
-            commissions::reject_open_for_partner(&c.state.db, &old.id, "partner_banned", c.now).await?;
-            crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
-        }
     }
     let p = partners::Partner {
         email: f.email,

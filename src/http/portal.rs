@@ -109,7 +109,11 @@ async fn enrol(c: &Call, program: &store::programs::Program, email: &str, name: 
     if name.is_empty() || name.chars().count() > 200 {
         return Err(Invalid::new("partner.name", "invalid_name", "name must be 1 to 200 characters").into());
     }
-    let p = partners::enrol(&c.state.db, &new_id(ids::PARTNER, c.now)?, &program.id, &email, name, c.now).await?;
+    let (p, new) =
+        partners::enrol(&c.state.db, &new_id(ids::PARTNER, c.now)?, &program.id, &email, name, c.now).await?;
+    if new {
+        crate::webhook_delivery::deliver_soon(&c.ctx, &c.state);
+    }
     ensure_default_link(&c.state, program, &p, c.now).await?;
     Ok(p)
 }

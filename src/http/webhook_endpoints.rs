@@ -16,8 +16,22 @@ use serde::Deserialize;
 use serde_json::json;
 use worker::{Request, Response};
 
-pub const EVENTS: [&str; 6] =
-    ["lead.created", "commission.created", "commission.updated", "payout.paid", "payout.failed", "payout.reversed"];
+/// Every event an endpoint can subscribe to (each documented with its payload in the OpenAPI
+/// document's `webhooks`).
+pub const EVENTS: &[&str] = &[
+    "partner.enrolled",
+    "partner.updated",
+    "partner.banned",
+    "lead.created",
+    "sale.created",
+    "commission.created",
+    "commission.updated",
+    "commission.approved",
+    "commission.paid",
+    "payout.paid",
+    "payout.failed",
+    "payout.reversed",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,6 +123,17 @@ pub async fn delete(c: &Call, id: &str) -> ApiResult<Response> {
     let endpoint = load(c, id).await?;
     webhook_endpoints::delete(&c.state.db, &endpoint.id, c.now).await?;
     ok(&json!({"id": endpoint.id, "deleted": true}))
+}
+
+/// `POST /api/v1/webhook-deliveries/{id}/resend`: sends the delivery's event again now (same
+/// event id and body, signed anew), whatever its status; answers the delivery after the attempt.
+pub async fn resend(c: &Call, id: &str) -> ApiResult<Response> {
+    c.who.require(Perm::Write)?;
+    let id = path_id(id, "wd", "webhook delivery")?;
+    let program = c.who.program_id.as_deref();
+    webhook_deliveries::get(&c.state.db, program, &id).await?.ok_or(ApiError::NotFound("webhook delivery"))?;
+    crate::webhook_delivery::resend(&c.state, &id, c.now).await?;
+    ok(&webhook_deliveries::get(&c.state.db, program, &id).await?.ok_or(ApiError::NotFound("webhook delivery"))?)
 }
 
 pub async fn deliveries(c: &Call, id: &str) -> ApiResult<Response> {

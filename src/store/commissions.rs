@@ -1,34 +1,38 @@
 use super::{StoreError, StoreResult};
 use worker::{query, D1Database};
 
-/// Rejects every pending commission of a partner (a ban), recording each change, atomically.
-pub async fn reject_open_for_partner(db: &D1Database, partner_id: &str, reason: &str, now: i64) -> StoreResult<()> {
-    super::batch(
-        db,
-        vec![
-            query!(
-                db,
-                "INSERT INTO commission_changes (commission_id, from_status, to_status, amount_before, amount_after, reason, created_at)
-                 SELECT id, status, 'rejected', amount, amount, ?2, ?3 FROM commissions WHERE partner_id = ?1 AND status = 'pending'",
-                partner_id,
-                reason,
-                now
-            )?,
-            query!(
-                db,
-                "UPDATE commissions SET status = 'rejected', reason = ?2, updated_at = ?3 WHERE partner_id = ?1 AND status = 'pending'",
-                partner_id,
-                reason,
-                now
-            )?,
-            super::outbox::commissions_where(db, "c.partner_id = ?2 AND c.status = 'rejected' AND c.updated_at = ?1", now, Some(partner_id))?,
-        ]
-        .into_iter()
-        .chain(super::outbox::fan_out(db, now)?)
-        .collect(),
-    )
-    .await?;
-    Ok(())
+/// Rejects every pending commission of a partner (a ban), recording each change and its
+/// `commission.updated` webhook: statements for the ban's batch (`partners::update`).
+pub(super) fn reject_open_stmts(
+    db: &D1Database,
+    partner_id: &str,
+    reason: &str,
+    now: i64,
+) -> StoreResult<Vec<D1PreparedStatement>> {
+    Ok(vec![
+        query!(
+            db,
+            "INSERT INTO commission_changes (commission_id, from_status, to_status, amount_before, amount_after, reason, created_at)
+             SELECT id, status, 'rejected', amount, amount, ?2, ?3 FROM commissions WHERE partner_id = ?1 AND status = 'pending'",
+            partner_id,
+            reason,
+            now
+        )?,
+        query!(
+            db,
+            "UPDATE commissions SET status = 'rejected', reason = ?2, updated_at = ?3 WHERE partner_id = ?1 AND status = 'pending'",
+            partner_id,
+            reason,
+            now
+        )?,
+        super::outbox::commissions_where(
+            db,
+            super::outbox::UPDATED,
+            "c.partner_id = ?2 AND c.status = 'rejected' AND c.updated_at = ?1",
+            now,
+            Some(partner_id),
+        )?,
+    ])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -131,6 +135,23 @@ pub const COLS: &str = "id, program_id, partner_id, customer_id, event_id, paren
 
 pub async fn get(db: &D1Database, id: &str) -> StoreResult<Option<Commission>> {
     first(query!(db, &format!("SELECT {COLS} FROM commissions WHERE id = ?1"), id)?).await
+}
+
+/// A commission as its wire JSON, built in SQL by the expression the webhooks use
+/// (`outbox::COMMISSION_JSON`), with its program for the caller's scope check.
+pub struct CommissionJson {
+    pub program_id: String,
+    pub json: String,
+}
+from_row!(CommissionJson { program_id, json });
+
+pub async fn get_json(db: &D1Database, id: &str) -> StoreResult<Option<CommissionJson>> {
+    first(query!(
+        db,
+        &format!("SELECT c.program_id, {} AS json FROM commissions c WHERE c.id = ?1", super::outbox::COMMISSION_JSON),
+        id
+    )?)
+    .await
 }
 
 pub async fn for_event(db: &D1Database, event_id: &str) -> StoreResult<Option<Commission>> {
@@ -277,7 +298,12 @@ pub async fn transition(
                 reason,
                 now
             )?,
-            super::outbox::commission(db, "commission.updated", id, now)?,
+            super::outbox::commission(
+                db,
+                if to == Status::Approved { super::outbox::APPROVED } else { super::outbox::UPDATED },
+                id,
+                now,
+            )?,
         ]
         .into_iter()
         .chain(super::outbox::fan_out(db, now)?)
@@ -400,7 +426,7 @@ pub async fn insert_bonus(db: &D1Database, b: &NewBonus<'_>) -> StoreResult<(Com
              SELECT id, NULL, status, NULL, amount, 'manual', created_at FROM commissions WHERE id = ?1",
             b.id
         )?,
-        super::outbox::commission(db, "commission.created", b.id, b.now)?,
+        super::outbox::commission(db, super::outbox::CREATED, b.id, b.now)?,
     ];
     stmts.extend(super::outbox::fan_out(db, b.now)?);
     stmts.push(query!(

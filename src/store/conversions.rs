@@ -578,8 +578,8 @@ pub async fn record_lead(db: &D1Database, w: &LeadWrite<'_>) -> StoreResult<Reco
             },
         )?);
     }
-    stmts.push(outbox::lead(db, &w.ids.event, w.now)?);
-    stmts.push(outbox::commission(db, "commission.created", &w.ids.commission, w.now)?);
+    stmts.push(outbox::conversion(db, &w.ids.event, w.now)?);
+    stmts.push(outbox::commission(db, outbox::CREATED, &w.ids.commission, w.now)?);
     let fan_out = stmts.len();
     stmts.extend(outbox::fan_out(db, w.now)?);
     stmts.extend(stored_lead_stmts(db, w.program_id, &w.lead.customer_external_id, &w.lead.event_name)?);
@@ -672,7 +672,8 @@ pub async fn record_sale(db: &D1Database, w: &SaleWrite<'_>) -> StoreResult<Reco
             stmts.extend(commissions::keep_only_first_sale(db, &w.ids.commission, &w.ids.event)?);
         }
     }
-    stmts.push(outbox::commission(db, "commission.created", &w.ids.commission, w.now)?);
+    stmts.push(outbox::conversion(db, &w.ids.event, w.now)?);
+    stmts.push(outbox::commission(db, outbox::CREATED, &w.ids.commission, w.now)?);
     let fan_out = stmts.len();
     stmts.extend(outbox::fan_out(db, w.now)?);
     stmts.extend(stored_sale_stmts(db, w.program_id, &sale.invoice_id)?);

@@ -55,7 +55,12 @@ pub async fn accept(db: &D1Database, invite: &Invite, now: i64) -> StoreResult<b
                 now,
                 &invite.id
             )?,
-        ],
+            // `partner.enrolled` only if this batch activated it (its updated_at is now, active).
+            super::outbox::partner(db, "partner.enrolled", &invite.partner_id, now)?,
+        ]
+        .into_iter()
+        .chain(super::outbox::fan_out(db, now)?)
+        .collect(),
     )
     .await?;
     Ok(changes.first().copied().unwrap_or(0) == 1)

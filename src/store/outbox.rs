@@ -13,25 +13,49 @@ macro_rules! iso {
     };
 }
 
-/// The Commission wire object of row `c`, in SQL.
-const COMMISSION_JSON: &str = concat!(
+/// The Commission wire object of row `c`, in SQL: field for field what `GET /api/v1/commissions`
+/// answers (`store::commissions::Commission`); `GET /api/v1/commissions/{id}` answers this very
+/// expression, so the webhook and the API cannot drift apart.
+pub const COMMISSION_JSON: &str = concat!(
     "json_object('id', c.id, 'program_id', c.program_id, 'partner_id', c.partner_id, 'customer_id', c.customer_id, ",
-    "'kind', c.kind, 'invoice_id', c.invoice_id, 'sale_amount', c.sale_amount, 'amount', c.amount, 'currency', c.currency, ",
-    "'status', c.status, 'reason', c.reason, 'hold_reasons', json(COALESCE(c.hold_reasons, '[]')), ",
-    "'held', json(CASE WHEN c.status = 'pending' AND c.hold_reasons IS NOT NULL THEN 'true' ELSE 'false' END), ",
-    "'payout_id', c.payout_id, 'description', c.description, 'created_at', ",
+    "'event_id', c.event_id, 'parent_id', c.parent_id, 'kind', c.kind, 'invoice_id', c.invoice_id, ",
+    "'sale_amount', c.sale_amount, 'original_amount', c.original_amount, 'amount', c.amount, 'currency', c.currency, ",
+    "'status', c.status, 'reason', c.reason, 'refunded_amount', c.refunded_amount, 'clawed_back', c.clawed_back, ",
+    "'payout_id', c.payout_id, 'created_at', ",
     iso!("c.created_at"),
+    ", 'updated_at', ",
+    iso!("c.updated_at"),
     ", 'approved_at', CASE WHEN c.approved_at IS NULL THEN NULL ELSE ",
     iso!("c.approved_at"),
     " END, 'paid_at', CASE WHEN c.paid_at IS NULL THEN NULL ELSE ",
     iso!("c.paid_at"),
-    " END)"
+    " END, 'hold_reasons', json(COALESCE(c.hold_reasons, '[]')), ",
+    "'held', json(CASE WHEN c.status = 'pending' AND c.hold_reasons IS NOT NULL THEN 'true' ELSE 'false' END), ",
+    "'description', c.description)"
 );
 
+/// The Partner wire object of row `partners` (what `GET /api/v1/partners/{id}` answers), in SQL.
+const PARTNER_JSON: &str = concat!(
+    "json_object('id', id, 'program_id', program_id, 'email', email, 'name', name, 'status', status, ",
+    "'rewards', json(rewards), 'stripe_account_id', stripe_account_id, ",
+    "'payouts_enabled', json(CASE WHEN payouts_enabled THEN 'true' ELSE 'false' END), 'country', country, ",
+    "'payouts_disabled_reason', payouts_disabled_reason, 'payout_hold_reasons', json(CASE WHEN ",
+    super::partners::payout_held!(),
+    " THEN '[\"duplicate_payout_account\"]' ELSE '[]' END), 'payout_account_approved_at', ",
+    "CASE WHEN payout_account_approved_at IS NULL THEN NULL ELSE ",
+    iso!("payout_account_approved_at"),
+    " END, 'group_id', group_id, 'min_payout', min_payout, 'created_at', ",
+    iso!("created_at"),
+    ", 'updated_at', ",
+    iso!("updated_at"),
+    ")"
+);
+
+/// The Payout wire object of row `p` (what `GET /api/v1/payouts` lists), in SQL.
 const PAYOUT_JSON: &str = concat!(
     "json_object('id', p.id, 'program_id', p.program_id, 'partner_id', p.partner_id, 'amount', p.amount, ",
     "'currency', p.currency, 'status', p.status, 'stripe_transfer_id', p.stripe_transfer_id, ",
-    "'failure_message', p.failure_message, 'commission_count', p.commission_count, ",
+    "'failure_message', p.failure_message, 'commission_count', p.commission_count, 'attempts', p.attempts, ",
     "'reversed_amount', p.reversed_amount, 'created_at', ",
     iso!("p.created_at"),
     ", 'paid_at', CASE WHEN p.paid_at IS NULL THEN NULL ELSE ",
@@ -41,33 +65,57 @@ const PAYOUT_JSON: &str = concat!(
 
 const NEW_EVENT_ID: &str = "'evt_' || lower(hex(randomblob(13)))";
 
-/// `commission.created` / `commission.updated` for the commission `id`, as it is after the
-/// preceding statements of the batch (emitted only if the row exists and changed at `now`).
-pub fn commission(db: &D1Database, event_type: &str, id: &str, now: i64) -> Result<D1PreparedStatement> {
+/// Event types, as the JSON array the outbox inserts iterate (`json_each`): one row each.
+pub const CREATED: &str = r#"["commission.created"]"#;
+pub const UPDATED: &str = r#"["commission.updated"]"#;
+/// A move to approved (the API, the cron): `commission.updated` and `commission.approved`.
+pub const APPROVED: &str = r#"["commission.updated","commission.approved"]"#;
+/// A payout paid its commissions: `commission.updated` and `commission.paid`.
+pub const PAID: &str = r#"["commission.updated","commission.paid"]"#;
+
+/// The commission events `types` (a JSON array above) for the commission `id`, as it is after
+/// the preceding statements of the batch (emitted only if the row exists and changed at `now`).
+pub fn commission(db: &D1Database, types: &str, id: &str, now: i64) -> Result<D1PreparedStatement> {
+    commissions_where(db, types, "c.id = ?2 AND c.updated_at = ?1", now, Some(id))
+}
+
+/// The commission events `types` (a JSON array above) for every commission matching
+/// `where_sql` (a fixed SQL condition on `c` using `?1` = now and `?2` = `arg`), e.g. the
+/// cron's bulk approvals. The payload is the row as this batch wrote it (a snapshot taken in the
+/// same transaction), not as it is when delivered: each event shows its own change.
+pub fn commissions_where(
+    db: &D1Database,
+    types: &str,
+    where_sql: &str,
+    now: i64,
+    arg: Option<&str>,
+) -> Result<D1PreparedStatement> {
     Ok(query!(
         db,
         &format!(
             "INSERT INTO webhook_events (id, type, subject_id, payload, created_at)
-             SELECT {NEW_EVENT_ID}, ?1, c.id, {COMMISSION_JSON}, ?3 FROM commissions c WHERE c.id = ?2 AND c.updated_at = ?3
+             SELECT {NEW_EVENT_ID}, t.value, c.id, {COMMISSION_JSON}, ?1 FROM commissions c, json_each(?3) t WHERE {where_sql}
              ON CONFLICT DO NOTHING"
+        ),
+        now,
+        arg,
+        types
+    )?)
+}
+
+/// `partner.enrolled` / `partner.updated` / `partner.banned` for the partner `id`, as this batch
+/// wrote it: only if it changed at `now` (enrolled: and is active; banned: and is banned).
+pub fn partner(db: &D1Database, event_type: &str, id: &str, now: i64) -> Result<D1PreparedStatement> {
+    Ok(query!(
+        db,
+        &format!(
+            "INSERT INTO webhook_events (id, type, subject_id, payload, created_at)
+             SELECT {NEW_EVENT_ID}, ?1, id, {PARTNER_JSON}, ?3 FROM partners WHERE id = ?2 AND updated_at = ?3
+               AND (?1 = 'partner.updated' OR status = CASE ?1 WHEN 'partner.banned' THEN 'banned' ELSE 'active' END)"
         ),
         event_type,
         id,
         now
-    )?)
-}
-
-/// `commission.updated` for every commission matching `where_sql` (a fixed SQL condition on `c`
-/// using `?1` = now), e.g. the cron's bulk approvals.
-pub fn commissions_where(db: &D1Database, where_sql: &str, now: i64, arg: Option<&str>) -> Result<D1PreparedStatement> {
-    Ok(query!(
-        db,
-        &format!(
-            "INSERT INTO webhook_events (id, type, subject_id, payload, created_at)
-             SELECT {NEW_EVENT_ID}, 'commission.updated', c.id, {COMMISSION_JSON}, ?1 FROM commissions c WHERE {where_sql}"
-        ),
-        now,
-        arg
     )?)
 }
 
@@ -104,17 +152,23 @@ pub fn payout_reversed(db: &D1Database, id: &str, clawback_id: &str, now: i64) -
     )?)
 }
 
-/// `lead.created` for the conversion event `event_id` (exists only if this batch inserted it).
-pub fn lead(db: &D1Database, event_id: &str, now: i64) -> Result<D1PreparedStatement> {
+/// `lead.created` / `sale.created` for the conversion event `event_id` (it exists only if this
+/// batch inserted it), with its commission as `GET /api/v1/commissions/{id}` shows it (`null`
+/// when it earned none): put it after the commission's statements.
+pub fn conversion(db: &D1Database, event_id: &str, now: i64) -> Result<D1PreparedStatement> {
     Ok(query!(
         db,
         &format!(
             "INSERT INTO webhook_events (id, type, subject_id, payload, created_at)
-             SELECT {NEW_EVENT_ID}, 'lead.created', e.id,
-                 json_object('id', e.id, 'program_id', e.program_id, 'customer_id', e.customer_id,
+             SELECT {NEW_EVENT_ID}, e.kind || '.created', e.id,
+                 json_object('id', e.id, 'kind', e.kind, 'program_id', e.program_id, 'customer_id', e.customer_id,
                      'customer_external_id', cu.external_id, 'event_name', e.event_name, 'partner_id', e.partner_id,
-                     'click_id', e.click_id, 'attributed', json(CASE WHEN e.attribution = 'attributed' THEN 'true' ELSE 'false' END),
+                     'click_id', e.click_id, 'coupon_code', e.coupon_code, 'coupon_id', e.coupon_id,
+                     'invoice_id', e.invoice_id, 'amount', e.amount, 'currency', e.currency, 'payout_amount', e.payout_amount,
+                     'metadata', json(e.metadata),
+                     'attributed', json(CASE WHEN e.attribution = 'attributed' THEN 'true' ELSE 'false' END),
                      'reason', CASE WHEN e.attribution = 'attributed' THEN NULL ELSE e.attribution END,
+                     'commission', json((SELECT {COMMISSION_JSON} FROM commissions c WHERE c.event_id = e.id AND c.kind != 'clawback')),
                      'created_at', {}), ?2
              FROM events e JOIN customers cu ON cu.id = e.customer_id WHERE e.id = ?1 AND e.created_at = ?2
              ON CONFLICT DO NOTHING",

@@ -1,4 +1,4 @@
-use super::{all, first, run_or_constraint, StoreError, StoreResult, Taken};
+use super::{all, first, StoreError, StoreResult, Taken};
 use refport_core::partner::{PartnerFields, PartnerStatus};
 use refport_core::rules::Rewards;
 use serde::Serialize;
@@ -117,15 +117,26 @@ impl TryFrom<Row> for Partner {
     }
 }
 
-const COLS: &str = "id, program_id, email, name, status, rewards, stripe_account_id, payouts_enabled, country, \
+/// Whether the `duplicate_payout_account` rule holds the partner's payouts (row `partners`).
+macro_rules! payout_held {
+    () => {
+        "(payout_account_approved_at IS NULL \
+      AND COALESCE((SELECT json_extract(settings, '$.fraud_rules.duplicate_payout_account') FROM programs WHERE id = partners.program_id), 'hold') = 'hold' \
+      AND EXISTS (SELECT 1 FROM partners o WHERE o.id != partners.id AND lower(o.email) != lower(partners.email) \
+                  AND (o.stripe_account_id = partners.stripe_account_id OR o.bank_fingerprint = partners.bank_fingerprint)))"
+    };
+}
+pub(super) use payout_held;
+
+const COLS: &str = concat!(
+    "id, program_id, email, name, status, rewards, stripe_account_id, payouts_enabled, country, \
      payouts_disabled_reason, created_at, updated_at, payout_account_approved_at, group_id, min_payout, \
      (SELECT g.rewards FROM partner_groups g WHERE g.id = partners.group_id) AS group_rewards, \
      (SELECT g.min_payout FROM partner_groups g WHERE g.id = partners.group_id) AS group_min_payout, \
-     (SELECT g.hold_days FROM partner_groups g WHERE g.id = partners.group_id) AS group_hold_days, \
-     (payout_account_approved_at IS NULL \
-      AND COALESCE((SELECT json_extract(settings, '$.fraud_rules.duplicate_payout_account') FROM programs WHERE id = partners.program_id), 'hold') = 'hold' \
-      AND EXISTS (SELECT 1 FROM partners o WHERE o.id != partners.id AND lower(o.email) != lower(partners.email) \
-                  AND (o.stripe_account_id = partners.stripe_account_id OR o.bank_fingerprint = partners.bank_fingerprint))) AS payout_held";
+     (SELECT g.hold_days FROM partner_groups g WHERE g.id = partners.group_id) AS group_hold_days, ",
+    payout_held!(),
+    " AS payout_held"
+);
 
 /// The merchant approves the partner's payout account despite an account shared with another
 /// partner (`duplicate_payout_account`): its payouts are no longer held by that rule.
@@ -198,9 +209,26 @@ pub async fn list(db: &D1Database, program_id: &str, before: &str, limit: u32) -
     rows.into_iter().map(Partner::try_from).collect()
 }
 
-/// Runs an insert or update of a partner row; a second enrolment of the email is `Taken`.
-async fn write(stmt: worker::d1::D1PreparedStatement) -> StoreResult<()> {
-    match run_or_constraint(stmt).await? {
+/// Runs an insert or update of a partner row with its webhook `events` (and, for a ban, the
+/// rejection of its open commissions) in one atomic batch; a second enrolment of the email is
+/// `Taken`.
+async fn write(
+    db: &D1Database,
+    stmt: D1PreparedStatement,
+    id: &str,
+    events: &[&str],
+    ban: bool,
+    now: i64,
+) -> StoreResult<()> {
+    let mut stmts = vec![stmt];
+    if ban {
+        stmts.extend(super::commissions::reject_open_stmts(db, id, "partner_banned", now)?);
+    }
+    for e in events {
+        stmts.push(super::outbox::partner(db, e, id, now)?);
+    }
+    stmts.extend(super::outbox::fan_out(db, now)?);
+    match super::batch_or_constraint(db, stmts).await? {
         Ok(_) => Ok(()),
         Err(c) if c.is_unique_on("partners") => Err(StoreError::Taken(Taken::PartnerEmail)),
         Err(c) => Err(StoreError::Database(format!("constraint {c:?}"))),
@@ -211,9 +239,11 @@ fn rewards_json(r: &Option<Rewards>) -> StoreResult<Option<String>> {
     Ok(r.as_ref().map(serde_json::to_string).transpose()?)
 }
 
+/// Creates the partner; an active one is `partner.enrolled` (an invited one enrols when it
+/// accepts the invitation).
 pub async fn insert(db: &D1Database, p: &Partner) -> StoreResult<()> {
     let rewards = rewards_json(&p.rewards)?;
-    write(query!(
+    let stmt = query!(
         db,
         "INSERT INTO partners (id, program_id, email, name, status, rewards, payouts_enabled, country, created_at, updated_at,
              group_id, min_payout)
@@ -228,13 +258,16 @@ pub async fn insert(db: &D1Database, p: &Partner) -> StoreResult<()> {
         p.created_at,
         &p.group_id,
         p.min_payout
-    )?)
-    .await
+    )?;
+    write(db, stmt, &p.id, &["partner.enrolled"], false, p.created_at).await
 }
 
-pub async fn update(db: &D1Database, id: &str, f: &PartnerFields, now: i64) -> StoreResult<()> {
+/// Updates the partner (`partner.updated`); a ban (`ban`: the status moves to banned) also
+/// rejects its pending commissions (`commission.updated` each) and is `partner.banned`, all in
+/// the same atomic batch.
+pub async fn update(db: &D1Database, id: &str, f: &PartnerFields, ban: bool, now: i64) -> StoreResult<()> {
     let rewards = rewards_json(&f.rewards)?;
-    write(query!(
+    let stmt = query!(
         db,
         "UPDATE partners SET email = ?2, name = ?3, status = ?4, rewards = ?5, updated_at = ?6, country = ?7,
              group_id = ?8, min_payout = ?9 WHERE id = ?1",
@@ -247,8 +280,9 @@ pub async fn update(db: &D1Database, id: &str, f: &PartnerFields, now: i64) -> S
         &f.country,
         &f.group_id,
         f.min_payout
-    )?)
-    .await
+    )?;
+    let events: &[&str] = if ban { &["partner.updated", "partner.banned"] } else { &["partner.updated"] };
+    write(db, stmt, id, events, ban, now).await
 }
 
 /// Sets whether the partner's Stripe account can receive transfers, from a fresh read of the
@@ -272,7 +306,8 @@ pub async fn set_payouts_enabled(
 }
 
 /// Enrols `email` in the program as an active partner unless it already is (idempotent by
-/// email); answers the partner either way.
+/// email), with its `partner.enrolled` webhook in the same batch (only when this call inserted
+/// it); answers the partner either way and whether this call enrolled it.
 pub async fn enrol(
     db: &D1Database,
     new_id: &str,
@@ -280,26 +315,32 @@ pub async fn enrol(
     email: &str,
     name: &str,
     now: i64,
-) -> StoreResult<Partner> {
-    super::changes(query!(
-        db,
-        "INSERT INTO partners (id, program_id, email, name, status, payouts_enabled, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, 'active', 0, ?5, ?5) ON CONFLICT (program_id, email) DO NOTHING",
-        new_id,
-        program_id,
-        email,
-        name,
-        now
-    )?)
-    .await?;
-    let row: Option<Row> = first(query!(
+) -> StoreResult<(Partner, bool)> {
+    let mut stmts = vec![
+        query!(
+            db,
+            "INSERT INTO partners (id, program_id, email, name, status, payouts_enabled, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 'active', 0, ?5, ?5) ON CONFLICT (program_id, email) DO NOTHING",
+            new_id,
+            program_id,
+            email,
+            name,
+            now
+        )?,
+        super::outbox::partner(db, "partner.enrolled", new_id, now)?,
+    ];
+    stmts.extend(super::outbox::fan_out(db, now)?);
+    stmts.push(query!(
         db,
         &format!("SELECT {COLS} FROM partners WHERE program_id = ?1 AND email = ?2"),
         program_id,
         email
-    )?)
-    .await?;
-    row.map(Partner::try_from).transpose()?.ok_or(StoreError::NotFound("partner after enrol"))
+    )?);
+    let r = super::batch_results(db, stmts).await?;
+    let row: Option<Row> = super::first_row(r.last())?;
+    let p = row.map(Partner::try_from).transpose()?.ok_or(StoreError::NotFound("partner after enrol"))?;
+    let new = p.id == new_id;
+    Ok((p, new))
 }
 
 /// Sets the partner's Stripe account (and the country it was created in) unless it has one

@@ -343,7 +343,7 @@ pub async fn mark_paid(db: &D1Database, id: &str, transfer_id: &str, now: i64) -
                 now
             )?,
             super::outbox::payout(db, "payout.paid", id, "paid", now)?,
-            super::outbox::commissions_where(db, "c.payout_id = ?2 AND c.paid_at = ?1", now, Some(id))?,
+            super::outbox::commissions_where(db, super::outbox::PAID, "c.payout_id = ?2 AND c.paid_at = ?1", now, Some(id))?,
         ]
         .into_iter()
         .chain(super::outbox::fan_out(db, now)?)
@@ -449,7 +449,7 @@ pub async fn approve_due(db: &D1Database, now: i64, limit: usize) -> StoreResult
                 now,
                 limit as u32
             )?,
-            super::outbox::commissions_where(db, "c.status = 'approved' AND c.approved_at = ?1 AND c.updated_at = ?1 AND ?2 IS NULL", now, None)?,
+            super::outbox::commissions_where(db, super::outbox::APPROVED, "c.status = 'approved' AND c.approved_at = ?1 AND c.updated_at = ?1 AND ?2 IS NULL", now, None)?,
         ]
         .into_iter()
         .chain(super::outbox::fan_out(db, now)?)

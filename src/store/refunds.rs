@@ -172,10 +172,10 @@ pub async fn apply(db: &D1Database, r: &Planned<'_>) -> StoreResult<Outcome> {
     }
     if let Some(cm) = r.commission {
         if d.plan.is_some() {
-            stmts.push(super::outbox::commission(db, "commission.updated", &cm.id, r.now)?);
+            stmts.push(super::outbox::commission(db, super::outbox::UPDATED, &cm.id, r.now)?);
         }
         if matches!(d.plan, Some(RefundPlan::Clawback { .. })) {
-            stmts.push(super::outbox::commission(db, "commission.created", r.clawback_id, r.now)?);
+            stmts.push(super::outbox::commission(db, super::outbox::CREATED, r.clawback_id, r.now)?);
         }
         stmts.extend(super::outbox::fan_out(db, r.now)?);
     }

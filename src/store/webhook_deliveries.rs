@@ -36,6 +36,7 @@ impl DeliveryStatus {
 
 struct Row {
     id: String,
+    endpoint_id: String,
     event_id: String,
     event_type: String,
     status: String,
@@ -48,6 +49,7 @@ struct Row {
 }
 from_row!(Row {
     id,
+    endpoint_id,
     event_id,
     event_type,
     status,
@@ -63,6 +65,7 @@ from_row!(Row {
 #[derive(Clone, Debug, Serialize)]
 pub struct Delivery {
     pub id: String,
+    pub endpoint_id: String,
     pub event_id: String,
     pub event_type: String,
     pub status: DeliveryStatus,
@@ -85,6 +88,7 @@ impl TryFrom<Row> for Delivery {
             status: DeliveryStatus::parse(&r.status)
                 .ok_or_else(|| StoreError::Corrupt(format!("webhook delivery {} has status `{}`", r.id, r.status)))?,
             id: r.id,
+            endpoint_id: r.endpoint_id,
             event_id: r.event_id,
             event_type: r.event_type,
             attempts: r.attempts,
@@ -97,6 +101,9 @@ impl TryFrom<Row> for Delivery {
     }
 }
 
+const COLS: &str = "d.id, d.endpoint_id, d.event_id, ev.type AS event_type, d.status, d.attempts, d.last_status, \
+     d.last_error, d.next_attempt_at, d.delivered_at, d.created_at";
+
 /// An endpoint's delivery log, newest first, `limit + 1` rows (see `http::Page`).
 pub async fn list_for_endpoint(
     db: &D1Database,
@@ -106,10 +113,10 @@ pub async fn list_for_endpoint(
 ) -> StoreResult<Vec<Delivery>> {
     let rows: Vec<Row> = all(query!(
         db,
-        "SELECT d.id, d.event_id, ev.type AS event_type, d.status, d.attempts, d.last_status, d.last_error, d.next_attempt_at,
-                d.delivered_at, d.created_at
-         FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id
-         WHERE d.endpoint_id = ?1 AND d.id < ?2 ORDER BY d.id DESC LIMIT ?3",
+        &format!(
+            "SELECT {COLS} FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id
+             WHERE d.endpoint_id = ?1 AND d.id < ?2 ORDER BY d.id DESC LIMIT ?3"
+        ),
         endpoint_id,
         before,
         limit + 1
@@ -135,17 +142,48 @@ pub struct Due {
 }
 from_row!(Due { id, event_id, endpoint_id, attempts, url, event_type, payload, created_at });
 
-/// Up to `limit` pending deliveries due at `now`, oldest due first.
-pub async fn due(db: &D1Database, now: i64, limit: u32) -> StoreResult<Vec<Due>> {
+/// Up to `limit` pending deliveries due at `now`, oldest due first (`only`: that one).
+pub async fn due(db: &D1Database, now: i64, limit: u32, only: Option<&str>) -> StoreResult<Vec<Due>> {
     all(query!(
         db,
         "SELECT d.id, d.event_id, d.endpoint_id, d.attempts, ep.url, ev.type AS event_type, ev.payload, ev.created_at
          FROM webhook_deliveries d JOIN webhook_endpoints ep ON ep.id = d.endpoint_id JOIN webhook_events ev ON ev.id = d.event_id
-         WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 ORDER BY d.next_attempt_at, d.id LIMIT ?2",
+         WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 AND (?3 IS NULL OR d.id = ?3)
+         ORDER BY d.next_attempt_at, d.id LIMIT ?2",
         now,
-        limit
+        limit,
+        only
     )?)
     .await
+}
+
+/// A delivery of a live endpoint (within `program` when given: a program-bound key).
+pub async fn get(db: &D1Database, program: Option<&str>, id: &str) -> StoreResult<Option<Delivery>> {
+    let row: Option<Row> = super::first(query!(
+        db,
+        &format!(
+            "SELECT {COLS} FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id
+             JOIN webhook_endpoints ep ON ep.id = d.endpoint_id
+             WHERE d.id = ?1 AND ep.deleted_at IS NULL AND (?2 IS NULL OR ep.program_id = ?2)"
+        ),
+        id,
+        program
+    )?)
+    .await?;
+    row.map(Delivery::try_from).transpose()
+}
+
+/// Makes a delivery of a live endpoint due at `now` again, whatever its status (a resend).
+pub async fn requeue(db: &D1Database, id: &str, now: i64) -> StoreResult<()> {
+    super::run(query!(
+        db,
+        "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ?2 WHERE id = ?1
+           AND EXISTS (SELECT 1 FROM webhook_endpoints ep WHERE ep.id = endpoint_id AND ep.deleted_at IS NULL)",
+        id,
+        now
+    )?)
+    .await?;
+    Ok(())
 }
 
 /// Leases a due delivery until `until` (moves its `next_attempt_at`); answers whether this call

@@ -1,6 +1,7 @@
 // Integrations: zero-code Stripe tracking. The two webhook endpoints to add in Stripe (URL,
 // signing secret on the Worker, which events), the click script for the landing page, and the
-// Stripe events received lately with what each one did (credited a partner, or why not).
+// Stripe events received lately with what each one did (credited a partner, or why not); then
+// the outgoing webhooks to the merchant's own server (`webhooks.ts`).
 import { announce, clear, h, type Child } from "../shared/dom";
 import { titleCase } from "../shared/format";
 import { formatMoney } from "../shared/money";
@@ -8,6 +9,7 @@ import type { StripeEventRecord, StripeIntegration, StripeWebhookEndpoint } from
 import type { Ctx } from "./ctx";
 import { RULES } from "./fraud";
 import { copyRow, live, table } from "./ui";
+import { webhooksCard } from "./webhooks";
 
 const PATH = "/api/v1/integrations/stripe";
 
@@ -200,7 +202,7 @@ function eventsTable(events: StripeEventRecord[]): HTMLElement {
 // ---- page ------------------------------------------------------------------------------------
 
 export async function integrationsPage(ctx: Ctx): Promise<void> {
-  const data = await ctx.call<StripeIntegration>(PATH);
+  const [data, hooks] = await Promise.all([ctx.call<StripeIntegration>(PATH), webhooksCard(ctx)]);
   const origin = (() => {
     try {
       return new URL(data.webhooks[0]?.url ?? "").origin;
@@ -289,5 +291,6 @@ export async function integrationsPage(ctx: Ctx): Promise<void> {
       eventsMsg,
       eventsHost,
     ),
+    hooks,
   );
 }

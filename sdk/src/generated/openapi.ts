@@ -374,6 +374,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/commissions/{commission_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a commission
+         * @description Needs `read`. The same object, field for field, as the `data` of its `commission.*` webhooks (one SQL expression builds both).
+         */
+        get: operations["getCommission"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/commissions/{commission_id}/approve": {
         parameters: {
             query?: never;
@@ -727,6 +747,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/webhook-deliveries/{delivery_id}/resend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resend a webhook delivery
+         * @description Needs `write`. Sends the delivery's event again now, whatever its status (same event id and body, signed anew), and answers the delivery after that attempt: `delivered`, or `pending` with its next retry (`failed` if it was out of attempts). A delivery of a deleted endpoint, or of another program's endpoint, is 404.
+         */
+        post: operations["resendWebhookDelivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/metrics": {
         parameters: {
             query?: never;
@@ -840,7 +880,272 @@ export interface paths {
         trace?: never;
     };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    "partner.enrolled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * partner.enrolled
+         * @description A partner joins the program active: created active by `POST /programs/{id}/partners`, an invitation accepted (`POST /invites/accept`), or a portal sign-up (`POST /embed-tokens` with `partner`). A partner created `invited` enrols when it accepts.
+         *
+         *     Every delivery is `POST`ed as JSON `{id, type, created_at, data}` with `Refport-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" with the endpoint's secret>` and `Refport-Event-Id`. Deliveries are at least once: dedupe by `id`.
+         */
+        post: operations["webhook_partner_enrolled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "partner.updated": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * partner.updated
+         * @description Any `PATCH /partners/{id}` (a ban too, which also sends `partner.banned`). `data` is the partner as written.
+         *
+         *     Every delivery is `POST`ed as JSON `{id, type, created_at, data}` with `Refport-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" with the endpoint's secret>` and `Refport-Event-Id`. Deliveries are at least once: dedupe by `id`.
+         */
+        post: operations["webhook_partner_updated"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "partner.banned": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * partner.banned
+         * @description `PATCH /partners/{id}` moved the partner to `banned`; its pending commissions are rejected (`partner_banned`, one `commission.updated` each) in the same change.
+         *
+         *     Every delivery is `POST`ed as JSON `{id, type, created_at, data}` with `Refport-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" with the endpoint's secret>` and `Refport-Event-Id`. Deliveries are at least once: dedupe by `id`.
+         */
+        post: operations["webhook_partner_banned"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "lead.created": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * lead.created
+         * @description A lead was recorded (`POST /track/lead`, or a Stripe-tracked checkout / customer), attributed or not; `commission` is the commission it earned (null: none).
+         *
+         *     Every delivery is `POST`ed as JSON `{id, type, created_at, data}` with `Refport-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" with the endpoint's secret>` and `Refport-Event-Id`. Deliveries are at least once: dedupe by `id`.
+         */
+        post: operations["webhook_lead_created"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "sale.created": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * sale.created
+         * @description A sale was recorded (`POST /track/sale`, or a Stripe-tracked checkout / invoice), attributed or not; `commission` is the commission it earned (null: none, e.g. not attributed or a cap reached).
+         *
+         *     Every delivery is `POST`ed as JSON `{id, type, created_at, data}` with `Refport-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" with the endpoint's secret>` and `Refport-Event-Id`. Deliveries are at least once: dedupe by `id`.
+         */
+        post: operations["webhook_sale_created"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "commission.created": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * commission.created
+         * @description A commission was created: by a lead or a sale, a manual bonus (`POST /commissions`), or a clawback (a refund of a paid commission).
+         *
+         *     Every delivery is `POST`ed as JSON `{id, type, created_at, data}` with `Refport-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" with the endpoint's secret>` and `Refport-Event-Id`. Deliveries are at least once: dedupe by `id`.
+         */
+        post: operations["webhook_commission_created"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "commission.updated": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * commission.updated
+         * @description Any change of a commission (status, amount, payout): approval, rejection, refund, payment, a ban. Each event carries the commission as that change wrote it (a snapshot in the same transaction), so a receiver that orders by `created_at` (then status) ends with the current state.
+         *
+         *     Every delivery is `POST`ed as JSON `{id, type, created_at, data}` with `Refport-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" with the endpoint's secret>` and `Refport-Event-Id`. Deliveries are at least once: dedupe by `id`.
+         */
+        post: operations["webhook_commission_updated"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "commission.approved": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * commission.approved
+         * @description A commission moved to `approved` (the cron once its hold period passed, or `POST /commissions/{id}/approve`). Sent together with `commission.updated`.
+         *
+         *     Every delivery is `POST`ed as JSON `{id, type, created_at, data}` with `Refport-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" with the endpoint's secret>` and `Refport-Event-Id`. Deliveries are at least once: dedupe by `id`.
+         */
+        post: operations["webhook_commission_approved"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "commission.paid": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * commission.paid
+         * @description A commission was paid by its payout (`payout.paid`). Sent together with `commission.updated`.
+         *
+         *     Every delivery is `POST`ed as JSON `{id, type, created_at, data}` with `Refport-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" with the endpoint's secret>` and `Refport-Event-Id`. Deliveries are at least once: dedupe by `id`.
+         */
+        post: operations["webhook_commission_paid"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "payout.paid": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * payout.paid
+         * @description Stripe accepted the payout's transfer.
+         *
+         *     Every delivery is `POST`ed as JSON `{id, type, created_at, data}` with `Refport-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" with the endpoint's secret>` and `Refport-Event-Id`. Deliveries are at least once: dedupe by `id`.
+         */
+        post: operations["webhook_payout_paid"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "payout.failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * payout.failed
+         * @description The destination refused the transfer; its commissions return to the approved pool.
+         *
+         *     Every delivery is `POST`ed as JSON `{id, type, created_at, data}` with `Refport-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" with the endpoint's secret>` and `Refport-Event-Id`. Deliveries are at least once: dedupe by `id`.
+         */
+        post: operations["webhook_payout_failed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "payout.reversed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * payout.reversed
+         * @description Stripe reported (part of) the payout's transfer reversed; `reversed_amount` is the total reversed.
+         *
+         *     Every delivery is `POST`ed as JSON `{id, type, created_at, data}` with `Refport-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" with the endpoint's secret>` and `Refport-Event-Id`. Deliveries are at least once: dedupe by `id`.
+         */
+        post: operations["webhook_payout_reversed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
         /** @description Every 4xx/5xx answer of the API. */
@@ -1901,7 +2206,7 @@ export interface components {
              * @example https://merchant.example/refport-webhooks
              */
             url: string;
-            events: ("lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed" | "payout.reversed")[];
+            events: components["schemas"]["WebhookEventType"][];
             /** @description At most 200 characters (trimmed); blank or null = none */
             description?: string | null;
         };
@@ -1909,7 +2214,7 @@ export interface components {
             id: string;
             /** @description The URL (normalised) */
             url: string;
-            events: ("lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed" | "payout.reversed")[];
+            events: components["schemas"]["WebhookEventType"][];
             description: string | null;
             /**
              * Format: date-time
@@ -1923,7 +2228,7 @@ export interface components {
             id: string;
             /** @description The URL (normalised) */
             url: string;
-            events: ("lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed" | "payout.reversed")[];
+            events: components["schemas"]["WebhookEventType"][];
             description: string | null;
             /**
              * Format: date-time
@@ -1948,9 +2253,9 @@ export interface components {
         };
         WebhookDelivery: {
             id: string;
+            endpoint_id: string;
             event_id: string;
-            /** @enum {unknown} */
-            event_type: "lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed" | "payout.reversed";
+            event_type: components["schemas"]["WebhookEventType"];
             /** @enum {unknown} */
             status: "pending" | "delivered" | "failed";
             /** Format: int64 */
@@ -2235,6 +2540,209 @@ export interface components {
             /** @description Default `pending` (approved by the cron after the hold period) */
             status?: ("pending" | "approved") | null;
         };
+        /**
+         * @description An outgoing webhook event type; each is documented with its payload under `webhooks`
+         * @enum {unknown}
+         */
+        WebhookEventType: "partner.enrolled" | "partner.updated" | "partner.banned" | "lead.created" | "sale.created" | "commission.created" | "commission.updated" | "commission.approved" | "commission.paid" | "payout.paid" | "payout.failed" | "payout.reversed";
+        /** @description The `data` of `lead.created` and `sale.created`: the conversion as it was recorded, with its commission */
+        ConversionWebhookData: {
+            id: string;
+            /** @enum {unknown} */
+            kind: "lead" | "sale";
+            program_id: string;
+            customer_id: string;
+            customer_external_id: string;
+            event_name: string;
+            partner_id: string | null;
+            click_id: string | null;
+            /** @description The coupon code the conversion carried, as sent */
+            coupon_code: string | null;
+            /** @description The live coupon the code named when tracked (null: no code, or an unknown one) */
+            coupon_id: string | null;
+            /** @description Sales: the merchant's invoice id; null for a lead */
+            invoice_id: string | null;
+            /**
+             * Format: int64
+             * @description Sales: minor units; null for a lead
+             */
+            amount: number | null;
+            /** @description Sales: ISO 4217, lower-case; null for a lead */
+            currency: string | null;
+            /**
+             * Format: int64
+             * @description Set when the sale is in another currency
+             */
+            payout_amount: number | null;
+            metadata: Record<string, never> | null;
+            /** @description Credited to a partner */
+            attributed: boolean;
+            /** @description Why not attributed (e.g. `click_not_found`, `outside_window`); null when attributed */
+            reason: string | null;
+            /** @description The commission it earned, the same object as `GET /api/v1/commissions/{id}`; null: none */
+            commission: components["schemas"]["Commission"] | null;
+            /**
+             * Format: date-time
+             * @description RFC 3339, UTC, millisecond precision
+             */
+            created_at: string;
+        };
+        /** @description The `partner.enrolled` webhook envelope */
+        WebhookEvent_partner_enrolled: {
+            /** @description The event id (the same on every delivery and resend) */
+            id: string;
+            /** @constant */
+            type: "partner.enrolled";
+            /**
+             * Format: date-time
+             * @description When the change happened (RFC 3339, UTC, millisecond precision)
+             */
+            created_at: string;
+            data: components["schemas"]["Partner"];
+        };
+        /** @description The `partner.updated` webhook envelope */
+        WebhookEvent_partner_updated: {
+            /** @description The event id (the same on every delivery and resend) */
+            id: string;
+            /** @constant */
+            type: "partner.updated";
+            /**
+             * Format: date-time
+             * @description When the change happened (RFC 3339, UTC, millisecond precision)
+             */
+            created_at: string;
+            data: components["schemas"]["Partner"];
+        };
+        /** @description The `partner.banned` webhook envelope */
+        WebhookEvent_partner_banned: {
+            /** @description The event id (the same on every delivery and resend) */
+            id: string;
+            /** @constant */
+            type: "partner.banned";
+            /**
+             * Format: date-time
+             * @description When the change happened (RFC 3339, UTC, millisecond precision)
+             */
+            created_at: string;
+            data: components["schemas"]["Partner"];
+        };
+        /** @description The `lead.created` webhook envelope */
+        WebhookEvent_lead_created: {
+            /** @description The event id (the same on every delivery and resend) */
+            id: string;
+            /** @constant */
+            type: "lead.created";
+            /**
+             * Format: date-time
+             * @description When the change happened (RFC 3339, UTC, millisecond precision)
+             */
+            created_at: string;
+            data: components["schemas"]["ConversionWebhookData"];
+        };
+        /** @description The `sale.created` webhook envelope */
+        WebhookEvent_sale_created: {
+            /** @description The event id (the same on every delivery and resend) */
+            id: string;
+            /** @constant */
+            type: "sale.created";
+            /**
+             * Format: date-time
+             * @description When the change happened (RFC 3339, UTC, millisecond precision)
+             */
+            created_at: string;
+            data: components["schemas"]["ConversionWebhookData"];
+        };
+        /** @description The `commission.created` webhook envelope */
+        WebhookEvent_commission_created: {
+            /** @description The event id (the same on every delivery and resend) */
+            id: string;
+            /** @constant */
+            type: "commission.created";
+            /**
+             * Format: date-time
+             * @description When the change happened (RFC 3339, UTC, millisecond precision)
+             */
+            created_at: string;
+            data: components["schemas"]["Commission"];
+        };
+        /** @description The `commission.updated` webhook envelope */
+        WebhookEvent_commission_updated: {
+            /** @description The event id (the same on every delivery and resend) */
+            id: string;
+            /** @constant */
+            type: "commission.updated";
+            /**
+             * Format: date-time
+             * @description When the change happened (RFC 3339, UTC, millisecond precision)
+             */
+            created_at: string;
+            data: components["schemas"]["Commission"];
+        };
+        /** @description The `commission.approved` webhook envelope */
+        WebhookEvent_commission_approved: {
+            /** @description The event id (the same on every delivery and resend) */
+            id: string;
+            /** @constant */
+            type: "commission.approved";
+            /**
+             * Format: date-time
+             * @description When the change happened (RFC 3339, UTC, millisecond precision)
+             */
+            created_at: string;
+            data: components["schemas"]["Commission"];
+        };
+        /** @description The `commission.paid` webhook envelope */
+        WebhookEvent_commission_paid: {
+            /** @description The event id (the same on every delivery and resend) */
+            id: string;
+            /** @constant */
+            type: "commission.paid";
+            /**
+             * Format: date-time
+             * @description When the change happened (RFC 3339, UTC, millisecond precision)
+             */
+            created_at: string;
+            data: components["schemas"]["Commission"];
+        };
+        /** @description The `payout.paid` webhook envelope */
+        WebhookEvent_payout_paid: {
+            /** @description The event id (the same on every delivery and resend) */
+            id: string;
+            /** @constant */
+            type: "payout.paid";
+            /**
+             * Format: date-time
+             * @description When the change happened (RFC 3339, UTC, millisecond precision)
+             */
+            created_at: string;
+            data: components["schemas"]["Payout"];
+        };
+        /** @description The `payout.failed` webhook envelope */
+        WebhookEvent_payout_failed: {
+            /** @description The event id (the same on every delivery and resend) */
+            id: string;
+            /** @constant */
+            type: "payout.failed";
+            /**
+             * Format: date-time
+             * @description When the change happened (RFC 3339, UTC, millisecond precision)
+             */
+            created_at: string;
+            data: components["schemas"]["Payout"];
+        };
+        /** @description The `payout.reversed` webhook envelope */
+        WebhookEvent_payout_reversed: {
+            /** @description The event id (the same on every delivery and resend) */
+            id: string;
+            /** @constant */
+            type: "payout.reversed";
+            /**
+             * Format: date-time
+             * @description When the change happened (RFC 3339, UTC, millisecond precision)
+             */
+            created_at: string;
+            data: components["schemas"]["Payout"];
+        };
     };
     responses: {
         /** @description Malformed request: invalid JSON, a wrong shape or type, an unknown field or query parameter */
@@ -2346,6 +2854,8 @@ export interface components {
         coupon_id: string;
         /** @description A malformed id is not found (404) */
         group_id: string;
+        /** @description A malformed id is not found (404) */
+        delivery_id: string;
     };
     requestBodies: never;
     headers: never;
@@ -3193,6 +3703,34 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    getCommission: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                commission_id: components["parameters"]["commission_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The commission */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Commission"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     approveCommission: {
         parameters: {
             query?: never;
@@ -3787,6 +4325,34 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    resendWebhookDelivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                delivery_id: components["parameters"]["delivery_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The delivery after the attempt */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     getMetrics: {
         parameters: {
             query?: never;
@@ -4014,6 +4580,318 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             422: components["responses"]["Unprocessable"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    webhook_partner_enrolled: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description `t=...,v1=...` */
+                "Refport-Signature": string;
+                "Refport-Event-Id": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent_partner_enrolled"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Anything else (or no answer in 10 s) is retried after 1m, 5m, 30m, 2h, 6h, 12h, 24h, then the delivery is `failed` */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_partner_updated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description `t=...,v1=...` */
+                "Refport-Signature": string;
+                "Refport-Event-Id": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent_partner_updated"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Anything else (or no answer in 10 s) is retried after 1m, 5m, 30m, 2h, 6h, 12h, 24h, then the delivery is `failed` */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_partner_banned: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description `t=...,v1=...` */
+                "Refport-Signature": string;
+                "Refport-Event-Id": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent_partner_banned"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Anything else (or no answer in 10 s) is retried after 1m, 5m, 30m, 2h, 6h, 12h, 24h, then the delivery is `failed` */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_lead_created: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description `t=...,v1=...` */
+                "Refport-Signature": string;
+                "Refport-Event-Id": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent_lead_created"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Anything else (or no answer in 10 s) is retried after 1m, 5m, 30m, 2h, 6h, 12h, 24h, then the delivery is `failed` */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_sale_created: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description `t=...,v1=...` */
+                "Refport-Signature": string;
+                "Refport-Event-Id": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent_sale_created"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Anything else (or no answer in 10 s) is retried after 1m, 5m, 30m, 2h, 6h, 12h, 24h, then the delivery is `failed` */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_commission_created: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description `t=...,v1=...` */
+                "Refport-Signature": string;
+                "Refport-Event-Id": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent_commission_created"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Anything else (or no answer in 10 s) is retried after 1m, 5m, 30m, 2h, 6h, 12h, 24h, then the delivery is `failed` */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_commission_updated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description `t=...,v1=...` */
+                "Refport-Signature": string;
+                "Refport-Event-Id": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent_commission_updated"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Anything else (or no answer in 10 s) is retried after 1m, 5m, 30m, 2h, 6h, 12h, 24h, then the delivery is `failed` */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_commission_approved: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description `t=...,v1=...` */
+                "Refport-Signature": string;
+                "Refport-Event-Id": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent_commission_approved"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Anything else (or no answer in 10 s) is retried after 1m, 5m, 30m, 2h, 6h, 12h, 24h, then the delivery is `failed` */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_commission_paid: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description `t=...,v1=...` */
+                "Refport-Signature": string;
+                "Refport-Event-Id": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent_commission_paid"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Anything else (or no answer in 10 s) is retried after 1m, 5m, 30m, 2h, 6h, 12h, 24h, then the delivery is `failed` */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_payout_paid: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description `t=...,v1=...` */
+                "Refport-Signature": string;
+                "Refport-Event-Id": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent_payout_paid"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Anything else (or no answer in 10 s) is retried after 1m, 5m, 30m, 2h, 6h, 12h, 24h, then the delivery is `failed` */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_payout_failed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description `t=...,v1=...` */
+                "Refport-Signature": string;
+                "Refport-Event-Id": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent_payout_failed"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Anything else (or no answer in 10 s) is retried after 1m, 5m, 30m, 2h, 6h, 12h, 24h, then the delivery is `failed` */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_payout_reversed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description `t=...,v1=...` */
+                "Refport-Signature": string;
+                "Refport-Event-Id": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent_payout_reversed"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Anything else (or no answer in 10 s) is retried after 1m, 5m, 30m, 2h, 6h, 12h, 24h, then the delivery is `failed` */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
 }
