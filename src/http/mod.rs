@@ -113,6 +113,12 @@ pub async fn body<T: DeserializeOwned>(req: &mut Request) -> ApiResult<T> {
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    refport_core::wire::from_value(json_object(bytes)?)
+        .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
+}
+
+/// The body as a JSON object (not generic: one copy for every body type).
+fn json_object(bytes: &[u8]) -> ApiResult<serde_json::Value> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ApiError::bad_request("invalid_json", "a JSON body is required"));
     }
@@ -122,7 +128,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     if !value.is_object() {
         return Err(ApiError::bad_request("invalid_request", "the body must be a JSON object"));
     }
-    refport_core::wire::from_value(value).map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
+    Ok(value)
 }
 
 /// Query parameters; any parameter outside `allowed` is refused, so typos never pass silently.

@@ -109,6 +109,10 @@ pub async fn approve_payout_account(c: &Call, id: &str) -> ApiResult<Response> {
 
 pub async fn stats(c: &Call, id: &str) -> ApiResult<Response> {
     c.who.require(Perm::Read)?;
+    // `from` and `to` only bound the `group_by` rows, but a malformed one is refused either way.
+    let q = |k: &str| c.query.get(k).map(String::as_str);
+    refport_core::stats::parse_range(q("from"), q("to"), c.now)
+        .map_err(|e| ApiError::bad_request("invalid_query", e.message))?;
     let p = load(c, id).await?;
     let db = &c.state.db;
     let program = programs::load(c, &p.program_id).await?;

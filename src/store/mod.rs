@@ -203,7 +203,11 @@ struct Raw(#[serde(with = "serde_wasm_bindgen::preserve")] JsValue);
 
 /// Every row of one statement's result.
 pub fn rows<T: FromRow>(r: &D1Result) -> Result<Vec<T>> {
-    r.results::<Raw>()?.into_iter().map(|Raw(obj)| T::from_row(&Row { obj, bad: Default::default() })).collect()
+    raw_rows(r)?.iter().map(T::from_row).collect()
+}
+
+fn raw_rows(r: &D1Result) -> Result<Vec<Row>> {
+    Ok(r.results::<Raw>()?.into_iter().map(|Raw(obj)| Row { obj, bad: Default::default() }).collect())
 }
 
 /// How many rows one statement's result has.
