@@ -257,28 +257,86 @@ impl Budget {
 }
 
 /// A payout's status: `processing` (claimed, transfer sent or about to be), then `paid` or
-/// `failed` (its commissions released).
+/// `failed` (its commissions released). A program in [`PayoutMode::Review`] has its payouts
+/// prepared as `awaiting_approval` (commissions claimed, nothing sent): approving moves one to
+/// `processing` (then paid like any other), canceling to `canceled` (commissions released).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum PayoutStatus {
     Processing,
     Paid,
     Failed,
+    AwaitingApproval,
+    Canceled,
 }
 
 impl PayoutStatus {
-    pub const ALL: [PayoutStatus; 3] = [PayoutStatus::Processing, PayoutStatus::Paid, PayoutStatus::Failed];
+    pub const ALL: [PayoutStatus; 5] = [
+        PayoutStatus::Processing,
+        PayoutStatus::Paid,
+        PayoutStatus::Failed,
+        PayoutStatus::AwaitingApproval,
+        PayoutStatus::Canceled,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             PayoutStatus::Processing => "processing",
             PayoutStatus::Paid => "paid",
             PayoutStatus::Failed => "failed",
+            PayoutStatus::AwaitingApproval => "awaiting_approval",
+            PayoutStatus::Canceled => "canceled",
         }
     }
 
     pub fn parse(s: &str) -> Option<PayoutStatus> {
         PayoutStatus::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// The status a merchant's review decision moves a payout to: only a payout
+    /// `awaiting_approval` can be approved (to `processing`) or canceled (to `canceled`).
+    pub fn review(self, approve: bool) -> Option<PayoutStatus> {
+        match (self, approve) {
+            (PayoutStatus::AwaitingApproval, true) => Some(PayoutStatus::Processing),
+            (PayoutStatus::AwaitingApproval, false) => Some(PayoutStatus::Canceled),
+            _ => None,
+        }
+    }
+}
+
+/// How a program's due payouts leave: `automatic` (sent by the cron on the due day, the default)
+/// or `review` (prepared as `awaiting_approval` and sent when the merchant approves each one).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutMode {
+    #[default]
+    Automatic,
+    Review,
+}
+
+impl PayoutMode {
+    pub const ALL: [PayoutMode; 2] = [PayoutMode::Automatic, PayoutMode::Review];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayoutMode::Automatic => "automatic",
+            PayoutMode::Review => "review",
+        }
+    }
+
+    /// Field `payout_mode`, code `invalid_payout_mode`.
+    pub fn parse(s: &str) -> Result<PayoutMode, Invalid> {
+        PayoutMode::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| {
+            Invalid::new("payout_mode", "invalid_payout_mode", "payout_mode must be \"automatic\" or \"review\"")
+        })
+    }
+
+    /// The status the cron gives a payout it prepares on a due day.
+    pub fn claimed_status(self) -> PayoutStatus {
+        match self {
+            PayoutMode::Automatic => PayoutStatus::Processing,
+            PayoutMode::Review => PayoutStatus::AwaitingApproval,
+        }
     }
 }
 
@@ -451,6 +509,30 @@ mod tests {
 
     fn parse(s: &str) -> Result<Schedule, serde_json::Error> {
         serde_json::from_str(s)
+    }
+
+    #[test]
+    fn payout_mode_and_review_rules() {
+        assert_eq!(PayoutMode::default(), PayoutMode::Automatic);
+        assert_eq!(PayoutMode::parse("review").unwrap(), PayoutMode::Review);
+        assert_eq!(PayoutMode::parse("automatic").unwrap(), PayoutMode::Automatic);
+        for bad in ["", "Review", "manual", " review"] {
+            let e = PayoutMode::parse(bad).unwrap_err();
+            assert_eq!((e.field.as_str(), e.code), ("payout_mode", "invalid_payout_mode"));
+        }
+        assert_eq!(serde_json::to_string(&PayoutMode::Review).unwrap(), r#""review""#);
+        assert_eq!(PayoutMode::Automatic.claimed_status(), PayoutStatus::Processing);
+        assert_eq!(PayoutMode::Review.claimed_status(), PayoutStatus::AwaitingApproval);
+        for s in PayoutStatus::ALL {
+            assert_eq!(PayoutStatus::parse(s.as_str()), Some(s));
+            let ok = s == PayoutStatus::AwaitingApproval;
+            assert_eq!(s.review(true).is_some(), ok, "{s:?}");
+            assert_eq!(s.review(false).is_some(), ok, "{s:?}");
+        }
+        assert_eq!(PayoutStatus::AwaitingApproval.review(true), Some(PayoutStatus::Processing));
+        assert_eq!(PayoutStatus::AwaitingApproval.review(false), Some(PayoutStatus::Canceled));
+        assert_eq!(serde_json::to_string(&PayoutStatus::AwaitingApproval).unwrap(), r#""awaiting_approval""#);
+        assert_eq!(PayoutStatus::parse("cancelled"), None);
     }
 
     #[test]
