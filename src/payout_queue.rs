@@ -225,6 +225,23 @@ impl Payer<'_> {
         }
     }
 
+    /// Pays `work` in order (each message's payout as read in `rows`) while the budget allows its
+    /// worst case; stops at an account-wide refusal or Stripe looking unavailable. Answers true
+    /// when the budget left some for later.
+    pub async fn run_all(&mut self, work: &[PayoutMessage], rows: &[Queued], now: i64) -> ApiResult<bool> {
+        for m in work {
+            let Some(q) = rows.iter().find(|q| q.id == m.payout_id) else { continue };
+            let act = action(m, Some(q));
+            if !self.budget.allows(act.worst_cost()) {
+                return Ok(true);
+            }
+            if let Sent::Stop(_) = self.run(act, q, now).await? {
+                break;
+            }
+        }
+        Ok(false)
+    }
+
     fn count(&mut self, sent: Sent) -> Sent {
         match sent {
             Sent::Paid => self.tally.paid += 1,
@@ -354,6 +371,33 @@ impl Payer<'_> {
         p.transfer_attempt += 1;
         self.send(p, false, now).await
     }
+}
+
+/// Sends a payout an approval just made `processing` (transfer attempt 0, `m`) through the
+/// normal path: one `PAYOUTS` message, or, without the queue, paid by this invocation as the
+/// cron would. Whatever fails here leaves it claimed: the cron's sweep sends it after the delay.
+pub async fn dispatch(state: &AppState, m: PayoutMessage, now: i64) -> ApiResult<()> {
+    if let Ok(queue) = state.payouts_queue() {
+        match queue.send_batch(vec![m]).await {
+            Ok(()) => metrics::add(Counter::payouts_enqueued, 1),
+            Err(e) => worker::console_error!("payout approval: enqueueing failed (the sweep retries it): {e}"),
+        }
+        return Ok(());
+    }
+    let stripe = match Stripe::from_state(state) {
+        Ok(s) => s,
+        Err(e) => {
+            worker::console_error!("payout approval: {e}: left to the cron");
+            return Ok(());
+        }
+    };
+    let mut budget = Budget::new(state.config.subrequest_budget);
+    let (_, rows) = payouts::load_queued(&state.db, std::slice::from_ref(&m.payout_id)).await?;
+    let mut payer =
+        Payer { state, stripe: &stripe, budget: &mut budget, pacer: Pacer::default(), tally: Tally::default() };
+    let result = payer.run_all(&[m], &rows, now).await;
+    payer.pacer.finish().await;
+    result.map(|_| ())
 }
 
 /// Seconds to wait before retrying messages held by a pause (`Some(until)`: until it ends) or

@@ -16,8 +16,15 @@ use serde::Deserialize;
 use serde_json::json;
 use worker::{Request, Response};
 
-pub const EVENTS: [&str; 6] =
-    ["lead.created", "commission.created", "commission.updated", "payout.paid", "payout.failed", "payout.reversed"];
+pub const EVENTS: [&str; 7] = [
+    "lead.created",
+    "commission.created",
+    "commission.updated",
+    "payout.paid",
+    "payout.failed",
+    "payout.reversed",
+    "payout.awaiting_approval",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
