@@ -306,13 +306,18 @@ impl PayoutStatus {
 
 /// How a program's due payouts leave: `automatic` (sent by the cron on the due day, the default)
 /// or `review` (prepared as `awaiting_approval` and sent when the merchant approves each one).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Parsed, never validated later: any other value fails deserialization with a message naming
+/// the field (a 400 from the API).
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum PayoutMode {
     #[default]
     Automatic,
     Review,
 }
+
+/// Why a `payout_mode` was refused.
+pub const PAYOUT_MODE_REFUSED: &str = "payout_mode must be \"automatic\" or \"review\"";
 
 impl PayoutMode {
     pub const ALL: [PayoutMode; 2] = [PayoutMode::Automatic, PayoutMode::Review];
@@ -324,11 +329,8 @@ impl PayoutMode {
         }
     }
 
-    /// Field `payout_mode`, code `invalid_payout_mode`.
-    pub fn parse(s: &str) -> Result<PayoutMode, Invalid> {
-        PayoutMode::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| {
-            Invalid::new("payout_mode", "invalid_payout_mode", "payout_mode must be \"automatic\" or \"review\"")
-        })
+    pub fn parse(s: &str) -> Option<PayoutMode> {
+        PayoutMode::ALL.into_iter().find(|m| m.as_str() == s)
     }
 
     /// The status the cron gives a payout it prepares on a due day.
@@ -354,6 +356,13 @@ pub enum Schedule {
     Day,
     Week { weekday: u8 },
     Month { day: u8 },
+}
+
+impl<'de> Deserialize<'de> for PayoutMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d).map_err(|_| serde::de::Error::custom(PAYOUT_MODE_REFUSED))?;
+        PayoutMode::parse(&s).ok_or_else(|| serde::de::Error::custom(PAYOUT_MODE_REFUSED))
+    }
 }
 
 /// Strict wire shape of [`Schedule`] for deserialization only.
@@ -514,11 +523,11 @@ mod tests {
     #[test]
     fn payout_mode_and_review_rules() {
         assert_eq!(PayoutMode::default(), PayoutMode::Automatic);
-        assert_eq!(PayoutMode::parse("review").unwrap(), PayoutMode::Review);
-        assert_eq!(PayoutMode::parse("automatic").unwrap(), PayoutMode::Automatic);
-        for bad in ["", "Review", "manual", " review"] {
-            let e = PayoutMode::parse(bad).unwrap_err();
-            assert_eq!((e.field.as_str(), e.code), ("payout_mode", "invalid_payout_mode"));
+        assert_eq!(PayoutMode::parse("review"), Some(PayoutMode::Review));
+        assert_eq!(serde_json::from_str::<PayoutMode>(r#""automatic""#).unwrap(), PayoutMode::Automatic);
+        for bad in [r#""""#, r#""Review""#, r#""manual""#, r#"" review""#, "1", "null", "{}"] {
+            let e = serde_json::from_str::<PayoutMode>(bad).unwrap_err().to_string();
+            assert!(e.starts_with(PAYOUT_MODE_REFUSED), "{bad}: {e}");
         }
         assert_eq!(serde_json::to_string(&PayoutMode::Review).unwrap(), r#""review""#);
         assert_eq!(PayoutMode::Automatic.claimed_status(), PayoutStatus::Processing);

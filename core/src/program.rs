@@ -88,7 +88,7 @@ pub struct ProgramInput {
     #[serde(default)]
     pub banned_referrers: Option<Vec<String>>,
     #[serde(default)]
-    pub payout_mode: Option<String>,
+    pub payout_mode: Option<PayoutMode>,
 }
 
 /// `PATCH /api/v1/programs/{id}` body: every field optional; `null` clears a nullable field.
@@ -118,7 +118,7 @@ pub struct ProgramPatch {
     pub fraud_rules: Option<serde_json::Map<String, serde_json::Value>>,
     pub click_spam_threshold: Option<u32>,
     pub banned_referrers: Option<Vec<String>>,
-    pub payout_mode: Option<String>,
+    pub payout_mode: Option<PayoutMode>,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -241,7 +241,6 @@ impl ProgramInput {
             Some(l) if l.is_empty() => Vec::new(),
             Some(l) => hostnames("banned_referrers", &l, MAX_BANNED_REFERRERS)?,
         };
-        let payout_mode = self.payout_mode.as_deref().map(PayoutMode::parse).transpose()?.unwrap_or_default();
         Ok(ProgramSettings {
             name,
             description,
@@ -260,7 +259,7 @@ impl ProgramInput {
             fraud_rules,
             click_spam_threshold,
             banned_referrers,
-            payout_mode,
+            payout_mode: self.payout_mode.unwrap_or_default(),
         })
     }
 }
@@ -295,7 +294,7 @@ impl ProgramSettings {
             },
             click_spam_threshold: Some(p.click_spam_threshold.unwrap_or(cur.click_spam_threshold)),
             banned_referrers: Some(p.banned_referrers.unwrap_or(cur.banned_referrers)),
-            payout_mode: Some(p.payout_mode.unwrap_or_else(|| cur.payout_mode.as_str().to_string())),
+            payout_mode: Some(p.payout_mode.unwrap_or(cur.payout_mode)),
         }
         .validate()
     }
@@ -340,7 +339,6 @@ mod tests {
             (Box::new(|i| i.logo_url = Some("http://x.com/l.png".into())), "logo_url"),
             (Box::new(|i| i.attribution_window_days = Some(0)), "attribution_window_days"),
             (Box::new(|i| i.hold_days = Some(366)), "hold_days"),
-            (Box::new(|i| i.payout_mode = Some("manual".into())), "payout_mode"),
         ];
         for (mutate, field) in cases {
             let mut i = input();
@@ -388,8 +386,13 @@ mod tests {
         // a patch without it keeps it; a bad one is refused naming the field
         let t2 = t.apply(serde_json::from_str(r#"{"hold_days":3}"#).unwrap()).unwrap();
         assert_eq!(t2.payout_mode, PayoutMode::Review);
-        let e = t.apply(serde_json::from_str(r#"{"payout_mode":"later"}"#).unwrap()).unwrap_err();
-        assert_eq!((e.field.as_str(), e.code), ("payout_mode", "invalid_payout_mode"));
+        let e = serde_json::from_str::<ProgramPatch>(r#"{"payout_mode":"later"}"#).unwrap_err().to_string();
+        assert!(e.starts_with("payout_mode must be"), "{e}");
+        let e = serde_json::from_value::<ProgramInput>(serde_json::json!({"name":"x","domains":[],"allowed_hosts":[],
+            "payout_currency":"usd","payout_mode":"manual"}))
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("payout_mode must be"), "{e}");
         // settings stored before review mode read as automatic
         let mut v = serde_json::to_value(&s).unwrap();
         v.as_object_mut().unwrap().remove("payout_mode");
