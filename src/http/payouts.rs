@@ -54,20 +54,19 @@ pub async fn cancel(c: &Call, id: &str) -> ApiResult<Response> {
 async fn review(c: &Call, id: &str, approve: bool) -> ApiResult<Response> {
     c.who.require(Perm::Write)?;
     let p = load(c, id).await?;
-    let conflict = || {
-        ApiError::conflict(
-            "not_awaiting_approval",
-            format!("the payout is {}, not awaiting approval", p.status.as_str()),
-        )
-    };
-    p.status.review(approve).ok_or_else(conflict)?;
+    let conflict = |message: String| ApiError::conflict("not_awaiting_approval", message);
+    p.status
+        .review(approve)
+        .ok_or_else(|| conflict(format!("the payout is {}, not awaiting approval", p.status.as_str())))?;
     let db = &c.state.db;
+    // Lost to a concurrent approval or cancel: the conditional write changed nothing.
+    let raced = || conflict("the payout is no longer awaiting approval".into());
     if approve {
-        let claim = payouts::approve(db, &p.id, c.now).await?.ok_or_else(conflict)?;
+        let claim = payouts::approve(db, &p.id, c.now).await?.ok_or_else(raced)?;
         let m = PayoutMessage { payout_id: claim.id, attempt: claim.transfer_attempt, lease: claim.updated_at };
         crate::payout_queue::dispatch(&c.state, m, c.now).await?;
     } else if !payouts::cancel(db, &p.id, c.now).await? {
-        return Err(conflict());
+        return Err(raced());
     }
     ok(&payouts::get(db, &p.id).await?.ok_or(ApiError::NotFound("payout"))?)
 }
