@@ -113,7 +113,8 @@ export type WebhookEvent =
   | EventBase<"commission.updated", Commission>
   | EventBase<"payout.paid", Payout>
   | EventBase<"payout.failed", Payout>
-  | EventBase<"payout.reversed", Payout>;
+  | EventBase<"payout.reversed", Payout>
+  | EventBase<"payout.awaiting_approval", Payout>;
 
 /** One page of a list, newest first. */
 export interface Page<T> {

@@ -434,6 +434,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/payouts/{payout_id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a payout awaiting approval
+         * @description Needs `write`. Payout review mode: the payout (`awaiting_approval`) becomes `processing` and is sent through the normal payout path, exactly once (a Stripe transfer, then `paid` or `failed` as for any payout). Any other status is 409 `not_awaiting_approval` (a second approval included); a payout of another program than the key's is 404.
+         */
+        post: operations["approvePayout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/payouts/{payout_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a payout awaiting approval
+         * @description Needs `write`. Payout review mode: the payout becomes `canceled` and its commissions go back to the approved, unclaimed pool (the next due run may include them), atomically. Nothing is sent. Any other status is 409 `not_awaiting_approval`; a payout of another program than the key's is 404.
+         */
+        post: operations["cancelPayout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/partners/{partner_id}/stripe/onboard": {
         parameters: {
             query?: never;
@@ -1016,6 +1056,11 @@ export interface components {
             click_spam_threshold?: number;
             /** @description banned_referrer: referrer hostnames whose clicks the rule judges */
             banned_referrers?: string[];
+            /**
+             * @description Default `automatic`. `automatic` (default): due payouts are sent by the cron on the due day. `review`: the cron prepares them as `awaiting_approval` (commissions claimed, nothing sent, webhook `payout.awaiting_approval`); `POST /api/v1/payouts/{payout_id}/approve` sends one, `.../cancel` releases its commissions. Any other value is 400 naming `payout_mode`
+             * @enum {unknown}
+             */
+            payout_mode?: "automatic" | "review";
         };
         /** @description Every field is optional; absent or null leaves a field unchanged, except `description`, `logo_url` and `cookie_domain`, which null clears. The whole result is validated again (422 if a create would refuse it). Removing a domain that still has links answers 409 `domain_in_use`. */
         ProgramPatch: {
@@ -1064,6 +1109,7 @@ export interface components {
             click_spam_threshold?: number;
             /** @description banned_referrer: referrer hostnames whose clicks the rule judges; null or absent: unchanged */
             banned_referrers?: string[] | null;
+            payout_mode?: ("automatic" | "review") | null;
         };
         Program: {
             id: string;
@@ -1103,6 +1149,11 @@ export interface components {
             click_spam_threshold: number;
             /** @description banned_referrer: referrer hostnames whose clicks the rule judges */
             banned_referrers: string[];
+            /**
+             * @description `automatic` (default): due payouts are sent by the cron on the due day. `review`: the cron prepares them as `awaiting_approval` (commissions claimed, nothing sent, webhook `payout.awaiting_approval`); `POST /api/v1/payouts/{payout_id}/approve` sends one, `.../cancel` releases its commissions. Any other value is 400 naming `payout_mode`
+             * @enum {unknown}
+             */
+            payout_mode: "automatic" | "review";
         };
         /** @description A page of Program objects, newest first. */
         ProgramList: {
@@ -1476,8 +1527,11 @@ export interface components {
             amount: number;
             /** @description ISO 4217, lower-case */
             currency: string;
-            /** @enum {unknown} */
-            status: "processing" | "paid" | "failed";
+            /**
+             * @description `awaiting_approval`: prepared by a program in payout review mode, commissions claimed, nothing sent (approve or cancel it); `canceled`: the merchant declined it, its commissions went back to the approved pool
+             * @enum {unknown}
+             */
+            status: "processing" | "paid" | "failed" | "awaiting_approval" | "canceled";
             stripe_transfer_id: string | null;
             failure_message: string | null;
             /** Format: int64 */
@@ -1901,7 +1955,7 @@ export interface components {
              * @example https://merchant.example/refport-webhooks
              */
             url: string;
-            events: ("lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed" | "payout.reversed")[];
+            events: ("lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed" | "payout.reversed" | "payout.awaiting_approval")[];
             /** @description At most 200 characters (trimmed); blank or null = none */
             description?: string | null;
         };
@@ -1909,7 +1963,7 @@ export interface components {
             id: string;
             /** @description The URL (normalised) */
             url: string;
-            events: ("lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed" | "payout.reversed")[];
+            events: ("lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed" | "payout.reversed" | "payout.awaiting_approval")[];
             description: string | null;
             /**
              * Format: date-time
@@ -1923,7 +1977,7 @@ export interface components {
             id: string;
             /** @description The URL (normalised) */
             url: string;
-            events: ("lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed" | "payout.reversed")[];
+            events: ("lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed" | "payout.reversed" | "payout.awaiting_approval")[];
             description: string | null;
             /**
              * Format: date-time
@@ -1950,7 +2004,7 @@ export interface components {
             id: string;
             event_id: string;
             /** @enum {unknown} */
-            event_type: "lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed" | "payout.reversed";
+            event_type: "lead.created" | "commission.created" | "commission.updated" | "payout.paid" | "payout.failed" | "payout.reversed" | "payout.awaiting_approval";
             /** @enum {unknown} */
             status: "pending" | "delivered" | "failed";
             /** Format: int64 */
@@ -2346,6 +2400,8 @@ export interface components {
         coupon_id: string;
         /** @description A malformed id is not found (404) */
         group_id: string;
+        /** @description A malformed id is not found (404) */
+        payout_id: string;
     };
     requestBodies: never;
     headers: never;
@@ -3268,7 +3324,7 @@ export interface operations {
                 program_id?: components["parameters"]["filter_program_id"];
                 /** @description Only this partner's items */
                 partner_id?: components["parameters"]["filter_partner_id"];
-                status?: "processing" | "paid" | "failed";
+                status?: "processing" | "paid" | "failed" | "awaiting_approval" | "canceled";
             };
             header?: never;
             path?: never;
@@ -3289,6 +3345,64 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    approvePayout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                payout_id: components["parameters"]["payout_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The approved payout (`processing`, or already `paid`) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Payout"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    cancelPayout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                payout_id: components["parameters"]["payout_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The canceled payout */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Payout"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             500: components["responses"]["InternalError"];
         };
     };
