@@ -1106,7 +1106,7 @@ export interface components {
             rewards?: components["schemas"]["RewardsInput"] | null;
             fraud_rules?: components["schemas"]["FraudRulesInput"];
             /** @description click_spam: more visits than this by one visitor to the partner's links in the 24 hours up to the converting click (default 20) */
-            click_spam_threshold?: number;
+            click_spam_threshold?: number | null;
             /** @description banned_referrer: referrer hostnames whose clicks the rule judges; null or absent: unchanged */
             banned_referrers?: string[] | null;
             payout_mode?: ("automatic" | "review") | null;
