@@ -1051,16 +1051,12 @@ export interface components {
              */
             hold_days?: number | null;
             rewards?: components["schemas"]["RewardsInput"] | null;
-            fraud_rules?: components["schemas"]["FraudRulesInput"];
+            fraud_rules?: components["schemas"]["FraudRulesInput"] | null;
             /** @description click_spam: more visits than this by one visitor to the partner's links in the 24 hours up to the converting click (default 20) */
-            click_spam_threshold?: number;
+            click_spam_threshold?: number | null;
             /** @description banned_referrer: referrer hostnames whose clicks the rule judges */
-            banned_referrers?: string[];
-            /**
-             * @description Default `automatic`. `automatic` (default): due payouts are sent by the cron on the due day. `review`: the cron prepares them as `awaiting_approval` (commissions claimed, nothing sent, webhook `payout.awaiting_approval`); `POST /api/v1/payouts/{payout_id}/approve` sends one, `.../cancel` releases its commissions. Any other value is 400 naming `payout_mode`
-             * @enum {unknown}
-             */
-            payout_mode?: "automatic" | "review";
+            banned_referrers?: string[] | null;
+            payout_mode?: ("automatic" | "review") | null;
         };
         /** @description Every field is optional; absent or null leaves a field unchanged, except `description`, `logo_url` and `cookie_domain`, which null clears. The whole result is validated again (422 if a create would refuse it). Removing a domain that still has links answers 409 `domain_in_use`. */
         ProgramPatch: {
@@ -1104,7 +1100,7 @@ export interface components {
              */
             hold_days?: number | null;
             rewards?: components["schemas"]["RewardsInput"] | null;
-            fraud_rules?: components["schemas"]["FraudRulesInput"];
+            fraud_rules?: components["schemas"]["FraudRulesInput"] | null;
             /** @description click_spam: more visits than this by one visitor to the partner's links in the 24 hours up to the converting click (default 20) */
             click_spam_threshold?: number | null;
             /** @description banned_referrer: referrer hostnames whose clicks the rule judges; null or absent: unchanged */
