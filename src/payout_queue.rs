@@ -392,7 +392,10 @@ pub async fn dispatch(state: &AppState, m: PayoutMessage, now: i64) -> ApiResult
         }
     };
     let mut budget = Budget::new(state.config.subrequest_budget);
-    let (_, rows) = payouts::load_queued(&state.db, std::slice::from_ref(&m.payout_id)).await?;
+    let (pause, rows) = payouts::load_queued(&state.db, std::slice::from_ref(&m.payout_id)).await?;
+    if pause.is_some_and(|p| p.until_ms > now) {
+        return Ok(()); // paused platform-wide: the cron's sweep sends it once the pause ends
+    }
     let mut payer =
         Payer { state, stripe: &stripe, budget: &mut budget, pacer: Pacer::default(), tally: Tally::default() };
     let result = payer.run_all(&[m], &rows, now).await;
