@@ -374,33 +374,17 @@ impl Payer<'_> {
 }
 
 /// Sends a payout an approval just made `processing` (transfer attempt 0, `m`) through the
-/// normal path: one `PAYOUTS` message, or, without the queue, paid by this invocation as the
-/// cron would. Whatever fails here leaves it claimed: the cron's sweep sends it after the delay.
-pub async fn dispatch(state: &AppState, m: PayoutMessage, now: i64) -> ApiResult<()> {
-    if let Ok(queue) = state.payouts_queue() {
-        match queue.send_batch(vec![m]).await {
-            Ok(()) => metrics::add(Counter::payouts_enqueued, 1),
-            Err(e) => worker::console_error!("payout approval: enqueueing failed (the sweep retries it): {e}"),
-        }
-        return Ok(());
-    }
-    let stripe = match Stripe::from_state(state) {
-        Ok(s) => s,
-        Err(e) => {
-            worker::console_error!("payout approval: {e}: left to the cron");
-            return Ok(());
-        }
+/// normal path: one `PAYOUTS` message. A send that fails, or a deployment without the queue,
+/// leaves it claimed: the cron's sweep sends it (itself, without the queue) after the delay.
+pub async fn dispatch(state: &AppState, m: PayoutMessage) {
+    let sent = match state.payouts_queue() {
+        Ok(queue) => queue.send_batch(vec![m]).await,
+        Err(e) => Err(e),
     };
-    let mut budget = Budget::new(state.config.subrequest_budget);
-    let (pause, rows) = payouts::load_queued(&state.db, std::slice::from_ref(&m.payout_id)).await?;
-    if pause.is_some_and(|p| p.until_ms > now) {
-        return Ok(()); // paused platform-wide: the cron's sweep sends it once the pause ends
+    match sent {
+        Ok(()) => metrics::add(Counter::payouts_enqueued, 1),
+        Err(e) => worker::console_error!("payout approval: not enqueued (the cron's sweep sends it): {e}"),
     }
-    let mut payer =
-        Payer { state, stripe: &stripe, budget: &mut budget, pacer: Pacer::default(), tally: Tally::default() };
-    let result = payer.run_all(&[m], &rows, now).await;
-    payer.pacer.finish().await;
-    result.map(|_| ())
 }
 
 /// Seconds to wait before retrying messages held by a pause (`Some(until)`: until it ends) or

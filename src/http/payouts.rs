@@ -64,7 +64,7 @@ async fn review(c: &Call, id: &str, approve: bool) -> ApiResult<Response> {
     if approve {
         let claim = payouts::approve(db, &p.id, c.now).await?.ok_or_else(raced)?;
         let m = PayoutMessage { payout_id: claim.id, attempt: claim.transfer_attempt, lease: claim.updated_at };
-        crate::payout_queue::dispatch(&c.state, m, c.now).await?;
+        crate::payout_queue::dispatch(&c.state, m).await;
     } else if !payouts::cancel(db, &p.id, c.now).await? {
         return Err(raced());
     }

@@ -223,7 +223,7 @@ pub async fn release_untaken(db: &D1Database, id: &str, now: i64) -> StoreResult
 /// sent), exactly as the cron's claim leaves an automatic payout, in one conditional UPDATE.
 /// Answers the claim to enqueue when this call won (`None`: not awaiting approval any more).
 pub async fn approve(db: &D1Database, id: &str, now: i64) -> StoreResult<Option<Swept>> {
-    first(query!(
+    let rows: Vec<Swept> = all(query!(
         db,
         "UPDATE payouts SET status = 'processing', updated_at = ?2
          WHERE id = ?1 AND status = 'awaiting_approval' AND transfer_attempt = 0
@@ -231,7 +231,8 @@ pub async fn approve(db: &D1Database, id: &str, now: i64) -> StoreResult<Option<
         id,
         now
     )?)
-    .await
+    .await?;
+    Ok(rows.into_iter().next())
 }
 
 /// Cancels a payout awaiting approval, atomically in one batch: the payout becomes `canceled`
