@@ -197,7 +197,8 @@ CREATE TABLE IF NOT EXISTS payouts (
   partner_id         TEXT NOT NULL REFERENCES partners(id),
   amount             INTEGER NOT NULL CHECK (amount >= 0),
   currency           TEXT NOT NULL,
-  status             TEXT NOT NULL CHECK (status IN ('processing', 'paid', 'failed')),
+  -- 0010: awaiting_approval (a program in payout review mode), canceled (the merchant declined).
+  status             TEXT NOT NULL CHECK (status IN ('processing', 'paid', 'failed', 'awaiting_approval', 'canceled')),
   stripe_transfer_id TEXT UNIQUE,
   failure_message    TEXT,
   commission_count   INTEGER NOT NULL DEFAULT 0,
@@ -209,8 +210,8 @@ CREATE TABLE IF NOT EXISTS payouts (
   transfer_attempt INTEGER NOT NULL DEFAULT 1,
   reversed_amount INTEGER NOT NULL DEFAULT 0
 );
--- At most one payout in flight per partner: two overlapping cron runs cannot both claim.
-CREATE UNIQUE INDEX IF NOT EXISTS payouts_one_processing ON payouts(partner_id) WHERE status = 'processing';
+-- At most one payout prepared or in flight per partner: two overlapping cron runs cannot both claim.
+CREATE UNIQUE INDEX IF NOT EXISTS payouts_one_processing ON payouts(partner_id) WHERE status IN ('processing', 'awaiting_approval');
 CREATE INDEX IF NOT EXISTS payouts_partner ON payouts(partner_id, id);
 CREATE INDEX IF NOT EXISTS payouts_status ON payouts(status, id);
 

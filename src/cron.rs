@@ -16,16 +16,16 @@
 
 use crate::http::error::ApiResult;
 use crate::metrics::{self, Counter};
-use crate::payout_queue::{action, Pacer, Payer, PayoutMessage, Sent, Tally};
+use crate::payout_queue::{Pacer, Payer, PayoutMessage, Tally};
 use crate::state::{new_id, now_ms, AppState};
 use crate::store::link_cache;
 use crate::store::payouts::{self, Claimed};
 use crate::stripe::Stripe;
 use refport_core::ids;
 use refport_core::payout::{
-    claim_chunk, claim_matches, Budget, CRON_WEBHOOK_FLOOR, DIRECT_PAYOUTS_MAX, DIRECT_SWEEP_MAX,
-    LINK_CACHE_MAX_SUBREQUESTS, MAX_APPROVALS_PER_RUN, MAX_PROGRAMS_PER_RUN, PAUSE_COST, QUEUE_SEND_BATCH_MAX,
-    RECONCILE_COST, SEND_COST, SWEEP_MAX,
+    claim_chunk, claim_matches, Budget, PayoutMode, PayoutStatus, CRON_WEBHOOK_FLOOR, DIRECT_PAYOUTS_MAX,
+    DIRECT_SWEEP_MAX, LINK_CACHE_MAX_SUBREQUESTS, MAX_APPROVALS_PER_RUN, MAX_PROGRAMS_PER_RUN, PAUSE_COST,
+    QUEUE_SEND_BATCH_MAX, RECONCILE_COST, SEND_COST, SWEEP_MAX,
 };
 use refport_core::program::ProgramSettings;
 use serde::Serialize;
@@ -40,6 +40,8 @@ pub struct Outcome {
     pub swept: usize,
     /// Messages sent to the `PAYOUTS` queue.
     pub enqueued: usize,
+    /// Payouts prepared `awaiting_approval` (programs in payout review mode): nothing sent.
+    pub awaiting_approval: usize,
     /// Claims released at once (a sum that no longer met the minimum).
     pub released: usize,
     /// What the run paid itself (no `PAYOUTS` queue bound).
@@ -180,7 +182,9 @@ async fn claim(
     let claim_now = now.max(now_ms());
     let ids = (0..n).map(|_| new_id(ids::PAYOUT, claim_now)).collect::<Result<Vec<_>, _>>()?;
     let programs: Vec<String> = due.keys().cloned().collect();
-    let claimed = payouts::claim_due(&state.db, &ids, &programs, claim_now).await?;
+    let review: Vec<String> =
+        due.iter().filter(|(_, s)| s.payout_mode == PayoutMode::Review).map(|(id, _)| id.clone()).collect();
+    let claimed = payouts::claim_due(&state.db, &ids, &programs, &review, claim_now).await?;
     out.claimed += claimed.len();
     let mut kept = Vec::with_capacity(claimed.len());
     for c in claimed {
@@ -194,7 +198,12 @@ async fn claim(
             _ => 1,
         };
         if claim_matches(c.amount, min) {
-            kept.push(c);
+            // A payout prepared for review waits for the merchant: nothing to send now.
+            if c.status == PayoutStatus::Processing {
+                kept.push(c);
+            } else {
+                out.awaiting_approval += 1;
+            }
             continue;
         }
         worker::console_error!("cron: payout {} claimed {} below the minimum {min}", c.id, c.amount);
@@ -250,8 +259,9 @@ async fn fan_out(
             out.more_work = true;
             return Ok(());
         }
+        let before = out.claimed;
         let claimed = claim(state, budget, &due, n, now, out).await?;
-        if claimed.is_empty() {
+        if out.claimed == before {
             return Ok(());
         }
         let messages =
@@ -277,8 +287,9 @@ async fn pay_directly(
     let reserved = 2 + work.len() * RECONCILE_COST + PAUSE_COST;
     let n = (budget.remaining().saturating_sub(reserved) / SEND_COST).min(DIRECT_PAYOUTS_MAX);
     if !due.is_empty() && n > 0 && budget.take(1) {
+        let before = out.claimed;
         let claimed = claim(state, budget, &due, n, now, out).await?;
-        out.more_work |= claimed.len() == n;
+        out.more_work |= out.claimed - before == n;
         work.extend(claimed.into_iter().map(|c| PayoutMessage { payout_id: c.id, attempt: 0, lease: c.updated_at }));
     }
     if work.is_empty() || !budget.take(1) {
@@ -286,27 +297,11 @@ async fn pay_directly(
     }
     let ids: Vec<String> = work.iter().map(|m| m.payout_id.clone()).collect();
     let (_, rows) = payouts::load_queued(&state.db, &ids).await?;
-    let by_id: HashMap<&str, &payouts::Queued> = rows.iter().map(|q| (q.id.as_str(), q)).collect();
     let mut payer = Payer { state, stripe, budget, pacer: Pacer::default(), tally: Tally::default() };
-    let mut result = Ok(());
-    for m in &work {
-        let Some(q) = by_id.get(m.payout_id.as_str()).copied() else { continue };
-        let act = action(m, Some(q));
-        if !payer.budget.allows(act.worst_cost()) {
-            out.more_work = true;
-            break;
-        }
-        match payer.run(act, q, now).await {
-            Ok(Sent::Stop(_)) => break,
-            Ok(_) => {}
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
-        }
-    }
+    let result = payer.run_all(&work, &rows, now).await;
     payer.pacer.finish().await;
+    out.more_work |= matches!(result, Ok(true));
     out.paused = payer.tally.paused.clone();
     out.direct = Some(payer.tally);
-    result
+    result.map(|_| ())
 }

@@ -225,6 +225,23 @@ impl Payer<'_> {
         }
     }
 
+    /// Pays `work` in order (each message's payout as read in `rows`) while the budget allows its
+    /// worst case; stops at an account-wide refusal or Stripe looking unavailable. Answers true
+    /// when the budget left some for later.
+    pub async fn run_all(&mut self, work: &[PayoutMessage], rows: &[Queued], now: i64) -> ApiResult<bool> {
+        for m in work {
+            let Some(q) = rows.iter().find(|q| q.id == m.payout_id) else { continue };
+            let act = action(m, Some(q));
+            if !self.budget.allows(act.worst_cost()) {
+                return Ok(true);
+            }
+            if let Sent::Stop(_) = self.run(act, q, now).await? {
+                break;
+            }
+        }
+        Ok(false)
+    }
+
     fn count(&mut self, sent: Sent) -> Sent {
         match sent {
             Sent::Paid => self.tally.paid += 1,
@@ -353,6 +370,20 @@ impl Payer<'_> {
         }
         p.transfer_attempt += 1;
         self.send(p, false, now).await
+    }
+}
+
+/// Sends a payout an approval just made `processing` (transfer attempt 0, `m`) through the
+/// normal path: one `PAYOUTS` message. A send that fails, or a deployment without the queue,
+/// leaves it claimed: the cron's sweep sends it (itself, without the queue) after the delay.
+pub async fn dispatch(state: &AppState, m: PayoutMessage) {
+    let sent = match state.payouts_queue() {
+        Ok(queue) => queue.send_batch(vec![m]).await,
+        Err(e) => Err(e),
+    };
+    match sent {
+        Ok(()) => metrics::add(Counter::payouts_enqueued, 1),
+        Err(e) => worker::console_error!("payout approval: not enqueued (the cron's sweep sends it): {e}"),
     }
 }
 

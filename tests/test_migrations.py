@@ -455,3 +455,112 @@ def test_0005_applies_to_a_database_with_clicks_from_the_queue(tmp_path_factory)
     hits = cols.index("hits")
     assert cols[len(before["clicks"][0])] == "hits" and {r[hits] for r in rows_after} == {1}
     assert {tuple(r[cols.index(s)] for s in ("sub1", "sub2", "sub3")) for r in rows_after} == {(None, None, None)}
+
+
+# ----------------------------------------------------------------------------------------------
+# 0010: payout review (the payouts table rebuilt: its status CHECK gains two statuses)
+# ----------------------------------------------------------------------------------------------
+
+def test_0010_rebuilds_payouts_keeping_every_row_in_every_status(tmp_path_factory):
+    """A database at the migration before 0010 with payouts in every status it allowed
+    (processing at attempts 0, 1 and 2, paid with and without a reversal, failed) and the
+    commissions they claimed or paid: 0010 keeps every row and value (counts and sums per status
+    equal), foreign keys still hold, and the new statuses are accepted afterwards, under the
+    one-in-flight index."""
+    persist = str(tmp_path_factory.mktemp("d1-before-0010"))
+    older = str(tmp_path_factory.mktemp("migrations-before-0010"))
+    for f in migration_files():
+        if f < "0010":
+            with open(os.path.join(MIGRATIONS, f)) as src, open(os.path.join(older, f), "w") as dst:
+                dst.write(src.read())
+    config = variant_config(os.path.join(persist, "wrangler.toml"))
+    with open(config) as f:
+        toml = f.read()
+    with open(config, "w") as f:
+        f.write(toml.replace(f'migrations_dir = "{ROOT}/migrations"', f'migrations_dir = "{older}"'))
+    migrate(persist, config=config)
+    assert "0010_payout_review.sql" not in applied(persist)
+
+    t0 = 1_796_000_000_000
+    settings = ('{"name":"Acme","description":"","logo_url":null,"brand_color":"#4f46e5","domains":["go.acme.test"],'
+                '"allowed_hosts":["acme.test"],"cookie_domain":null,"payout_currency":"usd","min_payout":1000,'
+                '"payout_schedule":{"every":"day"},"attribution_window_days":90,"attribution_model":"last_click",'
+                '"hold_days":0,"rewards":{}}')
+    lines = [f"INSERT INTO programs (id, settings, created_at, updated_at) VALUES ('prog_a', '{settings}', {t0}, {t0});"]
+    # (status, amount, transfer id, failure, attempts, transfer_attempt, reversed, paid?)
+    payouts = [
+        ("processing", 1500, None, None, 0, 0, 0, False),
+        ("processing", 2500, None, "Stripe timed out", 1, 1, 0, False),
+        ("processing", 3500, None, "Stripe answered 500", 2, 2, 0, False),
+        ("paid", 4000, "tr_paid1", None, 0, 1, 0, True),
+        ("paid", 6000, "tr_paid2", "transfer reversed: 1000 usd", 0, 1, 1000, True),
+        ("paid", 700, "tr_paid3", None, 1, 2, 0, True),
+        ("failed", 900, None, "No such destination", 1, 1, 0, False),
+        ("failed", 1200, None, "Transfers are disabled", 1, 1, 0, False),
+    ]
+    for i, (status, amount, tr, failure, attempts, ta, rev, paid) in enumerate(payouts):
+        pn = f"pn_{i}"
+        lines.append("INSERT INTO partners (id, program_id, email, name, status, stripe_account_id, payouts_enabled, "
+                     f"created_at, updated_at) VALUES ('{pn}', 'prog_a', 'p{i}@x.test', 'P {i}', 'active', "
+                     f"'acct_{i}', 1, {t0}, {t0});")
+        q = lambda v: "NULL" if v is None else (f"'{v}'" if isinstance(v, str) else str(v))  # noqa: E731
+        at = t0 + i * 60_000
+        lines.append("INSERT INTO payouts (id, program_id, partner_id, amount, currency, status, stripe_transfer_id, "
+                     "failure_message, commission_count, attempts, created_at, updated_at, paid_at, transfer_attempt, "
+                     f"reversed_amount) VALUES ('po_{i}', 'prog_a', '{pn}', {amount}, 'usd', '{status}', {q(tr)}, "
+                     f"{q(failure)}, 2, {attempts}, {at}, {at + 1000}, {q(at + 2000 if paid else None)}, {ta}, {rev});")
+        # two commissions each: claimed (approved) or paid with the payout; a failed payout's are released
+        for j, part in enumerate((amount - amount // 3, amount // 3)):
+            cstatus = "paid" if paid else "approved"
+            payout_ref = "NULL" if status == "failed" else f"'po_{i}'"
+            lines.append("INSERT INTO commissions (id, program_id, partner_id, kind, sale_amount, original_amount, "
+                         "amount, currency, status, payout_id, created_at, updated_at, approved_at, paid_at, invoice_id) "
+                         f"VALUES ('cm_{i}_{j}', 'prog_a', '{pn}', 'sale', {part * 5}, {part}, {part}, 'usd', "
+                         f"'{cstatus}', {payout_ref}, {at}, {at}, {at}, {q(at + 2000 if paid else None)}, 'inv_{i}_{j}');")
+    path = os.path.join(persist, "rows.sql")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    d1(persist, "execute", "--file", path, config=config)
+    before = snapshot(persist)
+    assert len(before["payouts"][1]) == len(payouts)
+
+    def totals(p):
+        with connect(p) as c:
+            return (c.execute("SELECT status, COUNT(*), SUM(amount), SUM(reversed_amount), SUM(commission_count) "
+                              "FROM payouts GROUP BY status ORDER BY status").fetchall(),
+                    c.execute("SELECT COALESCE(payout_id, ''), status, COUNT(*), SUM(amount) FROM commissions "
+                              "GROUP BY 1, 2 ORDER BY 1, 2").fetchall())
+    sums_before = totals(persist)
+    assert {r[0] for r in sums_before[0]} == {"processing", "paid", "failed"}
+
+    migrate(persist)  # the real migrations/: 0010 and anything after it
+    assert applied(persist) == migration_files()
+    after = snapshot(persist)
+    for t, (cols, rows_before) in before.items():
+        acols, arows = after[t]
+        keep = [acols.index(c) for c in cols]
+        assert sorted((tuple(r[i] for i in keep) for r in arows), key=repr) == rows_before, t
+    assert totals(persist) == sums_before
+    with connect(persist) as c:
+        assert c.execute("PRAGMA foreign_key_check").fetchall() == []
+        sql = c.execute("SELECT sql FROM sqlite_master WHERE name = 'payouts'").fetchone()[0]
+        assert "'awaiting_approval'" in sql and "'canceled'" in sql, sql
+        indexes = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'payouts'")}
+        assert {"payouts_one_processing", "payouts_partner", "payouts_status"} <= indexes, indexes
+
+    # the new statuses are stored; a partner has one payout prepared or in flight at most
+    new_rows = os.path.join(persist, "new.sql")
+    with open(new_rows, "w") as f:
+        f.write(f"INSERT INTO payouts (id, program_id, partner_id, amount, currency, status, created_at, updated_at, "
+                f"transfer_attempt) VALUES ('po_new1', 'prog_a', 'pn_6', 100, 'usd', 'awaiting_approval', {t0}, {t0}, 0);\n"
+                f"INSERT INTO payouts (id, program_id, partner_id, amount, currency, status, created_at, updated_at, "
+                f"transfer_attempt) VALUES ('po_new2', 'prog_a', 'pn_6', 100, 'usd', 'canceled', {t0}, {t0}, 0);\n")
+    d1(persist, "execute", "--file", new_rows)
+    clash = os.path.join(persist, "clash.sql")
+    with open(clash, "w") as f:  # pn_0 has a payout processing
+        f.write(f"INSERT INTO payouts (id, program_id, partner_id, amount, currency, status, created_at, updated_at, "
+                f"transfer_attempt) VALUES ('po_new3', 'prog_a', 'pn_0', 100, 'usd', 'awaiting_approval', {t0}, {t0}, 0);\n")
+    with pytest.raises(RuntimeError, match="UNIQUE"):
+        d1(persist, "execute", "--file", clash)
+    with connect(persist) as c:
+        assert c.execute("SELECT COUNT(*) FROM payouts").fetchone()[0] == len(payouts) + 2

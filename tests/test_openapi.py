@@ -422,6 +422,27 @@ def test_success_and_error_answers_match_the_document(worker, stripe_server):
         pos = c.check("GET", V + "/payouts", r, 200)
         assert [p["status"] for p in pos["data"]] == ["paid"], pos
         c.check("GET", V + "/commissions", worker.get(f"{V}/commissions?partner_id={pn['id']}&status=paid&limit=1"), 200)
+        # -- payout review mode: the next run prepares payouts awaiting approval; approve, cancel
+        assert c.check("PATCH", V + "/programs/{program_id}", worker.patch(f"{V}/programs/{pid}", {
+            "payout_mode": "review"}), 200)["payout_mode"] == "review"
+        c.check("PATCH", V + "/programs/{program_id}", worker.patch(f"{V}/programs/{pid}", {"payout_mode": "x"}), 400)
+        for n, action in enumerate(("approve", "cancel")):
+            c.check("POST", V + "/commissions", worker.post(V + "/commissions", {
+                "partner_id": pn["id"], "amount": 1500, "description": f"Review {n}", "status": "approved"}), 201)
+            for _ in range(5):
+                assert worker.scheduled().status_code == 200
+                r = worker.get(f"{V}/payouts?partner_id={pn['id']}&status=awaiting_approval")
+                if r.status_code != 200 or r.json()["data"]:
+                    break
+            waiting = c.check("GET", V + "/payouts", r, 200)["data"]
+            assert [p["amount"] for p in waiting] == [1500], waiting
+            done = c.check("POST", V + "/payouts/{payout_id}/" + action,
+                           worker.post(f"{V}/payouts/{waiting[0]['id']}/{action}"), 200)
+            assert done["status"] in (("processing", "paid") if action == "approve" else ("canceled",)), done
+            c.check("POST", V + "/payouts/{payout_id}/" + action, worker.post(f"{V}/payouts/{waiting[0]['id']}/{action}"), 409)
+        c.check("POST", V + "/payouts/{payout_id}/approve", worker.post(f"{V}/payouts/po_nosuchpayout/approve"), 404)
+        worker.payouts_settled()
+        worker.patch(f"{V}/programs/{pid}", {"payout_mode": "automatic"})
 
         # -- partner portal: an embed token for the partner, self-enrolment, an invitation
         tok = c.check("POST", V + "/embed-tokens", worker.post(V + "/embed-tokens", {

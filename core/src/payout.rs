@@ -257,28 +257,88 @@ impl Budget {
 }
 
 /// A payout's status: `processing` (claimed, transfer sent or about to be), then `paid` or
-/// `failed` (its commissions released).
+/// `failed` (its commissions released). A program in [`PayoutMode::Review`] has its payouts
+/// prepared as `awaiting_approval` (commissions claimed, nothing sent): approving moves one to
+/// `processing` (then paid like any other), canceling to `canceled` (commissions released).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum PayoutStatus {
     Processing,
     Paid,
     Failed,
+    AwaitingApproval,
+    Canceled,
 }
 
 impl PayoutStatus {
-    pub const ALL: [PayoutStatus; 3] = [PayoutStatus::Processing, PayoutStatus::Paid, PayoutStatus::Failed];
+    pub const ALL: [PayoutStatus; 5] = [
+        PayoutStatus::Processing,
+        PayoutStatus::Paid,
+        PayoutStatus::Failed,
+        PayoutStatus::AwaitingApproval,
+        PayoutStatus::Canceled,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             PayoutStatus::Processing => "processing",
             PayoutStatus::Paid => "paid",
             PayoutStatus::Failed => "failed",
+            PayoutStatus::AwaitingApproval => "awaiting_approval",
+            PayoutStatus::Canceled => "canceled",
         }
     }
 
     pub fn parse(s: &str) -> Option<PayoutStatus> {
         PayoutStatus::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// The status a merchant's review decision moves a payout to: only a payout
+    /// `awaiting_approval` can be approved (to `processing`) or canceled (to `canceled`).
+    pub fn review(self, approve: bool) -> Option<PayoutStatus> {
+        match (self, approve) {
+            (PayoutStatus::AwaitingApproval, true) => Some(PayoutStatus::Processing),
+            (PayoutStatus::AwaitingApproval, false) => Some(PayoutStatus::Canceled),
+            _ => None,
+        }
+    }
+}
+
+/// How a program's due payouts leave: `automatic` (sent by the cron on the due day, the default)
+/// or `review` (prepared as `awaiting_approval` and sent when the merchant approves each one).
+/// Parsed, never validated later: any other value fails deserialization with a message naming
+/// the field (a 400 from the API).
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutMode {
+    #[default]
+    Automatic,
+    Review,
+}
+
+/// Why a `payout_mode` was refused.
+pub const PAYOUT_MODE_REFUSED: &str = "payout_mode must be \"automatic\" or \"review\"";
+
+impl PayoutMode {
+    pub const ALL: [PayoutMode; 2] = [PayoutMode::Automatic, PayoutMode::Review];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayoutMode::Automatic => "automatic",
+            PayoutMode::Review => "review",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PayoutMode> {
+        PayoutMode::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// The status the cron gives a payout it prepares on a due day.
+    pub fn claimed_status(self) -> PayoutStatus {
+        match self {
+            PayoutMode::Automatic => PayoutStatus::Processing,
+            PayoutMode::Review => PayoutStatus::AwaitingApproval,
+        }
     }
 }
 
@@ -296,6 +356,13 @@ pub enum Schedule {
     Day,
     Week { weekday: u8 },
     Month { day: u8 },
+}
+
+impl<'de> Deserialize<'de> for PayoutMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d).map_err(|_| serde::de::Error::custom(PAYOUT_MODE_REFUSED))?;
+        PayoutMode::parse(&s).ok_or_else(|| serde::de::Error::custom(PAYOUT_MODE_REFUSED))
+    }
 }
 
 /// Strict wire shape of [`Schedule`] for deserialization only.
@@ -451,6 +518,30 @@ mod tests {
 
     fn parse(s: &str) -> Result<Schedule, serde_json::Error> {
         serde_json::from_str(s)
+    }
+
+    #[test]
+    fn payout_mode_and_review_rules() {
+        assert_eq!(PayoutMode::default(), PayoutMode::Automatic);
+        assert_eq!(PayoutMode::parse("review"), Some(PayoutMode::Review));
+        assert_eq!(serde_json::from_str::<PayoutMode>(r#""automatic""#).unwrap(), PayoutMode::Automatic);
+        for bad in [r#""""#, r#""Review""#, r#""manual""#, r#"" review""#, "1", "null", "{}"] {
+            let e = serde_json::from_str::<PayoutMode>(bad).unwrap_err().to_string();
+            assert!(e.starts_with(PAYOUT_MODE_REFUSED), "{bad}: {e}");
+        }
+        assert_eq!(serde_json::to_string(&PayoutMode::Review).unwrap(), r#""review""#);
+        assert_eq!(PayoutMode::Automatic.claimed_status(), PayoutStatus::Processing);
+        assert_eq!(PayoutMode::Review.claimed_status(), PayoutStatus::AwaitingApproval);
+        for s in PayoutStatus::ALL {
+            assert_eq!(PayoutStatus::parse(s.as_str()), Some(s));
+            let ok = s == PayoutStatus::AwaitingApproval;
+            assert_eq!(s.review(true).is_some(), ok, "{s:?}");
+            assert_eq!(s.review(false).is_some(), ok, "{s:?}");
+        }
+        assert_eq!(PayoutStatus::AwaitingApproval.review(true), Some(PayoutStatus::Processing));
+        assert_eq!(PayoutStatus::AwaitingApproval.review(false), Some(PayoutStatus::Canceled));
+        assert_eq!(serde_json::to_string(&PayoutStatus::AwaitingApproval).unwrap(), r#""awaiting_approval""#);
+        assert_eq!(PayoutStatus::parse("cancelled"), None);
     }
 
     #[test]

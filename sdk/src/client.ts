@@ -264,6 +264,18 @@ export class Payouts extends Resource {
   listAll(params: Omit<PayoutListParams, "cursor"> = {}): AsyncGenerator<Payout> {
     return paginate((cursor) => this.list({ ...params, cursor }));
   }
+  /**
+   * Payout review mode: awaiting_approval -> processing, sent through the normal payout path
+   * exactly once. Sent once (not retried): a repeated approve answers 409
+   * `not_awaiting_approval`, so after a connection error read the payout back instead.
+   */
+  approve(id: string, options?: RequestOptions): Promise<Payout> {
+    return this._post(`/api/v1/payouts/${seg(id)}/approve`, undefined, false, options);
+  }
+  /** awaiting_approval -> canceled; its commissions go back to the approved pool. Sent once. */
+  cancel(id: string, options?: RequestOptions): Promise<Payout> {
+    return this._post(`/api/v1/payouts/${seg(id)}/cancel`, undefined, false, options);
+  }
 }
 
 export class Clicks extends Resource {

@@ -110,7 +110,8 @@ export type WebhookEvent =
   | EventBase<"commission.paid", Commission>
   | EventBase<"payout.paid", Payout>
   | EventBase<"payout.failed", Payout>
-  | EventBase<"payout.reversed", Payout>;
+  | EventBase<"payout.reversed", Payout>
+  | EventBase<"payout.awaiting_approval", Payout>;
 
 /** One page of a list, newest first. */
 export interface Page<T> {

@@ -31,6 +31,7 @@ pub const EVENTS: &[&str] = &[
     "payout.paid",
     "payout.failed",
     "payout.reversed",
+    "payout.awaiting_approval",
 ];
 
 #[derive(Deserialize)]

@@ -135,6 +135,22 @@ pub fn payout(db: &D1Database, event_type: &str, id: &str, status: &str, now: i6
     )?)
 }
 
+/// `payout.awaiting_approval` for each payout of `ids_json` (a JSON array) the preceding
+/// statements of the batch prepared awaiting approval.
+pub fn payouts_awaiting_approval(db: &D1Database, ids_json: &str, now: i64) -> Result<D1PreparedStatement> {
+    Ok(query!(
+        db,
+        &format!(
+            "INSERT INTO webhook_events (id, type, subject_id, payload, created_at)
+             SELECT {NEW_EVENT_ID}, 'payout.awaiting_approval', p.id, {PAYOUT_JSON}, ?2 FROM payouts p
+             WHERE p.id IN (SELECT value FROM json_each(?1)) AND p.status = 'awaiting_approval' AND p.updated_at = ?2
+             ON CONFLICT DO NOTHING"
+        ),
+        ids_json,
+        now
+    )?)
+}
+
 /// `payout.reversed` for payout `id`, only if this batch recorded the reversal (its clawback
 /// row `clawback_id` exists), so a repeated or late event writes no second one.
 pub fn payout_reversed(db: &D1Database, id: &str, clawback_id: &str, now: i64) -> Result<D1PreparedStatement> {

@@ -71,7 +71,8 @@ const PAYABLE: &str = "FROM commissions c INDEXED BY commissions_payable
          WHERE c.status = 'approved' AND c.payout_id IS NULL
            AND c.program_id IN (SELECT value FROM json_each(?3))
            AND pn.payouts_enabled = 1 AND pn.status = 'active' AND pn.stripe_account_id IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM payouts po WHERE po.partner_id = c.partner_id AND po.status = 'processing')
+           AND NOT EXISTS (SELECT 1 FROM payouts po WHERE po.partner_id = c.partner_id
+                           AND po.status IN ('processing', 'awaiting_approval'))
            AND NOT (COALESCE(json_extract(p.settings, '$.fraud_rules.duplicate_payout_account'), 'hold') = 'hold'
                     AND pn.payout_account_approved_at IS NULL
                     AND EXISTS (SELECT 1 FROM partners o WHERE o.id != pn.id AND lower(o.email) != lower(pn.email)
@@ -103,10 +104,12 @@ pub async fn programs_with_balances(db: &D1Database, limit: usize) -> StoreResul
     .await
 }
 
-/// A payout the bulk claim created: `processing`, transfer attempt 0 (never sent).
+/// A payout the bulk claim created: `processing` (or, in review mode, `awaiting_approval`),
+/// transfer attempt 0 (never sent).
 #[derive(Clone, Debug)]
 pub struct Claimed {
     pub id: String,
+    pub status: PayoutStatus,
     pub program_id: String,
     pub partner_id: String,
     pub amount: i64,
@@ -116,7 +119,7 @@ pub struct Claimed {
     /// The partner's own (or its group's) minimum payout, when it overrides the program's.
     pub partner_min_payout: Option<i64>,
 }
-from_row!(Claimed { id, program_id, partner_id, amount, currency, updated_at } default { partner_min_payout });
+from_row!(Claimed { id, status, program_id, partner_id, amount, currency, updated_at } default { partner_min_payout });
 
 /// Claims, in one atomic batch, up to `ids.len()` balances payable today in the programs `due`
 /// (oldest approval first): creates a `processing` payout per balance with the next of the
@@ -126,19 +129,30 @@ from_row!(Claimed { id, program_id, partner_id, amount, currency, updated_at } d
 /// (unique index `payouts_one_processing`): a second currency of the same partner, or a
 /// partner an overlapping run claimed first, is skipped (`OR IGNORE`) and waits for a later
 /// run. Selection and claim read one snapshot, so every claimed sum passed the minimum.
-pub async fn claim_due(db: &D1Database, ids: &[String], due: &[String], now: i64) -> StoreResult<Vec<Claimed>> {
+/// The payouts of the programs in `review` (payout review mode) are prepared `awaiting_approval`
+/// instead, with their `payout.awaiting_approval` event in the same batch: nothing is sent.
+pub async fn claim_due(
+    db: &D1Database,
+    ids: &[String],
+    due: &[String],
+    review: &[String],
+    now: i64,
+) -> StoreResult<Vec<Claimed>> {
     if ids.is_empty() || due.is_empty() {
         return Ok(Vec::new());
     }
     let ids_json = serde_json::to_string(ids)?;
     let due = serde_json::to_string(due)?;
+    let review = serde_json::to_string(review)?;
     let stmts = vec![
         query!(
             db,
             &format!(
                 "INSERT OR IGNORE INTO payouts
                      (id, program_id, partner_id, amount, currency, status, created_at, updated_at, transfer_attempt)
-                 SELECT j.value, b.program_id, b.partner_id, 0, b.currency, 'processing', ?2, ?2, 0
+                 SELECT j.value, b.program_id, b.partner_id, 0, b.currency,
+                        CASE WHEN b.program_id IN (SELECT value FROM json_each(?5)) THEN 'awaiting_approval'
+                             ELSE 'processing' END, ?2, ?2, 0
                  FROM (SELECT c.program_id, c.partner_id, c.currency,
                               ROW_NUMBER() OVER (ORDER BY MIN(c.approved_at), c.partner_id, c.currency) - 1 AS rn
                        {PAYABLE}
@@ -149,14 +163,15 @@ pub async fn claim_due(db: &D1Database, ids: &[String], due: &[String], now: i64
             ids_json,
             now,
             due,
-            ids.len() as u32
+            ids.len() as u32,
+            review
         )?,
         query!(
             db,
             "UPDATE commissions SET payout_id = po.id, updated_at = ?2
              FROM payouts po
-             WHERE po.id IN (SELECT value FROM json_each(?1)) AND po.status = 'processing' AND po.transfer_attempt = 0
-               AND commissions.program_id = po.program_id AND commissions.partner_id = po.partner_id
+             WHERE po.id IN (SELECT value FROM json_each(?1)) AND po.status IN ('processing', 'awaiting_approval')
+               AND po.transfer_attempt = 0 AND commissions.program_id = po.program_id AND commissions.partner_id = po.partner_id
                AND commissions.currency = po.currency
                AND commissions.status = 'approved' AND commissions.payout_id IS NULL",
             ids_json,
@@ -167,12 +182,14 @@ pub async fn claim_due(db: &D1Database, ids: &[String], due: &[String], now: i64
             "UPDATE payouts SET amount = (SELECT COALESCE(SUM(amount), 0) FROM commissions WHERE payout_id = payouts.id),
                  commission_count = (SELECT COUNT(*) FROM commissions WHERE payout_id = payouts.id)
              WHERE id IN (SELECT value FROM json_each(?1))
-             RETURNING id, program_id, partner_id, amount, currency, updated_at,
+             RETURNING id, status, program_id, partner_id, amount, currency, updated_at,
                (SELECT COALESCE(pn.min_payout, (SELECT g.min_payout FROM partner_groups g WHERE g.id = pn.group_id))
                 FROM partners pn WHERE pn.id = payouts.partner_id) AS partner_min_payout",
             ids_json
         )?,
+        super::outbox::payouts_awaiting_approval(db, &ids_json, now)?,
     ];
+    let stmts = stmts.into_iter().chain(super::outbox::fan_out(db, now)?).collect();
     let results = db.batch(stmts).await?;
     Ok(results.get(2).map(super::rows).transpose()?.unwrap_or_default())
 }
@@ -201,20 +218,64 @@ pub async fn release_untaken(db: &D1Database, id: &str, now: i64) -> StoreResult
                 db,
                 "UPDATE commissions SET payout_id = NULL, updated_at = ?2
                  WHERE payout_id = ?1 AND status = 'approved'
-                   AND EXISTS (SELECT 1 FROM payouts WHERE id = ?1 AND status = 'processing' AND transfer_attempt = 0)",
+                   AND EXISTS (SELECT 1 FROM payouts WHERE id = ?1 AND status IN ('processing', 'awaiting_approval')
+                               AND transfer_attempt = 0)",
                 id,
                 now
             )?,
             query!(
                 db,
-                "DELETE FROM payouts WHERE id = ?1 AND status = 'processing' AND transfer_attempt = 0
-                   AND stripe_transfer_id IS NULL",
+                "DELETE FROM payouts WHERE id = ?1 AND status IN ('processing', 'awaiting_approval')
+                   AND transfer_attempt = 0 AND stripe_transfer_id IS NULL",
                 id
             )?,
         ],
     )
     .await?;
     Ok(changes.get(1).copied().unwrap_or(0) == 1)
+}
+
+/// Approves a payout awaiting approval: `processing` at transfer attempt 0 (claimed, never
+/// sent), exactly as the cron's claim leaves an automatic payout, in one conditional UPDATE.
+/// Answers the claim to enqueue when this call won (`None`: not awaiting approval any more).
+pub async fn approve(db: &D1Database, id: &str, now: i64) -> StoreResult<Option<Swept>> {
+    let rows: Vec<Swept> = all(query!(
+        db,
+        "UPDATE payouts SET status = 'processing', updated_at = ?2
+         WHERE id = ?1 AND status = 'awaiting_approval' AND transfer_attempt = 0
+         RETURNING id, transfer_attempt, updated_at",
+        id,
+        now
+    )?)
+    .await?;
+    Ok(rows.into_iter().next())
+}
+
+/// Cancels a payout awaiting approval, atomically in one batch: the payout becomes `canceled`
+/// and its commissions return to the approved, unclaimed pool (the next run may include them).
+/// Answers whether this call canceled it.
+pub async fn cancel(db: &D1Database, id: &str, now: i64) -> StoreResult<bool> {
+    let changes = batch(
+        db,
+        vec![
+            query!(
+                db,
+                "UPDATE payouts SET status = 'canceled', updated_at = ?2 WHERE id = ?1 AND status = 'awaiting_approval'",
+                id,
+                now
+            )?,
+            query!(
+                db,
+                "UPDATE commissions SET payout_id = NULL, updated_at = ?2
+                 WHERE payout_id = ?1 AND status = 'approved'
+                   AND EXISTS (SELECT 1 FROM payouts WHERE id = ?1 AND status = 'canceled' AND updated_at = ?2)",
+                id,
+                now
+            )?,
+        ],
+    )
+    .await?;
+    Ok(changes.first().copied().unwrap_or(0) == 1)
 }
 
 /// A payout the sweep leased: its transfer attempt and the lease (its new `updated_at`).

@@ -115,6 +115,7 @@ export function programForm(ctx: Ctx, existing?: Program): HTMLElement {
     every: select([["day", "Daily"], ["week", "Weekly"], ["month", "Monthly"]], p?.payout_schedule.every ?? "month"),
     weekday: select(WEEKDAYS.map((d, i) => [String(i + 1), d]), String(p?.payout_schedule.every === "week" ? p.payout_schedule.weekday : 1)),
     day: input({ inputmode: "numeric", value: String(p?.payout_schedule.every === "month" ? p.payout_schedule.day : 1), class: "short" }),
+    payout_mode: select([["automatic", "Send automatically"], ["review", "Review each run before sending"]], p?.payout_mode ?? "automatic"),
     attribution_window_days: input({ inputmode: "numeric", value: String(p?.attribution_window_days ?? 90), class: "short" }),
     attribution_model: select([["last_click", "Last click wins"], ["first_click", "First click wins"]], p?.attribution_model ?? "last_click"),
     hold_days: input({ inputmode: "numeric", value: String(p?.hold_days ?? 30), class: "short" }),
@@ -180,6 +181,7 @@ export function programForm(ctx: Ctx, existing?: Program): HTMLElement {
         field("payout_currency", "Payout currency", f.payout_currency, "ISO 4217 code, e.g. USD, EUR, JPY."),
         field("min_payout", "Minimum payout", f.min_payout, moneyHint(cur0)),
         group("payout_schedule", "Payout schedule", field("payout_schedule.every", "Pay", f.every), weekdayField, dayField),
+        field("payout_mode", "Payout mode", f.payout_mode, "Review: on a due day the run waits on the Payouts tab until you approve it; nothing is sent before."),
       ),
       group(
         "attribution_group",
@@ -278,6 +280,7 @@ export function programForm(ctx: Ctx, existing?: Program): HTMLElement {
       payout_currency: c,
       min_payout,
       payout_schedule,
+      payout_mode: f.payout_mode.value,
       attribution_window_days,
       attribution_model: f.attribution_model.value,
       hold_days,

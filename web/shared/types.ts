@@ -43,6 +43,8 @@ export interface Program {
   click_spam_threshold: number;
   /** banned_referrer: referrer hostnames the rule judges. */
   banned_referrers: string[];
+  /** `review`: the cron prepares due payouts awaiting the merchant's approval. */
+  payout_mode?: "automatic" | "review";
   created_at?: string;
 }
 
@@ -134,7 +136,7 @@ export interface Payout {
   program_id: string;
   amount: number;
   currency: string;
-  status: "processing" | "paid" | "failed";
+  status: "processing" | "paid" | "failed" | "awaiting_approval" | "canceled";
   stripe_transfer_id: string | null;
   failure_message: string | null;
   commission_count: number;

@@ -879,6 +879,46 @@ export interface paths {
         patch: operations["updateGroup"];
         trace?: never;
     };
+    "/api/v1/payouts/{payout_id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a payout awaiting approval
+         * @description Needs `write`. Payout review mode: the payout (`awaiting_approval`) becomes `processing` and is sent through the normal payout path, exactly once (a Stripe transfer, then `paid` or `failed` as for any payout). Any other status is 409 `not_awaiting_approval` (a second approval included); a payout of another program than the key's is 404.
+         */
+        post: operations["approvePayout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/payouts/{payout_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a payout awaiting approval
+         * @description Needs `write`. Payout review mode: the payout becomes `canceled` and its commissions go back to the approved, unclaimed pool (the next due run may include them), atomically. Nothing is sent. Any other status is 409 `not_awaiting_approval`; a payout of another program than the key's is 404.
+         */
+        post: operations["cancelPayout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export interface webhooks {
     "partner.enrolled": {
@@ -1073,6 +1113,28 @@ export interface webhooks {
          *     Every delivery is `POST`ed as JSON `{id, type, created_at, data}` with `Refport-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" with the endpoint's secret>` and `Refport-Event-Id`. Deliveries are at least once: dedupe by `id`.
          */
         post: operations["webhook_commission_paid"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "payout.awaiting_approval": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * payout.awaiting_approval
+         * @description A review-mode program's due run prepared the payout (`payout_mode: "review"`): its commissions are claimed and nothing is sent until `POST /payouts/{id}/approve` (or `POST /payouts/{id}/cancel` releases them).
+         *
+         *     Every delivery is `POST`ed as JSON `{id, type, created_at, data}` with `Refport-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" with the endpoint's secret>` and `Refport-Event-Id`. Deliveries are at least once: dedupe by `id`.
+         */
+        post: operations["webhook_payout_awaiting_approval"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1321,6 +1383,7 @@ export interface components {
             click_spam_threshold?: number | null;
             /** @description banned_referrer: referrer hostnames whose clicks the rule judges */
             banned_referrers?: string[] | null;
+            payout_mode?: ("automatic" | "review") | null;
         };
         /** @description Every field is optional; absent or null leaves a field unchanged, except `description`, `logo_url` and `cookie_domain`, which null clears. The whole result is validated again (422 if a create would refuse it). Removing a domain that still has links answers 409 `domain_in_use`. */
         ProgramPatch: {
@@ -1369,6 +1432,7 @@ export interface components {
             click_spam_threshold?: number | null;
             /** @description banned_referrer: referrer hostnames whose clicks the rule judges; null or absent: unchanged */
             banned_referrers?: string[] | null;
+            payout_mode?: ("automatic" | "review") | null;
         };
         Program: {
             id: string;
@@ -1408,6 +1472,11 @@ export interface components {
             click_spam_threshold: number;
             /** @description banned_referrer: referrer hostnames whose clicks the rule judges */
             banned_referrers: string[];
+            /**
+             * @description `automatic` (default): due payouts are sent by the cron on the due day. `review`: the cron prepares them as `awaiting_approval` (commissions claimed, nothing sent, webhook `payout.awaiting_approval`); `POST /api/v1/payouts/{payout_id}/approve` sends one, `.../cancel` releases its commissions. Any other value is 400 naming `payout_mode`
+             * @enum {unknown}
+             */
+            payout_mode: "automatic" | "review";
         };
         /** @description A page of Program objects, newest first. */
         ProgramList: {
@@ -1781,8 +1850,11 @@ export interface components {
             amount: number;
             /** @description ISO 4217, lower-case */
             currency: string;
-            /** @enum {unknown} */
-            status: "processing" | "paid" | "failed";
+            /**
+             * @description `awaiting_approval`: prepared by a program in payout review mode, commissions claimed, nothing sent (approve or cancel it); `canceled`: the merchant declined it, its commissions went back to the approved pool
+             * @enum {unknown}
+             */
+            status: "processing" | "paid" | "failed" | "awaiting_approval" | "canceled";
             stripe_transfer_id: string | null;
             failure_message: string | null;
             /** Format: int64 */
@@ -2544,7 +2616,7 @@ export interface components {
          * @description An outgoing webhook event type; each is documented with its payload under `webhooks`
          * @enum {unknown}
          */
-        WebhookEventType: "partner.enrolled" | "partner.updated" | "partner.banned" | "lead.created" | "sale.created" | "commission.created" | "commission.updated" | "commission.approved" | "commission.paid" | "payout.paid" | "payout.failed" | "payout.reversed";
+        WebhookEventType: "partner.enrolled" | "partner.updated" | "partner.banned" | "lead.created" | "sale.created" | "commission.created" | "commission.updated" | "commission.approved" | "commission.paid" | "payout.awaiting_approval" | "payout.paid" | "payout.failed" | "payout.reversed";
         /** @description The `data` of `lead.created` and `sale.created`: the conversion as it was recorded, with its commission */
         ConversionWebhookData: {
             id: string;
@@ -2743,6 +2815,19 @@ export interface components {
             created_at: string;
             data: components["schemas"]["Payout"];
         };
+        /** @description The `payout.awaiting_approval` webhook envelope */
+        WebhookEvent_payout_awaiting_approval: {
+            /** @description The event id (the same on every delivery and resend) */
+            id: string;
+            /** @constant */
+            type: "payout.awaiting_approval";
+            /**
+             * Format: date-time
+             * @description When the change happened (RFC 3339, UTC, millisecond precision)
+             */
+            created_at: string;
+            data: components["schemas"]["Payout"];
+        };
     };
     responses: {
         /** @description Malformed request: invalid JSON, a wrong shape or type, an unknown field or query parameter */
@@ -2856,6 +2941,8 @@ export interface components {
         group_id: string;
         /** @description A malformed id is not found (404) */
         delivery_id: string;
+        /** @description A malformed id is not found (404) */
+        payout_id: string;
     };
     requestBodies: never;
     headers: never;
@@ -3806,7 +3893,7 @@ export interface operations {
                 program_id?: components["parameters"]["filter_program_id"];
                 /** @description Only this partner's items */
                 partner_id?: components["parameters"]["filter_partner_id"];
-                status?: "processing" | "paid" | "failed";
+                status?: "processing" | "paid" | "failed" | "awaiting_approval" | "canceled";
             };
             header?: never;
             path?: never;
@@ -4582,6 +4669,64 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    approvePayout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                payout_id: components["parameters"]["payout_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The approved payout (`processing`, or already `paid`) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Payout"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    cancelPayout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                payout_id: components["parameters"]["payout_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The canceled payout */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Payout"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     webhook_partner_enrolled: {
         parameters: {
             query?: never;
@@ -4804,6 +4949,32 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["WebhookEvent_commission_paid"];
+            };
+        };
+        responses: {
+            /** @description Delivered. Anything else (or no answer in 10 s) is retried after 1m, 5m, 30m, 2h, 6h, 12h, 24h, then the delivery is `failed` */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_payout_awaiting_approval: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description `t=...,v1=...` */
+                "Refport-Signature": string;
+                "Refport-Event-Id": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEvent_payout_awaiting_approval"];
             };
         };
         responses: {
