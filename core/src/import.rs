@@ -84,14 +84,22 @@ fn renamed(mut e: Invalid, field: &str) -> Invalid {
 
 /// The email cell of a record as written (for the report of a row that is not valid).
 pub fn raw_email(cols: &[Col], cells: &[String]) -> String {
-    cols.iter().position(|c| *c == Col::Email).and_then(|i| cells.get(i)).map(|s| s.trim().to_string()).unwrap_or_default()
+    cols.iter()
+        .position(|c| *c == Col::Email)
+        .and_then(|i| cells.get(i))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Validates one record with the rules of the partner and link APIs. Empty optional cells are
 /// absent; missing trailing cells are empty.
 pub fn row(cols: &[Col], cells: &[String], allowed_hosts: &[String]) -> Result<Row, Invalid> {
     if cells.len() > cols.len() {
-        return Err(Invalid::new("", "too_many_fields", format!("the row has {} fields, the header {}", cells.len(), cols.len())));
+        return Err(Invalid::new(
+            "",
+            "too_many_fields",
+            format!("the row has {} fields, the header {}", cells.len(), cols.len()),
+        ));
     }
     let get = |col: Col| {
         cols.iter().position(|c| *c == col).and_then(|i| cells.get(i)).map(|s| s.trim()).filter(|s| !s.is_empty())
@@ -208,7 +216,11 @@ impl<'a> Planner<'a> {
             (Some(k), Some(url)) => match self.known.link_keys.get(k) {
                 Some(owner) if Some(owner.as_str()) == id => None,
                 Some(_) => {
-                    return Err(Invalid::new("link_key", "key_taken", format!("the link key `{k}` is another partner's")))
+                    return Err(Invalid::new(
+                        "link_key",
+                        "key_taken",
+                        format!("the link key `{k}` is another partner's"),
+                    ))
                 }
                 None => Some((Some(k.clone()), url.clone())),
             },
@@ -235,7 +247,11 @@ impl<'a> Planner<'a> {
         let mut update = false;
         if let Some(p) = existing {
             if p.status == PartnerStatus::Banned && (link.is_some() || coupon.is_some()) {
-                return Err(Invalid::new("email", "partner_banned", "a banned partner cannot get new links or coupon codes"));
+                return Err(Invalid::new(
+                    "email",
+                    "partner_banned",
+                    "a banned partner cannot get new links or coupon codes",
+                ));
             }
             for (field, differs) in [
                 ("name", p.name != r.name),
@@ -288,7 +304,8 @@ mod tests {
 
     #[test]
     fn rows_use_the_api_rules() {
-        let cols = header(&cells(&["email", "name", "link_key", "link_url", "group_id", "coupon_code", "country"])).unwrap();
+        let cols =
+            header(&cells(&["email", "name", "link_key", "link_url", "group_id", "coupon_code", "country"])).unwrap();
         let r = row(&cols, &cells(&[" Ann@X.com ", " Ann ", "ann", "", "", "ANN10", "de"]), &hosts()).unwrap();
         assert_eq!(r.email, "ann@x.com");
         assert_eq!(r.name, "Ann");
@@ -318,7 +335,13 @@ mod tests {
         known.groups.insert("grp_1".into());
         known.partners.insert(
             "old@x.com".into(),
-            Existing { id: "pn_1".into(), name: "Old".into(), country: None, group_id: None, status: PartnerStatus::Active },
+            Existing {
+                id: "pn_1".into(),
+                name: "Old".into(),
+                country: None,
+                group_id: None,
+                status: PartnerStatus::Active,
+            },
         );
         known.link_keys.insert("old".into(), "pn_1".into());
         known.link_keys.insert("taken".into(), "pn_9".into());
@@ -332,7 +355,10 @@ mod tests {
         assert_eq!(new.changes, vec!["link", "coupon_code"]);
         // The same partner again: nothing left to do.
         let same = p.plan(3, &r(&["old@x.com", "Old", "old", "OLD10", "", "https://acme.com/a"])).unwrap();
-        assert_eq!((same.partner_id.as_deref(), same.update, same.link, same.coupon), (Some("pn_1"), false, None, None));
+        assert_eq!(
+            (same.partner_id.as_deref(), same.update, same.link, same.coupon),
+            (Some("pn_1"), false, None, None)
+        );
         assert!(same.changes.is_empty());
         let e = p.plan(4, &r(&["NEW@x.com", "Again"])).unwrap_err();
         assert_eq!((e.code, e.message.as_str()), ("duplicate_email", "this email is already on row 2 of this file"));
@@ -346,7 +372,13 @@ mod tests {
         let mut known2 = Known::default();
         known2.partners.insert(
             "old@x.com".into(),
-            Existing { id: "pn_1".into(), name: "Old".into(), country: None, group_id: None, status: PartnerStatus::Banned },
+            Existing {
+                id: "pn_1".into(),
+                name: "Old".into(),
+                country: None,
+                group_id: None,
+                status: PartnerStatus::Banned,
+            },
         );
         let mut p = Planner::new(&known2);
         let renamed = p.plan(2, &r(&["old@x.com", "Renamed"])).unwrap();

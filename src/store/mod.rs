@@ -3,6 +3,7 @@
 //! them to API errors in one place.
 
 pub mod api_keys;
+pub mod bulk;
 pub mod clicks;
 pub mod commissions;
 pub mod conversions;
