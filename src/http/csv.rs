@@ -340,8 +340,7 @@ pub async fn import(req: &mut Request, c: &Call, program_id: &str) -> ApiResult<
             Some(id) => {
                 updated += 1;
                 if p.update {
-                    w.updates
-                        .push(json!({"email": r.email, "name": r.name, "country": r.country, "group_id": r.group_id}));
+                    w.updates.push(json!({"id": id, "name": r.name, "country": r.country, "group_id": r.group_id}));
                 }
                 Some(id.clone())
             }

@@ -137,8 +137,11 @@ pub async fn partners(
 
 /// Values per `json_each` statement (reads and writes).
 pub const CHUNK: usize = 500;
-/// Statements per D1 batch (one round trip each).
+/// Statements per D1 batch of reads (one round trip each).
 pub const STATEMENTS_PER_BATCH: usize = 20;
+/// What one write batch holds at most: 100 one-row updates, or 20 `json_each` statements.
+const BATCH_WEIGHT: usize = 100;
+const JSON_WEIGHT: usize = 5;
 
 #[derive(Deserialize)]
 pub struct KnownPartner {
@@ -266,7 +269,7 @@ fn rows<T: DeserializeOwned>(r: &worker::d1::D1Result) -> StoreResult<Vec<T>> {
 pub struct Writes {
     /// `{id, email, name, country, group_id}`
     pub partners: Vec<Value>,
-    /// `{email, name, country, group_id}` (country and group: `null` keeps the partner's)
+    /// `{id, name, country, group_id}` (country and group: `null` keeps the partner's)
     pub updates: Vec<Value>,
     /// `{id, email, key, url}`
     pub links: Vec<Value>,
@@ -295,9 +298,9 @@ pub async fn write(
     now: i64,
     w: &Writes,
 ) -> StoreResult<Vec<String>> {
-    let mut stmts = Vec::new();
+    let mut stmts: Vec<(usize, D1PreparedStatement)> = Vec::new();
     for c in w.partners.chunks(CHUNK) {
-        stmts.push(query!(
+        stmts.push((JSON_WEIGHT, query!(
             db,
             &format!(
                 "INSERT INTO partners (id, program_id, email, name, status, payouts_enabled, country, group_id, created_at, updated_at)
@@ -309,66 +312,86 @@ pub async fn write(
             status,
             now,
             &serde_json::to_string(c)?
-        )?);
+        )?));
     }
-    for c in w.updates.chunks(CHUNK) {
-        stmts.push(query!(
+    // One statement per changed partner (by id): an UPDATE ... FROM json_each would let SQLite
+    // scan the chunk once per partner.
+    for u in &w.updates {
+        stmts.push((1, query!(
             db,
-            &format!(
-                "UPDATE partners SET name = json_extract(j.value, '$.name'),
-                     country = COALESCE(json_extract(j.value, '$.country'), partners.country),
-                     group_id = COALESCE({GROUP}, partners.group_id), updated_at = ?2
-                 FROM json_each(?3) j WHERE partners.program_id = ?1 AND partners.email = json_extract(j.value, '$.email')"
-            ),
+            "UPDATE partners SET name = ?3, country = COALESCE(?4, country),
+                 group_id = COALESCE((SELECT g.id FROM partner_groups g WHERE g.id = ?5 AND g.program_id = ?1), group_id),
+                 updated_at = ?6
+             WHERE id = ?2 AND program_id = ?1",
             program_id,
-            now,
-            &serde_json::to_string(c)?
-        )?);
+            u["id"].as_str(),
+            u["name"].as_str(),
+            u["country"].as_str(),
+            u["group_id"].as_str(),
+            now
+        )?));
     }
     if let Some(domain) = domain {
         for c in w.links.chunks(CHUNK) {
-            stmts.push(query!(
+            stmts.push((JSON_WEIGHT, query!(
                 db,
                 "INSERT INTO links (id, program_id, partner_id, domain, key, url, created_at, updated_at)
                  SELECT json_extract(j.value, '$.id'), ?1, p.id, ?2, json_extract(j.value, '$.key'), json_extract(j.value, '$.url'), ?3, ?3
-                 FROM json_each(?4) j JOIN partners p ON p.program_id = ?1 AND p.email = json_extract(j.value, '$.email')
-                 WHERE p.status != 'banned' ON CONFLICT DO NOTHING",
+                 FROM json_each(?4) j CROSS JOIN partners p
+                 WHERE p.program_id = ?1 AND p.email = json_extract(j.value, '$.email') AND p.status != 'banned'
+                 ON CONFLICT DO NOTHING",
                 program_id,
                 domain,
                 now,
                 &serde_json::to_string(c)?
-            )?);
+            )?));
         }
     }
     for c in w.coupons.chunks(CHUNK) {
-        stmts.push(query!(
+        stmts.push((JSON_WEIGHT, query!(
             db,
             "INSERT INTO coupons (id, program_id, partner_id, code, code_key, created_at)
              SELECT json_extract(j.value, '$.id'), ?1, p.id, json_extract(j.value, '$.code'), json_extract(j.value, '$.key'), ?2
-             FROM json_each(?3) j JOIN partners p ON p.program_id = ?1 AND p.email = json_extract(j.value, '$.email')
-             WHERE p.status != 'banned' ON CONFLICT DO NOTHING",
+             FROM json_each(?3) j CROSS JOIN partners p
+             WHERE p.program_id = ?1 AND p.email = json_extract(j.value, '$.email') AND p.status != 'banned'
+             ON CONFLICT DO NOTHING",
             program_id,
             now,
             &serde_json::to_string(c)?
-        )?);
+        )?));
     }
     for c in w.invitations.chunks(CHUNK) {
         // Only partners this import created (their fresh ids) are invited.
-        stmts.push(query!(
-            db,
-            "INSERT INTO invitations (id, program_id, partner_id, token_hash, expires_at, created_at)
+        stmts.push((
+            JSON_WEIGHT,
+            query!(
+                db,
+                "INSERT INTO invitations (id, program_id, partner_id, token_hash, expires_at, created_at)
              SELECT json_extract(j.value, '$.id'), ?1, p.id, json_extract(j.value, '$.hash'), ?2, ?3
-             FROM json_each(?4) j JOIN partners p ON p.id = json_extract(j.value, '$.partner_id') AND p.status = 'invited'
-             WHERE true ON CONFLICT DO NOTHING",
-            program_id,
-            invite_expires_at,
-            now,
-            &serde_json::to_string(c)?
-        )?);
+             FROM json_each(?4) j CROSS JOIN partners p
+             WHERE p.id = json_extract(j.value, '$.partner_id') AND p.status = 'invited'
+             ON CONFLICT DO NOTHING",
+                program_id,
+                invite_expires_at,
+                now,
+                &serde_json::to_string(c)?
+            )?,
+        ));
     }
-    let mut stmts = stmts.into_iter().peekable();
-    while stmts.peek().is_some() {
-        batch_results(db, stmts.by_ref().take(STATEMENTS_PER_BATCH).collect()).await?;
+    // In order (the links and coupons find their partner by email), batches of at most
+    // `BATCH_WEIGHT`: a `json_each` statement weighs 5, a one-row update 1.
+    let mut batch = Vec::new();
+    let mut weight = 0;
+    for (wt, stmt) in stmts {
+        if weight + wt > BATCH_WEIGHT {
+            batch_results(db, std::mem::take(&mut batch)).await?;
+            weight = 0;
+        }
+        batch.push(stmt);
+        weight += wt;
+    }
+    if !batch.is_empty() {
+        batch_results(db, batch).await?;
     }
     if w.invitations.is_empty() {
         return Ok(Vec::new());
