@@ -91,7 +91,7 @@ step("Import partners: the dry-run report, then Confirm import", async () => {
     `jane-${T}@partners.test,"Doe, Jane",,FR\r\n` +
     `not-an-email,Broken Row,,\r\n` +
     `cy-${T}@partners.test,Cy,,Narnia\r\n`;
-  await dash.getByLabel("CSV file").setInputFiles({ name: "partners.csv", mimeType: "text/csv", buffer: Buffer.from(file) });
+  await dash.getByLabel("CSV file", { exact: true }).setInputFiles({ name: "partners.csv", mimeType: "text/csv", buffer: Buffer.from(file) });
   await dash.getByRole("button", { name: "Check file" }).click();
   const report = dash.locator("#import-report");
   await report.waitFor();

@@ -85,7 +85,7 @@ function report(r: ImportReport): HTMLElement {
   );
 }
 
-/** "Import partners": choose a CSV file, see what each row would do (a dry run), then confirm. */
+/** "Import from a CSV file" (the partner import): choose a CSV file, see what each row would do (a dry run), then confirm. */
 export function importPanel(ctx: Ctx, program: Program, onImported: () => void): HTMLElement {
   const file = h("input", { type: "file", id: "import-file", accept: ".csv,text/csv" });
   const invite = h("input", { type: "checkbox", id: "import-invite" });
@@ -104,7 +104,7 @@ export function importPanel(ctx: Ctx, program: Program, onImported: () => void):
   const form = h(
     "form",
     { novalidate: true, "aria-labelledby": "import-title", id: "import-form" },
-    h("h2", { id: "import-title" }, "Import partners"),
+    h("h2", { id: "import-title" }, "Import from a CSV file"),
     h(
       "p",
       { class: "muted" },
