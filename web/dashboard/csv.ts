@@ -66,14 +66,14 @@ function report(r: ImportReport): HTMLElement {
           [
             { title: "Row", num: true, cell: (x) => String(x.row) },
             { title: "Email", cell: (x) => x.email },
-            { title: "Result", cell: (x) => statusBadge(x.result === "error" ? "failed" : x.result) },
+            { title: "Result", cell: (x) => (x.result === "error" ? h("span", { class: "badge failed" }, "Error") : statusBadge(x.result)) },
             {
               title: "Details",
               cell: (x) =>
                 x.error
                   ? [h("strong", null, x.error.field ? `${x.error.field}: ` : ""), x.error.message]
                   : x.changes?.length
-                    ? x.changes.join(", ").replace("link", "new link").replace("coupon_code", "new coupon code")
+                    ? `${x.result === "updated" ? "Changes: " : "With: "}${x.changes.join(", ").replace("link", "new link").replace("coupon_code", "new coupon code")}`
                     : h("span", { class: "muted" }, x.result === "updated" ? "Already up to date" : "—"),
             },
           ],
