@@ -166,6 +166,7 @@ def test_export_filters_match_the_lists(worker):
     assert_error(worker.get(f"{V}/commissions/export?status=nope"), 400, "invalid_query")
     assert_error(worker.get(f"{V}/payouts/export?partner_id=cm_x"), 400, "invalid_query")
     assert_error(worker.get(f"{V}/partners/export?limit=5"), 400, "invalid_query")
+    assert_error(worker.get(f"{V}/payouts/export?cursor="), 400, "invalid_query")
     assert_error(worker.get(f"{V}/commissions/export", key=None), 401, "unauthorized")
 
 

@@ -52,7 +52,9 @@ where
     let mut w = Writer::new();
     w.row(header);
     let mut before = match c.query.get("cursor") {
-        Some(s) if s.len() <= 100 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => s.clone(),
+        Some(s) if !s.is_empty() && s.len() <= 100 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+            s.clone()
+        }
         Some(_) => return Err(ApiError::bad_request("invalid_query", "malformed cursor")),
         None => "~".to_string(),
     };
