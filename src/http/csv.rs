@@ -18,7 +18,6 @@ use refport_core::money::Currency;
 use refport_core::partner::PartnerStatus;
 use refport_core::time::rfc3339;
 use serde_json::{json, Value};
-use std::future::Future;
 use worker::{Request, Response};
 
 /// Rows per D1 query of an export.
@@ -27,30 +26,33 @@ pub const PAGE_ROWS: u32 = 1_000;
 /// to continue from in `Refport-Next-Cursor`.
 pub const MAX_EXPORT_ROWS: usize = 100_000;
 
-fn time(ms: Option<i64>) -> String {
-    ms.map(rfc3339).unwrap_or_default()
+/// How a column's value is written.
+#[derive(Clone, Copy)]
+enum K {
+    Text,
+    Int,
+    /// Milliseconds, written as RFC 3339.
+    Time,
+    /// 0 or 1, written as `false` / `true`.
+    Bool,
+    /// Minor units of the row's `currency`, then a `<name>_decimal` column.
+    Money,
 }
 
-fn money(w: &mut Writer, currency: &str, minor: i64) {
-    w.int(minor).text(&Currency::parse(currency).map(|c| c.decimal(minor)).unwrap_or_default());
+fn num(v: &Value) -> Option<i64> {
+    v.as_i64()
 }
 
-/// Fetches pages (`fetch(before)` answers up to `PAGE_ROWS + 1` rows, newest first) and writes
-/// each row, until no page is left or `MAX_EXPORT_ROWS` were written.
-async fn export<T, F, Fut>(
-    c: &Call,
-    name: &str,
-    header: &[&str],
-    mut fetch: F,
-    id: fn(&T) -> &str,
-    row: fn(&mut Writer, &T),
-) -> ApiResult<Response>
-where
-    F: FnMut(String) -> Fut,
-    Fut: Future<Output = crate::store::StoreResult<Vec<T>>>,
-{
+/// Fetches pages until no page is left or `MAX_EXPORT_ROWS` were written, each row as `cols`.
+async fn export(c: &Call, name: &str, src: bulk::Source<'_>, cols: &[(&str, K)]) -> ApiResult<Response> {
     let mut w = Writer::new();
-    w.row(header);
+    for (col, k) in cols {
+        w.text(col);
+        if let K::Money = k {
+            w.text(&format!("{col}_decimal"));
+        }
+    }
+    w.end();
     let mut before = match c.query.get("cursor") {
         Some(s) if !s.is_empty() && s.len() <= 100 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
             s.clone()
@@ -60,15 +62,36 @@ where
     };
     let mut written = 0;
     let next = loop {
-        let mut rows = fetch(before.clone()).await?;
+        let mut rows = bulk::page(&c.state.db, &src, &before, PAGE_ROWS).await?;
         let more = rows.len() > PAGE_ROWS as usize;
         rows.truncate(PAGE_ROWS as usize);
         for r in &rows {
-            row(&mut w, r);
+            for (col, k) in cols {
+                let v = &r[*col];
+                match k {
+                    K::Text => w.opt(v.as_str()),
+                    K::Int => match num(v) {
+                        Some(n) => w.int(n),
+                        None => w.text(""),
+                    },
+                    K::Time => w.text(&num(v).map(rfc3339).unwrap_or_default()),
+                    K::Bool => w.text(match num(v) {
+                        Some(0) => "false",
+                        Some(_) => "true",
+                        None => "",
+                    }),
+                    K::Money => {
+                        let m = num(v).unwrap_or(0);
+                        let currency = r["currency"].as_str().and_then(Currency::parse);
+                        w.int(m).text(&currency.map(|c| c.decimal(m)).unwrap_or_default())
+                    }
+                };
+            }
+            w.end();
         }
         written += rows.len();
-        match rows.last() {
-            Some(last) if more => before = id(last).to_string(),
+        match rows.last().and_then(|r| r["id"].as_str()) {
+            Some(last) if more => before = last.to_string(),
             _ => break None,
         }
         if written >= MAX_EXPORT_ROWS {
@@ -88,57 +111,69 @@ where
     Ok(respond(200, h, w.finish()))
 }
 
+const COMMISSION_COLS: &[(&str, K)] = &[
+    ("id", K::Text),
+    ("created_at", K::Time),
+    ("program_id", K::Text),
+    ("partner_id", K::Text),
+    ("partner_email", K::Text),
+    ("partner_name", K::Text),
+    ("kind", K::Text),
+    ("status", K::Text),
+    ("held", K::Bool),
+    ("hold_reasons", K::Text),
+    ("currency", K::Text),
+    ("amount", K::Money),
+    ("sale_amount", K::Money),
+    ("refunded_amount", K::Int),
+    ("clawed_back", K::Int),
+    ("invoice_id", K::Text),
+    ("payout_id", K::Text),
+    ("reason", K::Text),
+    ("description", K::Text),
+    ("approved_at", K::Time),
+    ("paid_at", K::Time),
+];
+
+const PAYOUT_COLS: &[(&str, K)] = &[
+    ("id", K::Text),
+    ("created_at", K::Time),
+    ("program_id", K::Text),
+    ("partner_id", K::Text),
+    ("partner_email", K::Text),
+    ("partner_name", K::Text),
+    ("status", K::Text),
+    ("currency", K::Text),
+    ("amount", K::Money),
+    ("reversed_amount", K::Int),
+    ("commission_count", K::Int),
+    ("stripe_transfer_id", K::Text),
+    ("failure_message", K::Text),
+    ("paid_at", K::Time),
+];
+
+const PARTNER_COLS: &[(&str, K)] = &[
+    ("id", K::Text),
+    ("created_at", K::Time),
+    ("program_id", K::Text),
+    ("email", K::Text),
+    ("name", K::Text),
+    ("status", K::Text),
+    ("country", K::Text),
+    ("group_id", K::Text),
+    ("group_name", K::Text),
+    ("link_key", K::Text),
+    ("link_url", K::Text),
+    ("short_url", K::Text),
+    ("coupon_code", K::Text),
+    ("payouts_enabled", K::Bool),
+];
+
 /// `GET /api/v1/commissions/export`: the filters of `GET /api/v1/commissions`.
 pub async fn commissions(c: &Call) -> ApiResult<Response> {
     c.who.require(Perm::Read)?;
     let q = commissions::Query::parse(c)?;
-    let f = q.filter();
-    let (db, f, held) = (&c.state.db, &f, q.held);
-    export(
-        c,
-        "commissions",
-        &[
-            "id",
-            "created_at",
-            "program_id",
-            "partner_id",
-            "partner_email",
-            "partner_name",
-            "kind",
-            "status",
-            "held",
-            "hold_reasons",
-            "currency",
-            "amount",
-            "amount_decimal",
-            "sale_amount",
-            "sale_amount_decimal",
-            "refunded_amount",
-            "clawed_back",
-            "invoice_id",
-            "payout_id",
-            "reason",
-            "description",
-            "approved_at",
-            "paid_at",
-        ],
-        move |before| async move { bulk::commissions(db, f, held, &before, PAGE_ROWS).await },
-        |r| &r.id,
-        |w, r| {
-            let held = r.status == "pending" && r.hold_reasons.is_some();
-            let reasons: Vec<String> =
-                r.hold_reasons.as_deref().and_then(|h| serde_json::from_str(h).ok()).unwrap_or_default();
-            w.text(&r.id).text(&rfc3339(r.created_at)).text(&r.program_id).text(&r.partner_id);
-            w.opt(r.partner_email.as_deref()).opt(r.partner_name.as_deref()).text(&r.kind).text(&r.status);
-            w.text(if held { "true" } else { "false" }).text(&reasons.join(" ")).text(&r.currency);
-            money(w, &r.currency, r.amount);
-            money(w, &r.currency, r.sale_amount);
-            w.int(r.refunded_amount).int(r.clawed_back).opt(r.invoice_id.as_deref()).opt(r.payout_id.as_deref());
-            w.opt(r.reason.as_deref()).opt(r.description.as_deref()).text(&time(r.approved_at));
-            w.text(&time(r.paid_at)).end();
-        },
-    )
-    .await
+    export(c, "commissions", bulk::Source::Commissions(q.filter(), q.held), COMMISSION_COLS).await
 }
 
 /// `GET /api/v1/payouts/export`: the filters of `GET /api/v1/payouts`.
@@ -146,38 +181,7 @@ pub async fn payouts(c: &Call) -> ApiResult<Response> {
     c.who.require(Perm::Read)?;
     let (program_id, partner_id, status) = payouts::query(c)?;
     let f = Filter { program_id: program_id.as_deref(), partner_id: partner_id.as_deref(), status };
-    let (db, f) = (&c.state.db, &f);
-    export(
-        c,
-        "payouts",
-        &[
-            "id",
-            "created_at",
-            "program_id",
-            "partner_id",
-            "partner_email",
-            "partner_name",
-            "status",
-            "currency",
-            "amount",
-            "amount_decimal",
-            "reversed_amount",
-            "commission_count",
-            "stripe_transfer_id",
-            "failure_message",
-            "paid_at",
-        ],
-        move |before| async move { bulk::payouts(db, f, &before, PAGE_ROWS).await },
-        |r| &r.id,
-        |w, r| {
-            w.text(&r.id).text(&rfc3339(r.created_at)).text(&r.program_id).text(&r.partner_id);
-            w.opt(r.partner_email.as_deref()).opt(r.partner_name.as_deref()).text(&r.status).text(&r.currency);
-            money(w, &r.currency, r.amount);
-            w.int(r.reversed_amount).int(r.commission_count).opt(r.stripe_transfer_id.as_deref());
-            w.opt(r.failure_message.as_deref()).text(&time(r.paid_at)).end();
-        },
-    )
-    .await
+    export(c, "payouts", bulk::Source::Payouts(f), PAYOUT_COLS).await
 }
 
 /// `GET /api/v1/partners/export?program_id=&status=`: a program's partners (every program's for
@@ -193,40 +197,7 @@ pub async fn partners(c: &Call) -> ApiResult<Response> {
                 .as_str(),
         ),
     };
-    let (db, program_id) = (&c.state.db, program_id.as_deref());
-    export(
-        c,
-        "partners",
-        &[
-            "id",
-            "created_at",
-            "program_id",
-            "email",
-            "name",
-            "status",
-            "country",
-            "group_id",
-            "group_name",
-            "link_key",
-            "link_url",
-            "short_url",
-            "coupon_code",
-            "payouts_enabled",
-        ],
-        move |before| async move { bulk::partners(db, program_id, status, &before, PAGE_ROWS).await },
-        |r| &r.id,
-        |w, r| {
-            let short = match (&r.link_domain, &r.link_key) {
-                (Some(d), Some(k)) => refport_core::link::short_url(d, k),
-                _ => String::new(),
-            };
-            w.text(&r.id).text(&rfc3339(r.created_at)).text(&r.program_id).text(&r.email).text(&r.name);
-            w.text(&r.status).opt(r.country.as_deref()).opt(r.group_id.as_deref()).opt(r.group_name.as_deref());
-            w.opt(r.link_key.as_deref()).opt(r.link_url.as_deref()).text(&short).opt(r.coupon_code.as_deref());
-            w.text(if r.payouts_enabled != 0 { "true" } else { "false" }).end();
-        },
-    )
-    .await
+    export(c, "partners", bulk::Source::Partners(program_id.as_deref(), status), PARTNER_COLS).await
 }
 
 // ---------------------------------------------------------------------------------------------

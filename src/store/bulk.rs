@@ -12,124 +12,64 @@ use worker::{query, D1Database};
 // ---------------------------------------------------------------------------------------------
 // Export
 
-#[derive(Deserialize)]
-pub struct CommissionRow {
-    pub id: String,
-    pub program_id: String,
-    pub partner_id: String,
-    pub partner_email: Option<String>,
-    pub partner_name: Option<String>,
-    pub kind: String,
-    pub status: String,
-    pub hold_reasons: Option<String>,
-    pub currency: String,
-    pub sale_amount: i64,
-    pub amount: i64,
-    pub refunded_amount: i64,
-    pub clawed_back: i64,
-    pub invoice_id: Option<String>,
-    pub payout_id: Option<String>,
-    pub reason: Option<String>,
-    pub description: Option<String>,
-    pub created_at: i64,
-    pub approved_at: Option<i64>,
-    pub paid_at: Option<i64>,
+/// What an export reads: the list's filters.
+pub enum Source<'a> {
+    /// `held`: as `commissions::list_held`.
+    Commissions(Filter<'a>, Option<bool>),
+    Payouts(Filter<'a>),
+    /// (program, status)
+    Partners(Option<&'a str>, Option<&'a str>),
 }
 
 const PARTNER_COLS: &str = "(SELECT p.email FROM partners p WHERE p.id = partner_id) AS partner_email, \
      (SELECT p.name FROM partners p WHERE p.id = partner_id) AS partner_name";
 
-/// One page of commissions matching the list's filters (`held`: as `list_held`), newest first,
-/// `limit + 1` rows.
-pub async fn commissions(
-    db: &D1Database,
-    f: &Filter<'_>,
-    held: Option<bool>,
-    before: &str,
-    limit: u32,
-) -> StoreResult<Vec<CommissionRow>> {
-    let cond = match held {
-        None => "1",
-        Some(true) => "status = 'pending' AND hold_reasons IS NOT NULL",
-        Some(false) => "NOT (status = 'pending' AND hold_reasons IS NOT NULL)",
-    };
-    let cols = format!(
-        "id, program_id, partner_id, {PARTNER_COLS}, kind, status, hold_reasons, currency, sale_amount, amount, \
-         refunded_amount, clawed_back, invoice_id, payout_id, reason, description, created_at, approved_at, paid_at"
-    );
-    list_filtered_where(db, "commissions", &cols, cond, f, before, limit).await
-}
-
-#[derive(Deserialize)]
-pub struct PayoutRow {
-    pub id: String,
-    pub program_id: String,
-    pub partner_id: String,
-    pub partner_email: Option<String>,
-    pub partner_name: Option<String>,
-    pub status: String,
-    pub currency: String,
-    pub amount: i64,
-    pub reversed_amount: i64,
-    pub commission_count: i64,
-    pub stripe_transfer_id: Option<String>,
-    pub failure_message: Option<String>,
-    pub created_at: i64,
-    pub paid_at: Option<i64>,
-}
-
-pub async fn payouts(db: &D1Database, f: &Filter<'_>, before: &str, limit: u32) -> StoreResult<Vec<PayoutRow>> {
-    let cols = format!(
-        "id, program_id, partner_id, {PARTNER_COLS}, status, currency, amount, reversed_amount, commission_count, \
-         stripe_transfer_id, failure_message, created_at, paid_at"
-    );
-    list_filtered_where(db, "payouts", &cols, "1", f, before, limit).await
-}
-
-#[derive(Deserialize)]
-pub struct PartnerRow {
-    pub id: String,
-    pub program_id: String,
-    pub email: String,
-    pub name: String,
-    pub status: String,
-    pub country: Option<String>,
-    pub group_id: Option<String>,
-    pub group_name: Option<String>,
-    pub link_key: Option<String>,
-    pub link_url: Option<String>,
-    pub link_domain: Option<String>,
-    pub coupon_code: Option<String>,
-    pub payouts_enabled: i64,
-    pub created_at: i64,
-}
-
-/// One page of partners (of a program, with a status), newest first, `limit + 1` rows, each with
-/// its group's name, its first live link and its first live coupon code.
-pub async fn partners(
-    db: &D1Database,
-    program_id: Option<&str>,
-    status: Option<&str>,
-    before: &str,
-    limit: u32,
-) -> StoreResult<Vec<PartnerRow>> {
-    all(query!(
-        db,
-        "SELECT p.id, p.program_id, p.email, p.name, p.status, p.country, p.group_id,
-             (SELECT g.name FROM partner_groups g WHERE g.id = p.group_id) AS group_name,
-             l.key AS link_key, l.url AS link_url, l.domain AS link_domain,
-             (SELECT c.code FROM coupons c WHERE c.partner_id = p.id AND c.deleted_at IS NULL ORDER BY c.id LIMIT 1) AS coupon_code,
-             p.payouts_enabled, p.created_at
-         FROM partners p
-         LEFT JOIN links l ON l.id = (SELECT x.id FROM links x WHERE x.partner_id = p.id AND x.deleted_at IS NULL ORDER BY x.id LIMIT 1)
-         WHERE p.id < ?1 AND (?2 IS NULL OR p.program_id = ?2) AND (?3 IS NULL OR p.status = ?3)
-         ORDER BY p.id DESC LIMIT ?4",
-        before,
-        program_id,
-        status,
-        limit + 1
-    )?)
-    .await
+/// One page of rows (JSON objects named as the export's columns), newest first, `limit + 1`
+/// rows. Commissions and payouts carry their partner's email and name; partners their group's
+/// name, first live link and first live coupon code.
+pub async fn page(db: &D1Database, src: &Source<'_>, before: &str, limit: u32) -> StoreResult<Vec<Value>> {
+    match src {
+        Source::Commissions(f, held) => {
+            let cond = match held {
+                None => "1",
+                Some(true) => "status = 'pending' AND hold_reasons IS NOT NULL",
+                Some(false) => "NOT (status = 'pending' AND hold_reasons IS NOT NULL)",
+            };
+            let cols = format!(
+                "id, created_at, program_id, partner_id, {PARTNER_COLS}, kind, status, \
+                 (status = 'pending' AND hold_reasons IS NOT NULL) AS held, \
+                 (SELECT group_concat(value, ' ') FROM json_each(hold_reasons)) AS hold_reasons, currency, amount, \
+                 sale_amount, refunded_amount, clawed_back, invoice_id, payout_id, reason, description, approved_at, paid_at"
+            );
+            list_filtered_where(db, "commissions", &cols, cond, f, before, limit).await
+        }
+        Source::Payouts(f) => {
+            let cols = format!(
+                "id, created_at, program_id, partner_id, {PARTNER_COLS}, status, currency, amount, reversed_amount, \
+                 commission_count, stripe_transfer_id, failure_message, paid_at"
+            );
+            list_filtered_where(db, "payouts", &cols, "1", f, before, limit).await
+        }
+        Source::Partners(program_id, status) => {
+            all(query!(
+                db,
+                "SELECT p.id, p.created_at, p.program_id, p.email, p.name, p.status, p.country, p.group_id,
+                     (SELECT g.name FROM partner_groups g WHERE g.id = p.group_id) AS group_name,
+                     l.key AS link_key, l.url AS link_url, 'https://' || l.domain || '/' || l.key AS short_url,
+                     (SELECT c.code FROM coupons c WHERE c.partner_id = p.id AND c.deleted_at IS NULL ORDER BY c.id LIMIT 1) AS coupon_code,
+                     p.payouts_enabled
+                 FROM partners p
+                 LEFT JOIN links l ON l.id = (SELECT x.id FROM links x WHERE x.partner_id = p.id AND x.deleted_at IS NULL ORDER BY x.id LIMIT 1)
+                 WHERE p.id < ?1 AND (?2 IS NULL OR p.program_id = ?2) AND (?3 IS NULL OR p.status = ?3)
+                 ORDER BY p.id DESC LIMIT ?4",
+                before,
+                program_id,
+                status,
+                limit + 1
+            )?)
+            .await
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
