@@ -171,6 +171,10 @@ class Contract:
         resp = op["responses"][code]
         if "$ref" in resp:
             resp = self.doc["components"]["responses"][resp["$ref"].rsplit("/", 1)[-1]]
+        if r.headers.get("content-type", "").startswith("text/csv"):  # the CSV exports
+            assert "text/csv" in resp["content"], f"undocumented CSV answer: {where}"
+            self.seen.add((method.upper(), template))
+            return r.text
         assert r.headers.get("content-type", "").startswith("application/json"), where
         schema = resp["content"]["application/json"]["schema"]
         if "$ref" in schema:
@@ -443,6 +447,19 @@ def test_success_and_error_answers_match_the_document(worker, stripe_server):
         c.check("POST", V + "/payouts/{payout_id}/approve", worker.post(f"{V}/payouts/po_nosuchpayout/approve"), 404)
         worker.payouts_settled()
         worker.patch(f"{V}/programs/{pid}", {"payout_mode": "automatic"})
+
+        # -- CSV export (the lists' filters) and the partner import (a dry run, then for real)
+        for path in ("/commissions/export", "/payouts/export", "/partners/export"):
+            text = c.check("GET", V + path, worker.get(f"{V}{path}?program_id={pid}"), 200)
+            assert text.startswith("id,created_at,program_id,") and text.endswith("\r\n"), text[:200]
+        c.check("GET", V + "/commissions/export", worker.get(f"{V}/commissions/export?status=nope"), 400)
+        csv_body = f"email,name\r\nimp-{tag}@partners.test,Imported\r\nnot-an-email,X\r\n".encode()
+        for q in ("?dry_run=true", ""):
+            imp = c.check("POST", V + "/programs/{program_id}/partners/import", worker.request(
+                "POST", f"{V}/programs/{pid}/partners/import{q}", data=csv_body, headers={"Content-Type": "text/csv"}), 200)
+            assert [r["result"] for r in imp["rows"]] == ["created", "error"], imp
+        c.check("POST", V + "/programs/{program_id}/partners/import", worker.request(
+            "POST", f"{V}/programs/{pid}/partners/import", data=b"email,name,phone\r\n"), 400)
 
         # -- partner portal: an embed token for the partner, self-enrolment, an invitation
         tok = c.check("POST", V + "/embed-tokens", worker.post(V + "/embed-tokens", {

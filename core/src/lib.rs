@@ -15,6 +15,7 @@
 //! - parsing http(s) URLs:           [`weburl`]
 //! - what a Stripe event tracks:     [`stripe_tracking`]
 //! - coupon codes and what they attribute: [`coupon`]
+//! - CSV (exports, the partner import) and what an import row does: [`csv`], [`import`]
 
 pub mod attribution;
 pub mod click;
@@ -23,10 +24,12 @@ pub mod commission;
 pub mod conversion;
 pub mod coupon;
 pub mod crypto;
+pub mod csv;
 pub mod error;
 pub mod fraud;
 pub mod group;
 pub mod ids;
+pub mod import;
 pub mod link;
 pub mod modifiers;
 pub mod money;

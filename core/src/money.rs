@@ -65,15 +65,20 @@ impl Currency {
 
     /// Human formatting, e.g. `12.34 USD`, `1200 JPY`, `1.500 KWD`.
     pub fn format(&self, minor: i64) -> String {
+        format!("{} {}", self.decimal(minor), self.code().to_ascii_uppercase())
+    }
+
+    /// The amount in major units as decimal text, without floats: `12.34`, `-0.05`, `1200`
+    /// (JPY), `1.500` (KWD).
+    pub fn decimal(&self, minor: i64) -> String {
         let e = self.exponent as u32;
-        let code = self.code().to_ascii_uppercase();
         if e == 0 {
-            return format!("{minor} {code}");
+            return minor.to_string();
         }
-        let div = 10i64.pow(e);
+        let div = 10u64.pow(e);
         let sign = if minor < 0 { "-" } else { "" };
         let abs = minor.unsigned_abs();
-        format!("{sign}{}.{:0width$} {code}", abs / div as u64, abs % div as u64, width = e as usize)
+        format!("{sign}{}.{:0width$}", abs / div, abs % div, width = e as usize)
     }
 }
 
@@ -153,6 +158,9 @@ mod tests {
         assert_eq!(Currency::parse("usd").unwrap().format(-5), "-0.05 USD");
         assert_eq!(Currency::parse("jpy").unwrap().format(1200), "1200 JPY");
         assert_eq!(Currency::parse("kwd").unwrap().format(1500), "1.500 KWD");
+        assert_eq!(Currency::parse("usd").unwrap().decimal(i64::MIN), "-92233720368547758.08");
+        assert_eq!(Currency::parse("eur").unwrap().decimal(100), "1.00");
+        assert_eq!(Currency::parse("jpy").unwrap().decimal(-3), "-3");
     }
 
     #[test]

@@ -123,7 +123,8 @@ pub fn parse_email(field: &str, s: &str) -> Result<String, Invalid> {
     ok.then_some(e).ok_or_else(bad)
 }
 
-fn parse_name(s: &str) -> Result<String, Invalid> {
+/// A partner's name: trimmed, 1 to 200 characters.
+pub fn parse_name(s: &str) -> Result<String, Invalid> {
     let n = s.trim();
     if n.is_empty() || n.chars().count() > 200 {
         return Err(Invalid::new("name", "invalid_name", "name must be 1 to 200 characters"));

@@ -11,29 +11,52 @@ use refport_core::ids;
 use serde::Deserialize;
 use worker::{Request, Response};
 
+/// The list's filters (`program_id` narrowed to the key's, `partner_id`, `status`, `held`),
+/// shared with the CSV export.
+pub struct Query {
+    pub program_id: Option<String>,
+    pub partner_id: Option<String>,
+    pub status: Option<&'static str>,
+    pub held: Option<bool>,
+}
+
+impl Query {
+    pub fn parse(c: &Call) -> ApiResult<Query> {
+        let status = match c.query.get("status") {
+            None => None,
+            Some(s) => Some(
+                Status::parse(s)
+                    .ok_or_else(|| {
+                        ApiError::bad_request("invalid_query", "status must be pending, approved, paid or rejected")
+                    })?
+                    .as_str(),
+            ),
+        };
+        let held = match c.query.get("held").map(String::as_str) {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(_) => return Err(ApiError::bad_request("invalid_query", "held must be true or false")),
+        };
+        Ok(Query {
+            program_id: c.program_filter()?,
+            partner_id: id_param(&c.query, "partner_id", ids::PARTNER)?,
+            status,
+            held,
+        })
+    }
+
+    pub fn filter(&self) -> Filter<'_> {
+        Filter { program_id: self.program_id.as_deref(), partner_id: self.partner_id.as_deref(), status: self.status }
+    }
+}
+
 pub async fn list(c: &Call) -> ApiResult<Response> {
     c.who.require(Perm::Read)?;
     let page = Page::from_query(&c.query)?;
-    let partner_id = id_param(&c.query, "partner_id", ids::PARTNER)?;
-    let program_id = c.program_filter()?;
-    let status = match c.query.get("status") {
-        None => None,
-        Some(s) => Some(
-            Status::parse(s)
-                .ok_or_else(|| {
-                    ApiError::bad_request("invalid_query", "status must be pending, approved, paid or rejected")
-                })?
-                .as_str(),
-        ),
-    };
-    let held = match c.query.get("held").map(String::as_str) {
-        None => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(_) => return Err(ApiError::bad_request("invalid_query", "held must be true or false")),
-    };
-    let f = Filter { program_id: program_id.as_deref(), partner_id: partner_id.as_deref(), status };
-    let rows = match held {
+    let q = Query::parse(c)?;
+    let f = q.filter();
+    let rows = match q.held {
         None => commissions::list(&c.state.db, &f, &page.before(), page.limit).await?,
         Some(h) => commissions::list_held(&c.state.db, &f, h, &page.before(), page.limit).await?,
     };

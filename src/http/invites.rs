@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::{Request, Response};
 
-const INVITE_TTL_MS: i64 = 7 * DAY_MS;
+pub const INVITE_TTL_MS: i64 = 7 * DAY_MS;
 
 /// Creates the invitation and emails it; answers the invitation part of the response.
 pub async fn invite(
@@ -24,29 +24,48 @@ pub async fn invite(
     p: &partners::Partner,
     now: i64,
 ) -> ApiResult<Value> {
-    let token = random_chars(BASE62, &random::<32>()?);
+    let (token, hash) = token()?;
     let expires_at = now + INVITE_TTL_MS;
     let invitation =
         invites::Invite { id: new_id("inv", now)?, program_id: program.id.clone(), partner_id: p.id.clone() };
-    invites::insert(&state.db, &invitation, &sha256_hex(token.as_bytes()), expires_at, now).await?;
+    invites::insert(&state.db, &invitation, &hash, expires_at, now).await?;
     let accept_url = format!("{origin}/invite?token={token}");
+    let sent = send(state, &accept_url, program, &p.email, &p.name, expires_at).await;
+    Ok(json!({"accept_url": accept_url, "expires_at": rfc3339(expires_at), "email_sent": sent}))
+}
+
+/// A new invitation's token: (token, its SHA-256, the only form stored).
+pub fn token() -> ApiResult<(String, String)> {
+    let token = random_chars(BASE62, &random::<32>()?);
+    let hash = sha256_hex(token.as_bytes());
+    Ok((token, hash))
+}
+
+/// Emails an invitation; answers whether the email API accepted it.
+pub async fn send(
+    state: &AppState,
+    accept_url: &str,
+    program: &programs::Program,
+    to: &str,
+    partner_name: &str,
+    expires_at: i64,
+) -> bool {
     let name = &program.settings.name;
-    let sent = email::send(
+    email::send(
         state,
         &Email {
-            to: &p.email,
+            to,
             subject: &format!("You're invited to {name}"),
-            text: format!("Hi {},\n\nYou are invited to join {name}'s partner program.\nAccept the invitation: {accept_url}\n\nThe link expires on {}.\n", p.name, rfc3339(expires_at)),
+            text: format!("Hi {partner_name},\n\nYou are invited to join {name}'s partner program.\nAccept the invitation: {accept_url}\n\nThe link expires on {}.\n", rfc3339(expires_at)),
             html: format!(
                 "<p>Hi {},</p><p>You are invited to join <b>{}</b>'s partner program.</p><p><a href=\"{accept_url}\">Accept the invitation</a></p><p>The link expires on {}.</p>",
-                html_escape(&p.name),
+                html_escape(partner_name),
                 html_escape(name),
                 rfc3339(expires_at)
             ),
         },
     )
-    .await;
-    Ok(json!({"accept_url": accept_url, "expires_at": rfc3339(expires_at), "email_sent": sent}))
+    .await
 }
 
 fn html_escape(s: &str) -> String {

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod clicks;
 pub mod commissions;
 pub mod coupons;
+pub mod csv;
 pub mod error;
 pub mod groups;
 pub mod invites;
@@ -273,6 +274,10 @@ enum Endpoint {
     PatchGroup,
     DeleteGroup,
     CreateCommission,
+    ExportCommissions,
+    ExportPayouts,
+    ExportPartners,
+    ImportPartners,
 }
 
 /// One route: method, path under `/api/v1/` (`{id}` matches one segment), credentials, the
@@ -288,6 +293,9 @@ struct Route {
 const PAGE: &[&str] = &["limit", "cursor"];
 const LIST_MONEY: &[&str] = &["limit", "cursor", "program_id", "partner_id", "status"];
 const LIST_COMMISSIONS: &[&str] = &["limit", "cursor", "program_id", "partner_id", "status", "held"];
+// The CSV exports take their list's filters and a starting cursor (`Refport-Next-Cursor`).
+const EXPORT_MONEY: &[&str] = &["cursor", "program_id", "partner_id", "status"];
+const EXPORT_COMMISSIONS: &[&str] = &["cursor", "program_id", "partner_id", "status", "held"];
 
 const fn r(
     method: &'static str,
@@ -363,6 +371,10 @@ const ROUTES: &[Route] = {
         r("DELETE", "api-keys/{id}", Key, &[], RevokeApiKey),
         r("GET", "metrics", Key, &[], Metrics),
         r("GET", "integrations/stripe", Key, &[], StripeIntegration),
+        r("GET", "commissions/export", Key, EXPORT_COMMISSIONS, ExportCommissions),
+        r("GET", "payouts/export", Key, EXPORT_MONEY, ExportPayouts),
+        r("GET", "partners/export", Key, &["cursor", "program_id", "status"], ExportPartners),
+        r("POST", "programs/{id}/partners/import", Key, &["dry_run", "invite"], ImportPartners),
     ]
 };
 
@@ -548,6 +560,10 @@ async fn route(mut req: Request, env: Env, ctx: Context, now: i64) -> ApiResult<
         PatchGroup => groups::patch(&mut req, &c, id).await,
         DeleteGroup => groups::delete(&c, id).await,
         CreateCommission => commissions::create(&mut req, &c).await,
+        ExportCommissions => csv::commissions(&c).await,
+        ExportPayouts => csv::payouts(&c).await,
+        ExportPartners => csv::partners(&c).await,
+        ImportPartners => csv::import(&mut req, &c, id).await,
         Health | OpenApi | StripeWebhook | StripeConnectWebhook | AcceptInvite | PortalMe | PortalStats
         | PortalCommissions | PortalPayouts | PortalOnboard => Err(ApiError::NotFound("route")),
     }

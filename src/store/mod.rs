@@ -22,6 +22,7 @@ macro_rules! from_row {
 }
 
 pub mod api_keys;
+pub mod bulk;
 pub mod clicks;
 pub mod commissions;
 pub mod conversions;
@@ -193,6 +194,29 @@ impl Row {
             None => Ok(()),
             Some(name) => Err(StoreError::Corrupt(format!("column `{name}`"))),
         }
+    }
+}
+
+/// A row as a JSON object, column name to value (a generic read: the CSV export's pages).
+impl FromRow for serde_json::Value {
+    fn from_row(r: &Row) -> Result<Self> {
+        use wasm_bindgen::JsCast;
+        let mut m = serde_json::Map::new();
+        for entry in js_sys::Object::entries(r.obj.unchecked_ref()).iter() {
+            let entry: js_sys::Array = entry.unchecked_into();
+            let v = entry.get(1);
+            let value = match v.as_string() {
+                Some(s) => serde_json::Value::String(s),
+                None => match i64::from_js(v.clone()) {
+                    Some(n) => n.into(),
+                    None => {
+                        v.as_f64().and_then(serde_json::Number::from_f64).map_or(serde_json::Value::Null, Into::into)
+                    }
+                },
+            };
+            m.insert(entry.get(0).as_string().unwrap_or_default(), value);
+        }
+        Ok(serde_json::Value::Object(m))
     }
 }
 

@@ -5,6 +5,7 @@ import { formatDate, titleCase } from "../shared/format";
 import { formatMoney } from "../shared/money";
 import type { Commission, Program } from "../shared/types";
 import type { Ctx } from "./ctx";
+import { exportButton } from "./csv";
 import { reasonBadge, ruleName, RULES } from "./fraud";
 import { partnerNames } from "./partners";
 import { field, live, loadMore, openDialog, statusBadge, table } from "./ui";
@@ -141,7 +142,7 @@ export async function commissionsTab(ctx: Ctx, program: Program, host: HTMLEleme
       "section",
       { class: "card", "aria-labelledby": "commissions-title" },
       h("h2", { id: "commissions-title" }, "Commissions"),
-      h("form", { class: "row filters", role: "search", "aria-label": "Filter commissions", onsubmit: (e: Event) => e.preventDefault() }, field("status", "Status", status), field("partner_id", "Partner", partner)),
+      h("form", { class: "row filters", role: "search", "aria-label": "Filter commissions", onsubmit: (e: Event) => e.preventDefault() }, field("status", "Status", status), field("partner_id", "Partner", partner), h("div", { class: "field export-field" }, exportButton(ctx, "commissions", () => query().replace("/api/v1/commissions?", "/api/v1/commissions/export?").replace(/&?limit=50/, "")))),
       msg,
       listHost,
     ),

@@ -5,7 +5,7 @@ import { $, announce, clear, h } from "../shared/dom";
 import type { Program } from "../shared/types";
 import { analytics } from "./analytics";
 import { commissionsTab } from "./commissions";
-import { makeCall, type Ctx } from "./ctx";
+import { makeCall, makeRaw, type Ctx } from "./ctx";
 import { heldCount, reviewTab } from "./fraud";
 import { groupsPage, groupsTab } from "./groups";
 import { integrationsPage } from "./integrations";
@@ -33,6 +33,7 @@ function ctx(key: string): Ctx {
   return {
     main,
     call: makeCall(key, () => signOut("Your API key was refused. Sign in again.")),
+    raw: makeRaw(key, () => signOut("Your API key was refused. Sign in again.")),
     go(hash, message) {
       flash = message ?? null;
       if (location.hash === hash) void route();

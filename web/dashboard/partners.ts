@@ -6,6 +6,7 @@ import { formatMoney } from "../shared/money";
 import type { Partner, PartnerStats, Program } from "../shared/types";
 import { couponsPanel } from "./coupons";
 import type { Ctx } from "./ctx";
+import { exportButton, importPanel } from "./csv";
 import { programGroups } from "./groups";
 import { copyRow, field, FormErrors, live, loadMore, openDialog, statusBadge, table } from "./ui";
 
@@ -166,13 +167,25 @@ export async function partnersTab(ctx: Ctx, program: Program, host: HTMLElement)
     }
   });
 
-  clear(host, h("section", { class: "card" }, form, result), h("section", { class: "card", "aria-labelledby": "partners-title" }, h("h2", { id: "partners-title" }, "Partners"), listHost), couponsHost);
-  listHost.setAttribute("aria-busy", "true");
-  const page = await ctx.call<List<Partner>>(`/api/v1/programs/${program.id}/partners?limit=50`);
-  await Promise.all([loadStats(page.data), loadGroups()]);
-  rows.push(...page.data);
-  draw(page.next_cursor);
-  listHost.setAttribute("aria-busy", "false");
+  // Export (every partner of the program) and import (issue 17).
+  const exp = exportButton(ctx, "partners", () => `/api/v1/partners/export?program_id=${program.id}`);
+  const load = async () => {
+    listHost.setAttribute("aria-busy", "true");
+    const page = await ctx.call<List<Partner>>(`/api/v1/programs/${program.id}/partners?limit=50`);
+    await Promise.all([loadStats(page.data), loadGroups()]);
+    rows.splice(0, rows.length, ...page.data);
+    draw(page.next_cursor);
+    listHost.setAttribute("aria-busy", "false");
+  };
+  const imported = () => void load().catch((e) => announce(live(), e instanceof Error ? e.message : String(e)));
+  clear(
+    host,
+    h("section", { class: "card" }, form, result),
+    importPanel(ctx, program, imported),
+    h("section", { class: "card", "aria-labelledby": "partners-title" }, h("div", { class: "card-head" }, h("h2", { id: "partners-title" }, "Partners"), exp), listHost),
+    couponsHost,
+  );
+  await load();
 }
 
 /** id -> name of the program's partners (first 100), for tables of commissions and payouts. */

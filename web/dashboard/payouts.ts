@@ -8,6 +8,7 @@ import { formatMoney } from "../shared/money";
 import type { Commission, Partner, Payout, Program } from "../shared/types";
 import type { Ctx } from "./ctx";
 import { reasonBadge } from "./fraud";
+import { exportButton } from "./csv";
 import { partnerNames } from "./partners";
 import { field, live, loadMore, openDialog, statusBadge, table } from "./ui";
 
@@ -169,7 +170,7 @@ export async function payoutsTab(ctx: Ctx, program: Program, host: HTMLElement):
       "section",
       { class: "card", "aria-labelledby": "payouts-title" },
       h("h2", { id: "payouts-title" }, "Payouts"),
-      h("form", { class: "row filters", role: "search", "aria-label": "Filter payouts", onsubmit: (e: Event) => e.preventDefault() }, field("status", "Status", status)),
+      h("form", { class: "row filters", role: "search", "aria-label": "Filter payouts", onsubmit: (e: Event) => e.preventDefault() }, field("status", "Status", status), h("div", { class: "field export-field" }, exportButton(ctx, "payouts", () => withQuery("/api/v1/payouts/export", { program_id: program.id, status: status.value })))),
       listHost,
     ),
   );

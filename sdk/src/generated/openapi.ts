@@ -919,6 +919,86 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/commissions/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export commissions as CSV
+         * @description Needs `read`. The filters of `GET /api/v1/commissions`; a key bound to a program exports only it.
+         */
+        get: operations["exportCommissions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/payouts/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export payouts as CSV
+         * @description Needs `read`. The filters of `GET /api/v1/payouts`; a key bound to a program exports only it.
+         */
+        get: operations["exportPayouts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/partners/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export partners as CSV
+         * @description Needs `read`. A program's partners (`program_id`; a key bound to a program exports only it), each with its group, its first live link and its first live coupon code.
+         */
+        get: operations["exportPartners"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/programs/{program_id}/partners/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import partners from CSV
+         * @description Needs `write`. A CSV body (RFC 4180, UTF-8, header row required, columns in any order: `email`, `name`, and optionally `link_key`, `link_url`, `group_id`, `coupon_code`, `country`; an unknown column is a 400), at most 10,000 data rows and 5 MiB (more: 413). Each row is validated like the partner, link and coupon APIs; a bad row is reported with its field and never stops the others. Idempotent by email: a row whose email is a partner of the program updates its name (and country or group when given) and adds only the link or coupon it lacks, so running a file twice creates nothing twice. `link_key` without `link_url` points at the program's first allowed host; `link_url` without `link_key` gets a generated key unless the partner has a link to that URL. Nobody is invited unless `invite=true` (new partners are then `invited` and emailed; at most 100 rows).
+         */
+        post: operations["importPartners"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export interface webhooks {
     "partner.enrolled": {
@@ -2828,6 +2908,36 @@ export interface components {
             created_at: string;
             data: components["schemas"]["Payout"];
         };
+        PartnerImport: {
+            dry_run: boolean;
+            summary: {
+                created: number;
+                updated: number;
+                errors: number;
+                /** @description Invitations written (real runs) */
+                invited?: number;
+                /** @description Invitation emails the email API accepted (real runs) */
+                emails_sent?: number;
+            };
+            rows: {
+                /** @description The row's number in the file (the header is row 1) */
+                row: number;
+                /** @description Normalised; as written for a row in error */
+                email: string;
+                /** @enum {unknown} */
+                result: "created" | "updated" | "error";
+                /** @description The partner (absent for a partner a dry run would create) */
+                partner_id?: string;
+                /** @description What the row changes; empty: the partner already is as the row says */
+                changes?: ("name" | "country" | "group_id" | "link" | "coupon_code")[];
+                error?: {
+                    code: string;
+                    message: string;
+                    /** @description The column at fault (empty: the whole row) */
+                    field: string;
+                };
+            }[];
+        };
     };
     responses: {
         /** @description Malformed request: invalid JSON, a wrong shape or type, an unknown field or query parameter */
@@ -4724,6 +4834,155 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    exportCommissions: {
+        parameters: {
+            query?: {
+                /** @description Start after this id (what `Refport-Next-Cursor` names when an export stopped at its row cap). */
+                cursor?: string;
+                /** @description Only this program's items */
+                program_id?: components["parameters"]["filter_program_id"];
+                /** @description Only this partner's items */
+                partner_id?: components["parameters"]["filter_partner_id"];
+                status?: "pending" | "approved" | "paid" | "rejected";
+                /** @description `true`: only held commissions (pending with hold reasons: the dashboard's Needs review); `false`: all others */
+                held?: "true" | "false";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every matching commission, newest first, as CSV (RFC 4180, CRLF line ends, header row: id, created_at, program_id, partner_id, partner_email, partner_name, kind, status, held, hold_reasons, currency, amount, amount_decimal, sale_amount, sale_amount_decimal, refunded_amount, clawed_back, invoice_id, payout_id, reason, description, approved_at, paid_at). Amounts are integer minor units with a `currency` column and a `*_decimal` column; text cells starting with `=`, `+`, `-`, `@`, tab or CR are prefixed with `'` (formula-injection safety). At most 100,000 rows (read in pages of 1,000); past that `Refport-Next-Cursor` names the `cursor` to continue from. */
+            200: {
+                headers: {
+                    /** @description `attachment; filename="<kind>-<YYYY-MM-DD>.csv"` */
+                    "Content-Disposition"?: string;
+                    /** @description Present when more rows match than one export holds */
+                    "Refport-Next-Cursor"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    exportPayouts: {
+        parameters: {
+            query?: {
+                /** @description Start after this id (what `Refport-Next-Cursor` names when an export stopped at its row cap). */
+                cursor?: string;
+                /** @description Only this program's items */
+                program_id?: components["parameters"]["filter_program_id"];
+                /** @description Only this partner's items */
+                partner_id?: components["parameters"]["filter_partner_id"];
+                status?: "processing" | "paid" | "failed";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every matching payout, newest first, as CSV (RFC 4180, CRLF line ends, header row: id, created_at, program_id, partner_id, partner_email, partner_name, status, currency, amount, amount_decimal, reversed_amount, commission_count, stripe_transfer_id, failure_message, paid_at). Amounts are integer minor units with a `currency` column and a `*_decimal` column; text cells starting with `=`, `+`, `-`, `@`, tab or CR are prefixed with `'` (formula-injection safety). At most 100,000 rows (read in pages of 1,000); past that `Refport-Next-Cursor` names the `cursor` to continue from. */
+            200: {
+                headers: {
+                    /** @description `attachment; filename="<kind>-<YYYY-MM-DD>.csv"` */
+                    "Content-Disposition"?: string;
+                    /** @description Present when more rows match than one export holds */
+                    "Refport-Next-Cursor"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    exportPartners: {
+        parameters: {
+            query?: {
+                /** @description Start after this id (what `Refport-Next-Cursor` names when an export stopped at its row cap). */
+                cursor?: string;
+                /** @description Only this program's items */
+                program_id?: components["parameters"]["filter_program_id"];
+                status?: "invited" | "active" | "banned";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every matching partner, newest first, as CSV (RFC 4180, CRLF line ends, header row: id, created_at, program_id, email, name, status, country, group_id, group_name, link_key, link_url, short_url, coupon_code, payouts_enabled). Amounts are integer minor units with a `currency` column and a `*_decimal` column; text cells starting with `=`, `+`, `-`, `@`, tab or CR are prefixed with `'` (formula-injection safety). At most 100,000 rows (read in pages of 1,000); past that `Refport-Next-Cursor` names the `cursor` to continue from. */
+            200: {
+                headers: {
+                    /** @description `attachment; filename="<kind>-<YYYY-MM-DD>.csv"` */
+                    "Content-Disposition"?: string;
+                    /** @description Present when more rows match than one export holds */
+                    "Refport-Next-Cursor"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    importPartners: {
+        parameters: {
+            query?: {
+                /** @description `true`: answer what each row would do and write nothing */
+                dry_run?: "true" | "false";
+                /** @description `true`: new partners are invited (emailed) */
+                invite?: "true" | "false";
+            };
+            header?: never;
+            path: {
+                /** @description A malformed id is not found (404) */
+                program_id: components["parameters"]["program_id"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "text/csv": string;
+            };
+        };
+        responses: {
+            /** @description What each row did (or would do) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PartnerImport"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
             500: components["responses"]["InternalError"];
         };
     };
