@@ -13,8 +13,7 @@ const step = steps(() => [["axe", page]]);
 
 before(async () => {
   browser = await launch();
-  // bypassCSP: axe-core is injected as a script, which the pages' CSP (script-src 'self') refuses.
-  page = await (await newContext(browser, { bypassCSP: true })).newPage();
+  page = await (await newContext(browser)).newPage();
 });
 after(async () => browser?.close());
 

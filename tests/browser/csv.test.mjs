@@ -4,7 +4,7 @@
 import { after, before } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import { apiOk, assertText, env, launch, newContext, shot, steps, tag, unlabelledControls, until } from "./helpers.mjs";
+import { apiOk, assertText, env, launch, newContext, shot, steps, tag, unlabelledControls, until, assertAccessible } from "./helpers.mjs";
 
 const T = tag();
 const S = {};
@@ -49,7 +49,7 @@ step("Commissions: Export CSV downloads the rows of the current filter", async (
   await dash.getByRole("heading", { name: `CSV ${T}`, level: 1 }).waitFor();
   await dash.getByRole("link", { name: "Commissions", exact: true }).click();
   await dash.getByRole("heading", { name: "Commissions", level: 2 }).waitFor();
-  const all = await download(dash.getByRole("button", { name: "Export commissions as CSV" }));
+  const all = await download(dash.getByRole("button", { name: "Export CSV of commissions" }));
   assert.match(all.name, /^commissions-\d{4}-\d{2}-\d{2}\.csv$/);
   const lines = all.text.split("\r\n");
   assert.match(lines[0], /^id,created_at,program_id,partner_id,partner_email,partner_name,kind,status/);
@@ -60,7 +60,7 @@ step("Commissions: Export CSV downloads the rows of the current filter", async (
   assert.ok(all.text.includes(",12345,123.45,"), all.text);
   await dash.getByLabel("Status").selectOption("approved");
   await until(async () => (await dash.locator("#commissions-list tbody tr").count()) === 1, "the approved filter");
-  const approved = await download(dash.getByRole("button", { name: "Export commissions as CSV" }));
+  const approved = await download(dash.getByRole("button", { name: "Export CSV of commissions" }));
   assert.equal(approved.text.split("\r\n").length, 3, approved.text);
   assert.ok(approved.text.includes(S.approved.id) && !approved.text.includes(S.bonus.id));
   await shot(dash, "csv-commissions-export");
@@ -69,7 +69,7 @@ step("Commissions: Export CSV downloads the rows of the current filter", async (
 step("Payouts: Export CSV answers the header when there are none", async () => {
   await dash.getByRole("link", { name: "Payouts", exact: true }).click();
   await dash.getByRole("heading", { name: "Payouts", level: 2 }).waitFor();
-  const p = await download(dash.getByRole("button", { name: "Export payouts as CSV" }));
+  const p = await download(dash.getByRole("button", { name: "Export CSV of payouts" }));
   assert.match(p.name, /^payouts-.*\.csv$/);
   assert.match(p.text, /^id,created_at,program_id,partner_id,partner_email,partner_name,status,currency,amount/);
 });
@@ -77,7 +77,7 @@ step("Payouts: Export CSV answers the header when there are none", async () => {
 step("Partners: Export CSV guards a formula-like name", async () => {
   await dash.getByRole("link", { name: "Partners", exact: true }).click();
   await dash.getByRole("heading", { name: "Partners", level: 2 }).waitFor();
-  const p = await download(dash.getByRole("button", { name: "Export partners as CSV" }));
+  const p = await download(dash.getByRole("button", { name: "Export CSV of partners" }));
   assert.ok(p.text.includes(",'=Omar,"), p.text);
   assert.ok(p.text.includes(`jane-${T}@partners.test,"Doe, Jane"`), p.text);
   assert.deepEqual(await unlabelledControls(dash), []);
@@ -102,6 +102,7 @@ step("Import partners: the dry-run report, then Confirm import", async () => {
   await assertText(report.locator('tr[data-row="4"]'), /Changes: country/);
   await until(async () => (await dash.evaluate(() => document.activeElement?.id)) === "import-preview", "focus on the preview");
   await shot(dash, "csv-import-dry-run");
+  await assertAccessible(dash, "csv-import-dry-run");
   // Nothing was written by the check.
   const before = await apiOk("GET", `/api/v1/programs/${S.program.id}/partners?limit=100`);
   assert.equal(before.data.length, 2);

@@ -161,12 +161,20 @@ const AXE = fs.readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url
 /** axe-core's WCAG 2.x A/AA rules on a page or frame: answers the serious and critical
  * violations, each as "rule-id: help (selectors)" so a failure names what to fix. */
 export async function axeViolations(frame) {
-  if (!(await frame.evaluate(() => typeof window.axe === "object"))) await frame.addScriptTag({ content: AXE });
+  // Evaluated through the DevTools protocol: the pages' CSP (script-src 'self') does not apply.
+  if (!(await frame.evaluate(() => typeof window.axe === "object"))) await frame.evaluate(AXE);
   const found = await frame.evaluate(async () => {
     const r = await window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] }, resultTypes: ["violations"] });
     return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5) }));
   });
   return found.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.join(", ")}`);
+}
+
+/** Fails with the page's serious and critical axe-core violations, if any. */
+export async function assertAccessible(frame, name) {
+  const v = await axeViolations(frame);
+  if (v.length && frame.screenshot) await shot(frame, `axe-${name}`);
+  if (v.length) throw new Error(`${name}: serious or critical accessibility violations:\n${v.join("\n")}`);
 }
 
 export const tag = () => Math.random().toString(36).slice(2, 10);

@@ -4,7 +4,7 @@
 // payout, then approves the rest with "Approve all": each is sent once through Stripe.
 import { after, before } from "node:test";
 import assert from "node:assert/strict";
-import { api, apiOk, assertText, clickId, deliverAccountUpdated, env, launch, newContext, shot, steps, stripeControl, tag, unlabelledControls, until } from "./helpers.mjs";
+import { api, apiOk, assertText, clickId, deliverAccountUpdated, env, launch, newContext, shot, steps, stripeControl, tag, unlabelledControls, until, assertAccessible } from "./helpers.mjs";
 
 const T = tag();
 const S = {}; // state shared by the steps, in order
@@ -113,6 +113,7 @@ step("Payouts: the run awaiting approval is one batch with totals per currency a
   await assertText(dash.locator(`#payouts-list tr[data-id="${S.run[S.ann.id].id}"]`), /Awaiting Approval/i);
   assert.deepEqual(await unlabelledControls(dash), []);
   await shot(dash, "60-payout-review-batch");
+  await assertAccessible(dash, "payout-review-batch");
 });
 
 step("Cancel one: its commissions go back to the balance; the batch updates in place", async () => {

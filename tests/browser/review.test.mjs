@@ -67,7 +67,7 @@ step("Needs review: the tab counts held commissions and lists them with readable
   await dash.getByRole("heading", { name: `Review ${T}`, level: 1 }).waitFor();
   const tab = dash.getByRole("link", { name: /^Needs review/ });
   assert.equal(await tab.locator(".count").textContent(), "3");
-  assert.equal(await tab.getAttribute("aria-label"), "Needs review (3 commissions)");
+  assert.equal(await tab.getAttribute("aria-label"), "Needs review 3 (commissions held)");
   await assertText(dash.locator(".review-notice"), /3 commissions are held by a fraud rule/);
   await shot(dash, "40-review-overview-notice");
   await tab.click();

@@ -59,7 +59,7 @@ step("Groups: the tab's empty state, then a group with a country modifier", asyn
   await form.getByLabel("Percentage of the sale (%)").fill("30");
   await form.getByLabel("Recurring").selectOption("forever");
   await form.getByLabel("Max commission per customer").fill("100");
-  await form.getByRole("button", { name: "Add modifier to sale rewards" }).click();
+  await form.getByRole("button", { name: "Add modifier for sales" }).click();
   // The new condition's field select has the focus; its ops follow the field.
   assert.equal(await dash.evaluate(() => document.activeElement?.id), "f-sale-m0-c0-field");
   await form.locator("#f-sale-m0-c0-field").selectOption("sale_amount");
@@ -235,7 +235,7 @@ step("Settings: the program's sale reward gets a cap and a modifier; the lead re
   await dash.getByRole("navigation", { name: "Program sections" }).getByRole("link", { name: "Settings" }).click();
   const form = dash.locator("form.program-form");
   await form.getByLabel("Max commissioned sales per customer").fill("3");
-  await form.getByRole("button", { name: "Add modifier to sale rewards" }).click();
+  await form.getByRole("button", { name: "Add modifier for sales" }).click();
   await form.locator("#f-sale-m0-c0-field").selectOption("metadata");
   await form.locator("#f-sale-m0-c0-key").fill("plan");
   await form.locator("#f-sale-m0-c0-op").selectOption("contains");

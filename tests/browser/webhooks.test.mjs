@@ -7,7 +7,7 @@ import { after, before } from "node:test";
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import http from "node:http";
-import { apiOk, assertText, clickId, env, escapeHtml, launch, newContext, shot, steps, tag, unlabelledControls, until } from "./helpers.mjs";
+import { apiOk, assertText, clickId, env, escapeHtml, launch, newContext, shot, steps, tag, unlabelledControls, until, assertAccessible } from "./helpers.mjs";
 
 const T = tag();
 const S = { received: [], answer: 500 }; // state shared by the steps, in order
@@ -150,6 +150,7 @@ step("a lead while the merchant's server answers 500: the delivery is pending wi
   assert.equal(await row.getAttribute("data-status"), "pending");
   await assertText(row, new RegExp(`lead\\.created[\\s\\S]*${S.eventId}[\\s\\S]*Pending[\\s\\S]*1[\\s\\S]*HTTP 500[\\s\\S]*Next`));
   await shot(dash, "webhooks-03-delivery-pending-500");
+  await assertAccessible(dash, "webhooks-deliveries");
 });
 
 step("the server is fixed: Resend delivers the same event now", async () => {

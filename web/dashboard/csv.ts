@@ -8,7 +8,7 @@ import { live, statusBadge, table } from "./ui";
 
 /** An "Export CSV" button: downloads `path()` (the page's current filters) as a file. */
 export function exportButton(ctx: Ctx, what: string, path: () => string): HTMLButtonElement {
-  const b = h("button", { type: "button", class: "secondary small export", "aria-label": `Export ${what} as CSV` }, "Export CSV");
+  const b = h("button", { type: "button", class: "secondary small export", "aria-label": `Export CSV of ${what}` }, "Export CSV");
   b.addEventListener("click", async () => {
     b.disabled = true;
     try {

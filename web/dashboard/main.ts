@@ -99,7 +99,8 @@ function setCount(link: HTMLElement, n: string): void {
   const badge = link.querySelector<HTMLElement>(".count")!;
   badge.textContent = n;
   badge.hidden = !n;
-  link.setAttribute("aria-label", n ? `Needs review (${n} ${n === "1" ? "commission" : "commissions"})` : "Needs review");
+  // The name starts with the visible text ("Needs review 3"), then says what the number counts.
+  link.setAttribute("aria-label", n ? `Needs review ${n} (${n === "1" ? "commission" : "commissions"} held)` : "Needs review");
 }
 
 async function programPage(c: Ctx, id: string, tab: string, sub: string | undefined, search: URLSearchParams): Promise<void> {
@@ -116,7 +117,7 @@ async function programPage(c: Ctx, id: string, tab: string, sub: string | undefi
     h(
       "nav",
       { class: "tabs", "aria-label": "Program sections" },
-      TABS.map(([t, text]) => h("a", { href: `#/programs/${program.id}${t ? `/${t}` : ""}`, "aria-current": t === tab ? "page" : null, id: `tab-${t || "overview"}` }, text, t === "review" ? h("span", { class: "count" }) : null)),
+      TABS.map(([t, text]) => h("a", { href: `#/programs/${program.id}${t ? `/${t}` : ""}`, "aria-current": t === tab ? "page" : null, id: `tab-${t || "overview"}` }, text, t === "review" ? [" ", h("span", { class: "count" })] : null)),
     ),
     body,
   );

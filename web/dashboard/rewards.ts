@@ -143,7 +143,7 @@ function modifiersEditor(kind: Kind, initial: RewardModifier[] | undefined, curr
   const titleKind = kind === "sale" ? "Sale" : "Lead";
   let mods: ModState[] = (initial ?? []).map((m) => modState(m, currency()));
   const list = h("div", { class: "modifiers" });
-  const add = button("Add modifier", "secondary small", `Add modifier to ${kind} rewards`);
+  const add = button("Add modifier", "secondary small", `Add modifier for ${kind}s`);
   const el = h(
     "fieldset",
     { class: "group field modifiers-group", "data-field": base },
