@@ -797,6 +797,10 @@ def clicks_section(res, out):
                 out(f"  every D1 call and KV read of the Worker while the redirect ran, its queue consumer "
                     f"included: {fmt_ratio(sums.get('d1_calls', 0), counted, 3)} D1 calls and "
                     f"{fmt_ratio(sums.get('kv_reads', 0), counted, 3)} KV reads per redirect")
+            if sums.get("click_sends"):
+                out(f"  queue calls: {sums['click_sends']:,} `sendBatch` calls carried {sums.get('clicks_queued', 0):,} clicks "
+                    f"({fmt_ratio(sums.get('clicks_queued', 0), sums['click_sends'], 1)} clicks per call; "
+                    f"{fmt_ratio(sums['click_sends'], counted, 3)} per redirect)")
         else:
             out("- per redirect D1 queries / KV reads: n/a (this build does not feed the redirect counters)")
     # (c) rows written and bytes per click.

@@ -3,6 +3,7 @@
 //! runs the cron (approvals and payouts).
 
 pub mod bot;
+pub mod click_buffer;
 pub mod clicks_queue;
 pub mod cron;
 pub mod email;

@@ -28,6 +28,8 @@ counters!(
     redirect_d1_queries,
     redirect_isolate_cache_hits,
     clicks_queued,
+    // Queue calls (`sendBatch`) that carried them.
+    click_sends,
     click_queue_failures,
     // The clicks consumer.
     click_batches,

@@ -1,22 +1,23 @@
 //! The hot path: `GET https://{branded-domain}/{key}` -> 302 to the destination with
 //! `refport_id` appended and the attribution cookie set. A warm isolate answers from memory,
 //! else KV; D1 only on a KV miss (see `store::link_cache`). The click leaves after the
-//! response (`ctx.wait_until`) as one message on the clicks queue, which a consumer writes to
-//! D1 in batches (`crate::clicks_queue`); with an `ANALYTICS` binding it is also a data point.
+//! response with the isolate's other clicks of the last few milliseconds, as one `sendBatch` on
+//! the clicks queue (`crate::click_buffer`), which a consumer writes to D1 in batches
+//! (`crate::clicks_queue`); with an `ANALYTICS` binding it is also a data point.
 //! The click id is signed (`refport_core::click_id`, v2): a lead presenting it is attributed
 //! before the queue has written the row, and it is the same for the same visitor (salted IP and
 //! user agent) on the same link in the same hour, so the consumer counts repeated visits once
 //! (the visitor still gets the redirect and a cookie that attributes). No log line on this path.
 
 use crate::bot;
+use crate::click_buffer;
 use crate::http::{headers, respond};
 use crate::metrics::{self, Counter};
 use crate::state::{self, now_ms, random, AppState};
-use crate::store::clicks::{self, NewClick};
+use crate::store::clicks::NewClick;
 use crate::store::link_cache::{self, CachedLink, Lookup};
 use refport_core::click::{attribution_cookie, classify, country, has_ad_click_id, referrer_host, sub_ids, Visit};
 use refport_core::click_id::{self, ClickFlags};
-use refport_core::crypto::hmac_sha256_hex;
 use refport_core::ids;
 use refport_core::link::{redirect_location, split_url};
 use worker::{Context, Env, Headers, Method, Request, Response};
@@ -141,7 +142,7 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
 
     let cf_country = req.cf().and_then(|cf| cf.country()).or(headers.get("cf-ipcountry")?);
     let [sub1, sub2, sub3] = subs;
-    let mut click = NewClick {
+    let click = NewClick {
         id: click_id,
         program_id: link.program_id,
         partner_id: link.partner_id,
@@ -160,21 +161,9 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         // sample, never the click.
         let _ = analytics_point(&dataset, &click);
     }
-    // The visitor hashes are computed after the response: nothing in it depends on them.
-    state::background(&env, &ctx, move |s| async move {
-        let salt = s.secrets.ip_hash_salt.as_ref().map(|k| k.bytes()).unwrap_or_default();
-        click.ip_hash = ip.map(|ip| visitor_hash(salt, &ip));
-        click.ua_hash = ua.map(|ua| visitor_hash(salt, &ua));
-        record(&s, click).await
-    });
+    // Sent after the response with the isolate's other clicks (`click_buffer`).
+    click_buffer::push(&env, &ctx, click_buffer::Pending { click, ip, ua });
     Ok(Response::empty()?.with_status(302).with_headers(out))
-}
-
-/// A salted visitor hash (IP or user agent): HMAC-SHA256, the first 128 bits in hex.
-fn visitor_hash(salt: &[u8], value: &str) -> String {
-    let mut h = hmac_sha256_hex(salt, value.as_bytes());
-    h.truncate(32);
-    h
 }
 
 /// The link behind `host/key` from KV, or D1 on a KV miss (refilling KV after the response);
@@ -204,26 +193,6 @@ async fn resolve(
     };
     link_cache::isolate_put(host, key, found.as_ref(), now);
     Ok(found)
-}
-
-/// Sends the click to the clicks queue. Without a `CLICKS` binding (a deployment that has not
-/// added the queue yet), or if the send fails, the click is written to D1 directly instead:
-/// it is never dropped for want of a queue.
-async fn record(state: &AppState, click: NewClick) {
-    let sent = match state.clicks_queue() {
-        Ok(q) => q.send(&click).await,
-        Err(e) => Err(e),
-    };
-    match sent {
-        Ok(()) => metrics::add(Counter::clicks_queued, 1),
-        Err(_) => {
-            metrics::add(Counter::click_queue_failures, 1);
-            let key = state.secrets.click_key();
-            if let Err(e) = clicks::insert_batch(&state.db, key.as_ref(), std::slice::from_ref(&click)).await {
-                worker::console_error!("click {} not recorded: {e}", click.id);
-            }
-        }
-    }
 }
 
 /// The click as a Workers Analytics Engine data point: blobs program, partner, link, country,

@@ -135,6 +135,28 @@ def test_clicks_arrive_in_batches_each_once_with_two_rows_written_per_click(work
         assert rollup_mismatches(c, p["id"]) == []
 
 
+def test_concurrent_clicks_leave_the_isolate_in_few_queue_calls_and_none_is_lost(worker):
+    """The redirect buffers its clicks for a few milliseconds (`click_buffer`): concurrent visits
+    share `sendBatch` calls, and every one is still written once, hashes included."""
+    from concurrent.futures import ThreadPoolExecutor
+    p, pn, link = setup_link(worker)
+    m0 = metrics(worker)
+    n = 60
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        ids = list(pool.map(lambda i: worker.click_id(link, ua=f"{BROWSER_UA} burst/{i}"), range(n)))
+    assert len(set(ids)) == n
+    assert wait_clicks(worker, link, n) == n
+    time.sleep(0.5)
+    m1 = metrics(worker)
+    d = {k: m1[k] - m0.get(k, 0) for k in m1}
+    assert d["clicks_queued"] == n and d["click_queue_failures"] == 0, d
+    assert 1 <= d["click_sends"] < n, f"every click was its own queue call: {d}"
+    rows = worker.rows("SELECT id, ip_hash, ua_hash FROM clicks WHERE link_id = ?", link["id"])
+    assert sorted(r["id"] for r in rows) == sorted(ids)
+    assert all(r["ip_hash"] and len(r["ua_hash"]) == 32 for r in rows), rows[:3]
+    assert len({r["ua_hash"] for r in rows}) == n  # each visitor's own user agent, hashed at flush time
+
+
 def _click(cid, link, at, **kw):
     return {"id": cid, "program_id": link["program_id"], "partner_id": link["partner_id"], "link_id": link["id"],
             "at": at, "country": None, "referrer_host": None, "ip_hash": None, "ua_hash": None, **kw}
