@@ -5,7 +5,9 @@ every stats endpoint, retention of raw clicks, the isolate link cache, and the m
 The queue runs inside `wrangler dev` (max_batch_timeout 5 s): click rows appear a few seconds
 after their redirects, so tests poll for them."""
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -13,7 +15,8 @@ from apihelpers import (assert_error, crockford, ok, rollup_mismatches, setup_li
                         wait_clicks)
 from test_one_click import v2_click_id
 
-from conftest import BROWSER_UA
+from conftest import (BROWSER_UA, Worker, dev_vars, free_port, quick_clicks, start_wrangler, stop_process,
+                      variant_config)
 
 LEAD, SALE, REFUND = "/api/v1/track/lead", "/api/v1/track/sale", "/api/v1/track/refund"
 DAY_MS = 86_400_000
@@ -138,7 +141,6 @@ def test_clicks_arrive_in_batches_each_once_with_two_rows_written_per_click(work
 def test_concurrent_clicks_leave_the_isolate_in_few_queue_calls_and_none_is_lost(worker):
     """The redirect buffers its clicks for a few milliseconds (`click_buffer`): concurrent visits
     share `sendBatch` calls, and every one is still written once, hashes included."""
-    from concurrent.futures import ThreadPoolExecutor
     p, pn, link = setup_link(worker)
     m0 = metrics(worker)
     n = 60
@@ -155,6 +157,40 @@ def test_concurrent_clicks_leave_the_isolate_in_few_queue_calls_and_none_is_lost
     assert sorted(r["id"] for r in rows) == sorted(ids)
     assert all(r["ip_hash"] and len(r["ua_hash"]) == 32 for r in rows), rows[:3]
     assert len({r["ua_hash"] for r in rows}) == n  # each visitor's own user agent, hashed at flush time
+
+
+@pytest.fixture(scope="module")
+def worker_without_clicks_queue(stripe_server, email_sink, tmp_path_factory):
+    """A deployment whose wrangler.toml has no CLICKS producer (one from before the queue)."""
+    persist = str(tmp_path_factory.mktemp("wrangler-no-clicks-queue"))
+    config = variant_config(os.path.join(persist, "wrangler.toml"),
+                            drop=lambda b: b.startswith("[[queues.producers]]") and 'binding = "CLICKS"' in b,
+                            edit=quick_clicks)
+    toml = open(config).read()
+    assert 'binding = "CLICKS"' not in toml and 'binding = "PAYOUTS"' in toml
+    proc, base = start_wrangler(persist, free_port(), free_port(), {"STRIPE_API_BASE": stripe_server,
+                                                                     "EMAIL_API_URL": email_sink.url}, config=config)
+    try:
+        yield Worker(base, persist, stripe_server, dev_vars(), email_sink)
+    finally:
+        stop_process(proc)
+
+
+def test_without_the_clicks_queue_buffered_clicks_go_to_d1_directly(worker_without_clicks_queue):
+    w = worker_without_clicks_queue
+    p, pn, link = setup_link(w)
+    m0 = metrics(w)
+    n = 30
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = list(pool.map(lambda i: w.click_id(link, ua=f"{BROWSER_UA} direct/{i}"), range(n)))
+    assert wait_clicks(w, link, n) == n
+    m1 = metrics(w)
+    d = {k: m1[k] - m0.get(k, 0) for k in m1}
+    assert d["click_queue_failures"] == n and d["clicks_queued"] == 0 and d.get("click_sends", 0) == 0, d
+    rows = w.rows("SELECT id, ua_hash FROM clicks WHERE link_id = ?", link["id"])
+    assert sorted(r["id"] for r in rows) == sorted(ids) and all(len(r["ua_hash"]) == 32 for r in rows)
+    [row] = w.rows("SELECT SUM(clicks) AS n FROM daily_stats WHERE link_id = ?", link["id"])
+    assert row["n"] == n
 
 
 def _click(cid, link, at, **kw):
