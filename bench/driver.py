@@ -545,7 +545,16 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
     def rp_metrics():
         return get_metrics(rp_port, admin)
 
-    def one(t, secs):
+    profile_wanted = os.environ.get("BENCH_PROFILE") == "1" and "redirect" in targets
+
+    def start_profile(secs):
+        """bench/profile.mjs on Refport's inspector for the round (BENCH_PROFILE=1)."""
+        bundles = sorted(glob.glob(os.path.join(ROOT, ".wrangler", "tmp", "dev-*", "index.js")), key=os.path.getmtime)
+        args = ["node", os.path.join(BENCH, "profile.mjs"), str(rp_insp), str(max(1, secs - 1)),
+                os.path.join(a.work, "redirect.cpuprofile")] + bundles[-1:]
+        return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def one(t, secs, profile=False):
         port, path, mode, headers, extra = specs[t]
         db = click_db.get(t)
         on_refport = port == rp_port
@@ -557,7 +566,14 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
         before = d1_visits(db) if db else None
         rows_before = d1_count(db, "clicks") if db else None
         ev_before = d1_count(rp_db, "events") if t == "sale" else None
+        prof = start_profile(secs) if profile else None
         r = run_wrk(port, path, secs, mode, headers, threads, conns, extra)
+        if prof:
+            stdout, stderr = prof.communicate(timeout=120)
+            try:
+                r["profile"] = json.loads(stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                log(f"profile failed: {stderr[-500:]}")
         if db:
             at_end = d1_visits(db)
             answered = r.get("statuses", {}).get("302", r["requests"])
@@ -588,6 +604,9 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
                 f"p99 {r['p99_us'] / 1000:7.2f} ms  errors {r['errors']}"
                 + (f"  clicks {r['clicks_total']} for {r.get('statuses', {}).get('302', 0)} 302s "
                    f"({r.get('sent', 0)} sent)" if "clicks_total" in r else ""))
+
+    # The profile gets a redirect run of its own after the timed rounds: sampling slows the isolate.
+    profile = one("redirect", seconds, profile=True).get("profile") if profile_wanted else None
 
     probes = {}
     if probe:
@@ -620,7 +639,8 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
         payout = payout_run(a, procs, ports, env, secrets, admin, n_payout)
     return {"info": info, "startup": startup, "runs": runs, "targets": targets,
             "d1": {"clicks": storage["clicks"], "click_bytes": storage["clicks_bytes"] and storage["clicks_bytes"]["bytes"]},
-            "storage": storage, "metrics_final": rp_final, "probes": probes, "payout": payout}
+            "storage": storage, "metrics_final": rp_final, "probes": probes, "payout": payout,
+            "profile": profile}
 
 
 def payout_run(a, procs, ports, env, secrets, admin, n):
@@ -863,6 +883,30 @@ def d1_round_trips(res, out):
             out(x)
 
 
+def profile_section(res, out):
+    prof = res.get("profile")
+    if not prof:
+        return
+    pct = lambda x: f"{100 * x['share']:.1f}%"
+    out("")
+    out("## Where the redirect's CPU goes (BENCH_PROFILE=1)")
+    out("")
+    out(f"V8's sampling profiler on Refport's isolate (wrangler's inspector) for {prof['seconds']} s of an "
+        f"extra, untimed redirect run after the rounds, {prof['samples']:,} samples (`bench/profile.mjs`; the `.cpuprofile` is in the "
+        f"work dir with BENCH_KEEP=1). Self time by category:")
+    out("")
+    for c in prof["categories"]:
+        out(f"- {pct(c)} {c['name']}")
+    out("")
+    out("Top wasm functions (names only on a build that keeps them): "
+        + "; ".join(f"{pct(w)} `{w['name'][:80]}`" for w in prof["wasm"]))
+    out("")
+    out("Top JavaScript glue (self time, function @ line of wrangler's bundle):")
+    out("")
+    for j in prof["js"]:
+        out(f"- {pct(j)} `{j['name'][:120]}`")
+
+
 def payout_section(res, out):
     p = res.get("payout")
     if not p:
@@ -973,6 +1017,7 @@ def report(res):
 
     clicks_section(res, out)
     d1_round_trips(res, out)
+    profile_section(res, out)
     payout_section(res, out)
 
     # D1 write numbers for the scale note.
