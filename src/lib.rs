@@ -1,5 +1,5 @@
 //! Refport's Worker shell: adapters around the pure core (`refport-core`).
-//! `fetch` routes to the JSON API (`/api/v1/...`) or the branded-link redirect; `scheduled`
+//! `fetch` answers warm redirects at once and routes the rest to the JSON API (`/api/v1/...`) or the branded-link redirect; `scheduled`
 //! runs the cron (approvals and payouts).
 
 pub mod bot;
@@ -20,22 +20,60 @@ pub mod store;
 pub mod stripe;
 pub mod webhook_delivery;
 
-use worker::{event, Context, Env, MessageBatch, Request, Response, Result, ScheduleContext, ScheduledEvent};
+use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsValue};
+use worker::{
+    event, Context, Env, IntoResponse, MessageBatch, Request, Response, Result, ScheduleContext, ScheduledEvent,
+};
 
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+/// The fetch entry (what the `fetch` event attribute would generate, by hand): a redirect whose
+/// link the isolate has cached is answered synchronously, the `Response` returned as is (no
+/// future, no promise, no microtask on the hottest path); every other request runs as a future,
+/// as before.
+#[wasm_bindgen]
+pub fn fetch(req: worker::web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
+    let ctx = Context::new(ctx);
+    let req = Request::from(req);
     let path = req.path();
+    if !app_path(&path) {
+        if let Some(answer) = redirect::warm(&req, &env, &ctx) {
+            return into_js(answer);
+        }
+    }
+    worker::wasm_bindgen_futures::future_to_promise(async move { Ok(into_js(route(req, env, ctx, path).await)) }).into()
+}
+
+/// Paths the Worker serves itself, never a branded link's key.
+fn app_path(path: &str) -> bool {
+    path.starts_with("/api/") || path == "/refport.js" || path.starts_with("/embed/")
+}
+
+async fn route(req: Request, env: Env, ctx: Context, path: String) -> Response {
     if path.starts_with("/api/") {
-        return Ok(http::handle(req, env, ctx, state::now_ms()).await);
+        return http::handle(req, env, ctx, state::now_ms()).await;
     }
     if path == "/refport.js" {
-        return Ok(pages::click_script());
+        return pages::click_script();
     }
     // The partner portal's iframe page (`/embed/referrals`): the URL merchants embed, kept stable.
     if path.starts_with("/embed/") {
-        return Ok(pages::portal(req, env).await);
+        return pages::portal(req, env).await;
     }
-    Ok(redirect::handle(req, env, ctx).await)
+    redirect::handle(req, env, ctx).await
+}
+
+fn into_js(r: Response) -> JsValue {
+    match r.into_raw() {
+        Ok(raw) => raw.into(),
+        Err(e) => {
+            let e: Box<dyn std::error::Error> = e.into();
+            worker::console_error!("response: {e}");
+            let init = worker::web_sys::ResponseInit::new();
+            init.set_status(500);
+            worker::web_sys::Response::new_with_opt_str_and_init(Some("Internal Server Error"), &init)
+                .map(JsValue::from)
+                .unwrap_or(JsValue::NULL)
+        }
+    }
 }
 
 #[event(start)]

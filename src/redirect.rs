@@ -29,11 +29,40 @@ const NOT_FOUND_PAGE: &str = "<!doctype html><meta charset=utf-8><title>Link not
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     match serve(req, env, ctx).await {
         Ok(r) => r,
-        Err(e) => {
-            worker::console_error!("redirect: {e}");
-            plain(503, "Service temporarily unavailable")
-        }
+        Err(e) => failed(e),
     }
+}
+
+/// A redirect answered by the isolate alone, its link in the isolate's cache: no future, no
+/// promise, no microtask (`crate::fetch` returns the response as is). `None`: the link must be
+/// resolved first (KV, D1), which `handle` does.
+pub fn warm(req: &Request, env: &Env, ctx: &Context) -> Option<Response> {
+    let step = || -> worker::Result<Option<Response>> {
+        let (url, host) = match parse(req)? {
+            Ok(found) => found,
+            Err(answer) => return Ok(Some(answer)),
+        };
+        let (path, query) = split_url(&url);
+        let now = now_ms();
+        let Some(cached) = link_cache::isolate_get(&host, key_of(path), now) else {
+            return Ok(None);
+        };
+        metrics::add(Counter::redirects, 1);
+        metrics::add(Counter::redirect_isolate_cache_hits, 1);
+        match cached {
+            Some(link) => answer(req, env, ctx, link, query, now).map(Some),
+            None => Ok(Some(not_found())),
+        }
+    };
+    match step() {
+        Ok(answer) => answer,
+        Err(e) => Some(failed(e)),
+    }
+}
+
+fn failed(e: worker::Error) -> Response {
+    worker::console_error!("redirect: {e}");
+    plain(503, "Service temporarily unavailable")
 }
 
 fn plain(status: u16, text: &str) -> Response {
@@ -58,26 +87,36 @@ fn is_key(k: &str) -> bool {
         && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+/// The request's URL and host when it is a redirect's (GET or HEAD of a well-formed key on a
+/// host); otherwise the answer (405, 404).
+fn parse(req: &Request) -> worker::Result<Result<(String, String), Response>> {
     // The raw method: workers-rs reads methods it does not know (QUERY, TRACE...) as GET.
     let raw = req.inner().method();
     if raw != "GET" && raw != "HEAD" {
-        return Ok(plain(405, "Method not allowed"));
+        return Ok(Err(plain(405, "Method not allowed")));
     }
-    let method = req.method();
-    // One read of the URL, split here (no URL parser on the hot path): the key is the path
-    // after its `/`, the query what follows `?`.
+    // One read of the URL, split by the callers (no URL parser on the hot path): the key is the
+    // path after its `/`, the query what follows `?`.
     let url = req.inner().url();
-    let (path, query) = split_url(&url);
-    let key = path.strip_prefix('/').unwrap_or("");
-    let headers = req.headers();
-    let host = headers.get("host")?.unwrap_or_default();
+    let host = req.headers().get("host")?.unwrap_or_default();
     let host = host.split(':').next().unwrap_or("").to_ascii_lowercase();
-    if !is_key(key) || host.is_empty() {
-        return Ok(not_found());
+    if !is_key(key_of(split_url(&url).0)) || host.is_empty() {
+        return Ok(Err(not_found()));
     }
-    // A warm redirect needs no binding: only the isolate's secrets (the click id's key).
-    let (secrets, _) = state::settings(&env);
+    Ok(Ok((url, host)))
+}
+
+fn key_of(path: &str) -> &str {
+    path.strip_prefix('/').unwrap_or("")
+}
+
+async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let (url, host) = match parse(&req)? {
+        Ok(found) => found,
+        Err(answer) => return Ok(answer),
+    };
+    let (path, query) = split_url(&url);
+    let key = key_of(path);
     let now = now_ms();
     metrics::add(Counter::redirects, 1);
     let link = match link_cache::isolate_get(&host, key, now) {
@@ -94,7 +133,23 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
             None => return Ok(not_found()),
         },
     };
+    answer(&req, &env, &ctx, link, query, now)
+}
 
+/// The 302 for a live link: the bot filter, the click id, the cookie; the click buffered for the
+/// queue (`click_buffer`). Nothing here waits.
+fn answer(
+    req: &Request,
+    env: &Env,
+    ctx: &Context,
+    link: CachedLink,
+    query: Option<&str>,
+    now: i64,
+) -> worker::Result<Response> {
+    let method = req.method();
+    let headers = req.headers();
+    // The click id's key: read once per isolate, like every secret.
+    let (secrets, _) = state::settings(env);
     // The partner's sub-IDs (`sub1`..`sub3`): forwarded and stored; the click URL's other
     // parameters are neither.
     let subs = query.map(sub_ids).unwrap_or_default();
@@ -102,11 +157,8 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     let out = Headers::new();
     out.set("cache-control", "private, no-store")?;
     out.set("referrer-policy", "no-referrer-when-downgrade")?;
-    let visit = Visit {
-        method_is_get: method == Method::Get,
-        user_agent: ua.as_deref(),
-        verified_bot: bot::verified_bot(&req),
-    };
+    let visit =
+        Visit { method_is_get: method == Method::Get, user_agent: ua.as_deref(), verified_bot: bot::verified_bot(req) };
     if classify(visit, bot::on_bot_list).is_err() || !link.attributable {
         // Redirected (with its sub-IDs), not counted, no cookie.
         out.set("location", &redirect_location(&link.url, None, &subs))?;
@@ -156,13 +208,13 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         sub2,
         sub3,
     };
-    if let Some(dataset) = state::analytics(&env) {
+    if let Some(dataset) = state::analytics(env) {
         // Not awaited and never blocking: a failed data point costs the merchant a dashboard
         // sample, never the click.
         let _ = analytics_point(&dataset, &click);
     }
     // Sent after the response with the isolate's other clicks (`click_buffer`).
-    click_buffer::push(&env, &ctx, click_buffer::Pending { click, ip, ua });
+    click_buffer::push(env, ctx, click_buffer::Pending { click, ip, ua });
     Ok(Response::empty()?.with_status(302).with_headers(out))
 }
 
