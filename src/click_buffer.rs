@@ -40,15 +40,21 @@ thread_local! {
     static BUFFER: RefCell<Vec<Pending>> = const { RefCell::new(Vec::new()) };
 }
 
+/// A buffer whose first click is this old (milliseconds) lost its flush (its request's
+/// background work could not start): the next click schedules another.
+const STALE_MS: i64 = 1_000;
+
 /// Buffers a counted click. The first click of a buffer schedules its flush after
-/// `FLUSH_AFTER_MS`; a full buffer is flushed at once (in this request's `wait_until`).
+/// `FLUSH_AFTER_MS` (and so does a click finding the buffer stale); a full buffer is flushed at
+/// once (in this request's `wait_until`).
 pub fn push(env: &Env, ctx: &Context, p: Pending) {
-    let len = BUFFER.with(|b| {
+    let at = p.click.at;
+    let (len, oldest) = BUFFER.with(|b| {
         let mut b = b.borrow_mut();
         b.push(p);
-        b.len()
+        (b.len(), b.first().map_or(at, |f| f.click.at))
     });
-    if len == 1 {
+    if len == 1 || at - oldest > STALE_MS {
         state::background(env, ctx, |s| async move {
             worker::Delay::from(Duration::from_millis(FLUSH_AFTER_MS)).await;
             flush(&s).await
