@@ -1,6 +1,6 @@
 //! Refport's Worker shell: adapters around the pure core (`refport-core`).
-//! `fetch` answers warm redirects at once and routes the rest to the JSON API (`/api/v1/...`) or the branded-link redirect; `scheduled`
-//! runs the cron (approvals and payouts).
+//! `fetch` answers warm redirects at once and routes the rest to the JSON API (`/api/v1/...`)
+//! or the branded-link redirect; `scheduled` runs the cron (approvals and payouts).
 
 pub mod bot;
 pub mod click_buffer;
