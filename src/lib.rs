@@ -2,10 +2,10 @@
 //! `fetch` answers warm redirects at once and routes the rest to the JSON API (`/api/v1/...`)
 //! or the branded-link redirect; `scheduled` runs the cron (approvals and payouts).
 
-pub mod bot;
 pub mod click_buffer;
 pub mod clicks_queue;
 pub mod cron;
+pub mod edge;
 pub mod email;
 pub mod email_lists;
 pub mod http;
@@ -21,6 +21,7 @@ pub mod stripe;
 pub mod webhook_delivery;
 
 use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsValue};
+use worker::wasm_bindgen_futures::future_to_promise;
 use worker::{
     event, Context, Env, IntoResponse, MessageBatch, Request, Response, Result, ScheduleContext, ScheduledEvent,
 };
@@ -32,17 +33,19 @@ use worker::{
 #[wasm_bindgen]
 pub fn fetch(req: worker::web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
     let ctx = Context::new(ctx);
-    let req = Request::from(req);
-    let path = req.path();
-    if !app_path(&path) {
-        if let Some(answer) = redirect::warm(&req, &env, &ctx) {
-            return into_js(answer);
+    let target = edge::Target::read(&req);
+    let path = target.path();
+    if !app_path(path) {
+        if let Some(answer) = redirect::warm(&req, &target, &env, &ctx) {
+            return answer;
         }
+        return future_to_promise(async move { Ok(redirect::handle(req, target, env, ctx).await) }).into();
     }
-    worker::wasm_bindgen_futures::future_to_promise(async move { Ok(into_js(route(req, env, ctx, path).await)) }).into()
+    let path = path.to_string();
+    let req = Request::from(req);
+    future_to_promise(async move { Ok(into_js(route(req, env, ctx, path).await)) }).into()
 }
 
-/// Paths the Worker serves itself, never a branded link's key.
 fn app_path(path: &str) -> bool {
     path.starts_with("/api/") || path == "/refport.js" || path.starts_with("/embed/")
 }
@@ -55,13 +58,10 @@ async fn route(req: Request, env: Env, ctx: Context, path: String) -> Response {
         return pages::click_script();
     }
     // The partner portal's iframe page (`/embed/referrals`): the URL merchants embed, kept stable.
-    if path.starts_with("/embed/") {
-        return pages::portal(req, env).await;
-    }
-    redirect::handle(req, env, ctx).await
+    pages::portal(req, env).await
 }
 
-fn into_js(r: Response) -> JsValue {
+pub(crate) fn into_js(r: Response) -> JsValue {
     match r.into_raw() {
         Ok(raw) => raw.into(),
         Err(e) => {

@@ -9,25 +9,28 @@
 //! user agent) on the same link in the same hour, so the consumer counts repeated visits once
 //! (the visitor still gets the redirect and a cookie that attributes). No log line on this path.
 
-use crate::bot;
 use crate::click_buffer;
+use crate::edge::{self, Method, Target, Visit};
 use crate::http::{headers, respond};
+use crate::into_js;
 use crate::metrics::{self, Counter};
 use crate::state::{self, now_ms, random, AppState};
 use crate::store::clicks::NewClick;
 use crate::store::link_cache::{self, CachedLink, Lookup};
-use refport_core::click::{attribution_cookie, classify, country, has_ad_click_id, referrer_host, sub_ids, Visit};
+use refport_core::click::{self, attribution_cookie, classify, country, has_ad_click_id, referrer_host, sub_ids};
 use refport_core::click_id::{self, ClickFlags};
 use refport_core::ids;
-use refport_core::link::{redirect_location, split_url};
-use worker::{Context, Env, Headers, Method, Request, Response};
+use refport_core::link::redirect_location;
+use wasm_bindgen::JsValue;
+use worker::{web_sys, Context, Env, Response};
 
 const NOT_FOUND_PAGE: &str = "<!doctype html><meta charset=utf-8><title>Link not found</title>\
 <body style=\"font:16px system-ui;margin:4rem auto;max-width:32rem;color:#1f2937\">\
 <h1>Link not found</h1><p>This referral link does not exist or was removed.</p>";
 
-pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
-    match serve(req, env, ctx).await {
+/// A redirect whose link the isolate has not cached (or not a redirect at all: 405, 404).
+pub async fn handle(req: web_sys::Request, target: Target, env: Env, ctx: Context) -> JsValue {
+    match serve(&req, &target, env, ctx).await {
         Ok(r) => r,
         Err(e) => failed(e),
     }
@@ -36,21 +39,20 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
 /// A redirect answered by the isolate alone, its link in the isolate's cache: no future, no
 /// promise, no microtask (`crate::fetch` returns the response as is). `None`: the link must be
 /// resolved first (KV, D1), which `handle` does.
-pub fn warm(req: &Request, env: &Env, ctx: &Context) -> Option<Response> {
-    let step = || -> worker::Result<Option<Response>> {
-        let (url, host) = match parse(req)? {
-            Ok(found) => found,
+pub fn warm(req: &web_sys::Request, target: &Target, env: &Env, ctx: &Context) -> Option<JsValue> {
+    let step = || -> worker::Result<Option<JsValue>> {
+        let key = match parse(target) {
+            Ok(key) => key,
             Err(answer) => return Ok(Some(answer)),
         };
-        let (path, query) = split_url(&url);
         let now = now_ms();
-        let Some(cached) = link_cache::isolate_get(&host, key_of(path), now) else {
+        let Some(cached) = link_cache::isolate_get(&target.host, key, now) else {
             return Ok(None);
         };
         metrics::add(Counter::redirects, 1);
         metrics::add(Counter::redirect_isolate_cache_hits, 1);
         match cached {
-            Some(link) => answer(req, env, ctx, link, query, now).map(Some),
+            Some(link) => answer(req, target, env, ctx, link, now).map(Some),
             None => Ok(Some(not_found())),
         }
     };
@@ -60,16 +62,24 @@ pub fn warm(req: &Request, env: &Env, ctx: &Context) -> Option<Response> {
     }
 }
 
-fn failed(e: worker::Error) -> Response {
+fn failed(e: worker::Error) -> JsValue {
     worker::console_error!("redirect: {e}");
     plain(503, "Service temporarily unavailable")
 }
 
-fn plain(status: u16, text: &str) -> Response {
-    respond(status, headers(&[("content-type", "text/plain; charset=utf-8"), ("cache-control", "no-store")]), text)
+fn plain(status: u16, text: &str) -> JsValue {
+    into_js(respond(
+        status,
+        headers(&[("content-type", "text/plain; charset=utf-8"), ("cache-control", "no-store")]),
+        text,
+    ))
 }
 
-fn not_found() -> Response {
+fn not_found() -> JsValue {
+    into_js(not_found_page())
+}
+
+fn not_found_page() -> Response {
     respond(
         404,
         headers(&[("content-type", "text/html; charset=utf-8"), ("cache-control", "no-store")]),
@@ -87,39 +97,29 @@ fn is_key(k: &str) -> bool {
         && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The request's URL and host when it is a redirect's (GET or HEAD of a well-formed key on a
-/// host); otherwise the answer (405, 404).
-fn parse(req: &Request) -> worker::Result<Result<(String, String), Response>> {
-    // The raw method: workers-rs reads methods it does not know (QUERY, TRACE...) as GET.
-    let raw = req.inner().method();
-    if raw != "GET" && raw != "HEAD" {
-        return Ok(Err(plain(405, "Method not allowed")));
+/// The link's key when the request is a redirect's (GET or HEAD of a well-formed key on a
+/// host); otherwise the answer (405, 404). No URL parser on the hot path: the key is the path
+/// after its `/`.
+fn parse(target: &Target) -> Result<&str, JsValue> {
+    if target.method == Method::Other {
+        return Err(plain(405, "Method not allowed"));
     }
-    // One read of the URL, split by the callers (no URL parser on the hot path): the key is the
-    // path after its `/`, the query what follows `?`.
-    let url = req.inner().url();
-    let host = req.headers().get("host")?.unwrap_or_default();
-    let host = host.split(':').next().unwrap_or("").to_ascii_lowercase();
-    if !is_key(key_of(split_url(&url).0)) || host.is_empty() {
-        return Ok(Err(not_found()));
+    let key = target.path().strip_prefix('/').unwrap_or("");
+    if !is_key(key) || target.host.is_empty() {
+        return Err(not_found());
     }
-    Ok(Ok((url, host)))
+    Ok(key)
 }
 
-fn key_of(path: &str) -> &str {
-    path.strip_prefix('/').unwrap_or("")
-}
-
-async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let (url, host) = match parse(&req)? {
-        Ok(found) => found,
+async fn serve(req: &web_sys::Request, target: &Target, env: Env, ctx: Context) -> worker::Result<JsValue> {
+    let key = match parse(target) {
+        Ok(key) => key,
         Err(answer) => return Ok(answer),
     };
-    let (path, query) = split_url(&url);
-    let key = key_of(path);
+    let host = target.host.as_str();
     let now = now_ms();
     metrics::add(Counter::redirects, 1);
-    let link = match link_cache::isolate_get(&host, key, now) {
+    let link = match link_cache::isolate_get(host, key, now) {
         Some(Some(l)) => {
             metrics::add(Counter::redirect_isolate_cache_hits, 1);
             l
@@ -128,45 +128,37 @@ async fn serve(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
             metrics::add(Counter::redirect_isolate_cache_hits, 1);
             return Ok(not_found());
         }
-        None => match resolve(&AppState::load(&env)?, &ctx, &host, key, now).await? {
+        None => match resolve(&AppState::load(&env)?, &ctx, host, key, now).await? {
             Some(l) => l,
             None => return Ok(not_found()),
         },
     };
-    answer(&req, &env, &ctx, link, query, now)
+    answer(req, target, &env, &ctx, link, now)
 }
 
 /// The 302 for a live link: the bot filter, the click id, the cookie; the click buffered for the
 /// queue (`click_buffer`). Nothing here waits.
 fn answer(
-    req: &Request,
+    req: &web_sys::Request,
+    target: &Target,
     env: &Env,
     ctx: &Context,
     link: CachedLink,
-    query: Option<&str>,
     now: i64,
-) -> worker::Result<Response> {
-    let method = req.method();
-    let headers = req.headers();
+) -> worker::Result<JsValue> {
+    let query = target.query();
+    let Visit { user_agent: ua, ip, referer, country: cf_country, verified_bot, on_bot_list } = Visit::read(req);
     // The click id's key: read once per isolate, like every secret.
     let (secrets, _) = state::settings(env);
     // The partner's sub-IDs (`sub1`..`sub3`): forwarded and stored; the click URL's other
-    // parameters are neither.
+    // parameters are neither. Only a GET counts (parse let GET and HEAD through).
     let subs = query.map(sub_ids).unwrap_or_default();
-    let ua = headers.get("user-agent")?;
-    let out = Headers::new();
-    out.set("cache-control", "private, no-store")?;
-    out.set("referrer-policy", "no-referrer-when-downgrade")?;
-    let visit =
-        Visit { method_is_get: method == Method::Get, user_agent: ua.as_deref(), verified_bot: bot::verified_bot(req) };
-    if classify(visit, bot::on_bot_list).is_err() || !link.attributable {
+    let visit = click::Visit { method_is_get: target.method == Method::Get, user_agent: ua.as_deref(), verified_bot };
+    if classify(visit, |_| on_bot_list).is_err() || !link.attributable {
         // Redirected (with its sub-IDs), not counted, no cookie.
-        out.set("location", &redirect_location(&link.url, None, &subs))?;
-        return Ok(Response::empty()?.with_status(302).with_headers(out));
+        return Ok(edge::redirect(&redirect_location(&link.url, None, &subs), None));
     }
 
-    let ip = headers.get("cf-connecting-ip")?;
-    let referer = headers.get("referer")?;
     let referrer = referrer_host(referer.as_deref());
     let click_id = match secrets.click_key() {
         // The same visitor on the same link within the same hour (with the same flags) gets the
@@ -189,10 +181,8 @@ fn answer(
         // no click id (and no cookie) from a failed random source.
         None => ids::new_id(ids::CLICK, now, random::<10>()?),
     };
-    out.set("location", &redirect_location(&link.url, Some(&click_id), &subs))?;
-    out.set("set-cookie", &attribution_cookie(&click_id, link.window_days, link.cookie_domain.as_deref()))?;
-
-    let cf_country = req.cf().and_then(|cf| cf.country()).or(headers.get("cf-ipcountry")?);
+    let location = redirect_location(&link.url, Some(&click_id), &subs);
+    let cookie = attribution_cookie(&click_id, link.window_days, link.cookie_domain.as_deref());
     let [sub1, sub2, sub3] = subs;
     let click = NewClick {
         id: click_id,
@@ -215,7 +205,7 @@ fn answer(
     }
     // Sent after the response with the isolate's other clicks (`click_buffer`).
     click_buffer::push(env, ctx, click_buffer::Pending { click, ip, ua });
-    Ok(Response::empty()?.with_status(302).with_headers(out))
+    Ok(edge::redirect(&location, Some(&cookie)))
 }
 
 /// The link behind `host/key` from KV, or D1 on a KV miss (refilling KV after the response);

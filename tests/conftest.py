@@ -52,6 +52,10 @@ def wrangler_env():
     env["PATH"] = os.path.join(ROOT, "node_modules", ".bin") + os.pathsep + env["PATH"]
     env["REFPORT_SKIP_BUILD"] = "1"
     env["WRANGLER_SEND_METRICS"] = "false"
+    # request.cf from miniflare's built-in stand-in (country "US", botManagement.verifiedBot
+    # false), not the cf.json it would otherwise fetch from workers.cloudflare.com: the same on
+    # every machine, online or not.
+    env["CLOUDFLARE_CF_FETCH_ENABLED"] = "false"
     return env
 
 
@@ -299,8 +303,8 @@ def quick_clicks(block):
     return block
 
 
-def start_wrangler(persist, port, inspector, extra_vars, apply_migrations=True, config=None):
-    env = wrangler_env()
+def start_wrangler(persist, port, inspector, extra_vars, apply_migrations=True, config=None, extra_env=None):
+    env = wrangler_env() | (extra_env or {})
     if apply_migrations:
         migrate(persist, config=config)
     args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", str(port), "--inspector-port", str(inspector),

@@ -14,8 +14,8 @@ import os
 import pytest
 import requests
 
-from apihelpers import setup_link
-from conftest import ROOT
+from apihelpers import setup_link, wait_clicks
+from conftest import BROWSER_UA, ROOT, Worker, dev_vars, free_port, start_wrangler, stop_process
 
 NODE_MODULES = os.path.join(ROOT, "node_modules")
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "social_user_agents.json")
@@ -93,3 +93,35 @@ def test_scripts_and_head_requests_are_not_clicks(worker, counted):
     for no_ua in (None, ""):  # None: no header at all
         r = requests.get(url, headers={"Host": link["domain"], "User-Agent": no_ua}, allow_redirects=False, timeout=30)
         assert r.status_code == 302 and "refport_id=" not in r.headers["Location"], repr(no_ua)
+
+
+@pytest.fixture(scope="module")
+def worker_behind_bot_management(stripe_server, email_sink, tmp_path_factory):
+    """A Worker whose requests carry the `cf` object of a zone with Bot Management, where
+    Cloudflare has verified the client as a bot (miniflare reads `request.cf` from
+    CLOUDFLARE_CF_FETCH_PATH)."""
+    persist = str(tmp_path_factory.mktemp("wrangler-verified-bot"))
+    cf = os.path.join(persist, "cf.json")
+    with open(cf, "w") as f:
+        json.dump({"country": "NZ", "colo": "AKL", "botManagement": {"verifiedBot": True, "score": 1}}, f)
+    proc, base = start_wrangler(persist, free_port(), free_port(),
+                                {"STRIPE_API_BASE": stripe_server, "EMAIL_API_URL": email_sink.url},
+                                extra_env={"CLOUDFLARE_CF_FETCH_ENABLED": "true", "CLOUDFLARE_CF_FETCH_PATH": cf})
+    try:
+        yield Worker(base, persist, stripe_server, dev_vars(), email_sink)
+    finally:
+        stop_process(proc)
+
+
+def test_a_bot_verified_by_cloudflare_is_redirected_uncounted_even_with_a_browser_user_agent(
+        worker_behind_bot_management, worker):
+    w = worker_behind_bot_management
+    for target in (w, worker):  # the same visit, without Bot Management's verdict, is a click
+        _p, _pn, link = setup_link(target)
+        r = requests.get(f"{target.base}/{link['key']}", headers={"Host": link["domain"], "User-Agent": BROWSER_UA},
+                         allow_redirects=False, timeout=30)
+        assert r.status_code == 302
+        verified = target is w
+        assert ("refport_id=" in r.headers["Location"]) is not verified, r.headers["Location"]
+        assert ("Set-Cookie" in r.headers) is not verified
+        assert wait_clicks(target, link, 0 if verified else 1) == (0 if verified else 1)

@@ -165,7 +165,12 @@ def test_click_ids_look_unguessable(worker):
 def test_click_stores_salted_hashes_not_raw_ip_or_ua(worker):
     p, pn, link = setup_link(worker)
     ua = BROWSER_UA + " refport-test"
-    r = worker.click(link, ua=ua, headers={"CF-Connecting-IP": "203.0.113.7", "Referer": "https://News.example.test/item?id=1"})
+    # CF-IPCountry is the fallback: request.cf.country (miniflare's stand-in: "US") comes first.
+    r = worker.click(
+        link,
+        ua=ua,
+        headers={"CF-Connecting-IP": "203.0.113.7", "Referer": "https://News.example.test/item?id=1", "CF-IPCountry": "DE"},
+    )
     cid = click_id_of(r)
     assert wait_clicks(worker, link, 1) == 1
     [row] = worker.rows("SELECT * FROM clicks WHERE id = ?", cid)
@@ -175,6 +180,7 @@ def test_click_stores_salted_hashes_not_raw_ip_or_ua(worker):
     assert row["ip_hash"] == hmac_hex(salt, "203.0.113.7")
     assert row["ua_hash"] == hmac_hex(salt, ua)
     assert row["referrer_host"] == "news.example.test"
+    assert row["country"] == "US"
     stored = json.dumps(row)
     for raw in ("127.0.0.1", "203.0.113.7", ua, "Mozilla"):
         assert raw not in stored
