@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -39,13 +40,15 @@ REPLAY_INVOICE = "inv_bench_replay"
 # target name -> (label, what it measures)
 LABELS = {
     "L": "baseline L: constant 302",
+    "W": "baseline W: constant 302 from Rust/wasm",
+    "W+assets": "W behind Refport's [assets] routing",
     "J": "baseline J: JS KV + cookie + 302",
     "J+click": "J + D1 click via waitUntil",
     "redirect": "Refport redirect GET /{key}",
     "sale": "track/sale, unique invoice",
     "sale-replay": "track/sale, replayed invoice",
 }
-ORDER = ["L", "J", "J+click", "redirect", "sale", "sale-replay"]
+ORDER = ["L", "W", "W+assets", "J", "J+click", "redirect", "sale", "sale-replay"]
 
 
 def log(msg):
@@ -203,6 +206,44 @@ def start_dev(procs, name, port, inspector, persist, env, config=None, extra=())
     p = procs.spawn(name, args, env)
     p.bench_t0 = t0
     return p
+
+
+def refport_config(work):
+    """Refport's wrangler.toml for the bench: absolute paths, no `[build]` (run.sh has built it)
+    and no `[assets]`. On Cloudflare the static-assets routing runs before the Worker is invoked,
+    outside its isolate; under `wrangler dev` miniflare runs it as two more JavaScript Workers in
+    the same workerd process as everything else. Refport is measured without that local layer,
+    as baselines L and J are; target W+assets measures what the layer costs (README)."""
+    toml = open(os.path.join(ROOT, "wrangler.toml")).read()
+    blocks = [b for b in re.split(r"\n(?=\[)", toml) if not b.startswith(("[build]", "[assets]"))]
+    toml = "\n".join(blocks)
+    for old, new in (('main = "build/index.js"', f'main = "{ROOT}/build/index.js"'),
+                     ('migrations_dir = "migrations"', f'migrations_dir = "{ROOT}/migrations"')):
+        if old not in toml:
+            raise RuntimeError(f"wrangler.toml: expected {old}")
+        toml = toml.replace(old, new)
+    d = os.path.join(work, "refport-config")
+    os.makedirs(d)
+    with open(os.path.join(d, "wrangler.toml"), "w") as f:
+        f.write(toml)
+    shutil.copyfile(os.path.join(ROOT, ".dev.vars"), os.path.join(d, ".dev.vars"))  # secrets, read beside the config
+    return os.path.join(d, "wrangler.toml")
+
+
+def assets_variant(w_config, out):
+    """Baseline W's wrangler.toml with Refport's `[assets]` section (wrangler.toml), paths made
+    absolute: the same Worker, reached through the static-assets routing Refport's requests take."""
+    root_toml = open(os.path.join(ROOT, "wrangler.toml")).read()
+    m = re.search(r"^\[assets\]\n(?:[^\[\n].*\n|\n)*", root_toml, re.M)
+    if not m:
+        raise RuntimeError("wrangler.toml has no [assets] section")
+    assets = re.sub(r'^directory = "\./?([^"]*)"', lambda d: f'directory = "{os.path.join(ROOT, d.group(1))}"', m.group(0),
+                    flags=re.M)
+    text = open(w_config).read().replace('main = "build/index.js"',
+                                         f'main = "{os.path.join(os.path.dirname(w_config), "build", "index.js")}"')
+    with open(out, "w") as f:
+        f.write(text + "\n" + assets)
+    return out
 
 
 # -- local D1 file ---------------------------------------------------------------------------------
@@ -437,7 +478,8 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
     rp_dir = os.path.join(a.work, "refport")
     os.makedirs(rp_dir)
     log("refport: applying the D1 migrations to a fresh local D1")
-    wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", rp_dir], env)  # no stdin: no prompt
+    rp_config = refport_config(a.work)
+    wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", rp_dir, "--config", rp_config], env)  # no stdin: no prompt
     # Startup, timed one at a time with nothing else of ours starting: baseline L first (its
     # first response), then Refport (/api/v1/health 200). The wrangler CLI call above has already
     # warmed node's and wrangler's files, so neither pays for a cold page cache.
@@ -451,7 +493,7 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
     baselines["L"] = l_port
     log(f"baseline L: ready on :{l_port} after {startup['baseline L']:.2f}s")
     rp_port, rp_insp = ports.take(), ports.take()
-    rp = start_dev(procs, "refport", rp_port, rp_insp, rp_dir, env)
+    rp = start_dev(procs, "refport", rp_port, rp_insp, rp_dir, env, config=rp_config)
     startup["Refport"] = wait_ready(rp, rp_port, "/api/v1/health", (200,))
     log(f"refport: ready on :{rp_port} after {startup['Refport']:.2f}s")
 
@@ -486,7 +528,8 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
 
     # The KV record Refport cached for the link: baseline J serves exactly this value.
     kv_key = f"link:{DOMAIN}/{LINK_KEY}"
-    record = wrangler(["kv", "key", "get", "--local", "--persist-to", rp_dir, "--binding", "LINKS", "--text", kv_key],
+    record = wrangler(["kv", "key", "get", "--local", "--persist-to", rp_dir, "--config", rp_config, "--binding", "LINKS",
+                       "--text", kv_key],
                       env, capture=True).strip().splitlines()[-1]
     json.loads(record)  # must be the JSON record, not a message
 
@@ -494,6 +537,16 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
     # J, J+click and the D1 probe: state prepared one by one, then started together (their
     # startup is not reported, so they need not be timed alone).
     pending = []  # (name, proc, port, ready path, ready statuses)
+    for tgt in ("W", "W+assets"):
+        if tgt not in targets:
+            continue
+        d = os.path.join(a.work, "baseline-" + tgt.lower().replace("+", "-"))
+        os.makedirs(d)
+        port, insp = ports.take(), ports.take()
+        w_config = os.path.join(BENCH, "baseline-w", "wrangler.toml")
+        if tgt == "W+assets":
+            w_config = assets_variant(w_config, os.path.join(d, "wrangler.toml"))
+        pending.append((tgt, start_dev(procs, "baseline-" + tgt, port, insp, d, env, config=w_config), port, "/", (302,)))
     for tgt, extra in (("J", []), ("J+click", ["--var", "RECORD_CLICKS:1"])):
         if tgt not in targets:
             continue
@@ -523,6 +576,11 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
             if status != 200 or status2 != 200 or d1_count(probe_db, "clicks") != 4:
                 raise RuntimeError(f"d1 probe check failed: {status} {body[:300]!r} {status2} {body2[:300]!r}")
             info["rows_written_per_click"] = json.loads(body2).get("rows_written")
+        elif name in ("W", "W+assets"):
+            status, h, _ = request(port, "GET", f"/{LINK_KEY}", headers=click_headers)
+            if status != 302 or h.get("location") != "https://bench.test/landing":
+                raise RuntimeError(f"baseline W check failed: {status} {h}")
+            baselines[name] = port
         else:
             status, h, _ = request(port, "GET", f"/{LINK_KEY}", headers=click_headers)
             if status != 302 or "refport_id=clk_" not in h.get("location", "") or "set-cookie" not in h:
@@ -534,6 +592,8 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
     specs = {
         # Every redirect target gets a new visitor per request (the same Lua work on each).
         "L": (baselines.get("L"), f"/{LINK_KEY}", "click", click_headers, {}),
+        "W": (baselines.get("W"), f"/{LINK_KEY}", "click", click_headers, {}),
+        "W+assets": (baselines.get("W+assets"), f"/{LINK_KEY}", "click", click_headers, {}),
         "J": (baselines.get("J"), f"/{LINK_KEY}", "click", click_headers, {}),
         "J+click": (baselines.get("J+click"), f"/{LINK_KEY}", "click", click_headers, {}),
         "redirect": (rp_port, f"/{LINK_KEY}", "click", click_headers, {}),
@@ -549,7 +609,8 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
 
     def start_profile(secs):
         """bench/profile.mjs on Refport's inspector for the round (BENCH_PROFILE=1)."""
-        bundles = sorted(glob.glob(os.path.join(ROOT, ".wrangler", "tmp", "dev-*", "index.js")), key=os.path.getmtime)
+        bundles = sorted(glob.glob(os.path.join(os.path.dirname(rp_config), ".wrangler", "tmp", "dev-*", "index.js"))
+                         + glob.glob(os.path.join(ROOT, ".wrangler", "tmp", "dev-*", "index.js")), key=os.path.getmtime)
         args = ["node", os.path.join(BENCH, "profile.mjs"), str(rp_insp), str(max(1, secs - 1)),
                 os.path.join(a.work, "redirect.cpuprofile")] + bundles[-1:]
         return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -989,6 +1050,11 @@ def report(res):
     for t in targets:
         g = agg[t]
         out(f"| {LABELS[t]} | {g['rps']:,.0f} | {g['p50']:.2f} | {g['p99']:.2f} | {ratio(g['rps'], ref_l)} | {ratio(g['rps'], ref_j)} |")
+    if "W" in agg and "L" in agg:
+        out("")
+        out(f"Baseline W is the ceiling of any Rust/wasm Worker against L on this machine: "
+            f"{ratio(agg['W']['rps'], ref_l)} (a constant 302 built in wasm, entered the way Refport's redirect is). "
+            f"Refport redirect vs W: {ratio(agg.get('redirect', {}).get('rps'), agg['W']['rps'])}.")
     if "redirect" in agg and "J+click" in agg:
         out("")
         out(f"Refport redirect vs J+click (the same work, D1 click write included): "

@@ -3,7 +3,7 @@
 #   bash bench/run.sh            full run: BENCH_SECONDS (10) per target per round, BENCH_ROUNDS (3)
 #   bash bench/run.sh --smoke    2-second single round, 200-partner payout run: checks that all works
 # Other knobs: BENCH_WARMUP (2 s per target), BENCH_THREADS (2), BENCH_CONNECTIONS (16),
-# BENCH_TARGETS (comma list of L,J,J+click,redirect,sale,sale-replay), BENCH_D1_PROBE=0 (skip
+# BENCH_TARGETS (comma list of L,W,W+assets,J,J+click,redirect,sale,sale-replay), BENCH_D1_PROBE=0 (skip
 # the D1 probe), BENCH_PORTS (8900-8999), BENCH_KEEP=1 (keep the work dir under /tmp).
 # Payout run: BENCH_PAYOUT=0 (skip), BENCH_PAYOUT_PARTNERS (10000; smoke 200),
 # BENCH_PAYOUT_MAX_CRONS (96), BENCH_STRIPE_TIMEOUT (2), BENCH_WORKERS_PLAN (free|paid).
@@ -35,6 +35,15 @@ if [ ! -f build/index.js ] || [ ! -f build/index_bg.wasm ]; then
   make build
 fi
 [ -x node_modules/.bin/wrangler ] || make setup
+# Baseline W (a constant 302 from Rust/wasm): built with the same toolchain as Refport, when it is
+# among the targets (it is by default). Cargo rebuilds only what changed.
+if [ -z "${BENCH_TARGETS:-}" ] || [[ ",$BENCH_TARGETS," == *",W"[,+]* ]]; then
+  echo "bench: building baseline W (bench/baseline-w)" >&2
+  (cd bench/baseline-w && CARGO_TARGET_DIR="$ROOT/target/baseline-w" \
+    WASM_BINDGEN_BIN="$(command -v wasm-bindgen)" WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt" \
+    worker-build --release >"$ROOT/target/baseline-w.log" 2>&1) \
+    || { echo "bench: baseline W failed to build, see target/baseline-w.log" >&2; exit 1; }
+fi
 [ -f .dev.vars ] || cp .dev.vars.example .dev.vars
 
 PY=python3
