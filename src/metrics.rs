@@ -28,13 +28,16 @@ counters!(
     redirect_d1_queries,
     redirect_isolate_cache_hits,
     clicks_queued,
-    // Queue calls (`sendBatch`) that carried them.
+    // Queue calls (`sendBatch`) that carried them, and their messages (clicks packed).
     click_sends,
+    click_messages_sent,
     click_queue_failures,
     // The clicks consumer.
     click_batches,
     click_batch_failures,
     click_messages,
+    // Clicks in the messages (several per message since they are packed).
+    click_messages_clicks,
     clicks_inserted,
     click_rows_written,
     // The cron and the payouts consumer.

@@ -138,9 +138,10 @@ def test_clicks_arrive_in_batches_each_once_with_two_rows_written_per_click(work
         assert rollup_mismatches(c, p["id"]) == []
 
 
-def test_concurrent_clicks_leave_the_isolate_in_few_queue_calls_and_none_is_lost(worker):
+def test_concurrent_clicks_leave_the_isolate_in_few_queue_calls_and_messages_and_none_is_lost(worker):
     """The redirect buffers its clicks for a few milliseconds (`click_buffer`): concurrent visits
-    share `sendBatch` calls, and every one is still written once, hashes included."""
+    share `sendBatch` calls and messages (a flush's clicks packed in one message: the queue bills
+    per message), and every one is still written once, hashes included."""
     p, pn, link = setup_link(worker)
     m0 = metrics(worker)
     n = 60
@@ -153,6 +154,9 @@ def test_concurrent_clicks_leave_the_isolate_in_few_queue_calls_and_none_is_lost
     d = {k: m1[k] - m0.get(k, 0) for k in m1}
     assert d["clicks_queued"] == n and d["click_queue_failures"] == 0, d
     assert 1 <= d["click_sends"] < n, f"every click was its own queue call: {d}"
+    # One message per flush (a flush of 60 typical clicks fits in one 64 KB message).
+    assert d["click_messages_sent"] == d["click_sends"], d
+    assert d["click_messages"] == d["click_messages_sent"] and d["click_messages_clicks"] == n, d
     rows = worker.rows("SELECT id, ip_hash, ua_hash FROM clicks WHERE link_id = ?", link["id"])
     assert sorted(r["id"] for r in rows) == sorted(ids)
     assert all(r["ip_hash"] and len(r["ua_hash"]) == 32 for r in rows), rows[:3]

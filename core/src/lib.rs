@@ -20,6 +20,7 @@
 pub mod attribution;
 pub mod click;
 pub mod click_id;
+pub mod click_message;
 pub mod commission;
 pub mod conversion;
 pub mod coupon;
