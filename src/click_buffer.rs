@@ -34,7 +34,7 @@ pub const FLUSH_AFTER_MS: u64 = 20;
 /// The most clicks in one flush: a full buffer is sent at once. Cloudflare Queues takes up to
 /// 100 messages and 256 KB per `sendBatch`; at most 100 clicks of under 2 KB each (ids of at most
 /// 200 bytes, sub-IDs of at most 100) make at most 4 messages of 64 KB.
-pub const MAX_SEND: usize = 100;
+pub const MAX_SEND: usize = click_message::MAX_CLICKS_PER_MESSAGE;
 
 /// A click waiting for its batch, with what its hashes are computed from.
 pub struct Pending {

@@ -1,6 +1,7 @@
-//! The clicks queue's consumer: each batch (up to 100 messages, `max_batch_size` in
-//! wrangler.toml, each message one flush's clicks: `refport_core::click_message`) is written to
-//! D1 in atomic `db.batch()`es of up to `CLICKS_PER_WRITE` clicks (`store::clicks::insert_batch`).
+//! The clicks queue's consumer: each batch (up to 40 messages, `max_batch_size` in wrangler.toml,
+//! each message one flush's clicks, at most 100: `refport_core::click_message`) is written to D1
+//! in atomic `db.batch()`es of up to 100 clicks (`store::clicks::insert_batch`), at most 40 per
+//! invocation.
 //! One click per visitor: the visits of the same visitor to the same link within an hour (the
 //! same v2 click id, or its previous hour's sibling, which the consumer computes with the click
 //! key) are one click, whose row's `hits` counts them. Delivery is at least once: a click
@@ -17,11 +18,6 @@ use worker::{MessageBatch, QueueRetryOptionsBuilder};
 
 /// Seconds before a batch whose write failed is delivered again (D1 overloaded or restarting).
 const RETRY_DELAY_SECONDS: u32 = 10;
-
-/// The most clicks in one D1 batch. A consumer batch holds up to 100 messages of up to 100
-/// clicks each in theory (a busy isolate's flushes); in practice far fewer. At 10,000 clicks that
-/// is 20 writes, within the free plan's 50 subrequests per invocation.
-pub const CLICKS_PER_WRITE: usize = 500;
 
 /// A message that is not a click (a bug, or a message from another version) can never be
 /// written: it is acknowledged and dropped rather than retried forever, and never blocks the
@@ -68,7 +64,7 @@ pub async fn consume(state: &AppState, batch: &MessageBatch<serde_json::Value>, 
     }
     // A failed write retries the whole batch: the chunks written before it are not written
     // twice (the click id is the key), their visits only counted again in `hits`.
-    for chunk in valid.chunks(CLICKS_PER_WRITE) {
+    for chunk in valid.chunks(click_message::CLICKS_PER_WRITE) {
         match clicks::insert_batch(&state.db, state.secrets.click_key().as_ref(), chunk).await {
             Ok(w) => {
                 metrics::add(Counter::clicks_inserted, w.inserted as u64);

@@ -9,6 +9,21 @@
 
 use serde_json::Value;
 
+/// The most clicks in one message: an isolate sends at most this many per flush.
+pub const MAX_CLICKS_PER_MESSAGE: usize = 100;
+
+/// `max_batch_size` of the clicks consumer (wrangler.toml): messages per consumer invocation.
+pub const CONSUMER_BATCH_MESSAGES: usize = 40;
+
+/// The most clicks the consumer writes in one D1 batch: the size of a consumer batch before
+/// clicks were packed, so a chunk holds the isolate's event loop no longer than a batch did then
+/// (the redirects the isolate serves meanwhile wait for it).
+pub const CLICKS_PER_WRITE: usize = 100;
+
+/// D1 batches one consumer invocation makes at most: within the free plan's 50 subrequests
+/// (`crate::payout::SUBREQUESTS_FREE`).
+pub const MAX_WRITES_PER_INVOCATION: usize = CONSUMER_BATCH_MESSAGES * MAX_CLICKS_PER_MESSAGE / CLICKS_PER_WRITE;
+
 /// The largest message text (bytes): one billing unit of 64 KB, less room for the message's
 /// metadata (content type, id, timestamps).
 pub const MESSAGE_BYTES: usize = 63 * 1024;
@@ -17,15 +32,20 @@ const OPEN: &str = "{\"clicks\":[";
 const CLOSE: &str = "]}";
 
 /// The messages for clicks already serialized as JSON objects, in order: as many clicks per
-/// message as fit in `MESSAGE_BYTES` (a click larger than that alone, still one message).
+/// message as fit in `MESSAGE_BYTES`, at most `MAX_CLICKS_PER_MESSAGE` (a click larger than
+/// that alone, still one message).
 pub fn pack(clicks: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
+    let mut count = 0;
     for c in clicks {
-        if !current.is_empty() && current.len() + 1 + c.len() + CLOSE.len() > MESSAGE_BYTES {
+        let full = count == MAX_CLICKS_PER_MESSAGE || current.len() + 1 + c.len() + CLOSE.len() > MESSAGE_BYTES;
+        if !current.is_empty() && full {
             current.push_str(CLOSE);
             out.push(std::mem::take(&mut current));
+            count = 0;
         }
+        count += 1;
         if current.is_empty() {
             current.push_str(OPEN);
         } else {
@@ -80,18 +100,34 @@ mod tests {
 
     #[test]
     fn a_flush_of_typical_clicks_is_one_message() {
-        let clicks: Vec<String> = (0..100).map(|i| click(i, 40).to_string()).collect();
-        let msgs = pack(&clicks);
+        let clicks: Vec<String> = (0..250).map(|i| click(i, 40).to_string()).collect();
+        let msgs = pack(&clicks[..100]);
         assert_eq!(msgs.len(), 1);
         assert_eq!(unpack_text(&msgs[0]).len(), 100);
+        let counts: Vec<usize> = pack(&clicks).iter().map(|m| unpack_text(m).len()).collect();
+        assert_eq!(counts, [100, 100, 50]);
         assert!(pack(&[]).is_empty());
     }
 
+    #[test]
+    fn a_consumer_invocation_stays_within_the_free_plan() {
+        assert!(MAX_WRITES_PER_INVOCATION < crate::payout::SUBREQUESTS_FREE);
+        let toml = include_str!("../../wrangler.toml");
+        let consumer = toml
+            .split("[[queues.consumers]]")
+            .skip(1)
+            .find(|s| s.contains("queue = \"refport-clicks\""))
+            .expect("a refport-clicks consumer");
+        let line = consumer.lines().find(|l| l.starts_with("max_batch_size")).expect("max_batch_size");
+        assert_eq!(line.split('=').nth(1).map(str::trim), Some(CONSUMER_BATCH_MESSAGES.to_string().as_str()));
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
         /// Every click arrives once, in order; no message passes the billing unit unless it
         /// holds a single click that alone does.
         #[test]
-        fn packing_loses_and_reorders_nothing(pads in prop::collection::vec(0usize..30_000, 0..40)) {
+        fn packing_loses_and_reorders_nothing(pads in prop::collection::vec(prop_oneof![0usize..300, 0usize..30_000], 0..250)) {
             let clicks: Vec<Value> = pads.iter().enumerate().map(|(i, p)| click(i, *p)).collect();
             let texts: Vec<String> = clicks.iter().map(Value::to_string).collect();
             let msgs = pack(&texts);
@@ -99,13 +135,15 @@ mod tests {
             for m in &msgs {
                 let got = unpack_text(m);
                 prop_assert!(m.len() <= MESSAGE_BYTES || got.len() == 1, "{} bytes, {} clicks", m.len(), got.len());
+                prop_assert!(got.len() <= MAX_CLICKS_PER_MESSAGE);
                 prop_assert!(!got.is_empty());
                 back.extend(got);
             }
             prop_assert_eq!(back, clicks);
-            // Greedy: two neighbouring messages could not have been one.
+            // Greedy: a message ends full, by count or because the next click did not fit.
             for w in msgs.windows(2) {
-                prop_assert!(w[0].len() + w[1].len() - OPEN.len() - CLOSE.len() + 1 > MESSAGE_BYTES);
+                let (n, next) = (unpack_text(&w[0]).len(), unpack_text(&w[1])[0].to_string());
+                prop_assert!(n == MAX_CLICKS_PER_MESSAGE || w[0].len() + 1 + next.len() > MESSAGE_BYTES);
             }
         }
     }
