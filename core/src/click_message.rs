@@ -112,14 +112,7 @@ mod tests {
     #[test]
     fn a_consumer_invocation_stays_within_the_free_plan() {
         assert!(MAX_WRITES_PER_INVOCATION < crate::payout::SUBREQUESTS_FREE);
-        let toml = include_str!("../../wrangler.toml");
-        let consumer = toml
-            .split("[[queues.consumers]]")
-            .skip(1)
-            .find(|s| s.contains("queue = \"refport-clicks\""))
-            .expect("a refport-clicks consumer");
-        let line = consumer.lines().find(|l| l.starts_with("max_batch_size")).expect("max_batch_size");
-        assert_eq!(line.split('=').nth(1).map(str::trim), Some(CONSUMER_BATCH_MESSAGES.to_string().as_str()));
+        assert_eq!(crate::wrangler_toml::consumer_value("refport-clicks", "max_batch_size"), CONSUMER_BATCH_MESSAGES);
     }
 
     proptest! {

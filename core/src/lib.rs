@@ -45,3 +45,19 @@ pub mod token;
 pub mod transfer;
 pub mod weburl;
 pub mod wire;
+
+/// For tests that check wrangler.toml against the constants its numbers come from.
+#[cfg(test)]
+pub(crate) mod wrangler_toml {
+    /// A number in the `[[queues.consumers]]` block of `queue`.
+    pub fn consumer_value(queue: &str, key: &str) -> usize {
+        let toml = include_str!("../../wrangler.toml");
+        let block = toml
+            .split("[[queues.consumers]]")
+            .skip(1)
+            .find(|s| s.contains(&format!("queue = \"{queue}\"")))
+            .unwrap_or_else(|| panic!("no {queue} consumer in wrangler.toml"));
+        let line = block.lines().find(|l| l.trim_start().starts_with(key)).unwrap_or_else(|| panic!("{key}"));
+        line.split('=').nth(1).and_then(|v| v.split('#').next()).unwrap().trim().parse().unwrap()
+    }
+}

@@ -793,16 +793,7 @@ mod tests {
     /// The wrangler.toml consumer is the one the arithmetic assumes.
     #[test]
     fn wrangler_consumer_matches_the_constants() {
-        let toml = include_str!("../../wrangler.toml");
-        let consumer = toml
-            .split("[[queues.consumers]]")
-            .skip(1)
-            .find(|s| s.contains("queue = \"refport-payouts\""))
-            .expect("a refport-payouts consumer");
-        let value = |key: &str| -> usize {
-            let line = consumer.lines().find(|l| l.trim_start().starts_with(key)).expect(key);
-            line.split('=').nth(1).and_then(|v| v.split('#').next()).unwrap().trim().parse().unwrap()
-        };
+        let value = |key| crate::wrangler_toml::consumer_value("refport-payouts", key);
         assert_eq!(value("max_batch_size"), PAYOUT_BATCH_SIZE);
         assert_eq!(value("max_concurrency"), PAYOUT_CONSUMERS);
     }
