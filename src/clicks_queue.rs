@@ -38,47 +38,59 @@ fn parse(body: serde_json::Value) -> Option<NewClick> {
 
 pub async fn consume(state: &AppState, batch: &MessageBatch<serde_json::Value>, _now: i64) -> ApiResult<()> {
     metrics::add(Counter::click_batches, 1);
-    let mut valid = Vec::new();
+    let key = state.secrets.click_key();
+    let mut pending: Vec<NewClick> = Vec::new();
     let mut dropped = 0usize;
-    for m in batch.raw_iter() {
-        metrics::add(Counter::click_messages, 1);
-        let body = m.body();
-        // Packed clicks arrive as text; a message of the versions before as one click object.
-        let clicks = match body.as_string() {
-            Some(text) => click_message::unpack_text(&text),
-            None => serde_wasm_bindgen::from_value(body).map(click_message::unpack).unwrap_or_default(),
-        };
-        if clicks.is_empty() {
-            dropped += 1;
-        }
-        metrics::add(Counter::click_messages_clicks, clicks.len() as u64);
-        for c in clicks {
-            match parse(c) {
-                Some(c) => valid.push(c),
-                None => dropped += 1,
+    let mut messages = batch.raw_iter();
+    loop {
+        let next = messages.next();
+        let done = next.is_none();
+        if let Some(m) = next {
+            metrics::add(Counter::click_messages, 1);
+            let body = m.body();
+            // Packed clicks arrive as text; a message of the versions before as one click object.
+            let clicks = match body.as_string() {
+                Some(text) => click_message::unpack_text(&text),
+                None => serde_wasm_bindgen::from_value(body).map(click_message::unpack).unwrap_or_default(),
+            };
+            if clicks.is_empty() {
+                dropped += 1;
             }
+            metrics::add(Counter::click_messages_clicks, clicks.len() as u64);
+            for c in clicks {
+                match parse(c) {
+                    Some(c) => pending.push(c),
+                    None => dropped += 1,
+                }
+            }
+        }
+        // Written as they fill a chunk, so the work between two awaits is one chunk's and the
+        // redirects this isolate serves meanwhile wait no longer. A failed write retries the
+        // whole batch: the chunks written before it are not written twice (the click id is the
+        // key), their visits only counted again in `hits`.
+        while pending.len() >= click_message::CLICKS_PER_WRITE || (done && !pending.is_empty()) {
+            let chunk: Vec<NewClick> = pending.drain(..pending.len().min(click_message::CLICKS_PER_WRITE)).collect();
+            match clicks::insert_batch(&state.db, key.as_ref(), &chunk).await {
+                Ok(w) => {
+                    metrics::add(Counter::clicks_inserted, w.inserted as u64);
+                    metrics::add(Counter::click_rows_written, w.rows_written as u64);
+                }
+                Err(e) => {
+                    metrics::add(Counter::click_batch_failures, 1);
+                    worker::console_error!("clicks queue: {} clicks not written, batch retried: {e}", chunk.len());
+                    batch.retry_all_with_options(
+                        &QueueRetryOptionsBuilder::new().with_delay_seconds(RETRY_DELAY_SECONDS).build(),
+                    );
+                    return Ok(());
+                }
+            }
+        }
+        if done {
+            break;
         }
     }
     if dropped > 0 {
         worker::console_error!("clicks queue: {dropped} malformed message(s) or click(s) dropped");
-    }
-    // A failed write retries the whole batch: the chunks written before it are not written
-    // twice (the click id is the key), their visits only counted again in `hits`.
-    for chunk in valid.chunks(click_message::CLICKS_PER_WRITE) {
-        match clicks::insert_batch(&state.db, state.secrets.click_key().as_ref(), chunk).await {
-            Ok(w) => {
-                metrics::add(Counter::clicks_inserted, w.inserted as u64);
-                metrics::add(Counter::click_rows_written, w.rows_written as u64);
-            }
-            Err(e) => {
-                metrics::add(Counter::click_batch_failures, 1);
-                worker::console_error!("clicks queue: batch of {} not written, retried: {e}", valid.len());
-                batch.retry_all_with_options(
-                    &QueueRetryOptionsBuilder::new().with_delay_seconds(RETRY_DELAY_SECONDS).build(),
-                );
-                return Ok(());
-            }
-        }
     }
     batch.ack_all();
     Ok(())

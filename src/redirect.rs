@@ -22,7 +22,7 @@ use refport_core::click_id::{self, ClickFlags};
 use refport_core::ids;
 use refport_core::link::redirect_location;
 use wasm_bindgen::JsValue;
-use worker::{web_sys, Context, Env, Response};
+use worker::{web_sys, Context, Env};
 
 const NOT_FOUND_PAGE: &str = "<!doctype html><meta charset=utf-8><title>Link not found</title>\
 <body style=\"font:16px system-ui;margin:4rem auto;max-width:32rem;color:#1f2937\">\
@@ -76,15 +76,11 @@ fn plain(status: u16, text: &str) -> JsValue {
 }
 
 fn not_found() -> JsValue {
-    into_js(not_found_page())
-}
-
-fn not_found_page() -> Response {
-    respond(
+    into_js(respond(
         404,
         headers(&[("content-type", "text/html; charset=utf-8"), ("cache-control", "no-store")]),
         NOT_FOUND_PAGE,
-    )
+    ))
 }
 
 fn store_error(e: crate::store::StoreError) -> worker::Error {
