@@ -245,8 +245,16 @@ def ms(iso):
 
 
 def deliveries(worker, endpoint_id):
-    body = ok(worker.get(f"{WEBHOOKS}/{endpoint_id}/deliveries?limit=100"))
-    return body["data"]
+    """Every delivery of the endpoint, all pages: an endpoint without a program also gets the
+    events other tests' programs leave in the shared Worker's outbox, which can pass a page."""
+    out, cursor = [], None
+    for _ in range(100):
+        body = ok(worker.get(f"{WEBHOOKS}/{endpoint_id}/deliveries?limit=100" + (f"&cursor={cursor}" if cursor else "")))
+        out += body["data"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return out
+    raise AssertionError("pagination never ended")
 
 
 def outbox_events(worker, program_id):
