@@ -23,8 +23,14 @@ worker-build --release
 # into its caller made huge functions, which gzip compresses much worse than the separate pieces
 # (likely because merged code gets high, caller-specific local indices, so alike code no longer
 # looks alike). --converge repeats the passes while the module still shrinks (~0.3 KB of gzip).
+FEATURES=(--enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory
+  --enable-multivalue --enable-reference-types --enable-exception-handling)
 "$WASM_OPT_BIN" build/index_bg.wasm -o build/index_bg.wasm --generate-global-effects -Os --low-memory-unused \
   --one-caller-inline-max-function-size=20 --converge \
-  --strip-debug --strip-producers \
-  --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory \
-  --enable-multivalue --enable-reference-types --enable-exception-handling
+  --strip-debug --strip-producers "${FEATURES[@]}"
+# Layout for gzip: alike functions next to each other (scripts/wasm-order.mjs names them in that
+# order, wasm-opt lays them out by name, then drops the names): ~5% smaller gzip, same code.
+node scripts/wasm-order.mjs build/index_bg.wasm build/index_bg.ordered.wasm
+"$WASM_OPT_BIN" build/index_bg.ordered.wasm -o build/index_bg.wasm --reorder-functions-by-name \
+  --strip-debug --strip-producers "${FEATURES[@]}"
+rm -f build/index_bg.ordered.wasm
