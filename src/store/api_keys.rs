@@ -1,7 +1,7 @@
 use super::StoreResult;
 use super::{all, changes, first};
 use serde::Serialize;
-use worker::{query, D1Database};
+use worker::D1Database;
 
 struct Row {
     id: String,

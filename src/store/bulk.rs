@@ -5,7 +5,7 @@
 use super::{all, batch_results, list_filtered_where, rows, Filter, StoreResult};
 use serde_json::Value;
 use worker::d1::D1PreparedStatement;
-use worker::{query, D1Database};
+use worker::D1Database;
 
 // ---------------------------------------------------------------------------------------------
 // Export

@@ -5,7 +5,7 @@ use refport_core::time::DAY_MS;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::d1::D1PreparedStatement;
-use worker::{query, D1Database};
+use worker::D1Database;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Click {

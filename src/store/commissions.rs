@@ -1,5 +1,5 @@
 use super::{StoreError, StoreResult};
-use worker::{query, D1Database};
+use worker::D1Database;
 
 /// Rejects every pending commission of a partner (a ban), recording each change and its
 /// `commission.updated` webhook: statements for the ban's batch (`partners::update`).

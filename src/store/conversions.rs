@@ -10,7 +10,7 @@ use refport_core::conversion::{
 };
 use serde::Serialize;
 use worker::d1::{D1PreparedStatement, D1Result};
-use worker::{query, D1Database};
+use worker::D1Database;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Customer {

@@ -4,7 +4,7 @@ use super::conversions::ProgramRef;
 use super::partners::Partner;
 use super::{all, changes, run_or_constraint, StoreError, StoreResult};
 use worker::d1::{D1PreparedStatement, D1Result};
-use worker::{query, D1Database};
+use worker::D1Database;
 
 #[derive(Clone, Debug)]
 pub struct Coupon {

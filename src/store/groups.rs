@@ -4,7 +4,7 @@ use super::{all, first, run_or_constraint, StoreError, StoreResult, Taken};
 use refport_core::group::GroupFields;
 use refport_core::rules::Rewards;
 use serde::Serialize;
-use worker::{query, D1Database};
+use worker::D1Database;
 
 struct Row {
     id: String,

@@ -2,7 +2,7 @@
 //! is stored.
 
 use super::{batch, first, StoreResult};
-use worker::{query, D1Database};
+use worker::D1Database;
 
 /// An open invitation: what accepting it needs.
 #[derive(Clone, Debug)]

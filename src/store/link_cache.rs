@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use worker::kv::KvStore;
-use worker::{query, D1Database};
+use worker::D1Database;
 
 /// Seconds a negative (unknown key) entry lives: KV's minimum TTL. A link created later
 /// overwrites it at once, so this never hides a new link.

@@ -1,6 +1,6 @@
 use super::{all, changes, first, run_or_constraint, StoreError, StoreResult, Taken};
 use serde::Serialize;
-use worker::{query, D1Database};
+use worker::D1Database;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Link {

@@ -4,7 +4,7 @@
 
 use super::StoreResult as Result;
 use worker::d1::D1PreparedStatement;
-use worker::{query, D1Database};
+use worker::D1Database;
 
 /// RFC 3339 (ms, UTC) of an INTEGER ms column, in SQL.
 macro_rules! iso {

@@ -5,7 +5,7 @@ use super::{all, batch, changes, first};
 use refport_core::payout::PayoutStatus;
 use serde::Serialize;
 use worker::d1::D1PreparedStatement;
-use worker::{query, D1Database};
+use worker::D1Database;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Payout {

@@ -3,7 +3,7 @@ use refport_core::program::ProgramSettings;
 use refport_core::time::rfc3339;
 use serde::Serialize;
 use worker::d1::{D1PreparedStatement, D1Result};
-use worker::{query, D1Database};
+use worker::D1Database;
 
 struct Row {
     id: String,

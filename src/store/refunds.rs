@@ -8,7 +8,7 @@ use super::{batch_or_constraint, first, ConstraintKind, StoreError};
 use refport_core::commission::{RefundPlan, RejectReason, Status};
 use refport_core::conversion::RefundDecision;
 use serde::Serialize;
-use worker::{query, D1Database};
+use worker::D1Database;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Refund {

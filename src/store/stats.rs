@@ -6,7 +6,7 @@
 
 use super::{all, StoreResult};
 use serde::Serialize;
-use worker::{query, D1Database};
+use worker::D1Database;
 
 /// Commissions by status, minor units of one currency.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]

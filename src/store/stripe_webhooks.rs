@@ -4,7 +4,7 @@
 //! are idempotent by their own keys (payment intent, invoice, refund id) and recorded after.
 
 use super::{batch, StoreResult};
-use worker::{query, D1Database};
+use worker::D1Database;
 
 /// What an event did, as the Integrations page lists it.
 #[derive(Clone, Debug, Default)]

@@ -3,7 +3,7 @@
 
 use super::{all, changes, StoreError, StoreResult};
 use serde::Serialize;
-use worker::{query, D1Database};
+use worker::D1Database;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -3,7 +3,7 @@
 
 use super::{all, batch, first, StoreResult};
 use serde::Serialize;
-use worker::{query, D1Database};
+use worker::D1Database;
 
 struct Row {
     id: String,
