@@ -48,11 +48,11 @@ pub async fn consume(state: &AppState, batch: &MessageBatch<serde_json::Value>, 
         if let Some(m) = next {
             metrics::add(Counter::click_messages, 1);
             let body = m.body();
-            // Packed clicks arrive as text; a message of the versions before as one click object.
-            let clicks = match body.as_string() {
-                Some(text) => click_message::unpack_text(&text),
-                None => serde_wasm_bindgen::from_value(body).map(click_message::unpack).unwrap_or_default(),
-            };
+            // Packed clicks arrive as text; a message of the versions before as one click object,
+            // read back through its JSON text (one JSON reader in the wasm, not a second one
+            // for JS objects).
+            let text = body.as_string().or_else(|| js_sys::JSON::stringify(&body).ok().and_then(|s| s.as_string()));
+            let clicks = text.map(|t| click_message::unpack_text(&t)).unwrap_or_default();
             if clicks.is_empty() {
                 dropped += 1;
             }

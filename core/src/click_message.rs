@@ -74,7 +74,7 @@ pub fn unpack(body: Value) -> Vec<Value> {
 
 /// `unpack` for a message sent as text: unreadable text holds no click.
 pub fn unpack_text(text: &str) -> Vec<Value> {
-    serde_json::from_str(text).map(unpack).unwrap_or_default()
+    serde_json::from_slice(text.as_bytes()).map(unpack).unwrap_or_default()
 }
 
 #[cfg(test)]

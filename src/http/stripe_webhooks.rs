@@ -103,7 +103,7 @@ async fn verified(req: &mut Request, secrets: &[Secret], name: &'static str, now
     verdict.map_err(|e| {
         ApiError::bad_request("invalid_signature", format!("Stripe-Signature rejected: {}", e.as_str()))
     })?;
-    serde_json::from_slice(&payload).map_err(|_| ApiError::bad_request("invalid_json", "malformed event"))
+    refport_core::wire::from_text(&payload).map_err(|_| ApiError::bad_request("invalid_json", "malformed event"))
 }
 
 async fn receive(

@@ -121,7 +121,7 @@ fn event_json(e: &Event, commission: Option<&Commission>) -> Value {
         v["event"]["currency"] = json!(e.currency);
         v["event"]["payout_amount"] = json!(e.payout_amount);
         v["event"]["metadata"] =
-            e.metadata.as_deref().and_then(|m| serde_json::from_str(m).ok()).unwrap_or(Value::Null);
+            e.metadata.as_deref().and_then(|m| serde_json::from_slice(m.as_bytes()).ok()).unwrap_or(Value::Null);
     }
     v
 }

@@ -82,7 +82,7 @@ pub async fn get(kv: &KvStore, domain: &str, key: &str) -> StoreResult<Lookup> {
     Ok(match raw.as_deref() {
         None => Lookup::Miss,
         Some(NEGATIVE) => Lookup::Unknown,
-        Some(s) => serde_json::from_str(s).map(Lookup::Hit).unwrap_or(Lookup::Miss),
+        Some(s) => refport_core::wire::from_text(s.as_bytes()).map(Lookup::Hit).unwrap_or(Lookup::Miss),
     })
 }
 
