@@ -87,32 +87,32 @@ impl ApiError {
 
     pub fn into_response(self) -> Response {
         let status = self.status();
-        let body = match &self {
-            ApiError::BadRequest { code, message }
-            | ApiError::Conflict { code, message }
-            | ApiError::Unprocessable { code, message } => {
-                json!({"error": {"code": code, "message": message}})
-            }
+        let mut field = None;
+        let message: std::borrow::Cow<str> = match &self {
+            ApiError::BadRequest { message, .. }
+            | ApiError::Conflict { message, .. }
+            | ApiError::Unprocessable { message, .. } => message.as_str().into(),
             ApiError::Invalid(i) => {
-                json!({"error": {"code": i.code, "message": i.to_string(), "field": i.field}})
+                field = Some(i.field.as_str());
+                i.to_string().into()
             }
-            ApiError::Unauthorized(m) => json!({"error": {"code": "unauthorized", "message": m}}),
-            ApiError::Forbidden(m) => json!({"error": {"code": "forbidden", "message": m}}),
-            ApiError::NotFound(what) => {
-                json!({"error": {"code": "not_found", "message": format!("{what} not found")}})
-            }
-            ApiError::MethodNotAllowed(allow) => {
-                json!({"error": {"code": "method_not_allowed", "message": format!("this path answers {allow}")}})
-            }
-            ApiError::PayloadTooLarge => {
-                json!({"error": {"code": "payload_too_large", "message": format!("request body exceeds {} bytes", super::MAX_BODY)}})
-            }
-            ApiError::Unavailable(m) => json!({"error": {"code": "unavailable", "message": m}}),
+            ApiError::Unauthorized(m) | ApiError::Unavailable(m) => (*m).into(),
+            ApiError::Forbidden(m) => m.as_str().into(),
+            ApiError::NotFound(what) => format!("{what} not found").into(),
+            ApiError::MethodNotAllowed(allow) => format!("this path answers {allow}").into(),
+            ApiError::PayloadTooLarge => format!("request body exceeds {} bytes", super::MAX_BODY).into(),
             ApiError::Internal(cause) => {
                 worker::console_error!("internal error: {cause}");
-                json!({"error": {"code": "internal_error", "message": "internal error"}})
+                "internal error".into()
             }
         };
+        let mut error = serde_json::Map::new();
+        error.insert("code".into(), self.code().into());
+        error.insert("message".into(), message.into_owned().into());
+        if let Some(f) = field {
+            error.insert("field".into(), f.into());
+        }
+        let body = json!({ "error": error });
         let response = super::json_response(status, &body);
         if let ApiError::MethodNotAllowed(allow) = &self {
             let _ = response.headers().set("allow", allow);

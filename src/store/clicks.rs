@@ -242,9 +242,7 @@ pub async fn insert_batch(db: &D1Database, key: Option<&[u8; 32]>, clicks: &[New
         if inserts.contains(&i) {
             w.inserted += super::row_count(r)?;
         }
-        if let Some(m) = r.meta()? {
-            w.rows_written += m.rows_written.unwrap_or(0);
-        }
+        w.rows_written += r.rows_written();
     }
     Ok(w)
 }

@@ -4,12 +4,13 @@ use super::commissions::{self, Commission, NewCommission};
 use super::coupons::Coupon;
 use super::partners::Partner;
 use super::programs::Program;
+use super::D1Result;
 use super::{first, outbox, StoreError, StoreResult};
 use refport_core::conversion::{
     AttributionOutcome, EventKind, LeadDecision, LeadRequest, PricedSale, SaleDecision, SaleRequest,
 };
 use serde::Serialize;
-use worker::d1::{D1PreparedStatement, D1Result};
+use worker::d1::D1PreparedStatement;
 use worker::D1Database;
 
 #[derive(Clone, Debug, Serialize)]
@@ -697,7 +698,7 @@ fn read_back(r: Vec<D1Result>, fan_out: usize, event_id: &str) -> StoreResult<Re
     let stored = read_stored(r.get(n.wrapping_sub(2)), r.last())?
         .ok_or_else(|| StoreError::Database("the event is missing after its batch".into()))?;
     let deliveries = match r.get(fan_out) {
-        Some(f) => f.meta()?.and_then(|m| m.changes).unwrap_or(0),
+        Some(f) => f.changes(),
         None => 0,
     };
     let new = stored.event.id == event_id;

@@ -2,8 +2,9 @@
 
 use super::conversions::ProgramRef;
 use super::partners::Partner;
+use super::D1Result;
 use super::{all, changes, run_or_constraint, StoreError, StoreResult};
-use worker::d1::{D1PreparedStatement, D1Result};
+use worker::d1::D1PreparedStatement;
 use worker::D1Database;
 
 #[derive(Clone, Debug)]

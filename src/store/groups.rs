@@ -133,15 +133,14 @@ pub async fn update(db: &D1Database, id: &str, f: &GroupFields, now: i64) -> Sto
 /// partner joining meanwhile either lands first (the delete is refused) or fails on its foreign
 /// key.
 pub async fn delete(db: &D1Database, id: &str) -> StoreResult<()> {
-    let r = query!(
+    let deleted = super::changes(query!(
         db,
         "DELETE FROM partner_groups WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM partners WHERE group_id = ?1)",
         id
-    )?
-    .run()
+    )?)
     .await?;
-    match r.meta()?.and_then(|m| m.changes) {
-        Some(0) => Err(StoreError::InUse(super::InUse::Group)),
+    match deleted {
+        0 => Err(StoreError::InUse(super::InUse::Group)),
         _ => Ok(()),
     }
 }

@@ -41,6 +41,7 @@ pub mod clicks;
 pub mod commissions;
 pub mod conversions;
 pub mod coupons;
+pub mod d1;
 pub mod error;
 pub mod groups;
 pub mod invites;
@@ -56,9 +57,10 @@ pub mod stripe_webhooks;
 pub mod webhook_deliveries;
 pub mod webhook_endpoints;
 
+pub use d1::D1Result;
 pub use error::{Constraint, ConstraintKind, InUse, StoreError, StoreResult, Taken};
 use wasm_bindgen::JsValue;
-use worker::d1::{D1PreparedStatement, D1Result};
+use worker::d1::D1PreparedStatement;
 use worker::D1Database;
 
 type Result<T> = StoreResult<T>;
@@ -306,23 +308,14 @@ impl FromRow for serde_json::Value {
     }
 }
 
-/// The rows of one result, as the runtime's objects (one serde type for every row type: the
-/// objects pass through `serde_wasm_bindgen` untouched).
-#[derive(serde::Deserialize)]
-struct Raw(#[serde(with = "serde_wasm_bindgen::preserve")] JsValue);
-
 /// Every row of one statement's result.
 pub fn rows<T: FromRow>(r: &D1Result) -> Result<Vec<T>> {
-    raw_rows(r)?.iter().map(T::from_row).collect()
-}
-
-fn raw_rows(r: &D1Result) -> Result<Vec<Row>> {
-    Ok(r.results::<Raw>()?.into_iter().map(|Raw(obj)| Row { obj, bad: Default::default() }).collect())
+    r.rows().into_iter().map(|obj| T::from_row(&Row { obj, bad: Default::default() })).collect()
 }
 
 /// How many rows one statement's result has.
 pub fn row_count(r: &D1Result) -> Result<usize> {
-    Ok(r.results::<Raw>()?.len())
+    Ok(r.row_count())
 }
 
 /// Every D1 round trip goes through these helpers, which count it (`metrics::d1_calls`).
@@ -336,24 +329,24 @@ pub async fn first<T: FromRow>(stmt: D1PreparedStatement) -> Result<Option<T>> {
 
 pub async fn all<T: FromRow>(stmt: D1PreparedStatement) -> Result<Vec<T>> {
     counted();
-    rows(&stmt.all().await?)
+    rows(&d1::all(&stmt).await?)
 }
 
 /// Runs one statement and answers D1's result.
-pub async fn run(stmt: D1PreparedStatement) -> Result<worker::d1::D1Result> {
+pub async fn run(stmt: D1PreparedStatement) -> Result<D1Result> {
     counted();
-    Ok(stmt.run().await?)
+    Ok(d1::run(&stmt).await?)
 }
 
 /// Runs a write and answers how many rows it changed (the basis of every conditional update).
 pub async fn changes(stmt: D1PreparedStatement) -> Result<usize> {
-    Ok(run(stmt).await?.meta()?.and_then(|m| m.changes).unwrap_or(0))
+    Ok(run(stmt).await?.changes())
 }
 
 /// Runs statements atomically (one round trip); answers each statement's result.
-pub async fn batch_results(db: &D1Database, stmts: Vec<D1PreparedStatement>) -> Result<Vec<worker::d1::D1Result>> {
+pub async fn batch_results(db: &D1Database, stmts: Vec<D1PreparedStatement>) -> Result<Vec<D1Result>> {
     counted();
-    Ok(db.batch(stmts).await?)
+    Ok(d1::batch(db, &stmts).await?)
 }
 
 /// The first row of one statement's result in a batch (reads batched with others or appended
@@ -368,7 +361,7 @@ pub fn first_row<T: FromRow>(r: Option<&D1Result>) -> Result<Option<T>> {
 /// Runs statements atomically; answers each statement's changed-row count.
 pub async fn batch(db: &D1Database, stmts: Vec<D1PreparedStatement>) -> Result<Vec<usize>> {
     let results = batch_results(db, stmts).await?;
-    results.iter().map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0))).collect()
+    Ok(results.iter().map(D1Result::changes).collect())
 }
 
 /// Like `batch`, but a constraint violation comes back as the `Constraint` D1 reported, for
@@ -378,11 +371,8 @@ pub async fn batch_or_constraint(
     stmts: Vec<D1PreparedStatement>,
 ) -> Result<std::result::Result<Vec<usize>, Constraint>> {
     counted();
-    match db.batch(stmts).await {
-        Ok(results) => Ok(Ok(results
-            .iter()
-            .map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0)))
-            .collect::<Result<Vec<usize>>>()?)),
+    match d1::batch(db, &stmts).await {
+        Ok(results) => Ok(Ok(results.iter().map(D1Result::changes).collect())),
         Err(e) => match Constraint::of(&e) {
             Some(c) => Ok(Err(c)),
             None => Err(e.into()),
@@ -393,8 +383,8 @@ pub async fn batch_or_constraint(
 /// Runs one write; a constraint violation comes back as the `Constraint` D1 reported.
 pub async fn run_or_constraint(stmt: D1PreparedStatement) -> Result<std::result::Result<usize, Constraint>> {
     counted();
-    match stmt.run().await {
-        Ok(r) => Ok(Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0))),
+    match d1::run(&stmt).await {
+        Ok(r) => Ok(Ok(r.changes())),
         Err(e) => match Constraint::of(&e) {
             Some(c) => Ok(Err(c)),
             None => Err(e.into()),

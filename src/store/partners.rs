@@ -1,8 +1,9 @@
+use super::D1Result;
 use super::{all, first, StoreError, StoreResult, Taken};
 use refport_core::partner::{PartnerFields, PartnerStatus};
 use refport_core::rules::Rewards;
 use serde::Serialize;
-use worker::d1::{D1PreparedStatement, D1Result};
+use worker::d1::D1PreparedStatement;
 use worker::D1Database;
 
 struct Row {
@@ -141,13 +142,12 @@ const COLS: &str = concat!(
 /// The merchant approves the partner's payout account despite an account shared with another
 /// partner (`duplicate_payout_account`): its payouts are no longer held by that rule.
 pub async fn approve_payout_account(db: &D1Database, id: &str, now: i64) -> StoreResult<()> {
-    query!(
+    super::run(query!(
         db,
         "UPDATE partners SET payout_account_approved_at = ?2, updated_at = ?2 WHERE id = ?1 AND payout_account_approved_at IS NULL",
         id,
         now
-    )?
-    .run()
+    )?)
     .await?;
     Ok(())
 }

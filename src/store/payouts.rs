@@ -190,7 +190,7 @@ pub async fn claim_due(
         super::outbox::payouts_awaiting_approval(db, &ids_json, now)?,
     ];
     let stmts = stmts.into_iter().chain(super::outbox::fan_out(db, now)?).collect();
-    let results = db.batch(stmts).await?;
+    let results = super::batch_results(db, stmts).await?;
     Ok(results.get(2).map(super::rows).transpose()?.unwrap_or_default())
 }
 
@@ -337,8 +337,9 @@ from_row!(Queued {
 /// The platform pause and the payouts `ids`, in one D1 batch (one subrequest).
 pub async fn load_queued(db: &D1Database, ids: &[String]) -> StoreResult<(Option<Pause>, Vec<Queued>)> {
     let ids = serde_json::to_string(ids)?;
-    let results = db
-        .batch(vec![
+    let results = super::batch_results(
+        db,
+        vec![
             query!(db, "SELECT cause, message, until_ms FROM payout_pause WHERE id = 1"),
             query!(
                 db,
@@ -348,8 +349,9 @@ pub async fn load_queued(db: &D1Database, ids: &[String]) -> StoreResult<(Option
                  WHERE po.id IN (SELECT value FROM json_each(?1))",
                 ids
             )?,
-        ])
-        .await?;
+        ],
+    )
+    .await?;
     let pause: Vec<Pause> = results.first().map(super::rows).transpose()?.unwrap_or_default();
     let rows: Vec<Queued> = results.get(1).map(super::rows).transpose()?.unwrap_or_default();
     Ok((pause.into_iter().next(), rows))
@@ -456,14 +458,13 @@ pub async fn mark_failed(db: &D1Database, id: &str, message: &str, reason: &str,
 
 /// A transient failure: the payout stays `processing` and is retried with the same key.
 pub async fn note_attempt(db: &D1Database, id: &str, message: &str, now: i64) -> StoreResult<()> {
-    query!(
+    super::run(query!(
         db,
         "UPDATE payouts SET attempts = attempts + 1, failure_message = ?2, updated_at = ?3 WHERE id = ?1 AND status = 'processing'",
         id,
         message,
         now
-    )?
-    .run()
+    )?)
     .await?;
     Ok(())
 }
@@ -550,7 +551,7 @@ pub async fn pause(db: &D1Database) -> StoreResult<Option<Pause>> {
 }
 
 pub async fn set_pause(db: &D1Database, cause: &str, message: &str, until_ms: i64, now: i64) -> StoreResult<()> {
-    query!(
+    super::run(query!(
         db,
         "INSERT INTO payout_pause (id, cause, message, until_ms, created_at) VALUES (1, ?1, ?2, ?3, ?4)
          ON CONFLICT (id) DO UPDATE SET cause = excluded.cause, message = excluded.message,
@@ -559,8 +560,7 @@ pub async fn set_pause(db: &D1Database, cause: &str, message: &str, until_ms: i6
         message,
         until_ms,
         now
-    )?
-    .run()
+    )?)
     .await?;
     Ok(())
 }

@@ -1,8 +1,9 @@
+use super::D1Result;
 use super::{all, batch_or_constraint, first, ConstraintKind, InUse, StoreError, StoreResult, Taken};
 use refport_core::program::ProgramSettings;
 use refport_core::time::rfc3339;
 use serde::Serialize;
-use worker::d1::{D1PreparedStatement, D1Result};
+use worker::d1::D1PreparedStatement;
 use worker::D1Database;
 
 struct Row {
