@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 if [ "${REFPORT_SKIP_BUILD:-}" = "1" ] && [ -f build/index.js ]; then
   exit 0  # the test harness builds once, then starts wrangler dev without rebuilding
 fi
-export PATH="$HOME/.cargo/bin:$PATH"
+# cargo, and node from the npm `node` package (scripts/wasm-order.mjs) when no other is on PATH.
+export PATH="$HOME/.cargo/bin:$PATH:$PWD/node_modules/.bin"
 export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
 export WASM_OPT_BIN="${WASM_OPT_BIN:-$PWD/node_modules/.bin/wasm-opt}"
 worker-build --release
