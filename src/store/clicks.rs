@@ -240,7 +240,7 @@ pub async fn insert_batch(db: &D1Database, key: Option<&[u8; 32]>, clicks: &[New
     let mut w = Written::default();
     for (i, r) in super::batch_results(db, stmts).await?.iter().enumerate() {
         if inserts.contains(&i) {
-            w.inserted += super::row_count(r)?;
+            w.inserted += r.row_count();
         }
         w.rows_written += r.rows_written();
     }

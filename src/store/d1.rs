@@ -17,17 +17,18 @@ fn field(obj: &JsValue, key: &str) -> JsValue {
 }
 
 impl D1Result {
+    fn results(&self) -> Option<Array> {
+        field(&self.0, "results").dyn_into::<Array>().ok()
+    }
+
     /// The rows, as the runtime's objects keyed by column name (none for a write).
     pub fn rows(&self) -> Vec<JsValue> {
-        match field(&self.0, "results").dyn_into::<Array>() {
-            Ok(a) => a.iter().collect(),
-            Err(_) => Vec::new(),
-        }
+        self.results().map(|a| a.iter().collect()).unwrap_or_default()
     }
 
     /// How many rows it answered.
     pub fn row_count(&self) -> usize {
-        field(&self.0, "results").dyn_into::<Array>().map(|a| a.length() as usize).unwrap_or(0)
+        self.results().map_or(0, |a| a.length() as usize)
     }
 
     fn meta(&self, key: &str) -> usize {

@@ -313,11 +313,6 @@ pub fn rows<T: FromRow>(r: &D1Result) -> Result<Vec<T>> {
     r.rows().into_iter().map(|obj| T::from_row(&Row { obj, bad: Default::default() })).collect()
 }
 
-/// How many rows one statement's result has.
-pub fn row_count(r: &D1Result) -> Result<usize> {
-    Ok(r.row_count())
-}
-
 /// Every D1 round trip goes through these helpers, which count it (`metrics::d1_calls`).
 fn counted() {
     crate::metrics::add(crate::metrics::Counter::d1_calls, 1);
