@@ -33,7 +33,7 @@ use refport_core::payout::{
     pace_wait_ms, Budget, PayoutStatus, CONSUMER_FIXED, PAUSE_COST, RECONCILE_COST, RELEASE_COST, SEND_COST,
 };
 use refport_core::transfer::{classify, transfer_matches, AccountCause, Verdict};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::time::Duration;
 use worker::{Delay, MessageBatch, MessageExt, QueueRetryOptionsBuilder};
 
@@ -45,12 +45,20 @@ const MAX_RETRY_DELAY_SECONDS: i64 = 43_200;
 /// One payout to pay (`PAYOUTS` queue body). `attempt`: the transfer attempt the enqueuer saw
 /// (0: claimed, never sent); `lease`: the payout's `updated_at` then (the claim's clock, or the
 /// sweep's lease). A payout touched since (another attempt, an outcome) makes the message stale.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PayoutMessage {
     pub payout_id: String,
     pub attempt: i64,
     pub lease: i64,
+}
+
+refport_core::from_json! {
+    #[deny_unknown_fields]
+    PayoutMessage {
+        payout_id,
+        attempt,
+        lease,
+    }
 }
 
 /// What the payment of payouts did, for the cron's log and the counters.

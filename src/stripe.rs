@@ -3,7 +3,7 @@
 //! and Stripe's error JSON turned into a typed error that says whether a retry may succeed.
 
 use refport_core::transfer::Refusal;
-use serde::Deserialize;
+use refport_core::wire::FromJson;
 use std::time::Duration;
 use worker::Method;
 
@@ -37,48 +37,75 @@ impl std::fmt::Display for StripeError {
     }
 }
 
-#[derive(Deserialize)]
 struct ErrorBody {
     error: ErrorDetail,
 }
 
-#[derive(Deserialize)]
+refport_core::from_json! {
+    ErrorBody {
+        error,
+    }
+}
+
 struct ErrorDetail {
-    #[serde(rename = "type")]
     kind: Option<String>,
     code: Option<String>,
     message: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+refport_core::from_json! {
+    ErrorDetail {
+        kind = "type",
+        code,
+        message,
+    }
+}
+
+#[derive(Debug)]
 pub struct Account {
     pub id: String,
-    #[serde(default)]
     pub payouts_enabled: bool,
-    #[serde(default)]
     pub country: Option<String>,
-    #[serde(default)]
     pub capabilities: Option<Capabilities>,
     /// The bank accounts (and cards) Stripe pays the account out to; returned to the platform
     /// that controls the account.
-    #[serde(default)]
     pub external_accounts: Option<List<ExternalAccount>>,
+}
+
+refport_core::from_json! {
+    Account {
+        id,
+        payouts_enabled: default,
+        country,
+        capabilities,
+        external_accounts,
+    }
 }
 
 /// A bank account or debit card of a connected account; `fingerprint` is the same for the same
 /// account number across every connected account of the platform.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct ExternalAccount {
-    #[serde(default)]
     pub fingerprint: Option<String>,
-    #[serde(default)]
     pub default_for_currency: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+refport_core::from_json! {
+    ExternalAccount {
+        fingerprint,
+        default_for_currency,
+    }
+}
+
+#[derive(Debug, Default)]
 pub struct Capabilities {
-    #[serde(default)]
     pub transfers: Option<String>,
+}
+
+refport_core::from_json! {
+    Capabilities {
+        transfers,
+    }
 }
 
 impl Account {
@@ -96,25 +123,49 @@ impl Account {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct List<T> {
     pub data: Vec<T>,
 }
 
-#[derive(Debug, Deserialize)]
+impl<T: FromJson> FromJson for List<T> {
+    fn from_json(v: refport_core::wire::Value) -> Result<Self, refport_core::wire::Error> {
+        let mut m = refport_core::wire::object(v, "struct List")?;
+        let data = m.remove("data").map(Vec::from_json).unwrap_or_else(|| refport_core::wire::absent("data"))?;
+        Ok(List { data })
+    }
+}
+
+#[derive(Debug)]
 pub struct AccountLink {
     pub url: String,
     pub expires_at: i64,
 }
 
-#[derive(Debug, Deserialize)]
+refport_core::from_json! {
+    AccountLink {
+        url,
+        expires_at,
+    }
+}
+
+#[derive(Debug)]
 pub struct Transfer {
     pub id: String,
     pub amount: i64,
     pub currency: String,
     pub destination: Option<String>,
-    #[serde(default)]
     pub amount_reversed: i64,
+}
+
+refport_core::from_json! {
+    Transfer {
+        id,
+        amount,
+        currency,
+        destination,
+        amount_reversed: default,
+    }
 }
 
 /// A failed Stripe call with everything the payout path classifies it by.
@@ -181,7 +232,7 @@ impl Stripe {
 
     /// One Stripe request: form body for POST, `Stripe-Version` pinned, a timeout; an error
     /// answer keeps its status, type, code and the retry headers.
-    async fn call<T: for<'de> Deserialize<'de>>(
+    async fn call<T: FromJson>(
         &self,
         method: Method,
         path: &str,
@@ -237,7 +288,7 @@ impl Stripe {
         })
     }
 
-    async fn post<T: for<'de> Deserialize<'de>>(
+    async fn post<T: FromJson>(
         &self,
         path: &str,
         params: &[(&str, String)],

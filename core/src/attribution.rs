@@ -7,7 +7,7 @@
 //! [`Reason`], and earns no commission.
 
 use crate::time::DAY_MS;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::fmt;
 
 /// Attribution window used when a program does not set one.
@@ -16,7 +16,7 @@ pub const DEFAULT_WINDOW_DAYS: u32 = 90;
 pub const CLICK_SKEW_MS: i64 = 5 * 60 * 1000;
 
 /// Which click wins when a customer clicked several partners' links.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Model {
     /// The newest valid click wins (default).
@@ -25,6 +25,8 @@ pub enum Model {
     /// The customer's existing attribution wins while it is inside the window.
     FirstClick,
 }
+
+crate::from_json_enum!(Model { LastClick = "last_click", FirstClick = "first_click" });
 
 impl Model {
     pub const ALL: [Model; 2] = [Model::LastClick, Model::FirstClick];
@@ -42,7 +44,7 @@ impl Model {
 }
 
 /// What the core needs to know about a click.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct ClickFacts {
     pub click_id: String,
     pub program_id: String,
@@ -54,8 +56,19 @@ pub struct ClickFacts {
     pub partner_banned: bool,
 }
 
+crate::from_json! {
+    ClickFacts {
+        click_id,
+        program_id,
+        partner_id,
+        link_id,
+        at,
+        partner_banned,
+    }
+}
+
 /// Why a lead was recorded without a partner.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// No click id, or one that is unknown, malformed or forged.

@@ -8,11 +8,11 @@
 use crate::error::Invalid;
 use crate::fraud::Rule;
 use crate::money::{mul_div_half_even, Currency, MAX_AMOUNT};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::fmt;
 
 /// A commission's status.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Pending,
@@ -20,6 +20,8 @@ pub enum Status {
     Paid,
     Rejected,
 }
+
+crate::from_json_enum!(Status { Pending = "pending", Approved = "approved", Paid = "paid", Rejected = "rejected" });
 
 impl Status {
     pub const ALL: [Status; 4] = [Status::Pending, Status::Approved, Status::Paid, Status::Rejected];
@@ -99,7 +101,7 @@ pub fn transition(from: Status, to: Status) -> Result<(), TransitionError> {
 }
 
 /// What a commission is for.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Lead,
@@ -327,14 +329,24 @@ pub fn plan_refund(c: &SaleCommission, refund: Option<i64>) -> Result<(i64, Refu
 }
 
 /// `POST /api/v1/commissions` body: a manual commission (`kind: "bonus"`).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug)]
 pub struct BonusInput {
     pub partner_id: String,
     pub amount: i64,
     pub currency: Option<String>,
     pub description: String,
     pub status: Option<Status>,
+}
+
+crate::from_json! {
+    #[deny_unknown_fields]
+    BonusInput {
+        partner_id,
+        amount,
+        currency,
+        description,
+        status,
+    }
 }
 
 /// A validated manual commission.
@@ -450,7 +462,7 @@ mod tests {
         for s in Status::ALL {
             assert_eq!(Status::parse(s.as_str()), Some(s));
             assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
-            assert_eq!(serde_json::from_str::<Status>(&format!("\"{s}\"")).unwrap(), s);
+            assert_eq!(crate::wire::from_str::<Status>(&format!("\"{s}\"")).unwrap(), s);
         }
         assert_eq!(Status::parse("Paid"), None);
         assert_eq!(Status::parse("void"), None);

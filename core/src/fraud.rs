@@ -10,7 +10,7 @@
 //! the ones that count, so changing a rule never touches a commission already approved or paid.
 
 use crate::error::Invalid;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -107,15 +107,16 @@ impl Serialize for Rule {
     }
 }
 
-impl<'de> Deserialize<'de> for Rule {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Rule::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown fraud rule `{s}`")))
+impl crate::wire::FromJson for Rule {
+    fn from_json(v: Value) -> Result<Self, crate::wire::Error> {
+        use serde::de::Error as _;
+        let s = String::from_json(v)?;
+        Rule::parse(&s).ok_or_else(|| crate::wire::Error::custom(format!("unknown fraud rule `{s}`")))
     }
 }
 
 /// What a rule does when it matches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Hold,
@@ -192,10 +193,11 @@ impl Serialize for FraudRules {
     }
 }
 
-impl<'de> Deserialize<'de> for FraudRules {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let m = Map::<String, Value>::deserialize(d)?;
-        FraudRules::default().apply("fraud_rules", &m).map_err(|e| serde::de::Error::custom(e.message))
+impl crate::wire::FromJson for FraudRules {
+    fn from_json(v: Value) -> Result<Self, crate::wire::Error> {
+        use serde::de::Error as _;
+        let m = crate::wire::object(v, "a map")?;
+        FraudRules::default().apply("fraud_rules", &m).map_err(|e| crate::wire::Error::custom(e.message))
     }
 }
 
@@ -386,17 +388,17 @@ mod tests {
         let v = serde_json::to_value(r).unwrap();
         assert_eq!(v.as_object().unwrap().len(), 7);
         assert_eq!(v["paid_traffic"], "hold");
-        let back: FraudRules = serde_json::from_value(v).unwrap();
+        let back: FraudRules = crate::wire::from_value(v).unwrap();
         assert_eq!(back, r);
         // Stored settings written before the rules existed read as the defaults.
-        let empty: FraudRules = serde_json::from_str("{}").unwrap();
+        let empty: FraudRules = crate::wire::from_str("{}").unwrap();
         assert_eq!(empty, r);
     }
 
     #[test]
     fn apply_names_the_field() {
         let r = FraudRules::default();
-        let m = |j: &str| serde_json::from_str::<Map<String, Value>>(j).unwrap();
+        let m = |j: &str| crate::wire::from_str::<Map<String, Value>>(j).unwrap();
         let e = r.apply("fraud_rules", &m(r#"{"bogus":"hold"}"#)).unwrap_err();
         assert_eq!((e.field.as_str(), e.code), ("fraud_rules.bogus", "unknown_fraud_rule"));
         let e = r.apply("fraud_rules", &m(r#"{"paid_traffic":"block"}"#)).unwrap_err();

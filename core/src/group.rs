@@ -5,36 +5,49 @@
 
 use crate::error::Invalid;
 use crate::money::MAX_AMOUNT;
-use crate::program::nullable;
+
 use crate::rules::Rewards;
-use serde::Deserialize;
 
 /// Longest hold period, in days (the program's own bound).
 pub const MAX_HOLD_DAYS: u32 = 365;
 
 /// `POST /api/v1/programs/{id}/groups` body.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug)]
 pub struct GroupInput {
     pub name: String,
-    #[serde(default, deserialize_with = "crate::wire::opt_object")]
     pub rewards: Option<Rewards>,
     pub min_payout: Option<i64>,
     pub hold_days: Option<u32>,
 }
 
+crate::from_json! {
+    #[deny_unknown_fields]
+    GroupInput {
+        name,
+        rewards,
+        min_payout,
+        hold_days,
+    }
+}
+
 /// `PATCH /api/v1/groups/{id}` body: absent fields are kept, `null` clears one (the program's
 /// term applies again).
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default)]
 pub struct GroupPatch {
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "crate::wire::nullable_object")]
     pub rewards: Option<Option<Rewards>>,
-    #[serde(default, deserialize_with = "nullable")]
     pub min_payout: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "nullable")]
     pub hold_days: Option<Option<u32>>,
+}
+
+crate::from_json! {
+    #[deny_unknown_fields]
+    GroupPatch {
+        name,
+        rewards: nullable,
+        min_payout: nullable,
+        hold_days: nullable,
+    }
 }
 
 /// A validated group.
@@ -123,13 +136,13 @@ mod tests {
 
     #[test]
     fn input_and_patch() {
-        let g: GroupInput = serde_json::from_str(
+        let g: GroupInput = crate::wire::from_str(
             r#"{"name":" Gold ","rewards":{"sale":{"type":"percentage","amount":3000}},"min_payout":1000,"hold_days":7}"#,
         )
         .unwrap();
         let g = g.validate().unwrap();
         assert_eq!((g.name.as_str(), g.min_payout, g.hold_days), ("Gold", Some(1000), Some(7)));
-        let p: GroupPatch = serde_json::from_str(r#"{"min_payout":null,"rewards":null}"#).unwrap();
+        let p: GroupPatch = crate::wire::from_str(r#"{"min_payout":null,"rewards":null}"#).unwrap();
         let after = g.apply(p).unwrap();
         assert_eq!((after.min_payout, after.rewards, after.hold_days), (None, None, Some(7)));
         let keep = g.apply(GroupPatch::default()).unwrap();
@@ -140,10 +153,10 @@ mod tests {
             (r#"{"name":"x","hold_days":366}"#, "hold_days"),
             (r#"{"name":"x","rewards":{"sale":{"type":"percentage","amount":10001}}}"#, "rewards.sale.amount"),
         ] {
-            let g: GroupInput = serde_json::from_str(body).unwrap();
+            let g: GroupInput = crate::wire::from_str(body).unwrap();
             assert_eq!(g.validate().unwrap_err().field, field, "{body}");
         }
-        assert!(serde_json::from_str::<GroupInput>(r#"{"name":"x","tier":1}"#).is_err());
+        assert!(crate::wire::from_str::<GroupInput>(r#"{"name":"x","tier":1}"#).is_err());
     }
 
     #[test]

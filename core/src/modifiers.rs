@@ -19,7 +19,7 @@
 
 use crate::error::Invalid;
 use crate::rules::RewardType;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 /// Most modifiers one reward may carry.
@@ -32,7 +32,7 @@ pub const MAX_LIST: usize = 100;
 pub const MAX_TEXT: usize = 255;
 
 /// How a modifier's conditions combine.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Match {
     #[default]
@@ -40,28 +40,48 @@ pub enum Match {
     Any,
 }
 
+crate::from_json_enum!(Match { All = "all", Any = "any" });
+
 /// One condition, as stored. See [`Condition::compile`].
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct Condition {
     pub field: String,
     pub op: String,
     pub value: Value,
 }
 
+crate::from_json! {
+    #[deny_unknown_fields]
+    Condition {
+        field,
+        op,
+        value,
+    }
+}
+
 /// One modifier: when its conditions match, the conversion earns its terms instead of the
 /// reward's base terms (if they pay more than every other matching modifier).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct Modifier {
     pub conditions: Vec<Condition>,
-    #[serde(rename = "match", default)]
+    #[serde(rename = "match")]
     pub matching: Match,
     #[serde(rename = "type")]
     pub kind: RewardType,
     pub amount: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_months: Option<u32>,
+}
+
+crate::from_json! {
+    #[deny_unknown_fields]
+    Modifier {
+        conditions,
+        matching = "match": default,
+        kind = "type",
+        amount,
+        duration_months,
+    }
 }
 
 /// What a condition reads.
@@ -493,13 +513,13 @@ mod tests {
         assert!(m(Match::Any, vec![de, fr.clone()]).matches(&c));
         assert!(!m(Match::Any, vec![fr]).matches(&c));
         assert!(!m(Match::All, vec![]).matches(&c));
-        let wire: Modifier = serde_json::from_str(
+        let wire: Modifier = crate::wire::from_str(
             r#"{"conditions":[{"field":"country","op":"eq","value":"DE"}],"type":"percentage","amount":3000}"#,
         )
         .unwrap();
         assert_eq!(wire.matching, Match::All);
         assert!(
-            serde_json::from_str::<Modifier>(r#"{"conditions":[],"match":"some","type":"flat","amount":1}"#).is_err()
+            crate::wire::from_str::<Modifier>(r#"{"conditions":[],"match":"some","type":"flat","amount":1}"#).is_err()
         );
     }
 }

@@ -1,6 +1,6 @@
 //! Money: integer minor units paired with an ISO 4217 currency. Never floats.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::fmt;
 
 /// Largest amount (in minor units) accepted anywhere: well inside 2^53 so that D1/JS numbers
@@ -94,18 +94,26 @@ impl Serialize for Currency {
     }
 }
 
-impl<'de> Deserialize<'de> for Currency {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Currency::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown currency code `{s}`")))
+impl crate::wire::FromJson for Currency {
+    fn from_json(v: crate::wire::Value) -> Result<Self, crate::wire::Error> {
+        use serde::de::Error as _;
+        let s = String::from_json(v)?;
+        Currency::parse(&s).ok_or_else(|| crate::wire::Error::custom(format!("unknown currency code `{s}`")))
     }
 }
 
 /// An amount of money: minor units and currency. May be negative (clawbacks).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Money {
     pub minor: i64,
     pub currency: Currency,
+}
+
+crate::from_json! {
+    Money {
+        minor,
+        currency,
+    }
 }
 
 /// A non-negative amount in minor units within [`MAX_AMOUNT`]: what every input amount is parsed to.

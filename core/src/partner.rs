@@ -2,15 +2,17 @@
 
 use crate::error::Invalid;
 use crate::rules::Rewards;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PartnerStatus {
     Invited,
     Active,
     Banned,
 }
+
+crate::from_json_enum!(PartnerStatus { Invited = "invited", Active = "active", Banned = "banned" });
 
 impl PartnerStatus {
     pub fn as_str(self) -> &'static str {
@@ -31,44 +33,60 @@ impl PartnerStatus {
 }
 
 /// `POST /api/v1/programs/{id}/partners` body.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug)]
 pub struct PartnerInput {
     pub email: String,
     pub name: String,
     /// Per-partner reward override (replaces the program's reward per event kind).
-    #[serde(default, deserialize_with = "crate::wire::opt_object")]
     pub rewards: Option<Rewards>,
     /// `true`: the partner is created `invited` (an invitation is sent) rather than `active`.
-    #[serde(default)]
     pub invite: bool,
     /// ISO 3166-1 alpha-2 country (decides the Stripe service agreement at onboarding).
-    #[serde(default)]
     pub country: Option<String>,
     /// The partner's group (a group of the same program).
-    #[serde(default)]
     pub group_id: Option<String>,
     /// The partner's own minimum payout (overrides its group's and the program's).
-    #[serde(default)]
     pub min_payout: Option<i64>,
 }
 
+crate::from_json! {
+    #[deny_unknown_fields]
+    PartnerInput {
+        email,
+        name,
+        rewards,
+        invite: default,
+        country,
+        group_id,
+        min_payout,
+    }
+}
+
 /// `PATCH /api/v1/partners/{id}` body.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default)]
 pub struct PartnerPatch {
     pub name: Option<String>,
     pub email: Option<String>,
     pub status: Option<PartnerStatus>,
-    #[serde(default, deserialize_with = "crate::wire::nullable_object")]
     pub rewards: Option<Option<Rewards>>,
     pub country: Option<String>,
     /// `null` takes the partner out of its group.
-    #[serde(default, deserialize_with = "crate::program::nullable")]
     pub group_id: Option<Option<String>>,
     /// `null`: the group's or the program's minimum applies again.
-    #[serde(default, deserialize_with = "crate::program::nullable")]
     pub min_payout: Option<Option<i64>>,
+}
+
+crate::from_json! {
+    #[deny_unknown_fields]
+    PartnerPatch {
+        name,
+        email,
+        status,
+        rewards: nullable,
+        country,
+        group_id: nullable,
+        min_payout: nullable,
+    }
 }
 
 /// A validated partner.
@@ -190,16 +208,16 @@ mod tests {
 
     #[test]
     fn input_and_patch() {
-        let i: PartnerInput = serde_json::from_str(r#"{"email":"a@b.co","name":"Ann"}"#).unwrap();
+        let i: PartnerInput = crate::wire::from_str(r#"{"email":"a@b.co","name":"Ann"}"#).unwrap();
         let p = i.validate().unwrap();
         assert_eq!(p.status, PartnerStatus::Active);
-        let patch: PartnerPatch = serde_json::from_str(r#"{"status":"banned"}"#).unwrap();
+        let patch: PartnerPatch = crate::wire::from_str(r#"{"status":"banned"}"#).unwrap();
         let q = p.apply(patch).unwrap();
         assert_eq!(q.status, PartnerStatus::Banned);
         assert_eq!(q.email, "a@b.co");
-        assert!(serde_json::from_str::<PartnerPatch>(r#"{"status":"gone"}"#).is_err());
-        assert!(serde_json::from_str::<PartnerInput>(r#"{"email":"a@b.co","name":"Ann","x":1}"#).is_err());
-        let invited: PartnerInput = serde_json::from_str(r#"{"email":"a@b.co","name":"Ann","invite":true}"#).unwrap();
+        assert!(crate::wire::from_str::<PartnerPatch>(r#"{"status":"gone"}"#).is_err());
+        assert!(crate::wire::from_str::<PartnerInput>(r#"{"email":"a@b.co","name":"Ann","x":1}"#).is_err());
+        let invited: PartnerInput = crate::wire::from_str(r#"{"email":"a@b.co","name":"Ann","invite":true}"#).unwrap();
         assert_eq!(invited.validate().unwrap().status, PartnerStatus::Invited);
     }
 
@@ -222,11 +240,11 @@ mod tests {
         for bad in ["", "USA", "XX", "u", "12", "ZZ"] {
             assert_eq!(parse_country("country", bad).unwrap_err().code, "invalid_country", "{bad}");
         }
-        let i: PartnerInput = serde_json::from_str(r#"{"email":"a@b.co","name":"Ann","country":"fr"}"#).unwrap();
+        let i: PartnerInput = crate::wire::from_str(r#"{"email":"a@b.co","name":"Ann","country":"fr"}"#).unwrap();
         let p = i.validate().unwrap();
         assert_eq!(p.country.as_deref(), Some("FR"));
-        let q = p.apply(serde_json::from_str(r#"{"country":"GB"}"#).unwrap()).unwrap();
+        let q = p.apply(crate::wire::from_str(r#"{"country":"GB"}"#).unwrap()).unwrap();
         assert_eq!(q.country.as_deref(), Some("GB"));
-        assert!(p.apply(serde_json::from_str(r#"{"country":"Narnia"}"#).unwrap()).is_err());
+        assert!(p.apply(crate::wire::from_str(r#"{"country":"Narnia"}"#).unwrap()).is_err());
     }
 }

@@ -71,7 +71,7 @@
 //! [`MAX_APPROVALS_PER_RUN`], so a single statement never touches an unbounded number of rows
 //! (D1 per-query time limit).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::Invalid;
 use crate::time::weekday_and_day;
@@ -260,7 +260,7 @@ impl Budget {
 /// `failed` (its commissions released). A program in [`PayoutMode::Review`] has its payouts
 /// prepared as `awaiting_approval` (commissions claimed, nothing sent): approving moves one to
 /// `processing` (then paid like any other), canceling to `canceled` (commissions released).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum PayoutStatus {
     Processing,
@@ -347,40 +347,41 @@ impl PayoutMode {
 /// `{"every":"month","day":1}` (1..=28, so every month has that day).
 ///
 /// Deserialization rejects wrong shapes (unknown `every`, missing or extra fields); ranges are
-/// checked by [`Schedule::validate`]. Deserialization goes through a private strict shape because
-/// serde's internally tagged *unit* variant ignores extra fields (`{"every":"day","x":1}` would
-/// be accepted); an empty struct variant with `deny_unknown_fields` refuses them.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(tag = "every", rename_all = "snake_case", deny_unknown_fields, from = "ScheduleRepr")]
+/// checked by [`Schedule::validate`]. Extra fields are refused, `{"every":"day","x":1}` too.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(tag = "every", rename_all = "snake_case")]
 pub enum Schedule {
     Day,
     Week { weekday: u8 },
     Month { day: u8 },
 }
 
-impl<'de> Deserialize<'de> for PayoutMode {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d).map_err(|_| serde::de::Error::custom(PAYOUT_MODE_REFUSED))?;
-        PayoutMode::parse(&s).ok_or_else(|| serde::de::Error::custom(PAYOUT_MODE_REFUSED))
+impl crate::wire::FromJson for PayoutMode {
+    fn from_json(v: crate::wire::Value) -> Result<Self, crate::wire::Error> {
+        use serde::de::Error as _;
+        v.as_str().and_then(PayoutMode::parse).ok_or_else(|| crate::wire::Error::custom(PAYOUT_MODE_REFUSED))
     }
 }
 
-/// Strict wire shape of [`Schedule`] for deserialization only.
-#[derive(Deserialize)]
-#[serde(tag = "every", rename_all = "snake_case", deny_unknown_fields)]
-enum ScheduleRepr {
-    Day {},
-    Week { weekday: u8 },
-    Month { day: u8 },
-}
+/// Schedule's variants, by their `every`, with their one field (if any).
+const SCHEDULES: [(&str, &[&str]); 3] = [("day", &[]), ("week", &["weekday"]), ("month", &["day"])];
 
-impl From<ScheduleRepr> for Schedule {
-    fn from(r: ScheduleRepr) -> Self {
-        match r {
-            ScheduleRepr::Day {} => Schedule::Day,
-            ScheduleRepr::Week { weekday } => Schedule::Week { weekday },
-            ScheduleRepr::Month { day } => Schedule::Month { day },
-        }
+impl crate::wire::FromJson for Schedule {
+    /// Internally tagged on `every`, each variant's fields and nothing else
+    /// (`{"every":"day","x":1}` is refused).
+    fn from_json(v: crate::wire::Value) -> Result<Self, crate::wire::Error> {
+        use crate::wire::{fields, object, variant, Error, Value};
+        use serde::de::Error as _;
+        const EXPECTED: &str = "internally tagged enum Schedule";
+        let mut m = object(v, EXPECTED)?;
+        let tag = m.remove("every").ok_or_else(|| Error::missing_field("every"))?;
+        let i = variant(tag, &SCHEDULES.map(|(name, _)| name))?;
+        let mut o = fields(Value::Object(m), EXPECTED, SCHEDULES[i].1, true)?;
+        Ok(match i {
+            0 => Schedule::Day,
+            1 => Schedule::Week { weekday: o.take("weekday")? },
+            _ => Schedule::Month { day: o.take("day")? },
+        })
     }
 }
 
@@ -517,16 +518,16 @@ mod tests {
     }
 
     fn parse(s: &str) -> Result<Schedule, serde_json::Error> {
-        serde_json::from_str(s)
+        crate::wire::from_str(s)
     }
 
     #[test]
     fn payout_mode_and_review_rules() {
         assert_eq!(PayoutMode::default(), PayoutMode::Automatic);
         assert_eq!(PayoutMode::parse("review"), Some(PayoutMode::Review));
-        assert_eq!(serde_json::from_str::<PayoutMode>(r#""automatic""#).unwrap(), PayoutMode::Automatic);
+        assert_eq!(crate::wire::from_str::<PayoutMode>(r#""automatic""#).unwrap(), PayoutMode::Automatic);
         for bad in [r#""""#, r#""Review""#, r#""manual""#, r#"" review""#, "1", "null", "{}"] {
-            let e = serde_json::from_str::<PayoutMode>(bad).unwrap_err().to_string();
+            let e = crate::wire::from_str::<PayoutMode>(bad).unwrap_err().to_string();
             assert!(e.starts_with(PAYOUT_MODE_REFUSED), "{bad}: {e}");
         }
         assert_eq!(serde_json::to_string(&PayoutMode::Review).unwrap(), r#""review""#);
@@ -896,7 +897,7 @@ mod tests {
         #[test]
         fn schedule_round_trips(s in any_schedule()) {
             let json = serde_json::to_string(&s).unwrap();
-            prop_assert_eq!(serde_json::from_str::<Schedule>(&json).unwrap(), s);
+            prop_assert_eq!(crate::wire::from_str::<Schedule>(&json).unwrap(), s);
             let _ = s.describe();
         }
     }

@@ -9,7 +9,7 @@ use crate::link::parse_hostname;
 use crate::money::{Currency, MAX_AMOUNT};
 use crate::payout::{PayoutMode, Schedule};
 use crate::rules::Rewards;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Serialize;
 
 pub const DEFAULT_WINDOW_DAYS: u32 = 90;
 pub const DEFAULT_HOLD_DAYS: u32 = 30;
@@ -17,7 +17,7 @@ pub const DEFAULT_BRAND_COLOR: &str = "#4f46e5";
 pub const DEFAULT_MIN_PAYOUT: i64 = 5000;
 
 /// Validated program settings; serialized as the program's wire shape (without id/timestamps).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ProgramSettings {
     pub name: String,
     pub description: String,
@@ -35,17 +35,36 @@ pub struct ProgramSettings {
     pub rewards: Rewards,
     /// Every fraud rule's action (`crate::fraud`); settings stored before the rules existed
     /// read as the defaults.
-    #[serde(default)]
     pub fraud_rules: FraudRules,
     /// `click_spam`: more visits than this by one visitor to a partner's links in 24 hours.
-    #[serde(default = "default_click_spam_threshold")]
     pub click_spam_threshold: u32,
     /// `banned_referrer`: referrer hosts whose clicks are judged by that rule.
-    #[serde(default)]
     pub banned_referrers: Vec<String>,
     /// `automatic` (the default, also for settings stored before review mode) or `review`.
-    #[serde(default)]
     pub payout_mode: PayoutMode,
+}
+
+crate::from_json! {
+    ProgramSettings {
+        name,
+        description,
+        logo_url,
+        brand_color,
+        domains,
+        allowed_hosts,
+        cookie_domain,
+        payout_currency,
+        min_payout,
+        payout_schedule,
+        attribution_window_days,
+        attribution_model,
+        hold_days,
+        rewards,
+        fraud_rules: default,
+        click_spam_threshold: or(default_click_spam_threshold()),
+        banned_referrers: default,
+        payout_mode: default,
+    }
 }
 
 fn default_click_spam_threshold() -> u32 {
@@ -53,66 +72,69 @@ fn default_click_spam_threshold() -> u32 {
 }
 
 /// `POST /api/v1/programs` body. Unknown fields are refused.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default)]
 pub struct ProgramInput {
     pub name: String,
-    #[serde(default)]
     pub description: Option<String>,
-    #[serde(default)]
     pub logo_url: Option<String>,
-    #[serde(default)]
     pub brand_color: Option<String>,
     pub domains: Vec<String>,
     pub allowed_hosts: Vec<String>,
-    #[serde(default)]
     pub cookie_domain: Option<String>,
     pub payout_currency: String,
-    #[serde(default)]
     pub min_payout: Option<i64>,
-    #[serde(default, deserialize_with = "crate::wire::opt_object")]
     pub payout_schedule: Option<Schedule>,
-    #[serde(default)]
     pub attribution_window_days: Option<u32>,
-    #[serde(default)]
     pub attribution_model: Option<Model>,
-    #[serde(default)]
     pub hold_days: Option<u32>,
-    #[serde(default, deserialize_with = "crate::wire::opt_object")]
     pub rewards: Option<Rewards>,
     /// Rule code -> action, over the defaults (or, in a PATCH, over the program's rules).
-    #[serde(default)]
     pub fraud_rules: Option<serde_json::Map<String, serde_json::Value>>,
-    #[serde(default)]
     pub click_spam_threshold: Option<u32>,
-    #[serde(default)]
     pub banned_referrers: Option<Vec<String>>,
-    #[serde(default)]
     pub payout_mode: Option<PayoutMode>,
 }
 
+crate::from_json! {
+    #[deny_unknown_fields]
+    ProgramInput {
+        name,
+        description,
+        logo_url,
+        brand_color,
+        domains,
+        allowed_hosts,
+        cookie_domain,
+        payout_currency,
+        min_payout,
+        payout_schedule,
+        attribution_window_days,
+        attribution_model,
+        hold_days,
+        rewards,
+        fraud_rules,
+        click_spam_threshold,
+        banned_referrers,
+        payout_mode,
+    }
+}
+
 /// `PATCH /api/v1/programs/{id}` body: every field optional; `null` clears a nullable field.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default)]
 pub struct ProgramPatch {
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
     pub description: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
     pub logo_url: Option<Option<String>>,
     pub brand_color: Option<String>,
     pub domains: Option<Vec<String>>,
     pub allowed_hosts: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "nullable")]
     pub cookie_domain: Option<Option<String>>,
     pub payout_currency: Option<String>,
     pub min_payout: Option<i64>,
-    #[serde(default, deserialize_with = "crate::wire::opt_object")]
     pub payout_schedule: Option<Schedule>,
     pub attribution_window_days: Option<u32>,
     pub attribution_model: Option<Model>,
     pub hold_days: Option<u32>,
-    #[serde(default, deserialize_with = "crate::wire::opt_object")]
     pub rewards: Option<Rewards>,
     /// Only the rules named change.
     pub fraud_rules: Option<serde_json::Map<String, serde_json::Value>>,
@@ -121,13 +143,28 @@ pub struct ProgramPatch {
     pub payout_mode: Option<PayoutMode>,
 }
 
-/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
+crate::from_json! {
+    #[deny_unknown_fields]
+    ProgramPatch {
+        name,
+        description: nullable,
+        logo_url: nullable,
+        brand_color,
+        domains,
+        allowed_hosts,
+        cookie_domain: nullable,
+        payout_currency,
+        min_payout,
+        payout_schedule,
+        attribution_window_days,
+        attribution_model,
+        hold_days,
+        rewards,
+        fraud_rules,
+        click_spam_threshold,
+        banned_referrers,
+        payout_mode,
+    }
 }
 
 /// Loopback hosts a merchant's local app runs on: allowed hosts may name them (any port).
@@ -331,7 +368,7 @@ mod tests {
     use super::*;
 
     fn input() -> ProgramInput {
-        serde_json::from_str(
+        crate::wire::from_str(
             r#"{"name":"Acme Partners","domains":["go.acme.com"],"allowed_hosts":["acme.com","www.acme.com"],
                 "cookie_domain":"acme.com","payout_currency":"USD",
                 "rewards":{"lead":{"type":"flat","amount":500},"sale":{"type":"percentage","amount":2000,"duration_months":12}}}"#,
@@ -358,7 +395,7 @@ mod tests {
         assert_eq!(i.validate().unwrap_err().field, "banned_referrers[0]");
         // PATCH validates the same way
         let s = input().validate().unwrap();
-        let p: ProgramPatch = serde_json::from_str(r#"{"allowed_hosts":["acme.com","localhost"]}"#).unwrap();
+        let p: ProgramPatch = crate::wire::from_str(r#"{"allowed_hosts":["acme.com","localhost"]}"#).unwrap();
         assert_eq!(s.apply(p).unwrap().allowed_hosts, vec!["acme.com", "localhost"]);
         // a link to the local app is then a valid destination
         let hosts = vec!["localhost".to_string()];
@@ -386,7 +423,7 @@ mod tests {
         assert_eq!(s.min_payout, DEFAULT_MIN_PAYOUT);
         assert_eq!(s.attribution_model, Model::LastClick);
         assert_eq!(s.brand_color, DEFAULT_BRAND_COLOR);
-        let back: ProgramSettings = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        let back: ProgramSettings = crate::wire::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
     }
 
@@ -413,15 +450,15 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_wrong_types_fail_to_parse() {
-        assert!(serde_json::from_str::<ProgramInput>(
+        assert!(crate::wire::from_str::<ProgramInput>(
             r#"{"name":"x","domains":[],"allowed_hosts":[],"payout_currency":"usd","bogus":1}"#
         )
         .is_err());
-        assert!(serde_json::from_str::<ProgramInput>(
+        assert!(crate::wire::from_str::<ProgramInput>(
             r#"{"name":"x","domains":[],"allowed_hosts":[],"payout_currency":"usd","min_payout":1.5}"#
         )
         .is_err());
-        assert!(serde_json::from_str::<ProgramInput>(
+        assert!(crate::wire::from_str::<ProgramInput>(
             r#"{"name":1,"domains":[],"allowed_hosts":[],"payout_currency":"usd"}"#
         )
         .is_err());
@@ -430,13 +467,13 @@ mod tests {
     #[test]
     fn patch_revalidates_the_whole() {
         let s = input().validate().unwrap();
-        let p: ProgramPatch = serde_json::from_str(r#"{"hold_days":7,"logo_url":null,"cookie_domain":null}"#).unwrap();
+        let p: ProgramPatch = crate::wire::from_str(r#"{"hold_days":7,"logo_url":null,"cookie_domain":null}"#).unwrap();
         let t = s.apply(p).unwrap();
         assert_eq!(t.hold_days, 7);
         assert_eq!(t.cookie_domain, None);
         assert_eq!(t.name, s.name);
         // moving the domains away from the cookie domain is refused
-        let p: ProgramPatch = serde_json::from_str(r#"{"domains":["go.other.com"]}"#).unwrap();
+        let p: ProgramPatch = crate::wire::from_str(r#"{"domains":["go.other.com"]}"#).unwrap();
         assert_eq!(s.apply(p).unwrap_err().field, "cookie_domain");
     }
 
@@ -444,15 +481,15 @@ mod tests {
     fn payout_mode_defaults_patches_and_reads_old_settings() {
         let s = input().validate().unwrap();
         assert_eq!(s.payout_mode, PayoutMode::Automatic);
-        let p: ProgramPatch = serde_json::from_str(r#"{"payout_mode":"review"}"#).unwrap();
+        let p: ProgramPatch = crate::wire::from_str(r#"{"payout_mode":"review"}"#).unwrap();
         let t = s.apply(p).unwrap();
         assert_eq!(t.payout_mode, PayoutMode::Review);
         // a patch without it keeps it; a bad one is refused naming the field
-        let t2 = t.apply(serde_json::from_str(r#"{"hold_days":3}"#).unwrap()).unwrap();
+        let t2 = t.apply(crate::wire::from_str(r#"{"hold_days":3}"#).unwrap()).unwrap();
         assert_eq!(t2.payout_mode, PayoutMode::Review);
-        let e = serde_json::from_str::<ProgramPatch>(r#"{"payout_mode":"later"}"#).unwrap_err().to_string();
+        let e = crate::wire::from_str::<ProgramPatch>(r#"{"payout_mode":"later"}"#).unwrap_err().to_string();
         assert!(e.starts_with("payout_mode must be"), "{e}");
-        let e = serde_json::from_value::<ProgramInput>(serde_json::json!({"name":"x","domains":[],"allowed_hosts":[],
+        let e = crate::wire::from_value::<ProgramInput>(serde_json::json!({"name":"x","domains":[],"allowed_hosts":[],
             "payout_currency":"usd","payout_mode":"manual"}))
         .unwrap_err()
         .to_string();
@@ -460,7 +497,7 @@ mod tests {
         // settings stored before review mode read as automatic
         let mut v = serde_json::to_value(&s).unwrap();
         v.as_object_mut().unwrap().remove("payout_mode");
-        let old: ProgramSettings = serde_json::from_value(v).unwrap();
+        let old: ProgramSettings = crate::wire::from_value(v).unwrap();
         assert_eq!(old.payout_mode, PayoutMode::Automatic);
         assert_eq!(serde_json::to_value(&t).unwrap()["payout_mode"], "review");
     }
@@ -545,7 +582,7 @@ mod terms_tests {
 
     #[test]
     fn terms_in_words() {
-        let s: ProgramSettings = serde_json::from_str::<ProgramInput>(
+        let s: ProgramSettings = crate::wire::from_str::<ProgramInput>(
             r#"{"name":"A","domains":["go.a.com"],"allowed_hosts":["a.com"],"payout_currency":"usd",
                 "rewards":{"lead":{"type":"flat","amount":500},"sale":{"type":"percentage","amount":2050,"duration_months":12}}}"#,
         )
@@ -562,13 +599,13 @@ mod terms_tests {
 
     #[test]
     fn terms_with_modifiers_caps_and_group_terms() {
-        let s: ProgramSettings = serde_json::from_str::<ProgramInput>(
+        let s: ProgramSettings = crate::wire::from_str::<ProgramInput>(
             r#"{"name":"A","domains":["go.a.com"],"allowed_hosts":["a.com"],"payout_currency":"usd"}"#,
         )
         .unwrap()
         .validate()
         .unwrap();
-        let rewards: crate::rules::Rewards = serde_json::from_str(
+        let rewards: crate::rules::Rewards = crate::wire::from_str(
             r#"{"sale":{"type":"percentage","amount":2000,"max_amount_per_customer":10000,"modifiers":[
                 {"conditions":[{"field":"product_id","op":"eq","value":"Pro plan"}],"type":"percentage","amount":3000},
                 {"conditions":[{"field":"country","op":"in","value":["DE","AT"]},{"field":"customer_type","op":"eq","value":"new"}],

@@ -10,7 +10,7 @@ use crate::error::Invalid;
 use crate::modifiers::{Context, CustomerType, Modifier, MAX_MODIFIERS};
 use crate::money::{mul_div_half_even, MAX_AMOUNT};
 use crate::time::add_months;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// 100 % in basis points.
 pub const MAX_BPS: i64 = 10_000;
@@ -18,7 +18,7 @@ pub const MAX_BPS: i64 = 10_000;
 pub const MAX_DURATION_MONTHS: u32 = 120;
 
 /// How a reward's `amount` is read.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum RewardType {
     /// `amount` is minor units of the payout currency.
@@ -27,9 +27,10 @@ pub enum RewardType {
     Percentage,
 }
 
+crate::from_json_enum!(RewardType { Flat = "flat", Percentage = "percentage" });
+
 /// One reward. Wire form: `{"type":"percentage","amount":2000,"duration_months":12}`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct Reward {
     #[serde(rename = "type")]
     pub kind: RewardType,
@@ -37,29 +38,48 @@ pub struct Reward {
     pub amount: i64,
     /// Sale rewards only: how many months after the customer's first sale later sales still
     /// earn. `None` = forever, `Some(0)` = the first sale only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_months: Option<u32>,
     /// Terms that replace these when a conversion meets their conditions (the best paying
     /// matching one wins): see [`crate::modifiers`].
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub modifiers: Vec<Modifier>,
     /// Sale rewards only: the most one customer can ever earn its partner, minor units (the
     /// sale that crosses it earns the remainder; later ones nothing, `cap_reached`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_amount_per_customer: Option<i64>,
     /// Sale rewards only: how many of one customer's sales can earn its partner a commission.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_sales_per_customer: Option<u32>,
 }
 
+crate::from_json! {
+    #[deny_unknown_fields]
+    Reward {
+        kind = "type",
+        amount,
+        duration_months,
+        modifiers: default,
+        max_amount_per_customer,
+        max_sales_per_customer,
+    }
+}
+
 /// A program's (or a partner override's) rewards, one per event kind.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rewards {
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::wire::opt_object")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub lead: Option<Reward>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::wire::opt_object")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sale: Option<Reward>,
+}
+
+crate::from_json! {
+    #[deny_unknown_fields]
+    Rewards {
+        lead,
+        sale,
+    }
 }
 
 fn join(prefix: &str, rest: &str) -> String {
@@ -341,27 +361,27 @@ mod tests {
     #[test]
     fn wire_format_round_trips() {
         let json = r#"{"type":"percentage","amount":2000,"duration_months":12}"#;
-        let r: Reward = serde_json::from_str(json).unwrap();
+        let r: Reward = crate::wire::from_str(json).unwrap();
         assert_eq!(r, pct(2000, Some(12)));
         assert_eq!(serde_json::to_string(&r).unwrap(), json);
-        let r: Reward = serde_json::from_str(r#"{"type":"flat","amount":500}"#).unwrap();
+        let r: Reward = crate::wire::from_str(r#"{"type":"flat","amount":500}"#).unwrap();
         assert_eq!(r, flat(500));
         assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"type":"flat","amount":500}"#);
 
-        let rs: Rewards = serde_json::from_str("{}").unwrap();
+        let rs: Rewards = crate::wire::from_str("{}").unwrap();
         assert_eq!(rs, Rewards::default());
         assert_eq!(serde_json::to_string(&rs).unwrap(), "{}");
-        let rs: Rewards = serde_json::from_str(r#"{"lead":{"type":"flat","amount":100},"sale":null}"#).unwrap();
+        let rs: Rewards = crate::wire::from_str(r#"{"lead":{"type":"flat","amount":100},"sale":null}"#).unwrap();
         assert_eq!(rs.lead, Some(flat(100)));
         assert_eq!(rs.sale, None);
     }
 
     #[test]
     fn wire_format_refuses_unknown() {
-        assert!(serde_json::from_str::<Reward>(r#"{"type":"flat","amount":1,"x":1}"#).is_err());
-        assert!(serde_json::from_str::<Reward>(r#"{"type":"fixed","amount":1}"#).is_err());
-        assert!(serde_json::from_str::<Reward>(r#"{"type":"flat"}"#).is_err());
-        assert!(serde_json::from_str::<Rewards>(r#"{"click":{"type":"flat","amount":1}}"#).is_err());
+        assert!(crate::wire::from_str::<Reward>(r#"{"type":"flat","amount":1,"x":1}"#).is_err());
+        assert!(crate::wire::from_str::<Reward>(r#"{"type":"fixed","amount":1}"#).is_err());
+        assert!(crate::wire::from_str::<Reward>(r#"{"type":"flat"}"#).is_err());
+        assert!(crate::wire::from_str::<Rewards>(r#"{"click":{"type":"flat","amount":1}}"#).is_err());
     }
 
     #[test]
@@ -518,7 +538,7 @@ mod tests {
 
     fn modifier(conditions: serde_json::Value, kind: RewardType, amount: i64, months: Option<u32>) -> Modifier {
         Modifier {
-            conditions: serde_json::from_value(conditions).unwrap(),
+            conditions: crate::wire::from_value(conditions).unwrap(),
             matching: crate::modifiers::Match::All,
             kind,
             amount,
@@ -604,7 +624,7 @@ mod tests {
     #[test]
     fn modifiers_and_caps_validate_with_their_path() {
         use serde_json::json;
-        let rewards = |v: serde_json::Value| serde_json::from_value::<Rewards>(v).unwrap().validate("rewards");
+        let rewards = |v: serde_json::Value| crate::wire::from_value::<Rewards>(v).unwrap().validate("rewards");
         let c = json!({"field": "country", "op": "eq", "value": "DE"});
         let field = |v| rewards(v).unwrap_err().field;
         assert_eq!(

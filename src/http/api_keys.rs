@@ -6,15 +6,21 @@ use crate::store::api_keys::{self, ApiKey};
 use refport_core::crypto::{sha256_hex, API_KEY_PREFIX};
 use refport_core::error::Invalid;
 use refport_core::ids::{self, random_chars, BASE62};
-use serde::Deserialize;
 use worker::{Request, Response};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct CreateKey {
     name: String,
     program_id: Option<String>,
     permissions: Vec<String>,
+}
+
+refport_core::from_json! {
+    #[deny_unknown_fields]
+    CreateKey {
+        name,
+        program_id,
+        permissions,
+    }
 }
 
 pub async fn create(req: &mut Request, c: &Call) -> ApiResult<Response> {

@@ -8,7 +8,6 @@ use crate::store::commissions::{self, Filter};
 use refport_core::commission::{transition, Status};
 use refport_core::error::Invalid;
 use refport_core::ids;
-use serde::Deserialize;
 use worker::{Request, Response};
 
 /// The list's filters (`program_id` narrowed to the key's, `partner_id`, `status`, `held`),
@@ -104,10 +103,15 @@ pub async fn approve(c: &Call, id: &str) -> ApiResult<Response> {
     move_to(c, id, Status::Approved, None).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RejectIn {
     reason: String,
+}
+
+refport_core::from_json! {
+    #[deny_unknown_fields]
+    RejectIn {
+        reason,
+    }
 }
 
 pub async fn reject(req: &mut Request, c: &Call, id: &str) -> ApiResult<Response> {

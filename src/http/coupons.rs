@@ -10,14 +10,18 @@ use refport_core::coupon::CouponCode;
 use refport_core::ids;
 use refport_core::partner::PartnerStatus;
 use refport_core::time::rfc3339;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::{Request, Response};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct CreateCoupon {
     code: String,
+}
+
+refport_core::from_json! {
+    #[deny_unknown_fields]
+    CreateCoupon {
+        code,
+    }
 }
 
 /// The wire shape of a coupon.

@@ -10,7 +10,6 @@ use crate::store::{invites, partners, programs};
 use refport_core::crypto::sha256_hex;
 use refport_core::ids::{random_chars, BASE62};
 use refport_core::time::{rfc3339, DAY_MS};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::{Request, Response};
 
@@ -72,10 +71,15 @@ fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct AcceptIn {
     token: String,
+}
+
+refport_core::from_json! {
+    #[deny_unknown_fields]
+    AcceptIn {
+        token,
+    }
 }
 
 /// `POST /api/v1/invites/accept {token}` (no API key: the token is the credential) ->

@@ -7,22 +7,35 @@ use refport_core::error::Invalid;
 use refport_core::ids::{self, random_chars, BASE62};
 use refport_core::link::{parse_destination, parse_key, short_url, GENERATED_KEY_LEN};
 use refport_core::partner::PartnerStatus;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::{Request, Response};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct CreateLink {
     domain: Option<String>,
     key: Option<String>,
     url: String,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+refport_core::from_json! {
+    #[deny_unknown_fields]
+    CreateLink {
+        domain,
+        key,
+        url,
+    }
+}
+
 struct PatchLink {
     key: Option<String>,
     url: Option<String>,
+}
+
+refport_core::from_json! {
+    #[deny_unknown_fields]
+    PatchLink {
+        key,
+        url,
+    }
 }
 
 #[derive(Serialize)]

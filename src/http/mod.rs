@@ -23,7 +23,7 @@ pub mod webhook_endpoints;
 use crate::state::AppState;
 use auth::Principal;
 use error::{ApiError, ApiResult};
-use serde::de::DeserializeOwned;
+use refport_core::wire::FromJson;
 use serde::Serialize;
 use std::collections::HashMap;
 use worker::{Context, Env, Headers, Request, Response, ResponseBuilder};
@@ -68,7 +68,7 @@ impl Call {
 }
 
 /// An optional JSON body: empty means `T::default()`.
-pub async fn optional_body<T: DeserializeOwned + Default>(req: &mut Request) -> ApiResult<T> {
+pub async fn optional_body<T: FromJson + Default>(req: &mut Request) -> ApiResult<T> {
     let bytes = read_body(req).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
@@ -109,11 +109,11 @@ pub fn created<T: Serialize>(body: &T) -> ApiResult<Response> {
 
 /// Reads and parses a JSON body: size-limited, malformed JSON -> 400 `invalid_json`, a shape
 /// mismatch (missing or unknown field, wrong type) -> 400 `invalid_request` with serde's message.
-pub async fn body<T: DeserializeOwned>(req: &mut Request) -> ApiResult<T> {
+pub async fn body<T: FromJson>(req: &mut Request) -> ApiResult<T> {
     parse_json(&read_body(req).await?)
 }
 
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+pub fn parse_json<T: FromJson>(bytes: &[u8]) -> ApiResult<T> {
     refport_core::wire::from_value(json_object(bytes)?)
         .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
 }
@@ -428,9 +428,14 @@ async fn test_click_batch(req: &mut Request, env: &Env) -> ApiResult<Response> {
     if who.key_id.is_some() {
         return Err(ApiError::Forbidden("the test hook needs the admin key".into()));
     }
-    #[derive(serde::Deserialize)]
     struct Batch {
         clicks: Vec<crate::store::clicks::NewClick>,
+    }
+
+    refport_core::from_json! {
+        Batch {
+            clicks,
+        }
     }
     let b = body::<Batch>(req).await?;
     let w = crate::store::clicks::insert_batch(&state.db, state.secrets.click_key().as_ref(), &b.clicks).await?;

@@ -16,27 +16,39 @@ use refport_core::partner::{parse_email, PartnerStatus};
 use refport_core::program::describe_terms;
 use refport_core::time::{rfc3339, DAY_MS};
 use refport_core::token::{embed_expiry, sign_embed, verify_embed, EmbedClaims, MAX_TTL_MS};
-use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
 use worker::{Request, Response};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct NewPartner {
     email: String,
     name: String,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+refport_core::from_json! {
+    #[deny_unknown_fields]
+    NewPartner {
+        email,
+        name,
+    }
+}
+
 struct TokenIn {
     program_id: String,
     partner_id: Option<String>,
-    #[serde(default, deserialize_with = "refport_core::wire::opt_object")]
     partner: Option<NewPartner>,
     /// Token lifetime in seconds (default 3600, at most 7200).
     ttl_seconds: Option<i64>,
+}
+
+refport_core::from_json! {
+    #[deny_unknown_fields]
+    TokenIn {
+        program_id,
+        partner_id,
+        partner,
+        ttl_seconds,
+    }
 }
 
 pub fn embed_secret(state: &AppState) -> ApiResult<Vec<u8>> {

@@ -7,7 +7,6 @@ use super::{ok, optional_body, partners, Call};
 use crate::state::AppState;
 use crate::store;
 use crate::stripe::{Stripe, StripeError};
-use serde::Deserialize;
 use serde_json::json;
 use worker::{Request, Response};
 
@@ -26,13 +25,21 @@ fn stripe_error(e: StripeError) -> ApiError {
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct OnboardIn {
     return_url: Option<String>,
     refresh_url: Option<String>,
     /// ISO 3166-1 alpha-2, used when the partner has none (the portal asks for it).
     country: Option<String>,
+}
+
+refport_core::from_json! {
+    #[deny_unknown_fields]
+    OnboardIn {
+        return_url,
+        refresh_url,
+        country,
+    }
 }
 
 fn https_url(field: &'static str, s: &str) -> ApiResult<String> {

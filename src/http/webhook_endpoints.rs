@@ -12,7 +12,6 @@ use crate::store::webhook_endpoints::{self, Endpoint};
 use crate::webhook_delivery::endpoint_secret;
 use refport_core::error::Invalid;
 use refport_core::weburl::{HttpUrl, ParseError};
-use serde::Deserialize;
 use serde_json::json;
 use worker::{Request, Response};
 
@@ -34,12 +33,19 @@ pub const EVENTS: &[&str] = &[
     "payout.awaiting_approval",
 ];
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct CreateIn {
     url: String,
     events: Vec<String>,
     description: Option<String>,
+}
+
+refport_core::from_json! {
+    #[deny_unknown_fields]
+    CreateIn {
+        url,
+        events,
+        description,
+    }
 }
 
 fn parse_url(s: &str) -> Result<String, Invalid> {

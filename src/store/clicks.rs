@@ -2,7 +2,7 @@ use super::all;
 use super::StoreResult;
 use refport_core::click_id;
 use refport_core::time::DAY_MS;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use wasm_bindgen::JsValue;
 use worker::d1::D1PreparedStatement;
 use worker::D1Database;
@@ -24,7 +24,7 @@ pub struct Click {
 from_row!(Click { id, program_id, partner_id, link_id, created_at, country, referrer_host, sub1, sub2, sub3 });
 
 /// A click as the redirect records it: the clicks queue's message, written by its consumer.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct NewClick {
     pub id: String,
     pub program_id: String,
@@ -37,12 +37,29 @@ pub struct NewClick {
     pub ua_hash: Option<String>,
     /// The partner's sub-IDs (`refport_core::click::sub_ids`); absent from the messages of
     /// versions before them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sub1: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sub2: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sub3: Option<String>,
+}
+
+refport_core::from_json! {
+    NewClick {
+        id,
+        program_id,
+        partner_id,
+        link_id,
+        at,
+        country,
+        referrer_host,
+        ip_hash,
+        ua_hash,
+        sub1,
+        sub2,
+        sub3,
+    }
 }
 
 impl NewClick {

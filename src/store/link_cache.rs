@@ -11,7 +11,7 @@
 
 use super::first;
 use super::StoreResult;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use worker::kv::KvStore;
@@ -22,7 +22,7 @@ use worker::D1Database;
 const NEGATIVE_TTL: u64 = 60;
 const NEGATIVE: &str = "-";
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct CachedLink {
     pub link_id: String,
     pub partner_id: String,
@@ -34,8 +34,21 @@ pub struct CachedLink {
     pub attributable: bool,
     /// The program's `banned_referrers` while its `banned_referrer` rule is on (else empty): a
     /// click from one of them (or a subdomain) carries the flag in its click id.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub banned_referrers: Vec<String>,
+}
+
+refport_core::from_json! {
+    CachedLink {
+        link_id,
+        partner_id,
+        program_id,
+        url,
+        window_days,
+        cookie_domain,
+        attributable,
+        banned_referrers: default,
+    }
 }
 
 pub enum Lookup {
