@@ -405,7 +405,7 @@ fn stop_delay_seconds(state: &AppState, until: Option<i64>, now: i64) -> u32 {
     (ms.div_euclid(1000) + 1).clamp(1, MAX_RETRY_DELAY_SECONDS) as u32
 }
 
-fn retry_later<T>(m: &worker::Message<T>, seconds: u32) {
+fn retry_later(m: &worker::RawMessage, seconds: u32) {
     m.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(seconds).build());
 }
 
@@ -424,11 +424,13 @@ async fn consume_within(
     budget: &mut Budget,
     now: i64,
 ) -> ApiResult<()> {
-    let all = batch.messages()?;
+    let all = batch.raw_iter();
     metrics::add(Counter::payout_messages, all.len() as u64);
     let mut messages = Vec::with_capacity(all.len());
     for m in all {
-        match refport_core::wire::from_value::<PayoutMessage>(m.body().clone()) {
+        // Read through its JSON text: one JSON reader in the wasm, not a second one for JS objects.
+        let text = js_sys::JSON::stringify(&m.body()).ok().and_then(|s| s.as_string()).unwrap_or_default();
+        match refport_core::wire::from_text::<PayoutMessage>(text.as_bytes()) {
             Ok(body) => messages.push((m, body)),
             Err(e) => {
                 // Never retried: no delivery will make it readable.

@@ -858,7 +858,7 @@ pub fn decide_sale(sale: &SaleRequest, priced: &PricedSale, f: &SaleFacts<'_>) -
         Some(p) => {
             let rewards = p.rewards_in(s);
             let metadata: Option<serde_json::Map<String, Value>> =
-                sale.metadata.as_deref().and_then(|m| serde_json::from_str(m).ok());
+                sale.metadata.as_deref().and_then(|m| crate::wire::from_str(m).ok());
             let facts = rules::Sale {
                 base: priced.base,
                 first_sale_at: customer.and_then(|c| c.first_sale_at),

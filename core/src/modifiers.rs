@@ -346,6 +346,17 @@ impl Modifier {
     }
 }
 
+/// A number as the merchant wrote it: a whole number without a fraction (`3`), else as JSON
+/// writes it (`2.5`). Not `f64`'s `Display`: core's float formatting is ~6 KB of wasm, and
+/// serde_json brings its own.
+fn shown(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        (n as i64).to_string()
+    } else {
+        serde_json::Number::from_f64(n).map(|x| x.to_string()).unwrap_or_default()
+    }
+}
+
 /// A condition in words, for the partner portal ("in DE or AT", "on product pro").
 impl Condition {
     pub fn describe(&self, money: &dyn Fn(i64) -> String) -> String {
@@ -388,8 +399,8 @@ impl Condition {
                     .join(" or ")
             ),
             (Field::Metadata(k), Test::Contains(s)) => format!("when {k} contains \"{s}\""),
-            (Field::Metadata(k), Test::AtLeast(n)) => format!("when {k} is at least {n}"),
-            (Field::Metadata(k), Test::AtMost(n)) => format!("when {k} is at most {n}"),
+            (Field::Metadata(k), Test::AtLeast(n)) => format!("when {k} is at least {}", shown(*n)),
+            (Field::Metadata(k), Test::AtMost(n)) => format!("when {k} is at most {}", shown(*n)),
             _ => String::new(),
         }
     }
@@ -521,5 +532,15 @@ mod tests {
         assert!(
             crate::wire::from_str::<Modifier>(r#"{"conditions":[],"match":"some","type":"flat","amount":1}"#).is_err()
         );
+    }
+
+    #[test]
+    fn numbers_in_words_as_written() {
+        let money = |n: i64| format!("${n}");
+        let d = |op: &str, v: Value| cond("metadata.seats", op, v).describe(&money);
+        assert_eq!(d("gte", json!(3)), "when seats is at least 3");
+        assert_eq!(d("lte", json!(2.5)), "when seats is at most 2.5");
+        assert_eq!(d("gte", json!(-0.125)), "when seats is at least -0.125");
+        assert_eq!(d("gte", json!(1e20)), "when seats is at least 1e+20");
     }
 }

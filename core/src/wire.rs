@@ -11,7 +11,7 @@
 //! difference: of several problems in one object, serde reports the first in key order, this
 //! reader an unknown key first, then the first field in declaration order.
 
-use serde::de::{Error as _, Unexpected};
+use serde::de::Error as _;
 use std::collections::BTreeMap;
 
 pub use serde_json::{Map, Value};
@@ -44,24 +44,24 @@ pub fn from_value<T: FromJson>(v: Value) -> Result<T, Error> {
     T::from_json(v)
 }
 
-fn unexpected(v: &Value) -> Unexpected<'_> {
+/// What `v` is, as serde's `Unexpected` says it (`integer `1``, `string "x"`, `map`). Written
+/// here rather than through `Unexpected`, whose `Display` formats floats with core's float
+/// formatting (~6 KB of wasm); a float is written by serde_json's own formatter.
+fn what(v: &Value) -> String {
     match v {
-        Value::Null => Unexpected::Unit,
-        Value::Bool(b) => Unexpected::Bool(*b),
-        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-            (Some(u), _) => Unexpected::Unsigned(u),
-            (None, Some(i)) => Unexpected::Signed(i),
-            _ => Unexpected::Float(n.as_f64().unwrap_or_default()),
-        },
-        Value::String(s) => Unexpected::Str(s),
-        Value::Array(_) => Unexpected::Seq,
-        Value::Object(_) => Unexpected::Map,
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("boolean `{b}`"),
+        Value::Number(n) if n.is_f64() => format!("floating point `{n}`"),
+        Value::Number(n) => format!("integer `{n}`"),
+        Value::String(s) => format!("string {s:?}"),
+        Value::Array(_) => "sequence".into(),
+        Value::Object(_) => "map".into(),
     }
 }
 
 /// `invalid type: <what v is>, expected <expected>`.
 pub fn invalid_type(v: &Value, expected: &str) -> Error {
-    Error::invalid_type(unexpected(v), &expected)
+    Error::custom(format_args!("invalid type: {}, expected {expected}", what(v)))
 }
 
 /// The object a struct is read from; anything else is refused as `expected` (`struct Name`).
@@ -100,6 +100,7 @@ impl Fields {
     }
 
     /// A field: absent reads as [`FromJson::absent`], else `missing field`.
+    #[inline(never)]
     pub fn take<T: FromJson>(&mut self, name: &'static str) -> Result<T, Error> {
         match self.value(name) {
             Some(v) => T::from_json(v),
@@ -108,12 +109,14 @@ impl Fields {
     }
 
     /// A field that reads as `or()` when absent.
+    #[inline(never)]
     pub fn or<T: FromJson>(&mut self, name: &'static str, or: impl FnOnce() -> T) -> Result<T, Error> {
         self.value(name).map_or_else(|| Ok(or()), T::from_json)
     }
 
     /// A nullable field of a PATCH: absent = `None` (unchanged), `null` = `Some(None)` (clear
     /// it), a value = `Some(Some(..))`.
+    #[inline(never)]
     pub fn nullable<T: FromJson>(&mut self, name: &'static str) -> Result<Option<Option<T>>, Error> {
         match self.value(name) {
             None => Ok(None),
@@ -226,7 +229,7 @@ impl FromJson for f64 {
 /// an integer (`invalid type: floating point `1.5`, expected i64`).
 fn not_integer(v: &Value, expected: &str) -> Error {
     if v.is_i64() || v.is_u64() {
-        Error::invalid_value(unexpected(v), &expected)
+        Error::custom(format_args!("invalid value: {}, expected {expected}", what(v)))
     } else {
         invalid_type(v, expected)
     }
