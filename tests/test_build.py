@@ -1,6 +1,6 @@
-"""The release build's layout step (scripts/wasm-order.mjs): every function named once, in a
-deterministic order, and no names shipped. The whole suite runs on the reordered wasm, so its
-behaviour is checked there; this checks the tool itself."""
+"""The release build: within the size budget, and its layout step (scripts/wasm-order.mjs):
+every function named once, in a deterministic order, and no names shipped. The whole suite runs
+on the reordered wasm, so its behaviour is checked there; this checks the tool itself."""
 
 import os
 import subprocess
@@ -98,6 +98,15 @@ def order(tmp_path, src, name):
     subprocess.run(["node", os.path.join(ROOT, "scripts", "wasm-order.mjs"), src, str(out)], check=True,
                    env=wrangler_env(), timeout=300)
     return out.read_bytes()
+
+
+# Issue 13's budget for the release wasm, gzip -9 (what `make bench` reports).
+WASM_BUDGET_GZIP = 400 * 1024
+
+
+def test_release_wasm_within_its_budget():
+    size = len(subprocess.run(["gzip", "-9", "-c", WASM], capture_output=True, check=True).stdout)
+    assert size <= WASM_BUDGET_GZIP, f"release wasm {size:,} B gzip, budget {WASM_BUDGET_GZIP:,} B"
 
 
 def test_release_wasm_ships_no_names():
