@@ -42,22 +42,16 @@ pub const BUDGET_RETRY_SECONDS: u32 = 2;
 /// The longest delay Queues accepts for a retried message (12 hours).
 const MAX_RETRY_DELAY_SECONDS: i64 = 43_200;
 
-/// One payout to pay (`PAYOUTS` queue body). `attempt`: the transfer attempt the enqueuer saw
-/// (0: claimed, never sent); `lease`: the payout's `updated_at` then (the claim's clock, or the
-/// sweep's lease). A payout touched since (another attempt, an outcome) makes the message stale.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PayoutMessage {
-    pub payout_id: String,
-    pub attempt: i64,
-    pub lease: i64,
-}
-
 refport_core::from_json! {
-    #[deny_unknown_fields]
-    PayoutMessage {
-        payout_id,
-        attempt,
-        lease,
+    deny_unknown_fields
+    /// One payout to pay (`PAYOUTS` queue body). `attempt`: the transfer attempt the enqueuer saw
+    /// (0: claimed, never sent); `lease`: the payout's `updated_at` then (the claim's clock, or the
+    /// sweep's lease). A payout touched since (another attempt, an outcome) makes the message stale.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+    pub struct PayoutMessage {
+        pub payout_id: String,
+        pub attempt: i64,
+        pub lease: i64,
     }
 }
 

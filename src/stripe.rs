@@ -37,74 +37,47 @@ impl std::fmt::Display for StripeError {
     }
 }
 
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
 refport_core::from_json! {
-    ErrorBody {
-        error,
+    struct ErrorBody {
+        error: ErrorDetail,
     }
 }
 
-struct ErrorDetail {
-    kind: Option<String>,
-    code: Option<String>,
-    message: Option<String>,
-}
-
 refport_core::from_json! {
-    ErrorDetail {
-        kind = "type",
-        code,
-        message,
+    struct ErrorDetail {
+        kind as "type": Option<String>,
+        code: Option<String>,
+        message: Option<String>,
     }
 }
 
-#[derive(Debug)]
-pub struct Account {
-    pub id: String,
-    pub payouts_enabled: bool,
-    pub country: Option<String>,
-    pub capabilities: Option<Capabilities>,
-    /// The bank accounts (and cards) Stripe pays the account out to; returned to the platform
-    /// that controls the account.
-    pub external_accounts: Option<List<ExternalAccount>>,
-}
-
 refport_core::from_json! {
-    Account {
-        id,
-        payouts_enabled: default,
-        country,
-        capabilities,
-        external_accounts,
+    #[derive(Debug)]
+    pub struct Account {
+        pub id: String,
+        pub payouts_enabled: bool = default,
+        pub country: Option<String>,
+        pub capabilities: Option<Capabilities>,
+        /// The bank accounts (and cards) Stripe pays the account out to; returned to the platform
+        /// that controls the account.
+        pub external_accounts: Option<List<ExternalAccount>>,
     }
 }
 
-/// A bank account or debit card of a connected account; `fingerprint` is the same for the same
-/// account number across every connected account of the platform.
-#[derive(Debug, Default)]
-pub struct ExternalAccount {
-    pub fingerprint: Option<String>,
-    pub default_for_currency: Option<bool>,
-}
-
 refport_core::from_json! {
-    ExternalAccount {
-        fingerprint,
-        default_for_currency,
+    /// A bank account or debit card of a connected account; `fingerprint` is the same for the same
+    /// account number across every connected account of the platform.
+    #[derive(Debug, Default)]
+    pub struct ExternalAccount {
+        pub fingerprint: Option<String>,
+        pub default_for_currency: Option<bool>,
     }
 }
 
-#[derive(Debug, Default)]
-pub struct Capabilities {
-    pub transfers: Option<String>,
-}
-
 refport_core::from_json! {
-    Capabilities {
-        transfers,
+    #[derive(Debug, Default)]
+    pub struct Capabilities {
+        pub transfers: Option<String>,
     }
 }
 
@@ -136,35 +109,22 @@ impl<T: FromJson> FromJson for List<T> {
     }
 }
 
-#[derive(Debug)]
-pub struct AccountLink {
-    pub url: String,
-    pub expires_at: i64,
-}
-
 refport_core::from_json! {
-    AccountLink {
-        url,
-        expires_at,
+    #[derive(Debug)]
+    pub struct AccountLink {
+        pub url: String,
+        pub expires_at: i64,
     }
 }
 
-#[derive(Debug)]
-pub struct Transfer {
-    pub id: String,
-    pub amount: i64,
-    pub currency: String,
-    pub destination: Option<String>,
-    pub amount_reversed: i64,
-}
-
 refport_core::from_json! {
-    Transfer {
-        id,
-        amount,
-        currency,
-        destination,
-        amount_reversed: default,
+    #[derive(Debug)]
+    pub struct Transfer {
+        pub id: String,
+        pub amount: i64,
+        pub currency: String,
+        pub destination: Option<String>,
+        pub amount_reversed: i64 = default,
     }
 }
 

@@ -43,27 +43,18 @@ impl Model {
     }
 }
 
-/// What the core needs to know about a click.
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
-pub struct ClickFacts {
-    pub click_id: String,
-    pub program_id: String,
-    pub partner_id: String,
-    pub link_id: String,
-    /// Click time, UTC ms.
-    pub at: i64,
-    /// The click's partner is banned from the program.
-    pub partner_banned: bool,
-}
-
 crate::from_json! {
-    ClickFacts {
-        click_id,
-        program_id,
-        partner_id,
-        link_id,
-        at,
-        partner_banned,
+    /// What the core needs to know about a click.
+    #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+    pub struct ClickFacts {
+        pub click_id: String,
+        pub program_id: String,
+        pub partner_id: String,
+        pub link_id: String,
+        /// Click time, UTC ms.
+        pub at: i64,
+        /// The click's partner is banned from the program.
+        pub partner_banned: bool,
     }
 }
 

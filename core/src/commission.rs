@@ -328,24 +328,16 @@ pub fn plan_refund(c: &SaleCommission, refund: Option<i64>) -> Result<(i64, Refu
     Ok((applied, plan))
 }
 
-/// `POST /api/v1/commissions` body: a manual commission (`kind: "bonus"`).
-#[derive(Clone, Debug)]
-pub struct BonusInput {
-    pub partner_id: String,
-    pub amount: i64,
-    pub currency: Option<String>,
-    pub description: String,
-    pub status: Option<Status>,
-}
-
 crate::from_json! {
-    #[deny_unknown_fields]
-    BonusInput {
-        partner_id,
-        amount,
-        currency,
-        description,
-        status,
+    deny_unknown_fields
+    /// `POST /api/v1/commissions` body: a manual commission (`kind: "bonus"`).
+    #[derive(Clone, Debug)]
+    pub struct BonusInput {
+        pub partner_id: String,
+        pub amount: i64,
+        pub currency: Option<String>,
+        pub description: String,
+        pub status: Option<Status>,
     }
 }
 

@@ -162,77 +162,48 @@ impl fmt::Display for AttributionOutcome {
 // ---------------------------------------------------------------------------------------------
 // Parse: request bodies into validated requests
 
-/// `POST /api/v1/track/lead` body.
-#[derive(Clone, Debug)]
-pub struct LeadInput {
-    pub click_id: String,
-    pub customer_external_id: String,
-    pub customer_email: Option<String>,
-    pub customer_name: Option<String>,
-    pub event_name: Option<String>,
-    pub program_id: Option<String>,
-    pub coupon_code: Option<String>,
-}
-
 crate::from_json! {
-    #[deny_unknown_fields]
-    LeadInput {
-        click_id,
-        customer_external_id,
-        customer_email,
-        customer_name,
-        event_name,
-        program_id,
-        coupon_code,
+    deny_unknown_fields
+    /// `POST /api/v1/track/lead` body.
+    #[derive(Clone, Debug)]
+    pub struct LeadInput {
+        pub click_id: String,
+        pub customer_external_id: String,
+        pub customer_email: Option<String>,
+        pub customer_name: Option<String>,
+        pub event_name: Option<String>,
+        pub program_id: Option<String>,
+        pub coupon_code: Option<String>,
     }
 }
 
-/// `POST /api/v1/track/sale` body.
-#[derive(Clone, Debug)]
-pub struct SaleInput {
-    pub customer_external_id: String,
-    pub amount: i64,
-    pub currency: String,
-    pub invoice_id: String,
-    pub event_name: Option<String>,
-    pub metadata: Option<serde_json::Map<String, Value>>,
-    pub payout_amount: Option<i64>,
-    pub program_id: Option<String>,
-    /// The product sold (what reward modifiers on `product_id` compare).
-    pub product_id: Option<String>,
-    pub coupon_code: Option<String>,
-}
-
 crate::from_json! {
-    #[deny_unknown_fields]
-    SaleInput {
-        customer_external_id,
-        amount,
-        currency,
-        invoice_id,
-        event_name,
-        metadata,
-        payout_amount,
-        program_id,
-        product_id,
-        coupon_code,
+    deny_unknown_fields
+    /// `POST /api/v1/track/sale` body.
+    #[derive(Clone, Debug)]
+    pub struct SaleInput {
+        pub customer_external_id: String,
+        pub amount: i64,
+        pub currency: String,
+        pub invoice_id: String,
+        pub event_name: Option<String>,
+        pub metadata: Option<serde_json::Map<String, Value>>,
+        pub payout_amount: Option<i64>,
+        pub program_id: Option<String>,
+        /// The product sold (what reward modifiers on `product_id` compare).
+        pub product_id: Option<String>,
+        pub coupon_code: Option<String>,
     }
 }
 
-/// `POST /api/v1/track/refund` body.
-#[derive(Clone, Debug)]
-pub struct RefundInput {
-    pub invoice_id: String,
-    pub amount: Option<i64>,
-    pub program_id: Option<String>,
-}
-
 crate::from_json! {
-    #[deny_unknown_fields]
-    RefundInput {
-        invoice_id,
-        amount,
-        program_id,
+    deny_unknown_fields
+    /// `POST /api/v1/track/refund` body.
+    #[derive(Clone, Debug)]
+    pub struct RefundInput {
+        pub invoice_id: String,
+        pub amount: Option<i64>,
+        pub program_id: Option<String>,
     }
 }
 

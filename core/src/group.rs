@@ -11,42 +11,28 @@ use crate::rules::Rewards;
 /// Longest hold period, in days (the program's own bound).
 pub const MAX_HOLD_DAYS: u32 = 365;
 
-/// `POST /api/v1/programs/{id}/groups` body.
-#[derive(Clone, Debug)]
-pub struct GroupInput {
-    pub name: String,
-    pub rewards: Option<Rewards>,
-    pub min_payout: Option<i64>,
-    pub hold_days: Option<u32>,
-}
-
 crate::from_json! {
-    #[deny_unknown_fields]
-    GroupInput {
-        name,
-        rewards,
-        min_payout,
-        hold_days,
+    deny_unknown_fields
+    /// `POST /api/v1/programs/{id}/groups` body.
+    #[derive(Clone, Debug)]
+    pub struct GroupInput {
+        pub name: String,
+        pub rewards: Option<Rewards>,
+        pub min_payout: Option<i64>,
+        pub hold_days: Option<u32>,
     }
 }
 
-/// `PATCH /api/v1/groups/{id}` body: absent fields are kept, `null` clears one (the program's
-/// term applies again).
-#[derive(Clone, Debug, Default)]
-pub struct GroupPatch {
-    pub name: Option<String>,
-    pub rewards: Option<Option<Rewards>>,
-    pub min_payout: Option<Option<i64>>,
-    pub hold_days: Option<Option<u32>>,
-}
-
 crate::from_json! {
-    #[deny_unknown_fields]
-    GroupPatch {
-        name,
-        rewards: nullable,
-        min_payout: nullable,
-        hold_days: nullable,
+    deny_unknown_fields
+    /// `PATCH /api/v1/groups/{id}` body: absent fields are kept, `null` clears one (the program's
+    /// term applies again).
+    #[derive(Clone, Debug, Default)]
+    pub struct GroupPatch {
+        pub name: Option<String>,
+        pub rewards: Option<Option<Rewards>> = nullable,
+        pub min_payout: Option<Option<i64>> = nullable,
+        pub hold_days: Option<Option<u32>> = nullable,
     }
 }
 

@@ -42,45 +42,31 @@ pub enum Match {
 
 crate::from_json_enum!(Match { All = "all", Any = "any" });
 
-/// One condition, as stored. See [`Condition::compile`].
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
-pub struct Condition {
-    pub field: String,
-    pub op: String,
-    pub value: Value,
-}
-
 crate::from_json! {
-    #[deny_unknown_fields]
-    Condition {
-        field,
-        op,
-        value,
+    deny_unknown_fields
+    /// One condition, as stored. See [`Condition::compile`].
+    #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+    pub struct Condition {
+        pub field: String,
+        pub op: String,
+        pub value: Value,
     }
 }
 
-/// One modifier: when its conditions match, the conversion earns its terms instead of the
-/// reward's base terms (if they pay more than every other matching modifier).
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
-pub struct Modifier {
-    pub conditions: Vec<Condition>,
-    #[serde(rename = "match")]
-    pub matching: Match,
-    #[serde(rename = "type")]
-    pub kind: RewardType,
-    pub amount: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_months: Option<u32>,
-}
-
 crate::from_json! {
-    #[deny_unknown_fields]
-    Modifier {
-        conditions,
-        matching = "match": default,
-        kind = "type",
-        amount,
-        duration_months,
+    deny_unknown_fields
+    /// One modifier: when its conditions match, the conversion earns its terms instead of the
+    /// reward's base terms (if they pay more than every other matching modifier).
+    #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+    pub struct Modifier {
+        pub conditions: Vec<Condition>,
+        #[serde(rename = "match")]
+        pub matching as "match": Match = default,
+        #[serde(rename = "type")]
+        pub kind as "type": RewardType,
+        pub amount: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub duration_months: Option<u32>,
     }
 }
 

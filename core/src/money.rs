@@ -102,17 +102,12 @@ impl crate::wire::FromJson for Currency {
     }
 }
 
-/// An amount of money: minor units and currency. May be negative (clawbacks).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct Money {
-    pub minor: i64,
-    pub currency: Currency,
-}
-
 crate::from_json! {
-    Money {
-        minor,
-        currency,
+    /// An amount of money: minor units and currency. May be negative (clawbacks).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+    pub struct Money {
+        pub minor: i64,
+        pub currency: Currency,
     }
 }
 

@@ -32,60 +32,40 @@ impl PartnerStatus {
     }
 }
 
-/// `POST /api/v1/programs/{id}/partners` body.
-#[derive(Clone, Debug)]
-pub struct PartnerInput {
-    pub email: String,
-    pub name: String,
-    /// Per-partner reward override (replaces the program's reward per event kind).
-    pub rewards: Option<Rewards>,
-    /// `true`: the partner is created `invited` (an invitation is sent) rather than `active`.
-    pub invite: bool,
-    /// ISO 3166-1 alpha-2 country (decides the Stripe service agreement at onboarding).
-    pub country: Option<String>,
-    /// The partner's group (a group of the same program).
-    pub group_id: Option<String>,
-    /// The partner's own minimum payout (overrides its group's and the program's).
-    pub min_payout: Option<i64>,
-}
-
 crate::from_json! {
-    #[deny_unknown_fields]
-    PartnerInput {
-        email,
-        name,
-        rewards,
-        invite: default,
-        country,
-        group_id,
-        min_payout,
+    deny_unknown_fields
+    /// `POST /api/v1/programs/{id}/partners` body.
+    #[derive(Clone, Debug)]
+    pub struct PartnerInput {
+        pub email: String,
+        pub name: String,
+        /// Per-partner reward override (replaces the program's reward per event kind).
+        pub rewards: Option<Rewards>,
+        /// `true`: the partner is created `invited` (an invitation is sent) rather than `active`.
+        pub invite: bool = default,
+        /// ISO 3166-1 alpha-2 country (decides the Stripe service agreement at onboarding).
+        pub country: Option<String>,
+        /// The partner's group (a group of the same program).
+        pub group_id: Option<String>,
+        /// The partner's own minimum payout (overrides its group's and the program's).
+        pub min_payout: Option<i64>,
     }
 }
 
-/// `PATCH /api/v1/partners/{id}` body.
-#[derive(Clone, Debug, Default)]
-pub struct PartnerPatch {
-    pub name: Option<String>,
-    pub email: Option<String>,
-    pub status: Option<PartnerStatus>,
-    pub rewards: Option<Option<Rewards>>,
-    pub country: Option<String>,
-    /// `null` takes the partner out of its group.
-    pub group_id: Option<Option<String>>,
-    /// `null`: the group's or the program's minimum applies again.
-    pub min_payout: Option<Option<i64>>,
-}
-
 crate::from_json! {
-    #[deny_unknown_fields]
-    PartnerPatch {
-        name,
-        email,
-        status,
-        rewards: nullable,
-        country,
-        group_id: nullable,
-        min_payout: nullable,
+    deny_unknown_fields
+    /// `PATCH /api/v1/partners/{id}` body.
+    #[derive(Clone, Debug, Default)]
+    pub struct PartnerPatch {
+        pub name: Option<String>,
+        pub email: Option<String>,
+        pub status: Option<PartnerStatus>,
+        pub rewards: Option<Option<Rewards>> = nullable,
+        pub country: Option<String>,
+        /// `null` takes the partner out of its group.
+        pub group_id: Option<Option<String>> = nullable,
+        /// `null`: the group's or the program's minimum applies again.
+        pub min_payout: Option<Option<i64>> = nullable,
     }
 }
 

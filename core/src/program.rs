@@ -16,54 +16,33 @@ pub const DEFAULT_HOLD_DAYS: u32 = 30;
 pub const DEFAULT_BRAND_COLOR: &str = "#4f46e5";
 pub const DEFAULT_MIN_PAYOUT: i64 = 5000;
 
-/// Validated program settings; serialized as the program's wire shape (without id/timestamps).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ProgramSettings {
-    pub name: String,
-    pub description: String,
-    pub logo_url: Option<String>,
-    pub brand_color: String,
-    pub domains: Vec<String>,
-    pub allowed_hosts: Vec<String>,
-    pub cookie_domain: Option<String>,
-    pub payout_currency: Currency,
-    pub min_payout: i64,
-    pub payout_schedule: Schedule,
-    pub attribution_window_days: u32,
-    pub attribution_model: Model,
-    pub hold_days: u32,
-    pub rewards: Rewards,
-    /// Every fraud rule's action (`crate::fraud`); settings stored before the rules existed
-    /// read as the defaults.
-    pub fraud_rules: FraudRules,
-    /// `click_spam`: more visits than this by one visitor to a partner's links in 24 hours.
-    pub click_spam_threshold: u32,
-    /// `banned_referrer`: referrer hosts whose clicks are judged by that rule.
-    pub banned_referrers: Vec<String>,
-    /// `automatic` (the default, also for settings stored before review mode) or `review`.
-    pub payout_mode: PayoutMode,
-}
-
 crate::from_json! {
-    ProgramSettings {
-        name,
-        description,
-        logo_url,
-        brand_color,
-        domains,
-        allowed_hosts,
-        cookie_domain,
-        payout_currency,
-        min_payout,
-        payout_schedule,
-        attribution_window_days,
-        attribution_model,
-        hold_days,
-        rewards,
-        fraud_rules: default,
-        click_spam_threshold: or(default_click_spam_threshold()),
-        banned_referrers: default,
-        payout_mode: default,
+    /// Validated program settings; serialized as the program's wire shape (without id/timestamps).
+    #[derive(Clone, Debug, PartialEq, Serialize)]
+    pub struct ProgramSettings {
+        pub name: String,
+        pub description: String,
+        pub logo_url: Option<String>,
+        pub brand_color: String,
+        pub domains: Vec<String>,
+        pub allowed_hosts: Vec<String>,
+        pub cookie_domain: Option<String>,
+        pub payout_currency: Currency,
+        pub min_payout: i64,
+        pub payout_schedule: Schedule,
+        pub attribution_window_days: u32,
+        pub attribution_model: Model,
+        pub hold_days: u32,
+        pub rewards: Rewards,
+        /// Every fraud rule's action (`crate::fraud`); settings stored before the rules existed
+        /// read as the defaults.
+        pub fraud_rules: FraudRules = default,
+        /// `click_spam`: more visits than this by one visitor to a partner's links in 24 hours.
+        pub click_spam_threshold: u32 = or(default_click_spam_threshold()),
+        /// `banned_referrer`: referrer hosts whose clicks are judged by that rule.
+        pub banned_referrers: Vec<String> = default,
+        /// `automatic` (the default, also for settings stored before review mode) or `review`.
+        pub payout_mode: PayoutMode = default,
     }
 }
 
@@ -71,99 +50,57 @@ fn default_click_spam_threshold() -> u32 {
     DEFAULT_CLICK_SPAM_THRESHOLD
 }
 
-/// `POST /api/v1/programs` body. Unknown fields are refused.
-#[derive(Clone, Debug, Default)]
-pub struct ProgramInput {
-    pub name: String,
-    pub description: Option<String>,
-    pub logo_url: Option<String>,
-    pub brand_color: Option<String>,
-    pub domains: Vec<String>,
-    pub allowed_hosts: Vec<String>,
-    pub cookie_domain: Option<String>,
-    pub payout_currency: String,
-    pub min_payout: Option<i64>,
-    pub payout_schedule: Option<Schedule>,
-    pub attribution_window_days: Option<u32>,
-    pub attribution_model: Option<Model>,
-    pub hold_days: Option<u32>,
-    pub rewards: Option<Rewards>,
-    /// Rule code -> action, over the defaults (or, in a PATCH, over the program's rules).
-    pub fraud_rules: Option<serde_json::Map<String, serde_json::Value>>,
-    pub click_spam_threshold: Option<u32>,
-    pub banned_referrers: Option<Vec<String>>,
-    pub payout_mode: Option<PayoutMode>,
-}
-
 crate::from_json! {
-    #[deny_unknown_fields]
-    ProgramInput {
-        name,
-        description,
-        logo_url,
-        brand_color,
-        domains,
-        allowed_hosts,
-        cookie_domain,
-        payout_currency,
-        min_payout,
-        payout_schedule,
-        attribution_window_days,
-        attribution_model,
-        hold_days,
-        rewards,
-        fraud_rules,
-        click_spam_threshold,
-        banned_referrers,
-        payout_mode,
+    deny_unknown_fields
+    /// `POST /api/v1/programs` body. Unknown fields are refused.
+    #[derive(Clone, Debug, Default)]
+    pub struct ProgramInput {
+        pub name: String,
+        pub description: Option<String>,
+        pub logo_url: Option<String>,
+        pub brand_color: Option<String>,
+        pub domains: Vec<String>,
+        pub allowed_hosts: Vec<String>,
+        pub cookie_domain: Option<String>,
+        pub payout_currency: String,
+        pub min_payout: Option<i64>,
+        pub payout_schedule: Option<Schedule>,
+        pub attribution_window_days: Option<u32>,
+        pub attribution_model: Option<Model>,
+        pub hold_days: Option<u32>,
+        pub rewards: Option<Rewards>,
+        /// Rule code -> action, over the defaults (or, in a PATCH, over the program's rules).
+        pub fraud_rules: Option<serde_json::Map<String, serde_json::Value>>,
+        pub click_spam_threshold: Option<u32>,
+        pub banned_referrers: Option<Vec<String>>,
+        pub payout_mode: Option<PayoutMode>,
     }
 }
 
-/// `PATCH /api/v1/programs/{id}` body: every field optional; `null` clears a nullable field.
-#[derive(Clone, Debug, Default)]
-pub struct ProgramPatch {
-    pub name: Option<String>,
-    pub description: Option<Option<String>>,
-    pub logo_url: Option<Option<String>>,
-    pub brand_color: Option<String>,
-    pub domains: Option<Vec<String>>,
-    pub allowed_hosts: Option<Vec<String>>,
-    pub cookie_domain: Option<Option<String>>,
-    pub payout_currency: Option<String>,
-    pub min_payout: Option<i64>,
-    pub payout_schedule: Option<Schedule>,
-    pub attribution_window_days: Option<u32>,
-    pub attribution_model: Option<Model>,
-    pub hold_days: Option<u32>,
-    pub rewards: Option<Rewards>,
-    /// Only the rules named change.
-    pub fraud_rules: Option<serde_json::Map<String, serde_json::Value>>,
-    pub click_spam_threshold: Option<u32>,
-    pub banned_referrers: Option<Vec<String>>,
-    pub payout_mode: Option<PayoutMode>,
-}
-
 crate::from_json! {
-    #[deny_unknown_fields]
-    ProgramPatch {
-        name,
-        description: nullable,
-        logo_url: nullable,
-        brand_color,
-        domains,
-        allowed_hosts,
-        cookie_domain: nullable,
-        payout_currency,
-        min_payout,
-        payout_schedule,
-        attribution_window_days,
-        attribution_model,
-        hold_days,
-        rewards,
-        fraud_rules,
-        click_spam_threshold,
-        banned_referrers,
-        payout_mode,
+    deny_unknown_fields
+    /// `PATCH /api/v1/programs/{id}` body: every field optional; `null` clears a nullable field.
+    #[derive(Clone, Debug, Default)]
+    pub struct ProgramPatch {
+        pub name: Option<String>,
+        pub description: Option<Option<String>> = nullable,
+        pub logo_url: Option<Option<String>> = nullable,
+        pub brand_color: Option<String>,
+        pub domains: Option<Vec<String>>,
+        pub allowed_hosts: Option<Vec<String>>,
+        pub cookie_domain: Option<Option<String>> = nullable,
+        pub payout_currency: Option<String>,
+        pub min_payout: Option<i64>,
+        pub payout_schedule: Option<Schedule>,
+        pub attribution_window_days: Option<u32>,
+        pub attribution_model: Option<Model>,
+        pub hold_days: Option<u32>,
+        pub rewards: Option<Rewards>,
+        /// Only the rules named change.
+        pub fraud_rules: Option<serde_json::Map<String, serde_json::Value>>,
+        pub click_spam_threshold: Option<u32>,
+        pub banned_referrers: Option<Vec<String>>,
+        pub payout_mode: Option<PayoutMode>,
     }
 }
 

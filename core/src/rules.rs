@@ -29,56 +29,42 @@ pub enum RewardType {
 
 crate::from_json_enum!(RewardType { Flat = "flat", Percentage = "percentage" });
 
-/// One reward. Wire form: `{"type":"percentage","amount":2000,"duration_months":12}`.
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
-pub struct Reward {
-    #[serde(rename = "type")]
-    pub kind: RewardType,
-    /// Minor units (flat) or basis points (percentage).
-    pub amount: i64,
-    /// Sale rewards only: how many months after the customer's first sale later sales still
-    /// earn. `None` = forever, `Some(0)` = the first sale only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_months: Option<u32>,
-    /// Terms that replace these when a conversion meets their conditions (the best paying
-    /// matching one wins): see [`crate::modifiers`].
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub modifiers: Vec<Modifier>,
-    /// Sale rewards only: the most one customer can ever earn its partner, minor units (the
-    /// sale that crosses it earns the remainder; later ones nothing, `cap_reached`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_amount_per_customer: Option<i64>,
-    /// Sale rewards only: how many of one customer's sales can earn its partner a commission.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_sales_per_customer: Option<u32>,
-}
-
 crate::from_json! {
-    #[deny_unknown_fields]
-    Reward {
-        kind = "type",
-        amount,
-        duration_months,
-        modifiers: default,
-        max_amount_per_customer,
-        max_sales_per_customer,
+    deny_unknown_fields
+    /// One reward. Wire form: `{"type":"percentage","amount":2000,"duration_months":12}`.
+    #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+    pub struct Reward {
+        #[serde(rename = "type")]
+        pub kind as "type": RewardType,
+        /// Minor units (flat) or basis points (percentage).
+        pub amount: i64,
+        /// Sale rewards only: how many months after the customer's first sale later sales still
+        /// earn. `None` = forever, `Some(0)` = the first sale only.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub duration_months: Option<u32>,
+        /// Terms that replace these when a conversion meets their conditions (the best paying
+        /// matching one wins): see [`crate::modifiers`].
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub modifiers: Vec<Modifier> = default,
+        /// Sale rewards only: the most one customer can ever earn its partner, minor units (the
+        /// sale that crosses it earns the remainder; later ones nothing, `cap_reached`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub max_amount_per_customer: Option<i64>,
+        /// Sale rewards only: how many of one customer's sales can earn its partner a commission.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub max_sales_per_customer: Option<u32>,
     }
 }
 
-/// A program's (or a partner override's) rewards, one per event kind.
-#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
-pub struct Rewards {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lead: Option<Reward>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sale: Option<Reward>,
-}
-
 crate::from_json! {
-    #[deny_unknown_fields]
-    Rewards {
-        lead,
-        sale,
+    deny_unknown_fields
+    /// A program's (or a partner override's) rewards, one per event kind.
+    #[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
+    pub struct Rewards {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub lead: Option<Reward>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub sale: Option<Reward>,
     }
 }
 

@@ -148,34 +148,59 @@ pub fn variant(v: Value, names: &[&str]) -> Result<usize, Error> {
     }
 }
 
-/// `FromJson` for a struct, field by field. `#[deny_unknown_fields]` refuses unknown keys (else
-/// they are skipped); a field is `name`, or `name = "wire_name"`, with an optional mode:
-/// `: default` (absent = `Default::default()`), `: or(expr)` (absent = `expr`), `: nullable`
-/// (a PATCH's `Option<Option<T>>`, see [`Fields::nullable`]). An `Option` field may be absent.
-/// Unknown keys are refused first, then the fields are read in their declaration order (the
-/// first error wins).
+/// A struct and its `FromJson`, field by field:
+///
+/// ```ignore
+/// from_json! {
+///     deny_unknown_fields
+///     /// The body of `POST /things`.
+///     #[derive(Debug)]
+///     pub struct NewThing {
+///         pub name: String,
+///         pub kind as "type": Kind,
+///         pub tags: Vec<String> = default,
+///         pub days: u32 = or(DEFAULT_DAYS),
+///         pub logo_url: Option<Option<String>> = nullable,
+///     }
+/// }
+/// ```
+///
+/// A leading `deny_unknown_fields` refuses unknown keys (else they are skipped). A field is read
+/// from its name or `as "wire_name"`; `= default` reads an absent field as `Default::default()`,
+/// `= or(expr)` as `expr`, `= nullable` is a PATCH's `Option<Option<T>>` (see
+/// [`Fields::nullable`]); an `Option` field may be absent. Attributes (docs, derives, serde's for
+/// `Serialize`) pass through. Unknown keys are refused first, then the fields are read in their
+/// declaration order (the first error wins).
 #[macro_export]
 macro_rules! from_json {
     (@name $f:ident) => { stringify!($f) };
     (@name $f:ident $name:literal) => { $name };
-    (@strict) => { false };
-    (@strict deny_unknown_fields) => { true };
     (@take $o:ident $name:expr) => { $o.take($name) };
     (@take $o:ident $name:expr, default) => { $o.or($name, ::core::default::Default::default) };
     (@take $o:ident $name:expr, or($d:expr)) => { $o.or($name, || $d) };
     (@take $o:ident $name:expr, nullable) => { $o.nullable($name) };
-    ($(#[$strict:ident])? $ty:ident { $($f:ident $(= $name:literal)? $(: $mode:ident $(($d:expr))?)?),* $(,)? }) => {
+    (@struct $strict:literal
+        $(#[$meta:meta])* $vis:vis struct $ty:ident {
+            $($(#[$fmeta:meta])* $fvis:vis $f:ident $(as $name:literal)? : $t:ty $(= $mode:ident $(($d:expr))?)?),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $ty {
+            $($(#[$fmeta])* $fvis $f: $t,)*
+        }
+
         impl $crate::wire::FromJson for $ty {
             fn from_json(v: $crate::wire::Value) -> ::core::result::Result<Self, $crate::wire::Error> {
                 const FIELDS: &[&str] = &[$($crate::from_json!(@name $f $($name)?)),*];
-                let strict = $crate::from_json!(@strict $($strict)?);
-                let mut o = $crate::wire::fields(v, concat!("struct ", stringify!($ty)), FIELDS, strict)?;
+                let mut o = $crate::wire::fields(v, concat!("struct ", stringify!($ty)), FIELDS, $strict)?;
                 Ok($ty {
                     $($f: $crate::from_json!(@take o $crate::from_json!(@name $f $($name)?) $(, $mode $(($d))?)?)?,)*
                 })
             }
         }
     };
+    (deny_unknown_fields $($rest:tt)*) => { $crate::from_json!(@struct true $($rest)*); };
+    ($(#[$meta:meta])* $vis:vis struct $($rest:tt)*) => { $crate::from_json!(@struct false $(#[$meta])* $vis struct $($rest)*); };
 }
 
 /// `FromJson` for a unit enum, by each variant's wire name:
@@ -300,15 +325,14 @@ mod tests {
     }
     crate::from_json_enum!(Unit { LastClick = "last_click", FirstClick = "first_click", Other = "other" });
 
-    #[derive(Debug, Deserialize, PartialEq)]
-    #[serde(deny_unknown_fields)]
-    struct Inner {
-        a: i64,
-        b: Option<String>,
-    }
     crate::from_json! {
-        #[deny_unknown_fields]
-        Inner { a, b }
+        deny_unknown_fields
+        #[derive(Debug, Deserialize, PartialEq)]
+        #[serde(deny_unknown_fields)]
+        struct Inner {
+            a: i64,
+            b: Option<String>,
+        }
     }
 
     fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
@@ -341,24 +365,23 @@ mod tests {
         meta: Option<Map<String, Value>>,
     }
 
-    #[derive(Debug, PartialEq)]
-    struct Ours {
-        id: String,
-        kind: Unit,
-        n: Option<u16>,
-        small: u8,
-        big: i64,
-        flag: bool,
-        tags: Vec<String>,
-        inner: Option<Inner>,
-        patch: Option<Option<i32>>,
-        days: u32,
-        ratio: Option<f64>,
-        meta: Option<Map<String, Value>>,
-    }
     crate::from_json! {
-        #[deny_unknown_fields]
-        Ours { id, kind = "type", n, small, big, flag: default, tags: default, inner, patch: nullable, days: or(seven()), ratio, meta }
+        deny_unknown_fields
+        #[derive(Debug, PartialEq)]
+        struct Ours {
+            id: String,
+            kind as "type": Unit,
+            n: Option<u16>,
+            small: u8,
+            big: i64,
+            flag: bool = default,
+            tags: Vec<String> = default,
+            inner: Option<Inner>,
+            patch: Option<Option<i32>> = nullable,
+            days: u32 = or(seven()),
+            ratio: Option<f64>,
+            meta: Option<Map<String, Value>>,
+        }
     }
 
     /// A skipping (not strict) struct: unknown keys are ignored, as serde's default.
@@ -367,12 +390,13 @@ mod tests {
         id: String,
         n: Option<u32>,
     }
-    #[derive(Debug, PartialEq)]
-    struct LaxOurs {
-        id: String,
-        n: Option<u32>,
+    crate::from_json! {
+        #[derive(Debug, PartialEq)]
+        struct LaxOurs {
+            id: String,
+            n: Option<u32>,
+        }
     }
-    crate::from_json! { LaxOurs { id, n } }
 
     fn same(t: Theirs) -> Ours {
         let Theirs { id, kind, n, small, big, flag, tags, inner, patch, days, ratio, meta } = t;

@@ -8,18 +8,12 @@ use refport_core::error::Invalid;
 use refport_core::ids::{self, random_chars, BASE62};
 use worker::{Request, Response};
 
-struct CreateKey {
-    name: String,
-    program_id: Option<String>,
-    permissions: Vec<String>,
-}
-
 refport_core::from_json! {
-    #[deny_unknown_fields]
-    CreateKey {
-        name,
-        program_id,
-        permissions,
+    deny_unknown_fields
+    struct CreateKey {
+        name: String,
+        program_id: Option<String>,
+        permissions: Vec<String>,
     }
 }
 

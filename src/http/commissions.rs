@@ -103,14 +103,10 @@ pub async fn approve(c: &Call, id: &str) -> ApiResult<Response> {
     move_to(c, id, Status::Approved, None).await
 }
 
-struct RejectIn {
-    reason: String,
-}
-
 refport_core::from_json! {
-    #[deny_unknown_fields]
-    RejectIn {
-        reason,
+    deny_unknown_fields
+    struct RejectIn {
+        reason: String,
     }
 }
 

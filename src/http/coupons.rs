@@ -13,14 +13,10 @@ use refport_core::time::rfc3339;
 use serde_json::{json, Value};
 use worker::{Request, Response};
 
-struct CreateCoupon {
-    code: String,
-}
-
 refport_core::from_json! {
-    #[deny_unknown_fields]
-    CreateCoupon {
-        code,
+    deny_unknown_fields
+    struct CreateCoupon {
+        code: String,
     }
 }
 

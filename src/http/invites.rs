@@ -71,14 +71,10 @@ fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-struct AcceptIn {
-    token: String,
-}
-
 refport_core::from_json! {
-    #[deny_unknown_fields]
-    AcceptIn {
-        token,
+    deny_unknown_fields
+    struct AcceptIn {
+        token: String,
     }
 }
 

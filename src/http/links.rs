@@ -10,31 +10,20 @@ use refport_core::partner::PartnerStatus;
 use serde::Serialize;
 use worker::{Request, Response};
 
-struct CreateLink {
-    domain: Option<String>,
-    key: Option<String>,
-    url: String,
-}
-
 refport_core::from_json! {
-    #[deny_unknown_fields]
-    CreateLink {
-        domain,
-        key,
-        url,
+    deny_unknown_fields
+    struct CreateLink {
+        domain: Option<String>,
+        key: Option<String>,
+        url: String,
     }
 }
 
-struct PatchLink {
-    key: Option<String>,
-    url: Option<String>,
-}
-
 refport_core::from_json! {
-    #[deny_unknown_fields]
-    PatchLink {
-        key,
-        url,
+    deny_unknown_fields
+    struct PatchLink {
+        key: Option<String>,
+        url: Option<String>,
     }
 }
 

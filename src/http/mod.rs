@@ -428,15 +428,12 @@ async fn test_click_batch(req: &mut Request, env: &Env) -> ApiResult<Response> {
     if who.key_id.is_some() {
         return Err(ApiError::Forbidden("the test hook needs the admin key".into()));
     }
-    struct Batch {
-        clicks: Vec<crate::store::clicks::NewClick>,
-    }
-
     refport_core::from_json! {
-        Batch {
-            clicks,
+        struct Batch {
+            clicks: Vec<crate::store::clicks::NewClick>,
         }
     }
+
     let b = body::<Batch>(req).await?;
     let w = crate::store::clicks::insert_batch(&state.db, state.secrets.click_key().as_ref(), &b.clicks).await?;
     ok(&serde_json::json!({"inserted": w.inserted, "rows_written": w.rows_written}))

@@ -20,34 +20,22 @@ use serde_json::json;
 use std::collections::HashMap;
 use worker::{Request, Response};
 
-struct NewPartner {
-    email: String,
-    name: String,
-}
-
 refport_core::from_json! {
-    #[deny_unknown_fields]
-    NewPartner {
-        email,
-        name,
+    deny_unknown_fields
+    struct NewPartner {
+        email: String,
+        name: String,
     }
 }
 
-struct TokenIn {
-    program_id: String,
-    partner_id: Option<String>,
-    partner: Option<NewPartner>,
-    /// Token lifetime in seconds (default 3600, at most 7200).
-    ttl_seconds: Option<i64>,
-}
-
 refport_core::from_json! {
-    #[deny_unknown_fields]
-    TokenIn {
-        program_id,
-        partner_id,
-        partner,
-        ttl_seconds,
+    deny_unknown_fields
+    struct TokenIn {
+        program_id: String,
+        partner_id: Option<String>,
+        partner: Option<NewPartner>,
+        /// Token lifetime in seconds (default 3600, at most 7200).
+        ttl_seconds: Option<i64>,
     }
 }
 

@@ -25,20 +25,14 @@ fn stripe_error(e: StripeError) -> ApiError {
     }
 }
 
-#[derive(Default)]
-struct OnboardIn {
-    return_url: Option<String>,
-    refresh_url: Option<String>,
-    /// ISO 3166-1 alpha-2, used when the partner has none (the portal asks for it).
-    country: Option<String>,
-}
-
 refport_core::from_json! {
-    #[deny_unknown_fields]
-    OnboardIn {
-        return_url,
-        refresh_url,
-        country,
+    deny_unknown_fields
+    #[derive(Default)]
+    struct OnboardIn {
+        return_url: Option<String>,
+        refresh_url: Option<String>,
+        /// ISO 3166-1 alpha-2, used when the partner has none (the portal asks for it).
+        country: Option<String>,
     }
 }
 

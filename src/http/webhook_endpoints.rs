@@ -33,18 +33,12 @@ pub const EVENTS: &[&str] = &[
     "payout.awaiting_approval",
 ];
 
-struct CreateIn {
-    url: String,
-    events: Vec<String>,
-    description: Option<String>,
-}
-
 refport_core::from_json! {
-    #[deny_unknown_fields]
-    CreateIn {
-        url,
-        events,
-        description,
+    deny_unknown_fields
+    struct CreateIn {
+        url: String,
+        events: Vec<String>,
+        description: Option<String>,
     }
 }
 

@@ -23,42 +23,27 @@ pub struct Click {
 }
 from_row!(Click { id, program_id, partner_id, link_id, created_at, country, referrer_host, sub1, sub2, sub3 });
 
-/// A click as the redirect records it: the clicks queue's message, written by its consumer.
-#[derive(Clone, Debug, Serialize)]
-pub struct NewClick {
-    pub id: String,
-    pub program_id: String,
-    pub partner_id: String,
-    pub link_id: String,
-    pub at: i64,
-    pub country: Option<String>,
-    pub referrer_host: Option<String>,
-    pub ip_hash: Option<String>,
-    pub ua_hash: Option<String>,
-    /// The partner's sub-IDs (`refport_core::click::sub_ids`); absent from the messages of
-    /// versions before them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sub1: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sub2: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sub3: Option<String>,
-}
-
 refport_core::from_json! {
-    NewClick {
-        id,
-        program_id,
-        partner_id,
-        link_id,
-        at,
-        country,
-        referrer_host,
-        ip_hash,
-        ua_hash,
-        sub1,
-        sub2,
-        sub3,
+    /// A click as the redirect records it: the clicks queue's message, written by its consumer.
+    #[derive(Clone, Debug, Serialize)]
+    pub struct NewClick {
+        pub id: String,
+        pub program_id: String,
+        pub partner_id: String,
+        pub link_id: String,
+        pub at: i64,
+        pub country: Option<String>,
+        pub referrer_host: Option<String>,
+        pub ip_hash: Option<String>,
+        pub ua_hash: Option<String>,
+        /// The partner's sub-IDs (`refport_core::click::sub_ids`); absent from the messages of
+        /// versions before them.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub sub1: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub sub2: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub sub3: Option<String>,
     }
 }
 

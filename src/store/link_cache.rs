@@ -22,32 +22,21 @@ use worker::D1Database;
 const NEGATIVE_TTL: u64 = 60;
 const NEGATIVE: &str = "-";
 
-#[derive(Clone, Debug, Serialize)]
-pub struct CachedLink {
-    pub link_id: String,
-    pub partner_id: String,
-    pub program_id: String,
-    pub url: String,
-    pub window_days: u32,
-    pub cookie_domain: Option<String>,
-    /// False when the partner is banned: the link still redirects, without attribution.
-    pub attributable: bool,
-    /// The program's `banned_referrers` while its `banned_referrer` rule is on (else empty): a
-    /// click from one of them (or a subdomain) carries the flag in its click id.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub banned_referrers: Vec<String>,
-}
-
 refport_core::from_json! {
-    CachedLink {
-        link_id,
-        partner_id,
-        program_id,
-        url,
-        window_days,
-        cookie_domain,
-        attributable,
-        banned_referrers: default,
+    #[derive(Clone, Debug, Serialize)]
+    pub struct CachedLink {
+        pub link_id: String,
+        pub partner_id: String,
+        pub program_id: String,
+        pub url: String,
+        pub window_days: u32,
+        pub cookie_domain: Option<String>,
+        /// False when the partner is banned: the link still redirects, without attribution.
+        pub attributable: bool,
+        /// The program's `banned_referrers` while its `banned_referrer` rule is on (else empty): a
+        /// click from one of them (or a subdomain) carries the flag in its click id.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub banned_referrers: Vec<String> = default,
     }
 }
 
