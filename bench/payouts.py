@@ -65,25 +65,53 @@ def b32_80(b):
     return "".join(CROCKFORD[(v >> (i * 5)) & 31] for i in range(15, -1, -1))
 
 
-def click_mac(salt, stamp, link_id):
+def click_key(salt):
+    """The click-id MAC key (core/src/click_id.rs `derive_key`): HMAC-SHA256(IP_HASH_SALT,
+    "refport click id v1")."""
+    return hmac.new(salt.encode(), b"refport click id v1", hashlib.sha256).digest()
+
+
+def click_mac(salt, stamp, link_id, v2=False):
     """The MAC of a signed click id (core/src/click_id.rs): the first 80 bits of HMAC-SHA256,
-    under HMAC-SHA256(IP_HASH_SALT, "refport click id v1"), of "<stamp>|<link id>", Crockford
+    under `click_key`, of "<stamp>|<link id>" (v1) or "v2|<stamp>|<link id>" (v2), Crockford
     base32."""
-    key = hmac.new(salt.encode(), b"refport click id v1", hashlib.sha256).digest()
-    return b32_80(hmac.new(key, f"{stamp}|{link_id}".encode(), hashlib.sha256).digest())
+    msg = ("v2|" if v2 else "") + f"{stamp}|{link_id}"
+    return b32_80(hmac.new(click_key(salt), msg.encode(), hashlib.sha256).digest())
+
+
+def stamp_value(stamp):
+    return sum(CROCKFORD.index(c) << (5 * (25 - i)) for i, c in enumerate(stamp.upper()))
+
+
+def stamp_of(value):
+    return "".join(CROCKFORD[(value >> (i * 5)) & 31] for i in range(25, -1, -1))
+
+
+HOUR_MS = 3_600_000
+V2_FLAG_BITS = 5
 
 
 def fresh_click_like(old, now_ms, link_old, link_new, salt):
-    """A new click id like `old`: signed for the copy's link when `old` is signed (time-ordered
-    part + MAC + link-id body), a plain time-ordered id otherwise."""
+    """A new click id like `old`, for the copy's link: a plain time-ordered id when `old` is one;
+    a v1 signed id (random stamp) for a v1 one; for a v2 one (core/src/click_id.rs `issue_v2`),
+    the stamp of the hour bucket of `now_ms` with 75 fresh visitor bits (so the copies never
+    share a row) and `old`'s 5 flag bits (so their leads meet the same fraud rules)."""
     body = old.split("_", 1)[1]
     if len(body) == 26:
         return ulid_id("clk", now_ms)
     stamp, given, link_body = body[:26], body[26:42], body[42:]
-    if link_old != "link_" + link_body or not salt or click_mac(salt, stamp, link_old) != given:
+    if link_old != "link_" + link_body or not salt:
         raise RuntimeError(f"click id {old!r} is not signed the way bench/payouts.py signs them: teach it")
-    new_stamp = ulid_id("clk", now_ms)[4:]
-    return f"clk_{new_stamp}{click_mac(salt, new_stamp, link_new)}{link_new[5:]}"
+    if click_mac(salt, stamp, link_old) == given:
+        new_stamp = ulid_id("clk", now_ms)[4:]
+        return f"clk_{new_stamp}{click_mac(salt, new_stamp, link_new)}{link_new[5:]}"
+    if click_mac(salt, stamp, link_old, v2=True) == given:
+        flags = stamp_value(stamp) & ((1 << V2_FLAG_BITS) - 1)
+        visitor = int.from_bytes(pysecrets.token_bytes(10), "big") >> (80 - 75)
+        at = now_ms - now_ms % HOUR_MS
+        new_stamp = stamp_of(((at & ((1 << 48) - 1)) << 80) | (visitor << V2_FLAG_BITS) | flags)
+        return f"clk_{new_stamp}{click_mac(salt, new_stamp, link_new, v2=True)}{link_new[5:]}"
+    raise RuntimeError(f"click id {old!r} is not signed the way bench/payouts.py signs them: teach it")
 
 
 def fresh_like(old, now_ms, stripe=False):
@@ -237,7 +265,9 @@ def make_template(rp, admin, fake, secrets_, db_path, browser_ua):
 
 def make_accounts(fake, stripe_key, partner_ids, emails, threads=4):
     """One Express account per partner, as Refport's `create_account` asks for it (same-country
-    partner: card_payments with transfers, the `full` agreement), onboarding completed."""
+    partner: card_payments with transfers, the `full` agreement), onboarding completed: each
+    (account id, the fingerprint of its own bank account), so no two partners share a payout
+    account (the `duplicate_payout_account` fraud rule holds partners who do)."""
     auth = {"Authorization": f"Bearer {stripe_key}"}
 
     def one(i):
@@ -249,7 +279,7 @@ def make_accounts(fake, stripe_key, partner_ids, emails, threads=4):
         done = fake.json("POST", f"/_control/accounts/{acct['id']}/complete_onboarding", {})
         if done["capabilities"].get("transfers") != "active" or not done["payouts_enabled"]:
             raise RuntimeError(f"account {acct['id']} cannot receive transfers: {done['capabilities']}")
-        return acct["id"]
+        return acct["id"], done["external_accounts"]["data"][0]["fingerprint"]
 
     with concurrent.futures.ThreadPoolExecutor(threads) as ex:
         return list(ex.map(one, range(len(partner_ids))))
@@ -304,11 +334,18 @@ def clone_template(db_path, t, n_copies, accounts, partner_ids, emails, salt):
             if col:
                 i = cols.index(col)
                 tpl_ids += [(table, r[i]) for r in rs]
+        # The template's bank account fingerprint (Refport stored it from Stripe at onboarding):
+        # each copy gets its own account's, as its onboarding would have stored it.
+        pcols, prows = next((cols, rs) for table, cols, rs in rows if table == "partners")
+        tpl_fingerprint = prows[0][pcols.index("bank_fingerprint")]
+        if not tpl_fingerprint:
+            raise RuntimeError("the template partner has no bank fingerprint: teach bench/payouts.py")
         now = int(time.time() * 1000)
         by_table = {table: [] for table, _, _ in rows}
         pattern = None
         for k in range(n_copies):
-            m = {t["partner_id"]: partner_ids[k], t["account"]: accounts[k], TPL_EMAIL: emails[k],
+            m = {t["partner_id"]: partner_ids[k], t["account"]: accounts[k][0], tpl_fingerprint: accounts[k][1],
+                 TPL_EMAIL: emails[k],
                  TPL_NAME: f"Payout Partner {k + 2}", TPL_KEY: f"pk{k + 2}", TPL_CUSTOMER: f"pcust{k + 2}",
                  TPL_INVOICE: f"pinv{k + 2}"}
             for table, old in tpl_ids:
