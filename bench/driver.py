@@ -116,6 +116,27 @@ class Procs:
         self.procs = []
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_s(pgid):
+    """CPU seconds (user + system) used so far by the live processes of a process group: one
+    `wrangler dev` (node, its proxy workerd and the Worker's workerd, which also runs the local
+    queue broker, KV and D1)."""
+    total = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ... utime (12), stime (13)
+            total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
+
+
 def wrangler_env():
     env = dict(os.environ)
     env["PATH"] = os.path.join(ROOT, "node_modules", ".bin") + os.pathsep + env.get("PATH", "")
@@ -393,6 +414,33 @@ def wait_clicks(db, visits_before, answered, metrics, m_before, timeout=120.0):
 
 # -- wrk -------------------------------------------------------------------------------------------
 
+VISITORS = {
+    "top": "its own address, one of the 100 most common browser user agents of `top-user-agents` in turn",
+    "unique": "one address, a browser user agent of its own, BENCH_UA=unique",
+}
+TOP_USER_AGENTS = os.path.join(ROOT, "node_modules", "top-user-agents", "src", "index.json")
+
+
+def visitor_agents(work):
+    """The click targets' visitors (bench.lua): BENCH_UA=top (the default) gives each request
+    its own address and one of the most common real browser user agents in turn (the npm
+    `top-user-agents` list, a devDependency), as real visitors share a few browser strings;
+    BENCH_UA=unique gives every request a user agent never seen before from one address (the
+    worst case for anything kept per user agent). The file for bench.lua, or None."""
+    how = os.environ.get("BENCH_UA", "top")
+    if how == "unique":
+        return None
+    if how != "top":
+        raise SystemExit(f"BENCH_UA={how}: choose top or unique")
+    agents = [ua for ua in json.load(open(TOP_USER_AGENTS)) if isinstance(ua, str) and ua.strip() and "\n" not in ua]
+    if not agents:
+        raise SystemExit(f"no user agent in {TOP_USER_AGENTS}")
+    path = os.path.join(work, "user-agents.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(agents) + "\n")
+    return path
+
+
 def run_wrk(port, path, seconds, mode, headers, threads, conns, extra_env=None):
     env = dict(os.environ)
     env.update({"BENCH_MODE": mode, "BENCH_RUN_ID": uuid.uuid4().hex[:12], "BENCH_CUSTOMER": CUSTOMER})
@@ -489,11 +537,13 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
     os.makedirs(l_dir)
     l_port, l_insp = ports.take(), ports.take()
     lp = start_dev(procs, "baseline-l", l_port, l_insp, l_dir, env, config=os.path.join(BENCH, "baseline-l", "wrangler.toml"))
+    groups = {l_port: lp.pid}  # port -> the process group serving it (CPU per request)
     startup["baseline L"] = wait_ready(lp, l_port, "/", (302,))
     baselines["L"] = l_port
     log(f"baseline L: ready on :{l_port} after {startup['baseline L']:.2f}s")
     rp_port, rp_insp = ports.take(), ports.take()
     rp = start_dev(procs, "refport", rp_port, rp_insp, rp_dir, env, config=rp_config)
+    groups[rp_port] = rp.pid
     startup["Refport"] = wait_ready(rp, rp_port, "/api/v1/health", (200,))
     log(f"refport: ready on :{rp_port} after {startup['Refport']:.2f}s")
 
@@ -570,6 +620,7 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
         probe = (port, probe_db)
     for name, p, port, path, ok in pending:
         wait_ready(p, port, path, ok)
+        groups[port] = p.pid
         if name == "d1-probe":
             status, _, body = request(port, "GET", "/batch?n=3")
             status2, _, body2 = request(port, "GET", "/single?n=1")
@@ -589,14 +640,17 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
         log(f"{name}: ready on :{port}")
 
     auth = {"Authorization": f"Bearer {track_key}", "Content-Type": "application/json"}
+    ua_file = visitor_agents(a.work)
+    info["visitors"] = "top" if ua_file else "unique"
+    visitors = {"BENCH_UA_FILE": ua_file} if ua_file else {}
     specs = {
         # Every redirect target gets a new visitor per request (the same Lua work on each).
-        "L": (baselines.get("L"), f"/{LINK_KEY}", "click", click_headers, {}),
-        "W": (baselines.get("W"), f"/{LINK_KEY}", "click", click_headers, {}),
-        "W+assets": (baselines.get("W+assets"), f"/{LINK_KEY}", "click", click_headers, {}),
-        "J": (baselines.get("J"), f"/{LINK_KEY}", "click", click_headers, {}),
-        "J+click": (baselines.get("J+click"), f"/{LINK_KEY}", "click", click_headers, {}),
-        "redirect": (rp_port, f"/{LINK_KEY}", "click", click_headers, {}),
+        "L": (baselines.get("L"), f"/{LINK_KEY}", "click", click_headers, visitors),
+        "W": (baselines.get("W"), f"/{LINK_KEY}", "click", click_headers, visitors),
+        "W+assets": (baselines.get("W+assets"), f"/{LINK_KEY}", "click", click_headers, visitors),
+        "J": (baselines.get("J"), f"/{LINK_KEY}", "click", click_headers, visitors),
+        "J+click": (baselines.get("J+click"), f"/{LINK_KEY}", "click", click_headers, visitors),
+        "redirect": (rp_port, f"/{LINK_KEY}", "click", click_headers, visitors),
         "sale": (rp_port, "/api/v1/track/sale", "sale_unique", auth, {}),
         "sale-replay": (rp_port, "/api/v1/track/sale", "sale_replay", auth, {"BENCH_BODY": json.dumps(sale_body)}),
     }
@@ -628,6 +682,7 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
         rows_before = d1_count(db, "clicks") if db else None
         ev_before = d1_count(rp_db, "events") if t == "sale" else None
         prof = start_profile(secs) if profile else None
+        cpu_before = group_cpu_s(groups[port])
         r = run_wrk(port, path, secs, mode, headers, threads, conns, extra)
         if prof:
             stdout, stderr = prof.communicate(timeout=120)
@@ -648,6 +703,12 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
             if not db:
                 time.sleep(0.3)  # the requests wrk left in flight finish
             r["metrics"] = metrics_delta(rp_metrics(), m_before)
+        # CPU of the target's processes from wrk's start until its work is done (a click target:
+        # its clicks written), per request answered: every cost of a request on this machine,
+        # whatever process or thread pays it, measured apart from the throughput.
+        served = sum(v for k, v in r.get("statuses", {}).items() if 200 <= int(k) < 400) or r["requests"]
+        r["cpu_s"] = group_cpu_s(groups[port]) - cpu_before
+        r["cpu_ms_per_req"] = 1000 * r["cpu_s"] / served if served else None
         return r
 
     if warmup:
@@ -662,7 +723,7 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
             r = one(t, seconds)
             runs[t].append(r)
             log(f"round {rnd + 1}/{rounds} {t:12s} {r['rps']:9.0f} req/s  p50 {r['p50_us'] / 1000:7.2f} ms  "
-                f"p99 {r['p99_us'] / 1000:7.2f} ms  errors {r['errors']}"
+                f"p99 {r['p99_us'] / 1000:7.2f} ms  cpu {r['cpu_ms_per_req'] or 0:.3f} ms/req  errors {r['errors']}"
                 + (f"  clicks {r['clicks_total']} for {r.get('statuses', {}).get('302', 0)} 302s "
                    f"({r.get('sent', 0)} sent)" if "clicks_total" in r else ""))
 
@@ -837,8 +898,8 @@ def clicks_section(res, out):
         queued, inserted = sums.get("clicks_queued", 0), sums.get("clicks_inserted", 0)
         out(f"- **clicks lost: {lost:,}** (must be 0) = {basis} - {visits:,} visits written to Refport's D1 after "
             f"the queue drained ({rows:,} click rows, the rest repeated visits counted in their row's `hits`), over "
-            f"the {len(rs)} timed round(s). wrk: {sent:,} GETs sent, every one with a browser user agent of its own "
-            f"(a new visitor), {answered:,} answered 302, {other:,} answered otherwise. The Worker queued {queued:,} "
+            f"the {len(rs)} timed round(s). wrk: {sent:,} GETs sent, every one from a new visitor "
+            f"({VISITORS[res['info'].get('visitors', 'unique')]}), {answered:,} answered 302, {other:,} answered otherwise. The Worker queued {queued:,} "
             f"clicks ({sums.get('click_queue_failures', 0):,} sends failed); its consumer inserted {inserted:,} in "
             f"{sums.get('click_batches', 0):,} batches ({sums.get('click_batch_failures', 0):,} failed, "
             f"{sums.get('click_messages', 0):,} messages). Last row {max(r['drain_s'] for r in rs):.1f} s after "
@@ -1028,6 +1089,7 @@ def report(res):
             "p99": med([r["p99_us"] / 1000 for r in rs]),
             "errors": sum(r["errors"] for r in rs),
             "requests": sum(r["requests"] for r in rs),
+            "cpu": med([r["cpu_ms_per_req"] for r in rs if r.get("cpu_ms_per_req")]) if any(r.get("cpu_ms_per_req") for r in rs) else None,
         }
     ref_l = agg.get("L", {}).get("rps")
     ref_j = agg.get("J", {}).get("rps")
@@ -1045,11 +1107,14 @@ def report(res):
         f"{info['rounds']} round(s) interleaved (order rotated each round), {info['warmup']} s warm-up per target; "
         f"medians across rounds. vs L / vs J = req/s divided by the baseline's req/s.")
     out("")
-    out("| target | req/s | p50 ms | p99 ms | vs L | vs J |")
-    out("|---|---:|---:|---:|---:|---:|")
+    out("| target | req/s | p50 ms | p99 ms | vs L | vs J | CPU ms/req | CPU vs L |")
+    out("|---|---:|---:|---:|---:|---:|---:|---:|")
+    cpu_l = agg.get("L", {}).get("cpu")
     for t in targets:
         g = agg[t]
-        out(f"| {LABELS[t]} | {g['rps']:,.0f} | {g['p50']:.2f} | {g['p99']:.2f} | {ratio(g['rps'], ref_l)} | {ratio(g['rps'], ref_j)} |")
+        cpu = f"{g['cpu']:.3f}" if g["cpu"] else "-"
+        out(f"| {LABELS[t]} | {g['rps']:,.0f} | {g['p50']:.2f} | {g['p99']:.2f} | {ratio(g['rps'], ref_l)} | {ratio(g['rps'], ref_j)} "
+            f"| {cpu} | {ratio(g['cpu'], cpu_l)} |")
     if "W" in agg and "L" in agg:
         out("")
         out(f"Baseline W is the ceiling of any Rust/wasm Worker against L on this machine: "

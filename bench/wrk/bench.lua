@@ -1,9 +1,15 @@
 -- One wrk script for every target (wrk takes a single -s script).
 --   BENCH_MODE=get          plain requests (method, headers from -H)
---   BENCH_MODE=click        GETs as from a new visitor each: the -H User-Agent plus " v/{BENCH_RUN_ID}.
---                           {thread}.{counter}" (isbot still sees the browser). Refport counts one
---                           click per visitor, link and hour: the same user agent from the same
---                           address every time would be one click, not a click per request.
+--   BENCH_MODE=click        GETs as from a new visitor each. Refport counts one click per visitor
+--                           (address and user agent), link and hour: the same user agent from the
+--                           same address every time would be one click, not a click per request.
+--                           With BENCH_UA_FILE (one user agent per line: real browsers' most common
+--                           ones), request n of thread t comes from its own address
+--                           (CF-Connecting-IP, which the local runtime passes on as Cloudflare's edge
+--                           sets it: 2001:db8:{BENCH_RUN_ID}:{t}:{n} in IPv6's documentation range)
+--                           with the file's user agents in turn, as real visitors share a few
+--                           browser strings. Without it: the -H User-Agent plus
+--                           " v/{BENCH_RUN_ID}.{t}.{n}" from one address, every user agent new.
 --   BENCH_MODE=sale_unique  POST with a fresh invoice_id per request:
 --                           inv_{BENCH_RUN_ID}_{thread}_{counter}, unique across threads and runs
 --   BENCH_MODE=sale_replay  POST the same body (BENCH_BODY) every time: the idempotent replay
@@ -34,6 +40,20 @@ function init(args)
 end
 
 local click_headers
+local agents
+local ua_file = os.getenv("BENCH_UA_FILE")
+if mode == "click" and ua_file and ua_file ~= "" then
+  agents = {}
+  for l in io.lines(ua_file) do
+    if l ~= "" then table.insert(agents, l) end
+  end
+  assert(#agents > 0, "BENCH_UA_FILE has no user agent")
+end
+-- 2001:db8:rrrr:rrrr:rrrr:tttt:nnnn:nnnn, the run id's 12 hex digits in three groups
+local function visitor_ip(n)
+  return string.format("2001:db8:%s:%s:%s:%x:%x:%x", run_id:sub(1, 4), run_id:sub(5, 8), run_id:sub(9, 12),
+    tid, math.floor(n / 65536) % 65536, n % 65536)
+end
 if mode == "click" then
   request = function()
     counter = counter + 1
@@ -45,7 +65,12 @@ if mode == "click" then
     end
     local h = {}
     for k, v in pairs(click_headers) do h[k] = v end
-    h["User-Agent"] = string.format("%s v/%s.%d.%d", click_headers["User-Agent"], run_id, tid, counter)
+    if agents then
+      h["User-Agent"] = agents[(counter + tid) % #agents + 1]
+      h["CF-Connecting-IP"] = visitor_ip(counter)
+    else
+      h["User-Agent"] = string.format("%s v/%s.%d.%d", click_headers["User-Agent"], run_id, tid, counter)
+    end
     return wrk.format(nil, nil, h)
   end
 elseif mode == "sale_unique" then

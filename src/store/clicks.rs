@@ -53,14 +53,9 @@ impl NewClick {
     }
 }
 
-/// Bound parameters of one row of the click insert; D1 allows 100 per statement.
+/// Columns of one row of the click insert: the row keys travel as one JSON parameter per
+/// statement, an array of such rows (`json_rows`).
 const PARAMS: usize = 15;
-/// Rows per multi-row INSERT: 6 x 15 = 90 parameters.
-pub const ROWS_PER_INSERT: usize = 100 / PARAMS;
-/// Row keys per own-row hits update (2 parameters each).
-const IDS_PER_HITS: usize = 100 / 2;
-/// Row keys per previous-hour fold (4 parameters each).
-const IDS_PER_FOLD: usize = 100 / 4;
 
 /// What a batch write did, from D1's own counters.
 #[derive(Clone, Copy, Debug, Default)]
@@ -72,14 +67,18 @@ pub struct Written {
     pub rows_written: usize,
 }
 
-/// `?{from}, ?{from+1}, ...` for `n` parameters.
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+/// A table of `width` columns named like a `VALUES` list's (`column1`, `column2`, ...) read
+/// from the JSON array of arrays bound as `?1`: a batch's rows are one parameter, so each kind
+/// of statement is one statement whatever the batch's size (D1 allows 100 bound parameters; a
+/// statement per few rows was most of a batch's statements, each one D1 round of work).
+fn json_rows(width: usize) -> String {
+    let cols: Vec<String> = (0..width).map(|i| format!("json_extract(j.value, '$[{i}]') AS column{}", i + 1)).collect();
+    format!("(SELECT {} FROM json_each(?1) AS j)", cols.join(", "))
 }
 
-/// `(?a, ?b, ...), (...)`: `rows` rows of `width` parameters from `?{from}`.
-fn value_rows(from: usize, rows: usize, width: usize) -> String {
-    (0..rows).map(|i| format!("({})", placeholders(from + i * width, width))).collect::<Vec<_>>().join(", ")
+/// The rows as the JSON text `json_rows` reads.
+fn rows_json(rows: &[serde_json::Value]) -> StoreResult<String> {
+    serde_json::to_string(rows).map_err(|e| super::StoreError::Database(e.to_string()))
 }
 
 /// One row key of a batch: the batch's clicks with the same id (a v2 id: the same visitor, link
@@ -93,13 +92,6 @@ struct Key<'a> {
     sibling: Option<String>,
     /// 0, or 1 + the layer of its sibling when the sibling is in the batch too.
     layer: usize,
-}
-
-impl Key<'_> {
-    /// `[t1,t2,...]`: the times as a JSON array, for `json_each`.
-    fn times_json(&self) -> String {
-        format!("[{}]", self.times.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(","))
-    }
 }
 
 /// The batch's row keys, earliest first, each with its layer.
@@ -134,13 +126,16 @@ fn row_keys<'a>(key: Option<&[u8; 32]>, clicks: &'a [NewClick]) -> Vec<Key<'a>> 
 /// the click that was counted. Any other id (v1, unsigned, or no key) is a new click unless its
 /// row exists, as before: a redelivery, counted and stored once, no hit added.
 ///
+/// Each statement reads the layer's row keys from one bound JSON array (`json_rows`): a
+/// layer is at most five statements however many clicks it has.
+///
 /// The batch is folded first: its clicks sorted by time and grouped by id (one row key each).
 /// Row keys whose previous-hour sibling is in the same batch are written in a later layer, so
 /// each layer sees the rows the previous one wrote. Per layer: (1) per (program, partner, link,
 /// UTC day), one rollup upsert adding the layer's new clicks (checked against the stored rows
 /// before anything of the layer is written), and per (program, partner, link, day, sub-IDs)
 /// one more for the clicks that carry sub-IDs; (2) the hits of row keys whose row exists; (3) the
-/// hits that fold into the previous hour's row; (4) multi-row inserts of the new clicks (a row
+/// hits that fold into the previous hour's row; (4) the insert of the new clicks (a row
 /// that folded its first visits into the previous hour starts at its first visit that did
 /// not). A failed batch wrote nothing and is retried whole. Rows written: one per new click,
 /// one per row a repeated visit adds hits to, plus one per rollup group per batch (and two,
@@ -161,42 +156,33 @@ pub async fn insert_batch(db: &D1Database, key: Option<&[u8; 32]>, clicks: &[New
         let keys: Vec<&Key> = keys.iter().filter(|k| k.layer == layer).collect();
         count_new(db, &keys, &mut stmts)?;
         let folding: Vec<&Key> = keys.iter().copied().filter(|k| k.sibling.is_some()).collect();
-        for chunk in folding.chunks(IDS_PER_HITS) {
+        if !folding.is_empty() {
             // A row key whose row exists: every visit of the batch is a hit of that row.
             let sql = format!(
-                "UPDATE clicks SET hits = clicks.hits + v.column2 FROM (VALUES {}) AS v WHERE clicks.id = v.column1",
-                value_rows(1, chunk.len(), 2)
+                "UPDATE clicks SET hits = clicks.hits + v.column2 FROM {} AS v WHERE clicks.id = v.column1",
+                json_rows(2)
             );
-            let mut args: Vec<JsValue> = Vec::with_capacity(chunk.len() * 2);
-            for k in chunk {
-                args.extend([JsValue::from_str(&k.click.id), JsValue::from_f64(k.times.len() as f64)]);
-            }
-            stmts.push(db.prepare(&sql).bind(&args)?);
-        }
-        for chunk in folding.chunks(IDS_PER_FOLD) {
+            let rows: Vec<serde_json::Value> =
+                folding.iter().map(|k| serde_json::json!([k.click.id, k.times.len()])).collect();
+            stmts.push(db.prepare(&sql).bind(&[JsValue::from_str(&rows_json(&rows)?)])?);
             // A row key without a row whose previous-hour row began less than an hour before its
             // first visit: the visits less than an hour after that row's start are its hits.
             let sql = format!(
                 "UPDATE clicks SET hits = clicks.hits
                    + (SELECT COUNT(*) FROM json_each(v.column3) AS t WHERE t.value < clicks.created_at + {h})
-                 FROM (VALUES {}) AS v
+                 FROM {} AS v
                  WHERE clicks.id = v.column2 AND clicks.created_at > v.column4
                    AND NOT EXISTS (SELECT 1 FROM clicks o WHERE o.id = v.column1)",
-                value_rows(1, chunk.len(), 4),
+                json_rows(4),
                 h = click_id::HOUR_MS
             );
-            let mut args: Vec<JsValue> = Vec::with_capacity(chunk.len() * 4);
-            for k in chunk {
-                args.extend([
-                    JsValue::from_str(&k.click.id),
-                    opt(&k.sibling),
-                    JsValue::from_str(&k.times_json()),
-                    JsValue::from_f64((k.times[0] - click_id::HOUR_MS) as f64),
-                ]);
-            }
-            stmts.push(db.prepare(&sql).bind(&args)?);
+            let rows: Vec<serde_json::Value> = folding
+                .iter()
+                .map(|k| serde_json::json!([k.click.id, k.sibling, k.times, k.times[0] - click_id::HOUR_MS]))
+                .collect();
+            stmts.push(db.prepare(&sql).bind(&[JsValue::from_str(&rows_json(&rows)?)])?);
         }
-        for chunk in keys.chunks(ROWS_PER_INSERT) {
+        {
             // w.cs: the start of the previous hour's row, if any; the visits before it + 1 h
             // folded into it (above), the others make this row.
             let sql = format!(
@@ -207,36 +193,38 @@ pub async fn insert_batch(db: &D1Database, key: Option<&[u8; 32]>, clicks: &[New
                    w.column6, w.column7, w.column8, w.column9,
                    w.column12 - (SELECT COUNT(*) FROM json_each(w.column11) AS t WHERE t.value < w.cs + {h}),
                    w.column13, w.column14, w.column15
-                 FROM (SELECT v.*, (SELECT s.created_at FROM clicks s WHERE s.id = v.column10) AS cs FROM (VALUES {}) AS v) AS w
+                 FROM (SELECT v.*, (SELECT s.created_at FROM clicks s WHERE s.id = v.column10) AS cs FROM {} AS v) AS w
                  WHERE NOT EXISTS (SELECT 1 FROM clicks o WHERE o.id = w.column1)
                    AND w.column12 > (SELECT COUNT(*) FROM json_each(w.column11) AS t WHERE t.value < w.cs + {h})
                  ON CONFLICT DO NOTHING RETURNING id",
-                value_rows(1, chunk.len(), PARAMS),
+                json_rows(PARAMS),
                 h = click_id::HOUR_MS
             );
-            let mut args: Vec<JsValue> = Vec::with_capacity(chunk.len() * PARAMS);
-            for k in chunk {
-                let c = k.click;
-                args.extend([
-                    JsValue::from_str(&c.id),
-                    JsValue::from_str(&c.program_id),
-                    JsValue::from_str(&c.partner_id),
-                    JsValue::from_str(&c.link_id),
-                    JsValue::from_f64(c.at as f64),
-                    opt(&c.country),
-                    opt(&c.referrer_host),
-                    opt(&c.ip_hash),
-                    opt(&c.ua_hash),
-                    opt(&k.sibling),
-                    JsValue::from_str(&k.times_json()),
-                    JsValue::from_f64(k.times.len() as f64),
-                    opt(&c.sub1),
-                    opt(&c.sub2),
-                    opt(&c.sub3),
-                ]);
-            }
+            let rows: Vec<serde_json::Value> = keys
+                .iter()
+                .map(|k| {
+                    let c = k.click;
+                    serde_json::json!([
+                        c.id,
+                        c.program_id,
+                        c.partner_id,
+                        c.link_id,
+                        c.at,
+                        c.country,
+                        c.referrer_host,
+                        c.ip_hash,
+                        c.ua_hash,
+                        k.sibling,
+                        k.times,
+                        k.times.len(),
+                        c.sub1,
+                        c.sub2,
+                        c.sub3
+                    ])
+                })
+                .collect();
             inserts.push(stmts.len());
-            stmts.push(db.prepare(&sql).bind(&args)?);
+            stmts.push(db.prepare(&sql).bind(&[JsValue::from_str(&rows_json(&rows)?)])?);
         }
     }
     let mut w = Written::default();
@@ -346,10 +334,6 @@ pub fn partner_visits_stmt(
         args.push(JsValue::from_str(&format!("{p}~")));
     }
     db.prepare(&sql).bind(&args)
-}
-
-fn opt(v: &Option<String>) -> JsValue {
-    v.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL)
 }
 
 /// Deletes up to `limit` clicks made before `cutoff_id` (ids sort by time: see
