@@ -82,7 +82,7 @@ async fn flush(state: &AppState) {
         .into_iter()
         .map(|Pending { mut click, ip, ua }| {
             click.ip_hash = ip.map(|ip| visitor_hash(salt, &ip));
-            click.ua_hash = ua.map(|ua| visitor_hash(salt, &ua));
+            click.ua_hash = ua.map(|ua| ua_hash(salt, ua));
             click
         })
         .collect();
@@ -128,6 +128,38 @@ async fn send_packed(q: &Queue, batch: &[NewClick]) -> worker::Result<u64> {
     let n = messages.len() as u64;
     q.send_raw_batch(BatchMessageBuilder::new().messages(messages).build()).await?;
     Ok(n)
+}
+
+/// User agents whose hash the isolate keeps: visitors share a few browser strings (an address
+/// is nearly always new, so IP hashes are not kept).
+const UA_HASHES_KEPT: usize = 256;
+
+/// The salt the kept hashes were made with, and the hashes by user agent.
+type UaHashes = (Vec<u8>, std::collections::HashMap<String, String>);
+
+thread_local! {
+    static UA_HASHES: RefCell<UaHashes> = RefCell::new((Vec::new(), std::collections::HashMap::new()));
+}
+
+/// [`visitor_hash`] of a user agent, kept per isolate (bounded: a full map starts over, and so
+/// does a new salt).
+fn ua_hash(salt: &[u8], ua: String) -> String {
+    UA_HASHES.with(|kept| {
+        let (kept_salt, hashes) = &mut *kept.borrow_mut();
+        if kept_salt.as_slice() != salt {
+            *kept_salt = salt.to_vec();
+            hashes.clear();
+        }
+        if let Some(h) = hashes.get(&ua) {
+            return h.clone();
+        }
+        let h = visitor_hash(salt, &ua);
+        if hashes.len() >= UA_HASHES_KEPT {
+            hashes.clear();
+        }
+        hashes.insert(ua, h.clone());
+        h
+    })
 }
 
 /// A salted visitor hash (IP or user agent): HMAC-SHA256, the first 128 bits in hex.
