@@ -1115,6 +1115,14 @@ def report(res):
         cpu = f"{g['cpu']:.3f}" if g["cpu"] else "-"
         out(f"| {LABELS[t]} | {g['rps']:,.0f} | {g['p50']:.2f} | {g['p99']:.2f} | {ratio(g['rps'], ref_l)} | {ratio(g['rps'], ref_j)} "
             f"| {cpu} | {ratio(g['cpu'], cpu_l)} |")
+    if "L" in agg and len(runs["L"]) > 1:
+        # Each round measures every target within a minute or so: a round's ratio compares runs
+        # that shared the machine's state, which medians taken apart do not.
+        per = {t: [r["rps"] / l["rps"] for r, l in zip(runs[t], runs["L"]) if l["rps"]] for t in targets if t != "L"}
+        out("")
+        out("Per round, each target against the same round's L (then their median): "
+            + "; ".join(f"{t} {' '.join(f'{x:.2f}' for x in xs)} (median {med(xs):.2f}x)" for t, xs in per.items() if xs)
+            + ".")
     if "W" in agg and "L" in agg:
         out("")
         out(f"Baseline W is the ceiling of any Rust/wasm Worker against L on this machine: "
