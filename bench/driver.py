@@ -217,8 +217,17 @@ def wait_ready(proc, port, path, ok_status, timeout=120):
     raise RuntimeError(f"{proc.bench_name} not ready in {timeout}s:\n" + open(proc.bench_log).read()[-3000:])
 
 
+def pin(role):
+    """`taskset -c CPUS` for the server or the load generator under BENCH_PIN=server:client."""
+    spec = os.environ.get("BENCH_PIN", "")
+    if ":" not in spec:
+        return []
+    server, client = spec.split(":", 1)
+    return ["taskset", "-c", server if role == "server" else client]
+
+
 def start_dev(procs, name, port, inspector, persist, env, config=None, extra=()):
-    args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", str(port), "--inspector-port", str(inspector),
+    args = pin("server") + ["wrangler", "dev", "--ip", "127.0.0.1", "--port", str(port), "--inspector-port", str(inspector),
             "--persist-to", persist, "--log-level", "warn", "--show-interactive-dev-session=false"]
     if config:
         args += ["--config", config]
@@ -441,11 +450,24 @@ def visitor_agents(work):
     return path
 
 
+def rounds_order(targets, rnd):
+    """Round `rnd`'s order: the targets rotated (no fixed slot), with the redirect moved next to
+    baseline L, after it in even rounds and before it in odd ones. The machine's speed drifts by
+    tens of percent over a minute here (baseline L alone spans 0.7-1.3x its median across rounds
+    of one run), so the goal's ratio compares two runs seconds apart, in both orders."""
+    order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
+    if "L" in order and "redirect" in order:
+        order.remove("redirect")
+        at = order.index("L")
+        order.insert(at + 1 if rnd % 2 == 0 else at, "redirect")
+    return order
+
+
 def run_wrk(port, path, seconds, mode, headers, threads, conns, extra_env=None):
     env = dict(os.environ)
     env.update({"BENCH_MODE": mode, "BENCH_RUN_ID": uuid.uuid4().hex[:12], "BENCH_CUSTOMER": CUSTOMER})
     env.update(extra_env or {})
-    args = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "-s", LUA]
+    args = pin("client") + ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "-s", LUA]
     for k, v in headers.items():
         args += ["-H", f"{k}: {v}"]
     args.append(f"http://127.0.0.1:{port}{path}")
@@ -642,6 +664,7 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
     auth = {"Authorization": f"Bearer {track_key}", "Content-Type": "application/json"}
     ua_file = visitor_agents(a.work)
     info["visitors"] = "top" if ua_file else "unique"
+    info["pin"] = os.environ.get("BENCH_PIN", "") if ":" in os.environ.get("BENCH_PIN", "") else ""
     visitors = {"BENCH_UA_FILE": ua_file} if ua_file else {}
     specs = {
         # Every redirect target gets a new visitor per request (the same Lua work on each).
@@ -718,7 +741,7 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
 
     runs = {t: [] for t in targets}
     for rnd in range(rounds):
-        order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]  # rotate: no fixed slot
+        order = rounds_order(targets, rnd)
         for t in order:
             r = one(t, seconds)
             runs[t].append(r)
@@ -1104,8 +1127,10 @@ def report(res):
     out(f"{info['when']}; {info['nproc']} cores ({info['cpu']}); load average at start "
         f"{info['loadavg_start'][0]:.2f}, at end {info['loadavg_end'][0]:.2f}; {info['wrangler']}; {info['wrk']}.")
     out(f"wrk -t{info['threads']} -c{info['connections']} on 127.0.0.1, {info['seconds']} s per target per round, "
-        f"{info['rounds']} round(s) interleaved (order rotated each round), {info['warmup']} s warm-up per target; "
-        f"medians across rounds. vs L / vs J = req/s divided by the baseline's req/s.")
+        f"{info['rounds']} round(s) interleaved (order rotated each round, the redirect next to L: after it, then before it), {info['warmup']} s warm-up per target; "
+        f"medians across rounds. vs L / vs J = req/s divided by the baseline's req/s."
+        + (f" Pinned (BENCH_PIN={info['pin']}): the targets on CPU {info['pin'].split(':')[0]}, wrk on CPU "
+           f"{info['pin'].split(':')[1]}." if info.get("pin") else ""))
     out("")
     out("| target | req/s | p50 ms | p99 ms | vs L | vs J | CPU ms/req | CPU vs L |")
     out("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -1123,6 +1148,11 @@ def report(res):
         out("Per round, each target against the same round's L (then their median): "
             + "; ".join(f"{t} {' '.join(f'{x:.2f}' for x in xs)} (median {med(xs):.2f}x)" for t, xs in per.items() if xs)
             + ".")
+        if per.get("redirect"):
+            out("")
+            out(f"Goal, redirect >= 0.9x L: {ratio(agg['redirect']['rps'], ref_l)} as the ratio of the medians above, "
+                f"{med(per['redirect']):.2f}x as the median of the rounds' paired ratios (the redirect and L run one "
+                f"after the other in each round).")
     if "W" in agg and "L" in agg:
         out("")
         out(f"Baseline W is the ceiling of any Rust/wasm Worker against L on this machine: "

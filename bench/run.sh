@@ -4,7 +4,8 @@
 #   bash bench/run.sh --smoke    2-second single round, 200-partner payout run: checks that all works
 # Other knobs: BENCH_WARMUP (2 s per target), BENCH_THREADS (2), BENCH_CONNECTIONS (16),
 # BENCH_TARGETS (comma list of L,W,W+assets,J,J+click,redirect,sale,sale-replay), BENCH_D1_PROBE=0 (skip
-# the D1 probe), BENCH_PORTS (8900-8999), BENCH_KEEP=1 (keep the work dir under /tmp).
+# the D1 probe), BENCH_PORTS (8900-8999), BENCH_KEEP=1 (keep the work dir under /tmp),
+# BENCH_PIN=1:0 (taskset: every `wrangler dev` on CPU 1, wrk on CPU 0; steadier A/B comparisons).
 # Payout run: BENCH_PAYOUT=0 (skip), BENCH_PAYOUT_PARTNERS (10000; smoke 200),
 # BENCH_PAYOUT_MAX_CRONS (96), BENCH_STRIPE_TIMEOUT (2), BENCH_WORKERS_PLAN (free|paid).
 # Prints the table and writes it to bench/results/latest.md (a smoke run: smoke.md), + .json.
