@@ -28,13 +28,8 @@ use std::time::Duration;
 use wasm_bindgen::JsValue;
 use worker::{BatchMessageBuilder, Context, Env, Queue, QueueContentType, RawMessageBuilder, SendMessage};
 
-/// How long a click may wait for others before its batch is sent (milliseconds). Each flush is
-/// a timer, a `sendBatch` and a message for the broker and the consumer: at 20 ms they took
-/// ~9.5% of the local runtime's CPU under `make bench`'s redirect load (perf: the timer, the send,
-/// the consumer's handler), at 50 ms ~6%, with 2.5 times the clicks per message (and per billed
-/// queue operation). A click reaches D1 later by as much, which nothing waits for: a lead is
-/// attributed from the signed click id, not the row.
-pub const FLUSH_AFTER_MS: u64 = 50;
+/// How long a click may wait for others before its batch is sent (milliseconds).
+pub const FLUSH_AFTER_MS: u64 = 20;
 
 /// The most clicks in one flush: a full buffer is sent at once. Cloudflare Queues takes up to
 /// 100 messages and 256 KB per `sendBatch`; at most 100 clicks of under 2 KB each (ids of at most
