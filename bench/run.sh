@@ -5,7 +5,8 @@
 # Other knobs: BENCH_WARMUP (2 s per target), BENCH_THREADS (2), BENCH_CONNECTIONS (16),
 # BENCH_TARGETS (comma list of L,W,W+assets,J,J+click,redirect,sale,sale-replay), BENCH_D1_PROBE=0 (skip
 # the D1 probe), BENCH_PORTS (8900-8999), BENCH_KEEP=1 (keep the work dir under /tmp),
-# BENCH_PIN=1:0 (taskset: every `wrangler dev` on CPU 1, wrk on CPU 0; steadier A/B comparisons).
+# BENCH_PIN=1:0 (taskset: every `wrangler dev` on CPU 1, wrk on CPU 0; steadier A/B comparisons),
+# BENCH_TMP (/tmp: where the work dir, and so every local D1 and KV, lives; /dev/shm keeps them in memory).
 # Payout run: BENCH_PAYOUT=0 (skip), BENCH_PAYOUT_PARTNERS (10000; smoke 200),
 # BENCH_PAYOUT_MAX_CRONS (96), BENCH_STRIPE_TIMEOUT (2), BENCH_WORKERS_PLAN (free|paid).
 # Prints the table and writes it to bench/results/latest.md (a smoke run: smoke.md), + .json.
@@ -50,7 +51,7 @@ fi
 PY=python3
 [ -x .venv/bin/python ] && PY=.venv/bin/python
 
-WORK=$(mktemp -d /tmp/refport-bench.XXXXXX)
+WORK=$(mktemp -d "${BENCH_TMP:-/tmp}/refport-bench.XXXXXX")
 DRIVER=""
 cleanup() {
   local rc=$?
