@@ -217,13 +217,16 @@ def wait_ready(proc, port, path, ok_status, timeout=120):
     raise RuntimeError(f"{proc.bench_name} not ready in {timeout}s:\n" + open(proc.bench_log).read()[-3000:])
 
 
-def pin(role):
-    """`taskset -c CPUS` for the server or the load generator under BENCH_PIN=server:client."""
+def pin_cpus():
+    """BENCH_PIN=server:client as (server CPUs, client CPUs), or None when unset."""
     spec = os.environ.get("BENCH_PIN", "")
-    if ":" not in spec:
-        return []
-    server, client = spec.split(":", 1)
-    return ["taskset", "-c", server if role == "server" else client]
+    return tuple(spec.split(":", 1)) if ":" in spec else None
+
+
+def pin(role):
+    """`taskset -c CPUS` for the server or the load generator under BENCH_PIN."""
+    cpus = pin_cpus()
+    return ["taskset", "-c", cpus[0] if role == "server" else cpus[1]] if cpus else []
 
 
 def start_dev(procs, name, port, inspector, persist, env, config=None, extra=()):
@@ -664,7 +667,7 @@ def bench(a, procs, targets, seconds, rounds, warmup, threads, conns, ports):
     auth = {"Authorization": f"Bearer {track_key}", "Content-Type": "application/json"}
     ua_file = visitor_agents(a.work)
     info["visitors"] = "top" if ua_file else "unique"
-    info["pin"] = os.environ.get("BENCH_PIN", "") if ":" in os.environ.get("BENCH_PIN", "") else ""
+    info["pin"] = pin_cpus()
     visitors = {"BENCH_UA_FILE": ua_file} if ua_file else {}
     specs = {
         # Every redirect target gets a new visitor per request (the same Lua work on each).
@@ -1129,8 +1132,8 @@ def report(res):
     out(f"wrk -t{info['threads']} -c{info['connections']} on 127.0.0.1, {info['seconds']} s per target per round, "
         f"{info['rounds']} round(s) interleaved (order rotated each round, the redirect next to L: after it, then before it), {info['warmup']} s warm-up per target; "
         f"medians across rounds. vs L / vs J = req/s divided by the baseline's req/s."
-        + (f" Pinned (BENCH_PIN={info['pin']}): the targets on CPU {info['pin'].split(':')[0]}, wrk on CPU "
-           f"{info['pin'].split(':')[1]}." if info.get("pin") else ""))
+        + (f" Pinned (BENCH_PIN): the targets on CPU {info['pin'][0]}, wrk on CPU {info['pin'][1]}."
+           if info.get("pin") else ""))
     out("")
     out("| target | req/s | p50 ms | p99 ms | vs L | vs J | CPU ms/req | CPU vs L |")
     out("|---|---:|---:|---:|---:|---:|---:|---:|")
