@@ -194,11 +194,26 @@ class Worker:
         return m.group(1)
 
     # -- stored state ---------------------------------------------------------------------------
-    def db(self):
+    def d1_file(self):
         files = [f for f in glob.glob(os.path.join(self.persist, "v3", "d1", "*", "*.sqlite")) if not f.endswith("metadata.sqlite")]
         assert len(files) == 1, files
-        conn = sqlite3.connect(f"file:{files[0]}?mode=ro", uri=True, timeout=10)
+        return files[0]
+
+    def db(self):
+        conn = sqlite3.connect(f"file:{self.d1_file()}?mode=ro", uri=True, timeout=10)
         conn.row_factory = sqlite3.Row
+        return conn
+
+    def writable(self):
+        """A read-write connection to the running Worker's local D1, for the few tests that seed
+        or age rows directly. It never checkpoints the WAL: workerd does. This Python's SQLite
+        (3.40) has the WAL-reset bug (<https://www.sqlite.org/wal.html#walresetbug>, fixed in
+        3.51.3; workerd bundles 3.54): a checkpoint racing another process's commit can leave
+        the WAL index wrong, and readers then see "database disk image is malformed" until the
+        WAL restarts. A connection that only appends frames is not one of the two checkpointers
+        the bug needs."""
+        conn = sqlite3.connect(self.d1_file(), timeout=30)
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
         return conn
 
     def rows(self, sql, *args):

@@ -8,10 +8,7 @@ is idempotent by email, bad rows are reported while good ones land, 10,000 rows 
 round trips, and `invite=true` emails invitations."""
 
 import csv
-import glob
 import io
-import os
-import sqlite3
 import time
 
 from apihelpers import assert_error, uid
@@ -31,14 +28,6 @@ def parse(r):
     return list(csv.DictReader(io.StringIO(body, newline="")))
 
 
-def writable(worker):
-    """A read-write connection to the local D1 (seeding thousands of rows in one transaction)."""
-    files = [f for f in glob.glob(os.path.join(worker.persist, "v3", "d1", "*", "*.sqlite"))
-             if not f.endswith("metadata.sqlite")]
-    conn = sqlite3.connect(files[0], timeout=30)
-    return conn
-
-
 def seed_commissions(worker, program, partner, n, status="pending", tag=None, held=False, amount=1250):
     """`n` bonus commissions straight into D1, ids time-ordered like the Worker's."""
     tag = tag or uid("s").replace("-", "")[:10].upper()
@@ -46,7 +35,7 @@ def seed_commissions(worker, program, partner, n, status="pending", tag=None, he
     rows = [(f"cm_0{tag}{i:07d}", program["id"], partner["id"], "bonus", amount + i, amount + i, "usd", status,
              "fraud" if status == "rejected" else None, '["click_spam"]' if held else None, f"seeded {i}", now, now)
             for i in range(n)]
-    with writable(worker) as c:
+    with worker.writable() as c:
         c.executemany(
             "INSERT INTO commissions (id, program_id, partner_id, kind, original_amount, amount, currency, status,"
             " reason, hold_reasons, description, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
@@ -59,7 +48,7 @@ def seed_payouts(worker, program, partner, statuses):
     rows = [(f"po_0{tag}{i:04d}", program["id"], partner["id"], 5000 + i, "usd", s,
              "card_declined: no" if s == "failed" else None, now, now, now if s == "paid" else None)
             for i, s in enumerate(statuses)]
-    with writable(worker) as c:
+    with worker.writable() as c:
         c.executemany("INSERT INTO payouts (id, program_id, partner_id, amount, currency, status, failure_message,"
                       " created_at, updated_at, paid_at) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
     return [r[0] for r in rows]
@@ -104,7 +93,7 @@ def test_export_quotes_and_guards_every_text_cell(worker):
     for name in TRICKY:
         made.append(worker.partner(p, name=f"tmp {uid()}"))
     # Names as stored data (the API trims a leading tab or CR, an older import may not have).
-    with writable(worker) as c:
+    with worker.writable() as c:
         c.executemany("UPDATE partners SET name = ? WHERE id = ?", [(n, m["id"]) for n, m in zip(TRICKY, made)])
     r = worker.get(f"{V}/partners/export?program_id={p['id']}")
     raw = r.content.decode()

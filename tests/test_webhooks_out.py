@@ -14,11 +14,9 @@ Retries wait 1 minute (then 5m, 30m, ...). The tests check that the cron does NO
 `next_attempt_at` into the past in the local D1 file (`advance_backoff`), and check the actual
 resend by the cron."""
 
-import glob
 import hashlib
 import hmac
 import json
-import os
 import random
 import re
 import sqlite3
@@ -289,18 +287,12 @@ def cron_until(worker, fn, runs=12, what="condition"):
     assert fn(), f"not reached after {runs} cron runs: {what}"
 
 
-def d1_file(worker):
-    files = [f for f in glob.glob(os.path.join(worker.persist, "v3", "d1", "*", "*.sqlite")) if not f.endswith("metadata.sqlite")]
-    assert len(files) == 1, files
-    return files[0]
-
-
 def advance_backoff(worker, endpoint_id):
     """Simulates the backoff passing (1 minute after a first failure): makes the endpoint's
     pending deliveries due now, by a direct write to the local D1 file. Answers how many."""
     for _ in range(50):
         try:
-            conn = sqlite3.connect(d1_file(worker), timeout=10)
+            conn = worker.writable()
             try:
                 cur = conn.execute(
                     "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE endpoint_id = ? AND status = 'pending'",
