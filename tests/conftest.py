@@ -7,11 +7,13 @@ import itertools
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -216,13 +218,42 @@ class Worker:
         conn.execute("PRAGMA wal_autocheckpoint = 0")
         return conn
 
+    def read(self, fn):
+        """`fn(connection)` on a read-only connection to the local D1. A read that finds the file
+        "malformed" (the WAL index another process left wrong, see `writable`) is retried on
+        fresh connections for 2 s, then made once on a private copy of the database and its WAL,
+        whose index SQLite rebuilds from the WAL's checksummed frames. A database that is really
+        corrupt fails there too."""
+        deadline = time.time() + 2.0
+        while True:
+            conn = self.db()
+            try:
+                return fn(conn)
+            except sqlite3.DatabaseError as e:
+                if "malformed" not in str(e):
+                    raise
+                if time.time() >= deadline:
+                    break
+                time.sleep(0.1)
+            finally:
+                conn.close()
+        with tempfile.TemporaryDirectory() as d:
+            src, dst = self.d1_file(), os.path.join(d, "d1.sqlite")
+            shutil.copyfile(src, dst)
+            if os.path.exists(src + "-wal"):
+                shutil.copyfile(src + "-wal", dst + "-wal")
+            conn = sqlite3.connect(dst)
+            conn.row_factory = sqlite3.Row
+            try:
+                return fn(conn)
+            finally:
+                conn.close()
+
     def rows(self, sql, *args):
-        with self.db() as c:
-            return [dict(r) for r in c.execute(sql, args).fetchall()]
+        return self.read(lambda c: [dict(r) for r in c.execute(sql, args).fetchall()])
 
     def count(self, sql, *args):
-        with self.db() as c:
-            return c.execute(sql, args).fetchone()[0]
+        return self.read(lambda c: c.execute(sql, args).fetchone()[0])
 
     def wait_count(self, sql, *args, expect, timeout=20.0):
         """Polls until the count equals `expect` (clicks are written after the response)."""
